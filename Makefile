@@ -1,0 +1,24 @@
+# `make run`: set up (once) and run the main job. `make test`: set up (once) and run the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@! $(PY) -m pip list 2>/dev/null | grep -i '^nvidia-' || { echo "CUDA packages were installed: check constraints.txt"; exit 1; }
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m mlpbench -m model.depth=2,4,6,8,10
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) outputs

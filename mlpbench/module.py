@@ -1,0 +1,152 @@
+"""The training module: loss, metrics and optimizer around the MLP, as Lightning hooks.
+
+Epoch metrics are sums kept on the device and read once per epoch, so training steps
+never wait for the host. Per-epoch scalars go to TensorBoard with the epoch number as
+the step, so runs with different batch sizes line up in one chart.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+
+from mlpbench.model import MLP
+from mlpbench.optim import build_optimizer
+from mlpbench.schema import Loss
+
+log = logging.getLogger("mlpbench")
+HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds")
+
+
+class _Sums:
+    """Running loss*rows, correct predictions and rows for one pass over a split."""
+
+    def __init__(self, device: torch.device):
+        self.loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.rows = 0
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor, rows: int) -> None:
+        self.loss += loss.detach() * rows
+        self.correct += correct
+        self.rows += rows
+
+    def means(self) -> tuple[float, float]:
+        if self.rows == 0:
+            return math.nan, math.nan
+        return self.loss.item() / self.rows, self.correct.item() / self.rows
+
+
+class MLPModule(pl.LightningModule):
+    def __init__(self, model_cfg, optim_cfg, num_features: int, num_classes: int):
+        super().__init__()
+        self.model = MLP(model_cfg, num_features, num_classes)
+        self.loss_kind = Loss(model_cfg.loss)
+        self.optim_cfg = optim_cfg
+        self.history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+        self.test_metrics: dict[str, float] = {}
+        self.diverged_at: dict[str, int] | None = None
+        self._sums: _Sums | None = None
+        self._epoch_start = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def loss_and_correct(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.loss_kind is Loss.cross_entropy:
+            return F.cross_entropy(logits, y), (logits.argmax(1) == y).sum()
+        probs = torch.sigmoid(logits)
+        if probs.shape[1] == 1:  # one 0/1 output unit (XOR)
+            return F.mse_loss(probs[:, 0], y.to(probs.dtype)), ((probs[:, 0] > 0.5).long() == y).sum()
+        target = F.one_hot(y, probs.shape[1]).to(probs.dtype)
+        return F.mse_loss(probs, target), (probs.argmax(1) == y).sum()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return build_optimizer(self.optim_cfg, self.parameters())
+
+    # ------------------------------------------------------------------ training
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+        self._sums = _Sums(self.device)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss, correct = self.loss_and_correct(self.model(x), y)
+        self._sums.add(loss, correct, len(y))
+        self.log("step/train_loss", loss, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        train_loss, train_acc = self._sums.means()
+        epoch = self.current_epoch + 1
+        h = self.history
+        h["train_loss"].append(train_loss)
+        h["train_acc"].append(train_acc)
+        h["epoch_seconds"].append(time.perf_counter() - self._epoch_start)
+        # Validation ran inside this epoch; pad if it did not.
+        for key in ("val_loss", "val_acc"):
+            if len(h[key]) < epoch:
+                h[key].append(math.nan)
+        scalars = {"train/loss": train_loss, "train/acc": train_acc,
+                   "val/loss": h["val_loss"][-1], "val/acc": h["val_acc"][-1]}
+        if self.logger is not None:
+            self.logger.log_metrics({k: v for k, v in scalars.items() if math.isfinite(v)}, step=epoch)
+        self.log("train_loss", train_loss, prog_bar=True, logger=False)
+        # Keras' verbose=2 line: also the record of the run in its log file.
+        log.info("Epoch %d/%d - %.2fs - loss %.4f - acc %.4f - val_loss %.4f - val_acc %.4f", epoch,
+                 self.trainer.max_epochs, h["epoch_seconds"][-1], train_loss, train_acc,
+                 h["val_loss"][-1], h["val_acc"][-1])
+        if not math.isfinite(train_loss):
+            # No later epoch can recover from a NaN/inf loss: stop and record it.
+            self.diverged_at = {"epoch": epoch, "step": self.global_step}
+            self.trainer.should_stop = True
+
+    # ------------------------------------------------------------------ evaluation
+    def on_validation_epoch_start(self) -> None:
+        self._eval_sums = _Sums(self.device)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        loss, correct = self.loss_and_correct(self.model(x), y)
+        self._eval_sums.add(loss, correct, len(y))
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        val_loss, val_acc = self._eval_sums.means()
+        self.history["val_loss"].append(val_loss)
+        self.history["val_acc"].append(val_acc)
+        # For the progress bar and ModelCheckpoint's monitor; TensorBoard gets them per epoch.
+        self.log_dict({"val_loss": val_loss, "val_acc": val_acc}, prog_bar=True, logger=False)
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_sums = _Sums(self.device)
+
+    def test_step(self, batch, batch_idx):
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        test_loss, test_acc = self._eval_sums.means()
+        self.test_metrics = {"test_loss": test_loss, "test_acc": test_acc}
+        if self.logger is not None:
+            self.logger.log_metrics({"test/loss": test_loss, "test/acc": test_acc},
+                                    step=len(self.history["train_loss"]))
+
+
+class AfterEpochMetrics(pl.callbacks.Checkpoint):
+    """Calls `fn` at the end of every training epoch, once that epoch's metrics are final.
+
+    A Checkpoint subclass because Lightning runs checkpoint callbacks' on_train_epoch_end
+    after the LightningModule's, which is where the epoch's metrics are computed.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.fn()

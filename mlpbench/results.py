@@ -1,0 +1,118 @@
+"""result.json: what one run did, written atomically after every epoch and at the end.
+
+No torch here: the sweep summary and reports read results without loading a framework.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+RESULT_FILE = "result.json"
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Readers never see a half-written file: write a temp file, then rename over."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_finite_or_none(payload), f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other users
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _finite_or_none(value: Any) -> Any:
+    # JSON has no NaN or inf; a diverged run's losses become null.
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def final_metrics(history: dict[str, list[float]], test_metrics: dict[str, float]) -> dict[str, Any]:
+    def last(key: str) -> float:
+        return history[key][-1] if history.get(key) else math.nan
+
+    finite = [(acc, i) for i, acc in enumerate(history.get("val_acc", [])) if math.isfinite(acc)]
+    # The first epoch that reached the best accuracy.
+    best_acc, best_index = max(finite, key=lambda t: (t[0], -t[1])) if finite else (math.nan, None)
+    return {
+        "train_loss": last("train_loss"),
+        "train_acc": last("train_acc"),
+        "val_loss": last("val_loss"),
+        "val_acc": last("val_acc"),
+        "best_val_acc": best_acc,
+        "best_epoch": None if best_index is None else best_index + 1,  # 1-based, as Keras prints epochs
+        "test_loss": test_metrics.get("test_loss", math.nan),
+        "test_acc": test_metrics.get("test_acc", math.nan),
+    }
+
+
+class RunRecord:
+    """The result.json payload of one run, saved whenever something worth keeping happened."""
+
+    def __init__(self, run_dir: Path, overrides: list[str], config: dict):
+        self.path = run_dir / RESULT_FILE
+        self.started = time.time()
+        self.payload: dict[str, Any] = {
+            "status": "running",
+            "overrides": overrides,
+            "config": config,
+            "metrics": {},
+            "history": {},
+            "params": {},
+            "data": {},
+            "epochs": 0,
+            "seconds": 0.0,
+        }
+
+        # Anything with `history` and `test_metrics` (the LightningModule), read on every save.
+        self.source: Optional[Any] = None
+        self._last_save = 0.0
+
+    def update(self, **fields: Any) -> None:
+        self.payload.update(fields)
+
+    def save(self) -> None:
+        if self.source is not None:
+            history = {k: list(v) for k, v in self.source.history.items()}
+            self.payload.update(history=history, epochs=len(history.get("train_loss", [])),
+                                metrics=final_metrics(history, self.source.test_metrics))
+        self.payload["seconds"] = round(time.time() - self.started, 3)
+        write_json_atomic(self.path, self.payload)
+        self._last_save = time.monotonic()
+
+    def save_every(self, seconds: float) -> None:
+        """Save unless the last save is recent: rewriting the whole history after every epoch
+        of a 1000-epoch run costs more than the training. A crash still saves at once."""
+        if time.monotonic() - self._last_save >= seconds:
+            self.save()
+
+
+def natural_key(text: str) -> list:
+    """Sort key that puts model.depth=2 before model.depth=10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def load_results(sweep_dir: Path) -> list[tuple[Path, dict]]:
+    """(run dir, result) for each run under a sweep dir that has a readable result.json."""
+    results = []
+    for path in sorted(Path(sweep_dir).glob(f"*/{RESULT_FILE}"), key=lambda p: natural_key(p.parent.name)):
+        try:
+            results.append((path.parent, json.loads(path.read_text())))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return results

@@ -1,0 +1,236 @@
+"""Typed schema of the configuration in conf/, registered in Hydra's ConfigStore.
+
+OmegaConf checks types and enum values while Hydra composes the config; `validate`
+checks the ranges and cross-field rules that types cannot express.  Nothing here
+imports torch, so `--help` and config errors stay fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, ListConfig
+
+
+class ConfigError(ValueError):
+    """A configuration value is not allowed; the message names the key."""
+
+
+class Source(str, Enum):
+    mnist_small = "mnist_small"
+    mnist = "mnist"
+    fashion_mnist = "fashion_mnist"
+    digits = "digits"
+    xor = "xor"
+
+
+class Activation(str, Enum):
+    relu = "relu"
+    leaky_relu = "leaky_relu"
+    tanh = "tanh"
+    sigmoid = "sigmoid"
+    gelu = "gelu"
+    silu = "silu"
+    elu = "elu"
+    linear = "linear"
+
+
+class Loss(str, Enum):
+    cross_entropy = "cross_entropy"
+    mse = "mse"
+
+
+class Init(str, Enum):
+    torch = "torch"
+    keras = "keras"
+
+
+@dataclass
+class DataConfig:
+    source: Source = MISSING
+    # Folder with the IDX files (mnist, fashion_mnist); null = the source's default places.
+    root: Optional[str] = None
+    download: bool = False
+    batch_size: int = 32
+    # Fraction of the training rows held out for validation (Keras' validation_split);
+    # null = validate on the test split, as the tutorials' validation_data=(x_test, y_test).
+    val_split: Optional[float] = 0.2
+    # Sources without an official test split (mnist_small, digits) hold this fraction out,
+    # always the same rows whatever the seed.
+    test_split: float = 0.2
+    # Keep only the first N training rows (after shuffling): quick runs on big sources.
+    limit: Optional[int] = None
+
+
+@dataclass
+class ModelConfig:
+    depth: int = 1
+    # int, a per-layer list such as [256, 128, 64], or "mean" / "geomean" of input and output sizes.
+    units: Any = 128
+    activation: Activation = Activation.relu
+    negative_slope: float = 0.01
+    input_bn: bool = True
+    hidden_bn: bool = False
+    # Torch's BatchNorm defaults; Keras' are momentum 0.01 (0.99 in Keras' convention), eps 1e-3.
+    bn_momentum: float = 0.1
+    bn_eps: float = 1e-5
+    dropout: float = 0.0
+    residual: bool = False
+    init: Init = Init.torch
+    loss: Loss = Loss.cross_entropy
+
+
+@dataclass
+class OptimConfig:
+    name: str = MISSING
+    lr: float = MISSING
+    # Coupled L2 penalty (torch's weight_decay), decoupled for adamw.
+    weight_decay: float = 0.0
+
+
+@dataclass
+class SGDConfig(OptimConfig):
+    momentum: float = MISSING
+    nesterov: bool = MISSING
+
+
+@dataclass
+class RMSpropConfig(OptimConfig):
+    rho: float = MISSING
+    momentum: float = MISSING
+    eps: float = MISSING
+    centered: bool = MISSING
+
+
+@dataclass
+class AdagradConfig(OptimConfig):
+    initial_accumulator_value: float = MISSING
+    eps: float = MISSING
+
+
+@dataclass
+class AdamConfig(OptimConfig):
+    beta1: float = MISSING
+    beta2: float = MISSING
+    eps: float = MISSING
+    amsgrad: bool = MISSING
+
+
+@dataclass
+class NadamConfig(OptimConfig):
+    beta1: float = MISSING
+    beta2: float = MISSING
+    eps: float = MISSING
+
+
+OPTIM_SCHEMAS = {
+    "sgd": SGDConfig,
+    "rmsprop": RMSpropConfig,
+    "adagrad": AdagradConfig,
+    "adam": AdamConfig,
+    "nadam": NadamConfig,
+    "adamw": AdamConfig,
+}
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    strategy: str = "auto"
+    precision: str = "32-true"
+    max_epochs: int = 10
+    # Steps between logged values of the per-step train loss.
+    log_every_n_steps: int = 50
+    # null = a progress bar on a terminal; one log line per epoch either way.
+    enable_progress_bar: Optional[bool] = None
+    deterministic: bool = False
+    gradient_clip_val: Optional[float] = None
+
+
+@dataclass
+class Config:
+    data: DataConfig = MISSING
+    model: ModelConfig = MISSING
+    optim: Any = MISSING
+    trainer: TrainerConfig = MISSING
+    seed: int = 42
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    # Schemas live apart from the groups users choose from (conf/<group>/*.yaml), which
+    # pull them in with `/schema/<group>/<name>@_here_`, so they are never offered as options.
+    cs.store(group="schema/data", name="data", node=DataConfig)
+    cs.store(group="schema/model", name="model", node=ModelConfig)
+    cs.store(group="schema/trainer", name="trainer", node=TrainerConfig)
+    for name, schema in OPTIM_SCHEMAS.items():
+        cs.store(group="schema/optim", name=name, node=schema)
+
+
+UNIT_RULES = ("mean", "geomean")
+
+
+def _check(errors: list[str], ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        errors.append(f"{key}={value}: {allowed}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError listing every out-of-range value, each with its key and what is allowed."""
+    errors: list[str] = []
+    data, model, optim, trainer = cfg.data, cfg.model, cfg.optim, cfg.trainer
+
+    _check(errors, data.batch_size >= 1, "data.batch_size", data.batch_size, "must be an integer >= 1")
+    if data.val_split is not None:
+        _check(errors, 0.0 < data.val_split < 1.0, "data.val_split", data.val_split,
+               "must be a fraction in (0, 1), or null to validate on the test split")
+    _check(errors, 0.0 < data.test_split < 1.0, "data.test_split", data.test_split, "must be a fraction in (0, 1)")
+    if data.limit is not None:
+        _check(errors, data.limit >= 2, "data.limit", data.limit, "must be an integer >= 2, or null for all rows")
+
+    _check(errors, model.depth >= 0, "model.depth", model.depth, "must be an integer >= 0 (0 = a linear classifier)")
+    units = model.units
+    units_help = "must be a positive integer, a list of `model.depth` positive integers, or one of: mean, geomean"
+    if isinstance(units, ListConfig):
+        items = list(units)
+        ok = all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in items)
+        _check(errors, ok, "model.units", _fmt(items), units_help)
+        if ok and model.depth >= 0 and len(items) != model.depth:
+            errors.append(f"model.units={_fmt(items)}: has {len(items)} entries but model.depth={model.depth}; "
+                          "give one width per hidden layer")
+    elif isinstance(units, str):
+        _check(errors, units in UNIT_RULES, "model.units", units, units_help)
+    else:
+        ok = isinstance(units, int) and not isinstance(units, bool) and units > 0
+        _check(errors, ok, "model.units", units, units_help)
+    _check(errors, 0.0 <= model.dropout < 1.0, "model.dropout", model.dropout, "must be in [0, 1)")
+    _check(errors, model.negative_slope >= 0.0, "model.negative_slope", model.negative_slope, "must be >= 0")
+    _check(errors, 0.0 <= model.bn_momentum <= 1.0, "model.bn_momentum", model.bn_momentum, "must be in [0, 1]")
+    _check(errors, model.bn_eps > 0.0, "model.bn_eps", model.bn_eps, "must be > 0")
+
+    _check(errors, optim.name in OPTIM_SCHEMAS, "optim.name", optim.name,
+           "must be one of: " + ", ".join(OPTIM_SCHEMAS) + " (choose with optim=NAME)")
+    _check(errors, optim.lr > 0.0, "optim.lr", optim.lr, "must be > 0")
+    _check(errors, optim.weight_decay >= 0.0, "optim.weight_decay", optim.weight_decay, "must be >= 0")
+    for key in ("momentum", "rho", "beta1", "beta2"):
+        if key in optim:
+            _check(errors, 0.0 <= optim[key] < 1.0, f"optim.{key}", optim[key], "must be in [0, 1)")
+    for key in ("eps", "initial_accumulator_value"):
+        if key in optim:
+            _check(errors, optim[key] >= 0.0, f"optim.{key}", optim[key], "must be >= 0")
+
+    _check(errors, trainer.max_epochs >= 1, "trainer.max_epochs", trainer.max_epochs, "must be an integer >= 1")
+    _check(errors, trainer.log_every_n_steps >= 1, "trainer.log_every_n_steps", trainer.log_every_n_steps,
+           "must be an integer >= 1")
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
+
+
+def _fmt(items: List[Any]) -> str:
+    return "[" + ",".join(str(i) for i in items) + "]"
+

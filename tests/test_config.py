@@ -1,0 +1,78 @@
+import subprocess
+import sys
+
+import pytest
+
+from mlpbench.schema import ConfigError, validate
+from tests.conftest import REPO, make_config, run_cli
+
+
+@pytest.mark.parametrize("overrides, key, allowed", [
+    (["model.depth=-1"], "model.depth=-1", ">= 0"),
+    (["model.depth=2", "model.units=[64]"], "model.units=[64]", "model.depth=2"),
+    (["model.units=abc"], "model.units=abc", "mean, geomean"),
+    (["model.units=[64,0]", "model.depth=2"], "model.units=[64,0]", "positive"),
+    (["data.val_split=1.5"], "data.val_split=1.5", "(0, 1)"),
+    (["data.batch_size=0"], "data.batch_size=0", ">= 1"),
+    (["model.dropout=1.0"], "model.dropout=1.0", "[0, 1)"),
+    (["optim.lr=0"], "optim.lr=0", "> 0"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0", ">= 1"),
+])
+def test_out_of_range_values_name_the_key_and_what_is_allowed(overrides, key, allowed):
+    with pytest.raises(ConfigError) as err:
+        validate(make_config(*overrides))
+    assert key in str(err.value) and allowed in str(err.value)
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        validate(make_config("model.depth=-1", "data.batch_size=0"))
+    assert "model.depth" in str(err.value) and "data.batch_size" in str(err.value)
+
+
+def test_defaults_are_valid_and_are_the_tutorial_setup():
+    cfg = make_config()
+    validate(cfg)
+    assert cfg.data.source == "mnist_small" and cfg.optim.name == "adam"
+    assert (cfg.model.depth, cfg.model.units, cfg.model.activation, cfg.model.input_bn) == (1, 128, "relu", True)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["model.activation=relu6"], ["model.activation", "relu, leaky_relu, tanh, sigmoid"]),
+    (["optim=foo"], ["optim/foo", "adagrad", "nadam"]),
+    (["optim.rho=0.5"], ["rho", "AdamConfig"]),
+    (["model.depth=-1"], ["model.depth=-1", ">= 0"]),
+    (["data.val_split=1.5"], ["data.val_split=1.5"]),
+    (["data.batch_size=0"], ["data.batch_size=0"]),
+    (["model.depth=3", "model.units=[256,128]"], ["model.units=[256,128]", "model.depth=3"]),
+    (["data=mnist", "data.root=/nonexistent/mnist"], ["/nonexistent/mnist", "train-images-idx3-ubyte"]),
+])
+def test_bad_input_ends_before_training_with_one_clear_message(tmp_path, args, expected):
+    proc = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for text in expected:
+        assert text in output
+    assert "Traceback" not in output
+    assert "Epoch" not in output
+    assert not (tmp_path / "run" / "result.json").exists()
+
+
+def test_help_lists_groups_and_keys_without_importing_torch(tmp_path):
+    proc = run_cli("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for text in ("data: mnist_small, mnist, fashion_mnist, digits, xor", "optim: adam, sgd",
+                 "model.depth=4", "activation: relu", "max_epochs: 10"):
+        assert text in proc.stdout
+    # --help must stay instant: the app module imports no framework until a run starts.
+    code = "import sys, mlpbench.run; print(any(m in sys.modules for m in ('torch', 'lightning')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_help_group_list_matches_the_conf_folder(tmp_path):
+    proc = run_cli("--help", cwd=tmp_path)
+    for group in ("data", "model", "optim", "trainer"):
+        (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"{group}: ")]
+        listed = sorted(x.strip() for x in line.split(":", 1)[1].split(","))
+        assert listed == sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml")), group

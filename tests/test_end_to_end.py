@@ -1,0 +1,133 @@
+"""Whole runs as a user starts them: `python -m mlpbench`, single and multirun, and in-process runs."""
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+from mlpbench.run import train
+from tests.conftest import make_config, run_cli
+
+FAST = ["data.limit=400", "trainer.max_epochs=2", "trainer.log_every_n_steps=2"]
+METRIC_KEYS = {"val_loss", "val_acc", "best_val_acc", "best_epoch", "test_loss", "test_acc"}
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    acc = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def assert_complete_result(result: dict, epochs: int) -> None:
+    assert result["status"] == "ok"
+    assert METRIC_KEYS <= set(result["metrics"])
+    assert 1 <= result["metrics"]["best_epoch"] <= epochs
+    assert 0.0 <= result["metrics"]["test_acc"] <= 1.0
+    for key in ("train_loss", "val_loss", "val_acc", "epoch_seconds"):
+        assert len(result["history"][key]) == epochs, key
+    assert result["metrics"]["val_acc"] == result["history"]["val_acc"][-1]
+    assert result["metrics"]["best_val_acc"] == max(result["history"]["val_acc"])
+    assert result["params"]["total"] == result["params"]["trainable"] + result["params"]["non_trainable"]
+    assert result["seconds"] > 0
+
+
+def test_single_run_writes_result_tensorboard_and_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli(*FAST, "model.depth=2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "Trainable params:" in output and "Epoch 2/2" in output
+
+    result = json.loads((run_dir / "result.json").read_text())
+    assert_complete_result(result, epochs=2)
+    assert result["overrides"] == [*FAST, "model.depth=2"]
+    assert result["config"]["model"]["depth"] == 2 and result["config"]["model"]["activation"] == "relu"
+    assert result["data"] == {"train": 320, "val": 80, "test": 1000}
+
+    tb = scalars(run_dir)
+    assert [step for step, _ in tb["train/loss"]] == [1, 2]  # per epoch, x = epoch number
+    assert [v for _, v in tb["val/acc"]] == pytest.approx(result["history"]["val_acc"])
+    assert len(tb["step/train_loss"]) == 10 * 2 // 2  # 10 batches an epoch, logged every 2 steps
+    assert tb["test/acc"][-1][1] == pytest.approx(result["metrics"]["test_acc"])
+    assert tb["hp/best_val_acc"][-1][1] == pytest.approx(result["metrics"]["best_val_acc"])
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_multirun_gives_each_run_a_folder_named_by_its_overrides(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "model.depth=0,2", "data.limit=200", "trainer.max_epochs=1",
+                   f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    runs = sorted(p.parent.name for p in sweep.glob("*/result.json"))
+    assert runs == ["data.limit=200,model.depth=0,trainer.max_epochs=1",
+                    "data.limit=200,model.depth=2,trainer.max_epochs=1"]
+    for name in runs:
+        result = json.loads((sweep / name / "result.json").read_text())
+        assert_complete_result(result, epochs=1)
+        assert "val/loss" in scalars(sweep / name)
+    depth0 = json.loads((sweep / runs[0] / "result.json").read_text())
+    assert depth0["params"]["trainable"] == 784 * 2 + 7850  # input BatchNorm + one Dense(10)
+    # The sweep ends with a line per run and the command that overlays them.
+    assert "model.depth=2" in proc.stdout and f"tensorboard --logdir {sweep}" in proc.stdout
+
+
+# ---------------------------------------------------------------------------- in-process runs
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    logging.getLogger("mlpbench").setLevel(logging.WARNING)
+    yield
+    logging.getLogger("mlpbench").setLevel(logging.NOTSET)
+
+
+def run_in_process(tmp_path: Path, *overrides: str) -> dict:
+    overrides = (*overrides, "trainer.enable_progress_bar=false")
+    return train(make_config(*overrides), tmp_path, list(overrides))
+
+
+def test_same_seed_gives_identical_runs_and_another_seed_does_not(tmp_path):
+    a = run_in_process(tmp_path / "a", *FAST)
+    b = run_in_process(tmp_path / "b", *FAST)
+    c = run_in_process(tmp_path / "c", *FAST, "seed=7")
+    assert a["history"]["train_loss"] == b["history"]["train_loss"]
+    assert a["metrics"]["test_acc"] == b["metrics"]["test_acc"]
+    assert a["history"]["train_loss"] != c["history"]["train_loss"]
+
+
+def test_xor_tutorial_network_learns_the_truth_table(tmp_path):
+    result = run_in_process(tmp_path, "data=xor", "model.units=8", "model.loss=mse", "model.input_bn=false",
+                            "optim.lr=0.05", "trainer.max_epochs=200")
+    assert result["params"]["trainable"] == 2 * 8 + 8 + 8 + 1  # Dense(8) + Dense(1)
+    assert result["metrics"]["test_acc"] == 1.0
+    assert result["history"]["train_loss"][-1] < 0.05
+
+
+def test_a_diverging_run_stops_and_is_recorded_as_diverged(tmp_path):
+    result = run_in_process(tmp_path, "optim=sgd", "optim.lr=1e6", "model.activation=linear", "model.depth=3",
+                            "data.limit=500", "trainer.max_epochs=5")
+    assert result["status"] == "diverged"
+    assert result["epochs"] == 1 and result["diverged_at"]["epoch"] == 1
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["status"] == "diverged" and saved["history"]["train_loss"] == [None]
+
+
+def test_a_crash_mid_run_keeps_the_finished_epochs(tmp_path, monkeypatch):
+    from mlpbench.module import MLPModule
+
+    original = MLPModule.training_step
+
+    def crash_in_second_epoch(self, batch, batch_idx):
+        if self.current_epoch == 1:
+            raise RuntimeError("boom")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(MLPModule, "training_step", crash_in_second_epoch)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_in_process(tmp_path, "data.limit=200", "trainer.max_epochs=3")
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["status"] == "failed"
+    assert saved["error"] == {"type": "RuntimeError", "message": "boom"}
+    assert len(saved["history"]["train_loss"]) == 1 and saved["epochs"] == 1

@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from mlpbench.optim import build_optimizer
+from tests.conftest import make_config
+
+# Keras' defaults, as the tutorials use them.
+KERAS_DEFAULTS = {
+    "sgd": (torch.optim.SGD, {"lr": 0.01, "momentum": 0.0, "nesterov": False}),
+    "rmsprop": (torch.optim.RMSprop, {"lr": 0.001, "alpha": 0.9, "eps": 1e-7, "momentum": 0.0}),
+    "adagrad": (torch.optim.Adagrad, {"lr": 0.001, "initial_accumulator_value": 0.1, "eps": 1e-7}),
+    "adam": (torch.optim.Adam, {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-7}),
+    "nadam": (torch.optim.NAdam, {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-7}),
+    "adamw": (torch.optim.AdamW, {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-7, "weight_decay": 0.004}),
+}
+
+
+@pytest.mark.parametrize("name", KERAS_DEFAULTS)
+def test_each_optimizer_defaults_to_keras_settings(name):
+    cls, expected = KERAS_DEFAULTS[name]
+    opt = build_optimizer(make_config(f"optim={name}").optim, [torch.nn.Parameter(torch.zeros(2))])
+    assert type(opt) is cls
+    group = opt.param_groups[0]
+    for key, value in expected.items():
+        assert group[key] == pytest.approx(value), key
+
+
+def test_optimizer_values_can_be_overridden():
+    cfg = make_config("optim=sgd", "optim.lr=0.1", "optim.momentum=0.9", "optim.nesterov=true")
+    group = build_optimizer(cfg.optim, [torch.nn.Parameter(torch.zeros(2))]).param_groups[0]
+    assert (group["lr"], group["momentum"], group["nesterov"]) == (0.1, 0.9, True)
