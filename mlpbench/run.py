@@ -49,7 +49,8 @@ def _fail(message: str) -> None:
 
 def _quiet_lightning() -> None:
     # Lightning announces every accelerator it did not find; keep its warnings, drop that.
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning.pytorch.accelerators.cuda"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # Lightning 2.6 calls a torch 2.13 pytree API that warns on every run; not ours to fix.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -68,10 +69,32 @@ def _flat_hparams(config: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
+    """The Lightning Trainer for `trainer.*`; Lightning's own checks of these values become
+    a config error here, before anything is trained or written."""
+    import lightning.pytorch as pl
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc",
+                                 mode="max", save_last=True, save_top_k=1)
+    progress_bar = sys.stderr.isatty() if t.enable_progress_bar is None else t.enable_progress_bar
+    try:
+        return pl.Trainer(
+            accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+            max_epochs=t.max_epochs, log_every_n_steps=t.log_every_n_steps,
+            enable_progress_bar=progress_bar, deterministic=t.deterministic,
+            gradient_clip_val=t.gradient_clip_val, logger=logger, callbacks=[checkpoint, *callbacks],
+            enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(run_dir),
+        )
+    except (ValueError, ImportError, MisconfigurationException) as e:
+        _fail(f"trainer.accelerator={t.accelerator} trainer.strategy={t.strategy} "
+              f"trainer.precision={t.precision}: Lightning rejects this setting: {e}")
+
+
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """Train and test one configuration; returns the result.json payload."""
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from mlpbench.data import DataError, MLPDataModule, make_splits
@@ -88,28 +111,15 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = RunRecord(run_dir, overrides, config)
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
+    trainer = _make_trainer(cfg.trainer, run_dir, logger, AfterEpochMetrics(lambda: record.save_every(1.0)))
+    module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes)
+    log.info("Run %s: %s\n%s", run_dir.name, " ".join(overrides) or "(defaults)",
+             summary(module.model, splits.num_features))
+    record.source = module
+    record.update(params=count_params(module.model), data=splits.sizes())
     try:
-        module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes)
-        record.source = module
-        params = count_params(module.model)
-        record.update(params=params, data=splits.sizes())
-        log.info("Run %s: %s\n%s", run_dir.name, " ".join(overrides) or "(defaults)",
-                 summary(module.model, splits.num_features))
         record.save()
-
-        logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
-        checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc",
-                                     mode="max", save_last=True, save_top_k=1)
-        t = cfg.trainer
-        progress_bar = sys.stderr.isatty() if t.enable_progress_bar is None else t.enable_progress_bar
-        trainer = pl.Trainer(
-            accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
-            max_epochs=t.max_epochs, log_every_n_steps=t.log_every_n_steps,
-            enable_progress_bar=progress_bar, deterministic=t.deterministic,
-            gradient_clip_val=t.gradient_clip_val,
-            logger=logger, callbacks=[checkpoint, AfterEpochMetrics(lambda: record.save_every(1.0))],
-            enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(run_dir),
-        )
         datamodule = MLPDataModule(splits, cfg.data.batch_size, cfg.seed)
         trainer.fit(module, datamodule=datamodule)
         if module.diverged_at is None:
@@ -122,6 +132,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         # Lightning turns Ctrl-C and SIGTERM into SystemExit after its graceful shutdown.
         record.update(status="interrupted")
         record.save()
+        log.warning("Run %s interrupted after %d epochs; kept %s and %s", run_dir.name,
+                    record.payload["epochs"], record.path, run_dir / "checkpoints")
         raise
     except Exception as e:
         record.update(status="failed", error={"type": type(e).__name__, "message": str(e)})

@@ -139,7 +139,8 @@ OPTIM_SCHEMAS = {
 @dataclass
 class TrainerConfig:
     accelerator: str = "auto"
-    devices: Any = "auto"
+    # One device: batches are not yet sharded across DDP ranks.
+    devices: Any = 1
     strategy: str = "auto"
     precision: str = "32-true"
     max_epochs: int = 10
@@ -224,6 +225,8 @@ def validate(cfg: DictConfig) -> None:
         if key in optim:
             _check(errors, optim[key] >= 0.0, f"optim.{key}", optim[key], "must be >= 0")
 
+    _check(errors, trainer.devices == 1, "trainer.devices", trainer.devices,
+           "must be 1: training on several devices (DDP) is not supported yet")
     _check(errors, trainer.max_epochs >= 1, "trainer.max_epochs", trainer.max_epochs, "must be an integer >= 1")
     _check(errors, trainer.log_every_n_steps >= 1, "trainer.log_every_n_steps", trainer.log_every_n_steps,
            "must be an integer >= 1")

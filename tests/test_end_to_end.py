@@ -131,3 +131,27 @@ def test_a_crash_mid_run_keeps_the_finished_epochs(tmp_path, monkeypatch):
     assert saved["status"] == "failed"
     assert saved["error"] == {"type": "RuntimeError", "message": "boom"}
     assert len(saved["history"]["train_loss"]) == 1 and saved["epochs"] == 1
+
+
+def test_ctrl_c_mid_run_records_interrupted_and_keeps_a_checkpoint(tmp_path, monkeypatch):
+    import signal
+
+    from mlpbench.module import MLPModule
+
+    original = MLPModule.training_step
+
+    def ctrl_c_in_third_epoch(self, batch, batch_idx):
+        if self.current_epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(MLPModule, "training_step", ctrl_c_in_third_epoch)
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit):  # Lightning's graceful shutdown exits with status 1
+            run_in_process(tmp_path, "data.limit=200", "trainer.max_epochs=5")
+    finally:
+        signal.signal(signal.SIGINT, sigint)  # Lightning ignores further Ctrl-C while it shuts down
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["status"] == "interrupted" and saved["epochs"] == 2
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
