@@ -51,7 +51,8 @@ class MLPModule(pl.LightningModule):
         self.history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
         self.test_metrics: dict[str, float] = {}
         self.diverged_at: dict[str, int] | None = None
-        self._sums: _Sums | None = None
+        self._sums: _Sums | None = None  # training pass
+        self._eval_sums: _Sums | None = None  # validation or test pass
         self._epoch_start = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -112,18 +112,17 @@ class AdagradConfig(OptimConfig):
 
 
 @dataclass
-class AdamConfig(OptimConfig):
-    beta1: float = MISSING
-    beta2: float = MISSING
-    eps: float = MISSING
-    amsgrad: bool = MISSING
-
-
-@dataclass
 class NadamConfig(OptimConfig):
     beta1: float = MISSING
     beta2: float = MISSING
     eps: float = MISSING
+
+
+@dataclass
+class AdamConfig(NadamConfig):
+    """Adam and AdamW: Nadam's moment settings plus amsgrad."""
+
+    amsgrad: bool = MISSING
 
 
 OPTIM_SCHEMAS = {

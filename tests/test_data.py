@@ -134,3 +134,34 @@ def test_fashion_mnist_is_found_where_debian_installs_it(tmp_path, monkeypatch):
     data._load_idx_source.cache_clear()
     splits = make_splits(make_config("data=fashion_mnist").data, seed=0)
     assert splits.sizes() == {"train": 48, "val": 12, "test": 20}
+
+
+def test_download_fetches_into_root_in_a_child_process(tmp_path, monkeypatch):
+    import subprocess
+
+    import mlpbench.data as data
+
+    root = tmp_path / "dl"
+    calls = []
+
+    def fake_torchvision(cmd, **kwargs):
+        calls.append(cmd)
+        write_fake_mnist(root / "MNIST" / "raw", compress=True)  # torchvision's layout
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(data.subprocess, "run", fake_torchvision)
+    splits = make_splits(make_config("data=mnist", f"data.root={root}", "data.download=true").data, seed=0)
+    assert splits.sizes()["test"] == 20
+    assert "torchvision.datasets import MNIST" in calls[0][-1]
+
+
+def test_a_failed_download_says_so(tmp_path, monkeypatch):
+    import subprocess
+
+    import mlpbench.data as data
+
+    monkeypatch.setattr(data.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 1, "", "Traceback ...\nURLError: <urlopen error [Errno -3] Temporary failure in name resolution>"))
+    cfg = make_config("data=fashion_mnist", f"data.root={tmp_path / 'f'}", "data.download=true")
+    with pytest.raises(DataError, match="downloading fashion_mnist with torchvision failed: URLError"):
+        make_splits(cfg.data, seed=0)
