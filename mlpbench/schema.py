@@ -139,7 +139,7 @@ OPTIM_SCHEMAS = {
 class TrainerConfig:
     accelerator: str = "auto"
     # One device: batches are not yet sharded across DDP ranks.
-    devices: Any = 1
+    devices: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
     max_epochs: int = 10
