@@ -47,12 +47,21 @@ class HiddenBlock(nn.Module):
         layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
         if model_cfg.hidden_bn:
             layers.append(nn.BatchNorm1d(n_out, eps=model_cfg.bn_eps, momentum=model_cfg.bn_momentum))
+        self._activation_index = len(layers)
         layers.append(ACTIVATIONS[Activation(model_cfg.activation)](model_cfg.negative_slope))
         if model_cfg.dropout > 0:
             layers.append(nn.Dropout(model_cfg.dropout))
         self.body = nn.Sequential(*layers)
         # Shortcuts only join layers of equal width: no projection weights are added.
         self.residual = bool(model_cfg.residual) and n_in == n_out
+
+    @property
+    def linear(self) -> nn.Linear:
+        return self.body[0]
+
+    @property
+    def activation(self) -> nn.Module:
+        return self.body[self._activation_index]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)
@@ -77,6 +86,14 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+    @property
+    def hidden_blocks(self) -> list[HiddenBlock]:
+        return [m for m in self.layers if isinstance(m, HiddenBlock)]
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.layers[-1]
 
 
 def keras_init(module: nn.Module) -> None:

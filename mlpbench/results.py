@@ -58,7 +58,15 @@ def final_metrics(history: dict[str, list[float]], test_metrics: dict[str, float
         "best_epoch": None if best_index is None else best_index + 1,  # 1-based, as Keras prints epochs
         "test_loss": test_metrics.get("test_loss", math.nan),
         "test_acc": test_metrics.get("test_acc", math.nan),
+        # diagnostics=true: averaged over the run.
+        "grad_ratio": _mean(history.get("grad_ratio")),
+        "first_grad_norm": _mean(history.get("first_grad_norm")),
     }
+
+
+def _mean(values: Optional[list[float]]) -> Optional[float]:
+    finite = [v for v in values or [] if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
 
 
 class RunRecord:

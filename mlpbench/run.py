@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from mlpbench.results import RunRecord, load_results
+from mlpbench.results import RunRecord
 from mlpbench.schema import ConfigError, register_configs, validate
 
 log = logging.getLogger("mlpbench")
@@ -92,7 +92,23 @@ def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
               f"trainer.precision={t.precision}: Lightning rejects this setting: {e}")
 
 
-def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+def _log_predictions(module, splits) -> list[dict[str, Any]]:
+    """The XOR tutorial's last step: the network's output for each row of the table."""
+    import torch
+
+    module.eval()
+    with torch.no_grad():
+        outputs = torch.sigmoid(module(splits.x_test.to(module.device))).cpu()
+    rows = []
+    lines = ["Predictions:"]
+    for x, y, out in zip(splits.x_test.tolist(), splits.y_test.tolist(), outputs.tolist()):
+        rows.append({"input": x, "target": y, "output": out})
+        lines.append(f"  {x} -> {' '.join(f'{o:.4f}' for o in out)}  (target {y})")
+    log.info("\n".join(lines))
+    return rows
+
+
+def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str | None = None) -> dict[str, Any]:
     """Train and test one configuration; returns the result.json payload."""
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import TensorBoardLogger
@@ -100,6 +116,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     from mlpbench.data import DataError, MLPDataModule, make_splits
     from mlpbench.model import count_params, summary
     from mlpbench.module import AfterEpochMetrics, MLPModule
+    from mlpbench.schema import Source
 
     _quiet_lightning()
     pl.seed_everything(cfg.seed, verbose=False)
@@ -111,8 +128,14 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = RunRecord(run_dir, overrides, config)
+    record.update(experiment=experiment)
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
-    trainer = _make_trainer(cfg.trainer, run_dir, logger, AfterEpochMetrics(lambda: record.save_every(1.0)))
+    callbacks = [AfterEpochMetrics(lambda: record.save_every(1.0))]
+    if cfg.diagnostics:
+        from mlpbench.diagnostics import Diagnostics
+
+        callbacks.append(Diagnostics(cfg.trainer.log_every_n_steps))
+    trainer = _make_trainer(cfg.trainer, run_dir, logger, *callbacks)
     module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes)
     log.info("Run %s: %s\n%s", run_dir.name, " ".join(overrides) or "(defaults)",
              summary(module.model, splits.num_features))
@@ -124,6 +147,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         trainer.fit(module, datamodule=datamodule)
         if module.diverged_at is None:
             trainer.test(module, datamodule=datamodule, verbose=False)
+            if Source(cfg.data.source) is Source.xor:
+                record.update(predictions=_log_predictions(module, splits))
         status = "ok" if module.diverged_at is None else "diverged"
         record.update(status=status, diverged_at=module.diverged_at,
                       device=str(trainer.strategy.root_device))
@@ -159,27 +184,21 @@ def main(cfg: DictConfig) -> None:
         _fail(str(e))
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    train(cfg, run_dir, list(hc.overrides.task))
+    train(cfg, run_dir, list(hc.overrides.task), hc.runtime.choices.get("experiment"))
 
 
 # ---------------------------------------------------------------------------- sweep end
 
 
 class SweepSummary(HydraCallback):
-    """At the end of a multirun: one line per run and the TensorBoard command."""
+    """At the end of a multirun: the sweep's report (summary.csv/.md, figures), printed too."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlpbench.report import build
+
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = []
-        for run_dir, result in load_results(sweep_dir):
-            m = result.get("metrics", {})
-            rows.append((run_dir.name, result.get("status", "?"), m.get("val_acc"), m.get("test_acc"),
-                         result.get("seconds")))
-        if not rows:
+        table, written = build([sweep_dir])
+        if not table:
             return
-        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-        width = max(len(r[0]) for r in rows)
-        print(f"\n{'run':<{width}}  {'status':<11} {'val_acc':>8} {'test_acc':>8} {'seconds':>8}")
-        for name, status, val_acc, test_acc, seconds in rows:
-            print(f"{name:<{width}}  {status:<11} {fmt(val_acc):>8} {fmt(test_acc):>8} {seconds or 0:>8.1f}")
-        print(f"\n{len(rows)} runs in {sweep_dir}\nCompare them: tensorboard --logdir {sweep_dir}")
+        print(f"\n{table}\n{table.count(chr(10)) - 2} runs in {sweep_dir}; report: "
+              f"{', '.join(p.name for p in written)}\nCompare the curves: tensorboard --logdir {sweep_dir}")

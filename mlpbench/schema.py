@@ -158,6 +158,9 @@ class Config:
     optim: Any = MISSING
     trainer: TrainerConfig = MISSING
     seed: int = 42
+    # Per-layer gradient and weight norms, dead/saturated units and activation statistics,
+    # every `trainer.log_every_n_steps` steps, to TensorBoard (mlpbench/diagnostics.py).
+    diagnostics: bool = False
 
 
 def register_configs() -> None:
@@ -181,9 +184,15 @@ def _check(errors: list[str], ok: bool, key: str, value: Any, allowed: str) -> N
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError listing every out-of-range value, each with its key and what is allowed."""
+    """Raise ConfigError listing every out-of-range value, each with its key and what is allowed.
+
+    A list of widths left at the default `model.depth: 1` sets the depth to its length, so a
+    sweep can mix `model.units=128` and `model.units=[256,128,64]`; the run records that depth.
+    """
     errors: list[str] = []
     data, model, optim, trainer = cfg.data, cfg.model, cfg.optim, cfg.trainer
+    if isinstance(model.units, ListConfig) and model.depth == 1:
+        model.depth = len(model.units)
 
     _check(errors, data.batch_size >= 1, "data.batch_size", data.batch_size, "must be an integer >= 1")
     if data.val_split is not None:
@@ -195,7 +204,8 @@ def validate(cfg: DictConfig) -> None:
 
     _check(errors, model.depth >= 0, "model.depth", model.depth, "must be an integer >= 0 (0 = a linear classifier)")
     units = model.units
-    units_help = "must be a positive integer, a list of `model.depth` positive integers, or one of: mean, geomean"
+    units_help = ("must be a positive integer, a list of positive integers (one per hidden layer), "
+                  "or one of: mean, geomean")
     if isinstance(units, ListConfig):
         items = list(units)
         ok = all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in items)

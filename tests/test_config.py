@@ -74,7 +74,7 @@ def test_help_lists_groups_and_keys_without_importing_torch(tmp_path):
 
 def test_help_group_list_matches_the_conf_folder(tmp_path):
     proc = run_cli("--help", cwd=tmp_path)
-    for group in ("data", "model", "optim", "trainer"):
-        (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"{group}: ")]
+    for group in ("data", "model", "optim", "trainer", "experiment"):
+        (line,) = [ln for ln in proc.stdout.splitlines() if ln.lstrip("+").startswith(f"{group}: ")]
         listed = sorted(x.strip() for x in line.split(":", 1)[1].split(","))
         assert listed == sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml")), group

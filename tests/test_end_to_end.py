@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, SCALARS, EventAccumulator
 
 from mlpbench.run import train
 from tests.conftest import make_config, run_cli
@@ -155,3 +155,35 @@ def test_ctrl_c_mid_run_records_interrupted_and_keeps_a_checkpoint(tmp_path, mon
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["status"] == "interrupted" and saved["epochs"] == 2
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_diagnostics_log_per_layer_scalars_and_histograms(tmp_path):
+    result = run_in_process(tmp_path, "diagnostics=true", "model.depth=2", "model.activation=sigmoid",
+                            "data.limit=200", "trainer.max_epochs=2", "trainer.log_every_n_steps=2")
+    tb = scalars(tmp_path)
+    for layer in ("layer_01", "layer_02"):
+        for group in ("grad_norm", "weight_norm", "activation_mean", "activation_std", "saturated"):
+            assert f"{group}/{layer}" in tb, (group, layer)
+    assert "grad_norm/output" in tb and "dead_units/layer_01" not in tb  # sigmoid units saturate, not die
+    steps = [step for step, _ in tb["grad_norm/layer_01"]]
+    assert steps == list(range(0, 10, 2))  # 5 batches an epoch, every 2nd step
+    assert all(0.0 <= v <= 1.0 for _, v in tb["saturated/layer_02"])
+    acc = EventAccumulator(str(tmp_path), size_guidance={HISTOGRAMS: 0})
+    acc.Reload()
+    assert {"activations/layer_01", "gradients/output"} <= set(acc.Tags()["histograms"])
+    # The vanishing-gradient number: per epoch in the history, averaged in the metrics.
+    ratios = result["history"]["grad_ratio"]
+    assert len(ratios) == 2 and all(r > 0 for r in ratios)
+    assert result["metrics"]["grad_ratio"] == pytest.approx(sum(ratios) / 2)
+    first = result["history"]["first_grad_norm"]
+    assert len(first) == 2 and result["metrics"]["first_grad_norm"] == pytest.approx(sum(first) / 2)
+    assert first[0] == pytest.approx(sum(v for step, v in tb["grad_norm/layer_01"] if step < 5) / 3)
+    assert [v for _, v in tb["grad_ratio/first_to_last"]] and result["status"] == "ok"
+
+
+def test_relu_diagnostics_count_dead_units_and_are_off_by_default(tmp_path):
+    run_in_process(tmp_path / "on", "diagnostics=true", "data.limit=200", "trainer.max_epochs=1")
+    assert 0.0 <= scalars(tmp_path / "on")["dead_units/layer_01"][0][1] <= 1.0
+    off = run_in_process(tmp_path / "off", "data.limit=200", "trainer.max_epochs=1")
+    assert not any(tag.startswith("grad_norm") for tag in scalars(tmp_path / "off"))
+    assert "grad_ratio" not in off["history"] and off["metrics"]["grad_ratio"] is None

@@ -1,0 +1,102 @@
+"""The tutorial presets (conf/experiment/): what each runs, and one of them end to end."""
+
+import csv
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from mlpbench.run import CONF_DIR
+from mlpbench.schema import validate
+from tests.conftest import REPO, make_config, run_cli
+
+PRESETS = {  # name -> number of runs in its grid
+    "activations": 4, "optimizers": 5, "width": 8,
+    "depth_linear": 9, "depth_relu": 9, "depth_residual": 9, "xor": 1,
+}
+
+
+def grid(name: str) -> list[list[str]]:
+    """The per-run overrides Hydra's basic sweeper makes of the preset's `hydra.sweeper.params`."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"+experiment={name}"], return_hydra_config=True)
+    if str(cfg.hydra.mode) != "RunMode.MULTIRUN":
+        return [[]]
+    params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
+    (batch,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
+    return batch
+
+
+def test_every_preset_file_is_listed():
+    assert sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")) == sorted(PRESETS)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_each_preset_composes_and_every_grid_point_is_a_valid_run(name):
+    runs = grid(name)
+    assert len(runs) == PRESETS[name]
+    for overrides in runs:
+        validate(make_config(f"+experiment={name}", *overrides))
+
+
+def test_presets_fix_the_tutorials_settings():
+    assert [r for (r,) in grid("activations")] == [
+        f"model.activation={a}" for a in ("relu", "leaky_relu", "tanh", "sigmoid")]
+    cfg = make_config("+experiment=activations", "model.activation=leaky_relu")
+    assert cfg.model.negative_slope == 0.01 and cfg.data.val_split is None and cfg.trainer.max_epochs == 10
+    assert cfg.model.init == "keras" and cfg.optim.name == "adam"
+
+    assert [r for (r,) in grid("optimizers")] == [f"optim={o}" for o in ("sgd", "rmsprop", "adagrad", "adam", "nadam")]
+
+    taper = make_config("+experiment=width", "model.units=[256,128,64]")
+    validate(taper)
+    assert taper.model.depth == 3  # a list of widths sets the depth
+    assert [r for (r,) in grid("width")][-3:] == ["model.units=[256,128,64]", "model.units=mean", "model.units=geomean"]
+
+    assert [r for (r,) in grid("depth_linear")] == [f"model.depth={d}" for d in range(2, 11)]
+    linear = make_config("+experiment=depth_linear")
+    assert (linear.model.activation, linear.model.units, linear.optim.name, linear.optim.lr) == ("linear", 128, "sgd", 0.01)
+    assert (linear.data.batch_size, linear.trainer.max_epochs, linear.data.val_split) == (128, 20, 0.2)
+    assert linear.diagnostics
+    residual = make_config("+experiment=depth_residual")
+    assert residual.model.activation == "relu" and residual.model.residual
+
+    xor = make_config("+experiment=xor")
+    assert (xor.data.source, xor.model.units, xor.model.loss, xor.optim.name, xor.trainer.max_epochs) == (
+        "xor", 8, "mse", "adam", 1000)
+
+
+def test_a_preset_runs_end_to_end_and_reports_one_row_per_run(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli("+experiment=activations", "data.limit=200", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    # Run folders are named by what the run changes, not by the preset's name.
+    assert sorted(p.parent.name for p in sweep.glob("*/result.json")) == [
+        f"data.limit=200,model.activation={a},trainer.max_epochs=2" for a in sorted(("relu", "leaky_relu", "tanh", "sigmoid"))]
+    with open(sweep / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["model.activation"] for r in rows) == sorted(["relu", "leaky_relu", "tanh", "sigmoid"])
+    objective = [float(r["best_val_acc"]) for r in rows]
+    assert objective == sorted(objective, reverse=True)
+    for name in ("summary.md", "val_loss.png", "val_acc.png", "best_val_acc.png"):
+        assert (sweep / name).stat().st_size > 0, name
+    # The table printed at the end is summary.md's.
+    assert "| model.activation | status" in proc.stdout
+    result = json.loads(next(sweep.glob("*/result.json")).read_text())
+    assert result["experiment"] == "activations"
+
+
+def test_xor_preset_prints_the_four_predictions(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli("+experiment=xor", "trainer.max_epochs=20", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "Predictions:" in output
+    for x, target in (("[0.0, 0.0]", 0), ("[0.0, 1.0]", 1), ("[1.0, 0.0]", 1), ("[1.0, 1.0]", 0)):
+        assert x in output and f"(target {target})" in output
+    predictions = json.loads((run_dir / "result.json").read_text())["predictions"]
+    assert [p["target"] for p in predictions] == [0, 1, 1, 0]
+    assert all(0.0 < p["output"][0] < 1.0 for p in predictions)
