@@ -35,7 +35,7 @@ TORCHVISION_DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-class DataError(ValueError):
+class DataError(ConfigError):
     """The data a config asks for cannot be found or read; the message says what to do."""
 
 
@@ -293,6 +293,17 @@ class MLPDataModule(pl.LightningDataModule):
         self.splits = splits
         self.batch_size = batch_size
         self.seed = seed
+        self._train: Optional[TensorBatches] = None
+        self._train_passes = 0  # restored from a checkpoint: the next epoch's shuffle
+
+    def state_dict(self) -> dict:
+        # Saved in Lightning's checkpoints: a resumed run draws the batches it would have drawn.
+        return {"train_passes": self._train.passes if self._train is not None else self._train_passes}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._train_passes = state["train_passes"]
+        if self._train is not None:
+            self._train.passes = self._train_passes
 
     def setup(self, stage: str) -> None:
         # Keep the data where the model trains, so no batch is copied to the device.
@@ -303,7 +314,9 @@ class MLPDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> TensorBatches:
         s = self.splits
-        return TensorBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed)
+        self._train = TensorBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed)
+        self._train.passes = self._train_passes
+        return self._train
 
     def val_dataloader(self) -> TensorBatches:
         return TensorBatches(self.splits.x_val, self.splits.y_val, self._eval_batch(), shuffle=False)

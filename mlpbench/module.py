@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.fabric.plugins import TorchCheckpointIO
 
 from mlpbench.model import MLP
 from mlpbench.optim import build_optimizer
@@ -54,6 +56,9 @@ class MLPModule(pl.LightningModule):
         self._sums: _Sums | None = None  # training pass
         self._eval_sums: _Sums | None = None  # validation or test pass
         self._epoch_start = 0.0
+        # Steps between checks for a NaN/inf loss: every step on the CPU, where the check
+        # costs nothing; on an accelerator only where Lightning syncs to log the step loss.
+        self.divergence_check_every = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -82,6 +87,13 @@ class MLPModule(pl.LightningModule):
         self.log("step/train_loss", loss, on_step=True, on_epoch=False)
         return loss
 
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        step = self.global_step  # already counts this batch's optimizer step
+        if step % self.divergence_check_every == 0 and not torch.isfinite(self._sums.loss):
+            # No later step can recover from a NaN/inf loss: stop now and record where.
+            self.diverged_at = {"epoch": self.current_epoch + 1, "step": step}
+            self.trainer.should_stop = True
+
     def on_train_epoch_end(self) -> None:
         train_loss, train_acc = self._sums.means()
         epoch = self.current_epoch + 1
@@ -102,10 +114,30 @@ class MLPModule(pl.LightningModule):
         log.info("Epoch %d/%d - %.2fs - loss %.4f - acc %.4f - val_loss %.4f - val_acc %.4f", epoch,
                  self.trainer.max_epochs, h["epoch_seconds"][-1], train_loss, train_acc,
                  h["val_loss"][-1], h["val_acc"][-1])
-        if not math.isfinite(train_loss):
-            # No later epoch can recover from a NaN/inf loss: stop and record it.
+        if not math.isfinite(train_loss) and self.diverged_at is None:
             self.diverged_at = {"epoch": epoch, "step": self.global_step}
             self.trainer.should_stop = True
+
+    # ------------------------------------------------------------------ resuming
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # What Lightning does not keep: the per-epoch history (so a resumed run's history is
+        # continuous) and the RNG states that draw dropout masks.
+        checkpoint["mlpbench"] = {
+            "history": {k: list(v) for k, v in self.history.items()},
+            "diverged_at": self.diverged_at,
+            "cpu_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("mlpbench")
+        if saved is None:
+            return
+        self.history = {k: list(v) for k, v in saved["history"].items()}
+        self.diverged_at = saved["diverged_at"]
+        torch.set_rng_state(saved["cpu_rng"])
+        if saved["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
 
     # ------------------------------------------------------------------ evaluation
     def on_validation_epoch_start(self) -> None:
@@ -151,3 +183,13 @@ class AfterEpochMetrics(pl.callbacks.Checkpoint):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.fn()
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file and renamed over the old one: a run killed
+    while saving (kill -9) keeps its previous checkpoint whole."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        tmp = f"{path}.tmp"
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)

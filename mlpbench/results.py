@@ -72,9 +72,10 @@ def _mean(values: Optional[list[float]]) -> Optional[float]:
 class RunRecord:
     """The result.json payload of one run, saved whenever something worth keeping happened."""
 
-    def __init__(self, run_dir: Path, overrides: list[str], config: dict):
+    def __init__(self, run_dir: Path, overrides: list[str], config: dict, seconds_before: float = 0.0):
         self.path = run_dir / RESULT_FILE
         self.started = time.time()
+        self.seconds_before = seconds_before  # earlier attempts of a resumed run
         self.payload: dict[str, Any] = {
             "status": "running",
             "overrides": overrides,
@@ -99,7 +100,7 @@ class RunRecord:
             history = {k: list(v) for k, v in self.source.history.items()}
             self.payload.update(history=history, epochs=len(history.get("train_loss", [])),
                                 metrics=final_metrics(history, self.source.test_metrics))
-        self.payload["seconds"] = round(time.time() - self.started, 3)
+        self.payload["seconds"] = round(self.seconds_before + time.time() - self.started, 3)
         write_json_atomic(self.path, self.payload)
         self._last_save = time.monotonic()
 

@@ -1,7 +1,8 @@
 """`python -m mlpbench`: the Hydra app. One job = one training run, recorded in result.json.
 
 torch and Lightning are imported only once a run starts, so `--help`, `--cfg` and
-config errors answer at once.
+config errors answer at once. In a sweep, a run that fails is recorded and the next one
+starts; what a rerun does with runs already there is mlpbench/sweep.py's.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback as HydraCallback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from mlpbench import sweep
 from mlpbench.results import RunRecord
 from mlpbench.schema import ConfigError, register_configs, validate
 
@@ -56,6 +58,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     # Small datasets have fewer batches than the logging interval; the epoch scalars still log.
     warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
+    # A resumed run continues in its own checkpoint folder: that is the point, not a hazard.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 def _flat_hparams(config: dict, prefix: str = "") -> dict[str, Any]:
@@ -76,6 +80,8 @@ def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    from mlpbench.module import AtomicCheckpointIO
+
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc",
                                  mode="max", save_last=True, save_top_k=1)
     progress_bar = sys.stderr.isatty() if t.enable_progress_bar is None else t.enable_progress_bar
@@ -86,10 +92,11 @@ def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
             enable_progress_bar=progress_bar, deterministic=t.deterministic,
             gradient_clip_val=t.gradient_clip_val, logger=logger, callbacks=[checkpoint, *callbacks],
             enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(run_dir),
+            plugins=[AtomicCheckpointIO()],
         )
     except (ValueError, ImportError, MisconfigurationException) as e:
-        _fail(f"trainer.accelerator={t.accelerator} trainer.strategy={t.strategy} "
-              f"trainer.precision={t.precision}: Lightning rejects this setting: {e}")
+        raise ConfigError(f"trainer.accelerator={t.accelerator} trainer.strategy={t.strategy} "
+                          f"trainer.precision={t.precision}: Lightning rejects this setting: {e}") from None
 
 
 def _log_predictions(module, splits) -> list[dict[str, Any]]:
@@ -108,28 +115,39 @@ def _log_predictions(module, splits) -> list[dict[str, Any]]:
     return rows
 
 
-def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str | None = None) -> dict[str, Any]:
-    """Train and test one configuration; returns the result.json payload."""
+def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str | None = None,
+          resume_from: Path | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Train and test one configuration; returns the result.json payload.
+
+    `resume_from`: a checkpoint of this run to continue from (epoch, optimizer, RNG, history).
+    Raises ConfigError (a DataError too) for settings that cannot run, before anything is written.
+    """
     import lightning.pytorch as pl
+    import torch
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from mlpbench.data import DataError, MLPDataModule, make_splits
+    from mlpbench.data import MLPDataModule, make_splits
     from mlpbench.model import count_params, summary
     from mlpbench.module import AfterEpochMetrics, MLPModule
     from mlpbench.schema import Source
 
     _quiet_lightning()
+    if threads:
+        torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, verbose=False)
-    try:
-        splits = make_splits(cfg.data, cfg.seed)
-    except (DataError, ConfigError) as e:
-        _fail(str(e))
+    splits = make_splits(cfg.data, cfg.seed)
+    resumed_at = _checkpoint_position(resume_from) if resume_from else None
 
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = RunRecord(run_dir, overrides, config)
+    previous = sweep.read_result(run_dir) if resumed_at else None
+    record = RunRecord(run_dir, overrides, config, seconds_before=(previous or {}).get("seconds") or 0.0)
     record.update(experiment=experiment)
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
+    if resumed_at:
+        record.update(resumed=[*(previous or {}).get("resumed", []), resumed_at])
+    # On resume, TensorBoard drops what a killed attempt logged past the checkpoint.
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
+                               purge_step=resumed_at["step"] if resumed_at else None)
     callbacks = [AfterEpochMetrics(lambda: record.save_every(1.0))]
     if cfg.diagnostics:
         from mlpbench.diagnostics import Diagnostics
@@ -137,29 +155,37 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         callbacks.append(Diagnostics(cfg.trainer.log_every_n_steps))
     trainer = _make_trainer(cfg.trainer, run_dir, logger, *callbacks)
     module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes)
+    module.divergence_check_every = 1 if trainer.strategy.root_device.type == "cpu" else cfg.trainer.log_every_n_steps
     log.info("Run %s: %s\n%s", run_dir.name, " ".join(overrides) or "(defaults)",
              summary(module.model, splits.num_features))
+    if resumed_at:
+        log.info("Run %s: continuing after epoch %d (step %d) from %s", run_dir.name, resumed_at["epoch"],
+                 resumed_at["step"], resume_from)
     record.source = module
     record.update(params=count_params(module.model), data=splits.sizes())
     try:
         record.save()
         datamodule = MLPDataModule(splits, cfg.data.batch_size, cfg.seed)
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
         if module.diverged_at is None:
             trainer.test(module, datamodule=datamodule, verbose=False)
             if Source(cfg.data.source) is Source.xor:
                 record.update(predictions=_log_predictions(module, splits))
         status = "ok" if module.diverged_at is None else "diverged"
         record.update(status=status, diverged_at=module.diverged_at,
-                      device=str(trainer.strategy.root_device))
+                      device=str(trainer.strategy.root_device), threads=torch.get_num_threads())
         record.save()
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit) as e:
         # Lightning turns Ctrl-C and SIGTERM into SystemExit after its graceful shutdown.
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
         record.update(status="interrupted")
         record.save()
-        log.warning("Run %s interrupted after %d epochs; kept %s and %s", run_dir.name,
-                    record.payload["epochs"], record.path, run_dir / "checkpoints")
-        raise
+        log.warning("Run %s interrupted after %d epochs; kept %s and %s. Rerun the same command with "
+                    "resume=true to continue it.", run_dir.name, record.payload["epochs"], record.path,
+                    run_dir / "checkpoints")
+        # The shell's codes for death by SIGTERM and SIGINT, so a scheduler sees what happened.
+        raise SystemExit(143 if isinstance(e, SIGTERMException) else 130) from None
     except Exception as e:
         record.update(status="failed", error={"type": type(e).__name__, "message": str(e)})
         record.save()
@@ -176,29 +202,44 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     return record.payload
 
 
+def _checkpoint_position(path: Path) -> dict[str, int]:
+    """Where a checkpoint stands: epochs finished and optimizer steps taken."""
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    history = checkpoint.get("mlpbench", {}).get("history", {})
+    return {"epoch": len(history.get("train_loss", [])), "step": int(checkpoint["global_step"])}
+
+
+def _record_invalid(run_dir: Path, overrides: list[str], cfg: DictConfig, error: Exception) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = RunRecord(run_dir, overrides, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    record.update(status="failed", error={"type": type(error).__name__, "message": str(error)})
+    record.save()
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
-    try:
-        validate(cfg)
-    except ConfigError as e:
-        _fail(str(e))
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    train(cfg, run_dir, list(hc.overrides.task), hc.runtime.choices.get("experiment"))
-
-
-# ---------------------------------------------------------------------------- sweep end
-
-
-class SweepSummary(HydraCallback):
-    """At the end of a multirun: the sweep's report (summary.csv/.md, figures), printed too."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlpbench.report import build
-
-        sweep_dir = Path(config.hydra.sweep.dir)
-        table, written = build([sweep_dir])
-        if not table:
-            return
-        print(f"\n{table}\n{table.count(chr(10)) - 2} runs in {sweep_dir}; report: "
-              f"{', '.join(p.name for p in written)}\nCompare the curves: tensorboard --logdir {sweep_dir}")
+    overrides = list(hc.overrides.task)
+    in_sweep = hc.mode == RunMode.MULTIRUN
+    plan = sweep.plan_run(run_dir)
+    if plan.skip:
+        log.info("Run %s: already %s in %s; skipped", run_dir.name, plan.skip, run_dir)
+        return
+    try:
+        validate(cfg)
+        train(cfg, run_dir, overrides, hc.runtime.choices.get("experiment"), resume_from=plan.checkpoint,
+              threads=sweep.threads_per_run(hc.launcher))
+    except ConfigError as e:
+        if not in_sweep:
+            _fail(str(e))
+        # One bad grid point must not end the sweep: record it, go on to the next.
+        _record_invalid(run_dir, overrides, cfg, e)
+        log.error("Run %s: not run: %s", run_dir.name, e)
+    except Exception as e:
+        # train() has recorded it as failed; the traceback goes to the run's log.
+        log.exception("Run %s failed: %s: %s", run_dir.name, type(e).__name__, e)
+        if not in_sweep:
+            sys.exit(1)

@@ -161,6 +161,8 @@ class Config:
     # Per-layer gradient and weight norms, dead/saturated units and activation statistics,
     # every `trainer.log_every_n_steps` steps, to TensorBoard (mlpbench/diagnostics.py).
     diagnostics: bool = False
+    # Continue the newest earlier sweep of the same command instead of starting a new one.
+    resume: bool = False
 
 
 def register_configs() -> None:

@@ -1,0 +1,152 @@
+"""Sweeps that lose nothing: where a sweep writes, what a rerun does with each run already
+there, how parallel runs share the cores, and what the sweep reports when it ends.
+
+- `hydra.sweep.dir: ${mlpbench_sweep_dir:BASE,${resume}}` is BASE/<date>_<time>, a fresh
+  folder; with `resume=true`, the newest folder under BASE that a sweep with the same
+  overrides wrote, so rerunning the same command continues it.
+- In a folder that already holds a run (`plan_run`): ok and diverged runs are skipped,
+  interrupted or killed ones continue from their last checkpoint, failed ones start again.
+  Pointing `hydra.sweep.dir` at an earlier sweep resumes it the same way.
+
+No torch here: this runs before any training starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.experimental.callback import Callback as HydraCallback
+from omegaconf import DictConfig, OmegaConf
+
+from mlpbench.results import RESULT_FILE, load_results
+
+log = logging.getLogger("mlpbench")
+DONE = ("ok", "diverged")  # a rerun keeps these as they are
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+def _sweep_overrides(overrides: Any) -> list[str]:
+    # `resume=true` is how a sweep is continued, not part of what it runs.
+    return [str(o) for o in overrides if str(o).lstrip("+").split("=", 1)[0] != "resume"]
+
+
+def _command_overrides() -> list[str]:
+    """The task overrides of this command line, as Hydra saves them in multirun.yaml."""
+    overrides = [arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]
+    return [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+
+
+def sweep_dir(base: str, resume: bool) -> str:
+    """The `mlpbench_sweep_dir` resolver. Cached by OmegaConf, and the cache travels with the
+    config to each job (also to joblib's worker processes): every job sees the same folder."""
+    base_path = Path(base)
+    if resume:
+        wanted = _sweep_overrides(_command_overrides())
+        for saved in sorted(base_path.glob("*/multirun.yaml"), key=lambda p: p.parent.name, reverse=True):
+            try:
+                task = OmegaConf.load(saved).hydra.overrides.task
+            except Exception:  # a sweep killed while Hydra wrote its config: not this one
+                continue
+            if _sweep_overrides(task) == wanted:
+                print(f"Resuming the sweep in {saved.parent}", file=sys.stderr)
+                return str(saved.parent)
+        print(f"resume=true: no earlier sweep with these overrides under {base_path}; starting a new one",
+              file=sys.stderr)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    # Claim the folder: two sweeps started in the same second must not share one.
+    for n in range(1, 1000):
+        path = base_path / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir(parents=True)
+            return str(path)
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot create a sweep folder under {base_path}")
+
+
+OmegaConf.register_new_resolver("mlpbench_sweep_dir", sweep_dir, replace=True, use_cache=True)
+
+
+# ---------------------------------------------------------------------------- one run
+
+
+@dataclass
+class RunPlan:
+    skip: Optional[str] = None  # the status of a finished run: nothing to do
+    checkpoint: Optional[Path] = None  # continue from here
+    previous: Optional[dict] = None  # the result.json found, if any
+
+
+def read_result(run_dir: Path) -> Optional[dict]:
+    try:
+        return json.loads((run_dir / RESULT_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def plan_run(run_dir: Path) -> RunPlan:
+    """What to do in a run folder: start, skip, or continue from the last checkpoint."""
+    previous = read_result(run_dir)
+    if previous is None and not (run_dir / LAST_CHECKPOINT).exists():
+        return RunPlan()
+    status = (previous or {}).get("status")
+    if status in DONE:
+        return RunPlan(skip=status, previous=previous)
+    if status != "failed" and (run_dir / LAST_CHECKPOINT).is_file():
+        return RunPlan(checkpoint=run_dir / LAST_CHECKPOINT, previous=previous)
+    _clear(run_dir)  # failed, or stopped before its first checkpoint: start again
+    return RunPlan(previous=previous)
+
+
+def _clear(run_dir: Path) -> None:
+    """Remove what an earlier attempt wrote, keeping its log (run.log) and Hydra's config."""
+    for path in run_dir.iterdir():
+        if path.name.startswith("events.out.tfevents") or path.name in (RESULT_FILE, "hparams.yaml"):
+            path.unlink()
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+
+
+def threads_per_run(launcher: DictConfig) -> Optional[int]:
+    """torch threads for each of N runs in parallel (hydra/launcher=joblib): cores / N."""
+    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
+    if not n_jobs:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    parallel = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 = every core
+    return max(1, cores // max(1, parallel))
+
+
+# ---------------------------------------------------------------------------- sweep end
+
+
+class SweepSummary(HydraCallback):
+    """At the end of a multirun: the report (summary.csv/.md, figures), printed; then a
+    non-zero exit naming the runs that failed, if any did."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlpbench.report import build
+
+        sweep = Path(config.hydra.sweep.dir)
+        table, written = build([sweep])
+        if table:
+            print(f"\n{table}\n{table.count(chr(10)) - 2} runs in {sweep}; report: "
+                  f"{', '.join(p.name for p in written)}\nCompare the curves: tensorboard --logdir {sweep}")
+        failed = [(run_dir, result) for run_dir, result in load_results(sweep) if result.get("status") == "failed"]
+        if failed:
+            print(f"\n{len(failed)} run(s) failed:", file=sys.stderr)
+            for run_dir, result in failed:
+                error = result.get("error") or {}
+                message = " ".join(str(error.get("message", "")).split())
+                print(f"  {run_dir.name}: {error.get('type', '?')}: {message} "
+                      f"(log: {run_dir / 'run.log'})", file=sys.stderr)
+            print("Rerun the same command with resume=true to retry them; finished runs are kept.",
+                  file=sys.stderr)
+            sys.exit(1)

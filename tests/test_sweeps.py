@@ -1,0 +1,171 @@
+"""Sweeps that lose nothing: failures isolated, divergence, interruption, kill and resume, parallel runs."""
+
+import csv
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlpbench.sweep import plan_run, threads_per_run
+from tests.conftest import REPO, run_cli
+from omegaconf import OmegaConf
+
+TINY = ["data.limit=300", "trainer.max_epochs=2"]
+
+
+def summary_rows(sweep: Path) -> list[dict]:
+    with open(sweep / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def only_sweep(cwd: Path) -> Path:
+    (sweep,) = (cwd / "outputs" / "multirun").iterdir()
+    return sweep
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on_then_exits_non_zero(tmp_path):
+    proc = run_cli("-m", "model.depth=1,-1,2", *TINY, cwd=tmp_path)
+    assert proc.returncode == 1
+    sweep = only_sweep(tmp_path)
+    rows = {r["model.depth"]: r for r in summary_rows(sweep)}
+    assert {k: r["status"] for k, r in rows.items()} == {"1": "ok", "-1": "failed", "2": "ok"}
+    failed = json.loads(next(sweep.glob("*model.depth=-1*/result.json")).read_text())
+    assert failed["error"]["type"] == "ConfigError" and "model.depth=-1" in failed["error"]["message"]
+    assert "1 run(s) failed" in proc.stderr and "model.depth=-1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_crash_inside_training_keeps_the_sweep_going(tmp_path):
+    # One-row batches: BatchNorm raises inside the first training step of that run.
+    proc = run_cli("-m", "data.batch_size=1,32", *TINY, cwd=tmp_path)
+    assert proc.returncode == 1
+    sweep = only_sweep(tmp_path)
+    assert sorted(r["status"] for r in summary_rows(sweep)) == ["failed", "ok"]
+    failed_dir = next(sweep.glob("*batch_size=1,*"))
+    failed = json.loads((failed_dir / "result.json").read_text())
+    assert failed["error"]["type"] == "ValueError" and "channel" in failed["error"]["message"]
+    assert "Traceback" in (failed_dir / "run.log").read_text()  # the whole story is in the run's log
+
+
+def test_a_huge_learning_rate_is_recorded_as_diverged_within_the_first_epoch(tmp_path):
+    proc = run_cli("-m", "optim=sgd", "optim.lr=1e6,0.01", "model.activation=linear", "model.depth=3",
+                   "data.limit=500", "trainer.max_epochs=5", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr  # diverging is a result, not an error
+    sweep = only_sweep(tmp_path)
+    diverged = json.loads(next(sweep.glob("*optim.lr=1000000.0*/result.json")).read_text())
+    assert diverged["status"] == "diverged" and diverged["epochs"] == 1
+    steps_per_epoch = 400 // 32 + 1
+    assert diverged["diverged_at"]["epoch"] == 1 and diverged["diverged_at"]["step"] < steps_per_epoch
+    assert {r["status"] for r in summary_rows(sweep)} == {"diverged", "ok"}
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # Its own process group, with Ctrl-C's default handling (background jobs may ignore it).
+    return subprocess.Popen([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _wait_for(pattern: str, timeout: float = 120) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = glob.glob(pattern)
+        if found:
+            return Path(found[0])
+        time.sleep(0.02)
+    raise AssertionError(f"nothing matched {pattern}")
+
+
+def test_a_sweep_killed_mid_run_resumes_with_every_run_once_and_a_continuous_history(tmp_path):
+    grid = ["-m", "model.depth=1,2,3", "data.limit=400", "trainer.max_epochs=12", "model.dropout=0.2"]
+    proc = _start(grid, tmp_path)
+    _wait_for(f"{tmp_path}/outputs/multirun/*/*model.depth=2*/checkpoints/last.ckpt")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    sweep = only_sweep(tmp_path)
+    killed = json.loads(next(sweep.glob("*model.depth=2*/result.json")).read_text())
+    assert killed["status"] == "running"  # what kill -9 leaves behind
+    assert not list(sweep.glob("*model.depth=3*/result.json"))
+
+    resumed = run_cli(*grid, "resume=true", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert only_sweep(tmp_path) == sweep  # the same folder, found from the same command
+    output = resumed.stdout + resumed.stderr
+    assert "already ok" in output and "continuing after epoch" in output
+    rows = summary_rows(sweep)
+    assert sorted(r["model.depth"] for r in rows) == ["1", "2", "3"] and {r["status"] for r in rows} == {"ok"}
+
+    result = json.loads(next(sweep.glob("*model.depth=2*/result.json")).read_text())
+    (resume_point,) = result["resumed"]
+    assert 1 <= resume_point["epoch"] < 12 and result["epochs"] == 12
+    # Continuous: the same history, epoch for epoch, as the run never interrupted.
+    reference = run_cli("model.depth=2", "data.limit=400", "trainer.max_epochs=12", "model.dropout=0.2",
+                        f"hydra.run.dir={tmp_path / 'reference'}", cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+    expected = json.loads((tmp_path / "reference" / "result.json").read_text())
+    assert result["history"]["train_loss"] == expected["history"]["train_loss"]
+    assert result["history"]["val_acc"] == expected["history"]["val_acc"]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_stops_cleanly_with_status_interrupted_and_a_checkpoint(tmp_path, sig, code):
+    proc = _start(["-m", "model.depth=1", "data.limit=400", "trainer.max_epochs=200"], tmp_path)
+    run_dir = _wait_for(f"{tmp_path}/outputs/multirun/*/*/checkpoints/last.ckpt").parent.parent
+    proc.send_signal(sig)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == code
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "interrupted" and result["epochs"] >= 1
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert "resume=true" in output and "Traceback" not in output
+
+
+def test_a_rerun_skips_finished_runs_continues_stopped_ones_and_restarts_failed_ones(tmp_path):
+    def run_dir(name: str, status: str | None, checkpoint: bool = False) -> Path:
+        path = tmp_path / name
+        (path / "checkpoints").mkdir(parents=True)
+        if status:
+            (path / "result.json").write_text(json.dumps({"status": status}))
+        if checkpoint:
+            (path / "checkpoints" / "last.ckpt").write_bytes(b"ckpt")
+        (path / "events.out.tfevents.1").write_bytes(b"")
+        return path
+
+    assert plan_run(run_dir("ok", "ok", checkpoint=True)).skip == "ok"
+    assert plan_run(run_dir("diverged", "diverged")).skip == "diverged"
+    interrupted = run_dir("interrupted", "interrupted", checkpoint=True)
+    assert plan_run(interrupted).checkpoint == interrupted / "checkpoints" / "last.ckpt"
+    assert plan_run(run_dir("killed", "running", checkpoint=True)).checkpoint is not None
+    failed = run_dir("failed", "failed", checkpoint=True)
+    plan = plan_run(failed)
+    assert plan.skip is None and plan.checkpoint is None
+    assert not (failed / "result.json").exists() and not (failed / "checkpoints").exists()
+    assert not list(failed.glob("events.out.tfevents*"))
+    assert plan_run(tmp_path / "new") == plan_run(tmp_path / "also-new")
+
+
+def test_parallel_runs_split_the_cores():
+    cores = len(os.sched_getaffinity(0))
+    joblib = lambda n: OmegaConf.create({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+                                         "n_jobs": n})  # noqa: E731
+    assert threads_per_run(joblib(-1)) == 1
+    assert threads_per_run(joblib(1)) == cores
+    assert threads_per_run(OmegaConf.create({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"})) is None
+
+
+def test_a_two_job_joblib_sweep_completes_with_a_full_report(tmp_path):
+    proc = run_cli("-m", "model.depth=1,2,3", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sweep = only_sweep(tmp_path)
+    rows = summary_rows(sweep)
+    assert sorted(r["model.depth"] for r in rows) == ["1", "2", "3"] and {r["status"] for r in rows} == {"ok"}
+    for path in sweep.glob("*/result.json"):
+        assert json.loads(path.read_text())["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+    assert (sweep / "val_acc.png").is_file()
