@@ -257,30 +257,45 @@ class TensorBatches:
 
     Each pass draws its permutation from (seed, pass number), so a run's batches are
     reproducible. A trailing batch of a single row is dropped when shuffling: BatchNorm
-    cannot normalise one row in training mode.
+    cannot normalise one row in training mode. Under DDP (`world` processes) each takes
+    every world-th row of the pass's order, cut so that all take the same number of steps.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0,
+                 rank: int = 0, world: int = 1):
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.rank, self.world = rank, world
         self.passes = 0
 
-    def __len__(self) -> int:
+    def _rows(self) -> int:
         n = len(self.y)
-        full, rest = divmod(n, self.batch_size)
+        if self.world == 1:
+            return n
+        return n // self.world if self.shuffle else len(range(self.rank, n, self.world))
+
+    def __len__(self) -> int:
+        full, rest = divmod(self._rows(), self.batch_size)
         return full + (1 if rest > 1 or (rest == 1 and not self.shuffle) else 0)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)
+        order = None
         if self.shuffle:
             gen = torch.Generator().manual_seed(self.seed * 100_003 + self.passes)
-            order = torch.randperm(n, generator=gen).to(self.x.device)
+            order = torch.randperm(n, generator=gen)
         self.passes += 1
+        if self.world > 1:
+            order = torch.arange(n) if order is None else order[: n // self.world * self.world]
+            order = order[self.rank::self.world]
+        if order is not None:
+            order = order.to(self.x.device)
+        rows = self._rows()
         for i in range(len(self)):
-            lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, n)
-            if self.shuffle:
+            lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, rows)
+            if order is not None:
                 idx = order[lo:hi]
                 yield self.x[idx], self.y[idx]
             else:
@@ -312,17 +327,26 @@ class MLPDataModule(pl.LightningDataModule):
         for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
             setattr(s, name, getattr(s, name).to(device))
 
+    def _shard(self) -> dict[str, int]:
+        # One shard per DDP process; the whole data in a single-device run.
+        if self.trainer is None:
+            return {"rank": 0, "world": 1}
+        return {"rank": self.trainer.global_rank, "world": self.trainer.world_size}
+
     def train_dataloader(self) -> TensorBatches:
         s = self.splits
-        self._train = TensorBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed)
+        self._train = TensorBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed,
+                                    **self._shard())
         self._train.passes = self._train_passes
         return self._train
 
     def val_dataloader(self) -> TensorBatches:
-        return TensorBatches(self.splits.x_val, self.splits.y_val, self._eval_batch(), shuffle=False)
+        return TensorBatches(self.splits.x_val, self.splits.y_val, self._eval_batch(), shuffle=False,
+                             **self._shard())
 
     def test_dataloader(self) -> TensorBatches:
-        return TensorBatches(self.splits.x_test, self.splits.y_test, self._eval_batch(), shuffle=False)
+        return TensorBatches(self.splits.x_test, self.splits.y_test, self._eval_batch(), shuffle=False,
+                             **self._shard())
 
     def _eval_batch(self) -> int:
         # Evaluation needs no gradients: larger batches cost the same arithmetic, fewer steps.

@@ -38,10 +38,16 @@ class _Sums:
         self.correct += correct
         self.rows += rows
 
-    def means(self) -> tuple[float, float]:
-        if self.rows == 0:
+    def means(self, reduce=None) -> tuple[float, float]:
+        """Means over the pass; `reduce` sums the three counts over DDP processes."""
+        totals = torch.stack([self.loss, self.correct.to(torch.float64),
+                              torch.tensor(float(self.rows), dtype=torch.float64, device=self.loss.device)])
+        if reduce is not None:
+            totals = reduce(totals)
+        loss, correct, rows = totals.tolist()
+        if rows == 0:
             return math.nan, math.nan
-        return self.loss.item() / self.rows, self.correct.item() / self.rows
+        return loss / rows, correct / rows
 
 
 class MLPModule(pl.LightningModule):
@@ -62,6 +68,12 @@ class MLPModule(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    @property
+    def _reduce(self):
+        if self._trainer is None or self.trainer.world_size == 1:
+            return None
+        return lambda totals: self.trainer.strategy.reduce(totals, reduce_op="sum")
 
     def loss_and_correct(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.loss_kind is Loss.cross_entropy:
@@ -89,13 +101,18 @@ class MLPModule(pl.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         step = self.global_step  # already counts this batch's optimizer step
-        if step % self.divergence_check_every == 0 and not torch.isfinite(self._sums.loss):
+        if step % self.divergence_check_every != 0:
+            return
+        diverged = not torch.isfinite(self._sums.loss)
+        if self.trainer.world_size > 1:  # every DDP process must stop at the same step
+            diverged = self.trainer.strategy.reduce_boolean_decision(diverged, all=False)
+        if diverged:
             # No later step can recover from a NaN/inf loss: stop now and record where.
             self.diverged_at = {"epoch": self.current_epoch + 1, "step": step}
             self.trainer.should_stop = True
 
     def on_train_epoch_end(self) -> None:
-        train_loss, train_acc = self._sums.means()
+        train_loss, train_acc = self._sums.means(self._reduce)
         epoch = self.current_epoch + 1
         h = self.history
         h["train_loss"].append(train_loss)
@@ -110,10 +127,11 @@ class MLPModule(pl.LightningModule):
         if self.logger is not None:
             self.logger.log_metrics({k: v for k, v in scalars.items() if math.isfinite(v)}, step=epoch)
         self.log("train_loss", train_loss, prog_bar=True, logger=False)
-        # Keras' verbose=2 line: also the record of the run in its log file.
-        log.info("Epoch %d/%d - %.2fs - loss %.4f - acc %.4f - val_loss %.4f - val_acc %.4f", epoch,
-                 self.trainer.max_epochs, h["epoch_seconds"][-1], train_loss, train_acc,
-                 h["val_loss"][-1], h["val_acc"][-1])
+        # Keras' verbose=2 line: also the record of the run in its log file (once under DDP).
+        if self.trainer.is_global_zero:
+            log.info("Epoch %d/%d - %.2fs - loss %.4f - acc %.4f - val_loss %.4f - val_acc %.4f", epoch,
+                     self.trainer.max_epochs, h["epoch_seconds"][-1], train_loss, train_acc,
+                     h["val_loss"][-1], h["val_acc"][-1])
         if not math.isfinite(train_loss) and self.diverged_at is None:
             self.diverged_at = {"epoch": epoch, "step": self.global_step}
             self.trainer.should_stop = True
@@ -151,7 +169,7 @@ class MLPModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
-        val_loss, val_acc = self._eval_sums.means()
+        val_loss, val_acc = self._eval_sums.means(self._reduce)
         self.history["val_loss"].append(val_loss)
         self.history["val_acc"].append(val_acc)
         # For the progress bar and ModelCheckpoint's monitor; TensorBoard gets them per epoch.
@@ -164,7 +182,7 @@ class MLPModule(pl.LightningModule):
         self.validation_step(batch, batch_idx)
 
     def on_test_epoch_end(self) -> None:
-        test_loss, test_acc = self._eval_sums.means()
+        test_loss, test_acc = self._eval_sums.means(self._reduce)
         self.test_metrics = {"test_loss": test_loss, "test_acc": test_acc}
         if self.logger is not None:
             self.logger.log_metrics({"test/loss": test_loss, "test/acc": test_acc},

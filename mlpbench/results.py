@@ -90,12 +90,15 @@ class RunRecord:
 
         # Anything with `history` and `test_metrics` (the LightningModule), read on every save.
         self.source: Optional[Any] = None
+        self.enabled = True  # False in DDP processes other than rank 0: one writer per run
         self._last_save = 0.0
 
     def update(self, **fields: Any) -> None:
         self.payload.update(fields)
 
     def save(self) -> None:
+        if not self.enabled:
+            return
         if self.source is not None:
             history = {k: list(v) for k, v in self.source.history.items()}
             self.payload.update(history=history, epochs=len(history.get("train_loss", [])),

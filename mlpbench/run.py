@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -154,11 +155,16 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
 
         callbacks.append(Diagnostics(cfg.trainer.log_every_n_steps))
     trainer = _make_trainer(cfg.trainer, run_dir, logger, *callbacks)
+    record.enabled = trainer.is_global_zero
+    if trainer.world_size > 1 and trainer.strategy.root_device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // trainer.world_size))  # DDP on CPU: share the cores
     module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes)
-    module.divergence_check_every = 1 if trainer.strategy.root_device.type == "cpu" else cfg.trainer.log_every_n_steps
-    log.info("Run %s: %s\n%s", run_dir.name, " ".join(overrides) or "(defaults)",
-             summary(module.model, splits.num_features))
-    if resumed_at:
+    single_cpu = trainer.strategy.root_device.type == "cpu" and trainer.world_size == 1
+    module.divergence_check_every = 1 if single_cpu else cfg.trainer.log_every_n_steps
+    if record.enabled:
+        log.info("Run %s: %s\n%s", run_dir.name, " ".join(overrides) or "(defaults)",
+                 summary(module.model, splits.num_features))
+    if resumed_at and record.enabled:
         log.info("Run %s: continuing after epoch %d (step %d) from %s", run_dir.name, resumed_at["epoch"],
                  resumed_at["step"], resume_from)
     record.source = module
@@ -173,7 +179,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
                 record.update(predictions=_log_predictions(module, splits))
         status = "ok" if module.diverged_at is None else "diverged"
         record.update(status=status, diverged_at=module.diverged_at,
-                      device=str(trainer.strategy.root_device), threads=torch.get_num_threads())
+                      device=str(trainer.strategy.root_device), devices=trainer.world_size,
+                      threads=torch.get_num_threads())
         record.save()
     except (KeyboardInterrupt, SystemExit) as e:
         # Lightning turns Ctrl-C and SIGTERM into SystemExit after its graceful shutdown.
@@ -191,6 +198,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         record.save()
         raise
 
+    if not record.enabled:  # a DDP process other than rank 0: rank 0 reports the run
+        return record.payload
     # Hyperparameters with the final metrics, for TensorBoard's HParams dashboard.
     metrics = record.payload["metrics"]
     logger.log_hyperparams(_flat_hparams(config), {f"hp/{k}": v for k, v in metrics.items()
@@ -224,12 +233,17 @@ def main(cfg: DictConfig) -> None:
     run_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
     in_sweep = hc.mode == RunMode.MULTIRUN
-    plan = sweep.plan_run(run_dir)
+    # Lightning's DDP starts ranks 1.. as this same command: they follow rank 0's plan.
+    ddp_child = int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+    plan = sweep.plan_run(run_dir, clear=not ddp_child)
     if plan.skip:
         log.info("Run %s: already %s in %s; skipped", run_dir.name, plan.skip, run_dir)
         return
     try:
         validate(cfg)
+        if in_sweep and cfg.trainer.devices > 1:
+            raise ConfigError(f"trainer.devices={cfg.trainer.devices}: a DDP run starts its own processes; "
+                              "run it on its own, without -m (a sweep runs each run on one device)")
         train(cfg, run_dir, overrides, hc.runtime.choices.get("experiment"), resume_from=plan.checkpoint,
               threads=sweep.threads_per_run(hc.launcher))
     except ConfigError as e:

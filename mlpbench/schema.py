@@ -138,7 +138,7 @@ OPTIM_SCHEMAS = {
 @dataclass
 class TrainerConfig:
     accelerator: str = "auto"
-    # One device: batches are not yet sharded across DDP ranks.
+    # >1: one run on several devices with DDP (each process takes a shard of every batch).
     devices: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
@@ -236,8 +236,11 @@ def validate(cfg: DictConfig) -> None:
         if key in optim:
             _check(errors, optim[key] >= 0.0, f"optim.{key}", optim[key], "must be >= 0")
 
-    _check(errors, trainer.devices == 1, "trainer.devices", trainer.devices,
-           "must be 1: training on several devices (DDP) is not supported yet")
+    _check(errors, trainer.devices >= 1, "trainer.devices", trainer.devices, "must be an integer >= 1")
+    if trainer.devices > 1:
+        # The spawn/fork variants train in child processes this one cannot read results from.
+        _check(errors, trainer.strategy in ("auto", "ddp"), "trainer.strategy", trainer.strategy,
+               "must be auto or ddp when trainer.devices > 1")
     _check(errors, trainer.max_epochs >= 1, "trainer.max_epochs", trainer.max_epochs, "must be an integer >= 1")
     _check(errors, trainer.log_every_n_steps >= 1, "trainer.log_every_n_steps", trainer.log_every_n_steps,
            "must be an integer >= 1")

@@ -92,8 +92,9 @@ def read_result(run_dir: Path) -> Optional[dict]:
         return None
 
 
-def plan_run(run_dir: Path) -> RunPlan:
-    """What to do in a run folder: start, skip, or continue from the last checkpoint."""
+def plan_run(run_dir: Path, clear: bool = True) -> RunPlan:
+    """What to do in a run folder: start, skip, or continue from the last checkpoint.
+    `clear=False` only reads (DDP processes other than rank 0 follow rank 0's plan)."""
     previous = read_result(run_dir)
     if previous is None and not (run_dir / LAST_CHECKPOINT).exists():
         return RunPlan()
@@ -102,7 +103,8 @@ def plan_run(run_dir: Path) -> RunPlan:
         return RunPlan(skip=status, previous=previous)
     if status != "failed" and (run_dir / LAST_CHECKPOINT).is_file():
         return RunPlan(checkpoint=run_dir / LAST_CHECKPOINT, previous=previous)
-    _clear(run_dir)  # failed, or stopped before its first checkpoint: start again
+    if clear:
+        _clear(run_dir)  # failed, or stopped before its first checkpoint: start again
     return RunPlan(previous=previous)
 
 

@@ -47,7 +47,8 @@ def test_defaults_are_valid_and_are_the_tutorial_setup():
     (["model.depth=3", "model.units=[256,128]"], ["model.units=[256,128]", "model.depth=3"]),
     (["data=mnist", "data.root=/nonexistent/mnist"], ["/nonexistent/mnist", "train-images-idx3-ubyte"]),
     (["trainer.precision=foo"], ["trainer.precision=foo", "Allowed precision values"]),
-    (["trainer.devices=2"], ["trainer.devices=2", "must be 1"]),
+    (["trainer.devices=0"], ["trainer.devices=0", ">= 1"]),
+    (["trainer.devices=2", "trainer.strategy=ddp_spawn"], ["trainer.strategy=ddp_spawn", "auto or ddp"]),
 ])
 def test_bad_input_ends_before_training_with_one_clear_message(tmp_path, args, expected):
     proc = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)

@@ -169,3 +169,24 @@ def test_a_two_job_joblib_sweep_completes_with_a_full_report(tmp_path):
     for path in sweep.glob("*/result.json"):
         assert json.loads(path.read_text())["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
     assert (sweep / "val_acc.png").is_file()
+
+
+def test_one_run_on_two_processes_with_ddp_shards_the_batches(tmp_path):
+    from tests.test_end_to_end import scalars
+
+    run_dir = tmp_path / "ddp"
+    proc = run_cli("trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "data.limit=400",
+                   "trainer.max_epochs=2", "trainer.log_every_n_steps=1", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "ok" and result["devices"] == 2 and result["epochs"] == 2
+    # 320 training rows, 160 per process at 32 a batch: 5 steps an epoch instead of 10.
+    assert [step for step, _ in scalars(run_dir)["step/train_loss"]] == list(range(10))
+    assert (proc.stdout + proc.stderr).count("Epoch 2/2") == 1  # rank 0 reports the run
+
+
+def test_ddp_inside_a_sweep_is_refused_for_that_run(tmp_path):
+    proc = run_cli("-m", "trainer.devices=1,2", *TINY, cwd=tmp_path)
+    assert proc.returncode == 1
+    rows = {r["trainer.devices"]: r["status"] for r in summary_rows(only_sweep(tmp_path))}
+    assert rows == {"1": "ok", "2": "failed"} and "without -m" in proc.stderr
