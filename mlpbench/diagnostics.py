@@ -41,7 +41,6 @@ def _layer_name(index: int) -> str:
 class Diagnostics(pl.Callback):
     def __init__(self, every_n_steps: int):
         self.every_n_steps = every_n_steps
-        self._capturing = False
         self._activations: dict[int, torch.Tensor] = {}
         self._hooks: list = []
         self._epoch_ratios: list[float] = []
@@ -63,19 +62,17 @@ class Diagnostics(pl.Callback):
         self._hooks = []
 
     def _keeper(self, index: int):
+        # Each training forward keeps a reference to its activations (no copy); the
+        # backward of a step that is due for statistics reads them.
         def keep(module, inputs, output):
-            if self._capturing and torch.is_grad_enabled():
+            if torch.is_grad_enabled():
                 self._activations[index] = output.detach()
         return keep
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._activations.clear()
-        self._capturing = trainer.global_step % self.every_n_steps == 0
-
     def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._capturing:
+        # Several optimizer steps run inside one Lightning step: global_step is this step's index.
+        if trainer.global_step % self.every_n_steps != 0:
             return
-        self._capturing = False
         writer = trainer.logger.experiment if trainer.logger is not None else None
         step = trainer.global_step
         names = [_layer_name(i) for i in range(1, len(self.blocks) + 1)] + ["output"]

@@ -19,7 +19,7 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlpbench import sweep
 from mlpbench.results import RunRecord
@@ -91,7 +91,7 @@ def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
             accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
             max_epochs=t.max_epochs, log_every_n_steps=t.log_every_n_steps,
             enable_progress_bar=progress_bar, deterministic=t.deterministic,
-            gradient_clip_val=t.gradient_clip_val, logger=logger, callbacks=[checkpoint, *callbacks],
+            logger=logger, callbacks=[checkpoint, *callbacks],
             enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(run_dir),
             plugins=[AtomicCheckpointIO()],
         )
@@ -117,10 +117,11 @@ def _log_predictions(module, splits) -> list[dict[str, Any]]:
 
 
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str | None = None,
-          resume_from: Path | None = None, threads: int | None = None) -> dict[str, Any]:
+          resume_from: Path | None = None, threads: int | None = None, callbacks: tuple = ()) -> dict[str, Any]:
     """Train and test one configuration; returns the result.json payload.
 
     `resume_from`: a checkpoint of this run to continue from (epoch, optimizer, RNG, history).
+    `callbacks`: more Lightning callbacks (the benchmark's epoch clock).
     Raises ConfigError (a DataError too) for settings that cannot run, before anything is written.
     """
     import lightning.pytorch as pl
@@ -149,7 +150,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     # On resume, TensorBoard drops what a killed attempt logged past the checkpoint.
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
                                purge_step=resumed_at["step"] if resumed_at else None)
-    callbacks = [AfterEpochMetrics(lambda: record.save_every(1.0))]
+    callbacks = [AfterEpochMetrics(lambda: record.save_every(1.0)), *callbacks]
     if cfg.diagnostics:
         from mlpbench.diagnostics import Diagnostics
 
@@ -159,6 +160,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     if trainer.world_size > 1 and trainer.strategy.root_device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // trainer.world_size))  # DDP on CPU: share the cores
     module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes)
+    module.gradient_clip_val = cfg.trainer.gradient_clip_val
     single_cpu = trainer.strategy.root_device.type == "cpu" and trainer.world_size == 1
     module.divergence_check_every = 1 if single_cpu else cfg.trainer.log_every_n_steps
     if record.enabled:
@@ -171,7 +173,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     record.update(params=count_params(module.model), data=splits.sizes())
     try:
         record.save()
-        datamodule = MLPDataModule(splits, cfg.data.batch_size, cfg.seed)
+        datamodule = MLPDataModule(splits, cfg.data.batch_size, cfg.seed, cfg.trainer.steps_per_chunk)
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
         if module.diverged_at is None:
             trainer.test(module, datamodule=datamodule, verbose=False)
@@ -225,6 +227,27 @@ def _record_invalid(run_dir: Path, overrides: list[str], cfg: DictConfig, error:
     record = RunRecord(run_dir, overrides, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     record.update(status="failed", error={"type": type(error).__name__, "message": str(error)})
     record.save()
+
+
+def print_help(overrides: list[str]) -> None:
+    """`--help`: conf/config.yaml's hydra.help template with the composed config.
+
+    Hydra's own --help fills in every config group of every plugin, deep-copying its config
+    store a hundred times (a second, with the launchers installed); this prints the same page
+    from one composition. `--hydra-help` is still Hydra's."""
+    import string
+
+    from hydra import compose, initialize_config_dir
+
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    except Exception as e:  # a bad override: say which, as a run would
+        _fail(str(e))
+    template = cfg.hydra.help.template
+    with open_dict(cfg):
+        del cfg["hydra"]
+    print(string.Template(template).safe_substitute(CONFIG=OmegaConf.to_yaml(cfg)))
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")

@@ -149,6 +149,10 @@ class TrainerConfig:
     enable_progress_bar: Optional[bool] = None
     deterministic: bool = False
     gradient_clip_val: Optional[float] = None
+    # Optimizer steps taken inside one Lightning training step (a chunk of that many batches):
+    # Lightning's fixed cost per step is paid once per chunk. The updates are the same for
+    # any value; 1 is Lightning's usual one step per batch. Always 1 under DDP.
+    steps_per_chunk: int = 64
 
 
 @dataclass
@@ -242,6 +246,8 @@ def validate(cfg: DictConfig) -> None:
         _check(errors, trainer.strategy in ("auto", "ddp"), "trainer.strategy", trainer.strategy,
                "must be auto or ddp when trainer.devices > 1")
     _check(errors, trainer.max_epochs >= 1, "trainer.max_epochs", trainer.max_epochs, "must be an integer >= 1")
+    _check(errors, trainer.steps_per_chunk >= 1, "trainer.steps_per_chunk", trainer.steps_per_chunk,
+           "must be an integer >= 1")
     _check(errors, trainer.log_every_n_steps >= 1, "trainer.log_every_n_steps", trainer.log_every_n_steps,
            "must be an integer >= 1")
     if errors:

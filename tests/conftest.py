@@ -1,4 +1,6 @@
 import gzip
+import logging
+import tempfile
 import os
 import subprocess
 import sys
@@ -54,6 +56,26 @@ def write_fake_mnist(folder: Path, n_train: int = 60, n_test: int = 20, compress
     return folder
 
 
+def run_in_process(run_dir: Path, *overrides: str) -> dict:
+    """A run as `python -m mlpbench OVERRIDES` makes it, in this process; its result.json payload."""
+    from mlpbench.run import train
+
+    overrides = (*overrides, "trainer.enable_progress_bar=false")
+    return train(make_config(*overrides), run_dir, list(overrides))
+
+
+@pytest.fixture
+def quiet_log():
+    """In-process runs log a model summary and a line per epoch: keep pytest's output short."""
+    logging.getLogger("mlpbench").setLevel(logging.WARNING)
+    yield
+    logging.getLogger("mlpbench").setLevel(logging.NOTSET)
+
+
 @pytest.fixture
 def fake_mnist(tmp_path: Path) -> Path:
     return write_fake_mnist(tmp_path / "mnist")
+
+
+# The on-disk array cache (mlpbench/data.py) of this test session, not the user's.
+os.environ.setdefault("MLPBENCH_CACHE", str(Path(tempfile.mkdtemp(prefix="mlpbench-test-cache-"))))

@@ -1,14 +1,12 @@
 """Whole runs as a user starts them: `python -m mlpbench`, single and multirun, and in-process runs."""
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, SCALARS, EventAccumulator
 
-from mlpbench.run import train
-from tests.conftest import make_config, run_cli
+from tests.conftest import run_cli, run_in_process
 
 FAST = ["data.limit=400", "trainer.max_epochs=2", "trainer.log_every_n_steps=2"]
 METRIC_KEYS = {"val_loss", "val_acc", "best_val_acc", "best_epoch", "test_loss", "test_acc"}
@@ -76,16 +74,7 @@ def test_multirun_gives_each_run_a_folder_named_by_its_overrides(tmp_path):
 # ---------------------------------------------------------------------------- in-process runs
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    logging.getLogger("mlpbench").setLevel(logging.WARNING)
-    yield
-    logging.getLogger("mlpbench").setLevel(logging.NOTSET)
-
-
-def run_in_process(tmp_path: Path, *overrides: str) -> dict:
-    overrides = (*overrides, "trainer.enable_progress_bar=false")
-    return train(make_config(*overrides), tmp_path, list(overrides))
+pytestmark = pytest.mark.usefixtures("quiet_log")
 
 
 def test_same_seed_gives_identical_runs_and_another_seed_does_not(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlpbench.sweep import plan_run, threads_per_run
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli
 from omegaconf import OmegaConf
 
 TINY = ["data.limit=300", "trainer.max_epochs=2"]

@@ -1,0 +1,263 @@
+"""`python -m mlpbench.bench`: how fast mlpbench trains, against a hand-written loop and Keras.
+
+The tutorial model (784 -> BatchNorm -> Dense(128, relu) -> Dense(10), Adam at Keras'
+defaults) on a full-size dataset (60k training rows, validation on 10k each epoch), at batch
+128 and 32, measured side by side in this one process:
+
+- loop: the minimal hand-written PyTorch loop below, over the same in-memory tensors;
+- mlpbench: its own training path (`mlpbench.run.train`: Lightning Trainer, checkpoints,
+  TensorBoard), as a user's run takes it;
+- keras: Keras' model.fit on TensorFlow, where tensorflow is importable (in a process of
+  its own, so that TensorFlow's threads cannot slow the others).
+
+Epoch times leave out the first epoch (warm-up, tracing); mlpbench's run from one epoch's
+end to the next, so they count everything a run does per epoch (validation, checkpoints,
+logging) and nothing it does once. Each stack runs --repeats times in turn and its fastest
+repeat counts. The loop and mlpbench must reach the same weights: the table says how far
+apart their final validation losses are.
+
+Then start-up: `python -m mlpbench --help`, and the cost of each run of a sequential multirun
+beyond its training. Prints tables; asserts nothing (timings are not tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def bench_data(rows: int) -> tuple[dict[str, np.ndarray], str, list[str]]:
+    """Fashion-MNIST or MNIST when their files are here, else a generated array like them."""
+    from mlpbench.data import DataError, load_arrays
+
+    for source in ("fashion_mnist", "mnist"):
+        try:
+            a = load_arrays(source)
+        except DataError:
+            continue
+        arrays = {"x": np.asarray(a.x_train[:rows]), "y": np.asarray(a.y_train[:rows]),
+                  "xv": np.asarray(a.x_test), "yv": np.asarray(a.y_test)}
+        return arrays, f"{source} ({len(arrays['y'])} train, {len(arrays['yv'])} validation rows)", [
+            f"data={source}", f"data.limit={rows}"]
+    raise SystemExit("mlpbench.bench needs Fashion-MNIST or MNIST: apt-get install dataset-fashion-mnist, "
+                     "or data.root with the four MNIST IDX files (see README)")
+
+
+# ---------------------------------------------------------------------------- the stacks
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    from mlpbench.run import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides)
+
+
+def hand_loop(cfg, epochs: int, fused: bool) -> tuple[list[float], float]:
+    """The baseline, as plain as PyTorch gets: the same model, initialisation, rows, batch
+    order and Adam settings as mlpbench's run of `cfg`. With `fused` (torch's one-kernel Adam,
+    which mlpbench uses) it must end with exactly mlpbench's weights; without, it is the eager
+    default, whose rounding drifts apart over thousands of steps.
+    Returns the epoch times and the final validation loss."""
+    import torch
+    import torch.nn.functional as F
+
+    from mlpbench.data import make_splits
+    from mlpbench.model import MLP
+
+    s = make_splits(cfg.data, cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = MLP(cfg.model, s.num_features, s.num_classes)
+    o = cfg.optim
+    optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, fused=fused)
+    n, bs = len(s.y_train), cfg.data.batch_size
+    rows = n - 1 if n % bs == 1 else n  # BatchNorm cannot train on a lone last row
+    times, val_loss = [], float("nan")
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        for lo in range(0, rows, bs):
+            idx = order[lo:min(lo + bs, rows)]
+            loss = F.cross_entropy(model(s.x_train[idx]), s.y_train[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            total = sum(F.cross_entropy(model(s.x_val[i:i + 1024]), s.y_val[i:i + 1024], reduction="sum").item()
+                        for i in range(0, len(s.y_val), 1024))
+        val_loss = total / len(s.y_val)
+        times.append(time.perf_counter() - start)
+    return times, val_loss
+
+
+def mlpbench_run(overrides: list[str], epochs: int, workdir: Path) -> tuple[list[float], float]:
+    """mlpbench's epoch times, from one epoch's end to the next (validation, checkpoints and
+    logging included), and the final validation loss."""
+    from lightning.pytorch.callbacks import Checkpoint
+
+    from mlpbench.run import train
+
+    class EpochClock(Checkpoint):  # a Checkpoint: Lightning runs it after the checkpoint callbacks
+        ends: list[float] = []
+
+        def on_train_start(self, trainer, pl_module):
+            self.ends = [time.perf_counter()]
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.ends.append(time.perf_counter())
+
+    clock = EpochClock()
+    args = [*overrides, f"trainer.max_epochs={epochs}"]
+    result = train(compose(args), Path(tempfile.mkdtemp(dir=workdir)), args, callbacks=(clock,))
+    return [b - a for a, b in zip(clock.ends, clock.ends[1:])], result["history"]["val_loss"][-1]
+
+
+def keras_in_subprocess(arrays: dict, batch_size: int, epochs: int, workdir: Path) -> list[float] | None:
+    """keras_fit in a process of its own: TensorFlow's thread pools keep spinning after fit and
+    would slow every torch measurement taken after them in this process."""
+    path = workdir / "arrays.npz"
+    if not path.exists():
+        np.savez(path, **arrays)
+    proc = subprocess.run([sys.executable, "-m", "mlpbench.bench", "--keras-worker", str(path), str(batch_size),
+                           str(epochs)], capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("KERAS ")]
+    return json.loads(lines[-1][6:]) if proc.returncode == 0 and lines else None
+
+
+def keras_fit(arrays: dict, batch_size: int, epochs: int) -> list[float] | None:
+    """Keras 3's model.fit on the same rows, with its default settings; None without tensorflow."""
+    try:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+    except ImportError:
+        return None
+    model = keras.Sequential([keras.Input((arrays["x"].shape[1],)), keras.layers.BatchNormalization(),
+                              keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)])
+    model.compile(optimizer=keras.optimizers.Adam(),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+
+    class EpochTimes(keras.callbacks.Callback):
+        times: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.start)
+
+    timer = EpochTimes()
+    model.fit(arrays["x"], arrays["y"], batch_size=batch_size, epochs=epochs, verbose=0,
+              validation_data=(arrays["xv"], arrays["yv"]), callbacks=[timer])
+    return timer.times
+
+
+# ---------------------------------------------------------------------------- start-up
+
+
+def _wall(args: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "mlpbench", *args], cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def startup(workdir: Path, repeats: int) -> dict[str, float]:
+    """`--help`'s wall time, and what each run of a sequential multirun costs beyond its
+    training: runs of 2 training steps, so that a run's cost is all overhead (Hydra's job
+    set-up, data splits, Trainer, logger, checkpoints, validation and test, result.json)."""
+    help_s = statistics.median(_wall(["--help"], workdir) for _ in range(repeats))
+    tiny = ["data=mnist_small", "data.limit=80", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
+    one = many = math.inf
+    for i in range(repeats):  # the fastest of each: noise only adds
+        one = min(one, _wall(["-m", "seed=1", *tiny, f"hydra.sweep.dir={workdir / f'one{i}'}"], workdir))
+        many = min(many, _wall(["-m", "seed=range(1,11)", *tiny, f"hydra.sweep.dir={workdir / f'ten{i}'}"], workdir))
+    return {"help": help_s, "first": one, "per_run": (many - one) / 9}
+
+
+# ---------------------------------------------------------------------------- the table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlpbench.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per measured run (first left out)")
+    parser.add_argument("--rows", type=int, default=60_000, help="training rows (default: all 60k)")
+    parser.add_argument("--batch-sizes", default="128,32")
+    parser.add_argument("--repeats", type=int, default=2, help="measure each stack this many times; keep the fastest")
+    parser.add_argument("--no-keras", action="store_true")
+    parser.add_argument("--no-startup", action="store_true")
+    parser.add_argument("--keras-worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.keras_worker:
+        path, bs, epochs = args.keras_worker
+        times = keras_fit(dict(np.load(path)), int(bs), int(epochs))
+        if times is None:
+            return 1
+        print("KERAS " + json.dumps(times))
+        return 0
+    logging.getLogger("mlpbench").setLevel(logging.WARNING)
+    import torch
+
+    arrays, described, data_overrides = bench_data(args.rows)
+    print(f"data: {described}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"{args.epochs} epochs a run, the first left out")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mlpbench-bench-") as tmp:
+        workdir = Path(tmp)
+        for bs in (int(b) for b in args.batch_sizes.split(",")):
+            overrides = [*data_overrides, "data.val_split=null", f"data.batch_size={bs}",
+                         "trainer.enable_progress_bar=false"]
+            cfg = compose([*overrides, f"trainer.max_epochs={args.epochs}"])
+            # Each stack `--repeats` times, in turn; the fastest repeat counts (a shared machine's
+            # noise only ever adds time).
+            loop = eager = ours = keras_s = math.inf
+            for _ in range(args.repeats):
+                times, loop_val = hand_loop(cfg, args.epochs, fused=True)
+                loop = min(loop, statistics.mean(times[1:]))
+                eager = min(eager, statistics.mean(hand_loop(cfg, args.epochs, fused=False)[0][1:]))
+                times, ours_val = mlpbench_run(overrides, args.epochs, workdir)
+                ours = min(ours, statistics.mean(times[1:]))
+                keras_times = None if args.no_keras else keras_in_subprocess(arrays, bs, args.epochs, workdir)
+                keras_s = min(keras_s, statistics.mean(keras_times[1:])) if keras_times else None
+                if keras_s is None:
+                    args.no_keras = True  # not importable: do not try again
+            rows.append((bs, loop, eager, ours, keras_s, abs(loop_val - ours_val)))
+        print("\ns/epoch; loop: the hand-written loop with fused Adam (mlpbench's optimizer), eager: the same "
+              "loop with torch's default Adam")
+        print("| batch | loop | eager | mlpbench | keras | mlpbench / loop | mlpbench / eager | keras / mlpbench "
+              "| same weights as loop (val loss diff) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for bs, loop, eager, ours, keras_s, diff in rows:
+            k = "-" if keras_s is None else f"{keras_s:.3f}"
+            kr = "-" if keras_s is None else f"{keras_s / ours:.2f}x"
+            print(f"| {bs} | {loop:.3f} | {eager:.3f} | {ours:.3f} | {k} | {ours / loop:.2f}x | {ours / eager:.2f}x "
+                  f"| {kr} | {'yes' if diff < 1e-6 else 'NO'} ({diff:.1e}) |")
+        if any(r[3] is None for r in rows) and not args.no_keras:
+            print("keras: tensorflow is not importable here (pip install tensorflow-cpu to compare)")
+        if not args.no_startup:
+            s = startup(workdir, repeats=3)
+            print(f"\nstart-up: python -m mlpbench --help {s['help']:.2f} s (median of 3); a one-run multirun "
+                  f"{s['first']:.2f} s; each further run of a sequential multirun {s['per_run']:.2f} s "
+                  f"(runs of 2 training steps: all of it overhead)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

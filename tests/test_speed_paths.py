@@ -1,0 +1,62 @@
+"""The fast paths must not change what is computed: chunked steps, lean steps, the array cache."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlpbench import data
+from tests.conftest import REPO, run_in_process, write_fake_mnist
+
+BASE = ["data.limit=300", "trainer.max_epochs=2", "model.dropout=0.1"]
+
+
+def history(tmp_path: Path, *overrides: str) -> dict:
+    return run_in_process(tmp_path / "-".join(overrides or ["base"]), *BASE, *overrides)["history"]
+
+
+@pytest.mark.usefixtures("quiet_log")
+def test_steps_per_chunk_and_lean_steps_take_the_same_updates(tmp_path):
+    chunked = history(tmp_path)  # 64 optimizer steps a Lightning step, straight on the optimizer
+    one_per_step = history(tmp_path, "trainer.steps_per_chunk=1")
+    hooked = history(tmp_path, "diagnostics=true")  # a callback with backward hooks: Lightning's wrappers
+    clipped = history(tmp_path, "trainer.gradient_clip_val=0.5")
+    for other in (one_per_step, hooked):
+        assert other["train_loss"] == chunked["train_loss"] and other["val_acc"] == chunked["val_acc"]
+    assert clipped["train_loss"] != chunked["train_loss"]  # clipping is applied on the lean path
+
+
+def test_arrays_are_cached_on_disk_after_the_first_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path / "cache"))
+    folder = write_fake_mnist(tmp_path / "mnist", compress=True)
+    data._load_idx_source.cache_clear()
+    first = data.load_arrays("mnist", str(folder))
+    assert len(list((tmp_path / "cache").glob("mnist-*/x_train.npy"))) == 1
+
+    data._load_idx_source.cache_clear()
+    monkeypatch.setattr(data, "read_idx", lambda path: pytest.fail("read the IDX files again"))
+    again = data.load_arrays("mnist", str(folder))
+    np.testing.assert_array_equal(first.x_train, again.x_train)
+    np.testing.assert_array_equal(first.y_test, again.y_test)
+
+    # Changed input files are read again.
+    monkeypatch.undo()
+    monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path / "cache"))
+    write_fake_mnist(tmp_path / "mnist", n_train=80, compress=True)
+    data._load_idx_source.cache_clear()
+    assert len(data.load_arrays("mnist", str(folder)).y_train) == 80
+    data._load_idx_source.cache_clear()
+
+
+def test_the_benchmark_runs_and_checks_that_updates_match(tmp_path):
+    env = dict(os.environ, MLPBENCH_DATA=str(tmp_path))
+    write_fake_mnist(tmp_path / "mnist", n_train=600, n_test=200)
+    proc = subprocess.run([sys.executable, "-m", "mlpbench.bench", "--rows", "400", "--epochs", "2",
+                           "--batch-sizes", "64", "--no-keras", "--no-startup"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("| 64 |")]
+    assert "| yes (" in row
