@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mlpbench.run import compose_config
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -60,15 +62,6 @@ def bench_data(rows: int) -> tuple[dict[str, np.ndarray], str, list[str]]:
 
 
 # ---------------------------------------------------------------------------- the stacks
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    from mlpbench.run import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
 
 
 def hand_loop(cfg, epochs: int, fused: bool) -> tuple[list[float], float]:
@@ -128,7 +121,7 @@ def mlpbench_run(overrides: list[str], epochs: int, workdir: Path) -> tuple[list
 
     clock = EpochClock()
     args = [*overrides, f"trainer.max_epochs={epochs}"]
-    result = train(compose(args), Path(tempfile.mkdtemp(dir=workdir)), args, callbacks=(clock,))
+    result = train(compose_config(args), Path(tempfile.mkdtemp(dir=workdir)), args, callbacks=(clock,))
     return [b - a for a, b in zip(clock.ends, clock.ends[1:])], result["history"]["val_loss"][-1]
 
 
@@ -225,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         for bs in (int(b) for b in args.batch_sizes.split(",")):
             overrides = [*data_overrides, "data.val_split=null", f"data.batch_size={bs}",
                          "trainer.enable_progress_bar=false"]
-            cfg = compose([*overrides, f"trainer.max_epochs={args.epochs}"])
+            cfg = compose_config([*overrides, f"trainer.max_epochs={args.epochs}"])
             # Each stack `--repeats` times, in turn; the fastest repeat counts (a shared machine's
             # noise only ever adds time).
             loop = eager = ours = keras_s = math.inf

@@ -97,7 +97,8 @@ def _disk_cached(name: str, inputs: list[Path], build) -> Arrays:
     arrays = build()
     tmp = None
     try:  # a cache that cannot be written (read-only home) only costs speed
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=_ensure(folder.parent)))
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         fields = [f for f in _ARRAY_FIELDS if getattr(arrays, f) is not None]
         for f in fields:
             np.save(tmp / f"{f}.npy", np.ascontiguousarray(getattr(arrays, f)))
@@ -107,11 +108,6 @@ def _disk_cached(name: str, inputs: list[Path], build) -> Arrays:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return arrays
-
-
-def _ensure(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 # ---------------------------------------------------------------------------- IDX files

@@ -52,7 +52,8 @@ class _Sums:
 
 
 class MLPModule(pl.LightningModule):
-    def __init__(self, model_cfg, optim_cfg, num_features: int, num_classes: int):
+    def __init__(self, model_cfg, optim_cfg, num_features: int, num_classes: int,
+                 gradient_clip_val: float | None = None):
         super().__init__()
         self.model = MLP(model_cfg, num_features, num_classes)
         self.loss_kind = Loss(model_cfg.loss)
@@ -63,13 +64,11 @@ class MLPModule(pl.LightningModule):
         self._sums: _Sums | None = None  # training pass
         self._eval_sums: _Sums | None = None  # validation or test pass
         self._epoch_start = 0.0
-        # Steps between checks for a NaN/inf loss: every step on the CPU, where the check
-        # costs nothing; on an accelerator only where Lightning syncs to log the step loss.
-        self.divergence_check_every = 1
         # Steps are taken by hand (several per Lightning step), so clipping is done here too.
         self.automatic_optimization = False
-        self.gradient_clip_val: float | None = None
+        self.gradient_clip_val = gradient_clip_val
         self._lean_steps = False
+        self._divergence_check_every = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -107,6 +106,10 @@ class MLPModule(pl.LightningModule):
                   if any(getattr(type(cb), h) is not getattr(pl.Callback, h) for h in hooks)]
         self._lean_steps = (type(self.trainer.precision_plugin) is Precision and self.trainer.world_size == 1
                             and not hooked)
+        # Steps between checks for a NaN/inf loss: every step on one CPU, where reading the loss
+        # costs nothing; elsewhere only where the step loss is read for logging anyway.
+        single_cpu = self.device.type == "cpu" and self.trainer.world_size == 1
+        self._divergence_check_every = 1 if single_cpu else self.trainer.log_every_n_steps
 
     def training_step(self, chunk, chunk_idx):
         """Several optimizer steps, one per `batch_size` rows of the chunk (data.TensorBatches):
@@ -139,11 +142,14 @@ class MLPModule(pl.LightningModule):
             self._sums.add(loss, correct, len(yb))
             if step % log_every == 0 and self.logger is not None:
                 self.logger.log_metrics({"step/train_loss": loss.item()}, step=step)
-            if (step + 1) % self.divergence_check_every == 0 and self._diverged(loss):
-                # No later step can recover from a NaN/inf loss: stop now and record where.
-                self.diverged_at = {"epoch": self.current_epoch + 1, "step": step + 1}
-                self.trainer.should_stop = True
+            if (step + 1) % self._divergence_check_every == 0 and self._diverged(loss):
+                self._stop_diverged(step + 1)
                 break
+
+    def _stop_diverged(self, step: int) -> None:
+        # No later step can recover from a NaN/inf loss: stop now and record where.
+        self.diverged_at = {"epoch": self.current_epoch + 1, "step": step}
+        self.trainer.should_stop = True
 
     def _diverged(self, loss: torch.Tensor) -> bool:
         # The first NaN/inf step loss; .item() is free on the CPU, where this runs every step.
@@ -174,8 +180,7 @@ class MLPModule(pl.LightningModule):
                      self.trainer.max_epochs, h["epoch_seconds"][-1], train_loss, train_acc,
                      h["val_loss"][-1], h["val_acc"][-1])
         if not math.isfinite(train_loss) and self.diverged_at is None:
-            self.diverged_at = {"epoch": epoch, "step": self.global_step}
-            self.trainer.should_stop = True
+            self._stop_diverged(self.global_step)  # a NaN between the sparser checks off the CPU
 
     # ------------------------------------------------------------------ resuming
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
-from mlpbench.results import RESULT_FILE, load_results, natural_key
+from mlpbench.results import RESULT_FILE, load_results, natural_key, read_result
 
 # Overrides that choose a preset or steer the sweep, not a property of one run.
 NOT_A_SETTING = {"experiment", "resume"}
@@ -88,9 +87,8 @@ def find_sweep(path: Path) -> Path:
 
 
 def _load(path: Path) -> list[tuple[Path, dict]]:
-    if (path / RESULT_FILE).is_file():  # a single run's folder: a sweep of one
-        return [(path, json.loads((path / RESULT_FILE).read_text()))]
-    return load_results(path)
+    single = read_result(path)  # a single run's folder: a sweep of one
+    return [(path, single)] if single is not None else load_results(path)
 
 
 def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
@@ -127,11 +125,17 @@ def _number(value: Any) -> Optional[float]:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def table_rows(sweeps: list[Sweep]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Columns and one row per run, best objective first; runs without a result last."""
+def swept_keys(sweeps: list[Sweep]) -> list[str]:
+    """The keys swept in any of the sweeps, in order of first appearance."""
     keys: list[str] = []
     for sweep in sweeps:
         keys += [k for k in sweep.keys if k not in keys]
+    return keys
+
+
+def table_rows(sweeps: list[Sweep]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and one row per run, best objective first; runs without a result last."""
+    keys = swept_keys(sweeps)
     several = len(sweeps) > 1
     runs = [run for sweep in sweeps for run in sweep.runs]
     with_ratio = any(run.metrics.get("grad_ratio") is not None for run in runs)
@@ -361,10 +365,7 @@ def figures(sweeps: list[Sweep], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     made = [plot_curves(sweeps, "val_loss", "validation loss", out / "val_loss.png"),
             plot_curves(sweeps, "val_acc", "validation accuracy", out / "val_acc.png")]
-    keys: list[str] = []
-    for sweep in sweeps:
-        keys += [k for k in sweep.keys if k not in keys]
-    numeric = [k for k in keys if _is_numeric([r.swept[k] for s in sweeps for r in s.runs if k in r.swept])]
+    numeric = [k for k in swept_keys(sweeps) if _is_numeric([r.swept[k] for s in sweeps for r in s.runs if k in r.swept])]
     for key in numeric:
         made.append(plot_against(sweeps, key, out / f"against_{key.rsplit('.', 1)[-1]}.png"))
     if not numeric:
@@ -375,14 +376,22 @@ def figures(sweeps: list[Sweep], out: Path) -> list[Path]:
 # ---------------------------------------------------------------------------- the report
 
 
-def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> tuple[str, list[Path]]:
-    """Write summary.csv, summary.md and the figures; return the table and the files written."""
+class Report(NamedTuple):
+    table: str  # the Markdown table of summary.md; "" when there was no run to report
+    written: list[Path]
+    runs: list[Run]
+
+
+def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> Report:
+    """Write summary.csv, summary.md and the figures; return the table, the files written and
+    the runs they were made from."""
     sweeps = read_sweeps(paths)
+    runs = [run for sweep in sweeps for run in sweep.runs]
     out = Path(out) if out else (sweeps[0].path if len(sweeps) == 1 else _compare_dir(sweeps))
     out.mkdir(parents=True, exist_ok=True)
     columns, rows = table_rows(sweeps)
     if not rows:
-        return "", []
+        return Report("", [], runs)
     table = markdown(columns, rows)
     title = " vs ".join(s.label for s in sweeps)
     text = f"# {title}\n\n{len(rows)} runs, best validation accuracy (any epoch) first.\n\n{table}"
@@ -391,7 +400,7 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> 
     written = [out / "summary.csv", out / "summary.md"]
     if plots:
         written += figures(sweeps, out)
-    return table, written
+    return Report(table, written, runs)
 
 
 def _compare_dir(sweeps: list[Sweep]) -> Path:
@@ -410,14 +419,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     args = parser.parse_args(argv)
     try:
-        table, written = build(args.dirs, args.out, plots=not args.no_plots)
+        report = build(args.dirs, args.out, plots=not args.no_plots)
     except FileNotFoundError as e:
         parser.error(str(e))
-    if not written:
+    if not report.written:
         print(f"mlpbench.report: no {RESULT_FILE} under {', '.join(map(str, args.dirs))}", file=sys.stderr)
         return 1
-    print(table)
-    print("Wrote " + ", ".join(str(p) for p in written))
+    print(report.table)
+    print("Wrote " + ", ".join(str(p) for p in report.written))
     return 0
 
 

@@ -96,6 +96,10 @@ class RunRecord:
     def update(self, **fields: Any) -> None:
         self.payload.update(fields)
 
+    def fail(self, error: BaseException) -> None:
+        self.update(status="failed", error={"type": type(error).__name__, "message": str(error)})
+        self.save()
+
     def save(self) -> None:
         if not self.enabled:
             return
@@ -119,12 +123,15 @@ def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
+def read_result(run_dir: Path) -> Optional[dict]:
+    """A run folder's result.json, or None if it has none that can be read."""
+    try:
+        return json.loads((Path(run_dir) / RESULT_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def load_results(sweep_dir: Path) -> list[tuple[Path, dict]]:
     """(run dir, result) for each run under a sweep dir that has a readable result.json."""
-    results = []
-    for path in sorted(Path(sweep_dir).glob(f"*/{RESULT_FILE}"), key=lambda p: natural_key(p.parent.name)):
-        try:
-            results.append((path.parent, json.loads(path.read_text())))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return results
+    run_dirs = sorted((p.parent for p in Path(sweep_dir).glob(f"*/{RESULT_FILE}")), key=lambda d: natural_key(d.name))
+    return [(d, result) for d in run_dirs if (result := read_result(d)) is not None]

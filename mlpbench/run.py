@@ -45,6 +45,14 @@ register_configs()
 # ---------------------------------------------------------------------------- one run
 
 
+def compose_config(overrides: list[str], with_hydra: bool = False) -> DictConfig:
+    """The config `python -m mlpbench OVERRIDES` runs with, composed without running it."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
+
+
 def _fail(message: str) -> None:
     print(f"mlpbench: error: {message}", file=sys.stderr)
     sys.exit(EXIT_BAD_INPUT)
@@ -117,10 +125,12 @@ def _log_predictions(module, splits) -> list[dict[str, Any]]:
 
 
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str | None = None,
-          resume_from: Path | None = None, threads: int | None = None, callbacks: tuple = ()) -> dict[str, Any]:
+          resume_from: Path | None = None, previous: dict | None = None, threads: int | None = None,
+          callbacks: tuple = ()) -> dict[str, Any]:
     """Train and test one configuration; returns the result.json payload.
 
-    `resume_from`: a checkpoint of this run to continue from (epoch, optimizer, RNG, history).
+    `resume_from`: a checkpoint of this run to continue from (epoch, optimizer, RNG, history),
+    and `previous` the result.json of the attempt that wrote it.
     `callbacks`: more Lightning callbacks (the benchmark's epoch clock).
     Raises ConfigError (a DataError too) for settings that cannot run, before anything is written.
     """
@@ -142,11 +152,11 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
 
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    previous = sweep.read_result(run_dir) if resumed_at else None
-    record = RunRecord(run_dir, overrides, config, seconds_before=(previous or {}).get("seconds") or 0.0)
+    previous = (previous or {}) if resumed_at else {}
+    record = RunRecord(run_dir, overrides, config, seconds_before=previous.get("seconds") or 0.0)
     record.update(experiment=experiment)
     if resumed_at:
-        record.update(resumed=[*(previous or {}).get("resumed", []), resumed_at])
+        record.update(resumed=[*previous.get("resumed", []), resumed_at])
     # On resume, TensorBoard drops what a killed attempt logged past the checkpoint.
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
                                purge_step=resumed_at["step"] if resumed_at else None)
@@ -158,11 +168,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     trainer = _make_trainer(cfg.trainer, run_dir, logger, *callbacks)
     record.enabled = trainer.is_global_zero
     if trainer.world_size > 1 and trainer.strategy.root_device.type == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // trainer.world_size))  # DDP on CPU: share the cores
-    module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes)
-    module.gradient_clip_val = cfg.trainer.gradient_clip_val
-    single_cpu = trainer.strategy.root_device.type == "cpu" and trainer.world_size == 1
-    module.divergence_check_every = 1 if single_cpu else cfg.trainer.log_every_n_steps
+        torch.set_num_threads(max(1, sweep.cores() // trainer.world_size))  # DDP on CPU: share the cores
+    module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes,
+                       gradient_clip_val=cfg.trainer.gradient_clip_val)
     if record.enabled:
         log.info("Run %s: %s\n%s", run_dir.name, " ".join(overrides) or "(defaults)",
                  summary(module.model, splits.num_features))
@@ -196,8 +204,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         # The shell's codes for death by SIGTERM and SIGINT, so a scheduler sees what happened.
         raise SystemExit(143 if isinstance(e, SIGTERMException) else 130) from None
     except Exception as e:
-        record.update(status="failed", error={"type": type(e).__name__, "message": str(e)})
-        record.save()
+        record.fail(e)
         raise
 
     if not record.enabled:  # a DDP process other than rank 0: rank 0 reports the run
@@ -224,9 +231,7 @@ def _checkpoint_position(path: Path) -> dict[str, int]:
 
 def _record_invalid(run_dir: Path, overrides: list[str], cfg: DictConfig, error: Exception) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = RunRecord(run_dir, overrides, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
-    record.update(status="failed", error={"type": type(error).__name__, "message": str(error)})
-    record.save()
+    RunRecord(run_dir, overrides, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)).fail(error)
 
 
 def print_help(overrides: list[str]) -> None:
@@ -237,11 +242,8 @@ def print_help(overrides: list[str]) -> None:
     from one composition. `--hydra-help` is still Hydra's."""
     import string
 
-    from hydra import compose, initialize_config_dir
-
     try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        cfg = compose_config(overrides, with_hydra=True)
     except Exception as e:  # a bad override: say which, as a run would
         _fail(str(e))
     template = cfg.hydra.help.template
@@ -268,7 +270,7 @@ def main(cfg: DictConfig) -> None:
             raise ConfigError(f"trainer.devices={cfg.trainer.devices}: a DDP run starts its own processes; "
                               "run it on its own, without -m (a sweep runs each run on one device)")
         train(cfg, run_dir, overrides, hc.runtime.choices.get("experiment"), resume_from=plan.checkpoint,
-              threads=sweep.threads_per_run(hc.launcher))
+              previous=plan.previous, threads=sweep.threads_per_run(hc.launcher))
     except ConfigError as e:
         if not in_sweep:
             _fail(str(e))

@@ -13,7 +13,6 @@ No torch here: this runs before any training starts.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -26,7 +25,7 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from mlpbench.results import RESULT_FILE, load_results
+from mlpbench.results import RESULT_FILE, read_result
 
 log = logging.getLogger("mlpbench")
 DONE = ("ok", "diverged")  # a rerun keeps these as they are
@@ -85,13 +84,6 @@ class RunPlan:
     previous: Optional[dict] = None  # the result.json found, if any
 
 
-def read_result(run_dir: Path) -> Optional[dict]:
-    try:
-        return json.loads((run_dir / RESULT_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def plan_run(run_dir: Path, clear: bool = True) -> RunPlan:
     """What to do in a run folder: start, skip, or continue from the last checkpoint.
     `clear=False` only reads (DDP processes other than rank 0 follow rank 0's plan)."""
@@ -116,14 +108,18 @@ def _clear(run_dir: Path) -> None:
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
 
 
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def threads_per_run(launcher: DictConfig) -> Optional[int]:
     """torch threads for each of N runs in parallel (hydra/launcher=joblib): cores / N."""
     n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
     if not n_jobs:
         return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    parallel = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 = every core
-    return max(1, cores // max(1, parallel))
+    parallel = cores() + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 = every core
+    return max(1, cores() // max(1, parallel))
 
 
 # ---------------------------------------------------------------------------- sweep end
@@ -137,18 +133,18 @@ class SweepSummary(HydraCallback):
         from mlpbench.report import build
 
         sweep = Path(config.hydra.sweep.dir)
-        table, written = build([sweep])
-        if table:
-            print(f"\n{table}\n{table.count(chr(10)) - 2} runs in {sweep}; report: "
-                  f"{', '.join(p.name for p in written)}\nCompare the curves: tensorboard --logdir {sweep}")
-        failed = [(run_dir, result) for run_dir, result in load_results(sweep) if result.get("status") == "failed"]
+        report = build([sweep])
+        if report.table:
+            print(f"\n{report.table}\n{len(report.runs)} runs in {sweep}; report: "
+                  f"{', '.join(p.name for p in report.written)}\nCompare the curves: tensorboard --logdir {sweep}")
+        failed = [run for run in report.runs if run.status == "failed"]
         if failed:
             print(f"\n{len(failed)} run(s) failed:", file=sys.stderr)
-            for run_dir, result in failed:
-                error = result.get("error") or {}
+            for run in failed:
+                error = run.result.get("error") or {}
                 message = " ".join(str(error.get("message", "")).split())
-                print(f"  {run_dir.name}: {error.get('type', '?')}: {message} "
-                      f"(log: {run_dir / 'run.log'})", file=sys.stderr)
+                print(f"  {run.name}: {error.get('type', '?')}: {message} "
+                      f"(log: {sweep / run.name / 'run.log'})", file=sys.stderr)
             print("Rerun the same command with resume=true to retry them; finished runs are kept.",
                   file=sys.stderr)
             sys.exit(1)

@@ -8,17 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from mlpbench.run import CONF_DIR
+from mlpbench.run import compose_config
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def make_config(*overrides: str):
     """The config `python -m mlpbench OVERRIDES` would run with (no hydra.* section)."""
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose_config(list(overrides))
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -4,11 +4,10 @@ import csv
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from mlpbench.run import CONF_DIR
+from mlpbench.run import compose_config
 from mlpbench.schema import validate
 from tests.conftest import REPO, make_config, run_cli
 
@@ -20,8 +19,7 @@ PRESETS = {  # name -> number of runs in its grid
 
 def grid(name: str) -> list[list[str]]:
     """The per-run overrides Hydra's basic sweeper makes of the preset's `hydra.sweeper.params`."""
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"+experiment={name}"], return_hydra_config=True)
+    cfg = compose_config([f"+experiment={name}"], with_hydra=True)
     if str(cfg.hydra.mode) != "RunMode.MULTIRUN":
         return [[]]
     params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
