@@ -3,6 +3,7 @@
     python -m mlpbench.report SWEEP_DIR                 rebuild one sweep's report in it
     python -m mlpbench.report DIR1 DIR2 ... [--out D]   several sweeps in one table and figure
 
+A search's folder (outputs/tune/NAME) gets its trials report again (mlpbench/tune.py).
 A DIR is a sweep folder (runs with result.json below it), a folder of sweeps such as
 outputs/depth_linear, which stands for its newest sweep, or a single run's folder. Runs still going, cut off or failed
 are reported as they are. No torch here: a report never loads a framework.
@@ -23,9 +24,9 @@ from typing import Any, NamedTuple, Optional
 from mlpbench.results import RESULT_FILE, load_results, natural_key, read_result
 
 # Overrides that choose a preset or steer the sweep, not a property of one run.
-NOT_A_SETTING = {"experiment", "resume"}
+NOT_A_SETTING = {"experiment", "resume", "tune.trial"}
 OBJECTIVE = "best_val_acc"  # as Keras Tuner's objective='val_accuracy': the best epoch's
-STATUS_ORDER = {"ok": 0, "running": 1, "interrupted": 2, "diverged": 3, "failed": 4}
+STATUS_ORDER = {"ok": 0, "running": 1, "interrupted": 2, "pruned": 3, "diverged": 4, "failed": 5}
 
 
 @dataclass
@@ -202,10 +203,10 @@ def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> Non
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _write_atomic(path, buffer.getvalue().encode())
+    write_atomic(path, buffer.getvalue().encode())
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     # Someone may be reading the last report while this one is written.
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
@@ -230,10 +231,10 @@ def _colors(n: int):
     return [cmap(i / max(n - 1, 1)) if n > 10 else cmap(i % 10) for i in range(n)]
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    _write_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -272,7 +273,7 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
             top = finite[-1] if finite[-1] <= 3 * bulk else 1.5 * bulk
             axes[0][0].set_ylim(bottom=0, top=top * 1.05 if top > 0 else None)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
@@ -331,7 +332,7 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
         if panel == "gap":
             ax.axhline(0.0, color="grey", lw=0.8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_objective(sweeps: list[Sweep], path: Path) -> Optional[Path]:
@@ -356,7 +357,7 @@ def plot_objective(sweeps: list[Sweep], path: Path) -> Optional[Path]:
     ax.set_title("best validation accuracy per run")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def figures(sweeps: list[Sweep], out: Path) -> list[Path]:
@@ -395,7 +396,7 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> 
     table = markdown(columns, rows)
     title = " vs ".join(s.label for s in sweeps)
     text = f"# {title}\n\n{len(rows)} runs, best validation accuracy (any epoch) first.\n\n{table}"
-    _write_atomic(out / "summary.md", text.encode())
+    write_atomic(out / "summary.md", text.encode())
     write_csv(out / "summary.csv", columns, rows)
     written = [out / "summary.csv", out / "summary.md"]
     if plots:
@@ -418,6 +419,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                         "several sweeps outputs/compare/<names>_<time>)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     args = parser.parse_args(argv)
+    if len(args.dirs) == 1 and (args.dirs[0] / "study.db").is_file() and (args.dirs[0] / "multirun.yaml").is_file():
+        from omegaconf import OmegaConf
+
+        from mlpbench.tune import write_report
+
+        # A search (hydra/sweeper=tune): its trials report, from the study.
+        write_report(args.dirs[0], OmegaConf.load(args.dirs[0] / "multirun.yaml"))
+        return 0
     try:
         report = build(args.dirs, args.out, plots=not args.no_plots)
     except FileNotFoundError as e:

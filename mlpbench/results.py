@@ -118,6 +118,18 @@ class RunRecord:
             self.save()
 
 
+def flat_keys(config: dict, leaf=lambda value: value, prefix: str = "") -> dict[str, Any]:
+    """{model: {units: 128}} -> {"model.units": leaf(128)}."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flat_keys(value, leaf, name + "."))
+        else:
+            flat[name] = leaf(value)
+    return flat
+
+
 def natural_key(text: str) -> list:
     """Sort key that puts model.depth=2 before model.depth=10."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]

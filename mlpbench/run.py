@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlpbench import sweep
-from mlpbench.results import RunRecord
+from mlpbench.results import RunRecord, flat_keys
 from mlpbench.schema import ConfigError, register_configs, validate
 
 log = logging.getLogger("mlpbench")
@@ -38,7 +38,18 @@ def _run_name(override_dirname: str, job_num: Any) -> str:
     return name
 
 
+def _trial_dir(trial: Any, task_overrides: Any, space: Any) -> str:
+    """A tuner trial's folder: its number and the values it tried (trial_007_model.units=224,optim.lr=0.001)."""
+    from mlpbench.tune import parse_space
+
+    keys = {d.key for d in parse_space(space)} if space else set()
+    tried = sorted(o for o in task_overrides if o.lstrip("+~").split("=", 1)[0] in keys)
+    name = f"trial_{int(trial):03d}" if trial is not None else "trial"
+    return name + (f"_{_run_name(','.join(tried), trial)}" if tried else "")
+
+
 OmegaConf.register_new_resolver("mlpbench_run_name", _run_name, replace=True)
+OmegaConf.register_new_resolver("mlpbench_trial_dir", _trial_dir, replace=True)
 register_configs()
 
 
@@ -69,17 +80,6 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
     # A resumed run continues in its own checkpoint folder: that is the point, not a hazard.
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-
-
-def _flat_hparams(config: dict, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flat_hparams(value, name + "."))
-        else:
-            flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return flat
 
 
 def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
@@ -131,7 +131,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
 
     `resume_from`: a checkpoint of this run to continue from (epoch, optimizer, RNG, history),
     and `previous` the result.json of the attempt that wrote it.
-    `callbacks`: more Lightning callbacks (the benchmark's epoch clock).
+    `callbacks`: more Lightning callbacks (the benchmark's epoch clock, a tuner trial's pruning);
+    one that ends the run early says why in its `stop_status` ("pruned"), which becomes the run's.
     Raises ConfigError (a DataError too) for settings that cannot run, before anything is written.
     """
     import lightning.pytorch as pl
@@ -160,6 +161,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     # On resume, TensorBoard drops what a killed attempt logged past the checkpoint.
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
                                purge_step=resumed_at["step"] if resumed_at else None)
+    stoppers = [cb for cb in callbacks if hasattr(cb, "stop_status")]
     callbacks = [AfterEpochMetrics(lambda: record.save_every(1.0)), *callbacks]
     if cfg.diagnostics:
         from mlpbench.diagnostics import Diagnostics
@@ -183,11 +185,12 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         record.save()
         datamodule = MLPDataModule(splits, cfg.data.batch_size, cfg.seed, cfg.trainer.steps_per_chunk)
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
-        if module.diverged_at is None:
+        stopped = next((cb.stop_status for cb in stoppers if cb.stop_status), None)
+        if module.diverged_at is None and stopped is None:
             trainer.test(module, datamodule=datamodule, verbose=False)
             if Source(cfg.data.source) is Source.xor:
                 record.update(predictions=_log_predictions(module, splits))
-        status = "ok" if module.diverged_at is None else "diverged"
+        status = "diverged" if module.diverged_at is not None else stopped or "ok"
         record.update(status=status, diverged_at=module.diverged_at,
                       device=str(trainer.strategy.root_device), devices=trainer.world_size,
                       threads=torch.get_num_threads())
@@ -211,7 +214,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         return record.payload
     # Hyperparameters with the final metrics, for TensorBoard's HParams dashboard.
     metrics = record.payload["metrics"]
-    logger.log_hyperparams(_flat_hparams(config), {f"hp/{k}": v for k, v in metrics.items()
+    hparams = flat_keys(config, lambda v: v if isinstance(v, (int, float, str, bool)) else str(v))
+    logger.log_hyperparams(hparams, {f"hp/{k}": v for k, v in metrics.items()
                                                    if isinstance(v, (int, float)) and math.isfinite(v)})
     logger.finalize("success")
     log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d epochs in %.1f s -> %s", run_dir.name, status,
@@ -269,8 +273,13 @@ def main(cfg: DictConfig) -> None:
         if in_sweep and cfg.trainer.devices > 1:
             raise ConfigError(f"trainer.devices={cfg.trainer.devices}: a DDP run starts its own processes; "
                               "run it on its own, without -m (a sweep runs each run on one device)")
+        callbacks, threads = (), sweep.threads_per_run(hc.launcher)
+        if cfg.tune.trial is not None:  # a trial of the tuner (hydra/sweeper=tune)
+            from mlpbench import tune
+
+            callbacks, threads = tune.trial_callbacks(cfg, Path(hc.sweep.dir), run_dir), tune.threads_per_trial(cfg) or threads
         train(cfg, run_dir, overrides, hc.runtime.choices.get("experiment"), resume_from=plan.checkpoint,
-              previous=plan.previous, threads=sweep.threads_per_run(hc.launcher))
+              previous=plan.previous, threads=threads, callbacks=tuple(callbacks))
     except ConfigError as e:
         if not in_sweep:
             _fail(str(e))

@@ -7,9 +7,9 @@ imports torch, so `--help` and config errors stay fast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig
@@ -155,6 +155,51 @@ class TrainerConfig:
     steps_per_chunk: int = 64
 
 
+class Objective(str, Enum):
+    # The per-epoch metric a search optimizes; a trial's value is its best epoch's.
+    val_acc = "val_acc"
+    val_loss = "val_loss"
+
+
+class Sampler(str, Enum):
+    tpe = "tpe"
+    random = "random"
+
+
+class Pruner(str, Enum):
+    hyperband = "hyperband"
+    successive_halving = "successive_halving"
+    median = "median"
+    none = "none"
+
+
+@dataclass
+class TuneConfig:
+    """A search with hydra/sweeper=tune (+experiment=tune_units): mlpbench/tune.py."""
+
+    # Search dimensions, nested as the config is: `model: {units: {type: int, low: 32, high: 512,
+    # step: 32}}`. type int or float (low, high, optional step, log) or categorical (choices);
+    # an optional `label` names it in the printout ("number of units").
+    space: Dict[str, Any] = field(default_factory=dict)
+    n_trials: int = 30
+    # Trials trained at the same time, each in its own process.
+    n_jobs: int = 1
+    objective: Objective = Objective.val_acc
+    sampler: Sampler = Sampler.tpe
+    pruner: Pruner = Pruner.hyperband
+    # Optuna's pruner settings, in epochs counted from 0 (as Optuna's Lightning callback reports
+    # them): min_resource 1 and reduction_factor 3 stop trials after 2, 4 or 10 epochs, as
+    # Keras Tuner's Hyperband does for max_epochs=10.
+    min_resource: int = 1
+    reduction_factor: int = 3
+    # The study's name, and its folder outputs/tune/<study_name>: the same command continues it.
+    study_name: str = "study"
+    # Points to try first, e.g. [{model.units: 128, optim.lr: 0.001}] (Optuna's enqueue_trial).
+    enqueue: List[Dict[str, Any]] = field(default_factory=list)
+    # Set by the tuner on each trial's run; null in ordinary runs.
+    trial: Optional[int] = None
+
+
 @dataclass
 class Config:
     data: DataConfig = MISSING
@@ -167,6 +212,7 @@ class Config:
     diagnostics: bool = False
     # Continue the newest earlier sweep of the same command instead of starting a new one.
     resume: bool = False
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
 
 def register_configs() -> None:
@@ -250,6 +296,12 @@ def validate(cfg: DictConfig) -> None:
            "must be an integer >= 1")
     _check(errors, trainer.log_every_n_steps >= 1, "trainer.log_every_n_steps", trainer.log_every_n_steps,
            "must be an integer >= 1")
+    tune = cfg.tune
+    _check(errors, tune.n_trials >= 1, "tune.n_trials", tune.n_trials, "must be an integer >= 1")
+    _check(errors, tune.n_jobs >= 1, "tune.n_jobs", tune.n_jobs, "must be an integer >= 1")
+    _check(errors, tune.min_resource >= 1, "tune.min_resource", tune.min_resource, "must be an integer >= 1")
+    _check(errors, tune.reduction_factor >= 2, "tune.reduction_factor", tune.reduction_factor,
+           "must be an integer >= 2")
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
 

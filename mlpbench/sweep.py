@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlpbench.results import RESULT_FILE, read_result
 
 log = logging.getLogger("mlpbench")
-DONE = ("ok", "diverged")  # a rerun keeps these as they are
+DONE = ("ok", "diverged", "pruned")  # a rerun keeps these as they are
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
@@ -131,8 +131,12 @@ class SweepSummary(HydraCallback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mlpbench.report import build
+        from mlpbench.tune import STUDY_FILE, finish
 
         sweep = Path(config.hydra.sweep.dir)
+        if (sweep / STUDY_FILE).is_file():  # a search (hydra/sweeper=tune) reports its trials
+            finish(sweep, config)
+            return
         report = build([sweep])
         if report.table:
             print(f"\n{report.table}\n{len(report.runs)} runs in {sweep}; report: "

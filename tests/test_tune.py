@@ -1,0 +1,169 @@
+"""The tuner (+experiment=tune_units, hydra/sweeper=tune): a search that prunes, reports and
+continues where it stopped."""
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from mlpbench.schema import ConfigError
+from mlpbench.tune import grid_size, parse_space
+from tests.conftest import run_cli
+from tests.test_sweeps import _start
+
+TINY = ["+experiment=tune_units", "data.limit=300", "trainer.max_epochs=3", "trainer.enable_progress_bar=false"]
+
+
+def study_dir(cwd: Path) -> Path:
+    return cwd / "outputs" / "tune" / "tune_units"
+
+
+def trial_rows(cwd: Path) -> list[dict]:
+    with open(study_dir(cwd) / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def trained(cwd: Path) -> list[dict]:
+    """The trials that trained (not the repeats of a point tried already)."""
+    return [r for r in trial_rows(cwd) if not r["note"].startswith("as trial")]
+
+
+def test_the_tutorial_space_parses_as_keras_tuner_declares_it():
+    space = OmegaConf.load(Path(__file__).parent.parent / "conf" / "experiment" / "tune_units.yaml").tune.space
+    units, lr = parse_space(space)
+    assert (units.key, units.kind, units.low, units.high, units.step) == ("model.units", "int", 32, 512, 32)
+    assert (lr.key, lr.kind, lr.choices) == ("optim.lr", "categorical", (1e-2, 1e-3, 1e-4))
+    assert units.label == "number of units" and grid_size([units, lr]) == 48
+    assert units.override(224) == "model.units=224" and lr.override(0.001) == "optim.lr=0.001"
+
+
+def test_float_log_ranges_and_list_choices_are_search_dimensions():
+    dims = parse_space({"optim": {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
+                        "model": {"units": {"type": "categorical", "choices": [64, [256, 128, 64]]}}})
+    lr, units = dims
+    assert lr.distribution().log and grid_size(dims) is None  # continuous: no grid to compare with
+    assert units.override(units.choices[1]) == "model.units=[256,128,64]"
+
+
+@pytest.mark.parametrize("space, message", [
+    ({}, "tune.space is empty"),
+    ({"model": {"units": {"type": "integer", "low": 1, "high": 2}}}, "tune.space.model.units.type=integer"),
+    ({"model": {"units": {"type": "int", "low": 64, "high": 32}}}, "low=64 must be below high=32"),
+    ({"model": {"units": {"type": "int", "low": 32.5, "high": 64}}}, "tune.space.model.units.low=32.5"),
+    ({"optim": {"lr": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}}, "log=true needs low > 0"),
+    ({"optim": {"lr": {"type": "categorical", "choices": []}}}, "must be a non-empty list"),
+    ({"optim": {"lr": {"type": "categorical", "choices": [1], "step": 2}}}, "step not allowed"),
+    ({"model": {"units": 128}}, "tune.space.model.units=128"),
+])
+def test_a_malformed_search_dimension_names_its_key(space, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        parse_space(space)
+
+
+def test_a_space_value_no_run_can_use_stops_the_search_before_any_trial(tmp_path):
+    proc = run_cli(*TINY, "tune.space.model.units.low=0", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "tune.space.model.units: the value 0 cannot run" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(study_dir(tmp_path).glob("trial_*"))
+    proc = run_cli(*TINY, "model.depth=1,2", cwd=tmp_path)  # a grid: the tuner samples instead
+    assert proc.returncode == 2 and "make model.depth a search dimension in tune.space" in proc.stderr
+
+
+def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tmp_path):
+    proc = run_cli(*TINY, "tune.n_trials=4", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = trained(tmp_path)
+    assert len(rows) == 4 and {r["state"] for r in rows} <= {"complete", "pruned"}
+    assert rows[0]["state"] == "complete"  # best first
+    for name in ("trials.md", "best.yaml", "best_config.yaml", "optimization_history.png", "curves.png",
+                 "epochs.png"):
+        assert (study_dir(tmp_path) / name).is_file(), name
+    best = OmegaConf.load(study_dir(tmp_path) / "best.yaml")
+    assert f"Best number of units: {best.params['model.units']}" in proc.stdout
+    assert f"Best learning rate: {best.params['optim.lr']:g}" in proc.stdout
+    assert "Epochs trained:" in proc.stdout and "the full grid, 48 points x 3 epochs: 144" in proc.stdout
+    # Each trial is an ordinary run: result.json and TensorBoard events in its own folder.
+    for row in rows:
+        if row["run"]:
+            run_dir = study_dir(tmp_path) / row["run"]
+            assert json.loads((run_dir / "result.json").read_text())["status"] in ("ok", "pruned")
+            assert list(run_dir.glob("events.out.tfevents.*"))
+    assert sum(int(r["epochs"]) for r in rows) <= 4 * 3
+
+    again = run_cli("--config-dir", str(study_dir(tmp_path)), "--config-name", "best_config",
+                    "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'best'}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    retrained = json.loads((tmp_path / "best" / "result.json").read_text())
+    assert retrained["config"]["model"]["units"] == best.params["model.units"]
+    assert retrained["config"]["optim"]["lr"] == best.params["optim.lr"]
+
+    # The study continues only with the settings it was started with.
+    other = run_cli(*TINY[:1], "data.limit=400", *TINY[2:], "tune.n_trials=4", cwd=tmp_path)
+    assert other.returncode == 2 and "data.limit: 300 -> 400" in other.stderr
+
+
+def test_a_clearly_bad_learning_rate_is_pruned_after_the_first_rung(tmp_path):
+    # A good trial first, then Adam at lr 10: successive halving stops the second at epoch 2.
+    proc = run_cli(*TINY, "tune.n_trials=2", "tune.pruner=successive_halving",
+                   "tune.space.optim.lr.choices=[0.01,10.0]",
+                   "tune.enqueue=[{model:{units:64},optim:{lr:0.01}},{model:{units:64},optim:{lr:10.0}}]",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["optim.lr"]: r for r in trial_rows(tmp_path)}
+    assert rows["0.01"]["state"] == "complete" and rows["0.01"]["epochs"] == "3"
+    assert rows["10"]["state"] == "pruned" and rows["10"]["epochs"] == "2"
+    pruned = json.loads((study_dir(tmp_path) / rows["10"]["run"] / "result.json").read_text())
+    assert pruned["status"] == "pruned" and pruned["epochs"] == 2
+
+
+def _states(db: Path) -> dict[int, str]:
+    try:
+        with sqlite3.connect(db, timeout=10) as con:
+            return dict(con.execute("select number, state from trials"))
+    except sqlite3.OperationalError:  # the tuner is still creating its tables
+        return {}
+
+
+def test_a_killed_search_continues_the_study_without_repeating_finished_trials(tmp_path):
+    args = [*TINY, "tune.n_trials=4", "trainer.max_epochs=30", "tune.pruner=none", "data.limit=1000"]
+    proc = _start(args, tmp_path)
+    db = study_dir(tmp_path) / "study.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill -9 once trial 0 has ended and trial 1 is training
+        if db.exists() and _states(db).get(1) == "RUNNING" and list(study_dir(tmp_path).glob("trial_001*/result.json")):
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _states(db)
+    assert before[0] == "COMPLETE" and before[1] == "RUNNING"
+    first = json.loads(next(study_dir(tmp_path).glob("trial_000*/result.json")).read_text())
+
+    rerun = run_cli(*args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "Trial 1 was cut off" in rerun.stdout
+    rows = {int(r["trial"]): r for r in trial_rows(tmp_path)}
+    assert rows[0]["state"] == "complete"
+    assert rows[1]["state"] == "failed" and rows[1]["note"] == "retried as trial 2"
+    assert rows[2]["note"] == "retry of trial 1" and rows[2]["model.units"] == rows[1]["model.units"]
+    assert sum(r["state"] in ("complete", "pruned") for r in trained(tmp_path)) == 4  # n_trials ended
+    # Trial 0 was not run again: its result is the first run's, to the second.
+    again = json.loads(next(study_dir(tmp_path).glob("trial_000*/result.json")).read_text())
+    assert again["seconds"] == first["seconds"] and "Trial 0 (" not in rerun.stdout
+
+
+def test_parallel_trials_share_the_study_and_the_cores(tmp_path):
+    proc = run_cli(*TINY, "tune.n_trials=4", "tune.n_jobs=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Joblib.Parallel(n_jobs=2" in proc.stdout
+    rows = trained(tmp_path)
+    assert len(rows) == 4 and {r["state"] for r in rows} <= {"complete", "pruned"}
+    for row in rows:
+        if row["run"]:
+            assert json.loads((study_dir(tmp_path) / row["run"] / "result.json").read_text())["threads"] == 1
