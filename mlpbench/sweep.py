@@ -13,6 +13,7 @@ No torch here: this runs before any training starts.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -63,12 +64,29 @@ def sweep_dir(base: str, resume: bool) -> str:
     # Claim the folder: two sweeps started in the same second must not share one.
     for n in range(1, 1000):
         path = base_path / (stamp if n == 1 else f"{stamp}-{n}")
+        created = [d for d in (path, *path.parents) if not d.exists()]
         try:
             path.mkdir(parents=True)
-            return str(path)
         except FileExistsError:
             continue
+        _claimed.extend(created)
+        return str(path)
     raise RuntimeError(f"cannot create a sweep folder under {base_path}")
+
+
+# OmegaConf resolves a value whenever a later config is merged over it, so every composition
+# of a preset also claims a folder under the default base (outputs/multirun) that nothing uses.
+# Folders this process claimed and left empty are removed when it exits.
+_claimed: list[Path] = []
+
+
+@atexit.register
+def _release_unused_claims() -> None:
+    for folder in sorted(_claimed, key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()  # only if empty
+        except OSError:
+            pass
 
 
 OmegaConf.register_new_resolver("mlpbench_sweep_dir", sweep_dir, replace=True, use_cache=True)

@@ -88,6 +88,8 @@ def test_a_preset_runs_end_to_end_and_reports_one_row_per_run(tmp_path):
     assert "| model.activation | status" in proc.stdout
     result = json.loads(next(sweep.glob("*/result.json")).read_text())
     assert result["experiment"] == "activations"
+    # Composing a preset resolves the default sweep folder too: no empty folder is left behind.
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_xor_preset_prints_the_four_predictions(tmp_path):
