@@ -273,13 +273,13 @@ def main(cfg: DictConfig) -> None:
         if in_sweep and cfg.trainer.devices > 1:
             raise ConfigError(f"trainer.devices={cfg.trainer.devices}: a DDP run starts its own processes; "
                               "run it on its own, without -m (a sweep runs each run on one device)")
-        callbacks, threads = (), sweep.threads_per_run(hc.launcher)
+        callbacks, parallel = (), None
         if cfg.tune.trial is not None:  # a trial of the tuner (hydra/sweeper=tune)
             from mlpbench import tune
 
-            callbacks, threads = tune.trial_callbacks(cfg, Path(hc.sweep.dir), run_dir), tune.threads_per_trial(cfg) or threads
+            callbacks, parallel = tuple(tune.trial_callbacks(cfg, Path(hc.sweep.dir), run_dir)), cfg.tune.n_jobs
         train(cfg, run_dir, overrides, hc.runtime.choices.get("experiment"), resume_from=plan.checkpoint,
-              previous=plan.previous, threads=threads, callbacks=tuple(callbacks))
+              previous=plan.previous, threads=sweep.threads_per_run(hc.launcher, parallel), callbacks=callbacks)
     except ConfigError as e:
         if not in_sweep:
             _fail(str(e))

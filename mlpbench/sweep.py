@@ -131,9 +131,11 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def threads_per_run(launcher: DictConfig) -> Optional[int]:
-    """torch threads for each of N runs in parallel (hydra/launcher=joblib): cores / N."""
-    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
+def threads_per_run(launcher: DictConfig, n_jobs: Optional[int] = None) -> Optional[int]:
+    """torch threads for each of N runs in parallel: cores / N, N being `n_jobs` when given (a
+    search's tune.n_jobs), else hydra/launcher=joblib's n_jobs."""
+    if n_jobs is None and "joblib" in str(launcher.get("_target_", "")):
+        n_jobs = launcher.get("n_jobs")
     if not n_jobs:
         return None
     parallel = cores() + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 = every core
@@ -149,11 +151,10 @@ class SweepSummary(HydraCallback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mlpbench.report import build
-        from mlpbench.tune import STUDY_FILE, finish
+        from mlpbench.tune import finish
 
         sweep = Path(config.hydra.sweep.dir)
-        if (sweep / STUDY_FILE).is_file():  # a search (hydra/sweeper=tune) reports its trials
-            finish(sweep, config)
+        if finish(sweep, config):  # a search (hydra/sweeper=tune) reports its trials
             return
         report = build([sweep])
         if report.table:

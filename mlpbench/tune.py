@@ -34,7 +34,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from mlpbench.results import flat_keys, read_result
-from mlpbench.schema import ConfigError, validate
+from mlpbench.schema import ConfigError, Objective, Pruner, Sampler, validate
 
 log = logging.getLogger("mlpbench")
 STUDY_FILE = "study.db"
@@ -191,15 +191,15 @@ def _storage(sweep_dir: Path):
 def make_pruner(tune: DictConfig, max_epochs: int):
     import optuna
 
-    pruner = str(tune.pruner.value if hasattr(tune.pruner, "value") else tune.pruner)
-    if pruner == "hyperband":
+    pruner = Pruner(tune.pruner)
+    if pruner is Pruner.hyperband:
         # Epochs are Optuna steps 0 .. max_epochs-1.
         return optuna.pruners.HyperbandPruner(min_resource=tune.min_resource, max_resource=max_epochs,
                                               reduction_factor=tune.reduction_factor)
-    if pruner == "successive_halving":
+    if pruner is Pruner.successive_halving:
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=tune.min_resource,
                                                       reduction_factor=tune.reduction_factor)
-    if pruner == "median":
+    if pruner is Pruner.median:
         return optuna.pruners.MedianPruner(n_warmup_steps=tune.min_resource)
     return optuna.pruners.NopPruner()
 
@@ -207,12 +207,13 @@ def make_pruner(tune: DictConfig, max_epochs: int):
 def _make_sampler(tune: DictConfig, seed: int):
     import optuna
 
-    sampler = str(tune.sampler.value if hasattr(tune.sampler, "value") else tune.sampler)
-    return optuna.samplers.RandomSampler(seed=seed) if sampler == "random" else optuna.samplers.TPESampler(seed=seed)
+    if Sampler(tune.sampler) is Sampler.random:
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def _objective(tune: DictConfig) -> str:
-    return str(tune.objective.value if hasattr(tune.objective, "value") else tune.objective)
+    return Objective(tune.objective).value
 
 
 def _direction(objective: str) -> str:
@@ -270,12 +271,6 @@ def trial_callbacks(cfg: DictConfig, sweep_dir: Path, run_dir: Path) -> list:
     return [TrialPruning(trial, monitor=_objective(cfg.tune))]
 
 
-def threads_per_trial(cfg: DictConfig) -> Optional[int]:
-    from mlpbench.sweep import cores
-
-    return max(1, cores() // cfg.tune.n_jobs) if cfg.tune.n_jobs > 1 else None
-
-
 # ---------------------------------------------------------------------------- the sweeper
 
 
@@ -321,6 +316,8 @@ class Search:
         self.dims = parse_space(self.tune.space)
         self.sweep_dir = Path(self.config.hydra.sweep.dir)
         self.objective = _objective(self.tune)
+        self.distributions = {d.key: d.distribution() for d in self.dims}
+        self.grid = grid_size(self.dims)
         self.repeats = 0  # points tried already that the sampler proposed, in a row
 
     # -- setting up
@@ -400,47 +397,49 @@ class Search:
             for point in self.tune.enqueue:
                 study.enqueue_trial(_flat(point), skip_if_exists=True)
             self._recover(study)
-            grid = grid_size(self.dims)
+            ended = _ended(study)
             log.info("Search %s in %s: %s; %d of %d trials ended already", self.tune.study_name, self.sweep_dir,
-                     ", ".join(d.key for d in self.dims) + (f" ({grid} grid points)" if grid else ""),
-                     _ended(study), self.tune.n_trials)
-            while (left := self.tune.n_trials - _ended(study)) > 0:
-                if grid is not None and len(_tried_points(study)) >= grid:
-                    log.info("Every one of the %d grid points has been tried: the search ends here", grid)
+                     ", ".join(d.key for d in self.dims) + (f" ({self.grid} grid points)" if self.grid else ""),
+                     ended, self.tune.n_trials)
+            while ended < self.tune.n_trials:
+                if self._exhausted(study):
+                    log.info("Every one of the %d grid points has been tried: the search ends here", self.grid)
                     break
                 if self.repeats >= MAX_REPEATS:
                     log.warning("The sampler proposed only points tried already, %d times in a row: the search "
-                                "ends here, with %d trials", self.repeats, _ended(study))
+                                "ends here, with %d trials", self.repeats, ended)
                     break
-                self._batch(study, min(self.tune.n_jobs, left))
+                self._batch(study, min(self.tune.n_jobs, self.tune.n_trials - ended), ended)
+                ended = _ended(study)
         finally:
             lock.close()
         return None
 
-    def _batch(self, study, size: int) -> None:
-        distributions = {d.key: d.distribution() for d in self.dims}
-        grid = grid_size(self.dims)
-        ended = _ended(study)
-        trials = []
+    def _exhausted(self, study, asked: Sequence = ()) -> bool:
+        """Every point of a finite grid has been tried (or is in the batch being asked for)."""
+        return self.grid is not None and len(_tried_points(study) | {_point(t) for t in asked}) >= self.grid
+
+    def _batch(self, study, size: int, ended: int) -> None:
+        trials, batch = [], []
         while len(trials) < size and self.repeats < MAX_REPEATS:
-            trial = study.ask(distributions)
-            tried = " ".join(d.override(trial.params[d.key]) for d in self.dims)
+            trial = study.ask(self.distributions)
+            overrides = [d.override(trial.params[d.key]) for d in self.dims]
+            tried = " ".join(overrides)
             if _reuse_earlier(study, trial):
                 # As Keras Tuner, a point is trained once: a repeat costs nothing and is not counted.
                 self.repeats += 1
                 log.info("Trial %d: %s was tried in trial %d: result reused, nothing trained", trial.number,
                          tried, trial.user_attrs["same_as"])
-                if grid is not None and len(_tried_points(study) | {_point(t) for t in trials}) >= grid:
+                if self._exhausted(study, trials):
                     break
                 continue
             self.repeats = 0
             ended += 1
             log.info("Trial %d (%d of %d): %s", trial.number, ended, self.tune.n_trials, tried)
             trials.append(trial)
+            batch.append([*self.arguments, *overrides, f"tune.trial={trial.number}"])
         if not trials:
             return
-        batch = [[*self.arguments, *(d.override(t.params[d.key]) for d in self.dims), f"tune.trial={t.number}"]
-                 for t in trials]
         try:
             returns = self.sweeper.launcher.launch(batch, initial_job_idx=trials[0].number)
         except (KeyboardInterrupt, SystemExit):
@@ -530,13 +529,8 @@ def _tell(study, trial, run_dir: Optional[Path], objective: str) -> None:
 # ---------------------------------------------------------------------------- the report
 
 
-STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
-               "WAITING": "waiting"}
-
-
-def _rows(study, dims: list[Dimension], sweep_dir: Path) -> list[dict[str, Any]]:
-    trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of"): t.number for t in trials if "retry_of" in t.user_attrs}
+def _rows(trials: list, dims: list[Dimension], sweep_dir: Path, retried: dict[int, int]) -> list[dict[str, Any]]:
+    """A row per trial that has started: trials.csv's columns."""
     rows = []
     for t in trials:
         if t.state.name == "WAITING":
@@ -546,7 +540,8 @@ def _rows(study, dims: list[Dimension], sweep_dir: Path) -> list[dict[str, Any]]
             result = read_result(sweep_dir / t.user_attrs["run"]) if t.user_attrs.get("run") else None
             epochs = (result or {}).get("epochs", len(t.intermediate_values))
             seconds = (result or {}).get("seconds")
-        row = {"trial": t.number, "state": STATE_NAMES.get(t.state.name, t.state.name.lower()), "value": t.value}
+        row = {"trial": t.number, "state": "failed" if t.state.name == "FAIL" else t.state.name.lower(),
+               "value": t.value}
         row.update({d.key: _shown(t.params[d.key]) if d.key in t.params else None for d in dims})
         row.update({
             "epochs": epochs,
@@ -562,47 +557,45 @@ def _rows(study, dims: list[Dimension], sweep_dir: Path) -> list[dict[str, Any]]
 
 
 def _ranked(rows: list[dict[str, Any]], maximize: bool) -> list[dict[str, Any]]:
-    """Trained trials before repeats; complete, pruned, failed; best value first."""
+    """Complete, pruned, failed; best value first."""
     order = {"complete": 0, "pruned": 1, "running": 2, "failed": 3}
 
     def key(row: dict[str, Any]) -> tuple:
         value = row["value"]
-        return (row["note"].startswith("as trial"), order.get(row["state"], 9), value is None,
-                -(value or 0) if maximize else (value or 0), row["trial"])
+        return (order.get(row["state"], 9), value is None, -(value or 0) if maximize else (value or 0), row["trial"])
 
     return sorted(rows, key=key)
 
 
-@dataclass
-class TuneReport:
-    text: str  # what the tuner prints: the best trial, the epochs trained, the top trials
-    written: list[Path]
-    failed: list[dict[str, Any]]  # failed trials that were not tried again
-
-
-def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Optional[TuneReport]:
-    """trials.csv, trials.md, best.yaml, best_config.yaml and figures for the study in sweep_dir."""
+def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Optional[list[dict[str, Any]]]:
+    """trials.csv, trials.md, best.yaml, best_config.yaml and figures for the study in sweep_dir,
+    printed unless `quiet`. Returns the failed trials that were not tried again; None if
+    sweep_dir holds no study."""
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / STUDY_FILE).is_file():
+        return None
     import optuna
 
     from mlpbench.report import markdown, write_atomic, write_csv
 
-    sweep_dir = Path(sweep_dir)
-    if not (sweep_dir / STUDY_FILE).is_file():
-        return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=config.tune.study_name, storage=_storage(sweep_dir))
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}
+    repeats = {t.number for t in trials if "same_as" in t.user_attrs}
     dims = parse_space(config.tune.space)
     objective = _objective(config.tune)
     maximize = _direction(objective) == "maximize"
-    rows = _ranked(_rows(study, dims, sweep_dir), maximize)
-    if not rows:
-        return None
+    ranked = _ranked(_rows(trials, dims, sweep_dir, retried), maximize)
+    if not ranked:
+        return []
+    trained = [r for r in ranked if r["trial"] not in repeats]
+    rows = trained + [r for r in ranked if r["trial"] in repeats]  # repeats last
     columns = list(rows[0])
-    trained = [r for r in rows if not r["note"].startswith("as trial")]
-    repeats = len(rows) - len(trained)
     counts = {s: sum(r["state"] == s for r in trained) for s in ("complete", "pruned", "failed", "running")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    summary += f"; and {repeats} repeat(s) of a point tried already, not trained again" if repeats else ""
+    if len(rows) > len(trained):
+        summary += f"; and {len(rows) - len(trained)} repeat(s) of a point tried already, not trained again"
     write_atomic(sweep_dir / "trials.md", (
         f"# Search {config.tune.study_name}: {objective} ({_direction(objective)}), best epoch of each trial\n\n"
         f"{len(trained)} trials: {summary}.\n\n{markdown(columns, rows)}").encode())
@@ -613,7 +606,7 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     epochs = sum(int(r["epochs"] or 0) for r in rows)
     grid = grid_size(dims)
     lines = []
-    if any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+    if any(t.state.name == "COMPLETE" for t in trials):
         best = study.best_trial
         steps = sorted(best.intermediate_values.items(), key=lambda kv: (kv[1] if maximize else -kv[1], -kv[0]))
         at = f" at epoch {steps[-1][0] + 1} of {len(steps)}" if steps else ""
@@ -627,13 +620,12 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
                                                   f"{grid * max_epochs} ({1 - epochs / (grid * max_epochs):.0%} fewer)"
                                                   if grid else ""))
     written += _figures(study, config, sweep_dir, trained, grid)
-    top = markdown(columns[:-1], trained[:10])
-    text = "\n".join([f"Trials, best first ({min(10, len(trained))} of {len(trained)}; all in trials.md):", top, *lines])
     if not quiet:
-        print(f"\n{text}\nReport: {', '.join(p.name for p in written)} in {sweep_dir}\n"
-              f"Compare the trials: tensorboard --logdir {sweep_dir}")
-    failed = [r for r in rows if r["state"] == "failed" and not r["note"].startswith("retried")]
-    return TuneReport(text, written, failed)
+        top = markdown(columns[:-1], trained[:10])
+        print("\n".join(["", f"Trials, best first ({min(10, len(trained))} of {len(trained)}; all in trials.md):",
+                         top, *lines, f"Report: {', '.join(p.name for p in written)} in {sweep_dir}",
+                         f"Compare the trials: tensorboard --logdir {sweep_dir}"]))
+    return [r for r in rows if r["state"] == "failed" and r["trial"] not in retried]
 
 
 def _shown(value: Any) -> str:
@@ -774,12 +766,16 @@ def _plot_epochs(rows: list[dict[str, Any]], max_epochs: int, grid: Optional[int
     return save_figure(fig, path)
 
 
-def finish(sweep_dir: Path, config: DictConfig) -> None:
-    """The end of a search (SweepSummary): the report, printed; exit 1 if trials failed."""
-    report = write_report(sweep_dir, config)
-    if report and report.failed:
-        print(f"\n{len(report.failed)} trial(s) failed:", file=sys.stderr)
-        for row in report.failed:
+def finish(sweep_dir: Path, config: DictConfig) -> bool:
+    """The end of a search (SweepSummary): the report, printed; exit 1 if trials failed.
+    False if sweep_dir holds no study (an ordinary sweep)."""
+    failed = write_report(sweep_dir, config)
+    if failed is None:
+        return False
+    if failed:
+        print(f"\n{len(failed)} trial(s) failed:", file=sys.stderr)
+        for row in failed:
             print(f"  trial {row['trial']}: {row['note'] or 'failed'} (log: {sweep_dir / row['run'] / 'run.log'})",
                   file=sys.stderr)
         sys.exit(1)
+    return True
