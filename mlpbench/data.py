@@ -11,20 +11,20 @@ import functools
 import gzip
 import hashlib
 import importlib.util
+import io
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
 import lightning.pytorch as pl
 
+from mlpbench.files import write_atomic
 from mlpbench.schema import ConfigError, Source
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -95,18 +95,17 @@ def _disk_cached(name: str, inputs: list[Path], build) -> Arrays:
     except (OSError, ValueError, KeyError):
         pass
     arrays = build()
-    tmp = None
+    fields = [f for f in _ARRAY_FIELDS if getattr(arrays, f) is not None]
     try:  # a cache that cannot be written (read-only home) only costs speed
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        fields = [f for f in _ARRAY_FIELDS if getattr(arrays, f) is not None]
+        folder.mkdir(parents=True, exist_ok=True)
         for f in fields:
-            np.save(tmp / f"{f}.npy", np.ascontiguousarray(getattr(arrays, f)))
-        (tmp / "meta.json").write_text(json.dumps({"fields": fields, "num_classes": arrays.num_classes}))
-        os.replace(tmp, folder)
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(getattr(arrays, f)))
+            write_atomic(folder / f"{f}.npy", buffer.getvalue())
+        # Written last: a folder without it is not a cache entry yet.
+        write_atomic(folder / "meta.json", json.dumps({"fields": fields, "num_classes": arrays.num_classes}).encode())
     except OSError:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        pass
     return arrays
 
 
@@ -242,6 +241,8 @@ def _load_digits() -> Arrays:
 
 
 def _load_xor() -> Arrays:
+    # Four rows cannot be split: its test split is its training rows, and conf/data/xor.yaml
+    # validates on the test split, as the tutorial trains and evaluates on the whole table.
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
     y = np.array([0, 1, 1, 0], dtype=np.int64)
     return Arrays(x, y, x, y, num_classes=2)
@@ -267,10 +268,6 @@ def make_splits(data_cfg, seed: int) -> Splits:
     arrays = load_arrays(data_cfg.source, data_cfg.root, data_cfg.download)
     x, y = arrays.x_train, arrays.y_train
     x_test, y_test = arrays.x_test, arrays.y_test
-    if Source(data_cfg.source) is Source.xor:
-        # Four rows cannot be split: the tutorial trains and evaluates on the whole table.
-        x, y = (torch.from_numpy(np.require(a, requirements=["C", "W"])) for a in (x, y))
-        return Splits(x, y, x, y, x, y, num_classes=arrays.num_classes)
     if x_test is None:
         order = np.random.default_rng(TEST_SPLIT_SEED).permutation(len(y))
         n_test = _split_count(len(y), data_cfg.test_split, "data.test_split")
@@ -305,10 +302,10 @@ def _split_count(n: int, fraction: float, key: str) -> int:
 
 
 class TensorBatches:
-    """Batches as slices of whole-dataset tensors; reshuffled on every pass when `shuffle`.
+    """Batches as slices of whole-dataset tensors; reshuffled for every epoch when `shuffle`.
 
-    Each pass draws its permutation from (seed, pass number), so a run's batches are
-    reproducible. A trailing batch of a single row is dropped when shuffling: BatchNorm
+    Each epoch draws its permutation from (seed, `epoch()`, the training epoch), so a run's
+    batches are reproducible, and a resumed run draws the ones it would have drawn. A trailing batch of a single row is dropped when shuffling: BatchNorm
     cannot normalise one row in training mode. Under DDP (`world` processes) each takes
     every world-th row of the pass's order, cut so that all take the same number of steps.
 
@@ -317,14 +314,15 @@ class TensorBatches:
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0,
-                 rank: int = 0, world: int = 1, steps_per_chunk: Optional[int] = None):
+                 rank: int = 0, world: int = 1, steps_per_chunk: Optional[int] = None,
+                 epoch: Callable[[], int] = lambda: 0):
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.rank, self.world = rank, world
         self.steps_per_chunk = steps_per_chunk
-        self.passes = 0
+        self.epoch = epoch
 
     def _rows(self) -> int:
         """Rows this process uses in one pass."""
@@ -345,9 +343,8 @@ class TensorBatches:
         n = len(self.y)
         order = None
         if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed * 100_003 + self.passes)
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch())
             order = torch.randperm(n, generator=gen)
-        self.passes += 1
         if self.world > 1:
             order = torch.arange(n) if order is None else order[: n // self.world * self.world]
             order = order[self.rank::self.world]
@@ -371,17 +368,6 @@ class MLPDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.seed = seed
         self.steps_per_chunk = steps_per_chunk
-        self._train: Optional[TensorBatches] = None
-        self._train_passes = 0  # restored from a checkpoint: the next epoch's shuffle
-
-    def state_dict(self) -> dict:
-        # Saved in Lightning's checkpoints: a resumed run draws the batches it would have drawn.
-        return {"train_passes": self._train.passes if self._train is not None else self._train_passes}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._train_passes = state["train_passes"]
-        if self._train is not None:
-            self._train.passes = self._train_passes
 
     def setup(self, stage: str) -> None:
         # Keep the data where the model trains, so no batch is copied to the device.
@@ -402,10 +388,8 @@ class MLPDataModule(pl.LightningDataModule):
         # Under DDP every optimizer step must be its own Lightning step: DDP syncs gradients
         # once per forward of the wrapped module.
         steps = self.steps_per_chunk if shard["world"] == 1 else 1
-        self._train = TensorBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed,
-                                    steps_per_chunk=steps, **shard)
-        self._train.passes = self._train_passes
-        return self._train
+        return TensorBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed,
+                             steps_per_chunk=steps, epoch=lambda: self.trainer.current_epoch, **shard)
 
     def val_dataloader(self) -> TensorBatches:
         return TensorBatches(self.splits.x_val, self.splits.y_val, self._eval_batch(), shuffle=False,

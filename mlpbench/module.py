@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.plugins.precision import Precision
 
 from mlpbench.model import MLP
@@ -247,13 +245,3 @@ class AfterEpochMetrics(pl.callbacks.Checkpoint):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.fn()
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written to a temporary file and renamed over the old one: a run killed
-    while saving (kill -9) keeps its previous checkpoint whole."""
-
-    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        tmp = f"{path}.tmp"
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)

@@ -3,7 +3,7 @@
     python -m mlpbench.report SWEEP_DIR                 rebuild one sweep's report in it
     python -m mlpbench.report DIR1 DIR2 ... [--out D]   several sweeps in one table and figure
 
-A search's folder (outputs/tune/NAME) gets its trials report again (mlpbench/tune.py).
+A search's folder (outputs/tune/NAME) gets its trials report again, from the sweeper that made it.
 A DIR is a sweep folder (runs with result.json below it), a folder of sweeps such as
 outputs/depth_linear, which stands for its newest sweep, or a single run's folder. Runs still going, cut off or failed
 are reported as they are. No torch here: a report never loads a framework.
@@ -12,8 +12,6 @@ are reported as they are. No torch here: a report never loads a framework.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import sys
 import time
@@ -21,12 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
-from mlpbench.results import RESULT_FILE, load_results, natural_key, read_result
+from mlpbench import overrides
+from mlpbench.files import format_cell, markdown, save_figure, write_atomic, write_csv
+from mlpbench.results import RESULT_FILE, Status, load_results, natural_key, read_result
 
 # Overrides that choose a preset or steer the sweep, not a property of one run.
-NOT_A_SETTING = {"experiment", "resume", "tune.trial"}
+NOT_A_SETTING = {"experiment", "resume"}
 OBJECTIVE = "best_val_acc"  # as Keras Tuner's objective='val_accuracy': the best epoch's
-STATUS_ORDER = {"ok": 0, "running": 1, "interrupted": 2, "pruned": 3, "diverged": 4, "failed": 5}
+STATUS_ORDER = {s.value: i for i, s in enumerate((Status.ok, Status.running, Status.interrupted, Status.pruned,
+                                                   Status.diverged, Status.failed))}
 
 
 @dataclass
@@ -66,14 +67,9 @@ class Sweep:
 # ---------------------------------------------------------------------------- reading
 
 
-def _settings(overrides: list[str]) -> dict[str, str]:
-    settings = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        key = key.lstrip("+~")
-        if sep and key not in NOT_A_SETTING and not key.startswith("hydra"):
-            settings[key] = value
-    return settings
+def _settings(run_overrides: list[str]) -> dict[str, str]:
+    return {key: value for key, value in overrides.settings(run_overrides).items()
+            if value is not None and key not in NOT_A_SETTING and not key.startswith("callbacks.")}
 
 
 def find_sweep(path: Path) -> Path:
@@ -179,38 +175,7 @@ def _cell(column: str, value: Any) -> str:
         return f"{value:.1f}"
     if column == "params":
         return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
-
-
-def markdown(columns: list[str], rows: list[dict[str, Any]]) -> str:
-    """An aligned Markdown table: readable in a terminal as it is in a rendered page."""
-    cells = [[_cell(c, row[c]) for c in columns] for row in rows]
-    numeric = [all(isinstance(row[c], (int, float)) or row[c] is None for row in rows) for c in columns]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-
-    def line(items: list[str]) -> str:
-        return "| " + " | ".join(s.rjust(w) if num else s.ljust(w)
-                                 for s, w, num in zip(items, widths, numeric)) + " |"
-
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2)) for w, num in zip(widths, numeric)) + "|"
-    return "\n".join([line(columns), rule, *(line(r) for r in cells)]) + "\n"
-
-
-def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(path, buffer.getvalue().encode())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    # Someone may be reading the last report while this one is written.
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    return format_cell(column, value)
 
 
 # ---------------------------------------------------------------------------- figures
@@ -231,16 +196,6 @@ def _colors(n: int):
     return [cmap(i / max(n - 1, 1)) if n > 10 else cmap(i % 10) for i in range(n)]
 
 
-def save_figure(fig, path: Path) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    write_atomic(path, buffer.getvalue())
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
-
-
 def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Optional[Path]:
     """One panel per sweep, one curve per run: the tutorials' loss/accuracy-per-epoch figure."""
     import matplotlib.pyplot as plt
@@ -254,8 +209,8 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
         for run, color in zip(runs, _colors(len(runs))):
             values = [math.nan if v is None else v for v in run.history.get(metric, [])]
             if values:
-                style = "-" if run.status in ("ok", "running") else ":"
-                status = "" if run.status in ("ok", "running") else f" ({run.status})"
+                style = "-" if run.status in (Status.ok, Status.running) else ":"
+                status = "" if run.status in (Status.ok, Status.running) else f" ({run.status})"
                 ax.plot(range(1, len(values) + 1), values, style, color=color, label=run.label() + status,
                         marker="o" if len(values) <= 12 else None, markersize=3)
         ax.set_title(f"{sweep.label}: {ylabel} per epoch" if len(sweeps) > 1 else f"{ylabel} per epoch")
@@ -393,7 +348,7 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> 
     columns, rows = table_rows(sweeps)
     if not rows:
         return Report("", [], runs)
-    table = markdown(columns, rows)
+    table = markdown(columns, rows, _cell)
     title = " vs ".join(s.label for s in sweeps)
     text = f"# {title}\n\n{len(rows)} runs, best validation accuracy (any epoch) first.\n\n{table}"
     write_atomic(out / "summary.md", text.encode())
@@ -409,6 +364,23 @@ def _compare_dir(sweeps: list[Sweep]) -> Path:
     return Path("outputs") / "compare" / f"{name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
 
 
+def _sweeper_report(folder: Path):
+    """The report of a sweep whose sweeper makes its own (`report_sweep`, as the search's), or None."""
+    saved = Path(folder) / "multirun.yaml"
+    if not saved.is_file():
+        return None
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(saved)
+    target = OmegaConf.select(config, "hydra.sweeper._target_")
+    try:
+        report_sweep = getattr(get_class(target), "report_sweep", None) if target else None
+    except Exception:  # a sweeper not installed here: the runs' own report
+        return None
+    return None if report_sweep is None else (lambda: report_sweep(Path(folder), config))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mlpbench.report",
@@ -419,13 +391,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                         "several sweeps outputs/compare/<names>_<time>)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     args = parser.parse_args(argv)
-    if len(args.dirs) == 1 and (args.dirs[0] / "study.db").is_file() and (args.dirs[0] / "multirun.yaml").is_file():
-        from omegaconf import OmegaConf
-
-        from mlpbench.tune import write_report
-
-        # A search (hydra/sweeper=tune): its trials report, from the study.
-        write_report(args.dirs[0], OmegaConf.load(args.dirs[0] / "multirun.yaml"))
+    own_report = _sweeper_report(args.dirs[0]) if len(args.dirs) == 1 else None
+    if own_report is not None:  # a search's folder: its sweeper's report (mlpbench.sweep.SweepSummary)
+        own_report()
         return 0
     try:
         report = build(args.dirs, args.out, plots=not args.no_plots)

@@ -7,39 +7,34 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
+
+from mlpbench.files import write_json_atomic
 
 RESULT_FILE = "result.json"
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Readers never see a half-written file: write a temp file, then rename over."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_finite_or_none(payload), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class Status(str, Enum):
+    """How a run stands, as result.json's `status` says it."""
 
+    running = "running"  # training, or killed while training (kill -9 leaves this)
+    ok = "ok"
+    diverged = "diverged"  # a NaN/inf loss stopped it: a result, not an error
+    pruned = "pruned"  # a search stopped it early
+    interrupted = "interrupted"  # Ctrl-C or SIGTERM: continues with resume=true
+    failed = "failed"
 
-def _finite_or_none(value: Any) -> Any:
-    # JSON has no NaN or inf; a diverged run's losses become null.
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
-    return value
+    @property
+    def finished(self) -> bool:
+        """A rerun keeps these as they are."""
+        return self in (Status.ok, Status.diverged, Status.pruned)
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def final_metrics(history: dict[str, list[float]], test_metrics: dict[str, float]) -> dict[str, Any]:
@@ -77,7 +72,7 @@ class RunRecord:
         self.started = time.time()
         self.seconds_before = seconds_before  # earlier attempts of a resumed run
         self.payload: dict[str, Any] = {
-            "status": "running",
+            "status": Status.running,
             "overrides": overrides,
             "config": config,
             "metrics": {},
@@ -97,7 +92,7 @@ class RunRecord:
         self.payload.update(fields)
 
     def fail(self, error: BaseException) -> None:
-        self.update(status="failed", error={"type": type(error).__name__, "message": str(error)})
+        self.update(status=Status.failed, error={"type": type(error).__name__, "message": str(error)})
         self.save()
 
     def save(self) -> None:

@@ -7,7 +7,6 @@ starts; what a rerun does with runs already there is mlpbench/sweep.py's.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -22,34 +21,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlpbench import sweep
-from mlpbench.results import RunRecord, flat_keys
-from mlpbench.schema import ConfigError, register_configs, validate
+from mlpbench.results import RunRecord, Status, flat_keys
+from mlpbench.schema import ConfigError, register_configs, resolved, validate
 
 log = logging.getLogger("mlpbench")
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+# conf/ ships inside the package as mlpbench.conf (pyproject.toml): found in any install.
+CONF_MODULE = "mlpbench.conf"
 EXIT_BAD_INPUT = 2
-
-
-def _run_name(override_dirname: str, job_num: Any) -> str:
-    """A run folder's name: its overrides (model.depth=4), safe as one path component."""
-    name = (override_dirname or f"run{job_num}").replace("/", "_")
-    if len(name) > 200:
-        name = name[:180] + "-" + hashlib.sha1(name.encode()).hexdigest()[:12]
-    return name
-
-
-def _trial_dir(trial: Any, task_overrides: Any, space: Any) -> str:
-    """A tuner trial's folder: its number and the values it tried (trial_007_model.units=224,optim.lr=0.001)."""
-    from mlpbench.tune import parse_space
-
-    keys = {d.key for d in parse_space(space)} if space else set()
-    tried = sorted(o for o in task_overrides if o.lstrip("+~").split("=", 1)[0] in keys)
-    name = f"trial_{int(trial):03d}" if trial is not None else "trial"
-    return name + (f"_{_run_name(','.join(tried), trial)}" if tried else "")
-
-
-OmegaConf.register_new_resolver("mlpbench_run_name", _run_name, replace=True)
-OmegaConf.register_new_resolver("mlpbench_trial_dir", _trial_dir, replace=True)
 register_configs()
 
 
@@ -58,9 +36,9 @@ register_configs()
 
 def compose_config(overrides: list[str], with_hydra: bool = False) -> DictConfig:
     """The config `python -m mlpbench OVERRIDES` runs with, composed without running it."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
 
 
@@ -89,8 +67,6 @@ def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from mlpbench.module import AtomicCheckpointIO
-
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc",
                                  mode="max", save_last=True, save_top_k=1)
     progress_bar = sys.stderr.isatty() if t.enable_progress_bar is None else t.enable_progress_bar
@@ -101,20 +77,25 @@ def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
             enable_progress_bar=progress_bar, deterministic=t.deterministic,
             logger=logger, callbacks=[checkpoint, *callbacks],
             enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(run_dir),
-            plugins=[AtomicCheckpointIO()],
         )
     except (ValueError, ImportError, MisconfigurationException) as e:
         raise ConfigError(f"trainer.accelerator={t.accelerator} trainer.strategy={t.strategy} "
                           f"trainer.precision={t.precision}: Lightning rejects this setting: {e}") from None
 
 
+# A test split this small is a truth table (XOR): its outputs are worth reading row by row.
+MAX_PREDICTION_ROWS = 16
+
+
 def _log_predictions(module, splits) -> list[dict[str, Any]]:
-    """The XOR tutorial's last step: the network's output for each row of the table."""
+    """The XOR tutorial's last step: the network's output for each row of the table (a single
+    output unit's sigmoid, else the class probabilities)."""
     import torch
 
     module.eval()
     with torch.no_grad():
-        outputs = torch.sigmoid(module(splits.x_test.to(module.device))).cpu()
+        logits = module(splits.x_test.to(module.device))
+        outputs = (torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)).cpu()
     rows = []
     lines = ["Predictions:"]
     for x, y, out in zip(splits.x_test.tolist(), splits.y_test.tolist(), outputs.tolist()):
@@ -131,8 +112,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
 
     `resume_from`: a checkpoint of this run to continue from (epoch, optimizer, RNG, history),
     and `previous` the result.json of the attempt that wrote it.
-    `callbacks`: more Lightning callbacks (the benchmark's epoch clock, a tuner trial's pruning);
-    one that ends the run early says why in its `stop_status` ("pruned"), which becomes the run's.
+    `callbacks`: more Lightning callbacks (the benchmark's epoch clock), besides those the config
+    names in `callbacks.*` (a search trial's pruning); one that ends the run early says why in its
+    `stop_status` (Status.pruned), which becomes the run's.
     Raises ConfigError (a DataError too) for settings that cannot run, before anything is written.
     """
     import lightning.pytorch as pl
@@ -141,8 +123,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
 
     from mlpbench.data import MLPDataModule, make_splits
     from mlpbench.model import count_params, summary
+    from hydra.utils import instantiate
+
     from mlpbench.module import AfterEpochMetrics, MLPModule
-    from mlpbench.schema import Source
 
     _quiet_lightning()
     if threads:
@@ -161,6 +144,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     # On resume, TensorBoard drops what a killed attempt logged past the checkpoint.
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
                                purge_step=resumed_at["step"] if resumed_at else None)
+    callbacks = [*callbacks, *(instantiate(spec) for spec in cfg.callbacks.values())]
     stoppers = [cb for cb in callbacks if hasattr(cb, "stop_status")]
     callbacks = [AfterEpochMetrics(lambda: record.save_every(1.0)), *callbacks]
     if cfg.diagnostics:
@@ -188,9 +172,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         stopped = next((cb.stop_status for cb in stoppers if cb.stop_status), None)
         if module.diverged_at is None and stopped is None:
             trainer.test(module, datamodule=datamodule, verbose=False)
-            if Source(cfg.data.source) is Source.xor:
+            if len(splits.y_test) <= MAX_PREDICTION_ROWS:
                 record.update(predictions=_log_predictions(module, splits))
-        status = "diverged" if module.diverged_at is not None else stopped or "ok"
+        status = Status.diverged if module.diverged_at is not None else stopped or Status.ok
         record.update(status=status, diverged_at=module.diverged_at,
                       device=str(trainer.strategy.root_device), devices=trainer.world_size,
                       threads=torch.get_num_threads())
@@ -199,7 +183,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         # Lightning turns Ctrl-C and SIGTERM into SystemExit after its graceful shutdown.
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-        record.update(status="interrupted")
+        record.update(status=Status.interrupted)
         record.save()
         log.warning("Run %s interrupted after %d epochs; kept %s and %s. Rerun the same command with "
                     "resume=true to continue it.", run_dir.name, record.payload["epochs"], record.path,
@@ -256,7 +240,7 @@ def print_help(overrides: list[str]) -> None:
     print(string.Template(template).safe_substitute(CONFIG=OmegaConf.to_yaml(cfg)))
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONF_MODULE}", config_name="config")
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -269,17 +253,13 @@ def main(cfg: DictConfig) -> None:
         log.info("Run %s: already %s in %s; skipped", run_dir.name, plan.skip, run_dir)
         return
     try:
+        cfg = resolved(cfg)
         validate(cfg)
         if in_sweep and cfg.trainer.devices > 1:
             raise ConfigError(f"trainer.devices={cfg.trainer.devices}: a DDP run starts its own processes; "
                               "run it on its own, without -m (a sweep runs each run on one device)")
-        callbacks, parallel = (), None
-        if cfg.tune.trial is not None:  # a trial of the tuner (hydra/sweeper=tune)
-            from mlpbench import tune
-
-            callbacks, parallel = tuple(tune.trial_callbacks(cfg, Path(hc.sweep.dir), run_dir)), cfg.tune.n_jobs
         train(cfg, run_dir, overrides, hc.runtime.choices.get("experiment"), resume_from=plan.checkpoint,
-              previous=plan.previous, threads=sweep.threads_per_run(hc.launcher, parallel), callbacks=callbacks)
+              previous=plan.previous, threads=sweep.threads_per_run(hc.launcher))
     except ConfigError as e:
         if not in_sweep:
             _fail(str(e))

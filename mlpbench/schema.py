@@ -7,6 +7,7 @@ imports torch, so `--help` and config errors stay fast.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Dict, List, Optional
@@ -175,7 +176,7 @@ class Pruner(str, Enum):
 
 @dataclass
 class TuneConfig:
-    """A search with hydra/sweeper=tune (+experiment=tune_units): mlpbench/tune.py."""
+    """A search with hydra/sweeper=tune (experiment=tune_units): mlpbench/tune/."""
 
     # Search dimensions, nested as the config is: `model: {units: {type: int, low: 32, high: 512,
     # step: 32}}`. type int or float (low, high, optional step, log) or categorical (choices);
@@ -196,8 +197,6 @@ class TuneConfig:
     study_name: str = "study"
     # Points to try first, e.g. [{model.units: 128, optim.lr: 0.001}] (Optuna's enqueue_trial).
     enqueue: List[Dict[str, Any]] = field(default_factory=list)
-    # Set by the tuner on each trial's run; null in ordinary runs.
-    trial: Optional[int] = None
 
 
 @dataclass
@@ -213,6 +212,9 @@ class Config:
     # Continue the newest earlier sweep of the same command instead of starting a new one.
     resume: bool = False
     tune: TuneConfig = field(default_factory=TuneConfig)
+    # More Lightning callbacks for the run, by name: {_target_: a.Callback, arg: value}
+    # (lightning-hydra-template's idiom). A search adds its trials' pruning here.
+    callbacks: Dict[str, Any] = field(default_factory=dict)
 
 
 def register_configs() -> None:
@@ -235,16 +237,21 @@ def _check(errors: list[str], ok: bool, key: str, value: Any, allowed: str) -> N
         errors.append(f"{key}={value}: {allowed}")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError listing every out-of-range value, each with its key and what is allowed.
+def resolved(cfg: DictConfig) -> DictConfig:
+    """The config with the values other keys imply, as a copy: a list of widths left at the
+    default `model.depth: 1` sets the depth to its length, so a sweep can mix `model.units=128`
+    and `model.units=[256,128,64]`; the run records that depth."""
+    cfg = copy.deepcopy(cfg)
+    if isinstance(cfg.model.units, ListConfig) and cfg.model.depth == 1:
+        cfg.model.depth = len(cfg.model.units)
+    return cfg
 
-    A list of widths left at the default `model.depth: 1` sets the depth to its length, so a
-    sweep can mix `model.units=128` and `model.units=[256,128,64]`; the run records that depth.
-    """
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError listing every out-of-range value, each with its key and what is allowed;
+    changes nothing (`resolved` derives values first)."""
     errors: list[str] = []
     data, model, optim, trainer = cfg.data, cfg.model, cfg.optim, cfg.trainer
-    if isinstance(model.units, ListConfig) and model.depth == 1:
-        model.depth = len(model.units)
 
     _check(errors, data.batch_size >= 1, "data.batch_size", data.batch_size, "must be an integer >= 1")
     if data.val_split is not None:

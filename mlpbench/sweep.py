@@ -14,6 +14,7 @@ No torch here: this runs before any training starts.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 import os
 import shutil
@@ -26,22 +27,31 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from mlpbench.results import RESULT_FILE, read_result
+from mlpbench.overrides import parse
+from mlpbench.results import RESULT_FILE, Status, read_result
 
 log = logging.getLogger("mlpbench")
-DONE = ("ok", "diverged", "pruned")  # a rerun keeps these as they are
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+def run_name(override_dirname: str, job_num: Any) -> str:
+    """A run folder's name: its overrides (model.depth=4), safe as one path component.
+    The `mlpbench_run_name` resolver (hydra.sweep.subdir) and the search's trial folders."""
+    name = (override_dirname or f"run{job_num}").replace("/", "_")
+    if len(name) > 200:
+        name = name[:180] + "-" + hashlib.sha1(name.encode()).hexdigest()[:12]
+    return name
 
 
 def _sweep_overrides(overrides: Any) -> list[str]:
     # `resume=true` is how a sweep is continued, not part of what it runs.
-    return [str(o) for o in overrides if str(o).lstrip("+").split("=", 1)[0] != "resume"]
+    return [o.input_line for o in parse(overrides) if o.key_or_group != "resume"]
 
 
 def _command_overrides() -> list[str]:
     """The task overrides of this command line, as Hydra saves them in multirun.yaml."""
     overrides = [arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]
-    return [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    return [o.input_line for o in parse(overrides) if not o.is_hydra_override()]
 
 
 def sweep_dir(base: str, resume: bool) -> str:
@@ -90,6 +100,7 @@ def _release_unused_claims() -> None:
 
 
 OmegaConf.register_new_resolver("mlpbench_sweep_dir", sweep_dir, replace=True, use_cache=True)
+OmegaConf.register_new_resolver("mlpbench_run_name", run_name, replace=True)
 
 
 # ---------------------------------------------------------------------------- one run
@@ -97,7 +108,7 @@ OmegaConf.register_new_resolver("mlpbench_sweep_dir", sweep_dir, replace=True, u
 
 @dataclass
 class RunPlan:
-    skip: Optional[str] = None  # the status of a finished run: nothing to do
+    skip: Optional[Status] = None  # the status of a finished run: nothing to do
     checkpoint: Optional[Path] = None  # continue from here
     previous: Optional[dict] = None  # the result.json found, if any
 
@@ -108,10 +119,10 @@ def plan_run(run_dir: Path, clear: bool = True) -> RunPlan:
     previous = read_result(run_dir)
     if previous is None and not (run_dir / LAST_CHECKPOINT).exists():
         return RunPlan()
-    status = (previous or {}).get("status")
-    if status in DONE:
+    status = Status((previous or {}).get("status", Status.running))
+    if status.finished:
         return RunPlan(skip=status, previous=previous)
-    if status != "failed" and (run_dir / LAST_CHECKPOINT).is_file():
+    if status is not Status.failed and (run_dir / LAST_CHECKPOINT).is_file():
         return RunPlan(checkpoint=run_dir / LAST_CHECKPOINT, previous=previous)
     if clear:
         _clear(run_dir)  # failed, or stopped before its first checkpoint: start again
@@ -131,11 +142,10 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def threads_per_run(launcher: DictConfig, n_jobs: Optional[int] = None) -> Optional[int]:
-    """torch threads for each of N runs in parallel: cores / N, N being `n_jobs` when given (a
-    search's tune.n_jobs), else hydra/launcher=joblib's n_jobs."""
-    if n_jobs is None and "joblib" in str(launcher.get("_target_", "")):
-        n_jobs = launcher.get("n_jobs")
+def threads_per_run(launcher: DictConfig) -> Optional[int]:
+    """torch threads for each of N runs in parallel under hydra/launcher=joblib (a search's
+    tune.n_jobs > 1 too): cores / N; None, torch's own choice, for one run at a time."""
+    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
     if not n_jobs:
         return None
     parallel = cores() + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 = every core
@@ -147,20 +157,25 @@ def threads_per_run(launcher: DictConfig, n_jobs: Optional[int] = None) -> Optio
 
 class SweepSummary(HydraCallback):
     """At the end of a multirun: the report (summary.csv/.md, figures), printed; then a
-    non-zero exit naming the runs that failed, if any did."""
+    non-zero exit naming the runs that failed, if any did. A sweeper with a report of its own
+    (`report_sweep(sweep_dir, config) -> ok`, as the search's) makes that instead."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.utils import get_class
+
         from mlpbench.report import build
-        from mlpbench.tune import finish
 
         sweep = Path(config.hydra.sweep.dir)
-        if finish(sweep, config):  # a search (hydra/sweeper=tune) reports its trials
+        own_report = getattr(get_class(config.hydra.sweeper._target_), "report_sweep", None)
+        if own_report is not None:
+            if not own_report(sweep, config):
+                sys.exit(1)
             return
         report = build([sweep])
         if report.table:
             print(f"\n{report.table}\n{len(report.runs)} runs in {sweep}; report: "
                   f"{', '.join(p.name for p in report.written)}\nCompare the curves: tensorboard --logdir {sweep}")
-        failed = [run for run in report.runs if run.status == "failed"]
+        failed = [run for run in report.runs if run.status == Status.failed]
         if failed:
             print(f"\n{len(failed)} run(s) failed:", file=sys.stderr)
             for run in failed:

@@ -1,9 +1,13 @@
+import csv
+import glob
 import gzip
 import logging
-import tempfile
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +23,56 @@ def make_config(*overrides: str):
     return compose_config(list(overrides))
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m mlpbench ARGS` in cwd. No time limit: a busy machine is slow, not broken."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True)
+
+
+def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
+    """`python -m mlpbench ARGS` in the background, in its own process group, with Ctrl-C's
+    default handling (background jobs may ignore it)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_until(condition, proc: subprocess.Popen, what: str):
+    """Poll `condition()` until it returns something true, for as long as `proc` runs: a slow
+    machine only makes this wait longer. Fails if proc ends first."""
+    while True:
+        found = condition()
+        if found:
+            return found
+        if proc.poll() is not None:
+            raise AssertionError(f"the process ended before {what}:\n{proc.stdout.read()}")
+        time.sleep(0.02)
+
+
+def wait_for_file(pattern: str, proc: subprocess.Popen) -> Path:
+    return Path(wait_until(lambda: sorted(glob.glob(pattern)), proc, f"{pattern} appeared")[0])
+
+
+def summary_rows(sweep: Path) -> list[dict]:
+    with open(sweep / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def only_sweep(cwd: Path) -> Path:
+    (sweep,) = (cwd / "outputs" / "multirun").iterdir()
+    return sweep
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """A run's TensorBoard scalars: tag -> [(step, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:

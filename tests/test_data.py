@@ -95,8 +95,12 @@ def test_digits_and_xor_sources():
     assert digits.num_features == 64 and digits.x_train.max() <= 1.0
     assert sum(digits.sizes()[k] for k in ("train", "val", "test")) == 1797
     xor = make_splits(make_config("data=xor").data, seed=0)
-    assert xor.y_train.tolist() == [0, 1, 1, 0] and xor.num_classes == 2
-    assert torch.equal(xor.x_test, xor.x_train)
+    assert xor.y_test.tolist() == [0, 1, 1, 0] and xor.num_classes == 2
+    # The truth table is the training, validation and test rows alike (in another order to train).
+    assert torch.equal(xor.x_val, xor.x_test)
+    assert sorted(map(tuple, xor.x_train.tolist())) == sorted(map(tuple, xor.x_test.tolist()))
+    assert sorted(zip(map(tuple, xor.x_train.tolist()), xor.y_train.tolist())) == sorted(
+        zip(map(tuple, xor.x_test.tolist()), xor.y_test.tolist()))
 
 
 def test_a_split_that_leaves_nothing_is_a_config_error():
@@ -104,11 +108,14 @@ def test_a_split_that_leaves_nothing_is_a_config_error():
         make_splits(make_config("data.limit=2", "data.val_split=0.1").data, seed=0)
 
 
-def test_batches_cover_every_row_once_and_reshuffle_each_pass():
+def test_batches_cover_every_row_once_and_reshuffle_each_epoch():
     x = torch.arange(10, dtype=torch.float32).unsqueeze(1)
     y = torch.arange(10)
-    loader = TensorBatches(x, y, batch_size=4, shuffle=True, seed=3)
+    epoch = [0]
+    loader = TensorBatches(x, y, batch_size=4, shuffle=True, seed=3, epoch=lambda: epoch[0])
     first = [b[1].tolist() for b in loader]
+    assert [b[1].tolist() for b in loader] == first  # the same epoch: the same batches
+    epoch[0] = 1
     second = [b[1].tolist() for b in loader]
     assert [len(b) for b in first] == [4, 4, 2] and len(loader) == 3
     assert sorted(sum(first, [])) == list(range(10)) == sorted(sum(second, []))

@@ -4,18 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, SCALARS, EventAccumulator
+from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, EventAccumulator
 
-from tests.conftest import run_cli, run_in_process
+from tests.conftest import run_cli, run_in_process, scalars
 
 FAST = ["data.limit=400", "trainer.max_epochs=2", "trainer.log_every_n_steps=2"]
 METRIC_KEYS = {"val_loss", "val_acc", "best_val_acc", "best_epoch", "test_loss", "test_acc"}
-
-
-def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    acc = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 def assert_complete_result(result: dict, epochs: int) -> None:

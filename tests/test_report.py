@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mlpbench import report
-from mlpbench.results import final_metrics, write_json_atomic
+from mlpbench.files import write_json_atomic
+from mlpbench.results import final_metrics
 
 
 def fake_run(sweep: Path, overrides: list[str], val_acc: list[float], status: str = "ok",

@@ -1,32 +1,17 @@
 """Sweeps that lose nothing: failures isolated, divergence, interruption, kill and resume, parallel runs."""
 
-import csv
-import glob
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-
-from mlpbench.sweep import plan_run, threads_per_run
-from tests.conftest import run_cli
 from omegaconf import OmegaConf
 
+from mlpbench.sweep import RunPlan, plan_run, threads_per_run
+from tests.conftest import only_sweep, run_cli, scalars, start_cli, summary_rows, wait_for_file
+
 TINY = ["data.limit=300", "trainer.max_epochs=2"]
-
-
-def summary_rows(sweep: Path) -> list[dict]:
-    with open(sweep / "summary.csv") as f:
-        return list(csv.DictReader(f))
-
-
-def only_sweep(cwd: Path) -> Path:
-    (sweep,) = (cwd / "outputs" / "multirun").iterdir()
-    return sweep
 
 
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on_then_exits_non_zero(tmp_path):
@@ -65,28 +50,10 @@ def test_a_huge_learning_rate_is_recorded_as_diverged_within_the_first_epoch(tmp
     assert {r["status"] for r in summary_rows(sweep)} == {"diverged", "ok"}
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    # Its own process group, with Ctrl-C's default handling (background jobs may ignore it).
-    return subprocess.Popen([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-
-def _wait_for(pattern: str, timeout: float = 120) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = glob.glob(pattern)
-        if found:
-            return Path(found[0])
-        time.sleep(0.02)
-    raise AssertionError(f"nothing matched {pattern}")
-
-
 def test_a_sweep_killed_mid_run_resumes_with_every_run_once_and_a_continuous_history(tmp_path):
     grid = ["-m", "model.depth=1,2,3", "data.limit=400", "trainer.max_epochs=12", "model.dropout=0.2"]
-    proc = _start(grid, tmp_path)
-    _wait_for(f"{tmp_path}/outputs/multirun/*/*model.depth=2*/checkpoints/last.ckpt")
+    proc = start_cli(grid, tmp_path)
+    wait_for_file(f"{tmp_path}/outputs/multirun/*/*model.depth=2*/checkpoints/last.ckpt", proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     sweep = only_sweep(tmp_path)
@@ -116,10 +83,10 @@ def test_a_sweep_killed_mid_run_resumes_with_every_run_once_and_a_continuous_his
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_stops_cleanly_with_status_interrupted_and_a_checkpoint(tmp_path, sig, code):
-    proc = _start(["-m", "model.depth=1", "data.limit=400", "trainer.max_epochs=200"], tmp_path)
-    run_dir = _wait_for(f"{tmp_path}/outputs/multirun/*/*/checkpoints/last.ckpt").parent.parent
+    proc = start_cli(["-m", "model.depth=1", "data.limit=400", "trainer.max_epochs=200"], tmp_path)
+    run_dir = wait_for_file(f"{tmp_path}/outputs/multirun/*/*/checkpoints/last.ckpt", proc).parent.parent
     proc.send_signal(sig)
-    output = proc.communicate(timeout=60)[0]
+    output = proc.communicate()[0]
     assert proc.returncode == code
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "interrupted" and result["epochs"] >= 1
@@ -148,7 +115,7 @@ def test_a_rerun_skips_finished_runs_continues_stopped_ones_and_restarts_failed_
     assert plan.skip is None and plan.checkpoint is None
     assert not (failed / "result.json").exists() and not (failed / "checkpoints").exists()
     assert not list(failed.glob("events.out.tfevents*"))
-    assert plan_run(tmp_path / "new") == plan_run(tmp_path / "also-new")
+    assert plan_run(tmp_path / "new") == RunPlan(skip=None, checkpoint=None, previous=None)  # start afresh
 
 
 def test_parallel_runs_split_the_cores():
@@ -172,8 +139,6 @@ def test_a_two_job_joblib_sweep_completes_with_a_full_report(tmp_path):
 
 
 def test_one_run_on_two_processes_with_ddp_shards_the_batches(tmp_path):
-    from tests.test_end_to_end import scalars
-
     run_dir = tmp_path / "ddp"
     proc = run_cli("trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "data.limit=400",
                    "trainer.max_epochs=2", "trainer.log_every_n_steps=1", f"hydra.run.dir={run_dir}", cwd=tmp_path)

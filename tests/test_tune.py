@@ -6,18 +6,16 @@ import json
 import os
 import signal
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from mlpbench.schema import ConfigError
-from mlpbench.tune import grid_size, parse_space
-from tests.conftest import run_cli
-from tests.test_sweeps import _start
+from mlpbench.tune.space import grid_size, parse_space
+from tests.conftest import REPO, run_cli, start_cli, wait_until
 
-TINY = ["+experiment=tune_units", "data.limit=300", "trainer.max_epochs=3", "trainer.enable_progress_bar=false"]
+TINY = ["experiment=tune_units", "data.limit=300", "trainer.max_epochs=3", "trainer.enable_progress_bar=false"]
 
 
 def study_dir(cwd: Path) -> Path:
@@ -35,7 +33,7 @@ def trained(cwd: Path) -> list[dict]:
 
 
 def test_the_tutorial_space_parses_as_keras_tuner_declares_it():
-    space = OmegaConf.load(Path(__file__).parent.parent / "conf" / "experiment" / "tune_units.yaml").tune.space
+    space = OmegaConf.load(REPO / "conf" / "experiment" / "tune_units.yaml").tune.space
     units, lr = parse_space(space)
     assert (units.key, units.kind, units.low, units.high, units.step) == ("model.units", "int", 32, 512, 32)
     assert (lr.key, lr.kind, lr.choices) == ("optim.lr", "categorical", (1e-2, 1e-3, 1e-4))
@@ -88,13 +86,16 @@ def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tm
     assert f"Best number of units: {best.params['model.units']}" in proc.stdout
     assert f"Best learning rate: {best.params['optim.lr']:g}" in proc.stdout
     assert "Epochs trained:" in proc.stdout and "the full grid, 48 points x 3 epochs: 144" in proc.stdout
-    # Each trial is an ordinary run: result.json and TensorBoard events in its own folder.
+    # Each trial is an ordinary run: result.json and TensorBoard events in its own folder, named
+    # by its number and the values it tried.
     for row in rows:
-        if row["run"]:
-            run_dir = study_dir(tmp_path) / row["run"]
-            assert json.loads((run_dir / "result.json").read_text())["status"] in ("ok", "pruned")
-            assert list(run_dir.glob("events.out.tfevents.*"))
-    assert sum(int(r["epochs"]) for r in rows) <= 4 * 3
+        run_dir = study_dir(tmp_path) / row["run"]
+        assert row["run"] == f"trial_{int(row['trial']):03d}_model.units={row['model.units']},optim.lr={row['optim.lr']}"
+        result = json.loads((run_dir / "result.json").read_text())
+        assert result["status"] == row["state"].replace("complete", "ok")
+        assert result["epochs"] == int(row["epochs"]) and list(run_dir.glob("events.out.tfevents.*"))
+        # A completed trial trained every epoch; a pruned one stopped at a rung before the last.
+        assert int(row["epochs"]) == 3 if row["state"] == "complete" else int(row["epochs"]) < 3
 
     again = run_cli("--config-dir", str(study_dir(tmp_path)), "--config-name", "best_config",
                     "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'best'}", cwd=tmp_path)
@@ -132,13 +133,11 @@ def _states(db: Path) -> dict[int, str]:
 
 def test_a_killed_search_continues_the_study_without_repeating_finished_trials(tmp_path):
     args = [*TINY, "tune.n_trials=4", "trainer.max_epochs=30", "tune.pruner=none", "data.limit=1000"]
-    proc = _start(args, tmp_path)
+    proc = start_cli(args, tmp_path)
     db = study_dir(tmp_path) / "study.db"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill -9 once trial 0 has ended and trial 1 is training
-        if db.exists() and _states(db).get(1) == "RUNNING" and list(study_dir(tmp_path).glob("trial_001*/result.json")):
-            break
-        time.sleep(0.05)
+    # kill -9 once trial 0 has ended and trial 1 is training
+    wait_until(lambda: db.exists() and _states(db).get(1) == "RUNNING"
+               and list(study_dir(tmp_path).glob("trial_001*/result.json")), proc, "trial 1 started")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = _states(db)
@@ -164,6 +163,6 @@ def test_parallel_trials_share_the_study_and_the_cores(tmp_path):
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout
     rows = trained(tmp_path)
     assert len(rows) == 4 and {r["state"] for r in rows} <= {"complete", "pruned"}
-    for row in rows:
-        if row["run"]:
-            assert json.loads((study_dir(tmp_path) / row["run"] / "result.json").read_text())["threads"] == 1
+    for row in rows:  # two trials at a time: each takes half the cores
+        result = json.loads((study_dir(tmp_path) / row["run"] / "result.json").read_text())
+        assert result["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)

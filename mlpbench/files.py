@@ -1,0 +1,90 @@
+"""Writing output files: atomically, as Markdown and CSV tables, as PNG figures.
+
+The one place files are written whole: result.json, the reports of sweeps and searches, and
+the array cache all go through `write_atomic`. No torch here, and matplotlib only when a
+figure is saved.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Readers never see a half-written file (someone may be reading the last report): write a
+    temp file of a unique name beside it, then rename it over; the temp file goes on failure."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other users
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: Path, payload: Any) -> Path:
+    # JSON has no NaN or inf: a diverged run's losses become null.
+    text = json.dumps(_finite_or_none(payload), indent=2, allow_nan=False) + "\n"
+    return write_atomic(path, text.encode())
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def markdown(columns: list[str], rows: list[dict[str, Any]], cell: Callable[[str, Any], str] = None) -> str:
+    """An aligned Markdown table: readable in a terminal as it is in a rendered page.
+    `cell(column, value)` formats a value; numbers are right-aligned."""
+    cell = cell or format_cell
+    cells = [[cell(c, row.get(c)) for c in columns] for row in rows]
+    numeric = [all(isinstance(row.get(c), (int, float)) or row.get(c) is None for row in rows) for c in columns]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+
+    def line(items: list[str]) -> str:
+        return "| " + " | ".join(s.rjust(w) if num else s.ljust(w)
+                                 for s, w, num in zip(items, widths, numeric)) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2)) for w, num in zip(widths, numeric)) + "|"
+    return "\n".join([line(columns), rule, *(line(r) for r in cells)]) + "\n"
+
+
+def format_cell(column: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_atomic(path, buffer.getvalue().encode())
+
+
+def save_figure(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return write_atomic(path, buffer.getvalue())

@@ -1,0 +1,28 @@
+"""Command-line overrides (`model.depth=4`, `+experiment=width`, `model.depth=2,4`), read with
+Hydra's own parser, so a key means here what it means to Hydra."""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+
+
+def parse(overrides: Iterable[str]) -> list[Override]:
+    return OverridesParser.create().parse_overrides([str(o) for o in overrides])
+
+
+def settings(overrides: Iterable[str]) -> dict[str, Optional[str]]:
+    """{key or group: value as written} ("2,4" for a sweep, None for a deletion); hydra.* left out."""
+    found: dict[str, Optional[str]] = {}
+    for o in parse(overrides):
+        if o.is_hydra_override():
+            continue
+        if o.value() is None:
+            found[o.key_or_group] = None
+        elif o.is_sweep_override():
+            found[o.key_or_group] = o.input_line.split("=", 1)[1]
+        else:
+            found[o.key_or_group] = o.get_value_element_as_str()
+    return found

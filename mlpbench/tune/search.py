@@ -1,0 +1,234 @@
+"""The search loop, Keras Tuner's job done with Optuna (`hydra/sweeper=tune`,
+`python -m mlpbench experiment=tune_units`): ask the study for trials, run each as an ordinary
+mlpbench run through Hydra's launcher (its own folder, result.json and TensorBoard logs), tell
+the study how it ended; then the trials report.
+
+- The study lives in SQLite in the sweep folder (study.db), so the same command continues it.
+  A trial still running when the search died is marked failed and tried again, same parameters.
+- `tune.n_jobs` > 1: trials run in batches of that many processes (hydra/launcher=joblib, unless
+  another launcher was chosen, which then gets the batches).
+
+Hydra finds the sweeper as hydra_plugins.mlpbench_tuner.TuneSweeper, which imports this module
+only when a search starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from mlpbench.schema import ConfigError, resolved, validate
+from mlpbench.sweep import run_name
+from mlpbench.tune.report import write_report
+from mlpbench.tune.space import flat, grid_size, parse_space
+from mlpbench.tune.study import (CONFIG_FILE, direction, ended_count, make_pruner, make_sampler, objective_key, point,
+                                 retry, reuse_earlier, search_settings, storage, tell, tried_points)
+
+log = logging.getLogger("mlpbench")
+# Points tried already, proposed in a row, after which the sampler is taken to have converged.
+MAX_REPEATS = 100
+_ABSENT = object()
+
+
+class Tuner:
+    """What hydra_plugins.mlpbench_tuner.TuneSweeper does: Hydra's Sweeper interface for `tune.*`."""
+
+    def __init__(self) -> None:
+        self.config: Optional[DictConfig] = None
+        self.launcher = None
+        self.hydra_context = None
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context = hydra_context
+        self.config = config
+        launcher_config = config
+        if config.tune.n_jobs > 1 and config.hydra.launcher._target_.endswith("BasicLauncher"):
+            from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+
+            launcher_config = copy.deepcopy(config)
+            with read_write(launcher_config), open_dict(launcher_config):
+                launcher_config.hydra.launcher = OmegaConf.structured(JobLibLauncherConf(n_jobs=config.tune.n_jobs))
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=launcher_config)
+
+    def sweep(self, arguments: list[str]) -> Any:
+        try:
+            return Search(self, arguments).run()
+        except ConfigError as e:
+            print(f"mlpbench: error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+
+class Search:
+    """One run of the tuner over a study: ask, launch, tell, until tune.n_trials have ended."""
+
+    def __init__(self, sweeper: Tuner, arguments: list[str]):
+        self.sweeper = sweeper
+        self.config = sweeper.config
+        self.tune = self.config.tune
+        self.arguments = list(arguments)
+        self.dims = parse_space(self.tune.space)
+        self.sweep_dir = Path(self.config.hydra.sweep.dir)
+        self.objective = objective_key(self.tune)
+        self.distributions = {d.key: d.distribution() for d in self.dims}
+        self.grid = grid_size(self.dims)
+        self.repeats = 0  # points tried already that the sampler proposed, in a row
+
+    # -- setting up
+    def _check_arguments(self) -> None:
+        parser = OverridesParser.create(config_loader=self.sweeper.hydra_context.config_loader)
+        for override in parser.parse_overrides(self.arguments):
+            if override.is_sweep_override():
+                raise ConfigError(f"{override.input_line}: the tuner chooses the values it tries; make "
+                                  f"{override.get_key_element()} a search dimension in tune.space instead")
+
+    def _check_space(self) -> None:
+        """Compose the config at each end of each dimension (each choice of a categorical one),
+        so that a value no run could use stops the search before it starts."""
+        loader = self.sweeper.hydra_context.config_loader
+        for dim in self.dims:
+            if OmegaConf.select(self.config, dim.key, default=_ABSENT) is _ABSENT:
+                raise ConfigError(f"tune.space.{dim.key}: {dim.key} is not a config key or group")
+            for value in dim.probes():
+                try:
+                    cfg = loader.load_sweep_config(self.config, [*self.arguments, dim.override(value)])
+                    validate(resolved(cfg))
+                except Exception as e:  # Hydra's own errors and ours read the same to a user
+                    message = " ".join(str(e).split())
+                    raise ConfigError(f"tune.space.{dim.key}: the value {value} cannot run: {message}") from None
+
+    def _lock(self):
+        handle = open(self.sweep_dir / ".tune.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another search is running on the study in {self.sweep_dir}; wait for it to end, "
+                              "or choose another tune.study_name") from None
+        return handle
+
+    def _open_study(self):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(
+            storage=storage(self.sweep_dir), study_name=self.tune.study_name,
+            direction=direction(self.objective), load_if_exists=True,
+            pruner=make_pruner(self.tune, self.config.trainer.max_epochs))
+        # Seeded by how far the study has come: a continued study draws new points, not the
+        # first run's again, and the same commands still give the same search.
+        study.sampler = make_sampler(self.tune, self.config.seed + len(study.get_trials(deepcopy=False)))
+        settings = search_settings(self.config)
+        saved = study.user_attrs.get("settings")
+        if saved is None:
+            study.set_user_attr("settings", settings)
+        elif saved != settings:
+            changed = sorted(k for k in set(saved) | set(settings) if saved.get(k, "-") != settings.get(k, "-"))
+            shown = ", ".join(f"{k}: {saved.get(k, '-')} -> {settings.get(k, '-')}" for k in changed[:6])
+            raise ConfigError(f"{self.sweep_dir} holds the study {self.tune.study_name!r} of another search "
+                              f"({shown}{', ...' if len(changed) > 6 else ''}). Only tune.n_trials, tune.n_jobs "
+                              "and tune.enqueue may change when a study is continued: choose another "
+                              "tune.study_name, or delete the folder to start again")
+        return study
+
+    def _recover(self, study) -> None:
+        """Trials left running by a tuner that died: failed, and tried again first."""
+        from optuna.trial import TrialState
+
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            retry(study, trial)
+            log.warning("Trial %d was cut off by the end of an earlier search: marked failed, tried again",
+                        trial.number)
+
+    # -- the loop
+    def run(self) -> Any:
+        self._check_arguments()
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        lock = self._lock()
+        try:
+            self._check_space()
+            study = self._open_study()
+            OmegaConf.save(self.config, self.sweep_dir / CONFIG_FILE)  # what the report and the trials read
+            for first in self.tune.enqueue:
+                study.enqueue_trial(flat(first), skip_if_exists=True)
+            self._recover(study)
+            ended = ended_count(study)
+            log.info("Search %s in %s: %s; %d of %d trials ended already", self.tune.study_name, self.sweep_dir,
+                     ", ".join(d.key for d in self.dims) + (f" ({self.grid} grid points)" if self.grid else ""),
+                     ended, self.tune.n_trials)
+            while ended < self.tune.n_trials:
+                if self._exhausted(study):
+                    log.info("Every one of the %d grid points has been tried: the search ends here", self.grid)
+                    break
+                if self.repeats >= MAX_REPEATS:
+                    log.warning("The sampler proposed only points tried already, %d times in a row: the search "
+                                "ends here, with %d trials", self.repeats, ended)
+                    break
+                self._batch(study, min(self.tune.n_jobs, self.tune.n_trials - ended), ended)
+                ended = ended_count(study)
+        finally:
+            lock.close()
+        return None
+
+    def _trial_overrides(self, trial, overrides: list[str]) -> list[str]:
+        """A trial's own folder (trial_007_model.units=224,optim.lr=0.001), and the callback that
+        reports its epochs to the study and prunes it."""
+        folder = f"trial_{trial.number:03d}_{run_name(','.join(sorted(overrides)), trial.number)}"
+        trial.set_user_attr("run", folder)  # known even if the search dies before the trial ends
+        return [f"hydra.sweep.subdir={_quoted(folder)}",
+                f"+callbacks.tune_trial={{_target_:mlpbench.tune.trial.TrialPruning,"
+                f"study_dir:{_quoted(str(self.sweep_dir.resolve()))},trial:{trial.number}}}"]
+
+    def _exhausted(self, study, asked: Sequence = ()) -> bool:
+        """Every point of a finite grid has been tried (or is in the batch being asked for)."""
+        return self.grid is not None and len(tried_points(study) | {point(t) for t in asked}) >= self.grid
+
+    def _batch(self, study, size: int, ended: int) -> None:
+        trials, batch = [], []
+        while len(trials) < size and self.repeats < MAX_REPEATS:
+            trial = study.ask(self.distributions)
+            overrides = [d.override(trial.params[d.key]) for d in self.dims]
+            tried = " ".join(overrides)
+            if reuse_earlier(study, trial):
+                # As Keras Tuner, a point is trained once: a repeat costs nothing and is not counted.
+                self.repeats += 1
+                log.info("Trial %d: %s was tried in trial %d: result reused, nothing trained", trial.number,
+                         tried, trial.user_attrs["same_as"])
+                if self._exhausted(study, trials):
+                    break
+                continue
+            self.repeats = 0
+            ended += 1
+            log.info("Trial %d (%d of %d): %s", trial.number, ended, self.tune.n_trials, tried)
+            trials.append(trial)
+            batch.append([*self.arguments, *overrides, *self._trial_overrides(trial, overrides)])
+        if not trials:
+            return
+        try:
+            returns = self.sweeper.launcher.launch(batch, initial_job_idx=trials[0].number)
+        except (KeyboardInterrupt, SystemExit):
+            for trial in trials:
+                retry(study, trial)
+            write_report(self.sweep_dir, self.config, quiet=True)
+            log.warning("Search interrupted; trial(s) %s will be tried again. Run the same command to continue "
+                        "the study in %s", ", ".join(str(t.number) for t in trials), self.sweep_dir)
+            raise
+        except Exception as e:  # a launcher's worker died: these trials failed, the search goes on
+            log.error("Trials %s: the launcher failed: %s: %s", [t.number for t in trials], type(e).__name__, e)
+            returns = [None] * len(trials)
+        for trial, job in zip(trials, returns):
+            run_dir = Path(job.hydra_cfg.hydra.runtime.output_dir) if job is not None and job.hydra_cfg else None
+            tell(study, trial, run_dir, self.objective)
+
+
+def _quoted(text: str) -> str:
+    """A value as a quoted string in an override: commas, brackets and = are kept as they are."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

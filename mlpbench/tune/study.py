@@ -1,0 +1,149 @@
+"""The study: Optuna's storage (SQLite in the search's folder), sampler and pruner, and the
+state of its trials — which have ended, which points were tried, how a trial's run ended.
+Shared by the search, the trials inside it and the report; optuna is imported where used."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from mlpbench.results import Status, read_result
+from mlpbench.schema import Objective, Pruner, Sampler
+from mlpbench.tune.space import flat
+
+log = logging.getLogger("mlpbench")
+STUDY_FILE = "study.db"
+# The search's config, saved in its folder: what the report and each trial read.
+CONFIG_FILE = "multirun.yaml"
+# Settings that may change between runs of one study: how many trials, how many at once, points
+# to try first, and what the console shows.
+RESUMABLE_CHANGES = ("tune.n_trials", "tune.n_jobs", "tune.enqueue", "resume", "trainer.enable_progress_bar")
+
+
+def load_config(sweep_dir: Path) -> DictConfig:
+    """The config the search in sweep_dir was started with."""
+    return OmegaConf.load(Path(sweep_dir) / CONFIG_FILE)
+
+
+def storage_url(sweep_dir: Path) -> str:
+    return f"sqlite:///{Path(sweep_dir).resolve() / STUDY_FILE}"
+
+
+def storage(sweep_dir: Path):
+    import optuna
+
+    # Parallel trials write their epochs to the same file: wait for SQLite's lock, don't fail.
+    return optuna.storages.RDBStorage(storage_url(sweep_dir), engine_kwargs={"connect_args": {"timeout": 60}})
+
+
+def make_pruner(tune: DictConfig, max_epochs: int):
+    import optuna
+
+    pruner = Pruner(tune.pruner)
+    if pruner is Pruner.hyperband:
+        # Epochs are Optuna steps 0 .. max_epochs-1.
+        return optuna.pruners.HyperbandPruner(min_resource=tune.min_resource, max_resource=max_epochs,
+                                              reduction_factor=tune.reduction_factor)
+    if pruner is Pruner.successive_halving:
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=tune.min_resource,
+                                                      reduction_factor=tune.reduction_factor)
+    if pruner is Pruner.median:
+        return optuna.pruners.MedianPruner(n_warmup_steps=tune.min_resource)
+    return optuna.pruners.NopPruner()
+
+
+def make_sampler(tune: DictConfig, seed: int):
+    import optuna
+
+    if Sampler(tune.sampler) is Sampler.random:
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def objective_key(tune: DictConfig) -> str:
+    return Objective(tune.objective).value
+
+
+def direction(objective: str) -> str:
+    return "minimize" if objective.endswith("loss") else "maximize"
+
+
+def search_settings(config: DictConfig) -> dict[str, Any]:
+    """What a study searched (everything but hydra.* and the settings a rerun may change)."""
+    job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    settings = flat(OmegaConf.to_container(job, resolve=True, enum_to_str=True))
+    return {k: v for k, v in settings.items() if not k.startswith(RESUMABLE_CHANGES)}
+
+
+def reuse_earlier(study, trial) -> bool:
+    """A trial with the parameters of one that has ended would train the same network again
+    (same seed): it takes that trial's epochs and outcome instead (Optuna's FAQ on duplicates)."""
+    from optuna.trial import TrialState
+
+    for earlier in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if earlier.params == trial.params and "same_as" not in earlier.user_attrs:
+            for step, value in sorted(earlier.intermediate_values.items()):
+                trial.report(value, step)
+            trial.set_user_attr("same_as", earlier.number)
+            trial.set_user_attr("epochs", 0)
+            trial.set_user_attr("seconds", 0.0)
+            study.tell(trial, earlier.value if earlier.state == TrialState.COMPLETE else None, state=earlier.state)
+            return True
+    return False
+
+
+def retry(study, trial) -> None:
+    from optuna.trial import TrialState
+
+    study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+
+
+def ended_count(study) -> int:
+    """Trials that count toward tune.n_trials: trained to completion or pruning, or failed and
+    not tried again; not the repeats of a point tried already."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    return sum((t.state in (TrialState.COMPLETE, TrialState.PRUNED) and "same_as" not in t.user_attrs)
+               or (t.state == TrialState.FAIL and t.number not in retried) for t in trials)
+
+
+def tried_points(study) -> set:
+    from optuna.trial import TrialState
+
+    return {point(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))}
+
+
+def point(trial) -> tuple:
+    return tuple(sorted(trial.params.items()))
+
+
+def tell(study, trial, run_dir: Optional[Path], objective: str) -> None:
+    """Tell the study how a trial's run ended, from its result.json."""
+    from optuna.trial import TrialState
+
+    result = (read_result(run_dir) if run_dir else None) or {}
+    status = Status(result.get("status", Status.failed))
+    values = [v for v in (result.get("history") or {}).get(objective, []) if v is not None and math.isfinite(v)]
+    if run_dir is not None:
+        trial.set_user_attr("run", run_dir.name)
+    trial.set_user_attr("status", status.value)
+    trial.set_user_attr("epochs", result.get("epochs", 0))
+    trial.set_user_attr("seconds", result.get("seconds"))
+    if status is Status.pruned or (status is Status.diverged and not values):
+        # A net that diverged before its first validation is as hopeless as a pruned one.
+        study.tell(trial, state=TrialState.PRUNED)
+    elif status in (Status.ok, Status.diverged) and values:
+        # As Keras Tuner: a trial scores its best epoch.
+        study.tell(trial, (min if direction(objective) == "minimize" else max)(values))
+    else:
+        study.tell(trial, state=TrialState.FAIL)
+        error = (result.get("error") or {})
+        log.error("Trial %d failed (%s): %s %s", trial.number, status.value, error.get("type", ""), error.get("message", ""))
+

@@ -1,0 +1,92 @@
+"""The package as a user installs it: a wheel into a fresh environment, run from another folder;
+and the layout's promise that the grid path never loads the search."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from tests.conftest import REPO
+
+IGNORED = shutil.ignore_patterns(".git", ".venv", "outputs", "build", "dist", "*.egg-info", "__pycache__",
+                                 ".pytest_cache")
+
+
+def _fresh_environment(path: Path) -> Path:
+    """A new virtual environment without mlpbench, which sees this environment's other packages
+    (torch, Lightning, ...) through a .pth file: pip resolves mlpbench's dependencies against
+    constraints.txt from what is installed, with no download."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    python = path / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    ours = Path(sysconfig.get_paths()["purelib"])
+    shared = path / "shared-packages"
+    shared.mkdir()
+    for entry in ours.iterdir():  # everything but mlpbench itself (installed editable here)
+        if "mlpbench" not in entry.name:
+            (shared / entry.name).symlink_to(entry)
+    (site / "shared-packages.pth").write_text(f"{shared}\n")
+    return python
+
+
+def test_the_wheel_installs_into_a_fresh_environment_and_runs_from_any_folder(tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=IGNORED)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                    "-w", str(tmp_path / "dist"), str(source)], check=True)
+    (wheel,) = (tmp_path / "dist").glob("mlpbench-*.whl")
+    python = _fresh_environment(tmp_path / "env")
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index",
+                              "--disable-pip-version-check", "-c", str(REPO / "constraints.txt"), str(wheel)],
+                             capture_output=True, text=True)
+    assert install.returncode == 0, install.stdout + install.stderr
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYDRA_FULL_ERROR")}
+    script = tmp_path / "env" / "bin" / "mlpbench"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(script), *args], cwd=work, env=env, capture_output=True, text=True)
+
+    located = subprocess.run([str(python), "-c", "import mlpbench, mlpbench.conf; print(mlpbench.__file__)"],
+                             cwd=work, env=env, capture_output=True, text=True, check=True).stdout
+    assert str(tmp_path / "env") in located and str(REPO) not in located  # the wheel's copy, not the checkout
+
+    helped = run("--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "experiment: activations, optimizers" in helped.stdout and "max_epochs: 10" in helped.stdout
+
+    one = run("data.limit=200", "trainer.max_epochs=1", "hydra.run.dir=one")
+    assert one.returncode == 0, one.stderr
+    result = json.loads((work / "one" / "result.json").read_text())
+    assert result["status"] == "ok" and result["epochs"] == 1
+
+    search = run("experiment=tune_units", "data.limit=200", "trainer.max_epochs=2", "tune.n_trials=2",
+                 "trainer.enable_progress_bar=false")
+    assert search.returncode == 0, search.stderr
+    trials = (work / "outputs" / "tune" / "tune_units" / "trials.csv").read_text().splitlines()
+    assert len(trials) == 1 + 2 and "Best number of units:" in search.stdout
+
+
+def test_a_plain_run_loads_no_module_of_the_search(tmp_path):
+    code = ("import sys\n"
+            "from mlpbench.__main__ import cli\n"
+            f"sys.argv = ['mlpbench', 'data.limit=100', 'trainer.max_epochs=1', 'hydra.run.dir={tmp_path / 'run'}']\n"
+            "cli()\n"
+            "print(sorted(m for m in sys.modules if m.startswith('mlpbench.tune') or m.startswith('optuna')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "ok"
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_plus_experiment_says_how_presets_are_chosen_now(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mlpbench", "+experiment=xor"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "presets are chosen with experiment=xor" in proc.stderr
+    assert "Traceback" not in proc.stderr
