@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m mlpbench -m model.depth=2,4,6,8,10
+	$(PY) -m mlpbench -m model.depth=2,4,6,8,10 seed=1,2,3
 
 test: $(STAMP)
 	$(PY) -m pytest

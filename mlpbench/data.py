@@ -274,7 +274,8 @@ def make_splits(data_cfg, seed: int) -> Splits:
         x_test, y_test = x[order[:n_test]], y[order[:n_test]]
         x, y = x[order[n_test:]], y[order[n_test:]]
 
-    order = np.random.default_rng(seed).permutation(len(y))
+    split_seed = seed if data_cfg.split_seed is None else data_cfg.split_seed
+    order = np.random.default_rng(split_seed).permutation(len(y))
     if data_cfg.limit is not None:
         order = order[: data_cfg.limit]
     if data_cfg.val_split is None:

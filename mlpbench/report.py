@@ -1,12 +1,19 @@
-"""Sweep reports: summary.csv, summary.md and PNG figures from the runs' result.json files.
+"""Sweep reports: summary.csv, summary.md, runs.csv and PNG figures from the runs' result.json.
 
     python -m mlpbench.report SWEEP_DIR                 rebuild one sweep's report in it
     python -m mlpbench.report DIR1 DIR2 ... [--out D]   several sweeps in one table and figure
 
+Runs that differ only in `seed` are repeats of one setting. Per setting the report gives n and,
+for each metric, the mean, the standard deviation and the half-width of its 95% interval (t
+distribution); then a verdict against the setting with the best mean of the objective
+(`report.objective`, best_val_acc unless set): `best`, `tied` (not distinguishable at the 5%
+level) or `worse`, with the Holm-adjusted p-value of a paired t-test over the seeds both ran
+(Welch's test where the seeds differ). With one run per setting there is no verdict.
+
 A search's folder (outputs/tune/NAME) gets its trials report again, from the sweeper that made it.
 A DIR is a sweep folder (runs with result.json below it), a folder of sweeps such as
-outputs/depth_linear, which stands for its newest sweep, or a single run's folder. Runs still going, cut off or failed
-are reported as they are. No torch here: a report never loads a framework.
+outputs/depth_linear, which stands for its newest sweep, or a single run's folder. Runs still
+going, cut off or failed are reported as they are. No torch here: a report never loads a framework.
 """
 
 from __future__ import annotations
@@ -22,10 +29,15 @@ from typing import Any, NamedTuple, Optional
 from mlpbench import overrides
 from mlpbench.files import format_cell, markdown, save_figure, write_atomic, write_csv
 from mlpbench.results import RESULT_FILE, Status, load_results, natural_key, read_result
+from mlpbench.stats import Summary, Verdict, headline, summarize, verdicts
 
 # Overrides that choose a preset or steer the sweep, not a property of one run.
 NOT_A_SETTING = {"experiment", "resume"}
-OBJECTIVE = "best_val_acc"  # as Keras Tuner's objective='val_accuracy': the best epoch's
+REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
+DEFAULT_OBJECTIVE = "best_val_acc"  # as Keras Tuner's objective='val_accuracy': the best epoch's
+# Per setting: mean, std and 95% interval of each; the diagnostics' two where they were logged.
+METRICS = ("best_val_acc", "val_acc", "val_loss", "test_acc", "gap")
+DIAGNOSTICS = ("first_grad_norm", "grad_ratio")
 STATUS_ORDER = {s.value: i for i, s in enumerate((Status.ok, Status.running, Status.interrupted, Status.pruned,
                                                    Status.diverged, Status.failed))}
 
@@ -36,7 +48,7 @@ class Run:
     name: str
     result: dict
     settings: dict[str, str] = field(default_factory=dict)  # key -> value, from its overrides
-    swept: dict[str, str] = field(default_factory=dict)  # the settings that vary in its sweep
+    swept: dict[str, str] = field(default_factory=dict)  # the settings that vary in its sweep, seed aside
 
     @property
     def metrics(self) -> dict:
@@ -50,10 +62,40 @@ class Run:
     def status(self) -> str:
         return self.result.get("status", "?")
 
-    def label(self, short: bool = True) -> str:
-        if not self.swept:
-            return self.name
-        return ", ".join(f"{key.rsplit('.', 1)[-1] if short else key}={value}" for key, value in self.swept.items())
+    @property
+    def seed(self) -> Optional[int]:
+        return ((self.result.get("config") or {}).get("seed")
+                if REPEAT_KEY not in self.settings else int(self.settings[REPEAT_KEY]))
+
+    def value(self, metric: str) -> Optional[float]:
+        if metric == "gap":  # positive and growing: the network fits its training rows better than new ones
+            train, val = _number(self.metrics.get("train_acc")), _number(self.metrics.get("val_acc"))
+            return None if train is None or val is None else train - val
+        return _number(self.metrics.get(metric))
+
+
+@dataclass
+class Setting:
+    """The runs of one point of a sweep: its seeds."""
+
+    sweep: str
+    values: dict[str, str]  # swept key -> value, seed aside
+    runs: list[Run]
+    verdict: Verdict = Verdict(None, None)
+
+    @property
+    def label(self) -> str:
+        if not self.values:
+            return self.sweep
+        if len(self.values) == 1:
+            return next(iter(self.values.values()))
+        return "/".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in self.values.items())
+
+    def summary(self, metric: str) -> Summary:
+        return summarize(run.value(metric) for run in self.runs)
+
+    def by_seed(self, metric: str) -> dict:
+        return {run.seed: run.value(metric) for run in self.runs}
 
 
 @dataclass
@@ -61,7 +103,18 @@ class Sweep:
     label: str
     path: Path
     runs: list[Run]
-    keys: list[str]  # swept keys, in the order they appear in the overrides
+    keys: list[str]  # swept keys, seed aside, in the order they appear in the overrides
+    settings: list[Setting] = field(default_factory=list)
+    objective: str = DEFAULT_OBJECTIVE
+    best_over: list[str] = field(default_factory=list)
+
+    @property
+    def maximize(self) -> bool:
+        return not self.objective.endswith("loss")
+
+    @property
+    def repeated(self) -> bool:
+        return any(len(s.runs) > 1 for s in self.settings)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -88,97 +141,8 @@ def _load(path: Path) -> list[tuple[Path, dict]]:
     return [(path, single)] if single is not None else load_results(path)
 
 
-def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
-    runs = [Run(sweep="", name=run_dir.name, result=result, settings=_settings(result.get("overrides", [])))
-            for run_dir, result in _load(path)]
-    keys: list[str] = []
-    for run in runs:
-        keys += [k for k in run.settings if k not in keys]
-    if len(runs) > 1:
-        keys = [k for k in keys if len({run.settings.get(k) for run in runs}) > 1]
-    experiments = {run.result.get("experiment") for run in runs} - {None}
-    label = label or (experiments.pop() if len(experiments) == 1 else path.name)
-    for run in runs:
-        run.sweep = label
-        run.swept = {k: run.settings.get(k, "-") for k in keys}
-    return Sweep(label, path, runs, keys)
-
-
-def read_sweeps(paths: list[Path]) -> list[Sweep]:
-    sweeps = [read_sweep(find_sweep(p)) for p in paths]
-    labels = [s.label for s in sweeps]
-    if len(set(labels)) < len(labels):  # e.g. two sweeps of one preset: tell them apart by folder
-        for sweep in sweeps:
-            sweep.label = f"{sweep.label} ({sweep.path.name})"
-            for run in sweep.runs:
-                run.sweep = sweep.label
-    return sweeps
-
-
-# ---------------------------------------------------------------------------- the table
-
-
 def _number(value: Any) -> Optional[float]:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
-def swept_keys(sweeps: list[Sweep]) -> list[str]:
-    """The keys swept in any of the sweeps, in order of first appearance."""
-    keys: list[str] = []
-    for sweep in sweeps:
-        keys += [k for k in sweep.keys if k not in keys]
-    return keys
-
-
-def table_rows(sweeps: list[Sweep]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Columns and one row per run, best objective first; runs without a result last."""
-    keys = swept_keys(sweeps)
-    several = len(sweeps) > 1
-    runs = [run for sweep in sweeps for run in sweep.runs]
-    with_ratio = any(run.metrics.get("grad_ratio") is not None for run in runs)
-    rows = []
-    for run in runs:
-        m = run.metrics
-        train_acc, val_acc = _number(m.get("train_acc")), _number(m.get("val_acc"))
-        row: dict[str, Any] = {"sweep": run.sweep} if several else {}
-        row.update({k: run.settings.get(k, "-") for k in keys} if keys else {"run": run.name})
-        row.update({
-            "status": run.status,
-            "val_loss": _number(m.get("val_loss")),
-            "val_acc": val_acc,
-            "best_val_acc": _number(m.get("best_val_acc")),
-            "best_epoch": m.get("best_epoch"),
-            "test_acc": _number(m.get("test_acc")),
-            # Positive and growing: the network fits its training rows better than new ones.
-            "gap": None if train_acc is None or val_acc is None else train_acc - val_acc,
-            "params": (run.result.get("params") or {}).get("total"),
-            "epochs": run.result.get("epochs"),
-            "seconds": _number(run.result.get("seconds")),
-        })
-        if with_ratio:
-            row["first_grad_norm"] = _number(m.get("first_grad_norm"))
-            row["grad_ratio"] = _number(m.get("grad_ratio"))
-        rows.append(row)
-    rows.sort(key=lambda r: (r[OBJECTIVE] is None, -(r[OBJECTIVE] or 0.0), STATUS_ORDER.get(r["status"], 9)))
-    columns = list(rows[0]) if rows else []
-    return columns, rows
-
-
-def _cell(column: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    if column in ("grad_ratio", "first_grad_norm"):
-        return f"{value:.3g}"
-    if column == "gap":
-        return f"{value:+.4f}"
-    if column == "seconds":
-        return f"{value:.1f}"
-    if column == "params":
-        return f"{value:,}"
-    return format_cell(column, value)
-
-
-# ---------------------------------------------------------------------------- figures
 
 
 def _is_numeric(values: list[str]) -> bool:
@@ -189,6 +153,223 @@ def _is_numeric(values: list[str]) -> bool:
     return bool(values)
 
 
+def _ordered(settings: list[Setting], keys: list[str]) -> list[Setting]:
+    """By the swept keys: numerically where a key's values are numbers (depth 2, 4, ... 10), else in
+    the order the sweep ran them (the command's order: relu, leaky_relu, tanh, sigmoid)."""
+    numeric = {k: _is_numeric([s.values[k] for s in settings]) for k in keys}
+    first_job = {id(s): min((r.result.get("job", math.inf), natural_key(r.name)) for r in s.runs) for s in settings}
+    appearance = {k: {} for k in keys}
+    for s in sorted(settings, key=lambda s: first_job[id(s)]):
+        for k in keys:
+            appearance[k].setdefault(s.values[k], len(appearance[k]))
+    return sorted(settings, key=lambda s: [float(s.values[k]) if numeric[k] else appearance[k][s.values[k]]
+                                           for k in keys])
+
+
+def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
+    runs = [Run(sweep="", name=run_dir.name, result=result, settings=_settings(result.get("overrides", [])))
+            for run_dir, result in _load(path)]
+    keys: list[str] = []
+    for run in runs:
+        keys += [k for k in run.settings if k not in keys and k != REPEAT_KEY]
+    if len(runs) > 1:
+        keys = [k for k in keys if len({run.settings.get(k) for run in runs}) > 1]
+    experiments = {run.result.get("experiment") for run in runs} - {None}
+    label = label or (experiments.pop() if len(experiments) == 1 else path.name)
+    groups: dict[tuple, Setting] = {}
+    for run in runs:
+        run.sweep = label
+        run.swept = {k: run.settings.get(k, "-") for k in keys}
+        key = tuple(run.swept.values())
+        groups.setdefault(key, Setting(label, run.swept, [])).runs.append(run)
+    report_cfg = next(((r.result.get("config") or {}).get("report") or {} for r in runs), {})
+    sweep = Sweep(label, path, runs, keys, _ordered(list(groups.values()), keys),
+                  objective=report_cfg.get("objective") or DEFAULT_OBJECTIVE,
+                  best_over=[k for k in report_cfg.get("best_over") or [] if k in keys])
+    judge(sweep.settings, sweep.objective, sweep.maximize)
+    return sweep
+
+
+def judge(settings: list[Setting], objective: str, maximize: bool) -> None:
+    """Each setting's verdict against the best mean of the objective (mlpbench.stats.verdicts)."""
+    found = verdicts({id(s): s.by_seed(objective) for s in settings}, maximize=maximize)
+    for s in settings:
+        s.verdict = found[id(s)]
+
+
+def read_sweeps(paths: list[Path]) -> list[Sweep]:
+    sweeps = [read_sweep(find_sweep(p)) for p in paths]
+    labels = [s.label for s in sweeps]
+    if len(set(labels)) < len(labels):  # e.g. two sweeps of one preset: tell them apart by folder
+        for sweep in sweeps:
+            sweep.label = f"{sweep.label} ({sweep.path.name})"
+            for item in (*sweep.runs, *sweep.settings):
+                item.sweep = sweep.label
+    return sweeps
+
+
+def best_of(sweep: Sweep) -> list[Setting]:
+    """`report.best_over` (the fair optimizer comparison): each combination of the other keys at
+    its best value of those keys (its best learning rate), judged again among themselves."""
+    groups: dict[tuple, list[Setting]] = {}
+    for s in sweep.settings:
+        groups.setdefault(tuple(v for k, v in s.values.items() if k not in sweep.best_over), []).append(s)
+    picked = []
+    for members in groups.values():
+        scored = [s for s in members if s.summary(sweep.objective).n]
+        if scored:
+            sign = 1 if sweep.maximize else -1
+            # Settings with an interval first: a lone lucky run does not pick the rate.
+            picked.append(max(scored, key=lambda s: (s.summary(sweep.objective).n >= 2,
+                                                     sign * s.summary(sweep.objective).mean)))
+    picked = [Setting(s.sweep, s.values, s.runs) for s in picked]
+    judge(picked, sweep.objective, sweep.maximize)
+    return picked
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def _status(setting: Setting) -> str:
+    counts: dict[str, int] = {}
+    for run in setting.runs:
+        counts[run.status] = counts.get(run.status, 0) + 1
+    if list(counts) == [Status.ok.value]:
+        return Status.ok.value
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 9)))
+
+
+def _metrics_of(sweeps: list[Sweep]) -> list[str]:
+    with_diagnostics = any(run.value("grad_ratio") is not None for s in sweeps for run in s.runs)
+    return list(METRICS) + (list(DIAGNOSTICS) if with_diagnostics else [])
+
+
+def swept_keys(sweeps: list[Sweep]) -> list[str]:
+    """The keys swept in any of the sweeps, seed aside, in order of first appearance."""
+    keys: list[str] = []
+    for sweep in sweeps:
+        keys += [k for k in sweep.keys if k not in keys]
+    return keys
+
+
+def setting_rows(sweeps: list[Sweep], settings_of=lambda sweep: sweep.settings) -> list[dict[str, Any]]:
+    """summary.csv: a row per setting, in the sweep's order: n, then mean, std and ci95 of each
+    metric, the verdict and its p-value."""
+    keys, metrics = swept_keys(sweeps), _metrics_of(sweeps)
+    rows = []
+    for sweep in sweeps:
+        for s in settings_of(sweep):
+            row: dict[str, Any] = {"sweep": sweep.label} if len(sweeps) > 1 else {}
+            row.update({k: s.values.get(k, "-") for k in keys} if keys else {"run": s.runs[0].name})
+            row.update({"n": s.summary(sweep.objective).n, "runs": len(s.runs), "status": _status(s)})
+            for metric in metrics:
+                summary = s.summary(metric)
+                row.update({f"{metric}_mean": _number(summary.mean), f"{metric}_std": _number(summary.std),
+                            f"{metric}_ci95": _number(summary.ci95)})
+            row.update({"verdict": s.verdict.verdict, "p": s.verdict.p,
+                        "params": (s.runs[0].result.get("params") or {}).get("total"),
+                        "epochs": _number(summarize(r.result.get("epochs") for r in s.runs).mean),
+                        "seconds": _number(summarize(r.result.get("seconds") for r in s.runs).mean)})
+            rows.append(row)
+    return rows
+
+
+def run_rows(sweeps: list[Sweep]) -> list[dict[str, Any]]:
+    """runs.csv: a row per run, in the order of the settings, seeds in order."""
+    keys, several = swept_keys(sweeps), len(sweeps) > 1
+    rows = []
+    for sweep in sweeps:
+        for s in sweep.settings:
+            for run in sorted(s.runs, key=lambda r: (r.seed is None, r.seed or 0, natural_key(r.name))):
+                m = run.metrics
+                row: dict[str, Any] = {"sweep": sweep.label} if several else {}
+                row.update({k: s.values.get(k, "-") for k in keys})
+                row.update({"seed": run.seed, "status": run.status, "val_loss": _number(m.get("val_loss")),
+                            "val_acc": _number(m.get("val_acc")), "best_val_acc": _number(m.get("best_val_acc")),
+                            "best_epoch": m.get("best_epoch"), "test_acc": _number(m.get("test_acc")),
+                            "gap": run.value("gap"), "epochs": run.result.get("epochs"),
+                            "seconds": _number(run.result.get("seconds")), "run": run.name})
+                rows.append(row)
+    return rows
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if column == "p":
+        return "< 0.001" if value < 0.001 else f"{value:.3f}"
+    if column.startswith(DIAGNOSTICS):
+        return f"{value:.3g}"
+    if column.startswith("gap"):
+        return f"{value:+.4f}"
+    if column in ("seconds", "epochs"):
+        return f"{value:.1f}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"
+    if column == "params":
+        return f"{value:,}"
+    return format_cell(column, value)
+
+
+def _interval(summary: Summary, signed: bool = False) -> str:
+    """mean ± half-width of the 95% interval; the mean alone for one run."""
+    if summary.n == 0:
+        return "-"
+    mean = f"{summary.mean:+.4f}" if signed else f"{summary.mean:.4f}"
+    return mean if summary.n == 1 else f"{mean} ± {summary.ci95:.4f}"
+
+
+def settings_table(sweep: Sweep, settings: list[Setting], several: bool = False) -> str:
+    """summary.md's table: a row per setting, `mean ± ci95` cells, the verdict last."""
+    rows = []
+    for s in settings:
+        row: dict[str, Any] = {"sweep": sweep.label} if several else {}
+        row.update({k: s.values.get(k, "-") for k in sweep.keys} if sweep.keys else {"run": s.runs[0].name})
+        row["n"] = s.summary(sweep.objective).n
+        for metric in METRICS:
+            row[metric] = _interval(s.summary(metric), signed=metric == "gap")
+        row.update({"verdict": s.verdict.verdict or "-", "p": s.verdict.p, "status": _status(s)})
+        rows.append(row)
+    return markdown(list(rows[0]), rows, _cell) if rows else ""
+
+
+def comparison_table(sweeps: list[Sweep]) -> str:
+    """Several sweeps: the swept key's values as rows, the sweeps as columns, each cell the
+    objective's mean ± interval and the verdict within its sweep."""
+    labels: list[str] = []
+    for sweep in sweeps:
+        labels += [s.label for s in sweep.settings if s.label not in labels]
+    if all(_is_numeric([lab]) for lab in labels):
+        labels.sort(key=float)
+    keys = swept_keys(sweeps)
+    first = " / ".join(keys) or "setting"
+    rows = []
+    for label in labels:
+        row: dict[str, Any] = {first: label}
+        for sweep in sweeps:
+            s = next((s for s in sweep.settings if s.label == label), None)
+            cell = "-" if s is None else _interval(s.summary(sweep.objective))
+            if s is not None and s.verdict.verdict:
+                cell += f" ({s.verdict.verdict})"
+            row[sweep.label] = cell
+        rows.append(row)
+    return markdown(list(rows[0]), rows, _cell) if rows else ""
+
+
+def answer(sweep: Sweep, settings: Optional[list[Setting]] = None) -> str:
+    """The one-sentence answer: which settings tie for best, which are worse (mlpbench.stats)."""
+    settings = sweep.settings if settings is None else settings
+    names = [s.label for s in settings]
+    summaries = {s.label: s.summary(sweep.objective) for s in settings}
+    found = {s.label: s.verdict for s in settings}
+    text = headline(names, summaries, found, sweep.objective, digits=3)
+    return text if len(settings) > 1 or sweep.repeated else f"{sweep.objective}: " + _interval(
+        summaries[names[0]]) + f" (n = {summaries[names[0]].n}); a single setting, nothing to compare"
+
+
+# ---------------------------------------------------------------------------- figures
+
+
 def _colors(n: int):
     import matplotlib
 
@@ -196,24 +377,52 @@ def _colors(n: int):
     return [cmap(i / max(n - 1, 1)) if n > 10 else cmap(i % 10) for i in range(n)]
 
 
+def _palette(sweeps: list[Sweep]) -> dict[str, Any]:
+    """One colour per setting label, the same in every figure of a report."""
+    labels: list[str] = []
+    for sweep in sweeps:
+        labels += [s.label for s in sweep.settings if s.label not in labels]
+    return dict(zip(labels, _colors(len(labels))))
+
+
+def _epoch_band(runs: list[Run], metric: str) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Per epoch: the mean over the runs that reached it, and its 95% interval."""
+    epochs = max((len(r.history.get(metric) or []) for r in runs), default=0)
+    x, mean, low, high = [], [], [], []
+    for e in range(epochs):
+        s = summarize((r.history.get(metric) or [])[e] if e < len(r.history.get(metric) or []) else None
+                      for r in runs)
+        if s.n:
+            half = 0.0 if math.isnan(s.ci95) else s.ci95
+            x.append(e + 1), mean.append(s.mean), low.append(s.mean - half), high.append(s.mean + half)
+    return x, mean, low, high
+
+
 def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Optional[Path]:
-    """One panel per sweep, one curve per run: the tutorials' loss/accuracy-per-epoch figure."""
+    """One panel per sweep, one curve per setting: the mean over its seeds per epoch, with its
+    95% interval shaded (the tutorials' loss-per-epoch figure, with the noise shown)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     if not any(run.history.get(metric) for sweep in sweeps for run in sweep.runs):
         return None
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(6.4 * len(sweeps), 4.2), sharey=True, squeeze=False)
+    palette = _palette(sweeps)
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(7.2 * len(sweeps), 4.8), sharey=True, squeeze=False)
     for ax, sweep in zip(axes[0], sweeps):
-        runs = sorted(sweep.runs, key=lambda r: natural_key(r.name))
-        for run, color in zip(runs, _colors(len(runs))):
-            values = [math.nan if v is None else v for v in run.history.get(metric, [])]
-            if values:
-                style = "-" if run.status in (Status.ok, Status.running) else ":"
-                status = "" if run.status in (Status.ok, Status.running) else f" ({run.status})"
-                ax.plot(range(1, len(values) + 1), values, style, color=color, label=run.label() + status,
-                        marker="o" if len(values) <= 12 else None, markersize=3)
-        ax.set_title(f"{sweep.label}: {ylabel} per epoch" if len(sweeps) > 1 else f"{ylabel} per epoch")
+        for s in sweep.settings:
+            x, mean, low, high = _epoch_band(s.runs, metric)
+            if not x:
+                continue
+            color = palette[s.label]
+            n = len(s.runs)
+            not_ok = [r.status for r in s.runs if r.status not in (Status.ok, Status.running)]
+            note = f" (n={n})" + (f", {len(not_ok)} not ok" if not_ok else "")
+            ax.plot(x, mean, "-", color=color, label=s.label + note, marker="o" if len(x) <= 12 else None,
+                    markersize=3)
+            if n > 1:
+                ax.fill_between(x, low, high, color=color, alpha=0.18, lw=0)
+        title = f"{ylabel} per epoch" + (": mean and 95% interval over seeds" if sweep.repeated else "")
+        ax.set_title(f"{sweep.label}: {title}" if len(sweeps) > 1 else title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -232,49 +441,52 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
 
 
 def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
-    """Final metrics against a numeric swept key (depth, units): accuracy, the train-val gap
-    and, with diagnostics, the first/last gradient-norm ratio. One line per sweep, and per
+    """Metrics against a numeric swept key (depth, units), each point a setting's mean with its
+    95% interval as an error bar: accuracy, the train-val gap and, with diagnostics, the first
+    layer's gradient and the first/last gradient ratio. One line per sweep, and per
     combination of the other swept keys."""
     import matplotlib.pyplot as plt
 
-    with_ratio = any(run.metrics.get("grad_ratio") is not None for s in sweeps for run in s.runs)
+    with_ratio = "grad_ratio" in _metrics_of(sweeps)
     panels = ["accuracy", "gap"] + (["first_grad_norm", "grad_ratio"] if with_ratio else [])
     columns = 2 if len(panels) == 4 else len(panels)
-    rows = len(panels) // columns
-    fig, grid = plt.subplots(rows, columns, figsize=(5.6 * columns, 4.2 * rows), squeeze=False)
-    axes = [list(grid.flat)]
-    lines: dict[str, list[Run]] = {}
+    fig, grid = plt.subplots(len(panels) // columns, columns, figsize=(6.4 * columns, 4.6 * (len(panels) // columns)),
+                             squeeze=False)
+    axes = list(grid.flat)
+    lines: dict[str, list[tuple[Sweep, Setting]]] = {}
     for sweep in sweeps:
-        for run in sweep.runs:
-            if key in run.swept:
-                others = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in run.swept.items() if k != key)
+        for s in sweep.settings:
+            if key in s.values:
+                others = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in s.values.items() if k != key)
                 name = " / ".join(x for x in ((sweep.label if len(sweeps) > 1 else ""), others) if x)
-                lines.setdefault(name, []).append(run)
+                lines.setdefault(name, []).append((sweep, s))
     short = key.rsplit(".", 1)[-1]
-    for (name, runs), color in zip(lines.items(), _colors(len(lines))):
-        runs = sorted(runs, key=lambda r: float(r.swept[key]))
-        x = [float(r.swept[key]) for r in runs]
+    for (name, members), color in zip(lines.items(), _colors(len(lines))):
+        members = sorted(members, key=lambda m: float(m[1].values[key]))
+        x = [float(s.values[key]) for _, s in members]
 
-        def values(metric: str) -> list[float]:
-            return [_number(r.metrics.get(metric)) or math.nan for r in runs]
+        def draw(ax, metric: str, fmt: str, label: Optional[str], **style) -> None:
+            summaries = [s.summary(metric) for _, s in members]
+            y = [sm.mean for sm in summaries]
+            err = [0.0 if math.isnan(sm.ci95) else sm.ci95 for sm in summaries]
+            ax.errorbar(x, y, yerr=err, fmt=fmt, color=color, capsize=3, label=label, **style)
 
-        ax = axes[0][0]
         prefix = f"{name}: " if name else ""
-        ax.plot(x, values("best_val_acc"), "o-", color=color, label=f"{prefix}best val")
-        ax.plot(x, values("test_acc"), "s--", color=color, alpha=0.7, label=f"{prefix}test")
-        gap = [(_number(r.metrics.get("train_acc")) or math.nan) - (_number(r.metrics.get("val_acc")) or math.nan)
-               for r in runs]
-        axes[0][1].plot(x, gap, "o-", color=color, label=name or None)
+        draw(axes[0], "best_val_acc", "o-", f"{prefix}best val")
+        draw(axes[0], "test_acc", "s--", f"{prefix}test", alpha=0.7)
+        draw(axes[1], "gap", "o-", name or None)
         if with_ratio:
-            axes[0][2].plot(x, values("first_grad_norm"), "o-", color=color, label=name or None)
-            axes[0][3].plot(x, values("grad_ratio"), "o-", color=color, label=name or None)
-    titles = {"accuracy": ("accuracy", f"accuracy against {short}"),
+            draw(axes[2], "first_grad_norm", "o-", name or None)
+            draw(axes[3], "grad_ratio", "o-", name or None)
+    repeated = any(sweep.repeated for sweep in sweeps)
+    bars = " (mean, 95% interval over seeds)" if repeated else ""
+    titles = {"accuracy": ("accuracy", f"accuracy against {short}{bars}"),
               "gap": ("train acc - val acc", f"overfitting: train-val gap against {short}"),
               "first_grad_norm": ("first layer gradient norm",
                                   f"first layer's gradient against {short}\n(tiny: the layer barely learns)"),
               "grad_ratio": ("first / last layer gradient (RMS)",
                              f"first to last layer gradient against {short}\n(per weight; below 1: smaller at the input)")}
-    for ax, panel in zip(axes[0], panels):
+    for ax, panel in zip(axes, panels):
         ylabel, title = titles[panel]
         ax.set_xlabel(key)
         ax.set_ylabel(ylabel)
@@ -291,25 +503,36 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
 
 
 def plot_objective(sweeps: list[Sweep], path: Path) -> Optional[Path]:
-    """Best validation accuracy per run as bars: for sweeps over non-numeric settings."""
+    """Each setting's objective, its mean with the 95% interval, for sweeps over non-numeric
+    settings: a dot and a line, not a bar, since the axis does not start at zero."""
     import matplotlib.pyplot as plt
 
-    runs = [run for sweep in sweeps for run in sweep.runs if _number(run.metrics.get(OBJECTIVE)) is not None]
-    if not runs:
+    items = [(sweep, s) for sweep in sweeps for s in sweep.settings if s.summary(sweep.objective).n]
+    if not items:
         return None
-    runs.sort(key=lambda r: r.metrics[OBJECTIVE])
-    labels = [(f"{r.sweep}: " if len(sweeps) > 1 else "") + r.label() for r in runs]
-    fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.38 * len(runs)))
-    values = [r.metrics[OBJECTIVE] for r in runs]
-    bars = ax.barh(labels, values, color=_colors(len(runs)))
-    for bar, value, run in zip(bars, values, runs):
-        test = _number(run.metrics.get("test_acc"))
-        note = f"{value:.4f}" + (f"  (test {test:.4f})" if test is not None else "")
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, " " + note, va="center", fontsize=8)
-    low = min(values)
-    ax.set_xlim(max(0.0, low - (1.0 - low) * 0.5 - 0.02), 1.0)
-    ax.set_xlabel("best validation accuracy")
-    ax.set_title("best validation accuracy per run")
+    palette = _palette(sweeps)
+    objective = sweeps[0].objective
+    fig, ax = plt.subplots(figsize=(8.5, 1.5 + 0.45 * len(items)))
+    labels, lows, highs = [], [], []
+    for i, (sweep, s) in enumerate(reversed(items)):  # the sweep's first setting on top
+        sm = s.summary(sweep.objective)
+        half = 0.0 if math.isnan(sm.ci95) else sm.ci95
+        ax.errorbar([sm.mean], [i], xerr=[half], fmt="o", color=palette[s.label], capsize=4, markersize=6)
+        verdict = f", {s.verdict.verdict}" + (f" (p={_cell('p', s.verdict.p)})" if s.verdict.p is not None else "")
+        note = f"  {sm.mean:.4f}" + (f" ± {half:.4f}" if sm.n > 1 else "") + f"  n={sm.n}" + (
+            verdict if s.verdict.verdict else "")
+        ax.annotate(note, (sm.mean + half, i), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+        labels.append((f"{sweep.label}: " if len(sweeps) > 1 else "") + s.label)
+        lows.append(sm.mean - half)
+        highs.append(sm.mean + half)
+    ax.set_yticks(range(len(labels)), labels)
+    low, high = min(lows), max(highs)
+    pad = max(high - low, 0.002)
+    ax.set_xlim(low - 0.3 * pad, high + 1.2 * pad)  # room for the notes
+    ax.set_ylim(-0.7, len(labels) - 0.3)
+    ax.set_xlabel(f"{objective} (the axis starts at {ax.get_xlim()[0]:.3f}, not 0)")
+    repeated = any(sweep.repeated for sweep in sweeps)
+    ax.set_title(f"{objective} per setting" + (": mean and 95% interval over seeds" if repeated else ""), fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -321,11 +544,12 @@ def figures(sweeps: list[Sweep], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     made = [plot_curves(sweeps, "val_loss", "validation loss", out / "val_loss.png"),
             plot_curves(sweeps, "val_acc", "validation accuracy", out / "val_acc.png")]
-    numeric = [k for k in swept_keys(sweeps) if _is_numeric([r.swept[k] for s in sweeps for r in s.runs if k in r.swept])]
+    numeric = [k for k in swept_keys(sweeps)
+               if _is_numeric([s.values[k] for sweep in sweeps for s in sweep.settings if k in s.values])]
     for key in numeric:
         made.append(plot_against(sweeps, key, out / f"against_{key.rsplit('.', 1)[-1]}.png"))
     if not numeric:
-        made.append(plot_objective(sweeps, out / "best_val_acc.png"))
+        made.append(plot_objective(sweeps, out / f"{sweeps[0].objective}.png"))
     return [p for p in made if p is not None]
 
 
@@ -333,30 +557,51 @@ def figures(sweeps: list[Sweep], out: Path) -> list[Path]:
 
 
 class Report(NamedTuple):
-    table: str  # the Markdown table of summary.md; "" when there was no run to report
+    text: str  # the answer and the table of summary.md; "" when there was no run to report
     written: list[Path]
     runs: list[Run]
 
 
+def _sweep_text(sweep: Sweep, several: bool) -> str:
+    lines = [answer(sweep), "", settings_table(sweep, sweep.settings)]
+    if sweep.best_over:
+        picked = best_of(sweep)
+        over = ", ".join(sweep.best_over)
+        lines += [f"At each setting's best {over} (chosen on the same runs, so a little optimistic):", "",
+                  answer(sweep, picked), "", settings_table(sweep, picked)]
+    text = "\n".join(lines)
+    return f"## {sweep.label}\n\n{text}" if several else text
+
+
 def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> Report:
-    """Write summary.csv, summary.md and the figures; return the table, the files written and
-    the runs they were made from."""
+    """Write summary.csv, summary.md, runs.csv and the figures; return the text printed at the end
+    of a sweep, the files written and the runs they were made from."""
     sweeps = read_sweeps(paths)
     runs = [run for sweep in sweeps for run in sweep.runs]
+    if not runs:
+        return Report("", [], runs)
     out = Path(out) if out else (sweeps[0].path if len(sweeps) == 1 else _compare_dir(sweeps))
     out.mkdir(parents=True, exist_ok=True)
-    columns, rows = table_rows(sweeps)
-    if not rows:
-        return Report("", [], runs)
-    table = markdown(columns, rows, _cell)
+    several = len(sweeps) > 1
+    parts = [_sweep_text(sweep, several) for sweep in sweeps]
+    if several:
+        parts.insert(0, f"{sweeps[0].objective} per setting (mean ± 95% interval, verdict within each sweep):\n\n"
+                        + comparison_table(sweeps))
+    text = "\n\n".join(parts)
     title = " vs ".join(s.label for s in sweeps)
-    text = f"# {title}\n\n{len(rows)} runs, best validation accuracy (any epoch) first.\n\n{table}"
-    write_atomic(out / "summary.md", text.encode())
-    write_csv(out / "summary.csv", columns, rows)
-    written = [out / "summary.csv", out / "summary.md"]
+    n_settings = sum(len(s.settings) for s in sweeps)
+    intro = (f"{len(runs)} runs, {n_settings} settings; cells are mean ± half-width of the 95% interval (t "
+             f"distribution) over a setting's seeds; verdicts compare each setting with the best mean of "
+             f"{sweeps[0].objective} (paired t-test over shared seeds, else Welch; Holm-adjusted p).")
+    write_atomic(out / "summary.md", f"# {title}\n\n{intro}\n\n{text}\n".encode())
+    rows = setting_rows(sweeps)
+    write_csv(out / "summary.csv", list(rows[0]), rows)
+    per_run = run_rows(sweeps)
+    write_csv(out / "runs.csv", list(per_run[0]), per_run)
+    written = [out / "summary.csv", out / "summary.md", out / "runs.csv"]
     if plots:
         written += figures(sweeps, out)
-    return Report(table, written, runs)
+    return Report(text, written, runs)
 
 
 def _compare_dir(sweeps: list[Sweep]) -> Path:
@@ -384,7 +629,7 @@ def _sweeper_report(folder: Path):
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mlpbench.report",
-        description="Summarise sweeps as summary.csv, summary.md and PNG figures.")
+        description="Summarise sweeps as summary.csv, summary.md, runs.csv and PNG figures.")
     parser.add_argument("dirs", nargs="+", type=Path,
                         help="sweep folders, or folders of sweeps (their newest is used)")
     parser.add_argument("--out", type=Path, help="where to write (default: the sweep folder; for "
@@ -402,7 +647,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not report.written:
         print(f"mlpbench.report: no {RESULT_FILE} under {', '.join(map(str, args.dirs))}", file=sys.stderr)
         return 1
-    print(report.table)
+    print(report.text)
     print("Wrote " + ", ".join(str(p) for p in report.written))
     return 0
 

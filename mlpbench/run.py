@@ -107,7 +107,7 @@ def _log_predictions(module, splits) -> list[dict[str, Any]]:
 
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str | None = None,
           resume_from: Path | None = None, previous: dict | None = None, threads: int | None = None,
-          callbacks: tuple = ()) -> dict[str, Any]:
+          callbacks: tuple = (), job: int | None = None) -> dict[str, Any]:
     """Train and test one configuration; returns the result.json payload.
 
     `resume_from`: a checkpoint of this run to continue from (epoch, optimizer, RNG, history),
@@ -138,7 +138,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     run_dir.mkdir(parents=True, exist_ok=True)
     previous = (previous or {}) if resumed_at else {}
     record = RunRecord(run_dir, overrides, config, seconds_before=previous.get("seconds") or 0.0)
-    record.update(experiment=experiment)
+    record.update(experiment=experiment, job=job)  # job: its place in the sweep, for the report's order
     if resumed_at:
         record.update(resumed=[*previous.get("resumed", []), resumed_at])
     # On resume, TensorBoard drops what a killed attempt logged past the checkpoint.
@@ -259,7 +259,8 @@ def main(cfg: DictConfig) -> None:
             raise ConfigError(f"trainer.devices={cfg.trainer.devices}: a DDP run starts its own processes; "
                               "run it on its own, without -m (a sweep runs each run on one device)")
         train(cfg, run_dir, overrides, hc.runtime.choices.get("experiment"), resume_from=plan.checkpoint,
-              previous=plan.previous, threads=sweep.threads_per_run(hc.launcher))
+              previous=plan.previous, threads=sweep.threads_per_run(hc.launcher),
+              job=hc.job.num if in_sweep else None)
     except ConfigError as e:
         if not in_sweep:
             _fail(str(e))

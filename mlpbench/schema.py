@@ -64,6 +64,10 @@ class DataConfig:
     test_split: float = 0.2
     # Keep only the first N training rows (after shuffling): quick runs on big sources.
     limit: Optional[int] = None
+    # Seed of the train/validation split (and of `limit`'s rows); null = the run's `seed`, so that
+    # repeats over seeds sample the split too, and every setting of one seed validates on the same
+    # rows (comparisons are paired by seed). A number fixes the rows for every seed.
+    split_seed: Optional[int] = None
 
 
 @dataclass
@@ -156,6 +160,25 @@ class TrainerConfig:
     steps_per_chunk: int = 64
 
 
+class Metric(str, Enum):
+    # A run's final metrics (result.json) a report compares settings by.
+    best_val_acc = "best_val_acc"
+    val_acc = "val_acc"
+    val_loss = "val_loss"
+    test_acc = "test_acc"
+
+
+@dataclass
+class ReportConfig:
+    """What a sweep's report compares (mlpbench/report.py)."""
+
+    # The metric whose best mean over seeds the verdicts compare with (the lowest for val_loss).
+    objective: Metric = Metric.best_val_acc
+    # Swept keys to take each setting at its best value of, then compare (a fair optimizer
+    # comparison: [optim.lr] reports each optimizer at its own best learning rate).
+    best_over: List[str] = field(default_factory=list)
+
+
 class Objective(str, Enum):
     # The per-epoch metric a search optimizes; a trial's value is its best epoch's.
     val_acc = "val_acc"
@@ -212,6 +235,7 @@ class Config:
     # Continue the newest earlier sweep of the same command instead of starting a new one.
     resume: bool = False
     tune: TuneConfig = field(default_factory=TuneConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     # More Lightning callbacks for the run, by name: {_target_: a.Callback, arg: value}
     # (lightning-hydra-template's idiom). A search adds its trials' pruning here.
     callbacks: Dict[str, Any] = field(default_factory=dict)

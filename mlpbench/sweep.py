@@ -17,6 +17,7 @@ import atexit
 import hashlib
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -35,9 +36,14 @@ LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 def run_name(override_dirname: str, job_num: Any) -> str:
-    """A run folder's name: its overrides (model.depth=4), safe as one path component.
-    The `mlpbench_run_name` resolver (hydra.sweep.subdir) and the search's trial folders."""
+    """A run folder's name: its overrides (model.depth=4), safe as one path component, the seed
+    last (model.activation=relu,seed=3), so that the seeds of a setting share a prefix that
+    TensorBoard's run filter groups. The `mlpbench_run_name` resolver (hydra.sweep.subdir) and
+    the search's trial folders."""
     name = (override_dirname or f"run{job_num}").replace("/", "_")
+    seed = re.search(r"(?:^|,)(seed=[^,]*)(?=,|$)", name)
+    if seed and not name.endswith(seed.group(1)):
+        name = (name[:seed.start()] + name[seed.end():]).strip(",") + "," + seed.group(1)
     if len(name) > 200:
         name = name[:180] + "-" + hashlib.sha1(name.encode()).hexdigest()[:12]
     return name
@@ -172,8 +178,8 @@ class SweepSummary(HydraCallback):
                 sys.exit(1)
             return
         report = build([sweep])
-        if report.table:
-            print(f"\n{report.table}\n{len(report.runs)} runs in {sweep}; report: "
+        if report.text:
+            print(f"\n{report.text}\n{len(report.runs)} runs in {sweep}; report: "
                   f"{', '.join(p.name for p in report.written)}\nCompare the curves: tensorboard --logdir {sweep}")
         failed = [run for run in report.runs if run.status == Status.failed]
         if failed:

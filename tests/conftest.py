@@ -57,7 +57,14 @@ def wait_for_file(pattern: str, proc: subprocess.Popen) -> Path:
 
 
 def summary_rows(sweep: Path) -> list[dict]:
+    """summary.csv: a row per setting."""
     with open(sweep / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def run_rows(sweep: Path) -> list[dict]:
+    """runs.csv: a row per run."""
+    with open(sweep / "runs.csv") as f:
         return list(csv.DictReader(f))
 
 

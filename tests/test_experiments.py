@@ -1,6 +1,5 @@
 """The tutorial presets (conf/experiment/): what each runs, and one of them end to end."""
 
-import csv
 import json
 
 import pytest
@@ -9,11 +8,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from mlpbench.run import compose_config
 from mlpbench.schema import resolved, validate
-from tests.conftest import REPO, make_config, run_cli
+from tests.conftest import REPO, make_config, run_cli, run_rows, summary_rows
 
-PRESETS = {  # name -> number of runs in its grid
-    "activations": 4, "optimizers": 5, "width": 8,
-    "depth_linear": 9, "depth_relu": 9, "depth_residual": 9, "xor": 1,
+PRESETS = {  # name -> number of runs in its grid: its settings times its seeds
+    "activations": 4 * 5, "optimizers": 5 * 5, "optimizers_tuned": 5 * 4 * 3, "width": 8 * 5,
+    "depth_linear": 9 * 5, "depth_relu": 9 * 5, "depth_residual": 9 * 5, "xor": 1,
 }
 
 
@@ -25,6 +24,11 @@ def grid(name: str) -> list[list[str]]:
     params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
     (batch,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
     return batch
+
+
+def settings(name: str) -> list[str]:
+    """The preset's settings in its order: each run's first override, seeds aside."""
+    return list(dict.fromkeys(run[0] for run in grid(name)))
 
 
 SEARCHES = ["tune_units"]  # hydra/sweeper=tune: tests/test_tune.py
@@ -42,21 +46,30 @@ def test_each_preset_composes_and_every_grid_point_is_a_valid_run(name):
         validate(resolved(make_config(f"experiment={name}", *overrides)))
 
 
+def test_comparisons_repeat_each_setting_over_seeds_and_the_tuned_optimizers_take_their_best_rate():
+    for name in ("activations", "optimizers", "width", "depth_linear", "depth_relu", "depth_residual"):
+        assert {run[-1] for run in grid(name)} == {f"seed={s}" for s in range(1, 6)}, name
+    tuned = grid("optimizers_tuned")
+    assert {run[-1] for run in tuned} == {"seed=1", "seed=2", "seed=3"}
+    assert {run[1] for run in tuned} == {f"optim.lr={lr}" for lr in ("0.0001", "0.001", "0.01", "0.1")}
+    assert list(make_config("experiment=optimizers_tuned").report.best_over) == ["optim.lr"]
+
+
 def test_presets_fix_the_tutorials_settings():
-    assert [r for (r,) in grid("activations")] == [
+    assert settings("activations") == [
         f"model.activation={a}" for a in ("relu", "leaky_relu", "tanh", "sigmoid")]
     cfg = make_config("experiment=activations", "model.activation=leaky_relu")
     assert cfg.model.negative_slope == 0.01 and cfg.data.val_split is None and cfg.trainer.max_epochs == 10
     assert cfg.model.init == "keras" and cfg.optim.name == "adam"
 
-    assert [r for (r,) in grid("optimizers")] == [f"optim={o}" for o in ("sgd", "rmsprop", "adagrad", "adam", "nadam")]
+    assert settings("optimizers") == [f"optim={o}" for o in ("sgd", "rmsprop", "adagrad", "adam", "nadam")]
 
     taper = make_config("experiment=width", "model.units=[256,128,64]")
     validate(resolved(taper))
     assert resolved(taper).model.depth == 3 and taper.model.depth == 1  # a list of widths sets the depth
-    assert [r for (r,) in grid("width")][-3:] == ["model.units=[256,128,64]", "model.units=mean", "model.units=geomean"]
+    assert settings("width")[-3:] == ["model.units=[256,128,64]", "model.units=mean", "model.units=geomean"]
 
-    assert [r for (r,) in grid("depth_linear")] == [f"model.depth={d}" for d in range(2, 11)]
+    assert settings("depth_linear") == [f"model.depth={d}" for d in range(2, 11)]
     linear = make_config("experiment=depth_linear")
     assert (linear.model.activation, linear.model.units, linear.optim.name, linear.optim.lr) == ("linear", 128, "sgd", 0.01)
     assert (linear.data.batch_size, linear.trainer.max_epochs, linear.data.val_split) == (128, 20, 0.2)
@@ -69,23 +82,25 @@ def test_presets_fix_the_tutorials_settings():
         "xor", 8, "mse", "adam", 1000)
 
 
-def test_a_preset_runs_end_to_end_and_reports_one_row_per_run(tmp_path):
+def test_a_preset_runs_end_to_end_and_reports_one_row_per_setting(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli("experiment=activations", "data.limit=200", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}",
-                   cwd=tmp_path)
+    # The preset's grid with two of its five seeds: 4 settings x 2 runs.
+    proc = run_cli("experiment=activations", "seed=1,2", "data.limit=200", "trainer.max_epochs=2",
+                   f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    # Run folders are named by what the run changes, not by the preset's name.
-    assert sorted(p.parent.name for p in sweep.glob("*/result.json")) == [
-        f"data.limit=200,model.activation={a},trainer.max_epochs=2" for a in sorted(("relu", "leaky_relu", "tanh", "sigmoid"))]
-    with open(sweep / "summary.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert sorted(r["model.activation"] for r in rows) == sorted(["relu", "leaky_relu", "tanh", "sigmoid"])
-    objective = [float(r["best_val_acc"]) for r in rows]
-    assert objective == sorted(objective, reverse=True)
+    activations = ("relu", "leaky_relu", "tanh", "sigmoid")
+    # Run folders are named by what the run changes (not the preset's name), the seed last.
+    assert sorted(p.parent.name for p in sweep.glob("*/result.json")) == sorted(
+        f"data.limit=200,model.activation={a},trainer.max_epochs=2,seed={s}" for a in activations for s in (1, 2))
+    rows = summary_rows(sweep)
+    # A row per setting, in the preset's order, each over its two seeds.
+    assert [r["model.activation"] for r in rows] == list(activations)
+    assert {r["n"] for r in rows} == {"2"} and len(run_rows(sweep)) == 8
+    assert sorted(r["verdict"] for r in rows).count("best") == 1
     for name in ("summary.md", "val_loss.png", "val_acc.png", "best_val_acc.png"):
         assert (sweep / name).stat().st_size > 0, name
-    # The table printed at the end is summary.md's.
-    assert "| model.activation | status" in proc.stdout
+    # The text printed at the end opens with the answer, then summary.md's table.
+    assert proc.stdout.index("best_val_acc: ") < proc.stdout.index("| model.activation | n |")
     result = json.loads(next(sweep.glob("*/result.json")).read_text())
     assert result["experiment"] == "activations"
     # Composing a preset resolves the default sweep folder too: no empty folder is left behind.

@@ -1,20 +1,25 @@
-"""`python -m mlpbench.report`: summaries and figures rebuilt from run folders alone."""
+"""`python -m mlpbench.report`: settings over seeds, intervals and verdicts, rebuilt from run folders alone."""
 
-import csv
+import math
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats as sps
 
 from mlpbench import report
 from mlpbench.files import write_json_atomic
 from mlpbench.results import final_metrics
+from mlpbench.stats import holm
+from tests.conftest import run_cli, run_rows, summary_rows
 
 
 def fake_run(sweep: Path, overrides: list[str], val_acc: list[float], status: str = "ok",
-             experiment: str = "depth_linear", grad_ratio: float | None = None) -> Path:
-    """A run folder as a real run leaves it: result.json only."""
+             experiment: str = "depth_linear", grad_ratio: float | None = None, job: int | None = None,
+             config: dict | None = None) -> Path:
+    """A run folder as a real run leaves it: result.json only. Its best_val_acc is max(val_acc)."""
     run_dir = sweep / ",".join(overrides)
     run_dir.mkdir(parents=True)
     history = {"train_loss": [1.0 - a for a in val_acc], "train_acc": [a + 0.05 for a in val_acc],
@@ -24,41 +29,109 @@ def fake_run(sweep: Path, overrides: list[str], val_acc: list[float], status: st
         history["first_grad_norm"] = [grad_ratio / 10] * len(val_acc)
     test = {"test_loss": 0.5, "test_acc": val_acc[-1] - 0.01} if status == "ok" else {}
     write_json_atomic(run_dir / "result.json", {
-        "status": status, "overrides": overrides, "experiment": experiment, "config": {},
-        "metrics": final_metrics(history, test), "history": history,
+        "status": status, "overrides": overrides, "experiment": experiment, "config": config or {"seed": 42}, "job": job,
+        "metrics": final_metrics(history, test) if status != "failed" else {}, "history": history,
         "params": {"trainable": 100, "non_trainable": 0, "total": 100}, "epochs": len(val_acc), "seconds": 1.5})
     return run_dir
 
 
-def read_csv(path: Path) -> list[dict]:
-    with open(path) as f:
-        return list(csv.DictReader(f))
+# best_val_acc of depth 2, 5 and 10 over seeds 1..4
+ACC = {2: [0.90, 0.92, 0.91, 0.93], 5: [0.70, 0.74, 0.69, 0.72], 10: [0.89, 0.93, 0.90, 0.92]}
 
 
 @pytest.fixture
 def depth_sweep(tmp_path) -> Path:
     sweep = tmp_path / "depth_linear" / "2026-11-23_10-00-00"
-    for depth, accs in ((2, [0.80, 0.90]), (5, [0.70, 0.60]), (10, [0.85, 0.88])):
-        fake_run(sweep, ["data.limit=500", f"model.depth={depth}"], accs, grad_ratio=1.0 / depth)
+    for depth, accs in ACC.items():
+        for seed, acc in enumerate(accs, start=1):
+            fake_run(sweep, ["data.limit=500", f"model.depth={depth}", f"seed={seed}"], [acc - 0.1, acc],
+                     grad_ratio=1.0 / depth)
     return sweep
 
 
-def test_report_rebuilds_the_summary_and_figures_from_run_folders(depth_sweep, capsys):
+def test_each_setting_is_its_seeds_mean_with_scipys_interval(depth_sweep, capsys):
     assert report.main([str(depth_sweep)]) == 0
-    rows = read_csv(depth_sweep / "summary.csv")
-    # A row per run, best validation accuracy first; the constant override is not a column.
-    assert [r["model.depth"] for r in rows] == ["2", "10", "5"]
-    assert "data.limit" not in rows[0]
-    first = rows[0]
-    assert float(first["best_val_acc"]) == 0.90 and first["best_epoch"] == "2"
-    assert float(first["gap"]) == pytest.approx(0.05)
-    assert float(first["grad_ratio"]) == pytest.approx(0.5)
-    assert float(first["first_grad_norm"]) == pytest.approx(0.05)
-    assert {"val_loss", "val_acc", "test_acc", "params", "seconds", "status"} <= set(first)
-    for name in ("val_loss.png", "val_acc.png", "against_depth.png"):
-        assert (depth_sweep / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    rows = summary_rows(depth_sweep)
+    # A row per setting, ordered by depth (not by accuracy, not as text); seed and the constant
+    # override are not columns.
+    assert [r["model.depth"] for r in rows] == ["2", "5", "10"]
+    assert "seed" not in rows[0] and "data.limit" not in rows[0]
+    for row in rows:
+        values = ACC[int(row["model.depth"])]
+        sem = sps.sem(values)
+        low, high = sps.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=sem)
+        assert row["n"] == "4" and row["status"] == "ok"
+        assert float(row["best_val_acc_mean"]) == pytest.approx(np.mean(values))
+        assert float(row["best_val_acc_std"]) == pytest.approx(np.std(values, ddof=1))
+        assert float(row["best_val_acc_ci95"]) == pytest.approx((high - low) / 2)
+        assert float(row["gap_mean"]) == pytest.approx(0.05)
+        assert float(row["grad_ratio_mean"]) == pytest.approx(1.0 / int(row["model.depth"]))
+    # Paired by seed against the best (depth 2), Holm-adjusted over the two comparisons.
+    raw = [sps.ttest_rel(ACC[2], ACC[d]).pvalue for d in (5, 10)]
+    adjusted = holm(raw)
+    verdicts = {r["model.depth"]: (r["verdict"], r["p"]) for r in rows}
+    assert verdicts["2"] == ("best", "")
+    assert verdicts["5"][0] == "worse" and float(verdicts["5"][1]) == pytest.approx(adjusted[0])
+    assert verdicts["10"][0] == "tied" and float(verdicts["10"][1]) == pytest.approx(adjusted[1])
+    assert len(run_rows(depth_sweep)) == 12
+    for name in ("val_loss.png", "val_acc.png", "against_depth.png", "runs.csv"):
+        assert (depth_sweep / name).stat().st_size > 0, name
     printed = capsys.readouterr().out
-    assert "| model.depth |" in printed and (depth_sweep / "summary.md").read_text().count("\n| ") == 1 + 3
+    assert printed.startswith("best_val_acc: 2, 10 tied best (0.915 ± 0.021); 5 worse (p < 0.001)")
+    assert "| 2           | 4 | 0.9150 ± 0.0205 |" in printed
+
+
+def test_one_run_per_setting_gives_no_verdict_and_says_how_to_add_seeds(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    for depth, acc in ((2, 0.9), (4, 0.8)):
+        fake_run(sweep, [f"model.depth={depth}"], [acc])
+    assert report.main([str(sweep)]) == 0
+    rows = summary_rows(sweep)
+    assert [(r["n"], r["best_val_acc_ci95"], r["verdict"]) for r in rows] == [("1", "", ""), ("1", "", "")]
+    assert "no verdict: n = 1 per setting" in capsys.readouterr().out
+
+
+def test_a_failed_seed_counts_in_the_status_not_in_n_and_the_test_turns_to_welch(tmp_path):
+    sweep = tmp_path / "sweep"
+    a, b = [0.90, 0.92, 0.91], [0.80, 0.83, 0.81]
+    for seed in (1, 2, 3):
+        fake_run(sweep, ["model.activation=relu", f"seed={seed}"], [a[seed - 1]], experiment="activations")
+        if seed == 3:
+            fake_run(sweep, ["model.activation=tanh", f"seed={seed}"], [math.nan], status="failed",
+                     experiment="activations")
+        else:
+            fake_run(sweep, ["model.activation=tanh", f"seed={seed}"], [b[seed - 1]], experiment="activations")
+    report.main([str(sweep), "--no-plots"])
+    rows = {r["model.activation"]: r for r in summary_rows(sweep)}
+    assert (rows["relu"]["n"], rows["relu"]["runs"], rows["relu"]["status"]) == ("3", "3", "ok")
+    assert (rows["tanh"]["n"], rows["tanh"]["runs"], rows["tanh"]["status"]) == ("2", "3", "2 ok, 1 failed")
+    welch = sps.ttest_ind(a, b[:2], equal_var=False).pvalue
+    assert rows["tanh"]["verdict"] == ("worse" if welch < 0.05 else "tied")
+    assert float(rows["tanh"]["p"]) == pytest.approx(welch)
+
+
+def test_settings_without_an_order_keep_the_order_the_sweep_ran_them(tmp_path):
+    sweep = tmp_path / "width"
+    for job, (units, acc) in enumerate((("128", 0.9), ("[256,128,64]", 0.92), ("mean", 0.91))):
+        fake_run(sweep, [f"model.units={units}"], [acc], experiment="width", job=job)
+    report.main([str(sweep)])
+    assert [r["model.units"] for r in summary_rows(sweep)] == ["128", "[256,128,64]", "mean"]
+    assert (sweep / "best_val_acc.png").is_file() and not list(sweep.glob("against_*.png"))
+
+
+def test_each_optimizer_at_its_own_best_rate(tmp_path, capsys):
+    sweep = tmp_path / "tuned"
+    accs = {("sgd", "0.01"): 0.80, ("sgd", "0.1"): 0.90, ("adam", "0.001"): 0.92, ("adam", "0.1"): 0.50}
+    for (optim, lr), acc in accs.items():
+        for seed, noise in enumerate((0.0, 0.01, -0.01), start=1):
+            fake_run(sweep, [f"optim={optim}", f"optim.lr={lr}", f"seed={seed}"], [acc + noise],
+                     experiment="optimizers_tuned", config={"report": {"best_over": ["optim.lr"]}})
+    report.main([str(sweep), "--no-plots"])
+    printed = capsys.readouterr().out
+    best = printed[printed.index("At each setting's best optim.lr"):]
+    # sgd at 0.1 and adam at 0.001, each the best of its rates, compared with each other.
+    assert "optim=sgd/lr=0.1" in best and "optim=adam/lr=0.001" in best
+    assert "lr=0.01 " not in best and "optim=adam/lr=0.1 " not in best
 
 
 def test_a_folder_of_sweeps_stands_for_its_newest(depth_sweep):
@@ -69,45 +142,32 @@ def test_a_folder_of_sweeps_stands_for_its_newest(depth_sweep):
 
 
 def test_a_running_or_cut_off_sweep_is_reported_as_it_is(depth_sweep):
-    fake_run(depth_sweep, ["data.limit=500", "model.depth=7"], [0.4], status="running")
-    broken = depth_sweep / "data.limit=500,model.depth=8"
+    fake_run(depth_sweep, ["data.limit=500", "model.depth=7", "seed=1"], [0.4], status="running")
+    broken = depth_sweep / "data.limit=500,model.depth=8,seed=1"
     broken.mkdir()
     (broken / "result.json").write_text('{"status": "runn')  # a writer killed mid-way (not ours)
-    (depth_sweep / "data.limit=500,model.depth=9").mkdir()  # started, nothing written yet
+    (depth_sweep / "data.limit=500,model.depth=9,seed=1").mkdir()  # started, nothing written yet
     assert report.main([str(depth_sweep)]) == 0
-    rows = read_csv(depth_sweep / "summary.csv")
-    assert sorted(r["model.depth"] for r in rows) == ["10", "2", "5", "7"]
-    assert [r["status"] for r in rows if r["model.depth"] == "7"] == ["running"]
+    rows = summary_rows(depth_sweep)
+    assert [r["model.depth"] for r in rows] == ["2", "5", "7", "10"]
+    assert [r["status"] for r in rows if r["model.depth"] == "7"] == ["1 running"]
 
 
-def test_failed_runs_sort_last_and_have_no_metrics(depth_sweep):
-    fake_run(depth_sweep, ["data.limit=500", "model.depth=4"], [float("nan")], status="diverged")
-    report.main([str(depth_sweep), "--no-plots"])
-    rows = read_csv(depth_sweep / "summary.csv")
-    assert rows[-1]["model.depth"] == "4" and rows[-1]["status"] == "diverged" and rows[-1]["best_val_acc"] == ""
-    assert not (depth_sweep / "val_loss.png").exists()
-
-
-def test_several_sweeps_share_one_table_and_figure(tmp_path, depth_sweep):
+def test_several_sweeps_share_one_table_with_the_sweeps_as_columns(tmp_path, depth_sweep, capsys):
     relu = tmp_path / "depth_relu" / "2026-11-23_11-00-00"
     for depth in (2, 5, 10):
-        fake_run(relu, [f"model.depth={depth}"], [0.9, 0.95], experiment="depth_relu")
+        for seed in (1, 2):
+            fake_run(relu, [f"model.depth={depth}", f"seed={seed}"], [0.9, 0.95 + seed / 100], experiment="depth_relu")
     out = tmp_path / "compare"
     assert report.main([str(depth_sweep.parent), str(relu), "--out", str(out)]) == 0
-    rows = read_csv(out / "summary.csv")
-    assert len(rows) == 6
+    rows = summary_rows(out)
     assert {(r["sweep"], r["model.depth"]) for r in rows} == {
         (s, d) for s in ("depth_linear", "depth_relu") for d in ("2", "5", "10")}
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if line.startswith("| model.depth"))
+    assert [cell.strip() for cell in header.split("|")[2:4]] == ["depth_linear", "depth_relu"]
+    assert "| 5           | 0.7125 ± 0.0353 (worse) | 0.9650 ± 0.0635 (tied) |" in printed
     assert (out / "against_depth.png").is_file() and (out / "val_acc.png").is_file()
-
-
-def test_non_numeric_settings_get_a_bar_chart(tmp_path):
-    sweep = tmp_path / "width"
-    for units, acc in (("128", 0.9), ("[256,128,64]", 0.92), ("mean", 0.91)):
-        fake_run(sweep, [f"model.units={units}"], [acc], experiment="width")
-    report.main([str(sweep)])
-    assert [r["model.units"] for r in read_csv(sweep / "summary.csv")] == ["[256,128,64]", "mean", "128"]
-    assert (sweep / "best_val_acc.png").is_file() and not list(sweep.glob("against_*.png"))
 
 
 def test_a_folder_without_results_is_a_clear_error(tmp_path, capsys):
@@ -127,6 +187,19 @@ def test_the_report_loads_no_framework():
 def test_a_single_run_folder_is_a_sweep_of_one(tmp_path):
     run_dir = fake_run(tmp_path, ["model.units=8"], [0.5, 0.75, 1.0], experiment="xor")
     assert report.main([str(run_dir)]) == 0
-    (row,) = read_csv(run_dir / "summary.csv")
-    assert row["status"] == "ok" and float(row["best_val_acc"]) == 1.0
+    (row,) = summary_rows(run_dir)
+    assert row["status"] == "ok" and float(row["best_val_acc_mean"]) == 1.0 and row["n"] == "1"
     assert (run_dir / "val_loss.png").is_file()
+
+
+def test_an_a_a_sweep_of_identical_networks_is_never_called_different(tmp_path):
+    # relu ignores negative_slope: the two settings train the same network on each seed.
+    sweep = tmp_path / "aa"
+    proc = run_cli("-m", "model.negative_slope=0.01,0.2", "seed=1,2,3", "data.limit=200", "trainer.max_epochs=2",
+                   "trainer.enable_progress_bar=false", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = summary_rows(sweep)
+    assert [r["model.negative_slope"] for r in rows] == ["0.01", "0.2"]
+    assert rows[0]["best_val_acc_mean"] == rows[1]["best_val_acc_mean"] and {r["n"] for r in rows} == {"3"}
+    assert sorted(r["verdict"] for r in rows) == ["best", "tied"] and float(rows[1]["p"]) == 1.0
+    assert "0.01, 0.2 tied best" in proc.stdout

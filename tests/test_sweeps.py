@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from mlpbench.sweep import RunPlan, plan_run, threads_per_run
-from tests.conftest import only_sweep, run_cli, scalars, start_cli, summary_rows, wait_for_file
+from tests.conftest import only_sweep, run_cli, scalars, start_cli, run_rows, wait_for_file
 
 TINY = ["data.limit=300", "trainer.max_epochs=2"]
 
@@ -18,7 +18,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on_then_exits_non_zero(tmp
     proc = run_cli("-m", "model.depth=1,-1,2", *TINY, cwd=tmp_path)
     assert proc.returncode == 1
     sweep = only_sweep(tmp_path)
-    rows = {r["model.depth"]: r for r in summary_rows(sweep)}
+    rows = {r["model.depth"]: r for r in run_rows(sweep)}
     assert {k: r["status"] for k, r in rows.items()} == {"1": "ok", "-1": "failed", "2": "ok"}
     failed = json.loads(next(sweep.glob("*model.depth=-1*/result.json")).read_text())
     assert failed["error"]["type"] == "ConfigError" and "model.depth=-1" in failed["error"]["message"]
@@ -31,7 +31,7 @@ def test_a_crash_inside_training_keeps_the_sweep_going(tmp_path):
     proc = run_cli("-m", "data.batch_size=1,32", *TINY, cwd=tmp_path)
     assert proc.returncode == 1
     sweep = only_sweep(tmp_path)
-    assert sorted(r["status"] for r in summary_rows(sweep)) == ["failed", "ok"]
+    assert sorted(r["status"] for r in run_rows(sweep)) == ["failed", "ok"]
     failed_dir = next(sweep.glob("*batch_size=1,*"))
     failed = json.loads((failed_dir / "result.json").read_text())
     assert failed["error"]["type"] == "ValueError" and "channel" in failed["error"]["message"]
@@ -47,7 +47,7 @@ def test_a_huge_learning_rate_is_recorded_as_diverged_within_the_first_epoch(tmp
     assert diverged["status"] == "diverged" and diverged["epochs"] == 1
     steps_per_epoch = 400 // 32 + 1
     assert diverged["diverged_at"]["epoch"] == 1 and diverged["diverged_at"]["step"] < steps_per_epoch
-    assert {r["status"] for r in summary_rows(sweep)} == {"diverged", "ok"}
+    assert {r["status"] for r in run_rows(sweep)} == {"diverged", "ok"}
 
 
 def test_a_sweep_killed_mid_run_resumes_with_every_run_once_and_a_continuous_history(tmp_path):
@@ -66,7 +66,7 @@ def test_a_sweep_killed_mid_run_resumes_with_every_run_once_and_a_continuous_his
     assert only_sweep(tmp_path) == sweep  # the same folder, found from the same command
     output = resumed.stdout + resumed.stderr
     assert "already ok" in output and "continuing after epoch" in output
-    rows = summary_rows(sweep)
+    rows = run_rows(sweep)
     assert sorted(r["model.depth"] for r in rows) == ["1", "2", "3"] and {r["status"] for r in rows} == {"ok"}
 
     result = json.loads(next(sweep.glob("*model.depth=2*/result.json")).read_text())
@@ -131,7 +131,7 @@ def test_a_two_job_joblib_sweep_completes_with_a_full_report(tmp_path):
     proc = run_cli("-m", "model.depth=1,2,3", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     sweep = only_sweep(tmp_path)
-    rows = summary_rows(sweep)
+    rows = run_rows(sweep)
     assert sorted(r["model.depth"] for r in rows) == ["1", "2", "3"] and {r["status"] for r in rows} == {"ok"}
     for path in sweep.glob("*/result.json"):
         assert json.loads(path.read_text())["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
@@ -153,5 +153,5 @@ def test_one_run_on_two_processes_with_ddp_shards_the_batches(tmp_path):
 def test_ddp_inside_a_sweep_is_refused_for_that_run(tmp_path):
     proc = run_cli("-m", "trainer.devices=1,2", *TINY, cwd=tmp_path)
     assert proc.returncode == 1
-    rows = {r["trainer.devices"]: r["status"] for r in summary_rows(only_sweep(tmp_path))}
+    rows = {r["trainer.devices"]: r["status"] for r in run_rows(only_sweep(tmp_path))}
     assert rows == {"1": "ok", "2": "failed"} and "without -m" in proc.stderr

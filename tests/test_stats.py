@@ -1,0 +1,177 @@
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from mlpbench.stats import (Comparison, Summary, Verdict, compare, headline, holm,
+                            summarize, verdicts)
+
+VALUES = [0.91, 0.93, 0.92, 0.94, 0.90]
+
+
+def test_summarize_matches_scipy():
+    s = summarize(VALUES)
+    n, mean, std = 5, float(np.mean(VALUES)), float(np.std(VALUES, ddof=1))
+    assert (s.n, s.mean, s.std) == (5, pytest.approx(mean), pytest.approx(std))
+    assert s.ci95 == pytest.approx(sps.t.ppf(0.975, n - 1) * std / math.sqrt(n))
+    lo, hi = sps.t.interval(0.95, n - 1, loc=mean, scale=sps.sem(VALUES))
+    assert s.ci95 == pytest.approx((hi - lo) / 2)
+    assert s.mean - s.ci95 == pytest.approx(lo)
+    assert s.ci95 == pytest.approx(0.019632, abs=1e-6)  # 2.776445 * 0.0158114 / sqrt(5)
+
+
+def test_summarize_drops_missing_and_nonfinite():
+    assert summarize([None, *VALUES, math.nan, math.inf]) == summarize(VALUES)
+
+
+def test_summarize_n1_n0():
+    one = summarize([0.5, None])
+    assert (one.n, one.mean) == (1, 0.5) and math.isnan(one.std) and math.isnan(one.ci95)
+    zero = summarize([None, math.nan])
+    assert zero.n == 0 and all(math.isnan(x) for x in (zero.mean, zero.std, zero.ci95))
+
+
+A = {1: 0.91, 2: 0.93, 3: 0.92, 4: 0.94, 5: 0.90}
+B = {1: 0.89, 2: 0.92, 3: 0.90, 4: 0.91, 5: 0.90}
+
+
+def test_compare_paired_when_seeds_match():
+    c = compare(A, B)
+    expected = sps.ttest_rel(list(A.values()), list(B.values())).pvalue
+    welch = sps.ttest_ind(list(A.values()), list(B.values()), equal_var=False).pvalue
+    assert c.test == "paired t" and c.p == pytest.approx(expected)
+    assert c.p != pytest.approx(welch)  # the pairing changes the answer here
+    # Seed order in the dicts does not matter: values are paired by seed.
+    assert compare(dict(reversed(A.items())), B).p == pytest.approx(expected)
+
+
+def test_compare_welch_when_a_seed_failed():
+    b = {**B, 3: None}
+    c = compare(A, b)
+    xb = [v for v in b.values() if v is not None]
+    expected = sps.ttest_ind(list(A.values()), xb, equal_var=False).pvalue
+    assert c.test == "Welch t" and c.p == pytest.approx(expected)
+    # A seed present on one side only also means Welch.
+    assert compare(A, {**B, 6: 0.9}).test == "Welch t"
+
+
+def test_compare_impossible():
+    assert compare({1: 0.9}, {1: 0.8}) == Comparison(None, None)
+    assert compare(A, {1: 0.8, 2: None}) == Comparison(None, None)
+    assert compare(A, {}) == Comparison(None, None)
+
+
+def test_compare_degenerate():
+    assert compare({1: 0.5, 2: 0.7}, {1: 0.5, 2: 0.7}) == Comparison(1.0, "paired t")
+    assert compare({1: 2.0, 2: 3.0}, {1: 1.0, 2: 2.0}) == Comparison(0.0, "paired t")
+    assert compare({1: 0.5, 2: 0.5}, {3: 0.5, 4: 0.5}) == Comparison(1.0, "Welch t")
+    assert compare({1: 0.5, 2: 0.5}, {3: 0.4, 4: 0.4}) == Comparison(0.0, "Welch t")
+
+
+def test_holm_hand_computed():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> max 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.04, 0.5]) == pytest.approx([0.08, 0.5])
+    assert holm([0.3, 0.6, 0.01]) == pytest.approx([0.6, 0.6, 0.03])  # 0.01*3, 0.3*2, 0.6*1
+    assert holm([0.4, 0.45]) == pytest.approx([0.8, 0.8])  # monotone: 0.45 < 0.8
+    assert holm([0.7, 0.9]) == [1.0, 1.0]  # capped at 1
+    assert holm([0.02]) == [0.02] and holm([]) == []
+
+
+def test_verdicts_aa_never_worse():
+    two = verdicts({"x": dict(A), "y": dict(A)})
+    assert two == {"x": Verdict("best", None), "y": Verdict("tied", 1.0)}
+    three = verdicts({"x": dict(A), "y": dict(A), "z": dict(A)})
+    assert three["x"] == Verdict("best", None)
+    assert three["y"] == three["z"] == Verdict("tied", 1.0)
+
+
+def test_verdicts_clear_difference():
+    bad = {s: v - 0.2 + 0.01 * (s % 2) for s, v in A.items()}
+    v = verdicts({"b": B, "a": A, "bad": bad})
+    pb, pbad = compare(A, B).p, compare(A, bad).p
+    assert pbad < pb < 0.05
+    assert v["a"] == Verdict("best", None)
+    # Holm over 2 tests: the smaller p times 2, the larger times 1 (monotone).
+    assert v["bad"] == Verdict("worse", pytest.approx(2 * pbad))
+    assert v["b"] == Verdict("worse", pytest.approx(pb))
+    # At a stricter alpha the same difference is only a tie.
+    assert verdicts({"a": A, "b": B}, alpha=0.01)["b"] == Verdict("tied", pytest.approx(pb))
+
+
+def test_verdicts_noisy_difference_is_tied():
+    c = {1: 0.93, 2: 0.92, 3: 0.94, 4: 0.92, 5: 0.93}
+    v = verdicts({"a": A, "c": c})
+    assert v["c"] == Verdict("best", None)
+    assert v["a"] == Verdict("tied", pytest.approx(compare(c, A).p))
+    assert v["a"].p > 0.05
+
+
+def test_verdicts_n1_gives_no_verdict():
+    v = verdicts({"x": {1: 0.9}, "y": {1: 0.5}, "z": {1: 0.7, 2: None}})
+    assert v == {k: Verdict(None, None) for k in "xyz"}
+    assert verdicts({"x": {1: None}}) == {"x": Verdict(None, None)}
+    # A lone run scoring highest (its other seeds failed) is no verdict; the rest still get theirs.
+    v = verdicts({"x": {1: 0.99}, "a": A, "b": B})
+    assert v["x"] == Verdict(None, None) and v["a"] == Verdict("best", None) and v["b"].verdict == "worse"
+
+
+def test_verdicts_without_values_or_single_run_among_others():
+    v = verdicts({"a": A, "b": B, "one": {1: 0.1}, "none": {1: None, 2: math.nan}})
+    assert v["a"] == Verdict("best", None) and v["b"].verdict == "worse"
+    assert v["one"] == v["none"] == Verdict(None, None)
+
+
+def test_verdicts_failed_seed_falls_back_to_welch():
+    b = {**B, 3: None}
+    v = verdicts({"a": A, "b": b})
+    xb = [x for x in b.values() if x is not None]
+    expected = sps.ttest_ind(list(A.values()), xb, equal_var=False).pvalue
+    assert v["b"] == Verdict("tied", pytest.approx(expected))
+    assert expected != pytest.approx(compare(A, B).p)
+
+
+def test_verdicts_minimize_picks_lowest():
+    v = verdicts({"hi": A, "lo": B}, maximize=False)
+    assert v["lo"] == Verdict("best", None)
+    assert v["hi"] == Verdict("worse", pytest.approx(compare(A, B).p))
+    assert verdicts({"hi": A, "lo": B})["hi"] == Verdict("best", None)
+
+
+def test_headline_parts():
+    summaries = {"relu": Summary(5, 0.9331, 0.004, 0.0049), "leaky": Summary(5, 0.931, 0.004, 0.005),
+                 "tanh": Summary(5, 0.91, 0.01, 0.01), "sigmoid": Summary(5, 0.88, 0.01, 0.01),
+                 "gelu": Summary(1, 0.95, math.nan, math.nan)}
+    v = {"relu": Verdict("best", None), "leaky": Verdict("tied", 0.4),
+         "tanh": Verdict("worse", 0.0123), "sigmoid": Verdict("worse", 0.0004),
+         "gelu": Verdict(None, None)}
+    order = ["leaky", "tanh", "relu", "gelu", "sigmoid"]
+    assert headline(order, summaries, v, "val/acc") == (
+        "val/acc: leaky, relu tied best (0.933 ± 0.005); tanh, sigmoid worse (p ≤ 0.012); "
+        "gelu not compared (n = 1)")
+    v2 = {"relu": Verdict("best", None), "sigmoid": Verdict("worse", 0.0004)}
+    assert headline(["relu", "sigmoid"], summaries, v2, "acc", digits=2) == (
+        "acc: relu best (0.93 ± 0.00); sigmoid worse (p < 0.001)")
+    v3 = {"relu": Verdict("best", None), "tanh": Verdict("worse", 0.01)}
+    assert headline(["relu", "tanh"], summaries, v3, "acc").endswith("tanh worse (p = 0.01)")
+
+
+def test_headline_end_to_end_and_n1():
+    groups = {"a": A, "b": B, "one": {1: 0.5}}
+    summaries = {k: summarize(g.values()) for k, g in groups.items()}
+    text = headline(list(groups), summaries, verdicts(groups), "acc")
+    assert text == "acc: a best (0.920 ± 0.020); b worse (p = 0.035); one not compared (n = 1)"
+    # The highest mean has one run only: the others are still compared, it is not.
+    groups["one"] = {1: 0.99}
+    summaries["one"] = summarize([0.99])
+    assert headline(list(groups), summaries, verdicts(groups), "acc") == text
+    # A single setting with several runs: nothing to compare it with, and the sentence says why.
+    single = {"a": A}
+    assert headline(["a"], {"a": summarize(A.values())}, verdicts(single), "acc") == (
+        "acc: no verdict: a (n = 5); a verdict needs at least 2 runs of the best setting and of another")
+    ones = {"x": {1: 0.9}, "y": {1: 0.8}}
+    n1 = headline(list(ones), {k: summarize(g.values()) for k, g in ones.items()},
+                  verdicts(ones), "acc")
+    assert n1 == ("acc: no verdict: n = 1 per setting; repeat each setting over seeds to get "
+                  "intervals and verdicts, e.g. add seed=1,2,3,4,5 to the -m command")
