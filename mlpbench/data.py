@@ -25,7 +25,7 @@ import torch
 import lightning.pytorch as pl
 
 from mlpbench.files import write_atomic
-from mlpbench.schema import ConfigError, Source
+from mlpbench.schema import ConfigError, Order, Source, ValRows
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {
@@ -275,7 +275,9 @@ def make_splits(data_cfg, seed: int) -> Splits:
         x, y = x[order[n_test:]], y[order[n_test:]]
 
     split_seed = seed if data_cfg.split_seed is None else data_cfg.split_seed
-    order = np.random.default_rng(split_seed).permutation(len(y))
+    keras_rows = ValRows(data_cfg.val_rows) is ValRows.last
+    # Keras' validation_split takes the last rows as they are; otherwise a seeded random split.
+    order = np.arange(len(y)) if keras_rows else np.random.default_rng(split_seed).permutation(len(y))
     if data_cfg.limit is not None:
         order = order[: data_cfg.limit]
     if data_cfg.val_split is None:
@@ -283,8 +285,9 @@ def make_splits(data_cfg, seed: int) -> Splits:
         x_train, y_train = x[order], y[order]
     else:
         n_val = _split_count(len(order), data_cfg.val_split, "data.val_split")
-        x_val, y_val = x[order[:n_val]], y[order[:n_val]]
-        x_train, y_train = x[order[n_val:]], y[order[n_val:]]
+        val, train = (order[-n_val:], order[:-n_val]) if keras_rows else (order[:n_val], order[n_val:])
+        x_val, y_val = x[val], y[val]
+        x_train, y_train = x[train], y[train]
     tensors = (x_train, y_train, x_val, y_val, x_test, y_test)
     # Rows taken by index are fresh arrays already; a memory-mapped cache file is copied once.
     return Splits(*(torch.from_numpy(np.require(a, requirements=["C", "W"])) for a in tensors),
@@ -363,12 +366,14 @@ class TensorBatches:
 
 
 class MLPDataModule(pl.LightningDataModule):
-    def __init__(self, splits: Splits, batch_size: int, seed: int, steps_per_chunk: int = 1):
+    def __init__(self, splits: Splits, batch_size: int, seed: int, steps_per_chunk: int = 1,
+                 order: Order = Order.fresh):
         super().__init__()
         self.splits = splits
         self.batch_size = batch_size
         self.seed = seed
         self.steps_per_chunk = steps_per_chunk
+        self.order = Order(order)
 
     def setup(self, stage: str) -> None:
         # Keep the data where the model trains, so no batch is copied to the device.
@@ -390,7 +395,11 @@ class MLPDataModule(pl.LightningDataModule):
         # once per forward of the wrapped module.
         steps = self.steps_per_chunk if shard["world"] == 1 else 1
         return TensorBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed,
-                             steps_per_chunk=steps, epoch=lambda: self.trainer.current_epoch, **shard)
+                             steps_per_chunk=steps, epoch=self._epoch, **shard)
+
+    def _epoch(self) -> int:
+        # order=fixed: every epoch the first epoch's batches, as seeded Keras replays them.
+        return 0 if self.order is Order.fixed else self.trainer.current_epoch
 
     def val_dataloader(self) -> TensorBatches:
         return TensorBatches(self.splits.x_val, self.splits.y_val, self._eval_batch(), shuffle=False,

@@ -6,9 +6,10 @@ import math
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from mlpbench.schema import Activation, Init, Loss
+from mlpbench.schema import Activation, Init, Loss, RunningVariance
 
 ACTIVATIONS: dict[Activation, Callable[[float], nn.Module]] = {
     Activation.relu: lambda slope: nn.ReLU(),
@@ -20,6 +21,26 @@ ACTIVATIONS: dict[Activation, Callable[[float], nn.Module]] = {
     Activation.elu: lambda slope: nn.ELU(),
     Activation.linear: lambda slope: nn.Identity(),
 }
+
+
+class KerasBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm whose running variance averages the batch's biased variance, as Keras' does
+    (torch's averages the unbiased one, n/(n-1) larger); training outputs are the same."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        var, mean = torch.var_mean(x, dim=0, correction=0)
+        with torch.no_grad():
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var, self.momentum)
+            self.num_batches_tracked.add_(1)
+        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+
+def batch_norm(width: int, model_cfg) -> nn.BatchNorm1d:
+    cls = KerasBatchNorm1d if RunningVariance(model_cfg.bn_running_var) is RunningVariance.biased else nn.BatchNorm1d
+    return cls(width, eps=model_cfg.bn_eps, momentum=model_cfg.bn_momentum)
 
 
 def hidden_widths(model_cfg, num_features: int, num_outputs: int) -> list[int]:
@@ -46,7 +67,7 @@ class HiddenBlock(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
         if model_cfg.hidden_bn:
-            layers.append(nn.BatchNorm1d(n_out, eps=model_cfg.bn_eps, momentum=model_cfg.bn_momentum))
+            layers.append(batch_norm(n_out, model_cfg))
         self._activation_index = len(layers)
         layers.append(ACTIVATIONS[Activation(model_cfg.activation)](model_cfg.negative_slope))
         if model_cfg.dropout > 0:
@@ -74,7 +95,7 @@ class MLP(nn.Module):
         widths = hidden_widths(model_cfg, num_features, num_classes)
         layers: list[nn.Module] = [nn.Flatten()]
         if model_cfg.input_bn:
-            layers.append(nn.BatchNorm1d(num_features, eps=model_cfg.bn_eps, momentum=model_cfg.bn_momentum))
+            layers.append(batch_norm(num_features, model_cfg))
         n_in = num_features
         for width in widths:
             layers.append(HiddenBlock(n_in, width, model_cfg))

@@ -167,7 +167,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     record.update(params=count_params(module.model), data=splits.sizes())
     try:
         record.save()
-        datamodule = MLPDataModule(splits, cfg.data.batch_size, cfg.seed, cfg.trainer.steps_per_chunk)
+        datamodule = MLPDataModule(splits, cfg.data.batch_size, cfg.seed, cfg.trainer.steps_per_chunk,
+                                   order=cfg.data.order)
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
         stopped = next((cb.stop_status for cb in stoppers if cb.stop_status), None)
         if module.diverged_at is None and stopped is None:

@@ -49,6 +49,33 @@ class Init(str, Enum):
     keras = "keras"
 
 
+class RunningVariance(str, Enum):
+    # What BatchNorm's running variance averages: torch's unbiased batch variance, or Keras'
+    # biased one (n/(n-1) smaller; it only changes evaluation).
+    unbiased = "unbiased"
+    biased = "biased"
+
+
+class OptimRules(str, Enum):
+    # Keras 3's update rules where torch's differ (mlpbench/optim.py), or torch's own.
+    keras = "keras"
+    torch = "torch"
+
+
+class ValRows(str, Enum):
+    # random: a seeded random fraction (data.split_seed); last: the last fraction of the rows,
+    # unshuffled, as Keras' validation_split takes them (the same rows for every seed).
+    random = "random"
+    last = "last"
+
+
+class Order(str, Enum):
+    # fresh: a new permutation of the training rows every epoch; fixed: one permutation for
+    # every epoch, as seeded Keras 3 on TensorFlow replays it (README: Keras parity).
+    fresh = "fresh"
+    fixed = "fixed"
+
+
 @dataclass
 class DataConfig:
     source: Source = MISSING
@@ -68,6 +95,8 @@ class DataConfig:
     # repeats over seeds sample the split too, and every setting of one seed validates on the same
     # rows (comparisons are paired by seed). A number fixes the rows for every seed.
     split_seed: Optional[int] = None
+    val_rows: ValRows = ValRows.random
+    order: Order = Order.fresh
 
 
 @dataclass
@@ -82,6 +111,7 @@ class ModelConfig:
     # Torch's BatchNorm defaults; Keras' are momentum 0.01 (0.99 in Keras' convention), eps 1e-3.
     bn_momentum: float = 0.1
     bn_eps: float = 1e-5
+    bn_running_var: RunningVariance = RunningVariance.unbiased
     dropout: float = 0.0
     residual: bool = False
     init: Init = Init.torch
@@ -92,7 +122,9 @@ class ModelConfig:
 class OptimConfig:
     name: str = MISSING
     lr: float = MISSING
-    # Coupled L2 penalty (torch's weight_decay), decoupled for adamw.
+    # keras: Keras 3's updates (decoupled weight decay); torch: torch's (coupled L2 weight
+    # decay, decoupled for adamw).
+    rules: OptimRules = OptimRules.keras
     weight_decay: float = 0.0
 
 

@@ -12,7 +12,7 @@ from tests.conftest import REPO, make_config, run_cli, run_rows, summary_rows
 
 PRESETS = {  # name -> number of runs in its grid: its settings times its seeds
     "activations": 4 * 5, "optimizers": 5 * 5, "optimizers_tuned": 5 * 4 * 3, "width": 8 * 5,
-    "depth_linear": 9 * 5, "depth_relu": 9 * 5, "depth_residual": 9 * 5, "xor": 1,
+    "depth_linear": 9 * 5, "depth_relu": 9 * 5, "depth_residual": 9 * 5, "xor": 5,
 }
 
 
@@ -108,9 +108,10 @@ def test_a_preset_runs_end_to_end_and_reports_one_row_per_setting(tmp_path):
 
 
 def test_xor_preset_prints_the_four_predictions(tmp_path):
-    run_dir = tmp_path / "run"
-    proc = run_cli("experiment=xor", "trainer.max_epochs=20", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    sweep = tmp_path / "sweep"
+    proc = run_cli("experiment=xor", "seed=1", "trainer.max_epochs=20", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    run_dir = sweep / "trainer.max_epochs=20,seed=1"
     output = proc.stdout + proc.stderr
     assert "Predictions:" in output
     for x, target in (("[0.0, 0.0]", 0), ("[0.0, 1.0]", 1), ("[1.0, 0.0]", 1), ("[1.0, 1.0]", 0)):

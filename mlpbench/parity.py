@@ -1,0 +1,145 @@
+"""`python -m mlpbench.parity`: mlpbench's Keras mode against real Keras, on the same arrays.
+
+For developers and the curious, where TensorFlow is installed (never part of the set-up or of
+CI). It trains the tutorials' models both ways over a few seeds on the very arrays mlpbench
+trains on — Keras fed a fresh permutation every epoch, as mlpbench does — and prints a
+side-by-side table of the final training and validation loss and accuracy, mean ± sd, with
+whether each pair agrees within seed noise (training loss within 30%, validation loss within
+two pooled standard deviations). The `seeded` case compares data.order=fixed with a seeded
+Keras script, which replays one batch order every epoch.
+
+    python -m mlpbench.parity --keras-python /path/to/tf-env/bin/python [--seeds 1,2,3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from mlpbench.files import markdown
+
+KERAS_SIDE = Path(__file__).with_name("parity_keras.py")
+TUTORIAL = dict(depth=1, units=128, input_bn=True, negative_slope=0.01, batch_size=32, epochs=10,
+                keras_seeded_order=False)
+KERAS_DEFAULT_LR = {"sgd": 0.01, "rmsprop": 0.001, "adagrad": 0.001, "adam": 0.001, "nadam": 0.001}
+
+
+def cases() -> dict[str, tuple[list[str], dict]]:
+    """name -> (mlpbench overrides, the Keras model and training)."""
+    found: dict[str, tuple[list[str], dict]] = {}
+    for activation in ("relu", "leaky_relu", "tanh", "sigmoid"):
+        found[f"{activation}/adam"] = ([f"model.activation={activation}", "optim=adam"],
+                                       dict(TUTORIAL, activation=activation, optimizer="adam", lr=0.001))
+    for optimizer in ("sgd", "rmsprop", "adagrad", "nadam"):
+        found[f"relu/{optimizer}"] = ([f"optim={optimizer}"], dict(TUTORIAL, activation="relu", optimizer=optimizer,
+                                                                  lr=KERAS_DEFAULT_LR[optimizer]))
+    for depth in (2, 5, 10):  # the depth tutorial: Dense(128) without activation, SGD, batch 128
+        found[f"depth_linear {depth}"] = (
+            ["experiment=depth_linear", f"model.depth={depth}", "diagnostics=false"],
+            dict(TUTORIAL, depth=depth, input_bn=False, activation="linear", optimizer="sgd", lr=0.01,
+                 batch_size=128, epochs=20))
+    found["seeded relu/adam"] = (["model.activation=relu", "optim=adam", "data.order=fixed"],
+                                 dict(TUTORIAL, activation="relu", optimizer="adam", lr=0.001,
+                                      keras_seeded_order=True))
+    return found
+
+
+def _mlpbench_run(overrides: list[str], seed: int, workdir: Path, arrays_path: Path) -> dict:
+    from mlpbench.data import make_splits
+    from mlpbench.run import compose_config, train
+
+    args = ["model=keras", *overrides, f"seed={seed}", "trainer.enable_progress_bar=false"]
+    cfg = compose_config(args)
+    splits = make_splits(cfg.data, seed)
+    np.savez(arrays_path, x_train=splits.x_train.numpy(), y_train=splits.y_train.numpy(),
+             x_val=splits.x_val.numpy(), y_val=splits.y_val.numpy())
+    result = train(cfg, Path(tempfile.mkdtemp(dir=workdir)), args)
+    return result["history"]
+
+
+def _finals(histories: list[dict], key: str) -> list[float]:
+    return [h[key][-1] for h in histories if h.get(key) and h[key][-1] is not None]
+
+
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else math.nan
+    return f"{statistics.fmean(values):.4f} ± {sd:.4f}"
+
+
+def compare(ours: list[dict], theirs: list[dict]) -> dict:
+    """The table's row for one case: final metrics both ways and whether they agree."""
+    row = {}
+    for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
+        row[f"mlpbench {key}"] = _mean_sd(_finals(ours, key))
+        row[f"keras {key}"] = _mean_sd(_finals(theirs, key))
+    a, b = _finals(ours, "train_loss"), _finals(theirs, "train_loss")
+    ratio = statistics.fmean(a) / statistics.fmean(b) if a and b else math.nan
+    va, vb = _finals(ours, "val_loss"), _finals(theirs, "val_loss")
+    pooled = math.sqrt((statistics.variance(va) + statistics.variance(vb)) / 2) if min(len(va), len(vb)) > 1 else math.nan
+    gap = abs(statistics.fmean(va) - statistics.fmean(vb)) if va and vb else math.nan
+    row["train loss ratio"] = f"{ratio:.2f}x"
+    row["val loss gap / pooled sd"] = f"{gap / pooled:.2f}" if pooled > 0 else "-"
+    row["agree"] = "yes" if abs(ratio - 1) <= 0.3 and (gap <= 2 * pooled) else "no"
+    return row
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlpbench.parity", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keras-python", default=sys.executable,
+                        help="a Python with tensorflow and keras installed (default: this one)")
+    parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
+    parser.add_argument("--cases", default="", help="comma-separated case names (default: all)")
+    parser.add_argument("--out", type=Path, help="also write the table and the histories (JSON) here")
+    args = parser.parse_args(argv)
+    probe = subprocess.run([args.keras_python, "-c", "import keras, tensorflow"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        parser.error(f"--keras-python {args.keras_python}: cannot import keras and tensorflow there "
+                     "(pip install tensorflow-cpu into an environment of its own, and pass its python)")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    chosen = {k: v for k, v in cases().items() if not args.cases or k in args.cases.split(",")}
+    logging.getLogger("mlpbench").setLevel(logging.WARNING)
+    ours: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="mlpbench-parity-") as tmp:
+        workdir, runs = Path(tmp), []
+        for name, (overrides, keras_case) in chosen.items():
+            for seed in seeds:
+                arrays = workdir / f"arrays-{len(runs)}.npz"
+                print(f"mlpbench: {name}, seed {seed}", file=sys.stderr, flush=True)
+                ours.setdefault(name, []).append(_mlpbench_run(overrides, seed, workdir, arrays))
+                runs.append({"key": f"{name}|{seed}", "case": keras_case, "seed": seed, "arrays": str(arrays)})
+        (workdir / "cases.json").write_text(json.dumps({"runs": runs}))
+        keras_run = subprocess.run([args.keras_python, str(KERAS_SIDE), str(workdir / "cases.json"),
+                                    str(workdir / "keras.json")])
+        if keras_run.returncode != 0:
+            print("mlpbench.parity: the Keras side failed (its output is above)", file=sys.stderr)
+            return 1
+        keras_results = json.loads((workdir / "keras.json").read_text())
+    theirs = {name: [keras_results[f"{name}|{seed}"] for seed in seeds] for name in chosen}
+    rows = [{"case": name, **compare(ours[name], theirs[name])} for name in chosen]
+    columns = ["case", "mlpbench train_loss", "keras train_loss", "train loss ratio", "mlpbench val_loss",
+               "keras val_loss", "val loss gap / pooled sd", "mlpbench val_acc", "keras val_acc",
+               "mlpbench train_acc", "keras train_acc", "agree"]
+    table = markdown(columns, rows)
+    print(f"\nFinal epoch, mean ± sd over seeds {args.seeds}; agree: training loss within 30% and "
+          f"validation loss within two pooled standard deviations.\n\n{table}")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "parity.md").write_text(table)
+        (args.out / "histories.json").write_text(json.dumps({"mlpbench": ours, "keras": theirs}))
+    return 0 if all(r["agree"] == "yes" for r in rows if not r["case"].startswith("seeded")) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
