@@ -12,14 +12,79 @@ def _register_search() -> None:
     Plugins.instance().register(TuneSweeper)
 
 
+# `_target_`s a config file from elsewhere (--config-dir: a best_config.yaml someone sent) may
+# name: mlpbench's own, Hydra's and its plugins', Lightning's callbacks. Anything else could run
+# any code on `mlpbench --config-dir THEIRS`; the command line itself is the user's own.
+TRUSTED_TARGETS = ("mlpbench.", "hydra_plugins.", "hydra._internal.", "lightning.pytorch.callbacks.")
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp")
+
+
+def _fail(message: str) -> None:
+    print(f"mlpbench: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _targets(node, path: str = ""):
+    """(key, value) of every `_target_` in a config, as plain containers."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        name = f"{path}.{key}" if path else str(key)
+        if key == "_target_" and isinstance(value, str):
+            yield name, value
+        else:
+            yield from _targets(value, name)
+
+
+def _check_received_config(args: list[str]) -> None:
+    """A config file from another folder may only name trusted `_target_`s."""
+    dirs = [args[i + 1] for i, a in enumerate(args[:-1]) if a in CONFIG_DIR_FLAGS]
+    dirs += [a.split("=", 1)[1] for a in args if a.split("=", 1)[0] in CONFIG_DIR_FLAGS and "=" in a]
+    if not dirs:
+        return
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    names = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config-name", "-cn")]
+    names += [a.split("=", 1)[1] for a in args if a.startswith("--config-name=")]
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    try:
+        with initialize_config_dir(config_dir=str(Path(dirs[-1]).resolve()), version_base="1.3"):
+            cfg = compose(config_name=names[-1] if names else "config", overrides=overrides,
+                          return_hydra_config=True)
+    except Exception:
+        return  # Hydra itself says what is wrong with it, as it would without this check
+    from omegaconf import OmegaConf
+
+    for key, target in _targets(OmegaConf.to_container(cfg, resolve=False)):
+        if not target.startswith(TRUSTED_TARGETS):
+            _fail(f"{key}={target}: a config from {dirs[-1]} may only name mlpbench's, Hydra's or Lightning's "
+                  "callbacks in _target_; refusing to run it (check the file, and give that callable on the "
+                  "command line if you trust it)")
+
+
+def _check_names(args: list[str]) -> None:
+    import re
+
+    from mlpbench.overrides import parse
+
+    for o in parse([a for a in args if "=" in a and not a.startswith("-")]):
+        if o.key_or_group == "hydra.job.name" and o.value() is not None:
+            name = str(o.get_value_element_as_str())
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name) or ".." in name:
+                _fail(f"hydra.job.name={name}: must be a name of letters, digits, '.', '_' and '-' "
+                      "(it names the run's log file)")
+
+
 def cli() -> None:
     from mlpbench.run import main, print_help
 
     for arg in sys.argv[1:]:
         if arg.startswith("+experiment="):
             # Hydra refuses to append a group the defaults list already names (experiment: null).
-            print(f"mlpbench: error: {arg}: presets are chosen with {arg[1:]} (no '+')", file=sys.stderr)
-            sys.exit(2)
+            _fail(f"{arg}: presets are chosen with {arg[1:]} (no '+')")
+    _check_names(sys.argv[1:])
+    _check_received_config(sys.argv[1:])
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         print_help([a for a in sys.argv[1:] if not a.startswith("-")])
         return

@@ -13,9 +13,11 @@ import hashlib
 import importlib.util
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -25,6 +27,8 @@ import torch
 import lightning.pytorch as pl
 
 from mlpbench.files import write_atomic
+
+log = logging.getLogger("mlpbench")
 from mlpbench.schema import ConfigError, Order, Source, ValRows
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -74,7 +78,7 @@ class Splits:
 
 # ---------------------------------------------------------------------------- on-disk cache
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: digests recorded
 _ARRAY_FIELDS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -84,29 +88,47 @@ def _cache_root() -> Path:
 
 def _disk_cached(name: str, inputs: list[Path], build) -> Arrays:
     """`build()`'s arrays, kept as .npy files keyed by the input files (path, size, mtime):
-    parsing a CSV or inflating gzip once, then a plain read (memory-mapped) each run."""
+    parsing a CSV or inflating gzip once, then a plain read each run. Each file's BLAKE2 digest
+    is recorded when it is written and checked when it is read: a damaged cache file (a valid
+    header over a zeroed body trains silently on garbage) is rebuilt, and the log says so."""
     stamp = [CACHE_VERSION, name] + [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in inputs]
     folder = _cache_root() / f"{name}-{hashlib.sha1(json.dumps(stamp).encode()).hexdigest()[:16]}"
     try:
         meta = json.loads((folder / "meta.json").read_text())
-        loaded = {f: np.load(folder / f"{f}.npy", mmap_mode="r") if f in meta["fields"] else None
-                  for f in _ARRAY_FIELDS}
+        loaded = {}
+        for f in _ARRAY_FIELDS:
+            if f in meta["fields"]:
+                raw = (folder / f"{f}.npy").read_bytes()
+                if _digest(raw) != meta["digests"][f]:
+                    raise ValueError(f"{folder / f'{f}.npy'} does not match its recorded digest")
+                loaded[f] = np.load(io.BytesIO(raw))
+            else:
+                loaded[f] = None
         return Arrays(**loaded, num_classes=meta["num_classes"])
-    except (OSError, ValueError, KeyError):
+    except FileNotFoundError:
         pass
+    except (OSError, ValueError, KeyError) as e:
+        log.warning("The array cache in %s is damaged (%s); reading the source again", folder, e)
     arrays = build()
     fields = [f for f in _ARRAY_FIELDS if getattr(arrays, f) is not None]
     try:  # a cache that cannot be written (read-only home) only costs speed
         folder.mkdir(parents=True, exist_ok=True)
+        digests = {}
         for f in fields:
             buffer = io.BytesIO()
             np.save(buffer, np.ascontiguousarray(getattr(arrays, f)))
+            digests[f] = _digest(buffer.getvalue())
             write_atomic(folder / f"{f}.npy", buffer.getvalue())
         # Written last: a folder without it is not a cache entry yet.
-        write_atomic(folder / "meta.json", json.dumps({"fields": fields, "num_classes": arrays.num_classes}).encode())
+        write_atomic(folder / "meta.json", json.dumps({"fields": fields, "num_classes": arrays.num_classes,
+                                                       "digests": digests}).encode())
     except OSError:
         pass
     return arrays
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 # ---------------------------------------------------------------------------- IDX files
@@ -117,7 +139,10 @@ def read_idx(path: Path) -> np.ndarray:
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as e:  # cut short while copying, or not gzip after all
+            raise DataError(f"{path}: truncated or corrupt gzip file ({e}); copy it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
@@ -194,6 +219,11 @@ def _arrays_from_idx(folder: Path, files: dict[str, Path]) -> Arrays:
         n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
         if n_img != n_lab:
             raise DataError(f"{folder}: {split} split has {n_img} images but {n_lab} labels")
+        labels = arrays[f"{split}_labels"]
+        if labels.ndim != 1 or (len(labels) and (labels.min() < 0 or labels.max() >= 10)):
+            # Checked before the cache keeps them: a label of 12 would fail deep inside the loss.
+            raise DataError(f"{files[split + '_labels']}: labels must be the digits 0-9, found "
+                            f"{labels.min()}..{labels.max()}")
     return Arrays(
         x_train=_scale_pixels(arrays["train_images"]),
         y_train=arrays["train_labels"].astype(np.int64),

@@ -8,6 +8,7 @@ figure is saved.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import math
@@ -53,16 +54,24 @@ def markdown(columns: list[str], rows: list[dict[str, Any]], cell: Callable[[str
     """An aligned Markdown table: readable in a terminal as it is in a rendered page.
     `cell(column, value)` formats a value; numbers are right-aligned."""
     cell = cell or format_cell
-    cells = [[cell(c, row.get(c)) for c in columns] for row in rows]
+    columns_shown = [escape_cell(c) for c in columns]
+    cells = [[escape_cell(cell(c, row.get(c))) for c in columns] for row in rows]
     numeric = [all(isinstance(row.get(c), (int, float)) or row.get(c) is None for row in rows) for c in columns]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns_shown)]
 
     def line(items: list[str]) -> str:
         return "| " + " | ".join(s.rjust(w) if num else s.ljust(w)
                                  for s, w, num in zip(items, widths, numeric)) + " |"
 
     rule = "|" + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2)) for w, num in zip(widths, numeric)) + "|"
-    return "\n".join([line(columns), rule, *(line(r) for r in cells)]) + "\n"
+    return "\n".join([line(columns_shown), rule, *(line(r) for r in cells)]) + "\n"
+
+
+def escape_cell(text: str) -> str:
+    """A value as one table cell, whatever it holds: `|` would start a new column, HTML would
+    render (a swept value `<img src=...>`), a newline would end the row."""
+    text = html.escape(" ".join(str(text).split()), quote=False)
+    return text.replace("|", "\\|")
 
 
 def format_cell(column: str, value: Any) -> str:

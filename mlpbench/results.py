@@ -93,7 +93,12 @@ class RunRecord:
 
     def fail(self, error: BaseException) -> None:
         self.update(status=Status.failed, error={"type": type(error).__name__, "message": str(error)})
-        self.save()
+        try:
+            self.save()
+        except OSError:
+            if not isinstance(error, OSError):
+                raise  # a disk that fails the record, not the run: that is the news
+            # The disk that failed the run refuses its record too: the caller reports it.
 
     def save(self) -> None:
         if not self.enabled:

@@ -7,6 +7,7 @@ starts; what a rerun does with runs already there is mlpbench/sweep.py's.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -21,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlpbench import sweep
-from mlpbench.results import RunRecord, Status, flat_keys
+from mlpbench.results import RunRecord, Status, flat_keys, read_result
 from mlpbench.schema import ConfigError, register_configs, resolved, validate
 
 log = logging.getLogger("mlpbench")
@@ -133,6 +134,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     pl.seed_everything(cfg.seed, verbose=False)
     splits = make_splits(cfg.data, cfg.seed)
     resumed_at = _checkpoint_position(resume_from) if resume_from else None
+    if resume_from and resumed_at is None:  # unreadable: the run starts over rather than stay stuck
+        sweep.clear_run(run_dir)
+        resume_from = None
 
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -155,6 +159,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     record.enabled = trainer.is_global_zero
     if trainer.world_size > 1 and trainer.strategy.root_device.type == "cpu":
         torch.set_num_threads(max(1, sweep.cores() // trainer.world_size))  # DDP on CPU: share the cores
+    _check_memory(cfg, splits.num_features, splits.num_classes)
     module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes,
                        gradient_clip_val=cfg.trainer.gradient_clip_val)
     if record.enabled:
@@ -169,7 +174,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         record.save()
         datamodule = MLPDataModule(splits, cfg.data.batch_size, cfg.seed, cfg.trainer.steps_per_chunk,
                                    order=cfg.data.order)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+        # weights_only: a checkpoint is tensors and plain data; unpickling code from a sweep folder
+        # someone sent would run it.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None,
+                    weights_only=True)
         stopped = next((cb.stop_status for cb in stoppers if cb.stop_status), None)
         if module.diverged_at is None and stopped is None:
             trainer.test(module, datamodule=datamodule, verbose=False)
@@ -209,18 +217,50 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     return record.payload
 
 
-def _checkpoint_position(path: Path) -> dict[str, int]:
-    """Where a checkpoint stands: epochs finished and optimizer steps taken."""
+def _check_memory(cfg: DictConfig, num_features: int, num_classes: int) -> None:
+    """A model too large for this machine's memory is a config error before torch tries to
+    allocate it: weights, gradients and up to two optimizer moments, float32."""
+    from mlpbench.model import hidden_widths, output_size
+
+    widths = [num_features, *hidden_widths(cfg.model, num_features, num_classes), output_size(cfg.model, num_classes)]
+    params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+    needed = params * 4 * 4
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if needed > 0.8 * available:
+        raise ConfigError(f"model.units={cfg.model.units} model.depth={cfg.model.depth}: {params:,} parameters need "
+                          f"about {needed / 1e9:.1f} GB (weights, gradients, optimizer state); this machine has "
+                          f"{available / 1e9:.1f} GB")
+
+
+def _checkpoint_position(path: Path) -> dict[str, int] | None:
+    """Where a checkpoint stands: epochs finished and optimizer steps taken; None, said in the
+    log, when it cannot be read (cut short, corrupt, or holding more than tensors and data)."""
     import torch
 
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    history = checkpoint.get("mlpbench", {}).get("history", {})
-    return {"epoch": len(history.get("train_loss", [])), "step": int(checkpoint["global_step"])}
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        history = checkpoint.get("mlpbench", {}).get("history", {})
+        return {"epoch": len(history.get("train_loss", [])), "step": int(checkpoint["global_step"])}
+    except Exception as e:
+        log.warning("Run %s: its checkpoint %s cannot be read (%s: %s); the run starts over", path.parent.parent.name,
+                    path, type(e).__name__, " ".join(str(e).split())[:300])
+        return None
 
 
-def _record_invalid(run_dir: Path, overrides: list[str], cfg: DictConfig, error: Exception) -> None:
+def _record_failure(run_dir: Path, overrides: list[str], cfg: DictConfig, error: BaseException) -> None:
+    """Record a run that failed before or while training, unless train() already has."""
+    previous = read_result(run_dir)
+    if previous is not None and previous.get("status") == Status.failed:
+        return
     run_dir.mkdir(parents=True, exist_ok=True)
     RunRecord(run_dir, overrides, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)).fail(error)
+
+
+# Writing failed for a reason a traceback does not explain better than the path does.
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM)
 
 
 def print_help(overrides: list[str]) -> None:
@@ -266,10 +306,16 @@ def main(cfg: DictConfig) -> None:
         if not in_sweep:
             _fail(str(e))
         # One bad grid point must not end the sweep: record it, go on to the next.
-        _record_invalid(run_dir, overrides, cfg, e)
+        _record_failure(run_dir, overrides, cfg, e)
         log.error("Run %s: not run: %s", run_dir.name, e)
     except Exception as e:
-        # train() has recorded it as failed; the traceback goes to the run's log.
-        log.exception("Run %s failed: %s: %s", run_dir.name, type(e).__name__, e)
+        try:
+            _record_failure(run_dir, overrides, cfg, e)
+        except OSError:
+            pass  # the disk that failed the run may refuse its record too; the log says why
+        if isinstance(e, OSError) and e.errno in DISK_ERRORS:
+            log.error("Run %s failed: cannot write %s: %s", run_dir.name, e.filename or run_dir, e.strerror)
+        else:  # the traceback goes to the run's log
+            log.exception("Run %s failed: %s: %s", run_dir.name, type(e).__name__, e)
         if not in_sweep:
             sys.exit(1)

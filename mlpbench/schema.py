@@ -8,12 +8,14 @@ imports torch, so `--help` and config errors stay fast.
 from __future__ import annotations
 
 import copy
+import math
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, ListConfig
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 
 class ConfigError(ValueError):
@@ -303,13 +305,42 @@ def resolved(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+SEED_RANGE = 2**32  # numpy's and torch's seeds: 0 <= seed < 2^32
+# A study's folder is outputs/tune/<study_name>: a name, never a path.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _non_finite(node: Any, prefix: str) -> list[str]:
+    """Keys whose value is a float that is nan or infinite (`optim.lr=inf` passes `> 0`)."""
+    found = []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        name = f"{prefix}.{key}" if isinstance(node, dict) else f"{prefix}[{key}]"
+        if isinstance(value, float) and not math.isfinite(value):
+            found.append(f"{name}={value}: must be a finite number")
+        elif isinstance(value, (dict, list)):
+            found += _non_finite(value, name)
+    return found
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError listing every out-of-range value, each with its key and what is allowed;
     changes nothing (`resolved` derives values first)."""
     errors: list[str] = []
+    for section in ("data", "model", "optim", "trainer", "tune"):
+        errors += _non_finite(OmegaConf.to_container(cfg[section], resolve=True), section)
+    if errors:  # every check below compares numbers: nan and inf would slip through them
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
     data, model, optim, trainer = cfg.data, cfg.model, cfg.optim, cfg.trainer
+    _check(errors, 0 <= cfg.seed < SEED_RANGE, "seed", cfg.seed, f"must be an integer in [0, {SEED_RANGE})")
+    if data.split_seed is not None:
+        _check(errors, 0 <= data.split_seed < SEED_RANGE, "data.split_seed", data.split_seed,
+               f"must be an integer in [0, {SEED_RANGE}), or null for the run's seed")
 
     _check(errors, data.batch_size >= 1, "data.batch_size", data.batch_size, "must be an integer >= 1")
+    if model.input_bn or model.hidden_bn:
+        _check(errors, data.batch_size >= 2, "data.batch_size", data.batch_size,
+               "must be >= 2 with BatchNorm (model.input_bn / model.hidden_bn): it cannot normalise one row")
     if data.val_split is not None:
         _check(errors, 0.0 < data.val_split < 1.0, "data.val_split", data.val_split,
                "must be a fraction in (0, 1), or null to validate on the test split")
@@ -359,12 +390,18 @@ def validate(cfg: DictConfig) -> None:
            "must be an integer >= 1")
     _check(errors, trainer.log_every_n_steps >= 1, "trainer.log_every_n_steps", trainer.log_every_n_steps,
            "must be an integer >= 1")
+    if trainer.gradient_clip_val is not None:
+        # 0 or below would flip or cancel every gradient: training backwards, silently.
+        _check(errors, trainer.gradient_clip_val > 0, "trainer.gradient_clip_val", trainer.gradient_clip_val,
+               "must be > 0, or null for no clipping")
     tune = cfg.tune
     _check(errors, tune.n_trials >= 1, "tune.n_trials", tune.n_trials, "must be an integer >= 1")
     _check(errors, tune.n_jobs >= 1, "tune.n_jobs", tune.n_jobs, "must be an integer >= 1")
     _check(errors, tune.min_resource >= 1, "tune.min_resource", tune.min_resource, "must be an integer >= 1")
     _check(errors, tune.reduction_factor >= 2, "tune.reduction_factor", tune.reduction_factor,
            "must be an integer >= 2")
+    _check(errors, bool(SAFE_NAME.match(tune.study_name)) and ".." not in tune.study_name, "tune.study_name",
+           tune.study_name, "must be a name of letters, digits, '.', '_' and '-' (it names a folder)")
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
 

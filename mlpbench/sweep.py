@@ -14,6 +14,7 @@ No torch here: this runs before any training starts.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import hashlib
 import logging
 import os
@@ -44,8 +45,9 @@ def run_name(override_dirname: str, job_num: Any) -> str:
     seed = re.search(r"(?:^|,)(seed=[^,]*)(?=,|$)", name)
     if seed and not name.endswith(seed.group(1)):
         name = (name[:seed.start()] + name[seed.end():]).strip(",") + "," + seed.group(1)
-    if len(name) > 200:
-        name = name[:180] + "-" + hashlib.sha1(name.encode()).hexdigest()[:12]
+    if len(name.encode()) > 200:  # file systems count bytes (255 at most), not characters
+        head = name.encode()[:180].decode(errors="ignore")
+        name = head + "-" + hashlib.sha1(name.encode()).hexdigest()[:12]
     return name
 
 
@@ -131,11 +133,11 @@ def plan_run(run_dir: Path, clear: bool = True) -> RunPlan:
     if status is not Status.failed and (run_dir / LAST_CHECKPOINT).is_file():
         return RunPlan(checkpoint=run_dir / LAST_CHECKPOINT, previous=previous)
     if clear:
-        _clear(run_dir)  # failed, or stopped before its first checkpoint: start again
+        clear_run(run_dir)  # failed, or stopped before its first checkpoint: start again
     return RunPlan(previous=previous)
 
 
-def _clear(run_dir: Path) -> None:
+def clear_run(run_dir: Path) -> None:
     """Remove what an earlier attempt wrote, keeping its log (run.log) and Hydra's config."""
     for path in run_dir.iterdir():
         if path.name.startswith("events.out.tfevents") or path.name in (RESULT_FILE, "hparams.yaml"):
@@ -161,12 +163,68 @@ def threads_per_run(launcher: DictConfig) -> Optional[int]:
 # ---------------------------------------------------------------------------- sweep end
 
 
+# Hydra's basic sweeper composes every grid point before the first run: 100,000 points are 11
+# silent minutes. Beyond this the sweep is refused with a message.
+MAX_GRID = 10_000
+
+
+def grid_size(config: DictConfig) -> Optional[int]:
+    """Runs in a basic sweep: the product of its swept values, the command's over the preset's
+    (hydra.sweeper.params); None for another sweeper (a search asks for its own trials)."""
+    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    params = {str(k): f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()}
+    for o in parse(config.hydra.overrides.task):
+        params[o.key_or_group] = o.input_line
+    size = 1
+    for o in parse(params.values()):
+        if o.is_sweep_override():
+            size *= sum(1 for _ in o.sweep_string_iterator())
+    return size
+
+
 class SweepSummary(HydraCallback):
-    """At the end of a multirun: the report (summary.csv/.md, figures), printed; then a
-    non-zero exit naming the runs that failed, if any did. A sweeper with a report of its own
-    (`report_sweep(sweep_dir, config) -> ok`, as the search's) makes that instead."""
+    """A multirun's bracket. At the start, a lock on the sweep folder: a second sweep started
+    into it stops instead of training the same runs twice. At the end, the report
+    (summary.csv/.md, figures), printed; then a non-zero exit naming the runs that failed, if
+    any did. A sweeper with a report of its own (`report_sweep(sweep_dir, config) -> ok`, as the
+    search's) makes that instead."""
+
+    LOCK_FILE = ".sweep.lock"
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlpbench.schema import ConfigError, resolved, validate
+
+        try:  # what every run shares is checked once, before any folder is made
+            validate(resolved(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])))
+        except ConfigError as e:
+            print(f"mlpbench: error: {e}", file=sys.stderr)
+            sys.exit(2)
+        runs = grid_size(config)
+        if runs is not None and runs > MAX_GRID:
+            print(f"mlpbench: error: the grid has {runs:,} runs, more than {MAX_GRID:,}: Hydra composes every "
+                  "one before the first starts. Split it into several sweeps.", file=sys.stderr)
+            sys.exit(2)
+        if runs is not None and runs > 200:
+            print(f"Checking the {runs:,} runs of the grid before the first starts ...", file=sys.stderr)
+        folder = Path(config.hydra.sweep.dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._lock = open(folder / self.LOCK_FILE, "w")  # held until this process ends
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"mlpbench: error: another sweep is running in {folder}; wait for it to end, or give this "
+                  "one another folder (hydra.sweep.dir=...)", file=sys.stderr)
+            sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self._report(config)
+        except Exception as e:  # Hydra would turn it into a warning and exit 0
+            log.exception("The sweep's report could not be made: %s: %s", type(e).__name__, e)
+            sys.exit(1)
+
+    def _report(self, config: DictConfig) -> None:
         from hydra.utils import get_class
 
         from mlpbench.report import build

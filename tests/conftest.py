@@ -24,8 +24,9 @@ def make_config(*overrides: str):
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`python -m mlpbench ARGS` in cwd. No time limit: a busy machine is slow, not broken."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    """`python -m mlpbench ARGS` in cwd. No time limit: a busy machine is slow, not broken.
+    tests/ is importable there, for the faults a test injects (tests/faults.py)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env,
                           capture_output=True, text=True)

@@ -27,15 +27,25 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on_then_exits_non_zero(tmp
 
 
 def test_a_crash_inside_training_keeps_the_sweep_going(tmp_path):
-    # One-row batches: BatchNorm raises inside the first training step of that run.
-    proc = run_cli("-m", "data.batch_size=1,32", *TINY, cwd=tmp_path)
+    # The second run crashes in its second epoch; the sweep records it and goes on.
+    proc = run_cli("-m", "model.depth=2,1", *TINY, "+callbacks.fault={_target_:tests.faults.CrashInSecondEpoch,depth:2}",
+                   cwd=tmp_path)
     assert proc.returncode == 1
     sweep = only_sweep(tmp_path)
-    assert sorted(r["status"] for r in run_rows(sweep)) == ["failed", "ok"]
-    failed_dir = next(sweep.glob("*batch_size=1,*"))
+    assert {r["model.depth"]: r["status"] for r in run_rows(sweep)} == {"2": "failed", "1": "ok"}
+    failed_dir = next(sweep.glob("*model.depth=2*"))
     failed = json.loads((failed_dir / "result.json").read_text())
-    assert failed["error"]["type"] == "ValueError" and "channel" in failed["error"]["message"]
+    assert failed["error"] == {"type": "RuntimeError", "message": "injected crash in epoch 2"}
+    assert failed["epochs"] == 1  # the finished epoch is kept
     assert "Traceback" in (failed_dir / "run.log").read_text()  # the whole story is in the run's log
+
+
+def test_one_row_batches_with_batchnorm_are_refused_by_name(tmp_path):
+    proc = run_cli("-m", "data.batch_size=1,32", *TINY, cwd=tmp_path)
+    assert proc.returncode == 1
+    rows = {r["data.batch_size"]: r["status"] for r in run_rows(only_sweep(tmp_path))}
+    assert rows == {"1": "failed", "32": "ok"}
+    assert "data.batch_size=1: must be >= 2 with BatchNorm" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_a_huge_learning_rate_is_recorded_as_diverged_within_the_first_epoch(tmp_path):

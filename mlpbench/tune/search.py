@@ -28,7 +28,7 @@ from mlpbench.schema import ConfigError, resolved, validate
 from mlpbench.sweep import run_name
 from mlpbench.tune.report import write_report
 from mlpbench.tune.space import flat, grid_size, parse_space
-from mlpbench.tune.study import (CONFIG_FILE, direction, ended_count, make_pruner, make_sampler, objective_key, point,
+from mlpbench.tune.study import (CONFIG_FILE, STUDY_FILE, direction, ended_count, make_pruner, make_sampler, objective_key, point,
                                  retry, reuse_earlier, search_settings, storage, tell, tried_points)
 
 log = logging.getLogger("mlpbench")
@@ -115,6 +115,18 @@ class Search:
                               "or choose another tune.study_name") from None
         return handle
 
+    def _open_study_file(self):
+        """The study, or a message naming its file when SQLite cannot open it (corrupt, locked)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            return self._open_study()
+        except SQLAlchemyError as e:
+            reason = " ".join(str(getattr(e, "orig", None) or e).split())[:200]
+            raise ConfigError(f"{self.sweep_dir / STUDY_FILE}: cannot open the study ({reason}); if another "
+                              "search is using it, wait for it; if the file is damaged, move it away to "
+                              "start the study again") from None
+
     def _open_study(self):
         import optuna
 
@@ -150,12 +162,13 @@ class Search:
 
     # -- the loop
     def run(self) -> Any:
+        validate(resolved(self.config))  # tune.* itself first: its errors are not the space's
         self._check_arguments()
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         lock = self._lock()
         try:
             self._check_space()
-            study = self._open_study()
+            study = self._open_study_file()
             OmegaConf.save(self.config, self.sweep_dir / CONFIG_FILE)  # what the report and the trials read
             for first in self.tune.enqueue:
                 study.enqueue_trial(flat(first), skip_if_exists=True)

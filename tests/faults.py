@@ -1,0 +1,29 @@
+"""Faults for tests to inject into real runs through the config (`+callbacks.NAME={_target_: ...}`)."""
+
+import lightning.pytorch as pl
+
+
+class CrashInSecondEpoch(pl.Callback):
+    """Raises at the start of the second epoch, in the runs whose model has `depth` hidden layers."""
+
+    def __init__(self, depth: int):
+        self.depth = depth
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == 1 and len(pl_module.model.hidden_blocks) == self.depth:
+            raise RuntimeError("injected crash in epoch 2")
+
+
+class DiskFullInSecondEpoch(pl.Callback):
+    """The disk fills up at the start of the second epoch, as a checkpoint or result.json write
+    would find it."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == 1:
+            import errno
+            import os
+
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)

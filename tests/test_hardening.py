@@ -1,0 +1,174 @@
+"""Hardening: no code runs from a received checkpoint or config, no silent wrong result, no stuck
+run, no raw traceback. Each test injects one fault or bad input, as a user or the machine would."""
+
+import json
+import os
+import pickle
+import signal
+
+import numpy as np
+import pytest
+
+from mlpbench import data
+from mlpbench.files import markdown
+from mlpbench.sweep import run_name
+from tests.conftest import make_config, only_sweep, run_cli, run_rows, start_cli, wait_for_file, write_fake_mnist
+
+TINY = ["data.limit=200", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
+
+
+class Planted:
+    """A pickle that runs code when loaded: it creates the file it names."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_planted_checkpoint_runs_no_code_on_resume_and_the_run_starts_over(tmp_path):
+    first = run_cli("-m", "model.depth=1", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = [p.parent for p in (tmp_path / "sweep").glob("*/result.json")]
+    # Someone sends you the folder with the run left "interrupted" and a checkpoint that is a trap.
+    result = json.loads((run_dir / "result.json").read_text())
+    (run_dir / "result.json").write_text(json.dumps({**result, "status": "interrupted"}))
+    marker = tmp_path / "code-ran"
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(pickle.dumps({"state_dict": Planted(str(marker))}))
+    again = run_cli("-m", "model.depth=1", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert not marker.exists()
+    assert "cannot be read" in again.stdout + again.stderr and "the run starts over" in again.stdout + again.stderr
+    rerun = json.loads((run_dir / "result.json").read_text())
+    assert rerun["status"] == "ok" and rerun["epochs"] == 2 and "resumed" not in rerun
+
+
+def test_a_received_config_cannot_name_an_arbitrary_callable(tmp_path):
+    folder = tmp_path / "received"
+    folder.mkdir()
+    marker = tmp_path / "code-ran"
+    (folder / "best_config.yaml").write_text(
+        "defaults:\n  - base_config\n  - _self_\n"
+        "data: {source: mnist_small}\nmodel: {}\ntrainer: {}\n"
+        "optim: {name: adam, lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1.0e-7, amsgrad: false}\n"
+        f"callbacks:\n  trap: {{_target_: os.system, command: 'touch {marker}'}}\n")
+    proc = run_cli("--config-dir", str(folder), "--config-name", "best_config", *TINY,
+                   f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 2 and not marker.exists()
+    assert "callbacks.trap._target_=os.system" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run" / "result.json").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1.0: must be > 0"),
+    ("optim.lr=inf", "optim.lr=inf: must be a finite number"),
+    ("optim.weight_decay=inf", "optim.weight_decay=inf: must be a finite number"),
+    ("model.bn_eps=nan", "model.bn_eps=nan: must be a finite number"),
+    ("seed=-1", "seed=-1: must be an integer in [0, 4294967296)"),
+    ("seed=4294967296", "seed=4294967296: must be an integer in [0, 4294967296)"),
+    ("data.batch_size=1", "data.batch_size=1: must be >= 2 with BatchNorm"),
+    ("tune.study_name=../../x", "tune.study_name=../../x: must be a name"),
+    ("hydra.job.name=../..", "hydra.job.name=../..: must be a name"),
+    ("model.units=2000000", "parameters need about"),
+])
+def test_values_that_would_train_wrongly_or_crash_are_refused_by_name(tmp_path, override, message):
+    proc = run_cli(override, "model.depth=3", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run" / "result.json").exists()
+    assert not (tmp_path / "x").exists() and not list(tmp_path.parent.glob("*.log"))
+
+
+def test_a_damaged_array_cache_is_detected_and_rebuilt(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path / "cache"))
+    folder = write_fake_mnist(tmp_path / "mnist")
+    data._load_idx_source.cache_clear()
+    first = data.load_arrays("mnist", str(folder))
+    (cached,) = (tmp_path / "cache").glob("mnist-*/x_train.npy")
+    raw = bytearray(cached.read_bytes())
+    raw[128:] = bytes(len(raw) - 128)  # a valid header over a zeroed body
+    cached.write_bytes(bytes(raw))
+    data._load_idx_source.cache_clear()
+    again = data.load_arrays("mnist", str(folder))
+    np.testing.assert_array_equal(again.x_train, first.x_train)
+    assert "array cache" in caplog.text and "damaged" in caplog.text
+    data._load_idx_source.cache_clear()
+
+
+def test_truncated_and_mislabelled_idx_files_are_named(tmp_path, monkeypatch):
+    from mlpbench.data import DataError, read_idx
+    from tests.conftest import write_idx
+
+    monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path / "cache"))
+    good = write_idx(tmp_path / "labels-idx1-ubyte", np.arange(10, dtype=np.uint8), compress=True)
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(good.read_bytes()[:-6])
+    with pytest.raises(DataError, match="cut.gz: truncated or corrupt gzip file"):
+        read_idx(cut)
+    folder = write_fake_mnist(tmp_path / "bad")
+    write_idx(folder / "train-labels-idx1-ubyte", (np.arange(60) % 13).astype(np.uint8))
+    data._load_idx_source.cache_clear()
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte: labels must be the digits 0-9, found 0..12"):
+        data.load_arrays("mnist", str(folder))
+    data._load_idx_source.cache_clear()
+    assert not list((tmp_path / "cache").glob("*/meta.json"))  # nothing cached from them
+
+
+def test_a_failure_before_training_is_recorded_not_left_running(tmp_path):
+    proc = run_cli("-m", "model.depth=1", *TINY, "+callbacks.missing={_target_:nowhere.Callback}",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert proc.returncode == 1
+    (row,) = run_rows(tmp_path / "sweep")
+    assert row["status"] == "failed"
+
+
+def test_a_full_disk_ends_the_run_with_one_message_naming_the_path(tmp_path):
+    target = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    proc = run_cli(*TINY, f"+callbacks.disk={{_target_:tests.faults.DiskFullInSecondEpoch,path:'{target}'}}",
+                   f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"cannot write {target}: No space left on device" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["status"] == "failed" and result["epochs"] == 1
+    assert not list((tmp_path / "run").rglob("*.tmp"))
+
+
+def test_a_second_sweep_into_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    sweep = tmp_path / "sweep"
+    first = start_cli(["-m", "model.depth=1,2", "data.limit=400", "trainer.max_epochs=200",
+                       f"hydra.sweep.dir={sweep}"], tmp_path)
+    try:
+        wait_for_file(f"{sweep}/*/checkpoints/last.ckpt", first)
+        second = run_cli("-m", "model.depth=1,2", "data.limit=400", "trainer.max_epochs=200",
+                         f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+        assert second.returncode == 2 and f"another sweep is running in {sweep}" in second.stderr
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert len(list(sweep.glob("*/events.out.tfevents.*"))) == 1  # one run, trained by one sweep
+
+
+def test_a_huge_grid_is_refused_at_once_and_a_search_reports_its_own_settings(tmp_path):
+    proc = run_cli("-m", "model.depth=range(0,100000)", cwd=tmp_path)
+    assert proc.returncode == 2 and "the grid has 100,000 runs" in proc.stderr
+    search = run_cli("experiment=tune_units", "tune.n_trials=0", cwd=tmp_path)
+    assert search.returncode == 2 and "tune.n_trials=0: must be an integer >= 1" in search.stderr
+    assert "tune.space" not in search.stderr
+
+
+def test_a_corrupt_study_is_named(tmp_path):
+    study = tmp_path / "outputs" / "tune" / "tune_units"
+    study.mkdir(parents=True)
+    (study / "study.db").write_bytes(b"this is not a database" * 100)
+    proc = run_cli("experiment=tune_units", "tune.n_trials=1", *TINY, cwd=tmp_path)
+    assert proc.returncode == 2 and "outputs/tune/tune_units/study.db: cannot open the study" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_names_and_table_cells_stay_what_they_are():
+    long = "model.label=" + "é" * 150
+    assert len(run_name(long, 0).encode()) <= 255
+    table = markdown(["value"], [{"value": "a|b"}, {"value": "<img src=x onerror=alert(1)>"}])
+    assert "a\\|b" in table and "<img" not in table and table.count("\n") == 4
