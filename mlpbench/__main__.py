@@ -3,13 +3,15 @@
 import sys
 
 
-def _register_search() -> None:
+def _register_plugins() -> None:
     # Hydra finds plugins by scanning the hydra_plugins namespace, which misses ours in some
-    # editable installs: register the search's sweeper from the package as well.
+    # editable installs: register the search's sweeper and the joblib launcher from the package too.
     from hydra.core.plugins import Plugins
+    from hydra_plugins.mlpbench_joblib import JoblibLauncher
     from hydra_plugins.mlpbench_tuner import TuneSweeper
 
     Plugins.instance().register(TuneSweeper)
+    Plugins.instance().register(JoblibLauncher)
 
 
 # `_target_`s a config file from elsewhere (--config-dir: a best_config.yaml someone sent) may
@@ -88,7 +90,7 @@ def cli() -> None:
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         print_help([a for a in sys.argv[1:] if not a.startswith("-")])
         return
-    _register_search()
+    _register_plugins()
     main()
 
 

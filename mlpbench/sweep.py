@@ -137,6 +137,21 @@ def plan_run(run_dir: Path, clear: bool = True) -> RunPlan:
     return RunPlan(previous=previous)
 
 
+def record_lost_runs(sweep: Path, message: str) -> list[str]:
+    """Runs of a sweep left `running` by a process that died: recorded as failed, with why.
+    Returns their names."""
+    from mlpbench.files import write_json_atomic
+
+    lost = []
+    for run_dir in sorted(p.parent for p in Path(sweep).glob(f"*/{RESULT_FILE}")):
+        result = read_result(run_dir)
+        if result is not None and result.get("status") == Status.running:
+            result.update(status=Status.failed, error={"type": "WorkerDied", "message": message})
+            write_json_atomic(run_dir / RESULT_FILE, result)
+            lost.append(run_dir.name)
+    return lost
+
+
 def clear_run(run_dir: Path) -> None:
     """Remove what an earlier attempt wrote, keeping its log (run.log) and Hydra's config."""
     for path in run_dir.iterdir():
@@ -162,6 +177,8 @@ def threads_per_run(launcher: DictConfig) -> Optional[int]:
 
 # ---------------------------------------------------------------------------- sweep end
 
+
+_held_locks: list = []
 
 # Hydra's basic sweeper composes every grid point before the first run: 100,000 points are 11
 # silent minutes. Beyond this the sweep is refused with a message.
@@ -209,9 +226,11 @@ class SweepSummary(HydraCallback):
             print(f"Checking the {runs:,} runs of the grid before the first starts ...", file=sys.stderr)
         folder = Path(config.hydra.sweep.dir)
         folder.mkdir(parents=True, exist_ok=True)
-        self._lock = open(folder / self.LOCK_FILE, "w")  # held until this process ends
+        lock = open(folder / self.LOCK_FILE, "w")
+        # Held until this process ends; kept off the callback, which joblib pickles to its workers.
+        _held_locks.append(lock)
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             print(f"mlpbench: error: another sweep is running in {folder}; wait for it to end, or give this "
                   "one another folder (hydra.sweep.dir=...)", file=sys.stderr)

@@ -172,3 +172,24 @@ def test_names_and_table_cells_stay_what_they_are():
     assert len(run_name(long, 0).encode()) <= 255
     table = markdown(["value"], [{"value": "a|b"}, {"value": "<img src=x onerror=alert(1)>"}])
     assert "a\\|b" in table and "<img" not in table and table.count("\n") == 4
+
+
+def test_a_dead_worker_fails_its_run_and_the_sweep_ends_with_its_report(tmp_path):
+    import subprocess
+
+    sweep = tmp_path / "sweep"
+    proc = start_cli(["-m", "model.depth=1,2,3", "data.limit=400", "trainer.max_epochs=300",
+                      "trainer.enable_progress_bar=false", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                      f"hydra.sweep.dir={sweep}"], tmp_path)
+    wait_for_file(f"{sweep}/*/checkpoints/last.ckpt", proc)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "LokyProcess"], capture_output=True,
+                             text=True).stdout.split()
+    os.kill(int(workers[0]), signal.SIGKILL)  # as the OOM killer would
+    output = proc.communicate()[0]
+    assert proc.returncode == 1
+    assert "A worker process died" in output and "resume=true" in output and "Traceback" not in output
+    rows = run_rows(sweep)
+    assert rows and {r["status"] for r in rows} <= {"failed", "ok"} and "failed" in {r["status"] for r in rows}
+    failed = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
+    assert {f["error"]["type"] for f in failed if f["status"] == "failed"} == {"WorkerDied"}
+    assert "validated against ConfigStore schema" not in output

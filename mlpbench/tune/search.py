@@ -55,8 +55,9 @@ class Tuner:
             from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 
             launcher_config = copy.deepcopy(config)
+            joblib = JobLibLauncherConf(_target_="hydra_plugins.mlpbench_joblib.JoblibLauncher", n_jobs=config.tune.n_jobs)
             with read_write(launcher_config), open_dict(launcher_config):
-                launcher_config.hydra.launcher = OmegaConf.structured(JobLibLauncherConf(n_jobs=config.tune.n_jobs))
+                launcher_config.hydra.launcher = OmegaConf.structured(joblib)
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=launcher_config)
 
