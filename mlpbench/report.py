@@ -260,7 +260,7 @@ def setting_rows(sweeps: list[Sweep], settings_of=lambda sweep: sweep.settings) 
     for sweep in sweeps:
         for s in settings_of(sweep):
             row: dict[str, Any] = {"sweep": sweep.label} if len(sweeps) > 1 else {}
-            row.update({k: s.values.get(k, "-") for k in keys} if keys else {"run": s.runs[0].name})
+            row.update({k: s.values.get(k, "-") for k in keys} if keys else {"setting": s.label})
             row.update({"n": s.summary(sweep.objective).n, "runs": len(s.runs), "status": _status(s)})
             for metric in metrics:
                 summary = s.summary(metric)
@@ -298,8 +298,8 @@ def _cell(column: str, value: Any) -> str:
         return "-"
     if isinstance(value, str):
         return value
-    if column == "p":
-        return "< 0.001" if value < 0.001 else f"{value:.3f}"
+    if column == "p":  # small ones as 2e-05: a "<" would be escaped in the Markdown table
+        return f"{value:.3f}" if value >= 0.001 else f"{value:.0e}"
     if column.startswith(DIAGNOSTICS):
         return f"{value:.3g}"
     if column.startswith("gap"):
@@ -324,7 +324,7 @@ def settings_table(sweep: Sweep, settings: list[Setting], several: bool = False)
     rows = []
     for s in settings:
         row: dict[str, Any] = {"sweep": sweep.label} if several else {}
-        row.update({k: s.values.get(k, "-") for k in sweep.keys} if sweep.keys else {"run": s.runs[0].name})
+        row.update({k: s.values.get(k, "-") for k in sweep.keys} if sweep.keys else {"setting": s.label})
         row["n"] = s.summary(sweep.objective).n
         for metric in METRICS:
             row[metric] = _interval(s.summary(metric), signed=metric == "gap")
@@ -362,9 +362,10 @@ def answer(sweep: Sweep, settings: Optional[list[Setting]] = None) -> str:
     names = [s.label for s in settings]
     summaries = {s.label: s.summary(sweep.objective) for s in settings}
     found = {s.label: s.verdict for s in settings}
-    text = headline(names, summaries, found, sweep.objective, digits=3)
-    return text if len(settings) > 1 or sweep.repeated else f"{sweep.objective}: " + _interval(
-        summaries[names[0]]) + f" (n = {summaries[names[0]].n}); a single setting, nothing to compare"
+    if len(settings) == 1:
+        return (f"{sweep.objective}: {_interval(summaries[names[0]])} (n = {summaries[names[0]].n}); a single "
+                "setting, nothing to compare it with")
+    return headline(names, summaries, found, sweep.objective, digits=3)
 
 
 # ---------------------------------------------------------------------------- figures
