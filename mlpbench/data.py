@@ -216,10 +216,21 @@ def _load_idx_source(source: str, root: Optional[str], download: bool) -> Arrays
 def _arrays_from_idx(folder: Path, files: dict[str, Path]) -> Arrays:
     arrays = {key: read_idx(path) for key, path in files.items()}
     for split in ("train", "test"):
-        n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        where = files[f"{split}_images"]
+        # Checked before anything is cached or trained: the MNIST format is 8-bit pixels in
+        # (rows, height, width) and integer labels, the two splits alike.
+        if images.dtype != np.uint8 or images.ndim != 3 or len(images) == 0:
+            raise DataError(f"{where}: expected 8-bit images shaped (rows, height, width), found {images.dtype} "
+                            f"{images.shape}")
+        if images.shape[1:] != arrays["train_images"].shape[1:]:
+            raise DataError(f"{where}: images of {images.shape[1:]} pixels, the training images have "
+                            f"{arrays['train_images'].shape[1:]}")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(f"{files[split + '_labels']}: labels must be integers, found {labels.dtype}")
+        n_img, n_lab = len(images), len(labels)
         if n_img != n_lab:
             raise DataError(f"{folder}: {split} split has {n_img} images but {n_lab} labels")
-        labels = arrays[f"{split}_labels"]
         if labels.ndim != 1 or (len(labels) and (labels.min() < 0 or labels.max() >= 10)):
             # Checked before the cache keeps them: a label of 12 would fail deep inside the loss.
             raise DataError(f"{files[split + '_labels']}: labels must be the digits 0-9, found "

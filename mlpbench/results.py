@@ -138,9 +138,10 @@ def natural_key(text: str) -> list:
 def read_result(run_dir: Path) -> Optional[dict]:
     """A run folder's result.json, or None if it has none that can be read."""
     try:
-        return json.loads((Path(run_dir) / RESULT_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        result = json.loads((Path(run_dir) / RESULT_FILE).read_text())
+    except (OSError, ValueError):
         return None
+    return result if isinstance(result, dict) else None  # someone else's JSON is no run
 
 
 def load_results(sweep_dir: Path) -> list[tuple[Path, dict]]:

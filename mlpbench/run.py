@@ -11,6 +11,7 @@ import errno
 import logging
 import math
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -23,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlpbench import sweep
 from mlpbench.results import RunRecord, Status, flat_keys, read_result
-from mlpbench.schema import ConfigError, register_configs, resolved, validate
+from mlpbench.overrides import parse
+from mlpbench.schema import TRUSTED_TARGETS, ConfigError, register_configs, resolved, validate
 
 log = logging.getLogger("mlpbench")
 # conf/ ships inside the package as mlpbench.conf (pyproject.toml): found in any install.
@@ -151,6 +153,12 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     # On resume, TensorBoard drops what a killed attempt logged past the checkpoint.
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
                                purge_step=resumed_at["step"] if resumed_at else None)
+    typed = {o.key_or_group.split(".")[1] for o in parse(overrides) if o.key_or_group.startswith("callbacks.")}
+    for name, spec in cfg.callbacks.items():
+        target = str(spec.get("_target_", ""))
+        if name not in typed and not target.startswith(TRUSTED_TARGETS):
+            raise ConfigError(f"callbacks.{name}._target_={target}: a config file may name only mlpbench's or "
+                              "Lightning's callbacks; give this one on the command line if you trust it")
     callbacks = [*callbacks, *(instantiate(spec) for spec in cfg.callbacks.values())]
     stoppers = [cb for cb in callbacks if hasattr(cb, "stop_status")]
     callbacks = [AfterEpochMetrics(lambda: record.save_every(1.0)), *callbacks]
@@ -248,8 +256,9 @@ def _checkpoint_position(path: Path) -> dict[str, int] | None:
         history = checkpoint.get("mlpbench", {}).get("history", {})
         return {"epoch": len(history.get("train_loss", [])), "step": int(checkpoint["global_step"])}
     except Exception as e:
+        first_line = re.sub(r"\x1b\[[0-9;]*m", "", (str(e).strip().splitlines() or [""])[0])[:200]
         log.warning("Run %s: its checkpoint %s cannot be read (%s: %s); the run starts over", path.parent.parent.name,
-                    path, type(e).__name__, " ".join(str(e).split())[:300])
+                    path, type(e).__name__, first_line)
         return None
 
 

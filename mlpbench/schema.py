@@ -305,6 +305,10 @@ def resolved(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+# `_target_`s a config file may name unless the user typed them on the command line: mlpbench's
+# own, Hydra's and its plugins', Lightning's callbacks. Anything else in a config someone sent
+# (a best_config.yaml) could run any code (mlpbench/__main__.py, mlpbench/run.py).
+TRUSTED_TARGETS = ("mlpbench.", "hydra_plugins.", "hydra._internal.", "lightning.pytorch.callbacks.")
 SEED_RANGE = 2**32  # numpy's and torch's seeds: 0 <= seed < 2^32
 # A study's folder is outputs/tune/<study_name>: a name, never a path.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -354,7 +358,7 @@ def validate(cfg: DictConfig) -> None:
                   "or one of: mean, geomean")
     if isinstance(units, ListConfig):
         items = list(units)
-        ok = all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in items)
+        ok = bool(items) and all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in items)
         _check(errors, ok, "model.units", _fmt(items), units_help)
         if ok and model.depth >= 0 and len(items) != model.depth:
             errors.append(f"model.units={_fmt(items)}: has {len(items)} entries but model.depth={model.depth}; "
@@ -400,6 +404,11 @@ def validate(cfg: DictConfig) -> None:
     _check(errors, tune.min_resource >= 1, "tune.min_resource", tune.min_resource, "must be an integer >= 1")
     _check(errors, tune.reduction_factor >= 2, "tune.reduction_factor", tune.reduction_factor,
            "must be an integer >= 2")
+    for key in cfg.report.best_over:
+        _check(errors, OmegaConf.select(cfg, key, default=None) is not None, "report.best_over", key,
+               "must name config keys (e.g. optim.lr) that the sweep varies")
+    errors += [f"{key}: not a setting of mlpbench (see --help)"
+               for key in sorted(set(cfg.keys()) - set(Config.__dataclass_fields__) - {"hydra"})]
     _check(errors, bool(SAFE_NAME.match(tune.study_name)) and ".." not in tune.study_name, "tune.study_name",
            tune.study_name, "must be a name of letters, digits, '.', '_' and '-' (it names a folder)")
     if errors:

@@ -225,8 +225,12 @@ class SweepSummary(HydraCallback):
         if runs is not None and runs > 200:
             print(f"Checking the {runs:,} runs of the grid before the first starts ...", file=sys.stderr)
         folder = Path(config.hydra.sweep.dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        lock = open(folder / self.LOCK_FILE, "w")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = open(folder / self.LOCK_FILE, "w")
+        except OSError as e:  # Hydra would turn it into a warning, then fail with a traceback
+            print(f"mlpbench: error: cannot write into {folder}: {e.strerror}", file=sys.stderr)
+            sys.exit(2)
         # Held until this process ends; kept off the callback, which joblib pickles to its workers.
         _held_locks.append(lock)
         try:

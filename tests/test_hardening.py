@@ -47,17 +47,18 @@ def test_a_planted_checkpoint_runs_no_code_on_resume_and_the_run_starts_over(tmp
 def test_a_received_config_cannot_name_an_arbitrary_callable(tmp_path):
     folder = tmp_path / "received"
     folder.mkdir()
-    marker = tmp_path / "code-ran"
+    # tempfile.mkdtemp: a callable Hydra's own blocklist lets through; it leaves a trace if called.
     (folder / "best_config.yaml").write_text(
         "defaults:\n  - base_config\n  - _self_\n"
         "data: {source: mnist_small}\nmodel: {}\ntrainer: {}\n"
         "optim: {name: adam, lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1.0e-7, amsgrad: false}\n"
-        f"callbacks:\n  trap: {{_target_: os.system, command: 'touch {marker}'}}\n")
-    proc = run_cli("--config-dir", str(folder), "--config-name", "best_config", *TINY,
-                   f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert proc.returncode == 2 and not marker.exists()
-    assert "callbacks.trap._target_=os.system" in proc.stderr and "Traceback" not in proc.stderr
-    assert not (tmp_path / "run" / "result.json").exists()
+        f"callbacks:\n  trap: {{_target_: tempfile.mkdtemp, dir: '{tmp_path}', prefix: TRAP_}}\n")
+    for flags in (["--config-dir", str(folder), "--config-name", "best_config"],
+                  [f"-cd={folder}", "-cn", "best_config"]):
+        proc = run_cli(*flags, *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+        assert proc.returncode == 2 and not list(tmp_path.glob("TRAP_*"))
+        assert "callbacks.trap._target_=tempfile.mkdtemp" in proc.stderr and "Traceback" not in proc.stderr
+        assert not (tmp_path / "run" / "result.json").exists()
 
 
 @pytest.mark.parametrize("override, message", [
@@ -71,10 +72,14 @@ def test_a_received_config_cannot_name_an_arbitrary_callable(tmp_path):
     ("tune.study_name=../../x", "tune.study_name=../../x: must be a name"),
     ("hydra.job.name=../..", "hydra.job.name=../..: must be a name"),
     ("model.units=2000000", "parameters need about"),
+    ("model.units=[]", "model.units=[]: must be a positive integer"),
+    ("+foo=1", "foo: not a setting of mlpbench"),
+    ("report.best_over=[nope.key]", "report.best_over=nope.key: must name config keys"),
+    ("=5", "=5: an override is KEY=VALUE"),
 ])
 def test_values_that_would_train_wrongly_or_crash_are_refused_by_name(tmp_path, override, message):
     proc = run_cli(override, "model.depth=3", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.returncode in (1, 2), proc.stdout + proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "result.json").exists()
     assert not (tmp_path / "x").exists() and not list(tmp_path.parent.glob("*.log"))
@@ -113,6 +118,38 @@ def test_truncated_and_mislabelled_idx_files_are_named(tmp_path, monkeypatch):
         data.load_arrays("mnist", str(folder))
     data._load_idx_source.cache_clear()
     assert not list((tmp_path / "cache").glob("*/meta.json"))  # nothing cached from them
+
+
+@pytest.mark.parametrize("name, images, labels, message", [
+    ("float pixels", np.full((60, 28, 28), 1e30, ">f4"), np.arange(60) % 10, "expected 8-bit images"),
+    ("flat images", np.zeros((60, 784), np.uint8), np.arange(60) % 10, "expected 8-bit images"),
+    ("no rows", np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8), "expected 8-bit images"),
+    ("float labels", np.zeros((60, 28, 28), np.uint8), np.full(60, 3.5, ">f4"), "labels must be integers"),
+    ("smaller images", np.zeros((60, 5, 5), np.uint8), np.arange(60) % 10, "the training images have"),
+])
+def test_idx_files_with_the_wrong_content_are_named_before_training(tmp_path, monkeypatch, name, images, labels,
+                                                                     message):
+    from mlpbench.data import DataError
+    from tests.conftest import write_idx
+
+    monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path / "cache"))
+    folder = write_fake_mnist(tmp_path / "mnist")
+    split = "t10k" if name == "smaller images" else "train"
+    write_idx(folder / f"{split}-images-idx3-ubyte", images)
+    write_idx(folder / f"{split}-labels-idx1-ubyte", labels if labels.dtype.kind == "f" else labels.astype(np.uint8))
+    data._load_idx_source.cache_clear()
+    with pytest.raises(DataError, match=message):
+        data.load_arrays("mnist", str(folder))
+    data._load_idx_source.cache_clear()
+
+
+def test_an_override_hydra_cannot_read_and_a_folder_it_cannot_write_get_messages(tmp_path):
+    proc = run_cli("model.activation=réLU", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 1 and "model.activation=réLU" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "a-file").write_text("")
+    proc = run_cli("-m", "model.depth=1", *TINY, f"hydra.sweep.dir={tmp_path / 'a-file' / 'sweep'}", cwd=tmp_path)
+    assert proc.returncode == 2 and f"cannot write into {tmp_path / 'a-file' / 'sweep'}" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_a_failure_before_training_is_recorded_not_left_running(tmp_path):
@@ -165,6 +202,17 @@ def test_a_corrupt_study_is_named(tmp_path):
     proc = run_cli("experiment=tune_units", "tune.n_trials=1", *TINY, cwd=tmp_path)
     assert proc.returncode == 2 and "outputs/tune/tune_units/study.db: cannot open the study" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_report_passes_over_json_that_is_no_run(tmp_path):
+    from mlpbench import report
+    from tests.test_report import fake_run
+
+    fake_run(tmp_path / "sweep", ["model.depth=1"], [0.5])
+    (tmp_path / "sweep" / "other").mkdir()
+    (tmp_path / "sweep" / "other" / "result.json").write_text("[1, 2]")
+    assert report.main([str(tmp_path / "sweep"), "--no-plots"]) == 0
+    assert len(run_rows(tmp_path / "sweep")) == 1
 
 
 def test_names_and_table_cells_stay_what_they_are():
