@@ -11,6 +11,7 @@ import pytest
 
 from mlpbench import data
 from mlpbench.files import markdown
+from mlpbench.schema import ConfigError, resolved, validate
 from mlpbench.sweep import run_name
 from tests.conftest import make_config, only_sweep, run_cli, run_rows, start_cli, wait_for_file, write_fake_mnist
 
@@ -62,7 +63,6 @@ def test_a_received_config_cannot_name_an_arbitrary_callable(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1.0: must be > 0"),
     ("optim.lr=inf", "optim.lr=inf: must be a finite number"),
     ("optim.weight_decay=inf", "optim.weight_decay=inf: must be a finite number"),
     ("model.bn_eps=nan", "model.bn_eps=nan: must be a finite number"),
@@ -70,19 +70,28 @@ def test_a_received_config_cannot_name_an_arbitrary_callable(tmp_path):
     ("seed=4294967296", "seed=4294967296: must be an integer in [0, 4294967296)"),
     ("data.batch_size=1", "data.batch_size=1: must be >= 2 with BatchNorm"),
     ("tune.study_name=../../x", "tune.study_name=../../x: must be a name"),
-    ("hydra.job.name=../..", "hydra.job.name=../..: must be a name"),
-    ("model.units=2000000", "parameters need about"),
     ("model.units=[]", "model.units=[]: must be a positive integer"),
     ("+foo=1", "foo: not a setting of mlpbench"),
     ("report.best_over=[nope.key]", "report.best_over=nope.key: must name config keys"),
+])
+def test_values_that_would_train_wrongly_are_refused_by_name(override, message):
+    with pytest.raises(ConfigError) as err:
+        validate(resolved(make_config(override, "model.depth=3")))
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1.0: must be > 0"),
+    ("hydra.job.name=../..", "hydra.job.name=../..: must be a name"),
+    ("model.units=2000000", "parameters need about"),
     ("=5", "=5: an override is KEY=VALUE"),
 ])
-def test_values_that_would_train_wrongly_or_crash_are_refused_by_name(tmp_path, override, message):
+def test_bad_values_stop_the_command_with_one_message_and_nothing_written(tmp_path, override, message):
     proc = run_cli(override, "model.depth=3", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert proc.returncode in (1, 2), proc.stdout + proc.stderr
+    assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "result.json").exists()
-    assert not (tmp_path / "x").exists() and not list(tmp_path.parent.glob("*.log"))
+    assert not list(tmp_path.parent.glob("*.log"))  # hydra.job.name=../.. wrote no log outside
 
 
 def test_a_damaged_array_cache_is_detected_and_rebuilt(tmp_path, monkeypatch, caplog):
