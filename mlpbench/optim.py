@@ -89,7 +89,27 @@ class KerasSGD(torch.optim.SGD):
         return super().step(closure)
 
 
-class KerasRMSprop(torch.optim.Optimizer):
+class _KerasForeach(torch.optim.Optimizer):
+    """An optimizer written with torch's foreach kernels: one kernel per operation for all of a
+    group's parameters, after Keras' weight decay. Subclasses make each parameter's state
+    (`_new_state`) and update a group (`_update`)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None if closure is None else closure()
+        _keras_decay(self)
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if not self.state[p]:
+                    self.state[p].update(self._new_state(group, p))
+            self._update(group, params, [p.grad for p in params])
+        return loss
+
+
+class KerasRMSprop(_KerasForeach):
     """Keras 3's RMSprop: v = rho v + (1 - rho) g^2; w -= lr g / sqrt(v + eps) (centered:
     sqrt(v - mean(g)^2 + eps)), through a momentum buffer when momentum > 0."""
 
@@ -98,44 +118,36 @@ class KerasRMSprop(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, momentum=momentum, centered=centered,
                                       keras_weight_decay=keras_weight_decay))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None if closure is None else closure()
-        _keras_decay(self)
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            for p in params:
-                if not self.state[p]:
-                    self.state[p]["velocity"] = torch.zeros_like(p)
-                    if group["momentum"] > 0:
-                        self.state[p]["momentum"] = torch.zeros_like(p)
-                    if group["centered"]:
-                        self.state[p]["average_grad"] = torch.zeros_like(p)
-            velocity = [self.state[p]["velocity"] for p in params]
-            torch._foreach_mul_(velocity, group["rho"])
-            torch._foreach_addcmul_(velocity, grads, grads, value=1.0 - group["rho"])
-            if group["centered"]:
-                average = [self.state[p]["average_grad"] for p in params]
-                torch._foreach_lerp_(average, grads, 1.0 - group["rho"])
-                denominator = torch._foreach_addcmul(velocity, average, average, value=-1.0)
-                torch._foreach_add_(denominator, group["eps"])
-            else:
-                denominator = torch._foreach_add(velocity, group["eps"])
-            torch._foreach_sqrt_(denominator)
-            if group["momentum"] > 0:
-                buffers = [self.state[p]["momentum"] for p in params]
-                torch._foreach_mul_(buffers, group["momentum"])
-                torch._foreach_addcdiv_(buffers, grads, denominator, value=group["lr"])
-                torch._foreach_sub_(params, buffers)
-            else:
-                torch._foreach_addcdiv_(params, grads, denominator, value=-group["lr"])
-        return loss
+    def _new_state(self, group: dict, p: torch.Tensor) -> dict:
+        state = {"velocity": torch.zeros_like(p)}
+        if group["momentum"] > 0:
+            state["momentum"] = torch.zeros_like(p)
+        if group["centered"]:
+            state["average_grad"] = torch.zeros_like(p)
+        return state
+
+    def _update(self, group: dict, params: list, grads: list) -> None:
+        velocity = [self.state[p]["velocity"] for p in params]
+        torch._foreach_mul_(velocity, group["rho"])
+        torch._foreach_addcmul_(velocity, grads, grads, value=1.0 - group["rho"])
+        if group["centered"]:
+            average = [self.state[p]["average_grad"] for p in params]
+            torch._foreach_lerp_(average, grads, 1.0 - group["rho"])
+            denominator = torch._foreach_addcmul(velocity, average, average, value=-1.0)
+            torch._foreach_add_(denominator, group["eps"])
+        else:
+            denominator = torch._foreach_add(velocity, group["eps"])
+        torch._foreach_sqrt_(denominator)
+        if group["momentum"] > 0:
+            buffers = [self.state[p]["momentum"] for p in params]
+            torch._foreach_mul_(buffers, group["momentum"])
+            torch._foreach_addcdiv_(buffers, grads, denominator, value=group["lr"])
+            torch._foreach_sub_(params, buffers)
+        else:
+            torch._foreach_addcdiv_(params, grads, denominator, value=-group["lr"])
 
 
-class KerasAdagrad(torch.optim.Optimizer):
+class KerasAdagrad(_KerasForeach):
     """Keras 3's Adagrad: a += g^2; w -= lr g / sqrt(a + eps)."""
 
     def __init__(self, params, lr: float, initial_accumulator_value: float, eps: float,
@@ -143,24 +155,15 @@ class KerasAdagrad(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, initial_accumulator_value=initial_accumulator_value, eps=eps,
                                       keras_weight_decay=keras_weight_decay))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None if closure is None else closure()
-        _keras_decay(self)
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            for p in params:
-                if not self.state[p]:
-                    self.state[p]["accumulator"] = torch.full_like(p, group["initial_accumulator_value"])
-            accumulators = [self.state[p]["accumulator"] for p in params]
-            torch._foreach_addcmul_(accumulators, grads, grads)
-            denominator = torch._foreach_add(accumulators, group["eps"])
-            torch._foreach_sqrt_(denominator)
-            torch._foreach_addcdiv_(params, grads, denominator, value=-group["lr"])
-        return loss
+    def _new_state(self, group: dict, p: torch.Tensor) -> dict:
+        return {"accumulator": torch.full_like(p, group["initial_accumulator_value"])}
+
+    def _update(self, group: dict, params: list, grads: list) -> None:
+        accumulators = [self.state[p]["accumulator"] for p in params]
+        torch._foreach_addcmul_(accumulators, grads, grads)
+        denominator = torch._foreach_add(accumulators, group["eps"])
+        torch._foreach_sqrt_(denominator)
+        torch._foreach_addcdiv_(params, grads, denominator, value=-group["lr"])
 
 
 def build_optimizer(optim_cfg, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
