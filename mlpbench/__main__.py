@@ -14,55 +14,56 @@ def _register_plugins() -> None:
     Plugins.instance().register(JoblibLauncher)
 
 
-CONFIG_DIR_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp")
-
-
 def _fail(message: str) -> None:
     print(f"mlpbench: error: {message}", file=sys.stderr)
     sys.exit(2)
 
 
-def _targets(node, path: str = ""):
-    """(key, value) of every `_target_` in a config, as plain containers."""
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, value in items:
-        name = f"{path}.{key}" if path else str(key)
-        if key == "_target_" and isinstance(value, str):
-            yield name, value
-        else:
-            yield from _targets(value, name)
-
-
 def _check_received_config(args: list[str]) -> None:
-    """A config file from another folder may only name trusted `_target_`s (schema.TRUSTED_TARGETS):
-    composed here as Hydra will compose it, before Hydra instantiates anything of it."""
-    dirs = [args[i + 1] for i, a in enumerate(args[:-1]) if a in CONFIG_DIR_FLAGS]
-    dirs += [a.split("=", 1)[1] for a in args if a.split("=", 1)[0] in CONFIG_DIR_FLAGS and "=" in a]
-    if not dirs:
-        return
+    """A config file from another folder (--config-dir, hydra.searchpath) may only name trusted
+    `_target_`s (schema.TRUSTED_TARGETS): composed here as Hydra will compose it, each value of
+    each swept key included, resolved, before Hydra instantiates anything of it."""
     from pathlib import Path
 
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_dir, initialize_config_module
+    from hydra._internal.utils import get_args_parser
     from omegaconf import OmegaConf
 
     from mlpbench.overrides import parse
-    from mlpbench.schema import TRUSTED_TARGETS
+    from mlpbench.schema import TRUSTED_TARGETS, targets
 
-    names = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config-name", "-cn")]
-    names += [a.split("=", 1)[1] for a in args if a.split("=", 1)[0] in ("--config-name", "-cn") and "=" in a]
-    single = [o.input_line for o in parse([a for a in args if "=" in a and not a.startswith("-")])
-              if not o.is_sweep_override()]
+    known, _ = get_args_parser().parse_known_args(args)  # Hydra's own reading of the flags
+    overrides = list(known.overrides or [])
+    searched = any("hydra.searchpath" in o for o in overrides)
+    if not known.config_dir and not searched:
+        return
+    where = known.config_dir or "hydra.searchpath"
     try:
-        with initialize_config_dir(config_dir=str(Path(dirs[-1]).resolve()), version_base="1.3"):
-            # The package's own groups (trainer/default, ...) beside the folder, as Hydra has them.
-            cfg = compose(config_name=names[-1] if names else "config", return_hydra_config=True,
-                          overrides=["hydra.searchpath=[pkg://mlpbench.conf]", *single])
-        targets = list(_targets(OmegaConf.to_container(cfg, resolve=False)))
+        parsed = parse(overrides)
+        single = [o.input_line for o in parsed if not o.is_sweep_override()]
+        variants = [single] + [[*single, f"{o.input_line.split('=', 1)[0]}={value}"]
+                               for o in parsed if o.is_sweep_override() for value in o.sweep_string_iterator()]
+        found = []
+        for variant in variants:
+            if known.config_dir:
+                init = initialize_config_dir(config_dir=str(Path(known.config_dir).resolve()), version_base="1.3")
+                # The package's own groups (trainer/default, ...) beside the folder, as Hydra has them.
+                variant = ["hydra.searchpath=[pkg://mlpbench.conf]", *variant]
+            else:
+                init = initialize_config_module(config_module="mlpbench.conf", version_base="1.3")
+            with init:
+                cfg = compose(config_name=known.config_name or "config", overrides=variant, return_hydra_config=True)
+            job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            found += targets(OmegaConf.to_container(job, resolve=True))
+            # Hydra's own section holds run-time interpolations (hydra.job.num): its callbacks
+            # resolved, the rest (launcher, sweeper: plugins only) as written.
+            found += targets(OmegaConf.to_container(cfg.hydra.callbacks, resolve=True), "hydra.callbacks")
+            found += targets(OmegaConf.to_container(cfg.hydra, resolve=False), "hydra")
     except Exception as e:  # fail closed: what cannot be read cannot be checked
-        _fail(f"--config-dir {dirs[-1]}: cannot read its config ({' '.join(str(e).split())[:300]})")
-    for key, target in targets:
+        _fail(f"--config-dir {where}: cannot read its config ({' '.join(str(e).split())[:300]})")
+    for key, target in found:
         if not target.startswith(TRUSTED_TARGETS):
-            _fail(f"{key}={target}: a config from {dirs[-1]} may only name mlpbench's, Hydra's or Lightning's "
+            _fail(f"{key}={target}: a config from {where} may only name mlpbench's, Hydra's or Lightning's "
                   "callbacks in _target_; refusing to run it (check the file, and give that callable on the "
                   "command line if you trust it)")
 

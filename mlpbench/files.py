@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: os.umask can only be read by setting it
+
+
 def write_atomic(path: Path, data: bytes) -> Path:
     """Readers never see a half-written file (someone may be reading the last report): write a
     temp file of a unique name beside it, then rename it over; the temp file goes on failure."""
@@ -26,7 +30,7 @@ def write_atomic(path: Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other users
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from others the umask allows
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, Optional
 from mlpbench import overrides
 from mlpbench.files import format_cell, markdown, save_figure, write_atomic, write_csv
 from mlpbench.results import RESULT_FILE, Status, load_results, natural_key, read_result
+from mlpbench.schema import TRUSTED_TARGETS
 from mlpbench.stats import Summary, Verdict, headline, summarize, verdicts
 
 # Overrides that choose a preset or steer the sweep, not a property of one run.
@@ -91,11 +92,17 @@ class Setting:
             return next(iter(self.values.values()))
         return "/".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in self.values.items())
 
+    @property
+    def measured(self) -> list[Run]:
+        """The runs that are measurements: finished ok. Failed, diverged, pruned, interrupted and
+        running ones count in `status`, not in n, the means or the tests."""
+        return [run for run in self.runs if run.status == Status.ok]
+
     def summary(self, metric: str) -> Summary:
-        return summarize(run.value(metric) for run in self.runs)
+        return summarize(run.value(metric) for run in self.measured)
 
     def by_seed(self, metric: str) -> dict:
-        return {run.seed: run.value(metric) for run in self.runs}
+        return {run.seed: run.value(metric) for run in self.measured}
 
 
 @dataclass
@@ -157,7 +164,11 @@ def _ordered(settings: list[Setting], keys: list[str]) -> list[Setting]:
     """By the swept keys: numerically where a key's values are numbers (depth 2, 4, ... 10), else in
     the order the sweep ran them (the command's order: relu, leaky_relu, tanh, sigmoid)."""
     numeric = {k: _is_numeric([s.values[k] for s in settings]) for k in keys}
-    first_job = {id(s): min((r.result.get("job", math.inf), natural_key(r.name)) for r in s.runs) for s in settings}
+    def job(run: Run) -> float:
+        number = run.result.get("job")
+        return math.inf if number is None else number
+
+    first_job = {id(s): min((job(r), natural_key(r.name)) for r in s.runs) for s in settings}
     appearance = {k: {} for k in keys}
     for s in sorted(settings, key=lambda s: first_job[id(s)]):
         for k in keys:
@@ -411,7 +422,7 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
     fig, axes = plt.subplots(1, len(sweeps), figsize=(7.2 * len(sweeps), 4.8), sharey=True, squeeze=False)
     for ax, sweep in zip(axes[0], sweeps):
         for s in sweep.settings:
-            x, mean, low, high = _epoch_band(s.runs, metric)
+            x, mean, low, high = _epoch_band(s.measured or s.runs, metric)
             if not x:
                 continue
             color = palette[s.label]
@@ -619,9 +630,11 @@ def _sweeper_report(folder: Path):
     from omegaconf import OmegaConf
 
     config = OmegaConf.load(saved)
-    target = OmegaConf.select(config, "hydra.sweeper._target_")
+    target = str(OmegaConf.select(config, "hydra.sweeper._target_") or "")
+    if not target.startswith(TRUSTED_TARGETS):  # a folder someone sent must not name code to import
+        return None
     try:
-        report_sweep = getattr(get_class(target), "report_sweep", None) if target else None
+        report_sweep = getattr(get_class(target), "report_sweep", None)
     except Exception:  # a sweeper not installed here: the runs' own report
         return None
     return None if report_sweep is None else (lambda: report_sweep(Path(folder), config))

@@ -24,8 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlpbench import sweep
 from mlpbench.results import RunRecord, Status, flat_keys, read_result
-from mlpbench.overrides import parse
-from mlpbench.schema import TRUSTED_TARGETS, ConfigError, register_configs, resolved, validate
+from mlpbench.schema import TRUSTED_TARGETS, ConfigError, register_configs, resolved, targets, validate
 
 log = logging.getLogger("mlpbench")
 # conf/ ships inside the package as mlpbench.conf (pyproject.toml): found in any install.
@@ -153,12 +152,13 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     # On resume, TensorBoard drops what a killed attempt logged past the checkpoint.
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
                                purge_step=resumed_at["step"] if resumed_at else None)
-    typed = {o.key_or_group.split(".")[1] for o in parse(overrides) if o.key_or_group.startswith("callbacks.")}
-    for name, spec in cfg.callbacks.items():
-        target = str(spec.get("_target_", ""))
-        if name not in typed and not target.startswith(TRUSTED_TARGETS):
-            raise ConfigError(f"callbacks.{name}._target_={target}: a config file may name only mlpbench's or "
-                              "Lightning's callbacks; give this one on the command line if you trust it")
+    # Every _target_ instantiate would build, nested and interpolated ones too, is trusted or was
+    # typed by the user on the command line; a config file cannot bring its own.
+    typed = set(re.findall(r"_target_\s*[:=]\s*'?([\w.]+)", " ".join(overrides)))
+    for key, target in targets(OmegaConf.to_container(cfg.callbacks, resolve=True), "callbacks"):
+        if target not in typed and not target.startswith(TRUSTED_TARGETS):
+            raise ConfigError(f"{key}={target}: a config file may name only mlpbench's or Lightning's "
+                              "callbacks; give this one on the command line if you trust it")
     callbacks = [*callbacks, *(instantiate(spec) for spec in cfg.callbacks.values())]
     stoppers = [cb for cb in callbacks if hasattr(cb, "stop_status")]
     callbacks = [AfterEpochMetrics(lambda: record.save_every(1.0)), *callbacks]

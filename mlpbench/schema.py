@@ -309,6 +309,19 @@ def resolved(cfg: DictConfig) -> DictConfig:
 # own, Hydra's and its plugins', Lightning's callbacks. Anything else in a config someone sent
 # (a best_config.yaml) could run any code (mlpbench/__main__.py, mlpbench/run.py).
 TRUSTED_TARGETS = ("mlpbench.", "hydra_plugins.", "hydra._internal.", "lightning.pytorch.callbacks.")
+
+
+def targets(node: Any, path: str = ""):
+    """(key, value) of every `_target_` in plain containers, nested ones included."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        name = f"{path}.{key}" if path else str(key)
+        if key == "_target_" and isinstance(value, str):
+            yield name, value
+        else:
+            yield from targets(value, name)
+
+
 SEED_RANGE = 2**32  # numpy's and torch's seeds: 0 <= seed < 2^32
 # A study's folder is outputs/tune/<study_name>: a name, never a path.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

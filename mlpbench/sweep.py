@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,6 +35,7 @@ from mlpbench.results import RESULT_FILE, Status, read_result
 
 log = logging.getLogger("mlpbench")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+WORKER_DIED = "WorkerDied"
 
 
 def run_name(override_dirname: str, job_num: Any) -> str:
@@ -130,7 +132,10 @@ def plan_run(run_dir: Path, clear: bool = True) -> RunPlan:
     status = Status((previous or {}).get("status", Status.running))
     if status.finished:
         return RunPlan(skip=status, previous=previous)
-    if status is not Status.failed and (run_dir / LAST_CHECKPOINT).is_file():
+    # A run whose worker process died (record_lost_runs) failed through no fault of its own:
+    # it continues from its checkpoint like a killed one.
+    worker_died = ((previous or {}).get("error") or {}).get("type") == WORKER_DIED
+    if (status is not Status.failed or worker_died) and (run_dir / LAST_CHECKPOINT).is_file():
         return RunPlan(checkpoint=run_dir / LAST_CHECKPOINT, previous=previous)
     if clear:
         clear_run(run_dir)  # failed, or stopped before its first checkpoint: start again
@@ -146,7 +151,7 @@ def record_lost_runs(sweep: Path, message: str) -> list[str]:
     for run_dir in sorted(p.parent for p in Path(sweep).glob(f"*/{RESULT_FILE}")):
         result = read_result(run_dir)
         if result is not None and result.get("status") == Status.running:
-            result.update(status=Status.failed, error={"type": "WorkerDied", "message": message})
+            result.update(status=Status.failed, error={"type": WORKER_DIED, "message": message})
             write_json_atomic(run_dir / RESULT_FILE, result)
             lost.append(run_dir.name)
     return lost
@@ -194,9 +199,12 @@ def grid_size(config: DictConfig) -> Optional[int]:
     for o in parse(config.hydra.overrides.task):
         params[o.key_or_group] = o.input_line
     size = 1
-    for o in parse(params.values()):
-        if o.is_sweep_override():
-            size *= sum(1 for _ in o.sweep_string_iterator())
+    try:
+        for o in parse(params.values()):
+            if o.is_sweep_override():
+                size *= sum(1 for _ in o.sweep_string_iterator())
+    except HydraException:  # glob() or interval(): not countable here; Hydra checks it itself
+        return None
     return size
 
 
@@ -217,13 +225,6 @@ class SweepSummary(HydraCallback):
         except ConfigError as e:
             print(f"mlpbench: error: {e}", file=sys.stderr)
             sys.exit(2)
-        runs = grid_size(config)
-        if runs is not None and runs > MAX_GRID:
-            print(f"mlpbench: error: the grid has {runs:,} runs, more than {MAX_GRID:,}: Hydra composes every "
-                  "one before the first starts. Split it into several sweeps.", file=sys.stderr)
-            sys.exit(2)
-        if runs is not None and runs > 200:
-            print(f"Checking the {runs:,} runs of the grid before the first starts ...", file=sys.stderr)
         folder = Path(config.hydra.sweep.dir)
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -239,6 +240,14 @@ class SweepSummary(HydraCallback):
             print(f"mlpbench: error: another sweep is running in {folder}; wait for it to end, or give this "
                   "one another folder (hydra.sweep.dir=...)", file=sys.stderr)
             sys.exit(2)
+        runs = grid_size(config)
+        if runs is not None and runs > MAX_GRID:
+            (folder / self.LOCK_FILE).unlink(missing_ok=True)  # leave no folder behind for nothing
+            print(f"mlpbench: error: the grid has {runs:,} runs, more than {MAX_GRID:,}: Hydra composes every "
+                  "one before the first starts. Split it into several sweeps.", file=sys.stderr)
+            sys.exit(2)
+        if runs is not None and runs > 200:
+            print(f"Checking the {runs:,} runs of the grid before the first starts ...", file=sys.stderr)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         try:

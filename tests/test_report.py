@@ -1,5 +1,6 @@
 """`python -m mlpbench.report`: settings over seeds, intervals and verdicts, rebuilt from run folders alone."""
 
+import json
 import math
 import subprocess
 import sys
@@ -108,6 +109,31 @@ def test_a_failed_seed_counts_in_the_status_not_in_n_and_the_test_turns_to_welch
     welch = sps.ttest_ind(a, b[:2], equal_var=False).pvalue
     assert rows["tanh"]["verdict"] == ("worse" if welch < 0.05 else "tied")
     assert float(rows["tanh"]["p"]) == pytest.approx(welch)
+
+
+def test_only_finished_runs_are_measurements(tmp_path):
+    # A run that crashed at epoch 3 keeps its best epoch in result.json; it is no measurement.
+    sweep = tmp_path / "sweep"
+    for seed, acc in ((1, 0.90), (2, 0.91), (3, 0.92)):
+        fake_run(sweep, ["model.activation=relu", f"seed={seed}"], [acc], experiment="activations")
+    fake_run(sweep, ["model.activation=relu", "seed=4"], [0.30], status="failed", experiment="activations")
+    run = fake_run(sweep, ["model.activation=relu", "seed=5"], [0.20], status="running", experiment="activations")
+    result = json.loads((run / "result.json").read_text())
+    assert result["metrics"]["best_val_acc"] == 0.20  # a running run does carry numbers
+    report.main([str(sweep), "--no-plots"])
+    (row,) = summary_rows(sweep)
+    assert (row["n"], row["runs"], row["status"]) == ("3", "5", "3 ok, 1 running, 1 failed")
+    assert float(row["best_val_acc_mean"]) == pytest.approx(0.91)
+
+
+def test_a_folder_of_single_runs_with_and_without_a_sweep_position(tmp_path):
+    fake_run(tmp_path / "runs", ["model.depth=1"], [0.5], job=None)
+    failed = fake_run(tmp_path / "runs", ["model.depth=2"], [0.4], status="failed")
+    result = json.loads((failed / "result.json").read_text())
+    del result["job"]  # failed before its record knew its place
+    (failed / "result.json").write_text(json.dumps(result))
+    assert report.main([str(tmp_path / "runs"), "--no-plots"]) == 0
+    assert [r["model.depth"] for r in summary_rows(tmp_path / "runs")] == ["1", "2"]
 
 
 def test_settings_without_an_order_keep_the_order_the_sweep_ran_them(tmp_path):

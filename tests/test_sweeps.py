@@ -120,6 +120,9 @@ def test_a_rerun_skips_finished_runs_continues_stopped_ones_and_restarts_failed_
     interrupted = run_dir("interrupted", "interrupted", checkpoint=True)
     assert plan_run(interrupted).checkpoint == interrupted / "checkpoints" / "last.ckpt"
     assert plan_run(run_dir("killed", "running", checkpoint=True)).checkpoint is not None
+    died = run_dir("worker-died", "failed", checkpoint=True)  # its process was killed under joblib
+    (died / "result.json").write_text(json.dumps({"status": "failed", "error": {"type": "WorkerDied"}}))
+    assert plan_run(died).checkpoint == died / "checkpoints" / "last.ckpt"
     failed = run_dir("failed", "failed", checkpoint=True)
     plan = plan_run(failed)
     assert plan.skip is None and plan.checkpoint is None
