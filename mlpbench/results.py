@@ -98,7 +98,19 @@ class RunRecord:
         except OSError:
             if not isinstance(error, OSError):
                 raise  # a disk that fails the record, not the run: that is the news
-            # The disk that failed the run refuses its record too: the caller reports it.
+            # The disk that failed the run (full) has no room for a second copy to rename: the
+            # record is rewritten in place, in the blocks it has, as much as fits.
+            self._overwrite_in_place()
+
+    def _overwrite_in_place(self) -> None:
+        short = {k: self.payload[k] for k in ("status", "error", "overrides", "epochs", "seconds") if k in self.payload}
+        text = json.dumps(short, indent=1) + "\n"
+        try:
+            with open(self.path, "r+") as f:
+                f.write(text)
+                f.truncate()
+        except OSError:
+            pass  # nothing more can be written there; the caller's message says where
 
     def save(self) -> None:
         if not self.enabled:

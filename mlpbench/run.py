@@ -326,7 +326,9 @@ def main(cfg: DictConfig) -> None:
         except OSError:
             pass  # the disk that failed the run may refuse its record too; the log says why
         if isinstance(e, OSError) and e.errno in DISK_ERRORS:
-            log.error("Run %s failed: cannot write %s: %s", run_dir.name, e.filename or run_dir, e.strerror)
+            where = f" ({e.filename})" if e.filename and not str(e.filename).startswith(str(run_dir)) else ""
+            log.error("Run %s failed: cannot write %s: %s%s", run_dir.name, e.filename if not where else run_dir,
+                      e.strerror, where)
         else:  # the traceback goes to the run's log
             log.exception("Run %s failed: %s: %s", run_dir.name, type(e).__name__, e)
         if not in_sweep:
