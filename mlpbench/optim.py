@@ -38,18 +38,29 @@ def _keras_decay(optimizer: torch.optim.Optimizer) -> None:
             torch._foreach_mul_(params, 1.0 - group["lr"] * wd)
 
 
-class KerasAdam(torch.optim.Adam):
-    """Keras 3's Adam: torch's (fused) Adam with epsilon / sqrt(1 - beta2^t) at step t, which
-    is Keras' epsilon added before the bias correction."""
+class _KerasDecay:
+    """Mixin for torch's optimizers: Keras 3's decoupled weight decay before torch's update."""
 
     def __init__(self, params, keras_weight_decay: float = 0.0, **kwargs):
         super().__init__(params, **kwargs)
         for group in self.param_groups:
-            group.setdefault("keras_eps", group["eps"])
             group.setdefault("keras_weight_decay", keras_weight_decay)
 
     def step(self, closure=None):
         _keras_decay(self)
+        return super().step(closure)
+
+
+class KerasAdam(_KerasDecay, torch.optim.Adam):
+    """Keras 3's Adam: torch's (fused) Adam with epsilon / sqrt(1 - beta2^t) at step t, which
+    is Keras' epsilon added before the bias correction."""
+
+    def __init__(self, params, **kwargs):
+        super().__init__(params, **kwargs)
+        for group in self.param_groups:
+            group.setdefault("keras_eps", group["eps"])
+
+    def step(self, closure=None):
         for group in self.param_groups:
             first = next((p for p in group["params"] if p.grad is not None), None)
             if first is None:
@@ -63,30 +74,15 @@ class KerasAdamW(KerasAdam, torch.optim.AdamW):
     """Keras 3's AdamW: KerasAdam's epsilon, torch AdamW's decoupled decay (Keras' own)."""
 
 
-class KerasNAdam(torch.optim.NAdam):
+class KerasNAdam(_KerasDecay, torch.optim.NAdam):
     """Keras 3's Nadam: torch's with Keras 3's momentum schedule and decoupled weight decay."""
 
-    def __init__(self, params, keras_weight_decay: float = 0.0, **kwargs):
+    def __init__(self, params, **kwargs):
         super().__init__(params, momentum_decay=1.0, **kwargs)
-        for group in self.param_groups:
-            group.setdefault("keras_weight_decay", keras_weight_decay)
-
-    def step(self, closure=None):
-        _keras_decay(self)
-        return super().step(closure)
 
 
-class KerasSGD(torch.optim.SGD):
+class KerasSGD(_KerasDecay, torch.optim.SGD):
     """Keras 3's SGD: torch's update (the same), Keras' decoupled weight decay."""
-
-    def __init__(self, params, keras_weight_decay: float = 0.0, **kwargs):
-        super().__init__(params, **kwargs)
-        for group in self.param_groups:
-            group.setdefault("keras_weight_decay", keras_weight_decay)
-
-    def step(self, closure=None):
-        _keras_decay(self)
-        return super().step(closure)
 
 
 class _KerasForeach(torch.optim.Optimizer):

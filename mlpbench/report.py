@@ -49,7 +49,6 @@ class Run:
     name: str
     result: dict
     settings: dict[str, str] = field(default_factory=dict)  # key -> value, from its overrides
-    swept: dict[str, str] = field(default_factory=dict)  # the settings that vary in its sweep, seed aside
 
     @property
     def metrics(self) -> dict:
@@ -190,9 +189,8 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
     groups: dict[tuple, Setting] = {}
     for run in runs:
         run.sweep = label
-        run.swept = {k: run.settings.get(k, "-") for k in keys}
-        key = tuple(run.swept.values())
-        groups.setdefault(key, Setting(label, run.swept, [])).runs.append(run)
+        swept = {k: run.settings.get(k, "-") for k in keys}
+        groups.setdefault(tuple(swept.values()), Setting(label, swept, [])).runs.append(run)
     report_cfg = next(((r.result.get("config") or {}).get("report") or {} for r in runs), {})
     sweep = Sweep(label, path, runs, keys, _ordered(list(groups.values()), keys),
                   objective=report_cfg.get("objective") or DEFAULT_OBJECTIVE,
@@ -330,12 +328,11 @@ def _interval(summary: Summary, signed: bool = False) -> str:
     return mean if summary.n == 1 else f"{mean} ± {summary.ci95:.4f}"
 
 
-def settings_table(sweep: Sweep, settings: list[Setting], several: bool = False) -> str:
+def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
     """summary.md's table: a row per setting, `mean ± ci95` cells, the verdict last."""
     rows = []
     for s in settings:
-        row: dict[str, Any] = {"sweep": sweep.label} if several else {}
-        row.update({k: s.values.get(k, "-") for k in sweep.keys} if sweep.keys else {"setting": s.label})
+        row: dict[str, Any] = {k: s.values.get(k, "-") for k in sweep.keys} if sweep.keys else {"setting": s.label}
         row["n"] = s.summary(sweep.objective).n
         for metric in METRICS:
             row[metric] = _interval(s.summary(metric), signed=metric == "gap")
