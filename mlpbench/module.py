@@ -167,8 +167,10 @@ class MLPModule(pl.LightningModule):
         for key in ("val_loss", "val_acc"):
             if len(h[key]) < epoch:
                 h[key].append(math.nan)
-        scalars = {"train/loss": train_loss, "train/acc": train_acc,
-                   "val/loss": h["val_loss"][-1], "val/acc": h["val_acc"][-1]}
+        # Named metric/split: TensorBoard shows tag groups in name order, so acc/ and loss/
+        # (per epoch) come first, before step/ (per logging step) and test/ (one point).
+        scalars = {"acc/train": train_acc, "acc/val": h["val_acc"][-1],
+                   "loss/train": train_loss, "loss/val": h["val_loss"][-1]}
         if self.logger is not None:
             self.logger.log_metrics({k: v for k, v in scalars.items() if math.isfinite(v)}, step=epoch)
         self.log("train_loss", train_loss, prog_bar=True, logger=False)

@@ -8,6 +8,9 @@ from typing import Iterable, Optional
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 
+# Overrides that choose a preset or steer the sweep or the console, not a property of one run.
+NOT_A_SETTING = {"experiment", "resume", "trainer.enable_progress_bar"}
+
 
 def parse(overrides: Iterable[str]) -> list[Override]:
     return OverridesParser.create().parse_overrides([str(o) for o in overrides])
@@ -26,3 +29,10 @@ def settings(overrides: Iterable[str]) -> dict[str, Optional[str]]:
         else:
             found[o.key_or_group] = o.get_value_element_as_str()
     return found
+
+
+def run_settings(run_overrides: Iterable[str]) -> dict[str, str]:
+    """What a run's overrides set about the run itself: the settings a report groups runs by
+    and TensorBoard's HParams lists first (a search trial's own callback left out)."""
+    return {key: value for key, value in settings(run_overrides).items()
+            if value is not None and key not in NOT_A_SETTING and not key.startswith("callbacks.")}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import math
 import os
 import re
 import sys
@@ -23,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlpbench import sweep
-from mlpbench.results import RunRecord, Status, flat_keys, read_result
+from mlpbench.results import RunRecord, Status, read_result
 from mlpbench.schema import TRUSTED_TARGETS, ConfigError, register_configs, resolved, targets, validate
 
 log = logging.getLogger("mlpbench")
@@ -127,6 +126,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from mlpbench.data import MLPDataModule, make_splits
+    from mlpbench.hparams import run_hparams, write_session_end, write_session_start
     from mlpbench.model import count_params, summary
     from hydra.utils import instantiate
 
@@ -183,6 +183,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     record.update(params=count_params(module.model), data=splits.sizes())
     try:
         record.save()
+        if record.enabled:  # HParams lists a run from its start, with what was swept first
+            write_session_start(logger.experiment, run_hparams(config, overrides))
         datamodule = MLPDataModule(splits, cfg.data.batch_size, cfg.seed, cfg.trainer.steps_per_chunk,
                                    order=cfg.data.order)
         # weights_only: a checkpoint is tensors and plain data; unpickling code from a sweep folder
@@ -216,12 +218,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
 
     if not record.enabled:  # a DDP process other than rank 0: rank 0 reports the run
         return record.payload
-    # Hyperparameters with the final metrics, for TensorBoard's HParams dashboard.
-    metrics = record.payload["metrics"]
-    hparams = flat_keys(config, lambda v: v if isinstance(v, (int, float, str, bool)) else str(v))
-    logger.log_hyperparams(hparams, {f"hp/{k}": v for k, v in metrics.items()
-                                                   if isinstance(v, (int, float)) and math.isfinite(v)})
+    write_session_end(logger.experiment, status)
     logger.finalize("success")
+    metrics = record.payload["metrics"]
     log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d epochs in %.1f s -> %s", run_dir.name, status,
              metrics["val_acc"], metrics["test_acc"], record.payload["epochs"], record.payload["seconds"],
              record.path)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, EventAccumulator
+from tensorboard.plugins.hparams import api_pb2, metadata
 
 from tests.conftest import run_cli, run_in_process, scalars
 
@@ -39,11 +40,24 @@ def test_single_run_writes_result_tensorboard_and_checkpoint(tmp_path):
     assert result["data"] == {"train": 320, "val": 80, "test": 1000}
 
     tb = scalars(run_dir)
-    assert [step for step, _ in tb["train/loss"]] == [1, 2]  # per epoch, x = epoch number
-    assert [v for _, v in tb["val/acc"]] == pytest.approx(result["history"]["val_acc"])
+    assert [step for step, _ in tb["loss/train"]] == [1, 2]  # per epoch, x = epoch number
+    assert [v for _, v in tb["acc/val"]] == pytest.approx(result["history"]["val_acc"])
     assert len(tb["step/train_loss"]) == 10 * 2 // 2  # 10 batches an epoch, logged every 2 steps
     assert tb["test/acc"][-1][1] == pytest.approx(result["metrics"]["test_acc"])
-    assert tb["hp/best_val_acc"][-1][1] == pytest.approx(result["metrics"]["best_val_acc"])
+    assert not any(tag.startswith("hp/") for tag in tb)  # no group of single points ahead of the curves
+    # HParams: the run's session with what it set and what defines it, its status, and no experiment
+    # of its own (which would hide what differs between a sweep's runs).
+    hparams = EventAccumulator(str(run_dir))
+    hparams.Reload()
+    content = hparams.PluginTagToContent("hparams")
+    assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
+    start = metadata.parse_session_start_info_plugin_data(content["_hparams_/session_start_info"])
+    assert set(start.hparams) == {"data.limit", "trainer.max_epochs", "trainer.log_every_n_steps", "model.depth",
+                                  "data.source", "data.batch_size", "model.units", "model.activation",
+                                  "model.dropout", "optim.name", "optim.lr", "seed"}
+    assert start.hparams["model.depth"].number_value == 2 and start.hparams["optim.name"].string_value == "adam"
+    end = metadata.parse_session_end_info_plugin_data(content["_hparams_/session_end_info"])
+    assert end.status == api_pb2.Status.Value("STATUS_SUCCESS")
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
@@ -58,7 +72,7 @@ def test_multirun_gives_each_run_a_folder_named_by_its_overrides(tmp_path):
     for name in runs:
         result = json.loads((sweep / name / "result.json").read_text())
         assert_complete_result(result, epochs=1)
-        assert "val/loss" in scalars(sweep / name)
+        assert "loss/val" in scalars(sweep / name)
     depth0 = json.loads((sweep / runs[0] / "result.json").read_text())
     assert depth0["params"]["trainable"] == 784 * 2 + 7850  # input BatchNorm + one Dense(10)
     # The sweep ends with a line per run and the command that overlays them.

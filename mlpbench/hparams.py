@@ -1,0 +1,72 @@
+"""What TensorBoard's HParams dashboard shows of a run: the keys that matter, not all 49.
+
+Each run writes a session start (its hyperparameters) when it starts and a session end (its
+status) when it stops, and no experiment summary: TensorBoard then builds the experiment from
+all sessions under --logdir, marks the keys whose values differ between runs (what was swept)
+and lists those first, and offers every scalar tag (acc/val, loss/val, test/acc...) as a
+metric column. A run that wrote its own experiment (Lightning's log_hyperparams does) would
+mark nothing as differing: the swept key then hides in an alphabetical list.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+from mlpbench.overrides import run_settings
+from mlpbench.results import Status, flat_keys
+
+# Besides what the run's overrides set: the keys that say which model was trained, on what.
+DEFINING_KEYS = ("data.source", "data.batch_size", "model.depth", "model.units", "model.activation",
+                 "model.dropout", "optim.name", "optim.lr", "trainer.max_epochs", "seed")
+
+# How a finished run's session ends; an interrupted one writes no end: it continues on resume.
+_SESSION_STATUS = {Status.ok: "STATUS_SUCCESS", Status.pruned: "STATUS_SUCCESS", Status.diverged: "STATUS_FAILURE"}
+
+
+def run_hparams(config: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """{key: value} for one run: the keys its overrides set, then DEFINING_KEYS. Values as the
+    resolved config has them (numbers stay numbers, so TensorBoard sorts and filters them as
+    such); a group choice (optim=sgd) and a list (model.units=[256,128]) as text."""
+    flat = flat_keys(config)
+    chosen = {}
+    for key, written in run_settings(overrides).items():
+        chosen[key] = flat.get(key, written)
+    for key in DEFINING_KEYS:
+        if key in flat:
+            chosen.setdefault(key, flat[key])
+    return {key: value if isinstance(value, (bool, int, float, str)) else str(value)
+            for key, value in chosen.items() if value is not None}
+
+
+def write_session_start(writer, hparams: dict[str, Any]) -> None:
+    """`writer`: a torch SummaryWriter (Lightning's TensorBoardLogger.experiment)."""
+    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    for key, value in hparams.items():
+        if isinstance(value, bool):
+            start.hparams[key].bool_value = value
+        elif isinstance(value, (int, float)):
+            start.hparams[key].number_value = value
+        else:
+            start.hparams[key].string_value = value
+    _write(writer, metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=start))
+
+
+def write_session_end(writer, status: Status) -> None:
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value(_SESSION_STATUS[Status(status)]),
+                                         end_time_secs=time.time())
+    _write(writer, metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end))
+
+
+def _write(writer, tag: str, plugin_data) -> None:
+    # tensorboard.plugins.hparams.summary builds these with TensorFlow; the protos need none.
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import metadata
+
+    summary = Summary(value=[Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(plugin_data))])
+    writer._get_file_writer().add_summary(summary)  # as Lightning's log_hyperparams writes it
+    writer.flush()

@@ -1,0 +1,76 @@
+"""What a user sees first in TensorBoard after a sweep, asked of TensorBoard's own server."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+from tests.conftest import run_cli
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _serve(logdir, runs: int):
+    """TensorBoard on a free port, once it has read `runs` runs; (process, base URL)."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
+                             "--port", str(port), "--reload_interval", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    while True:  # no deadline: a busy machine is slow, not broken; a server that died is
+        if proc.poll() is not None:
+            raise AssertionError(f"TensorBoard exited: {proc.stderr.read()}")
+        try:
+            if len(_get(f"{base}/data/runs")) == runs:
+                return proc, base
+        except OSError:
+            pass
+        time.sleep(0.2)
+
+
+def test_a_sweep_opens_on_its_curves_and_hparams_lists_the_swept_key_first(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "model.depth=1,3", "data.limit=200", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    server, base = _serve(sweep, runs=2)
+    try:
+        # Time Series and Scalars show one group per tag prefix, in name order.
+        tags = _get(f"{base}/data/plugin/scalars/tags")
+        groups = sorted({tag.split("/")[0] for run in tags.values() for tag in run})
+        first = sorted({tag for run in tags.values() for tag in run if tag.split("/")[0] == groups[0]})
+        assert groups[0] == "acc" and first == ["acc/train", "acc/val"]
+        for run in tags:
+            for tag in first:
+                points = _get(f"{base}/data/plugin/scalars/scalars?run={urllib.parse.quote(run)}&tag={tag}")
+                assert [step for _, step, _ in points] == [1, 2]  # a curve over the epochs
+        assert not any(tag.startswith("hp/") for run in tags.values() for tag in run)
+
+        experiment = _get(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+        columns = [info["name"] for info in experiment["hparamInfos"]]
+        assert "model.depth" in columns[:5] and columns[0] == "model.depth"  # the one key that differs
+        assert len(columns) <= 15  # what matters, not every key of the config
+        metrics = {info["name"]["tag"] for info in experiment["metricInfos"]}
+        assert {"acc/val", "loss/val", "test/acc"} <= metrics  # the scalar tags users know
+        groups = _get(f"{base}/data/plugin/hparams/session_groups", {
+            "experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_UNKNOWN"],
+            "colParams": [{"hparam": "model.depth"}], "startIndex": 0, "sliceSize": 10})
+        depths = sorted(g["hparams"]["model.depth"] for g in groups["sessionGroups"])
+        assert depths == [1, 3] and all(g["sessions"][0]["status"] == "STATUS_SUCCESS" for g in groups["sessionGroups"])
+    finally:
+        server.terminate()
+        server.wait()
