@@ -384,6 +384,11 @@ class TensorBatches:
     def __len__(self) -> int:
         return -(-self._rows() // self._item_rows())
 
+    @property
+    def batches(self) -> int:
+        """Optimizer steps in one pass (len() counts chunks): the progress bar's total."""
+        return -(-self._rows() // self.batch_size)
+
     def __iter__(self) -> Iterator[tuple]:
         n = len(self.y)
         order = None

@@ -51,7 +51,7 @@ class _Sums:
 
 class MLPModule(pl.LightningModule):
     def __init__(self, model_cfg, optim_cfg, num_features: int, num_classes: int,
-                 gradient_clip_val: float | None = None):
+                 gradient_clip_val: float | None = None, log_every_n_epochs: int = 1):
         super().__init__()
         self.model = MLP(model_cfg, num_features, num_classes)
         self.loss_kind = Loss(model_cfg.loss)
@@ -65,6 +65,7 @@ class MLPModule(pl.LightningModule):
         # Steps are taken by hand (several per Lightning step), so clipping is done here too.
         self.automatic_optimization = False
         self.gradient_clip_val = gradient_clip_val
+        self.log_every_n_epochs = log_every_n_epochs
         self._lean_steps = False
         self._divergence_check_every = 1
 
@@ -144,6 +145,10 @@ class MLPModule(pl.LightningModule):
                 self._stop_diverged(step + 1)
                 break
 
+    def running_means(self) -> tuple[float, float]:
+        """This epoch's loss and accuracy so far, for the progress bar."""
+        return self._sums.means()
+
     def _stop_diverged(self, step: int) -> None:
         # No later step can recover from a NaN/inf loss: stop now and record where.
         self.diverged_at = {"epoch": self.current_epoch + 1, "step": step}
@@ -173,9 +178,10 @@ class MLPModule(pl.LightningModule):
                    "loss/train": train_loss, "loss/val": h["val_loss"][-1]}
         if self.logger is not None:
             self.logger.log_metrics({k: v for k, v in scalars.items() if math.isfinite(v)}, step=epoch)
-        self.log("train_loss", train_loss, prog_bar=True, logger=False)
+        self.log("train_loss", train_loss, logger=False)  # for callbacks.* that monitor it (EarlyStopping)
         # Keras' verbose=2 line: also the record of the run in its log file (once under DDP).
-        if self.trainer.is_global_zero:
+        last = epoch in (1, self.trainer.max_epochs) or self.trainer.should_stop or not math.isfinite(train_loss)
+        if self.trainer.is_global_zero and (last or epoch % self.log_every_n_epochs == 0):
             log.info("Epoch %d/%d - %.2fs - loss %.4f - acc %.4f - val_loss %.4f - val_acc %.4f", epoch,
                      self.trainer.max_epochs, h["epoch_seconds"][-1], train_loss, train_acc,
                      h["val_loss"][-1], h["val_acc"][-1])

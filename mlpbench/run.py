@@ -71,15 +71,17 @@ def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    from mlpbench.console import progress_bar
+
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc",
                                  mode="max", save_last=True, save_top_k=1)
-    progress_bar = sys.stderr.isatty() if t.enable_progress_bar is None else t.enable_progress_bar
+    bar = sys.stderr.isatty() if t.enable_progress_bar is None else t.enable_progress_bar
     try:
         return pl.Trainer(
             accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
             max_epochs=t.max_epochs, log_every_n_steps=t.log_every_n_steps,
-            enable_progress_bar=progress_bar, deterministic=t.deterministic,
-            logger=logger, callbacks=[checkpoint, *callbacks],
+            enable_progress_bar=bar, deterministic=t.deterministic,
+            logger=logger, callbacks=[checkpoint, *([progress_bar()] if bar else []), *callbacks],
             enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(run_dir),
         )
     except (ValueError, ImportError, MisconfigurationException) as e:
@@ -172,15 +174,18 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         torch.set_num_threads(max(1, sweep.cores() // trainer.world_size))  # DDP on CPU: share the cores
     _check_memory(cfg, splits.num_features, splits.num_classes)
     module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes,
-                       gradient_clip_val=cfg.trainer.gradient_clip_val)
+                       gradient_clip_val=cfg.trainer.gradient_clip_val,
+                       log_every_n_epochs=cfg.trainer.log_every_n_epochs)
+    params = count_params(module.model)
     if record.enabled:
-        log.info("Run %s: %s\n%s", run_dir.name, " ".join(overrides) or "(defaults)",
-                 summary(module.model, splits.num_features))
+        log.info("Run %s: %s (%s params)", run_dir.name, " ".join(overrides) or "(defaults)", f"{params['total']:,}")
+        # The summary goes to every run's log file; on the console once per sweep, not once per run.
+        log.info("%s", summary(module.model, splits.num_features), extra={"console": job in (None, 0)})
     if resumed_at and record.enabled:
         log.info("Run %s: continuing after epoch %d (step %d) from %s", run_dir.name, resumed_at["epoch"],
                  resumed_at["step"], resume_from)
     record.source = module
-    record.update(params=count_params(module.model), data=splits.sizes())
+    record.update(params=params, data=splits.sizes())
     try:
         record.save()
         if record.enabled:  # HParams lists a run from its start, with what was swept first
@@ -261,6 +266,21 @@ def _checkpoint_position(path: Path) -> dict[str, int] | None:
         return None
 
 
+def _discard_unstarted(run_dir: Path) -> None:
+    """A single run refused by a config check: remove what Hydra made for it (.hydra/ and an
+    empty log), so that no folder without a result looks like a run. Anything else stays."""
+    logging.shutdown()  # closes the log file Hydra opened in it
+    made_by_hydra = [p for p in run_dir.iterdir() if p.name == ".hydra" or (p.suffix == ".log" and not p.stat().st_size)]
+    if len(made_by_hydra) == len(list(run_dir.iterdir())):
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)
+        try:
+            run_dir.parent.rmdir()  # outputs/run/<date>/ when this was its only run
+        except OSError:
+            pass
+
+
 def _record_failure(run_dir: Path, overrides: list[str], cfg: DictConfig, error: BaseException) -> None:
     """Record a run that failed before or while training, unless train() already has."""
     previous = read_result(run_dir)
@@ -315,6 +335,7 @@ def main(cfg: DictConfig) -> None:
               job=hc.job.num if in_sweep else None)
     except ConfigError as e:
         if not in_sweep:
+            _discard_unstarted(run_dir)
             _fail(str(e))
         # One bad grid point must not end the sweep: record it, go on to the next.
         _record_failure(run_dir, overrides, cfg, e)

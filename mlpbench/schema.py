@@ -184,8 +184,10 @@ class TrainerConfig:
     max_epochs: int = 10
     # Steps between logged values of the per-step train loss.
     log_every_n_steps: int = 50
-    # null = a progress bar on a terminal; one log line per epoch either way.
+    # null = a progress bar on a terminal; the epoch log line either way.
     enable_progress_bar: Optional[bool] = None
+    # Epochs between log lines (the first and the last are always logged): XOR trains 1,000.
+    log_every_n_epochs: int = 1
     deterministic: bool = False
     gradient_clip_val: Optional[float] = None
     # Optimizer steps taken inside one Lightning training step (a chunk of that many batches):
@@ -406,6 +408,8 @@ def validate(cfg: DictConfig) -> None:
     _check(errors, trainer.steps_per_chunk >= 1, "trainer.steps_per_chunk", trainer.steps_per_chunk,
            "must be an integer >= 1")
     _check(errors, trainer.log_every_n_steps >= 1, "trainer.log_every_n_steps", trainer.log_every_n_steps,
+           "must be an integer >= 1")
+    _check(errors, trainer.log_every_n_epochs >= 1, "trainer.log_every_n_epochs", trainer.log_every_n_epochs,
            "must be an integer >= 1")
     if trainer.gradient_clip_val is not None:
         # 0 or below would flip or cancel every gradient: training backwards, silently.

@@ -30,6 +30,7 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
+from mlpbench.console import command
 from mlpbench.overrides import parse
 from mlpbench.results import RESULT_FILE, Status, read_result
 
@@ -270,7 +271,7 @@ class SweepSummary(HydraCallback):
         report = build([sweep])
         if report.text:
             print(f"\n{report.text}\n{len(report.runs)} runs in {sweep}; report: "
-                  f"{', '.join(p.name for p in report.written)}\nCompare the curves: tensorboard --logdir {sweep}")
+                  f"{', '.join(p.name for p in report.written)}\nCompare the curves: {command('tensorboard')} --logdir {sweep}")
         failed = [run for run in report.runs if run.status == Status.failed]
         if failed:
             print(f"\n{len(failed)} run(s) failed:", file=sys.stderr)

@@ -149,6 +149,11 @@ def test_a_two_job_joblib_sweep_completes_with_a_full_report(tmp_path):
     for path in sweep.glob("*/result.json"):
         assert json.loads(path.read_text())["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
     assert (sweep / "val_acc.png").is_file()
+    output = proc.stdout + proc.stderr
+    assert "Joblib.Parallel(" not in output  # joblib's argument list is launcher noise
+    # The model summary once per sweep on the console, and in every run's log.
+    assert output.count("Trainable params:") == 1
+    assert all("Trainable params:" in log.read_text() for log in sweep.glob("*/run.log"))
 
 
 def test_one_run_on_two_processes_with_ddp_shards_the_batches(tmp_path):

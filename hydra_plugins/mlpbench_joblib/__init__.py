@@ -13,6 +13,10 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher as _JoblibLauncher
 
 log = logging.getLogger("mlpbench")
+# hydra-joblib-launcher logs joblib's whole argument list (`Joblib.Parallel(n_jobs=2,backend=loky,
+# prefer=processes,...) is launching 9 jobs`) before Hydra's own "Launching jobs" line: noise.
+logging.getLogger("hydra_plugins.hydra_joblib_launcher._core").addFilter(
+    lambda record: not str(record.msg).startswith("Joblib.Parallel("))
 
 
 class JoblibLauncher(_JoblibLauncher):

@@ -1,0 +1,55 @@
+"""What a user reads on the terminal: the progress bar, the epoch lines, and errors without tracebacks."""
+
+import logging
+import subprocess
+import sys
+
+from tests.conftest import REPO, make_config, run_cli
+
+
+def test_the_progress_bar_counts_batches_of_the_epoch_the_log_names(tmp_path, capsys):
+    from mlpbench.run import train
+
+    overrides = ["data.limit=500", "trainer.max_epochs=2", "trainer.enable_progress_bar=true"]
+    train(make_config(*overrides), tmp_path, overrides)
+    bar = capsys.readouterr().out
+    # 400 training rows at 32 a batch: 13 batches, counted as such although they come in one chunk.
+    assert "Epoch 1/2: 100%" in bar and "Epoch 2/2: 100%" in bar and "13/13" in bar
+    assert "Epoch 0" not in bar and "Validation" not in bar and "v_num" not in bar
+    assert "loss=" in bar and "val_acc=" in bar
+
+
+def test_epoch_lines_every_n_epochs_keep_the_first_and_the_last(tmp_path, caplog):
+    from mlpbench.run import train
+
+    overrides = ["experiment=xor", "trainer.max_epochs=250", "trainer.enable_progress_bar=false"]
+    with caplog.at_level(logging.INFO, logger="mlpbench"):
+        train(make_config(*overrides), tmp_path, overrides)
+    epochs = [r.args[0] for r in caplog.records if r.msg.startswith("Epoch %d/%d")]
+    assert epochs == [1, 100, 200, 250]  # the preset logs every 100th of its 1,000 epochs
+
+
+def test_log_lines_start_on_their_own_line_while_a_bar_is_drawn(tmp_path):
+    proc = run_cli("data.limit=300", "trainer.max_epochs=2", "trainer.enable_progress_bar=true",
+                   f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.replace("\r", "\n").splitlines()
+    epoch_lines = [line for line in lines if "Epoch 1/2 - " in line or "Epoch 2/2 - " in line]
+    assert len(epoch_lines) == 2 and all(line.startswith("[") for line in epoch_lines)  # not after the bar
+
+
+def test_a_run_refused_by_a_config_check_leaves_no_folder(tmp_path):
+    run_dir = tmp_path / "runs" / "one"
+    proc = run_cli("model.depth=-1", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 2 and "model.depth=-1: must be an integer >= 0" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "runs").exists()
+
+
+def test_outside_its_environment_the_tool_says_what_to_do(tmp_path):
+    # -S: a Python without site-packages, as the system's python3 is after `make setup`; from the
+    # project folder, where the package itself is importable.
+    for module in ("mlpbench", "mlpbench.report"):
+        proc = subprocess.run([sys.executable, "-S", "-m", module, "model.depth=2"], cwd=REPO,
+                              capture_output=True, text=True)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert "lacks mlpbench's dependencies" in proc.stderr and "source .venv/bin/activate" in proc.stderr
