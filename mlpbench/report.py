@@ -27,13 +27,11 @@ from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 from mlpbench import overrides
-from mlpbench.files import format_cell, markdown, save_figure, write_atomic, write_csv
+from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.results import RESULT_FILE, Status, load_results, natural_key, read_result
 from mlpbench.schema import TRUSTED_TARGETS
 from mlpbench.stats import Summary, Verdict, headline, summarize, verdicts
 
-# Overrides that choose a preset or steer the sweep, not a property of one run.
-NOT_A_SETTING = {"experiment", "resume"}
 REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
 DEFAULT_OBJECTIVE = "best_val_acc"  # as Keras Tuner's objective='val_accuracy': the best epoch's
 # Per setting: mean, std and 95% interval of each; the diagnostics' two where they were logged.
@@ -126,11 +124,6 @@ class Sweep:
 # ---------------------------------------------------------------------------- reading
 
 
-def _settings(run_overrides: list[str]) -> dict[str, str]:
-    return {key: value for key, value in overrides.settings(run_overrides).items()
-            if value is not None and key not in NOT_A_SETTING and not key.startswith("callbacks.")}
-
-
 def find_sweep(path: Path) -> Path:
     """A sweep folder itself, or the newest sweep inside a folder of sweeps."""
     path = Path(path)
@@ -177,7 +170,7 @@ def _ordered(settings: list[Setting], keys: list[str]) -> list[Setting]:
 
 
 def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
-    runs = [Run(sweep="", name=run_dir.name, result=result, settings=_settings(result.get("overrides", [])))
+    runs = [Run(sweep="", name=run_dir.name, result=result, settings=overrides.run_settings(result.get("overrides", [])))
             for run_dir, result in _load(path)]
     keys: list[str] = []
     for run in runs:
@@ -379,19 +372,28 @@ def answer(sweep: Sweep, settings: Optional[list[Setting]] = None) -> str:
 # ---------------------------------------------------------------------------- figures
 
 
-def _colors(n: int):
+def _colors(n: int) -> list[str]:
     import matplotlib
+    from matplotlib.colors import to_hex
 
-    cmap = matplotlib.colormaps["viridis" if n > 10 else "tab10"]
-    return [cmap(i / max(n - 1, 1)) if n > 10 else cmap(i % 10) for i in range(n)]
+    if n <= 10:
+        return [to_hex(c) for c in matplotlib.colormaps["tab10"].colors[:n]]
+    # More settings than tab10 tells apart: along viridis, short of its pale yellow end.
+    return [to_hex(matplotlib.colormaps["viridis"](0.9 * i / (n - 1))) for i in range(n)]
 
 
-def _palette(sweeps: list[Sweep]) -> dict[str, Any]:
-    """One colour per setting label, the same in every figure of a report."""
+def setting_colors(sweeps: list[Sweep]) -> dict[str, str]:
+    """Setting label -> colour, in the report's setting order: a setting is drawn in its colour in
+    every figure of the report, and in each sweep of a comparison."""
     labels: list[str] = []
     for sweep in sweeps:
         labels += [s.label for s in sweep.settings if s.label not in labels]
     return dict(zip(labels, _colors(len(labels))))
+
+
+def _legend_title(sweeps: list[Sweep]) -> str:
+    keys = swept_keys(sweeps)  # one key: a setting's label is its value alone ("4"), say of what
+    return keys[0].rsplit(".", 1)[-1] if len(keys) == 1 else "setting"
 
 
 def _epoch_band(runs: list[Run], metric: str) -> tuple[list[int], list[float], list[float], list[float]]:
@@ -410,32 +412,33 @@ def _epoch_band(runs: list[Run], metric: str) -> tuple[list[int], list[float], l
 def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Optional[Path]:
     """One panel per sweep, one curve per setting: the mean over its seeds per epoch, with its
     95% interval shaded (the tutorials' loss-per-epoch figure, with the noise shown)."""
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     if not any(run.history.get(metric) for sweep in sweeps for run in sweep.runs):
         return None
-    palette = _palette(sweeps)
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(7.2 * len(sweeps), 4.8), sharey=True, squeeze=False)
+    colors = setting_colors(sweeps)
+    fig, axes = figure(1, len(sweeps), sharey=True)
     for ax, sweep in zip(axes[0], sweeps):
         for s in sweep.settings:
             x, mean, low, high = _epoch_band(s.measured or s.runs, metric)
             if not x:
                 continue
-            color = palette[s.label]
+            color = colors[s.label]
             n = len(s.runs)
             not_ok = [r.status for r in s.runs if r.status not in (Status.ok, Status.running)]
             note = f" (n={n})" + (f", {len(not_ok)} not ok" if not_ok else "")
             ax.plot(x, mean, "-", color=color, label=s.label + note, marker="o" if len(x) <= 12 else None,
                     markersize=3)
             if n > 1:
+                if metric.endswith("acc"):  # a t interval over few seeds can pass 0 or 1; accuracy cannot
+                    low, high = [max(0.0, v) for v in low], [min(1.0, v) for v in high]
                 ax.fill_between(x, low, high, color=color, alpha=0.18, lw=0)
         title = f"{ylabel} per epoch" + (": mean and 95% interval over seeds" if sweep.repeated else "")
-        ax.set_title(f"{sweep.label}: {title}" if len(sweeps) > 1 else title, fontsize=10)
+        ax.set_title(f"{sweep.label}\n{title}" if len(sweeps) > 1 else title)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        legend_beside(ax, title=_legend_title(sweeps))
     axes[0][0].set_ylabel(ylabel)
     if metric.endswith("loss"):
         # A diverging or very bad run would flatten every other curve: clip to the bulk.
@@ -445,7 +448,6 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
             bulk = finite[int(0.9 * (len(finite) - 1))]
             top = finite[-1] if finite[-1] <= 3 * bulk else 1.5 * bulk
             axes[0][0].set_ylim(bottom=0, top=top * 1.05 if top > 0 else None)
-    fig.tight_layout()
     return save_figure(fig, path)
 
 
@@ -453,15 +455,16 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
     """Metrics against a numeric swept key (depth, units), each point a setting's mean with its
     95% interval as an error bar: accuracy, the train-val gap and, with diagnostics, the first
     layer's gradient and the first/last gradient ratio. One line per sweep, and per
-    combination of the other swept keys."""
-    import matplotlib.pyplot as plt
+    combination of the other swept keys. A point has its setting's colour, as in the curves;
+    the lines are grey, told apart by their markers."""
+    from matplotlib.lines import Line2D
 
     with_ratio = "grad_ratio" in _metrics_of(sweeps)
     panels = ["accuracy", "gap"] + (["first_grad_norm", "grad_ratio"] if with_ratio else [])
     columns = 2 if len(panels) == 4 else len(panels)
-    fig, grid = plt.subplots(len(panels) // columns, columns, figsize=(6.4 * columns, 4.6 * (len(panels) // columns)),
-                             squeeze=False)
+    fig, grid = figure(len(panels) // columns, columns)
     axes = list(grid.flat)
+    colors = setting_colors(sweeps)
     lines: dict[str, list[tuple[Sweep, Setting]]] = {}
     for sweep in sweeps:
         for s in sweep.settings:
@@ -470,23 +473,29 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
                 name = " / ".join(x for x in ((sweep.label if len(sweeps) > 1 else ""), others) if x)
                 lines.setdefault(name, []).append((sweep, s))
     short = key.rsplit(".", 1)[-1]
-    for (name, members), color in zip(lines.items(), _colors(len(lines))):
+    markers = "osD^vP*X<>"
+    values = sorted({float(s.values[key]) for members in lines.values() for _, s in members})
+    for i, ((name, members), marker) in enumerate(zip(lines.items(), markers * len(lines))):
         members = sorted(members, key=lambda m: float(m[1].values[key]))
-        x = [float(s.values[key]) for _, s in members]
+        # Lines a little apart, so that points at one value do not hide each other.
+        dodge = (i - (len(lines) - 1) / 2) * 0.015 * (values[-1] - values[0])
+        x = [float(s.values[key]) + dodge for _, s in members]
 
-        def draw(ax, metric: str, fmt: str, label: Optional[str], **style) -> None:
+        def draw(ax, metric: str, linestyle: str, hollow: bool = False) -> None:
             summaries = [s.summary(metric) for _, s in members]
             y = [sm.mean for sm in summaries]
-            err = [0.0 if math.isnan(sm.ci95) else sm.ci95 for sm in summaries]
-            ax.errorbar(x, y, yerr=err, fmt=fmt, color=color, capsize=3, label=label, **style)
+            ax.plot(x, y, linestyle, color="grey", lw=1.2, zorder=1)
+            for xi, yi, sm, (_, s) in zip(x, y, summaries, members):
+                color = colors[s.label]
+                ax.errorbar([xi], [yi], yerr=[0.0 if math.isnan(sm.ci95) else sm.ci95], fmt=marker, color=color,
+                            markerfacecolor="white" if hollow else color, capsize=3, markersize=7, zorder=2)
 
-        prefix = f"{name}: " if name else ""
-        draw(axes[0], "best_val_acc", "o-", f"{prefix}best val")
-        draw(axes[0], "test_acc", "s--", f"{prefix}test", alpha=0.7)
-        draw(axes[1], "gap", "o-", name or None)
+        draw(axes[0], "best_val_acc", "-")
+        draw(axes[0], "test_acc", "--", hollow=True)
+        draw(axes[1], "gap", "-")
         if with_ratio:
-            draw(axes[2], "first_grad_norm", "o-", name or None)
-            draw(axes[3], "grad_ratio", "o-", name or None)
+            draw(axes[2], "first_grad_norm", "-")
+            draw(axes[3], "grad_ratio", "-")
     repeated = any(sweep.repeated for sweep in sweeps)
     bars = " (mean, 95% interval over seeds)" if repeated else ""
     titles = {"accuracy": ("accuracy", f"accuracy against {short}{bars}"),
@@ -498,39 +507,48 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
     for ax, panel in zip(axes, panels):
         ylabel, title = titles[panel]
         ax.set_xlabel(key)
+        if len(values) <= 12:
+            ax.set_xticks(values, [f"{v:g}" for v in values])
         ax.set_ylabel(ylabel)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[1]:
-            ax.legend(fontsize=7, loc="best")
         if panel in ("grad_ratio", "first_grad_norm"):
             ax.set_yscale("log")
         if panel == "gap":
             ax.axhline(0.0, color="grey", lw=0.8)
-    fig.tight_layout()
+    # Legends for all panels, beside them: the settings' colours; what the lines and markers mean.
+    drawn = [s.label for members in lines.values() for _, s in members]
+    fig.legend(handles=[Line2D([], [], ls="", marker="o", color=c, label=label)
+                        for label, c in colors.items() if label in drawn],
+               loc="outside right upper", fontsize="small", title=_legend_title(sweeps))
+    styles = [Line2D([], [], color="grey", marker=marker, label=name)
+              for name, marker in zip(lines, markers * len(lines)) if name]
+    styles += [Line2D([], [], color="grey", ls="-", marker="o", label="best val acc (filled)"),
+               Line2D([], [], color="grey", ls="--", marker="o", markerfacecolor="white", label="test acc (hollow)")]
+    fig.legend(handles=styles, loc="outside right lower", fontsize="small")
     return save_figure(fig, path)
 
 
 def plot_objective(sweeps: list[Sweep], path: Path) -> Optional[Path]:
     """Each setting's objective, its mean with the 95% interval, for sweeps over non-numeric
     settings: a dot and a line, not a bar, since the axis does not start at zero."""
-    import matplotlib.pyplot as plt
-
     items = [(sweep, s) for sweep in sweeps for s in sweep.settings if s.summary(sweep.objective).n]
     if not items:
         return None
-    palette = _palette(sweeps)
+    colors = setting_colors(sweeps)
     objective = sweeps[0].objective
-    fig, ax = plt.subplots(figsize=(8.5, 1.5 + 0.45 * len(items)))
+    fig, axes = figure(height=1.8 + 0.45 * len(items))
+    ax = axes[0][0]
     labels, lows, highs = [], [], []
     for i, (sweep, s) in enumerate(reversed(items)):  # the sweep's first setting on top
         sm = s.summary(sweep.objective)
         half = 0.0 if math.isnan(sm.ci95) else sm.ci95
-        ax.errorbar([sm.mean], [i], xerr=[half], fmt="o", color=palette[s.label], capsize=4, markersize=6)
+        ax.errorbar([sm.mean], [i], xerr=[half], fmt="o", color=colors[s.label], capsize=4, markersize=7)
         verdict = f", {s.verdict.verdict}" + (f" (p={_cell('p', s.verdict.p)})" if s.verdict.p is not None else "")
         note = f"  {sm.mean:.4f}" + (f" ± {half:.4f}" if sm.n > 1 else "") + f"  n={sm.n}" + (
             verdict if s.verdict.verdict else "")
-        ax.annotate(note, (sm.mean + half, i), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+        ax.annotate(note, (sm.mean + half, i), xytext=(4, 0), textcoords="offset points", va="center",
+                    fontsize="small")
         labels.append((f"{sweep.label}: " if len(sweeps) > 1 else "") + s.label)
         lows.append(sm.mean - half)
         highs.append(sm.mean + half)
@@ -541,9 +559,8 @@ def plot_objective(sweeps: list[Sweep], path: Path) -> Optional[Path]:
     ax.set_ylim(-0.7, len(labels) - 0.3)
     ax.set_xlabel(f"{objective} (the axis starts at {ax.get_xlim()[0]:.3f}, not 0)")
     repeated = any(sweep.repeated for sweep in sweeps)
-    ax.set_title(f"{objective} per setting" + (": mean and 95% interval over seeds" if repeated else ""), fontsize=10)
+    ax.set_title(f"{objective} per setting" + (": mean and 95% interval over seeds" if repeated else ""))
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
     return save_figure(fig, path)
 
 

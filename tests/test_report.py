@@ -229,3 +229,77 @@ def test_an_a_a_sweep_of_identical_networks_is_never_called_different(tmp_path):
     assert rows[0]["best_val_acc_mean"] == rows[1]["best_val_acc_mean"] and {r["n"] for r in rows} == {"3"}
     assert sorted(r["verdict"] for r in rows) == ["best", "tied"] and float(rows[1]["p"]) == 1.0
     assert "0.01, 0.2 tied best" in proc.stdout
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    from matplotlib.image import imread
+
+    height, width = imread(path).shape[:2]
+    return width, height
+
+
+def test_figures_are_large_enough_to_read(tmp_path, depth_sweep):
+    activations = tmp_path / "activations"
+    for job, (activation, acc) in enumerate((("relu", 0.9), ("tanh", 0.8))):
+        fake_run(activations, [f"model.activation={activation}"], [acc], experiment="activations", job=job)
+    report.main([str(depth_sweep)])
+    report.main([str(activations)])
+    pngs = [*depth_sweep.glob("*.png"), *activations.glob("*.png")]
+    assert {p.name for p in pngs} == {"val_loss.png", "val_acc.png", "against_depth.png", "best_val_acc.png"}
+    for png in pngs:
+        width, height = _png_size(png)
+        assert width >= 1000 and height >= 400, (png.name, width, height)
+
+
+def test_a_setting_has_one_colour_in_every_figure(tmp_path, depth_sweep, monkeypatch):
+    from matplotlib.colors import to_hex
+
+    from mlpbench import files
+
+    drawn = {}
+
+    def keep(fig, path):  # the figure as drawn, before it is saved and closed
+        drawn[Path(path).name] = fig
+        return files.save_figure(fig, path)
+
+    monkeypatch.setattr(report, "save_figure", keep)
+    relu = tmp_path / "depth_relu"
+    for depth in (10, 2, 5):  # run in another order: the colours follow the settings, not the runs
+        fake_run(relu, [f"model.depth={depth}", "seed=1"], [0.9], experiment="depth_relu")
+    sweeps = report.read_sweeps([depth_sweep, relu])
+    colors = {label: to_hex(color) for label, color in report.setting_colors(sweeps).items()}
+    assert list(colors) == ["2", "5", "10"] and len(set(colors.values())) == 3
+    report.main([str(depth_sweep), str(relu), "--out", str(tmp_path / "compare")])
+
+    for name in ("val_loss.png", "val_acc.png"):
+        for ax in drawn[name].axes:  # a panel per sweep
+            curves = {line.get_label().split(" ")[0]: to_hex(line.get_color()) for line in ax.get_lines()}
+            assert curves == colors, name
+    # In against_depth.png a setting is a point (with its error bar) at its depth.
+    for ax in drawn["against_depth.png"].axes:
+        points = {(f"{bars.lines[0].get_xdata()[0]:.0f}", to_hex(bars.lines[0].get_color()))
+                  for bars in ax.containers}
+        assert points == set(colors.items())
+
+
+def test_optunas_param_importances_keep_one_title():
+    import warnings
+
+    import matplotlib
+    import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    from mlpbench.files import FIGURE_DPI
+    from mlpbench.tune.report import optuna_figure, optuna_plots
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("lr", 0, 1) + 0.1 * t.suggest_int("units", 1, 4), n_trials=8)
+    plot, title = optuna_plots("val_acc")["param_importances.png"]
+    with warnings.catch_warnings(), matplotlib.rc_context():  # as the report draws it
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        fig = optuna_figure(plot, study, title)
+    titles = [ax.get_title(loc) for ax in fig.axes for loc in ("left", "center", "right")]
+    assert [t for t in titles if t] == [title] and not fig.get_suptitle()
+    assert fig.get_figwidth() * FIGURE_DPI >= 1000
+    matplotlib.pyplot.close(fig)

@@ -1,45 +1,15 @@
 """What a user sees first in TensorBoard after a sweep, asked of TensorBoard's own server."""
 
-import json
-import socket
-import subprocess
-import sys
-import time
+import importlib.util
 import urllib.parse
-import urllib.request
 
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, body: dict | None = None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def _serve(logdir, runs: int):
-    """TensorBoard on a free port, once it has read `runs` runs; (process, base URL)."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
-                             "--port", str(port), "--reload_interval", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    while True:  # no deadline: a busy machine is slow, not broken; a server that died is
-        if proc.poll() is not None:
-            raise AssertionError(f"TensorBoard exited: {proc.stderr.read()}")
-        try:
-            if len(_get(f"{base}/data/runs")) == runs:
-                return proc, base
-        except OSError:
-            pass
-        time.sleep(0.2)
+# The server README's screenshots are taken from (docs/screenshots.py).
+_spec = importlib.util.spec_from_file_location("screenshots", REPO / "docs" / "screenshots.py")
+screenshots = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(screenshots)
+_get, _serve = screenshots.get, screenshots.serve
 
 
 def test_a_sweep_opens_on_its_curves_and_hparams_lists_the_swept_key_first(tmp_path):

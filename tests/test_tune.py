@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from matplotlib.image import imread
 from omegaconf import OmegaConf
 
 from mlpbench.schema import ConfigError
@@ -82,6 +83,8 @@ def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tm
     for name in ("trials.md", "best.yaml", "best_config.yaml", "optimization_history.png", "curves.png",
                  "epochs.png"):
         assert (study_dir(tmp_path) / name).is_file(), name
+    for png in study_dir(tmp_path).glob("*.png"):  # readable: Optuna's figures too
+        assert imread(png).shape[1] >= 1000, png.name
     best = OmegaConf.load(study_dir(tmp_path) / "best.yaml")
     assert f"Best number of units: {best.params['model.units']}" in proc.stdout
     assert f"Best learning rate: {best.params['optim.lr']:g}" in proc.stdout
@@ -160,7 +163,7 @@ def test_a_killed_search_continues_the_study_without_repeating_finished_trials(t
 def test_parallel_trials_share_the_study_and_the_cores(tmp_path):
     proc = run_cli(*TINY, "tune.n_trials=4", "tune.n_jobs=2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "Joblib.Parallel(n_jobs=2" in proc.stdout
+    assert "Joblib.Parallel(" not in proc.stdout  # launcher noise; the threads below show the parallelism
     rows = trained(tmp_path)
     assert len(rows) == 4 and {r["state"] for r in rows} <= {"complete", "pruned"}
     for row in rows:  # two trials at a time: each takes half the cores

@@ -8,11 +8,12 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from mlpbench.files import format_cell, markdown, save_figure, write_atomic, write_csv
+from mlpbench.console import command
+from mlpbench.files import figure, fit, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.results import Status, read_result
 from mlpbench.tune.space import Dimension, grid_size, parse_space
 from mlpbench.tune.study import STUDY_FILE, direction, objective_key, storage
@@ -113,7 +114,7 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
         top = markdown(columns[:-1], trained[:10], _cell)
         print("\n".join(["", f"Trials, best first ({min(10, len(trained))} of {len(trained)}; all in trials.md):",
                          top, *lines, f"Report: {', '.join(p.name for p in written)} in {sweep_dir}",
-                         f"Compare the trials: tensorboard --logdir {sweep_dir}"]))
+                         f"Compare the trials: {command('tensorboard')} --logdir {sweep_dir}"]))
     return [r for r in rows if r["state"] == "failed" and r["trial"] not in retried]
 
 
@@ -148,41 +149,53 @@ def _write_best(sweep_dir: Path, best, objective: str) -> list[Path]:
 
 
 def _figures(study, config: DictConfig, sweep_dir: Path, rows: list[dict[str, Any]], grid: Optional[int]) -> list[Path]:
-    from functools import partial
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import optuna.visualization.matplotlib as vis
     from optuna.exceptions import ExperimentalWarning
-    from optuna.importance import FanovaImportanceEvaluator
 
     made = []
     objective = objective_key(config.tune)
-    plots = {  # name: (draw, title)
-        "optimization_history.png": (vis.plot_optimization_history, f"{objective} of each trial, and the best so far"),
-        "param_importances.png": (partial(vis.plot_param_importances,
-                                          evaluator=FanovaImportanceEvaluator(seed=0)),
-                                  f"how much each parameter explains of {objective} (fANOVA)"),
-    }
     # Optuna's plots switch matplotlib to its ggplot style: keep that to them.
     with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        for name, (plot, title) in plots.items():
+        for name, (plot, title) in optuna_plots(objective).items():
             try:
-                ax = plot(study)
+                fig = optuna_figure(plot, study, title)
             except Exception as e:  # e.g. importances need two completed trials that differ
                 plt.close("all")
                 log.info("%s not drawn: %s", name, e)
                 continue
-            ax.set_title(title)
-            ax.figure.set_size_inches(8, 4.8)
-            ax.figure.tight_layout()
-            made.append(save_figure(ax.figure, sweep_dir / name))
+            made.append(save_figure(fig, sweep_dir / name))
     made.append(_plot_curves(study, rows, objective, sweep_dir / "curves.png"))
     made.append(_plot_epochs(rows, int(config.trainer.max_epochs), grid, sweep_dir / "epochs.png"))
     return made
+
+
+def optuna_plots(objective: str) -> dict[str, tuple[Callable, str]]:
+    """The figures Optuna draws for the report: file name -> (plot function, title)."""
+    from functools import partial
+
+    import optuna.visualization.matplotlib as vis
+    from optuna.importance import FanovaImportanceEvaluator
+
+    return {
+        "optimization_history.png": (vis.plot_optimization_history, f"{objective} of each trial, and the best so far"),
+        "param_importances.png": (partial(vis.plot_param_importances, evaluator=FanovaImportanceEvaluator(seed=0)),
+                                  f"how much each parameter explains of {objective} (fANOVA)"),
+    }
+
+
+def optuna_figure(plot, study, title: str):
+    """One of Optuna's plots of the study at the report's size, titled `title` alone: Optuna
+    titles its plots itself, plot_param_importances at the left, where a new (centred) title
+    would be drawn over it rather than replace it."""
+    ax = plot(study)
+    for loc in ("left", "right"):
+        ax.set_title("", loc=loc)
+    ax.set_title(title)
+    return fit(ax.figure)
 
 
 STATE_COLORS = {"complete": "tab:green", "pruned": "tab:orange", "failed": "tab:red", "running": "tab:purple"}
@@ -190,12 +203,12 @@ STATE_COLORS = {"complete": "tab:green", "pruned": "tab:orange", "failed": "tab:
 
 def _plot_curves(study, rows: list[dict[str, Any]], objective: str, path: Path) -> Path:
     """Each trained trial's objective per epoch, by how it ended: where Hyperband stopped trials."""
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     best = study.best_trial.number if any(r["state"] == "complete" for r in rows) else None
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, axes = figure()
+    ax = axes[0][0]
     for row in sorted(rows, key=lambda r: r["state"] == "complete"):  # completed trials drawn on top
         steps = sorted(trials[row["trial"]].intermediate_values.items())
         if steps:
@@ -216,22 +229,20 @@ def _plot_curves(study, rows: list[dict[str, Any]], objective: str, path: Path) 
     ax.set_ylabel(objective)
     ax.set_title(f"{objective} per epoch of each trial: pruned ones stopped early")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    legend_beside(ax)
     return save_figure(fig, path)
 
 
 def _plot_epochs(rows: list[dict[str, Any]], max_epochs: int, grid: Optional[int], path: Path) -> Path:
     """Epochs trained as the search goes, against the same trials unpruned and a full grid."""
-    import matplotlib.pyplot as plt
-
     rows = sorted(rows, key=lambda r: r["trial"])
     x = list(range(1, len(rows) + 1))
     done, total = [], 0
     for r in rows:
         total += int(r["epochs"] or 0)
         done.append(total)
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, axes = figure()
+    ax = axes[0][0]
     ax.plot(x, [n * max_epochs for n in x], "--", color="grey", label=f"every trial {max_epochs} epochs")
     ax.plot(x, done, "-", color="tab:blue", label=f"this search: {total} epochs")
     for state, color in STATE_COLORS.items():
@@ -241,13 +252,12 @@ def _plot_epochs(rows: list[dict[str, Any]], max_epochs: int, grid: Optional[int
     if grid:
         ax.axhline(grid * max_epochs, color="black", lw=0.8)
         ax.text(1, grid * max_epochs, f" full grid: {grid} points x {max_epochs} epochs = {grid * max_epochs}",
-                va="bottom", fontsize=8)
+                va="bottom", fontsize="small")
     ax.set_xlabel("trials")
     ax.set_ylabel("epochs trained, in all")
     ax.set_title("epochs trained by the search")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="center right")
-    fig.tight_layout()
+    legend_beside(ax)
     return save_figure(fig, path)
 
 
