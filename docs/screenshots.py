@@ -23,7 +23,9 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 PAGES = {"tensorboard_scalars.png": "", "tensorboard_hparams.png": "#hparams"}
 # As root, in a closed network: no sandbox, and no background calls home (they fail, loudly).
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+# --disable-webgl: headless Chromium's software WebGL left the first row of charts blank;
+# without WebGL TensorBoard draws them as SVG.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-webgl", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--window-size=1400,900", "--virtual-time-budget=15000"]
 
