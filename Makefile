@@ -1,10 +1,13 @@
 # `make run`: set up (once) and run the main job. `make test`: set up (once) and run the tests.
+# `make readme-check`: run every README command at a small size and check its result blocks
+# (docs/readme.py check); `make readme`: rerun the result blocks at full size and rewrite them
+# (docs/readme.py regenerate; NAMES="main activations" for some only).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test clean
+.PHONY: setup run test readme-check readme clean
 
 setup: $(STAMP)
 
@@ -19,6 +22,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+readme-check: $(STAMP)
+	$(PY) docs/readme.py check
+
+readme: $(STAMP)
+	$(PY) docs/readme.py regenerate $(NAMES)
 
 clean:
 	rm -rf $(VENV) outputs

@@ -139,7 +139,7 @@ def _write_best(sweep_dir: Path, best, objective: str) -> list[Path]:
         config = dict(result["config"])
         config.get("callbacks", {}).pop("tune_trial", None)  # the trial's pruning: not part of the network
         text = ("# The best trial's whole config. Train it again (more epochs: add trainer.max_epochs=N):\n"
-                f"#   python -m mlpbench --config-dir {sweep_dir} --config-name best_config\n"
+                f"#   mlpbench --config-dir {sweep_dir} --config-name best_config\n"
                 "defaults:\n  - base_config\n  - _self_\n\n"
                 "hydra:\n  run:\n    dir: outputs/run/${now:%Y-%m-%d}/${now:%H-%M-%S}\n\n"
                 + OmegaConf.to_yaml(OmegaConf.create(config)))
