@@ -44,13 +44,15 @@ def serve(logdir: Path, runs: int) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    log = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads could fill and stall the server
     proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
                              "--port", str(port), "--reload_interval", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=log, text=True)
     base = f"http://127.0.0.1:{port}"
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"TensorBoard exited: {proc.stderr.read()}")
+            log.seek(0)
+            raise RuntimeError(f"TensorBoard exited: {log.read()}")
         try:
             if len(get(f"{base}/data/runs")) >= runs:
                 return proc, base

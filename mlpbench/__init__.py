@@ -10,7 +10,8 @@ def _check_environment() -> None:
     environment not activated, typically): say what to do instead of an import traceback."""
     from importlib.util import find_spec
 
-    missing = [name for name in ("hydra", "omegaconf", "torch", "lightning") if find_spec(name) is None]
+    needed = ("hydra", "omegaconf", "torch", "lightning", "tensorboard", "matplotlib", "scipy", "optuna", "mlxtend")
+    missing = [name for name in needed if find_spec(name) is None]
     if missing:
         from pathlib import Path
 

@@ -76,7 +76,10 @@ def progress_bar():
             pass  # the bar already shows the epoch's loss and validation metrics
 
         def _show(self, trainer, pl_module) -> None:
-            loss, acc = pl_module.running_means()  # two numbers read per chunk: nothing waits on them
+            if self.train_progress_bar.disable:  # DDP's other ranks
+                return
+            # Two numbers read once a chunk (64 steps): free on the CPU, one sync a chunk on a GPU.
+            loss, acc = pl_module.running_means()
             self.train_progress_bar.set_postfix(
                 {"loss": f"{loss:.4f}", "acc": f"{acc:.4f}", **self.get_metrics(trainer, pl_module)}, refresh=False)
             self.train_progress_bar.refresh()

@@ -66,6 +66,7 @@ class MLPModule(pl.LightningModule):
         self.automatic_optimization = False
         self.gradient_clip_val = gradient_clip_val
         self.log_every_n_epochs = log_every_n_epochs
+        self._logged_epoch = 0
         self._lean_steps = False
         self._divergence_check_every = 1
 
@@ -172,21 +173,33 @@ class MLPModule(pl.LightningModule):
         for key in ("val_loss", "val_acc"):
             if len(h[key]) < epoch:
                 h[key].append(math.nan)
-        # Named metric/split: TensorBoard shows tag groups in name order, so acc/ and loss/
-        # (per epoch) come first, before step/ (per logging step) and test/ (one point).
+        # Named metric/split: TensorBoard shows tag groups in name order, so acc/ (per epoch)
+        # comes first, and step/ (per logging step) and test/ (one point) after loss/.
         scalars = {"acc/train": train_acc, "acc/val": h["val_acc"][-1],
                    "loss/train": train_loss, "loss/val": h["val_loss"][-1]}
         if self.logger is not None:
             self.logger.log_metrics({k: v for k, v in scalars.items() if math.isfinite(v)}, step=epoch)
         self.log("train_loss", train_loss, logger=False)  # for callbacks.* that monitor it (EarlyStopping)
-        # Keras' verbose=2 line: also the record of the run in its log file (once under DDP).
         last = epoch in (1, self.trainer.max_epochs) or self.trainer.should_stop or not math.isfinite(train_loss)
-        if self.trainer.is_global_zero and (last or epoch % self.log_every_n_epochs == 0):
-            log.info("Epoch %d/%d - %.2fs - loss %.4f - acc %.4f - val_loss %.4f - val_acc %.4f", epoch,
-                     self.trainer.max_epochs, h["epoch_seconds"][-1], train_loss, train_acc,
-                     h["val_loss"][-1], h["val_acc"][-1])
+        if last or epoch % self.log_every_n_epochs == 0:
+            self._log_epoch(epoch)
         if not math.isfinite(train_loss) and self.diverged_at is None:
             self._stop_diverged(self.global_step)  # a NaN between the sparser checks off the CPU
+
+    def _log_epoch(self, epoch: int) -> None:
+        """Keras' verbose=2 line: also the record of the run in its log file (once under DDP)."""
+        self._logged_epoch = epoch
+        if self.trainer.is_global_zero:
+            h = self.history
+            log.info("Epoch %d/%d - %.2fs - loss %.4f - acc %.4f - val_loss %.4f - val_acc %.4f", epoch,
+                     self.trainer.max_epochs, h["epoch_seconds"][epoch - 1], h["train_loss"][epoch - 1],
+                     h["train_acc"][epoch - 1], h["val_loss"][epoch - 1], h["val_acc"][epoch - 1])
+
+    def on_train_end(self) -> None:
+        # A callback that stopped the run after this epoch's hook (EarlyStopping) left its line out.
+        epochs = len(self.history["train_loss"])
+        if epochs and self._logged_epoch != epochs:
+            self._log_epoch(epochs)
 
     # ------------------------------------------------------------------ resuming
     def on_save_checkpoint(self, checkpoint: dict) -> None:

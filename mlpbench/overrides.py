@@ -9,7 +9,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 
 # Overrides that choose a preset or steer the sweep or the console, not a property of one run.
-NOT_A_SETTING = {"experiment", "resume", "trainer.enable_progress_bar"}
+NOT_A_SETTING = {"experiment", "resume", "trainer.enable_progress_bar", "trainer.log_every_n_epochs"}
 
 
 def parse(overrides: Iterable[str]) -> list[Override]:

@@ -455,8 +455,9 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
     """Metrics against a numeric swept key (depth, units), each point a setting's mean with its
     95% interval as an error bar: accuracy, the train-val gap and, with diagnostics, the first
     layer's gradient and the first/last gradient ratio. One line per sweep, and per
-    combination of the other swept keys. A point has its setting's colour, as in the curves;
-    the lines are grey, told apart by their markers."""
+    combination of the other swept keys. With one line a point has its setting's colour, as in
+    the curves; with several, the x axis already tells the settings apart, and each line (a
+    sweep: depth_linear against depth_relu) has a colour and a marker of its own."""
     from matplotlib.lines import Line2D
 
     with_ratio = "grad_ratio" in _metrics_of(sweeps)
@@ -475,6 +476,7 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
     short = key.rsplit(".", 1)[-1]
     markers = "osD^vP*X<>"
     values = sorted({float(s.values[key]) for members in lines.values() for _, s in members})
+    line_colors = {name: f"C{i % 10}" for i, name in enumerate(lines)} if len(lines) > 1 else {}
     for i, ((name, members), marker) in enumerate(zip(lines.items(), markers * len(lines))):
         members = sorted(members, key=lambda m: float(m[1].values[key]))
         # Lines a little apart, so that points at one value do not hide each other.
@@ -484,9 +486,9 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
         def draw(ax, metric: str, linestyle: str, hollow: bool = False) -> None:
             summaries = [s.summary(metric) for _, s in members]
             y = [sm.mean for sm in summaries]
-            ax.plot(x, y, linestyle, color="grey", lw=1.2, zorder=1)
+            ax.plot(x, y, linestyle, color=line_colors.get(name, "grey"), lw=1.2, zorder=1)
             for xi, yi, sm, (_, s) in zip(x, y, summaries, members):
-                color = colors[s.label]
+                color = line_colors.get(name, colors[s.label])
                 ax.errorbar([xi], [yi], yerr=[0.0 if math.isnan(sm.ci95) else sm.ci95], fmt=marker, color=color,
                             markerfacecolor="white" if hollow else color, capsize=3, markersize=7, zorder=2)
 
@@ -516,13 +518,17 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
             ax.set_yscale("log")
         if panel == "gap":
             ax.axhline(0.0, color="grey", lw=0.8)
-    # Legends for all panels, beside them: the settings' colours; what the lines and markers mean.
-    drawn = [s.label for members in lines.values() for _, s in members]
-    fig.legend(handles=[Line2D([], [], ls="", marker="o", color=c, label=label)
-                        for label, c in colors.items() if label in drawn],
-               loc="outside right upper", fontsize="small", title=_legend_title(sweeps))
-    styles = [Line2D([], [], color="grey", marker=marker, label=name)
-              for name, marker in zip(lines, markers * len(lines)) if name]
+    # Legends for all panels, beside them: the colours; what the line styles mean.
+    if line_colors:
+        fig.legend(handles=[Line2D([], [], color=line_colors[name], marker=marker, label=name)
+                            for name, marker in zip(lines, markers * len(lines))],
+                   loc="outside right upper", fontsize="small")
+    else:
+        drawn = [s.label for members in lines.values() for _, s in members]
+        fig.legend(handles=[Line2D([], [], ls="", marker="o", color=c, label=label)
+                            for label, c in colors.items() if label in drawn],
+                   loc="outside right upper", fontsize="small", title=_legend_title(sweeps))
+    styles = []
     styles += [Line2D([], [], color="grey", ls="-", marker="o", label="best val acc (filled)"),
                Line2D([], [], color="grey", ls="--", marker="o", markerfacecolor="white", label="test acc (hollow)")]
     fig.legend(handles=styles, loc="outside right lower", fontsize="small")

@@ -75,13 +75,17 @@ def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
 
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc",
                                  mode="max", save_last=True, save_top_k=1)
-    bar = sys.stderr.isatty() if t.enable_progress_bar is None else t.enable_progress_bar
+    from lightning.pytorch.callbacks import ProgressBar
+
+    # Lightning draws its bar on stdout; a callback of the user's may be a bar of its own.
+    bar = sys.stdout.isatty() if t.enable_progress_bar is None else t.enable_progress_bar
+    ours = bar and not any(isinstance(cb, ProgressBar) for cb in callbacks)
     try:
         return pl.Trainer(
             accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
             max_epochs=t.max_epochs, log_every_n_steps=t.log_every_n_steps,
             enable_progress_bar=bar, deterministic=t.deterministic,
-            logger=logger, callbacks=[checkpoint, *([progress_bar()] if bar else []), *callbacks],
+            logger=logger, callbacks=[checkpoint, *([progress_bar()] if ours else []), *callbacks],
             enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(run_dir),
         )
     except (ValueError, ImportError, MisconfigurationException) as e:
@@ -266,19 +270,22 @@ def _checkpoint_position(path: Path) -> dict[str, int] | None:
         return None
 
 
-def _discard_unstarted(run_dir: Path) -> None:
-    """A single run refused by a config check: remove what Hydra made for it (.hydra/ and an
-    empty log), so that no folder without a result looks like a run. Anything else stays."""
+def _discard_unstarted(run_dir: Path, job_name: str) -> None:
+    """A single run refused by a config check: remove exactly what Hydra made for it (.hydra/'s
+    three files and the run's empty log), then the folder if that left it empty, so that no
+    folder without a result looks like a run. Anything else in it stays."""
     logging.shutdown()  # closes the log file Hydra opened in it
-    made_by_hydra = [p for p in run_dir.iterdir() if p.name == ".hydra" or (p.suffix == ".log" and not p.stat().st_size)]
-    if len(made_by_hydra) == len(list(run_dir.iterdir())):
-        import shutil
-
-        shutil.rmtree(run_dir, ignore_errors=True)
+    made = [run_dir / ".hydra" / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
+    log_file = run_dir / f"{job_name}.log"
+    if log_file.is_file() and not log_file.stat().st_size:
+        made.append(log_file)
+    for path in made:
+        path.unlink(missing_ok=True)
+    for folder in (run_dir / ".hydra", run_dir):
         try:
-            run_dir.parent.rmdir()  # outputs/run/<date>/ when this was its only run
+            folder.rmdir()  # only if empty
         except OSError:
-            pass
+            return
 
 
 def _record_failure(run_dir: Path, overrides: list[str], cfg: DictConfig, error: BaseException) -> None:
@@ -330,12 +337,15 @@ def main(cfg: DictConfig) -> None:
         if in_sweep and cfg.trainer.devices > 1:
             raise ConfigError(f"trainer.devices={cfg.trainer.devices}: a DDP run starts its own processes; "
                               "run it on its own, without -m (a sweep runs each run on one device)")
+        threads = sweep.threads_per_run(hc.launcher)
+        if threads and cfg.trainer.enable_progress_bar is None:
+            cfg.trainer.enable_progress_bar = False  # runs side by side would draw over each other's bars
         train(cfg, run_dir, overrides, hc.runtime.choices.get("experiment"), resume_from=plan.checkpoint,
-              previous=plan.previous, threads=sweep.threads_per_run(hc.launcher),
+              previous=plan.previous, threads=threads,
               job=hc.job.num if in_sweep else None)
     except ConfigError as e:
         if not in_sweep:
-            _discard_unstarted(run_dir)
+            _discard_unstarted(run_dir, hc.job.name)
             _fail(str(e))
         # One bad grid point must not end the sweep: record it, go on to the next.
         _record_failure(run_dir, overrides, cfg, e)

@@ -38,11 +38,18 @@ def test_log_lines_start_on_their_own_line_while_a_bar_is_drawn(tmp_path):
     assert len(epoch_lines) == 2 and all(line.startswith("[") for line in epoch_lines)  # not after the bar
 
 
-def test_a_run_refused_by_a_config_check_leaves_no_folder(tmp_path):
+def test_a_run_refused_by_a_config_check_leaves_no_folder_and_nothing_else_is_removed(tmp_path):
     run_dir = tmp_path / "runs" / "one"
     proc = run_cli("model.depth=-1", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 2 and "model.depth=-1: must be an integer >= 0" in proc.stderr
-    assert "Traceback" not in proc.stderr and not (tmp_path / "runs").exists()
+    assert "Traceback" not in proc.stderr and not run_dir.exists() and (tmp_path / "runs").is_dir()
+    # A folder of the user's, named as the run's folder: only what Hydra wrote into it goes.
+    (run_dir / ".hydra").mkdir(parents=True)
+    for name in ("notes.log", ".hydra/mine.yaml"):
+        (run_dir / name).write_text("")
+    assert run_cli("model.depth=-1", f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 2
+    assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")) == [".hydra", ".hydra/mine.yaml",
+                                                                                   "notes.log"]
 
 
 def test_outside_its_environment_the_tool_says_what_to_do(tmp_path):

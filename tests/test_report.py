@@ -275,7 +275,14 @@ def test_a_setting_has_one_colour_in_every_figure(tmp_path, depth_sweep, monkeyp
         for ax in drawn[name].axes:  # a panel per sweep
             curves = {line.get_label().split(" ")[0]: to_hex(line.get_color()) for line in ax.get_lines()}
             assert curves == colors, name
-    # In against_depth.png a setting is a point (with its error bar) at its depth.
+    # In against_depth.png of two sweeps the x axis tells the depths apart: a colour per sweep,
+    # on its line and its points; a single sweep's points keep their setting's colours.
+    for ax in drawn["against_depth.png"].axes:
+        points = {(f"{bars.lines[0].get_xdata()[0]:.0f}", to_hex(bars.lines[0].get_color()))
+                  for bars in ax.containers}
+        assert {depth for depth, _ in points} == {"2", "5", "10"}
+        assert len({color for _, color in points}) == 2  # one per sweep
+    report.main([str(relu), "--out", str(tmp_path / "one")])
     for ax in drawn["against_depth.png"].axes:
         points = {(f"{bars.lines[0].get_xdata()[0]:.0f}", to_hex(bars.lines[0].get_color()))
                   for bars in ax.containers}

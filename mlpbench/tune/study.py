@@ -21,7 +21,8 @@ STUDY_FILE = "study.db"
 CONFIG_FILE = "multirun.yaml"
 # Settings that may change between runs of one study: how many trials, how many at once, points
 # to try first, and what the console shows.
-RESUMABLE_CHANGES = ("tune.n_trials", "tune.n_jobs", "tune.enqueue", "resume", "trainer.enable_progress_bar")
+RESUMABLE_CHANGES = ("tune.n_trials", "tune.n_jobs", "tune.enqueue", "resume", "trainer.enable_progress_bar",
+                     "trainer.log_every_n_epochs")
 
 
 def load_config(sweep_dir: Path) -> DictConfig:
