@@ -679,10 +679,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     except FileNotFoundError as e:
         parser.error(str(e))
     if not report.written:
-        print(f"mlpbench.report: no {RESULT_FILE} under {', '.join(map(str, args.dirs))}", file=sys.stderr)
+        deeper = sorted({p.parts[len(Path(d).parts)] for d in args.dirs for p in Path(d).glob(f"*/*/*/{RESULT_FILE}")})
+        hint = f"; give a sweep's folder or a folder of sweeps, e.g. {Path(args.dirs[0]) / deeper[0]}" if deeper else ""
+        print(f"mlpbench.report: no sweep in {', '.join(map(str, args.dirs))}{hint}", file=sys.stderr)
         return 1
     print(report.text)
-    print("Wrote " + ", ".join(str(p) for p in report.written))
+    folders = sorted({str(p.parent) for p in report.written})
+    print(f"Wrote {', '.join(p.name for p in report.written)} in {', '.join(folders)}")
     return 0
 
 

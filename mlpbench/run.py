@@ -230,9 +230,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     write_session_end(logger.experiment, status)
     logger.finalize("success")
     metrics = record.payload["metrics"]
-    log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d epochs in %.1f s -> %s", run_dir.name, status,
-             metrics["val_acc"], metrics["test_acc"], record.payload["epochs"], record.payload["seconds"],
-             record.path)
+    epochs = record.payload["epochs"]
+    log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d %s in %.1f s -> %s", run_dir.name, status, metrics["val_acc"],
+             metrics["test_acc"], epochs, "epoch" if epochs == 1 else "epochs", record.payload["seconds"], record.path)
     return record.payload
 
 

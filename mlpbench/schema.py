@@ -426,6 +426,13 @@ def validate(cfg: DictConfig) -> None:
                "must name config keys (e.g. optim.lr) that the sweep varies")
     errors += [f"{key}: not a setting of mlpbench (see --help)"
                for key in sorted(set(cfg.keys()) - set(Config.__dataclass_fields__) - {"hydra"})]
+    # `+model.dept=3` (Hydra's own advice for a typo'd key) adds a key nothing reads: the run
+    # would train the default depth, silently.
+    for section in ("data", "model", "optim", "trainer"):
+        fields = getattr(OmegaConf.get_type(cfg[section]), "__dataclass_fields__", None)
+        if fields:
+            errors += [f"{section}.{key}: not a setting of {section} (see --help)"
+                       for key in sorted(set(cfg[section].keys()) - set(fields))]
     _check(errors, bool(SAFE_NAME.match(tune.study_name)) and ".." not in tune.study_name, "tune.study_name",
            tune.study_name, "must be a name of letters, digits, '.', '_' and '-' (it names a folder)")
     if errors:

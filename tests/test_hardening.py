@@ -72,6 +72,7 @@ def test_a_received_config_cannot_name_an_arbitrary_callable(tmp_path):
     ("tune.study_name=../../x", "tune.study_name=../../x: must be a name"),
     ("model.units=[]", "model.units=[]: must be a positive integer"),
     ("+foo=1", "foo: not a setting of mlpbench"),
+    ("+model.dept=3", "model.dept: not a setting of model"),
     ("report.best_over=[nope.key]", "report.best_over=nope.key: must name config keys"),
 ])
 def test_values_that_would_train_wrongly_are_refused_by_name(override, message):

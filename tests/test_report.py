@@ -198,7 +198,11 @@ def test_several_sweeps_share_one_table_with_the_sweeps_as_columns(tmp_path, dep
 
 def test_a_folder_without_results_is_a_clear_error(tmp_path, capsys):
     assert report.main([str(tmp_path)]) == 1
-    assert "no result.json" in capsys.readouterr().err
+    assert f"no sweep in {tmp_path}" in capsys.readouterr().err
+    # A folder above the folders of sweeps (outputs/): the error names the one to give.
+    fake_run(tmp_path / "multirun" / "2026-01-01_00-00-00", ["model.depth=2", "seed=1"], [0.9])
+    assert report.main([str(tmp_path)]) == 1
+    assert f"e.g. {tmp_path / 'multirun'}" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         report.main([str(tmp_path / "missing")])
     assert exit_info.value.code == 2 and "no such folder" in capsys.readouterr().err
