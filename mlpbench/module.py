@@ -180,8 +180,8 @@ class MLPModule(pl.LightningModule):
         if self.logger is not None:
             self.logger.log_metrics({k: v for k, v in scalars.items() if math.isfinite(v)}, step=epoch)
         self.log("train_loss", train_loss, logger=False)  # for callbacks.* that monitor it (EarlyStopping)
-        last = epoch in (1, self.trainer.max_epochs) or self.trainer.should_stop or not math.isfinite(train_loss)
-        if last or epoch % self.log_every_n_epochs == 0:
+        # The last epoch's line, if this rule skips it, comes from on_train_end.
+        if epoch == 1 or epoch % self.log_every_n_epochs == 0 or not math.isfinite(train_loss):
             self._log_epoch(epoch)
         if not math.isfinite(train_loss) and self.diverged_at is None:
             self._stop_diverged(self.global_step)  # a NaN between the sparser checks off the CPU
@@ -196,7 +196,7 @@ class MLPModule(pl.LightningModule):
                      h["train_acc"][epoch - 1], h["val_loss"][epoch - 1], h["val_acc"][epoch - 1])
 
     def on_train_end(self) -> None:
-        # A callback that stopped the run after this epoch's hook (EarlyStopping) left its line out.
+        # The last epoch, whether max_epochs, a divergence or a callback (EarlyStopping) ended it.
         epochs = len(self.history["train_loss"])
         if epochs and self._logged_epoch != epochs:
             self._log_epoch(epochs)

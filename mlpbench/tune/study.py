@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from mlpbench.overrides import NOT_A_SETTING
 from mlpbench.results import Status, read_result
 from mlpbench.schema import Objective, Pruner, Sampler
 from mlpbench.tune.space import flat
@@ -20,9 +21,8 @@ STUDY_FILE = "study.db"
 # The search's config, saved in its folder: what the report and each trial read.
 CONFIG_FILE = "multirun.yaml"
 # Settings that may change between runs of one study: how many trials, how many at once, points
-# to try first, and what the console shows.
-RESUMABLE_CHANGES = ("tune.n_trials", "tune.n_jobs", "tune.enqueue", "resume", "trainer.enable_progress_bar",
-                     "trainer.log_every_n_epochs")
+# to try first, and what is no property of a run (resume, the console's settings).
+RESUMABLE_CHANGES = ("tune.n_trials", "tune.n_jobs", "tune.enqueue", *sorted(NOT_A_SETTING - {"experiment"}))
 
 
 def load_config(sweep_dir: Path) -> DictConfig:
