@@ -5,13 +5,15 @@ import sys
 
 def _register_plugins() -> None:
     # Hydra finds plugins by scanning the hydra_plugins namespace, which misses ours in some
-    # editable installs: register the search's sweeper and the joblib launcher from the package too.
+    # editable installs: register the search's sweeper and our launchers from the package too.
     from hydra.core.plugins import Plugins
     from hydra_plugins.mlpbench_joblib import JoblibLauncher
+    from hydra_plugins.mlpbench_stacked import StackedLauncher
     from hydra_plugins.mlpbench_tuner import TuneSweeper
 
     Plugins.instance().register(TuneSweeper)
     Plugins.instance().register(JoblibLauncher)
+    Plugins.instance().register(StackedLauncher)
 
 
 def _fail(message: str) -> None:

@@ -346,6 +346,12 @@ def _split_count(n: int, fraction: float, key: str) -> int:
 # ---------------------------------------------------------------------------- batches
 
 
+def epoch_order(seed: int, epoch: int, rows: int) -> torch.Tensor:
+    """The order of a run's training rows in one epoch: a function of its seed and the epoch
+    alone, so that a resumed run, or the same run stacked with others, draws the same."""
+    return torch.randperm(rows, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
 class TensorBatches:
     """Batches as slices of whole-dataset tensors; reshuffled for every epoch when `shuffle`.
 
@@ -354,11 +360,14 @@ class TensorBatches:
     cannot normalise one row in training mode. Under DDP (`world` processes) each takes
     every world-th row of the pass's order, cut so that all take the same number of steps.
 
+    Stacked replicas (mlpbench/stacked.py): x (K, rows, features), y (K, rows) and a seed per
+    replica; each replica's batches are those its own run takes, all K gathered at once.
+
     With `steps_per_chunk` (training), each item is a chunk of that many batches:
     (x, y, batch_size), gathered in one indexing operation; the module steps through it.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0,
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int | list[int] = 0,
                  rank: int = 0, world: int = 1, steps_per_chunk: Optional[int] = None,
                  epoch: Callable[[], int] = lambda: 0):
         self.x, self.y = x, y
@@ -371,7 +380,7 @@ class TensorBatches:
 
     def _rows(self) -> int:
         """Rows this process uses in one pass."""
-        n = len(self.y)
+        n = self.y.shape[-1]
         if self.world > 1:
             n = n // self.world if self.shuffle else len(range(self.rank, n, self.world))
         if self.shuffle and n % self.batch_size == 1 and n > 1:
@@ -390,11 +399,13 @@ class TensorBatches:
         return -(-self._rows() // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple]:
-        n = len(self.y)
+        n = self.y.shape[-1]
+        stacked = self.y.dim() == 2
         order = None
         if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch())
-            order = torch.randperm(n, generator=gen)
+            epoch = self.epoch()
+            order = (torch.stack([epoch_order(seed, epoch, n) for seed in self.seed]) if stacked
+                     else epoch_order(self.seed, epoch, n))
         if self.world > 1:
             order = torch.arange(n) if order is None else order[: n // self.world * self.world]
             order = order[self.rank::self.world]
@@ -403,16 +414,20 @@ class TensorBatches:
         rows, step = self._rows(), self._item_rows()
         for lo in range(0, rows, step):
             hi = min(lo + step, rows)
-            if order is not None:
+            if order is not None and stacked:
+                idx = order[:, lo:hi]
+                replica = torch.arange(len(idx), device=idx.device).unsqueeze(1)
+                x, y = self.x[replica, idx], self.y[replica, idx]
+            elif order is not None:
                 idx = order[lo:hi]
                 x, y = self.x[idx], self.y[idx]
             else:
-                x, y = self.x[lo:hi], self.y[lo:hi]
+                x, y = self.x[..., lo:hi, :], self.y[..., lo:hi]
             yield (x, y, self.batch_size) if self.steps_per_chunk else (x, y)
 
 
 class MLPDataModule(pl.LightningDataModule):
-    def __init__(self, splits: Splits, batch_size: int, seed: int, steps_per_chunk: int = 1,
+    def __init__(self, splits: Splits, batch_size: int, seed: int | list[int], steps_per_chunk: int = 1,
                  order: Order = Order.fresh):
         super().__init__()
         self.splits = splits

@@ -27,9 +27,10 @@ HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds
 class _Sums:
     """Running loss*rows, correct predictions and rows for one pass over a split."""
 
-    def __init__(self, device: torch.device):
-        self.loss = torch.zeros((), dtype=torch.float64, device=device)
-        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+    def __init__(self, device: torch.device, shape: tuple[int, ...] = ()):
+        # shape (K,): one count per stacked replica (mlpbench/stacked.py)
+        self.loss = torch.zeros(shape, dtype=torch.float64, device=device)
+        self.correct = torch.zeros(shape, dtype=torch.int64, device=device)
         self.rows = 0
 
     def add(self, loss: torch.Tensor, correct: torch.Tensor, rows: int) -> None:
@@ -51,9 +52,9 @@ class _Sums:
 
 class MLPModule(pl.LightningModule):
     def __init__(self, model_cfg, optim_cfg, num_features: int, num_classes: int,
-                 gradient_clip_val: float | None = None, log_every_n_epochs: int = 1):
+                 gradient_clip_val: float | None = None, log_every_n_epochs: int = 1, model=None):
         super().__init__()
-        self.model = MLP(model_cfg, num_features, num_classes)
+        self.model = MLP(model_cfg, num_features, num_classes) if model is None else model
         self.loss_kind = Loss(model_cfg.loss)
         self.optim_cfg = optim_cfg
         self.history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
@@ -120,13 +121,13 @@ class MLPModule(pl.LightningModule):
         raw = optimizer.optimizer
         progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
         log_every = self.trainer.log_every_n_steps
-        for lo in range(0, len(y), batch_size):
-            xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
+        for lo in range(0, y.shape[-1], batch_size):  # rows are the last index of y (stacked: (K, rows))
+            xb, yb = x[..., lo:lo + batch_size, :], y[..., lo:lo + batch_size]
             loss, correct = self.loss_and_correct(self.model(xb), yb)
             step = self.global_step
             if self._lean_steps:
                 raw.zero_grad()
-                loss.backward()
+                self.objective(loss).backward()
                 if self.gradient_clip_val:
                     torch.nn.utils.clip_grad_norm_(self.parameters(), self.gradient_clip_val)
                 progress.increment_ready()
@@ -134,17 +135,25 @@ class MLPModule(pl.LightningModule):
                 progress.increment_completed()
             else:
                 optimizer.zero_grad()
-                self.manual_backward(loss)
+                self.manual_backward(self.objective(loss))
                 if self.gradient_clip_val:
                     self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val,
                                         gradient_clip_algorithm="norm")
                 optimizer.step()
-            self._sums.add(loss, correct, len(yb))
-            if step % log_every == 0 and self.logger is not None:
-                self.logger.log_metrics({"step/train_loss": loss.item()}, step=step)
+            self._sums.add(loss, correct, yb.shape[-1])
+            if step % log_every == 0:
+                self.log_step_loss(loss, step)
             if (step + 1) % self._divergence_check_every == 0 and self._diverged(loss):
                 self._stop_diverged(step + 1)
                 break
+
+    def objective(self, loss: torch.Tensor) -> torch.Tensor:
+        """What backward() differentiates: the loss (stacked replicas: the sum of theirs)."""
+        return loss
+
+    def log_step_loss(self, loss: torch.Tensor, step: int) -> None:
+        if self.logger is not None:
+            self.logger.log_metrics({"step/train_loss": loss.item()}, step=step)
 
     def running_means(self) -> tuple[float, float]:
         """This epoch's loss and accuracy so far, for the progress bar."""
@@ -229,7 +238,7 @@ class MLPModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         loss, correct = self.loss_and_correct(self.model(x), y)
-        self._eval_sums.add(loss, correct, len(y))
+        self._eval_sums.add(loss, correct, y.shape[-1])
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:

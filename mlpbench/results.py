@@ -71,6 +71,9 @@ class RunRecord:
         self.path = run_dir / RESULT_FILE
         self.started = time.time()
         self.seconds_before = seconds_before  # earlier attempts of a resumed run
+        # Runs trained together as one stacked model (mlpbench/stacked.py): each is charged its
+        # share of the wall time, so that a sweep's runs add up to what its training took.
+        self.sharing = 1
         self.payload: dict[str, Any] = {
             "status": Status.running,
             "overrides": overrides,
@@ -119,7 +122,7 @@ class RunRecord:
             history = {k: list(v) for k, v in self.source.history.items()}
             self.payload.update(history=history, epochs=len(history.get("train_loss", [])),
                                 metrics=final_metrics(history, self.source.test_metrics))
-        self.payload["seconds"] = round(self.seconds_before + time.time() - self.started, 3)
+        self.payload["seconds"] = round(self.seconds_before + (time.time() - self.started) / self.sharing, 3)
         write_json_atomic(self.path, self.payload)
         self._last_save = time.monotonic()
 

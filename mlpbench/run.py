@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_BAD_INPUT)
 
 
-def _quiet_lightning() -> None:
+def quiet_lightning() -> None:
     # Lightning announces every accelerator it did not find; keep its warnings, drop that.
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
                  "lightning.pytorch.accelerators.cuda"):
@@ -64,18 +65,26 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
-def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
+def checkpoint_callback(run_dir: Path):
+    """A run's checkpoints: checkpoints/last.ckpt after every epoch (what resume continues
+    from), checkpoints/best.ckpt at the best val_acc so far."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc", mode="max",
+                           save_last=True, save_top_k=1)
+
+
+def make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks, checkpoints: bool = True):
     """The Lightning Trainer for `trainer.*`; Lightning's own checks of these values become
-    a config error here, before anything is trained or written."""
+    a config error here, before anything is trained or written. `checkpoints=False`: the
+    caller writes them (stacked replicas, each into its own run folder)."""
     import lightning.pytorch as pl
     from lightning.fabric.utilities.exceptions import MisconfigurationException
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import ProgressBar
 
     from mlpbench.console import progress_bar
 
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc",
-                                 mode="max", save_last=True, save_top_k=1)
-    from lightning.pytorch.callbacks import ProgressBar
+    own = [checkpoint_callback(run_dir)] if checkpoints else []
 
     # Lightning draws its bar on stdout; a callback of the user's may be a bar of its own.
     bar = sys.stdout.isatty() if t.enable_progress_bar is None else t.enable_progress_bar
@@ -85,7 +94,7 @@ def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
             accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
             max_epochs=t.max_epochs, log_every_n_steps=t.log_every_n_steps,
             enable_progress_bar=bar, deterministic=t.deterministic,
-            logger=logger, callbacks=[checkpoint, *([progress_bar()] if ours else []), *callbacks],
+            logger=logger, callbacks=[*own, *([progress_bar()] if ours else []), *callbacks],
             enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(run_dir),
         )
     except (ValueError, ImportError, MisconfigurationException) as e:
@@ -97,21 +106,18 @@ def _make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks):
 MAX_PREDICTION_ROWS = 16
 
 
-def _log_predictions(module, splits) -> list[dict[str, Any]]:
-    """The XOR tutorial's last step: the network's output for each row of the table (a single
-    output unit's sigmoid, else the class probabilities)."""
+def predictions(logits, x_test, y_test, **log_extra) -> list[dict[str, Any]]:
+    """The XOR tutorial's last step: the network's output (`logits` on `x_test`) for each row of
+    the table (a single output unit's sigmoid, else the class probabilities), logged."""
     import torch
 
-    module.eval()
-    with torch.no_grad():
-        logits = module(splits.x_test.to(module.device))
-        outputs = (torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)).cpu()
+    outputs = (torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)).cpu()
     rows = []
     lines = ["Predictions:"]
-    for x, y, out in zip(splits.x_test.tolist(), splits.y_test.tolist(), outputs.tolist()):
+    for x, y, out in zip(x_test.tolist(), y_test.tolist(), outputs.tolist()):
         rows.append({"input": x, "target": y, "output": out})
         lines.append(f"  {x} -> {' '.join(f'{o:.4f}' for o in out)}  (target {y})")
-    log.info("\n".join(lines))
+    log.info("\n".join(lines), extra=log_extra)
     return rows
 
 
@@ -138,12 +144,12 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
 
     from mlpbench.module import AfterEpochMetrics, MLPModule
 
-    _quiet_lightning()
+    quiet_lightning()
     if threads:
         torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, verbose=False)
     splits = make_splits(cfg.data, cfg.seed)
-    resumed_at = _checkpoint_position(resume_from) if resume_from else None
+    resumed_at = checkpoint_position(resume_from) if resume_from else None
     if resume_from and resumed_at is None:  # unreadable: the run starts over rather than stay stuck
         sweep.clear_run(run_dir)
         resume_from = None
@@ -172,11 +178,11 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         from mlpbench.diagnostics import Diagnostics
 
         callbacks.append(Diagnostics(cfg.trainer.log_every_n_steps))
-    trainer = _make_trainer(cfg.trainer, run_dir, logger, *callbacks)
+    trainer = make_trainer(cfg.trainer, run_dir, logger, *callbacks)
     record.enabled = trainer.is_global_zero
     if trainer.world_size > 1 and trainer.strategy.root_device.type == "cpu":
         torch.set_num_threads(max(1, sweep.cores() // trainer.world_size))  # DDP on CPU: share the cores
-    _check_memory(cfg, splits.num_features, splits.num_classes)
+    check_memory(cfg, splits.num_features, splits.num_classes)
     module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes,
                        gradient_clip_val=cfg.trainer.gradient_clip_val,
                        log_every_n_epochs=cfg.trainer.log_every_n_epochs)
@@ -204,7 +210,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         if module.diverged_at is None and stopped is None:
             trainer.test(module, datamodule=datamodule, verbose=False)
             if len(splits.y_test) <= MAX_PREDICTION_ROWS:
-                record.update(predictions=_log_predictions(module, splits))
+                module.eval()
+                with torch.no_grad():
+                    logits = module(splits.x_test.to(module.device))
+                record.update(predictions=predictions(logits, splits.x_test, splits.y_test))
         status = Status.diverged if module.diverged_at is not None else stopped or Status.ok
         record.update(status=status, diverged_at=module.diverged_at,
                       device=str(trainer.strategy.root_device), devices=trainer.world_size,
@@ -236,14 +245,15 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     return record.payload
 
 
-def _check_memory(cfg: DictConfig, num_features: int, num_classes: int) -> None:
+def check_memory(cfg: DictConfig, num_features: int, num_classes: int, replicas: int = 1) -> None:
     """A model too large for this machine's memory is a config error before torch tries to
-    allocate it: weights, gradients and up to two optimizer moments, float32."""
+    allocate it: weights, gradients and up to two optimizer moments, float32 (times the
+    replicas trained as one stacked model)."""
     from mlpbench.model import hidden_widths, output_size
 
     widths = [num_features, *hidden_widths(cfg.model, num_features, num_classes), output_size(cfg.model, num_classes)]
     params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
-    needed = params * 4 * 4
+    needed = params * 4 * 4 * replicas
     try:
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -254,7 +264,7 @@ def _check_memory(cfg: DictConfig, num_features: int, num_classes: int) -> None:
                           f"{available / 1e9:.1f} GB")
 
 
-def _checkpoint_position(path: Path) -> dict[str, int] | None:
+def checkpoint_position(path: Path) -> dict[str, int] | None:
     """Where a checkpoint stands: epochs finished and optimizer steps taken; None, said in the
     log, when it cannot be read (cut short, corrupt, or holding more than tensors and data)."""
     import torch
@@ -319,8 +329,23 @@ def print_help(overrides: list[str]) -> None:
     print(string.Template(template).safe_substitute(CONFIG=OmegaConf.to_yaml(cfg)))
 
 
-@hydra.main(version_base="1.3", config_path=f"pkg://{CONF_MODULE}", config_name="config")
-def main(cfg: DictConfig) -> None:
+@dataclass
+class Job:
+    """One run as Hydra set it up: its config (resolved and checked), folder and plan."""
+
+    cfg: DictConfig
+    run_dir: Path
+    overrides: list[str]
+    plan: sweep.RunPlan
+    experiment: str | None
+    num: int | None  # its place in the sweep; None for a single run
+    threads: int | None
+
+
+def prepare(cfg: DictConfig) -> Job | None:
+    """The run Hydra's job `cfg` asks for, checked; None where there is nothing to train: the
+    run is finished already (skipped), or its config is refused (in a sweep: recorded as
+    failed, and the sweep goes on; a single run exits 2)."""
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
@@ -330,19 +355,13 @@ def main(cfg: DictConfig) -> None:
     plan = sweep.plan_run(run_dir, clear=not ddp_child)
     if plan.skip:
         log.info("Run %s: already %s in %s; skipped", run_dir.name, plan.skip, run_dir)
-        return
+        return None
     try:
         cfg = resolved(cfg)
         validate(cfg)
         if in_sweep and cfg.trainer.devices > 1:
             raise ConfigError(f"trainer.devices={cfg.trainer.devices}: a DDP run starts its own processes; "
                               "run it on its own, without -m (a sweep runs each run on one device)")
-        threads = sweep.threads_per_run(hc.launcher)
-        if threads and cfg.trainer.enable_progress_bar is None:
-            cfg.trainer.enable_progress_bar = False  # runs side by side would draw over each other's bars
-        train(cfg, run_dir, overrides, hc.runtime.choices.get("experiment"), resume_from=plan.checkpoint,
-              previous=plan.previous, threads=threads,
-              job=hc.job.num if in_sweep else None)
     except ConfigError as e:
         if not in_sweep:
             _discard_unstarted(run_dir, hc.job.name)
@@ -350,16 +369,46 @@ def main(cfg: DictConfig) -> None:
         # One bad grid point must not end the sweep: record it, go on to the next.
         _record_failure(run_dir, overrides, cfg, e)
         log.error("Run %s: not run: %s", run_dir.name, e)
+        return None
+    threads = sweep.threads_per_run(hc.launcher)
+    if threads and cfg.trainer.enable_progress_bar is None:
+        cfg.trainer.enable_progress_bar = False  # runs side by side would draw over each other's bars
+    return Job(cfg, run_dir, overrides, plan, hc.runtime.choices.get("experiment"),
+               hc.job.num if in_sweep else None, threads)
+
+
+def record_failure(job: Job, error: BaseException, say: bool = True) -> None:
+    """A run that failed: its record says why, its log has the traceback (not for a config
+    that Lightning or the memory check refused: the message says it all)."""
+    run_dir = job.run_dir
+    try:
+        _record_failure(run_dir, job.overrides, job.cfg, error)
+    except OSError:
+        pass  # the disk that failed the run may refuse its record too; the log says why
+    if not say:  # the caller has said it, once for several runs
+        return
+    if isinstance(error, ConfigError):  # Lightning's checks, memory: found once training was set up
+        log.error("Run %s: not run: %s", run_dir.name, error)
+    elif isinstance(error, OSError) and error.errno in DISK_ERRORS:
+        where = f" ({error.filename})" if error.filename and not str(error.filename).startswith(str(run_dir)) else ""
+        log.error("Run %s failed: cannot write %s: %s%s", run_dir.name, error.filename if not where else run_dir,
+                  error.strerror, where)
+    else:  # the traceback goes to the run's log
+        log.error("Run %s failed: %s: %s", run_dir.name, type(error).__name__, error, exc_info=error)
+
+
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONF_MODULE}", config_name="config")
+def main(cfg: DictConfig) -> None:
+    job = prepare(cfg)
+    if job is None:
+        return
+    try:
+        train(job.cfg, job.run_dir, job.overrides, job.experiment, resume_from=job.plan.checkpoint,
+              previous=job.plan.previous, threads=job.threads, job=job.num)
     except Exception as e:
-        try:
-            _record_failure(run_dir, overrides, cfg, e)
-        except OSError:
-            pass  # the disk that failed the run may refuse its record too; the log says why
-        if isinstance(e, OSError) and e.errno in DISK_ERRORS:
-            where = f" ({e.filename})" if e.filename and not str(e.filename).startswith(str(run_dir)) else ""
-            log.error("Run %s failed: cannot write %s: %s%s", run_dir.name, e.filename if not where else run_dir,
-                      e.strerror, where)
-        else:  # the traceback goes to the run's log
-            log.exception("Run %s failed: %s: %s", run_dir.name, type(e).__name__, e)
-        if not in_sweep:
+        if job.num is None and isinstance(e, ConfigError):  # found once training was set up
+            _discard_unstarted(job.run_dir, HydraConfig.get().job.name)
+            _fail(str(e))
+        record_failure(job, e)
+        if job.num is None:
             sys.exit(1)

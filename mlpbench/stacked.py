@@ -1,0 +1,554 @@
+"""Replicas trained together (`hydra/launcher=stacked`): K copies of one MLP, differing only in
+their seed, as one network whose every tensor has a leading replica dimension.
+
+A layer's K weight matrices become one batched matmul (baddbmm), BatchNorm's K x F features one
+BatchNorm over K*F channels, and the activations run once over all K: each step is a few large
+kernels instead of K times as many small ones, which is where a small MLP's time goes (1.4-1.9x
+the throughput at batch 32 on 2 CPU cores for K = 5-20; docs/speed.md).
+
+Each replica is built as its own run builds it (its seed, its initialisation, its data split and
+batch order), and its tensors are slices of the stacked ones: `replica_state(k)` is exactly the
+state_dict of replica k's MLP, and `load_replicas` stacks K of those. So each replica's
+checkpoint is an ordinary run's, and an ordinary run's checkpoint joins a stack.
+
+One optimizer steps all replicas: every update rule mlpbench offers is elementwise, so it is K
+optimizers' updates (gradient clipping by norm is not, and is never stacked). The loss is the sum
+of the replicas' mean losses: replica k's gradient is its own run's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Checkpoint
+from omegaconf import OmegaConf
+from torch import nn
+
+from mlpbench import sweep
+
+from mlpbench.model import MLP, HiddenBlock, KerasBatchNorm1d
+from mlpbench.module import HISTORY_KEYS, MLPModule, _Sums
+from mlpbench.results import RunRecord, Status
+from mlpbench.run import Job, check_memory, checkpoint_callback, checkpoint_position
+from mlpbench.schema import Loss
+
+log = logging.getLogger("mlpbench")
+
+
+def _mangle(name: str) -> str:
+    return name.replace(".", "__")  # parameter names cannot hold dots
+
+
+class StackedMLP(nn.Module):
+    """K MLPs of one architecture as one module; forward takes (K, rows, ...) inputs."""
+
+    def __init__(self, replicas: list[MLP]):
+        super().__init__()
+        # The layer structure, not a submodule: its own tensors are not used.
+        object.__setattr__(self, "template", replicas[0])
+        self.replicas = len(replicas)
+        states = [m.state_dict() for m in replicas]
+        trainable = {name for name, _ in self.template.named_parameters()}
+        self.names = list(states[0])  # the MLP's state_dict keys, in its order
+        self.param_names = [name for name in self.names if name in trainable]  # the optimizer's order
+        # A Linear's weight is kept as (K, in, out), nn.Linear's (out, in) transposed: baddbmm's
+        # gradient for it then comes out in that layout, where (K, out, in) cost a copy of every
+        # weight gradient each step (a third of the step at K = 5, batch 32).
+        self.transposed = {f"{name}.weight" for name, m in self.template.named_modules() if isinstance(m, nn.Linear)}
+        for name in self.names:
+            stacked = self.stack(name, [s[name] for s in states])
+            if name in trainable:
+                self.register_parameter(_mangle(name), nn.Parameter(stacked))
+            else:
+                self.register_buffer(_mangle(name), stacked)
+        # The template's Linear and BatchNorm layers by their state_dict prefix.
+        self._prefix = {id(m): name for name, m in self.template.named_modules()}
+
+    def stack(self, name: str, tensors: list[torch.Tensor]) -> torch.Tensor:
+        """The stacked form of K replicas' tensors for state_dict key `name` (or the optimizer
+        state of that parameter)."""
+        if name in self.transposed:
+            tensors = [t.t() for t in tensors]
+        return torch.stack(tensors)
+
+    def unstack(self, name: str, stacked: torch.Tensor, k: int) -> torch.Tensor:
+        """Replica k's tensor of a stacked one, in its own MLP's layout."""
+        t = stacked[k]
+        return (t.t() if name in self.transposed else t).detach().clone(memory_format=torch.contiguous_format)
+
+    def tensor(self, module: nn.Module, attr: str) -> torch.Tensor:
+        return getattr(self, _mangle(f"{self._prefix[id(module)]}.{attr}"))
+
+    # ------------------------------------------------------------------ state
+    def replica_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Replica k's state_dict, keyed as its own MLP's."""
+        return {name: self.unstack(name, getattr(self, _mangle(name)), k) for name in self.names}
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, rows = x.shape[:2]
+        x = x.reshape(k, rows, -1)
+        for layer in self.template.layers:
+            if isinstance(layer, nn.Flatten):
+                continue
+            x = self._layer(layer, x)
+        return x
+
+    def _layer(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(layer, HiddenBlock):
+            out = x
+            for m in layer.body:
+                out = self._layer(m, out)
+            return x + out if layer.residual else out
+        if isinstance(layer, nn.Linear):
+            return torch.baddbmm(self.tensor(layer, "bias").unsqueeze(1), x, self.tensor(layer, "weight"))
+        if isinstance(layer, nn.BatchNorm1d):
+            return self._batch_norm(layer, x)
+        if isinstance(layer, nn.Dropout):
+            return F.dropout(x, layer.p, self.training)
+        return layer(x)  # an activation: elementwise
+
+    def _batch_norm(self, layer: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
+        """Replica k's features as channels k*F..(k+1)*F of one BatchNorm: each channel's
+        statistics are its own replica's (one kernel; a loop over replicas cost 8x as much)."""
+        k, rows, width = x.shape
+        flat = x.transpose(0, 1).reshape(rows, k * width)
+        weight, bias = self.tensor(layer, "weight").view(-1), self.tensor(layer, "bias").view(-1)
+        mean, var = self.tensor(layer, "running_mean").view(-1), self.tensor(layer, "running_var").view(-1)
+        if self.training:
+            self.tensor(layer, "num_batches_tracked").add_(1)
+        if self.training and isinstance(layer, KerasBatchNorm1d):  # Keras' biased running variance
+            batch_var, batch_mean = torch.var_mean(flat, dim=0, correction=0)
+            with torch.no_grad():
+                mean.lerp_(batch_mean, layer.momentum)
+                var.lerp_(batch_var, layer.momentum)
+            out = F.batch_norm(flat, None, None, weight, bias, True, 0.0, layer.eps)
+        else:
+            out = F.batch_norm(flat, mean, var, weight, bias, self.training, layer.momentum, layer.eps)
+        return out.reshape(rows, k, width).transpose(0, 1)
+
+
+# ---------------------------------------------------------------------------- training module
+
+
+class StackedModule(MLPModule):
+    """MLPModule over K replicas: each metric is a vector of K, each replica's history, epoch
+    log line, TensorBoard scalars and divergence its own run's."""
+
+    def __init__(self, models: list[MLP], model_cfg, optim_cfg, loggers: list, log_every_n_epochs: int = 1):
+        super().__init__(model_cfg, optim_cfg, 0, 0, log_every_n_epochs=log_every_n_epochs,
+                         model=StackedMLP(models))
+        self.replicas = len(models)
+        self.replica_loggers = loggers  # a TensorBoardLogger per replica; the Trainer has none
+        self.histories = [{k: [] for k in HISTORY_KEYS} for _ in models]
+        self.replica_tests: list[dict[str, float]] = [{} for _ in models]
+        self.replica_diverged: list[dict[str, int] | None] = [None for _ in models]
+
+    def active(self, k: int) -> bool:
+        """Replica k still writes its run: it has not diverged, or did in this epoch (a run
+        stopped by a NaN records that epoch and ends)."""
+        diverged = self.replica_diverged[k]
+        return diverged is None or diverged["epoch"] == self.current_epoch + 1
+
+    def loss_and_correct(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each replica's mean loss and correct count: (K,) each."""
+        k, rows, outputs = logits.shape
+        if self.loss_kind is Loss.cross_entropy:
+            loss = F.cross_entropy(logits.reshape(k * rows, outputs), y.reshape(-1), reduction="none")
+            return loss.view(k, rows).mean(1), (logits.argmax(2) == y).sum(1)
+        probs = torch.sigmoid(logits)
+        if outputs == 1:  # one 0/1 output unit (XOR)
+            loss = F.mse_loss(probs[..., 0], y.to(probs.dtype), reduction="none").mean(1)
+            return loss, ((probs[..., 0] > 0.5).long() == y).sum(1)
+        target = F.one_hot(y, outputs).to(probs.dtype)
+        return F.mse_loss(probs, target, reduction="none").mean((1, 2)), (probs.argmax(2) == y).sum(1)
+
+    def objective(self, loss: torch.Tensor) -> torch.Tensor:
+        return loss.sum()  # replica k's gradient is d(loss_k): its own run's
+
+    def log_step_loss(self, loss: torch.Tensor, step: int) -> None:
+        for k, value in enumerate(loss.tolist()):
+            if self.active(k):
+                self.replica_loggers[k].log_metrics({"step/train_loss": value}, step=step)
+
+    def _diverged(self, loss: torch.Tensor) -> bool:
+        finite = torch.isfinite(loss)
+        if bool(finite.all()):
+            return False
+        for k, ok in enumerate(finite.tolist()):
+            if not ok and self.replica_diverged[k] is None:
+                self.replica_diverged[k] = {"epoch": self.current_epoch + 1, "step": self.global_step}
+        # The others go on: a replica's NaN reaches no other replica's tensors.
+        return all(d is not None for d in self.replica_diverged)
+
+    def _stop_diverged(self, step: int) -> None:
+        self.trainer.should_stop = True  # every replica has diverged
+
+    def running_means(self) -> tuple[float, float]:
+        loss, acc = self._replica_means(self._sums)
+        return _mean(loss), _mean(acc)
+
+    @staticmethod
+    def _replica_means(sums) -> tuple[list[float], list[float]]:
+        rows = sums.rows or math.nan
+        return (sums.loss / rows).tolist(), (sums.correct.to(torch.float64) / rows).tolist()
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self._sums = _Sums(self.device, (self.replicas,))
+
+    def on_train_epoch_end(self) -> None:
+        losses, accs = self._replica_means(self._sums)
+        epoch = self.current_epoch + 1
+        seconds = (time.perf_counter() - self._epoch_start) / self.replicas  # each replica's share
+        for k in range(self.replicas):
+            if not self.active(k):
+                continue
+            h = self.histories[k]
+            h["train_loss"].append(losses[k])
+            h["train_acc"].append(accs[k])
+            h["epoch_seconds"].append(seconds)
+            for key in ("val_loss", "val_acc"):
+                if len(h[key]) < epoch:
+                    h[key].append(math.nan)
+            scalars = {"acc/train": accs[k], "acc/val": h["val_acc"][-1],
+                       "loss/train": losses[k], "loss/val": h["val_loss"][-1]}
+            self.replica_loggers[k].log_metrics({n: v for n, v in scalars.items() if math.isfinite(v)}, step=epoch)
+        self.log("train_loss", _mean(losses), logger=False)
+        if epoch == 1 or epoch % self.log_every_n_epochs == 0:
+            self._log_epoch(epoch)
+
+    def _log_epoch(self, epoch: int) -> None:
+        """Each replica's Keras line in its own run's log; on the console one line for all."""
+        self._logged_epoch = epoch
+        for k, h in enumerate(self.histories):
+            if len(h["train_loss"]) >= epoch:
+                log.info("Epoch %d/%d - %.2fs - loss %.4f - acc %.4f - val_loss %.4f - val_acc %.4f", epoch,
+                         self.trainer.max_epochs, h["epoch_seconds"][epoch - 1], h["train_loss"][epoch - 1],
+                         h["train_acc"][epoch - 1], h["val_loss"][epoch - 1], h["val_acc"][epoch - 1],
+                         extra={"replica": k, "console": False})
+        last = [h["val_acc"][epoch - 1] for h in self.histories if len(h["val_acc"]) >= epoch]
+        log.info("Epoch %d/%d - %.2fs for %d replicas - val_acc %s", epoch, self.trainer.max_epochs,
+                 self.histories[0]["epoch_seconds"][epoch - 1] * self.replicas, self.replicas,
+                 " ".join(f"{a:.4f}" for a in last), extra={"replica": -1})
+
+    def on_train_end(self) -> None:
+        epochs = max(len(h["train_loss"]) for h in self.histories)
+        if epochs and self._logged_epoch != epochs:
+            self._log_epoch(epochs)
+
+    # ------------------------------------------------------------------ resuming
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["mlpbench"] = {
+            "histories": [{k: list(v) for k, v in h.items()} for h in self.histories],
+            "diverged": list(self.replica_diverged),
+            "cpu_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint["mlpbench"]
+        self.histories = [{k: list(v) for k, v in h.items()} for h in saved["histories"]]
+        self.replica_diverged = list(saved["diverged"])
+        torch.set_rng_state(saved["cpu_rng"])
+        if saved["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+
+    # ------------------------------------------------------------------ evaluation
+    def on_validation_epoch_start(self) -> None:
+        self._eval_sums = _Sums(self.device, (self.replicas,))
+
+    def on_validation_epoch_end(self) -> None:
+        losses, accs = self._replica_means(self._eval_sums)
+        for k in range(self.replicas):
+            if self.active(k):
+                self.histories[k]["val_loss"].append(losses[k])
+                self.histories[k]["val_acc"].append(accs[k])
+        self.log_dict({"val_loss": _mean(losses), "val_acc": _mean(accs)}, prog_bar=True, logger=False)
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_sums = _Sums(self.device, (self.replicas,))
+
+    def on_test_epoch_end(self) -> None:
+        losses, accs = self._replica_means(self._eval_sums)
+        for k in range(self.replicas):
+            if self.replica_diverged[k] is None:
+                self.replica_tests[k] = {"test_loss": losses[k], "test_acc": accs[k]}
+                self.replica_loggers[k].log_metrics({"test/loss": losses[k], "test/acc": accs[k]},
+                                                    step=len(self.histories[k]["train_loss"]))
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+class Replica:
+    """What one replica's RunRecord reads (`history`, `test_metrics`), as of a run's module."""
+
+    def __init__(self, module: StackedModule, k: int):
+        self.module, self.k = module, k
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        return self.module.histories[self.k]
+
+    @property
+    def test_metrics(self) -> dict[str, float]:
+        return self.module.replica_tests[self.k]
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def _replica_optimizer(model: StackedMLP, stacked: dict, k: int) -> dict:
+    """The optimizer state of replica k: its slice of each parameter's stacked tensors (moments,
+    accumulators); scalars (the step count) as they are."""
+    state = {}
+    for i, per_param in stacked["state"].items():
+        name = model.param_names[i]
+        state[i] = {key: model.unstack(name, value, k) if torch.is_tensor(value) and value.dim() else value
+                    for key, value in per_param.items()}
+    return {"state": state, "param_groups": stacked["param_groups"]}
+
+
+def _stacked_optimizer(model: StackedMLP, replicas: list[dict]) -> dict:
+    state = {}
+    for i, per_param in replicas[0]["state"].items():
+        name = model.param_names[i]
+        state[i] = {key: model.stack(name, [r["state"][i][key] for r in replicas])
+                    if torch.is_tensor(value) and value.dim() else value for key, value in per_param.items()}
+    return {"state": state, "param_groups": replicas[0]["param_groups"]}
+
+
+class ReplicaCheckpoints(Checkpoint):
+    """Each replica's checkpoints/last.ckpt (every epoch) and best.ckpt (best val_acc so far),
+    each an ordinary run's checkpoint: a resumed run continues from it alone or stacked."""
+
+    def __init__(self, run_dirs: list, module: StackedModule):
+        self.module = module
+        # A ModelCheckpoint per run, not given to the Trainer: its state is what an ordinary
+        # run's checkpoint holds, and its dirpath where the files go.
+        self.replicas = [checkpoint_callback(Path(d)) for d in run_dirs]
+
+    def state_dict(self) -> dict:
+        return {"replicas": [c.state_dict() for c in self.replicas]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for checkpoint, saved in zip(self.replicas, state["replicas"]):
+            checkpoint.load_state_dict(saved)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        full = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        module = self.module
+        for k, callback in enumerate(self.replicas):
+            if not module.active(k) or module.replica_diverged[k] is not None:
+                continue
+            score = torch.tensor(module.histories[k]["val_acc"][-1])
+            directory = Path(callback.dirpath)
+            directory.mkdir(parents=True, exist_ok=True)
+            last, best = directory / "last.ckpt", directory / "best.ckpt"
+            improved = bool(torch.isfinite(score)) and (callback.best_model_score is None
+                                                         or bool(score > callback.best_model_score))
+            callback.current_score = score
+            callback.last_model_path = str(last)
+            if improved:
+                callback.best_model_score, callback.best_model_path = score, str(best)
+                callback.best_k_models = {str(best): score}
+                callback.kth_best_model_path, callback.kth_value = str(best), score
+            checkpoint = self.replica_checkpoint(full, k)
+            _save(checkpoint, last)
+            if improved:
+                _save(checkpoint, best)
+
+    def replica_checkpoint(self, full: dict, k: int) -> dict:
+        """Replica k's share of the stacked Trainer's checkpoint, keyed as an ordinary run's."""
+        module, callback = self.module, self.replicas[k]
+        checkpoint = {key: value for key, value in full.items()
+                      if key not in ("state_dict", "optimizer_states", "callbacks", "mlpbench")}
+        checkpoint["state_dict"] = {f"model.{name}": t for name, t in module.model.replica_state(k).items()}
+        checkpoint["optimizer_states"] = [_replica_optimizer(module.model, full["optimizer_states"][0], k)]
+        checkpoint["callbacks"] = {callback.state_key: callback.state_dict()}
+        saved = full["mlpbench"]
+        checkpoint["mlpbench"] = {"history": saved["histories"][k], "diverged_at": saved["diverged"][k],
+                                  "cpu_rng": saved["cpu_rng"], "cuda_rng": saved["cuda_rng"]}
+        return checkpoint
+
+    def stacked_checkpoint(self, paths: list) -> dict:
+        """The stacked Trainer's checkpoint from the replicas' own (all at one epoch and step)."""
+        replicas = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
+        first = replicas[0]
+        checkpoint = {key: value for key, value in first.items()
+                      if key not in ("state_dict", "optimizer_states", "callbacks", "mlpbench")}
+        model = self.module.model
+        checkpoint["state_dict"] = {f"model.{_mangle(name)}": model.stack(name, [r["state_dict"][f"model.{name}"]
+                                                                              for r in replicas])
+                                    for name in model.names}
+        checkpoint["optimizer_states"] = [_stacked_optimizer(model, [r["optimizer_states"][0] for r in replicas])]
+        checkpoint["callbacks"] = {self.state_key: {"replicas": [
+            r["callbacks"].get(c.state_key) or c.state_dict() for r, c in zip(replicas, self.replicas)]}}
+        checkpoint["mlpbench"] = {"histories": [r["mlpbench"]["history"] for r in replicas],
+                                  "diverged": [r["mlpbench"]["diverged_at"] for r in replicas],
+                                  "cpu_rng": first["mlpbench"]["cpu_rng"], "cuda_rng": first["mlpbench"]["cuda_rng"]}
+        return checkpoint
+
+
+def _save(checkpoint: dict, path: Path) -> None:
+    from mlpbench.files import write_atomic
+
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+# ---------------------------------------------------------------------------- a group of runs
+
+
+def alone_because(cfg) -> str | None:
+    """Why a run cannot join a stack (it then trains on its own, as usual); None if it can."""
+    if cfg.diagnostics:
+        return "diagnostics=true measures one network's gradients"
+    if cfg.trainer.gradient_clip_val:
+        return "trainer.gradient_clip_val clips by the norm over one network's gradients"
+    if cfg.callbacks:
+        return f"callbacks.{next(iter(cfg.callbacks))} watches one run (early stopping, a search's pruning)"
+    if cfg.trainer.devices != 1:
+        return f"trainer.devices={cfg.trainer.devices}"
+    return None
+
+
+def stack_key(job: Job) -> str | None:
+    """Jobs with equal keys train as one stack: the same config but for the seed, at the same
+    point (fresh, or the same epoch and step of a checkpoint). None: this job trains alone."""
+    if alone_because(job.cfg) is not None:
+        return None
+    config = OmegaConf.to_container(job.cfg, resolve=True, enum_to_str=True)
+    config.pop("seed")
+    position = None
+    if job.plan.checkpoint is not None:
+        position = checkpoint_position(job.plan.checkpoint)
+        if position is None:  # unreadable: the run starts over, as on its own
+            sweep.clear_run(job.run_dir)
+            job.plan.checkpoint = None
+    return json.dumps([config, position], sort_keys=True, default=str)
+
+
+def train_group(jobs: list[Job]) -> list[dict]:
+    """Train `jobs` (stack_key equal) as one stacked model; each writes its run folder as it
+    would alone. Returns their result.json payloads. A failure fails every run of the group."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from mlpbench.data import MLPDataModule, Splits, make_splits
+    from mlpbench.hparams import run_hparams, write_session_end, write_session_start
+    from mlpbench.model import count_params, summary
+    from mlpbench.module import AfterEpochMetrics
+    from mlpbench.run import MAX_PREDICTION_ROWS, make_trainer, predictions, quiet_lightning
+
+    quiet_lightning()
+    cfg = jobs[0].cfg
+    if jobs[0].threads:
+        torch.set_num_threads(jobs[0].threads)
+    models, splits = [], []
+    for job in jobs:  # each replica as its run builds it: same seed, split and initialisation
+        pl.seed_everything(job.cfg.seed, verbose=False)
+        splits.append(make_splits(job.cfg.data, job.cfg.seed))
+        models.append(MLP(job.cfg.model, splits[-1].num_features, splits[-1].num_classes))
+    check_memory(cfg, splits[0].num_features, splits[0].num_classes, replicas=len(jobs))
+    fields = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+    data = Splits(*(torch.stack([getattr(s, f) for s in splits]) for f in fields), num_classes=splits[0].num_classes)
+    positions = [checkpoint_position(j.plan.checkpoint) if j.plan.checkpoint else None for j in jobs]
+
+    records, loggers = [], []
+    for job, position in zip(jobs, positions):
+        config = OmegaConf.to_container(job.cfg, resolve=True, enum_to_str=True)
+        previous = (job.plan.previous or {}) if position else {}
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        record = RunRecord(job.run_dir, job.overrides, config, seconds_before=previous.get("seconds") or 0.0)
+        record.sharing = len(jobs)
+        record.update(experiment=job.experiment, job=job.num,
+                      stacked={"replicas": len(jobs), "runs": [j.run_dir.name for j in jobs]})
+        if position:
+            record.update(resumed=[*previous.get("resumed", []), position])
+        records.append(record)
+        loggers.append(TensorBoardLogger(save_dir=str(job.run_dir), name="", version="", default_hp_metric=False,
+                                         purge_step=position["step"] if position else None))
+    module = StackedModule(models, cfg.model, cfg.optim, loggers, log_every_n_epochs=cfg.trainer.log_every_n_epochs)
+    checkpoints = ReplicaCheckpoints([j.run_dir for j in jobs], module)
+    trainer = make_trainer(cfg.trainer, jobs[0].run_dir, False, checkpoints,
+                           AfterEpochMetrics(lambda: [r.save_every(1.0) for r in records]), checkpoints=False)
+    params = count_params(models[0])
+    log.info("Runs %s: one stacked model of %d replicas (%s params each)", ", ".join(j.run_dir.name for j in jobs),
+             len(jobs), f"{params['total']:,}", extra={"replica": -1})
+    for k, job in enumerate(jobs):
+        log.info("Run %s: %s (%s params), trained stacked with %d others", job.run_dir.name,
+                 " ".join(job.overrides) or "(defaults)", f"{params['total']:,}", len(jobs) - 1,
+                 extra={"replica": k, "console": False})
+        if positions[k]:
+            log.info("Run %s: continuing after epoch %d (step %d) from %s", job.run_dir.name, positions[k]["epoch"],
+                     positions[k]["step"], job.plan.checkpoint, extra={"replica": k})
+    log.info("%s", summary(models[0], splits[0].num_features), extra={"console": jobs[0].num in (None, 0)})
+    for k, record in enumerate(records):
+        record.source = Replica(module, k)
+        record.update(params=params, data=splits[k].sizes())
+
+    resume_file = None
+    try:
+        for job, record, logger in zip(jobs, records, loggers):
+            record.save()
+            write_session_start(logger.experiment, run_hparams(record.payload["config"], job.overrides))
+        if any(positions):
+            with tempfile.NamedTemporaryFile(suffix=".ckpt", delete=False) as f:
+                torch.save(checkpoints.stacked_checkpoint([j.plan.checkpoint for j in jobs]), f)
+            resume_file = f.name
+        datamodule = MLPDataModule(data, cfg.data.batch_size, [j.cfg.seed for j in jobs],
+                                   cfg.trainer.steps_per_chunk, order=cfg.data.order)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_file, weights_only=True)
+        if any(d is None for d in module.replica_diverged):
+            trainer.test(module, datamodule=datamodule, verbose=False)
+            if len(splits[0].y_test) <= MAX_PREDICTION_ROWS:
+                module.eval()
+                with torch.no_grad():
+                    logits = module(data.x_test.to(module.device))
+                for k, record in enumerate(records):
+                    record.update(predictions=predictions(logits[k], splits[k].x_test, splits[k].y_test,
+                                                          replica=k, console=False))
+        for k, record in enumerate(records):
+            diverged = module.replica_diverged[k]
+            record.update(status=Status.diverged if diverged else Status.ok, diverged_at=diverged,
+                          device=str(trainer.strategy.root_device), devices=1, threads=torch.get_num_threads())
+            record.save()
+    except (KeyboardInterrupt, SystemExit) as e:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        for record in records:
+            record.update(status=Status.interrupted)
+            record.save()
+        log.warning("Runs %s interrupted after %d epochs; kept their results and checkpoints. Rerun the same "
+                    "command with resume=true to continue them.", ", ".join(j.run_dir.name for j in jobs),
+                    records[0].payload["epochs"])
+        raise SystemExit(143 if isinstance(e, SIGTERMException) else 130) from None
+    except Exception as e:
+        for record in records:
+            record.fail(e)
+        raise
+    finally:
+        if resume_file:
+            os.unlink(resume_file)
+
+    for k, (job, record, logger) in enumerate(zip(jobs, records, loggers)):
+        write_session_end(logger.experiment, record.payload["status"])
+        logger.finalize("success")
+        metrics, epochs = record.payload["metrics"], record.payload["epochs"]
+        log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d %s in %.1f s (its share) -> %s", job.run_dir.name,
+                 record.payload["status"], metrics["val_acc"], metrics["test_acc"], epochs,
+                 "epoch" if epochs == 1 else "epochs", record.payload["seconds"], record.path, extra={"replica": k})
+    return [r.payload for r in records]
