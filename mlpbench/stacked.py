@@ -44,8 +44,39 @@ from mlpbench.schema import Loss
 log = logging.getLogger("mlpbench")
 
 
+# A parameter whose size is not a multiple of this many floats is kept as K tensors: torch's
+# fused optimizer kernels take a tensor's last elements by a scalar path that rounds differently
+# from the vector path those elements fall in once stacked (the output layer's 10 biases were
+# 1 ulp apart after 7 Adam steps, and a 10-layer net grew that to 0.2 of val_loss in 10 epochs).
+VECTOR_FLOATS = 64
+
+
 def _mangle(name: str) -> str:
     return name.replace(".", "__")  # parameter names cannot hold dots
+
+
+class _StackedLinear(torch.autograd.Function):
+    """x @ W^T + b for each replica, with W (K, out, in) as nn.Linear keeps it. Each product is
+    the one nn.Linear computes for that replica, forward and backward: autograd's own backward
+    of baddbmm computes W's gradient transposed, (x^T g)^T, which rounds differently from
+    g^T x for the output layer (a chaotic deep net turns that last bit into 0.2 of val_loss
+    within 10 epochs) and costs a copy of every weight gradient into W's layout."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
+        # One mm per replica: bmm's kernel for the output layer's narrow product rounds
+        # differently from the mm nn.Linear's backward uses.
+        grad_weight = torch.empty_like(weight)
+        for k in range(len(weight)):
+            torch.mm(grad[k].t(), x[k], out=grad_weight[k])
+        return grad_x, grad_weight, grad.sum(1)
 
 
 class StackedMLP(nn.Module):
@@ -59,39 +90,75 @@ class StackedMLP(nn.Module):
         states = [m.state_dict() for m in replicas]
         trainable = {name for name, _ in self.template.named_parameters()}
         self.names = list(states[0])  # the MLP's state_dict keys, in its order
-        self.param_names = [name for name in self.names if name in trainable]  # the optimizer's order
-        # A Linear's weight is kept as (K, in, out), nn.Linear's (out, in) transposed: baddbmm's
-        # gradient for it then comes out in that layout, where (K, out, in) cost a copy of every
-        # weight gradient each step (a third of the step at K = 5, batch 32).
-        self.transposed = {f"{name}.weight" for name, m in self.template.named_modules() if isinstance(m, nn.Linear)}
+        self.param_names = [name for name in self.names if name in trainable]  # its optimizer's order
+        self.split: set[str] = set()  # parameters kept as K tensors, stacked in forward
+        self.slots: list[tuple[str, int | None]] = []  # this module's parameters: (key, replica or None: all)
         for name in self.names:
-            stacked = self.stack(name, [s[name] for s in states])
-            if name in trainable:
-                self.register_parameter(_mangle(name), nn.Parameter(stacked))
+            tensors = [s[name] for s in states]
+            if name not in trainable:
+                self.register_buffer(_mangle(name), torch.stack(tensors))
+            elif tensors[0].numel() % VECTOR_FLOATS == 0:
+                self.register_parameter(_mangle(name), nn.Parameter(torch.stack(tensors)))
+                self.slots.append((name, None))
             else:
-                self.register_buffer(_mangle(name), stacked)
+                self.split.add(name)
+                for k, t in enumerate(tensors):
+                    self.register_parameter(f"{_mangle(name)}__{k}", nn.Parameter(t.clone()))
+                    self.slots.append((name, k))
         # The template's Linear and BatchNorm layers by their state_dict prefix.
         self._prefix = {id(m): name for name, m in self.template.named_modules()}
 
-    def stack(self, name: str, tensors: list[torch.Tensor]) -> torch.Tensor:
-        """The stacked form of K replicas' tensors for state_dict key `name` (or the optimizer
-        state of that parameter)."""
-        if name in self.transposed:
-            tensors = [t.t() for t in tensors]
-        return torch.stack(tensors)
-
-    def unstack(self, name: str, stacked: torch.Tensor, k: int) -> torch.Tensor:
-        """Replica k's tensor of a stacked one, in its own MLP's layout."""
-        t = stacked[k]
-        return (t.t() if name in self.transposed else t).detach().clone(memory_format=torch.contiguous_format)
-
     def tensor(self, module: nn.Module, attr: str) -> torch.Tensor:
-        return getattr(self, _mangle(f"{self._prefix[id(module)]}.{attr}"))
+        """A layer's tensor `attr` of all replicas, (K, ...)."""
+        name = f"{self._prefix[id(module)]}.{attr}"
+        if name in self.split:
+            return torch.stack([getattr(self, f"{_mangle(name)}__{k}") for k in range(self.replicas)])
+        return getattr(self, _mangle(name))
 
     # ------------------------------------------------------------------ state
     def replica_state(self, k: int) -> dict[str, torch.Tensor]:
         """Replica k's state_dict, keyed as its own MLP's."""
-        return {name: self.unstack(name, getattr(self, _mangle(name)), k) for name in self.names}
+        return {name: (getattr(self, f"{_mangle(name)}__{k}") if name in self.split
+                       else getattr(self, _mangle(name))[k]).detach().clone() for name in self.names}
+
+    def stacked_state(self, states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """This module's state_dict from K replicas' (replica_state's inverse)."""
+        stacked = {}
+        for name in self.names:
+            if name in self.split:
+                stacked.update({f"{_mangle(name)}__{k}": s[name] for k, s in enumerate(states)})
+            else:
+                stacked[_mangle(name)] = torch.stack([s[name] for s in states])
+        return stacked
+
+    def replica_optimizer(self, state: dict, k: int) -> dict:
+        """Replica k's optimizer state_dict from this module's optimizer's: its slice of each
+        stacked parameter's moments or accumulators; scalars (the step count) as they are."""
+        per_param = {}
+        for j, (name, replica) in enumerate(self.slots):
+            if j not in state["state"] or replica not in (None, k):
+                continue
+            per_param[self.param_names.index(name)] = {
+                key: value[k].clone() if replica is None and torch.is_tensor(value) and value.dim() else value
+                for key, value in state["state"][j].items()}
+        groups = [dict(group, params=list(range(len(self.param_names)))) for group in state["param_groups"]]
+        return {"state": per_param, "param_groups": groups}
+
+    def stacked_optimizer(self, states: list[dict]) -> dict:
+        """This module's optimizer state_dict from K replicas' (replica_optimizer's inverse)."""
+        per_slot = {}
+        for j, (name, replica) in enumerate(self.slots):
+            p = self.param_names.index(name)
+            if p not in states[0]["state"]:
+                continue
+            if replica is not None:
+                per_slot[j] = states[replica]["state"][p]
+                continue
+            per_slot[j] = {key: torch.stack([s["state"][p][key] for s in states])
+                           if torch.is_tensor(value) and value.dim() else value
+                           for key, value in states[0]["state"][p].items()}
+        groups = [dict(group, params=list(range(len(self.slots)))) for group in states[0]["param_groups"]]
+        return {"state": per_slot, "param_groups": groups}
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +177,7 @@ class StackedMLP(nn.Module):
                 out = self._layer(m, out)
             return x + out if layer.residual else out
         if isinstance(layer, nn.Linear):
-            return torch.baddbmm(self.tensor(layer, "bias").unsqueeze(1), x, self.tensor(layer, "weight"))
+            return _StackedLinear.apply(x, self.tensor(layer, "weight"), self.tensor(layer, "bias"))
         if isinstance(layer, nn.BatchNorm1d):
             return self._batch_norm(layer, x)
         if isinstance(layer, nn.Dropout):
@@ -309,26 +376,6 @@ class Replica:
 # ---------------------------------------------------------------------------- checkpoints
 
 
-def _replica_optimizer(model: StackedMLP, stacked: dict, k: int) -> dict:
-    """The optimizer state of replica k: its slice of each parameter's stacked tensors (moments,
-    accumulators); scalars (the step count) as they are."""
-    state = {}
-    for i, per_param in stacked["state"].items():
-        name = model.param_names[i]
-        state[i] = {key: model.unstack(name, value, k) if torch.is_tensor(value) and value.dim() else value
-                    for key, value in per_param.items()}
-    return {"state": state, "param_groups": stacked["param_groups"]}
-
-
-def _stacked_optimizer(model: StackedMLP, replicas: list[dict]) -> dict:
-    state = {}
-    for i, per_param in replicas[0]["state"].items():
-        name = model.param_names[i]
-        state[i] = {key: model.stack(name, [r["state"][i][key] for r in replicas])
-                    if torch.is_tensor(value) and value.dim() else value for key, value in per_param.items()}
-    return {"state": state, "param_groups": replicas[0]["param_groups"]}
-
-
 class ReplicaCheckpoints(Checkpoint):
     """Each replica's checkpoints/last.ckpt (every epoch) and best.ckpt (best val_acc so far),
     each an ordinary run's checkpoint: a resumed run continues from it alone or stacked."""
@@ -375,7 +422,7 @@ class ReplicaCheckpoints(Checkpoint):
         checkpoint = {key: value for key, value in full.items()
                       if key not in ("state_dict", "optimizer_states", "callbacks", "mlpbench")}
         checkpoint["state_dict"] = {f"model.{name}": t for name, t in module.model.replica_state(k).items()}
-        checkpoint["optimizer_states"] = [_replica_optimizer(module.model, full["optimizer_states"][0], k)]
+        checkpoint["optimizer_states"] = [module.model.replica_optimizer(full["optimizer_states"][0], k)]
         checkpoint["callbacks"] = {callback.state_key: callback.state_dict()}
         saved = full["mlpbench"]
         checkpoint["mlpbench"] = {"history": saved["histories"][k], "diverged_at": saved["diverged"][k],
@@ -389,10 +436,9 @@ class ReplicaCheckpoints(Checkpoint):
         checkpoint = {key: value for key, value in first.items()
                       if key not in ("state_dict", "optimizer_states", "callbacks", "mlpbench")}
         model = self.module.model
-        checkpoint["state_dict"] = {f"model.{_mangle(name)}": model.stack(name, [r["state_dict"][f"model.{name}"]
-                                                                              for r in replicas])
-                                    for name in model.names}
-        checkpoint["optimizer_states"] = [_stacked_optimizer(model, [r["optimizer_states"][0] for r in replicas])]
+        states = [{name: r["state_dict"][f"model.{name}"] for name in model.names} for r in replicas]
+        checkpoint["state_dict"] = {f"model.{key}": t for key, t in model.stacked_state(states).items()}
+        checkpoint["optimizer_states"] = [model.stacked_optimizer([r["optimizer_states"][0] for r in replicas])]
         checkpoint["callbacks"] = {self.state_key: {"replicas": [
             r["callbacks"].get(c.state_key) or c.state_dict() for r, c in zip(replicas, self.replicas)]}}
         checkpoint["mlpbench"] = {"histories": [r["mlpbench"]["history"] for r in replicas],
