@@ -186,6 +186,49 @@ def startup(workdir: Path, repeats: int) -> dict[str, float]:
     return {"help": help_s, "first": one, "per_run": (many - one) / 9}
 
 
+# ---------------------------------------------------------------------------- stacked replicas
+
+
+def _sweep(args: list[str], cwd: Path, folder: Path) -> tuple[float, list[dict]]:
+    """A multirun's wall time and its runs' result.json payloads."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "mlpbench", "-m", *args, f"hydra.sweep.dir={folder}"], cwd=cwd, check=True,
+                   capture_output=True)
+    wall = time.perf_counter() - start
+    return wall, [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
+
+
+def _epoch_seconds(results: list[dict]) -> float:
+    """Training seconds of one epoch of all the runs together (the first epoch left out): under
+    the stacked launcher each run's epoch_seconds is its share of the stack's."""
+    epochs = min(len(r["history"]["epoch_seconds"]) for r in results)
+    return statistics.median(sum(r["history"]["epoch_seconds"][e] for r in results) for e in range(1, epochs))
+
+
+def stacked(workdir: Path, data_overrides: list[str], batch_sizes: list[int], epochs: int,
+            replicas: list[int]) -> list[tuple]:
+    """K seeds of the tutorial model as a sweep, with the basic launcher and with the stacked one:
+    end-to-end wall time, per-epoch training time, and how far apart their val_loss histories are."""
+    rows = []
+    for bs in batch_sizes:
+        for k in replicas:
+            args = [f"seed=range(1,{k + 1})", *data_overrides, f"data.batch_size={bs}",
+                    f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false"]
+            basic_wall, basic = _sweep(args, workdir, workdir / f"basic-{bs}-{k}")
+            stacked_wall, stack = _sweep([*args, "hydra/launcher=stacked"], workdir, workdir / f"stacked-{bs}-{k}")
+            diff = max(abs(a - b) for x, y in zip(basic, stack)
+                       for a, b in zip(x["history"]["val_loss"], y["history"]["val_loss"]))
+            rows.append((bs, k, basic_wall, stacked_wall, _epoch_seconds(basic), _epoch_seconds(stack), diff))
+    return rows
+
+
+def main_job(workdir: Path, launcher: str) -> tuple[float, float]:
+    """README's main job (`make run`): its wall time and the sum of its runs' training seconds."""
+    wall, results = _sweep(["model.depth=2,4,6,8,10", "seed=1,2,3", f"hydra/launcher={launcher}",
+                            "trainer.enable_progress_bar=false"], workdir, workdir / f"main-{launcher}")
+    return wall, sum(r["seconds"] for r in results)
+
+
 # ---------------------------------------------------------------------------- the table
 
 
@@ -197,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="measure each stack this many times; keep the fastest")
     parser.add_argument("--no-keras", action="store_true")
     parser.add_argument("--no-startup", action="store_true")
+    parser.add_argument("--stacked-rows", type=int, default=6000,
+                        help="training rows of the stacked-launcher comparison (0: leave it out)")
+    parser.add_argument("--replicas", default="1,5,20", help="seeds per sweep in the stacked-launcher comparison")
+    parser.add_argument("--only-stacked", action="store_true", help="only the stacked-launcher comparison and the main job")
     parser.add_argument("--keras-worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.keras_worker:
@@ -215,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="mlpbench-bench-") as tmp:
         workdir = Path(tmp)
+        if args.stacked_rows:
+            print_stacked(workdir, args)
+        if args.only_stacked:
+            return 0
         for bs in (int(b) for b in args.batch_sizes.split(",")):
             # optim.rules=torch: torch's Adam, the hand-written loop's (Keras' rules change
             # epsilon's placement, not the cost of a step).
@@ -252,6 +303,24 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['first']:.2f} s; each further run of a sequential multirun {s['per_run']:.2f} s "
                   f"(runs of 2 training steps: all of it overhead)")
     return 0
+
+
+def print_stacked(workdir: Path, args) -> None:
+    _, _, data_overrides = bench_data(args.stacked_rows)
+    epochs = max(3, args.epochs)
+    rows = stacked(workdir, [*data_overrides, "optim.rules=torch"], [int(b) for b in args.batch_sizes.split(",")],
+                   epochs, [int(k) for k in args.replicas.split(",")])
+    print(f"\nK seeds as one sweep: hydra/launcher=basic against hydra/launcher=stacked ({args.stacked_rows} rows, "
+          f"{epochs} epochs; s/epoch: all K runs' training, the first epoch left out)")
+    print("| batch | K | basic wall s | stacked wall s | stacked / basic (wall) | basic s/epoch | stacked s/epoch "
+          "| stacked / basic (epoch) | max val_loss diff |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for bs, k, bw, sw, be, se, diff in rows:
+        print(f"| {bs} | {k} | {bw:.1f} | {sw:.1f} | {sw / bw:.2f}x | {be:.3f} | {se:.3f} | {se / be:.2f}x | {diff:.1e} |")
+    print("\nThe main job (mlpbench -m model.depth=2,4,6,8,10 seed=1,2,3): wall time against its runs' training seconds")
+    print("| launcher | wall s | training s | wall / training |\n|---|---:|---:|---:|")
+    for launcher in ("basic", "stacked"):
+        wall, training = main_job(workdir, launcher)
+        print(f"| {launcher} | {wall:.1f} | {training:.1f} | {wall / training:.2f}x |")
 
 
 if __name__ == "__main__":
