@@ -55,8 +55,11 @@ def test_the_benchmark_runs_and_checks_that_updates_match(tmp_path):
     env = dict(os.environ, MLPBENCH_DATA=str(tmp_path))
     write_fake_mnist(tmp_path / "mnist", n_train=600, n_test=200)
     proc = subprocess.run([sys.executable, "-m", "mlpbench.bench", "--rows", "400", "--epochs", "2",
-                           "--batch-sizes", "64", "--no-keras", "--no-startup"],
+                           "--batch-sizes", "64", "--no-keras", "--no-startup", "--stacked-rows", "200",
+                           "--replicas", "2", "--no-main-job"],
                           cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("| 64 |")]
-    assert "| yes (" in row
+    stacked, loop = [line for line in proc.stdout.splitlines() if line.startswith("| 64 |")]
+    assert "| yes (" in loop
+    # batch 64, K = 2: both launchers ran the sweep and their val_loss histories agree.
+    assert stacked.startswith("| 64 | 2 |") and float(stacked.rstrip(" |").rsplit("|", 1)[1]) <= 1e-4
