@@ -44,11 +44,13 @@ from mlpbench.schema import Loss
 log = logging.getLogger("mlpbench")
 
 
-# A parameter whose size is not a multiple of this many floats is kept as K tensors: torch's
-# fused optimizer kernels take a tensor's last elements by a scalar path that rounds differently
-# from the vector path those elements fall in once stacked (the output layer's 10 biases were
-# 1 ulp apart after 7 Adam steps, and a 10-layer net grew that to 0.2 of val_loss in 10 epochs).
-VECTOR_FLOATS = 64
+# A parameter whose size is not a multiple of this many floats is kept as K tensors. torch's
+# fused CPU optimizer kernels work through a tensor in 64-byte units (16 floats) and take its last
+# incomplete unit by a scalar path, which rounds differently from the vector path the same
+# elements fall in once stacked: the output layer's 10 biases were 1 ulp apart after 7 Adam
+# steps, and a 10-layer net grew that to 0.25 of val_loss in 10 epochs. (Checked bit for bit for
+# every optimizer mlpbench offers, K = 3 and 5, 25 steps.)
+VECTOR_FLOATS = 16
 
 
 def _mangle(name: str) -> str:
@@ -56,11 +58,12 @@ def _mangle(name: str) -> str:
 
 
 class _StackedLinear(torch.autograd.Function):
-    """x @ W^T + b for each replica, with W (K, out, in) as nn.Linear keeps it. Each product is
-    the one nn.Linear computes for that replica, forward and backward: autograd's own backward
-    of baddbmm computes W's gradient transposed, (x^T g)^T, which rounds differently from
-    g^T x for the output layer (a chaotic deep net turns that last bit into 0.2 of val_loss
-    within 10 epochs) and costs a copy of every weight gradient into W's layout."""
+    """x @ W^T + b for each replica, with W (K, out, in) as nn.Linear keeps it, computed as
+    nn.Linear computes it for that replica. Forward and the input's gradient are batched
+    matmuls, which round as addmm and mm do. The weight's gradient, g^T x, is one bmm where
+    that rounds as each replica's mm, and one mm per replica where it does not: autograd's own
+    baddbmm backward computes (x^T g)^T, which for the output layer's narrow product (10 x 128)
+    differs in the last bit, and a 10-layer net turned that into 0.25 of val_loss in 10 epochs."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -71,12 +74,33 @@ class _StackedLinear(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
         grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
-        # One mm per replica: bmm's kernel for the output layer's narrow product rounds
-        # differently from the mm nn.Linear's backward uses.
-        grad_weight = torch.empty_like(weight)
-        for k in range(len(weight)):
-            torch.mm(grad[k].t(), x[k], out=grad_weight[k])
+        grad_t = grad.transpose(1, 2)
+        if _bmm_rounds_as_mm(grad_t, x):
+            grad_weight = torch.bmm(grad_t, x)
+        else:
+            grad_weight = _mm_per_replica(grad_t, x)
         return grad_x, grad_weight, grad.sum(1)
+
+
+def _mm_per_replica(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    out = a.new_empty(len(a), a.shape[1], b.shape[2])
+    for k in range(len(a)):
+        torch.mm(a[k], b[k], out=out[k])
+    return out
+
+
+# Whether bmm's product equals each replica's mm to the bit, by the operands' layout: the BLAS
+# kernel, and so its rounding, is chosen by shape and strides; one product with these operands
+# tells (a product of random 32-row blocks differs somewhere when the kernels differ).
+_bmm_exact: dict[tuple, bool] = {}
+
+
+def _bmm_rounds_as_mm(a: torch.Tensor, b: torch.Tensor) -> bool:
+    key = (a.shape, a.stride(), b.shape, b.stride(), a.device.type, torch.get_num_threads())
+    exact = _bmm_exact.get(key)
+    if exact is None:
+        exact = _bmm_exact[key] = torch.equal(torch.bmm(a, b), _mm_per_replica(a, b))
+    return exact
 
 
 class StackedMLP(nn.Module):
@@ -109,11 +133,15 @@ class StackedMLP(nn.Module):
         self._prefix = {id(m): name for name, m in self.template.named_modules()}
 
     def tensor(self, module: nn.Module, attr: str) -> torch.Tensor:
-        """A layer's tensor `attr` of all replicas, (K, ...)."""
-        name = f"{self._prefix[id(module)]}.{attr}"
-        if name in self.split:
-            return torch.stack([getattr(self, f"{_mangle(name)}__{k}") for k in range(self.replicas)])
-        return getattr(self, _mangle(name))
+        """A layer's tensor `attr` of all replicas, (K, ...). Read from the module's own dicts:
+        nn.Module's attribute lookup cost ~100 us a step here."""
+        key = _mangle(f"{self._prefix[id(module)]}.{attr}")
+        found = self._parameters.get(key)
+        if found is not None:
+            return found
+        if key in self._buffers:
+            return self._buffers[key]
+        return torch.stack([self._parameters[f"{key}__{k}"] for k in range(self.replicas)])
 
     # ------------------------------------------------------------------ state
     def replica_state(self, k: int) -> dict[str, torch.Tensor]:
@@ -414,7 +442,7 @@ class ReplicaCheckpoints(Checkpoint):
             checkpoint = self.replica_checkpoint(full, k)
             _save(checkpoint, last)
             if improved:
-                _save(checkpoint, best)
+                _link_or_save(last, best, checkpoint)
 
     def replica_checkpoint(self, full: dict, k: int) -> dict:
         """Replica k's share of the stacked Trainer's checkpoint, keyed as an ordinary run's."""
@@ -447,6 +475,19 @@ class ReplicaCheckpoints(Checkpoint):
         return checkpoint
 
 
+def _link_or_save(source: Path, path: Path, checkpoint: dict) -> None:
+    """`path` as a second name of the file `source` holds (the same checkpoint: no second copy
+    to write), put in place atomically; written anew where the file system has no hard links.
+    Replacing `source` later gives it a new file and leaves this one as it is."""
+    temp = path.with_name(f".{path.name}.link")
+    try:
+        temp.unlink(missing_ok=True)
+        os.link(source, temp)
+        os.replace(temp, path)
+    except OSError:
+        _save(checkpoint, path)
+
+
 def _save(checkpoint: dict, path: Path) -> None:
     from mlpbench.files import write_atomic
 
@@ -458,8 +499,18 @@ def _save(checkpoint: dict, path: Path) -> None:
 # ---------------------------------------------------------------------------- a group of runs
 
 
-def alone_because(cfg) -> str | None:
-    """Why a run cannot join a stack (it then trains on its own, as usual); None if it can."""
+def _on_cpu(cfg) -> bool:
+    accelerator = str(cfg.trainer.accelerator)
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
+def alone_because(cfg, cpu_max_batch_size: int | None = None) -> str | None:
+    """Why a run cannot join a stack (it then trains on its own, as usual); None if it can.
+    `cpu_max_batch_size`: on the CPU, larger batches train alone: there a step is already
+    arithmetic-bound, and a stack of K took 1.05-1.2x the time of K runs at batch 128."""
+    if cpu_max_batch_size is not None and cfg.data.batch_size > cpu_max_batch_size and _on_cpu(cfg):
+        return (f"data.batch_size={cfg.data.batch_size}: on the CPU only batches up to "
+                f"hydra.launcher.cpu_max_batch_size={cpu_max_batch_size} train faster stacked")
     if cfg.diagnostics:
         return "diagnostics=true measures one network's gradients"
     if cfg.trainer.gradient_clip_val:
@@ -471,10 +522,10 @@ def alone_because(cfg) -> str | None:
     return None
 
 
-def stack_key(job: Job) -> str | None:
+def stack_key(job: Job, cpu_max_batch_size: int | None = None) -> str | None:
     """Jobs with equal keys train as one stack: the same config but for the seed, at the same
     point (fresh, or the same epoch and step of a checkpoint). None: this job trains alone."""
-    if alone_because(job.cfg) is not None:
+    if alone_because(job.cfg, cpu_max_batch_size) is not None:
         return None
     config = OmegaConf.to_container(job.cfg, resolve=True, enum_to_str=True)
     config.pop("seed")

@@ -42,8 +42,9 @@ class RunLogFiles(logging.Handler):
 
 
 class StackedLauncher(Launcher):
-    def __init__(self, max_replicas: int = 64) -> None:
+    def __init__(self, max_replicas: int = 64, cpu_max_batch_size: int | None = 64) -> None:
         self.max_replicas = max_replicas
+        self.cpu_max_batch_size = cpu_max_batch_size
         self.config = self.hydra_context = self.task_function = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
@@ -83,9 +84,10 @@ class StackedLauncher(Launcher):
             job = ret.return_value if ret.status is JobStatus.COMPLETED else None
             if job is None:  # skipped (finished already) or refused (recorded as failed)
                 continue
-            key = stack_key(job)
+            key = stack_key(job, self.cpu_max_batch_size)
             if key is None:
-                log.info("Run %s trains on its own: %s", job.run_dir.name, alone_because(job.cfg))
+                log.info("Run %s trains on its own: %s", job.run_dir.name,
+                         alone_because(job.cfg, self.cpu_max_batch_size))
                 alone.append([ret])
                 continue
             group = groups.setdefault(key, [])
