@@ -215,7 +215,9 @@ def stacked(workdir: Path, data_overrides: list[str], batch_sizes: list[int], ep
             args = [f"seed=range(1,{k + 1})", *data_overrides, f"data.batch_size={bs}",
                     f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false"]
             basic_wall, basic = _sweep(args, workdir, workdir / f"basic-{bs}-{k}")
-            stacked_wall, stack = _sweep([*args, "hydra/launcher=stacked"], workdir, workdir / f"stacked-{bs}-{k}")
+            # Stacked at every batch size, to show what stacking does where the launcher would not.
+            stacked_wall, stack = _sweep([*args, "hydra/launcher=stacked", "hydra.launcher.cpu_max_batch_size=null"],
+                                         workdir, workdir / f"stacked-{bs}-{k}")
             diff = max(abs(a - b) for x, y in zip(basic, stack)
                        for a, b in zip(x["history"]["val_loss"], y["history"]["val_loss"]))
             rows.append((bs, k, basic_wall, stacked_wall, _epoch_seconds(basic), _epoch_seconds(stack), diff))
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="measure each stack this many times; keep the fastest")
     parser.add_argument("--no-keras", action="store_true")
     parser.add_argument("--no-startup", action="store_true")
-    parser.add_argument("--stacked-rows", type=int, default=6000,
+    parser.add_argument("--stacked-rows", type=int, default=24_000,
                         help="training rows of the stacked-launcher comparison (0: leave it out)")
     parser.add_argument("--replicas", default="1,5,20", help="seeds per sweep in the stacked-launcher comparison")
     parser.add_argument("--only-stacked", action="store_true", help="only the stacked-launcher comparison and the main job")
