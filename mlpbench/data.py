@@ -67,6 +67,11 @@ class Splits:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    # Stacked runs (make_stacked_splits): x_*/y_* hold the rows once, and *_rows (K, n) are each
+    # run's rows as indices into them.
+    train_rows: Optional[torch.Tensor] = None
+    val_rows: Optional[torch.Tensor] = None
+    test_rows: Optional[torch.Tensor] = None
 
     @property
     def num_features(self) -> int:
@@ -304,8 +309,9 @@ def load_arrays(source: Source, root: Optional[str] = None, download: bool = Fal
 TEST_SPLIT_SEED = 12345
 
 
-def make_splits(data_cfg, seed: int) -> Splits:
-    """Train/val/test tensors as `data.*` asks. Deterministic for a given seed."""
+def _source_rows(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The rows a run's train and validation splits are drawn from, and its test rows; the
+    same for every seed."""
     arrays = load_arrays(data_cfg.source, data_cfg.root, data_cfg.download)
     x, y = arrays.x_train, arrays.y_train
     x_test, y_test = arrays.x_test, arrays.y_test
@@ -314,25 +320,52 @@ def make_splits(data_cfg, seed: int) -> Splits:
         n_test = _split_count(len(y), data_cfg.test_split, "data.test_split")
         x_test, y_test = x[order[:n_test]], y[order[:n_test]]
         x, y = x[order[n_test:]], y[order[n_test:]]
+    return x, y, x_test, y_test, arrays.num_classes
 
+
+def _split_rows(data_cfg, seed: int, n: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """A run's training and validation rows among the source's n (None: it validates on the
+    test rows)."""
     split_seed = seed if data_cfg.split_seed is None else data_cfg.split_seed
     keras_rows = ValRows(data_cfg.val_rows) is ValRows.last
     # Keras' validation_split takes the last rows as they are; otherwise a seeded random split.
-    order = np.arange(len(y)) if keras_rows else np.random.default_rng(split_seed).permutation(len(y))
+    order = np.arange(n) if keras_rows else np.random.default_rng(split_seed).permutation(n)
     if data_cfg.limit is not None:
         order = order[: data_cfg.limit]
     if data_cfg.val_split is None:
-        x_val, y_val = x_test, y_test
-        x_train, y_train = x[order], y[order]
-    else:
-        n_val = _split_count(len(order), data_cfg.val_split, "data.val_split")
-        val, train = (order[-n_val:], order[:-n_val]) if keras_rows else (order[:n_val], order[n_val:])
-        x_val, y_val = x[val], y[val]
-        x_train, y_train = x[train], y[train]
-    tensors = (x_train, y_train, x_val, y_val, x_test, y_test)
+        return order, None
+    n_val = _split_count(len(order), data_cfg.val_split, "data.val_split")
+    val, train = (order[-n_val:], order[:-n_val]) if keras_rows else (order[:n_val], order[n_val:])
+    return train, val
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
     # Rows taken by index are fresh arrays already; a memory-mapped cache file is copied once.
-    return Splits(*(torch.from_numpy(np.require(a, requirements=["C", "W"])) for a in tensors),
-                  num_classes=arrays.num_classes)
+    return torch.from_numpy(np.require(a, requirements=["C", "W"]))
+
+
+def make_splits(data_cfg, seed: int) -> Splits:
+    """Train/val/test tensors as `data.*` asks. Deterministic for a given seed."""
+    x, y, x_test, y_test, num_classes = _source_rows(data_cfg)
+    train, val = _split_rows(data_cfg, seed, len(y))
+    x_val, y_val = (x_test, y_test) if val is None else (x[val], y[val])
+    tensors = (x[train], y[train], x_val, y_val, x_test, y_test)
+    return Splits(*(_tensor(a) for a in tensors), num_classes=num_classes)
+
+
+def make_stacked_splits(data_cfg, seeds: list[int]) -> Splits:
+    """The splits of K runs that differ only in seed, for one stacked model: the source's rows
+    once, each run's rows as indices (K copies of Fashion-MNIST's rows would be 190 MB each)."""
+    x, y, x_test, y_test, num_classes = _source_rows(data_cfg)
+    rows = [_split_rows(data_cfg, seed, len(y)) for seed in seeds]
+    test_rows = torch.arange(len(y_test)).expand(len(seeds), -1)
+    if rows[0][1] is None:  # validation on the test rows
+        x_val, y_val, val_rows = x_test, y_test, test_rows
+    else:
+        x_val, y_val, val_rows = x, y, torch.from_numpy(np.stack([val for _, val in rows]))
+    return Splits(*(_tensor(a) for a in (x, y)), *(_tensor(a) for a in (x_val, y_val, x_test, y_test)),
+                  num_classes=num_classes, train_rows=torch.from_numpy(np.stack([train for train, _ in rows])),
+                  val_rows=val_rows, test_rows=test_rows)
 
 
 def _split_count(n: int, fraction: float, key: str) -> int:
@@ -360,8 +393,9 @@ class TensorBatches:
     cannot normalise one row in training mode. Under DDP (`world` processes) each takes
     every world-th row of the pass's order, cut so that all take the same number of steps.
 
-    Stacked replicas (mlpbench/stacked.py): x (K, rows, features), y (K, rows) and a seed per
-    replica; each replica's batches are those its own run takes, all K gathered at once.
+    Stacked replicas (mlpbench/stacked.py): `rows` (K, n), each replica's rows of x and y, and a
+    seed per replica; each replica's batches are those its own run takes, all K gathered at once
+    as (K, batch, features).
 
     With `steps_per_chunk` (training), each item is a chunk of that many batches:
     (x, y, batch_size), gathered in one indexing operation; the module steps through it.
@@ -369,8 +403,9 @@ class TensorBatches:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int | list[int] = 0,
                  rank: int = 0, world: int = 1, steps_per_chunk: Optional[int] = None,
-                 epoch: Callable[[], int] = lambda: 0):
+                 epoch: Callable[[], int] = lambda: 0, rows: Optional[torch.Tensor] = None):
         self.x, self.y = x, y
+        self.rows = rows
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -380,12 +415,15 @@ class TensorBatches:
 
     def _rows(self) -> int:
         """Rows this process uses in one pass."""
-        n = self.y.shape[-1]
+        n = self._n()
         if self.world > 1:
             n = n // self.world if self.shuffle else len(range(self.rank, n, self.world))
         if self.shuffle and n % self.batch_size == 1 and n > 1:
             n -= 1  # the lone trailing row
         return n
+
+    def _n(self) -> int:
+        return len(self.y) if self.rows is None else self.rows.shape[1]
 
     def _item_rows(self) -> int:
         return self.batch_size * (self.steps_per_chunk or 1)
@@ -399,8 +437,8 @@ class TensorBatches:
         return -(-self._rows() // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple]:
-        n = self.y.shape[-1]
-        stacked = self.y.dim() == 2
+        n = self._n()
+        stacked = self.rows is not None
         order = None
         if self.shuffle:
             epoch = self.epoch()
@@ -414,15 +452,14 @@ class TensorBatches:
         rows, step = self._rows(), self._item_rows()
         for lo in range(0, rows, step):
             hi = min(lo + step, rows)
-            if order is not None and stacked:
-                idx = order[:, lo:hi]
-                replica = torch.arange(len(idx), device=idx.device).unsqueeze(1)
-                x, y = self.x[replica, idx], self.y[replica, idx]
+            if stacked:
+                idx = self.rows[:, lo:hi] if order is None else self.rows.gather(1, order[:, lo:hi])
+                x, y = self.x[idx], self.y[idx]
             elif order is not None:
                 idx = order[lo:hi]
                 x, y = self.x[idx], self.y[idx]
             else:
-                x, y = self.x[..., lo:hi, :], self.y[..., lo:hi]
+                x, y = self.x[lo:hi], self.y[lo:hi]
             yield (x, y, self.batch_size) if self.steps_per_chunk else (x, y)
 
 
@@ -440,8 +477,9 @@ class MLPDataModule(pl.LightningDataModule):
         # Keep the data where the model trains, so no batch is copied to the device.
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         s = self.splits
-        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
-            setattr(s, name, getattr(s, name).to(device))
+        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "train_rows", "val_rows", "test_rows"):
+            if getattr(s, name) is not None:
+                setattr(s, name, getattr(s, name).to(device))
 
     def _shard(self) -> dict[str, int]:
         # One shard per DDP process; the whole data in a single-device run.
@@ -456,7 +494,7 @@ class MLPDataModule(pl.LightningDataModule):
         # once per forward of the wrapped module.
         steps = self.steps_per_chunk if shard["world"] == 1 else 1
         return TensorBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed,
-                             steps_per_chunk=steps, epoch=self._epoch, **shard)
+                             steps_per_chunk=steps, epoch=self._epoch, rows=s.train_rows, **shard)
 
     def _epoch(self) -> int:
         # order=fixed: every epoch the first epoch's batches, as seeded Keras replays them.
@@ -464,11 +502,11 @@ class MLPDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> TensorBatches:
         return TensorBatches(self.splits.x_val, self.splits.y_val, self._eval_batch(), shuffle=False,
-                             **self._shard())
+                             rows=self.splits.val_rows, **self._shard())
 
     def test_dataloader(self) -> TensorBatches:
         return TensorBatches(self.splits.x_test, self.splits.y_test, self._eval_batch(), shuffle=False,
-                             **self._shard())
+                             rows=self.splits.test_rows, **self._shard())
 
     def _eval_batch(self) -> int:
         # Evaluation needs no gradients: larger batches cost the same arithmetic, fewer steps.

@@ -544,7 +544,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from mlpbench.data import MLPDataModule, Splits, make_splits
+    from mlpbench.data import MLPDataModule, make_stacked_splits
     from mlpbench.hparams import run_hparams, write_session_end, write_session_start
     from mlpbench.model import count_params, summary
     from mlpbench.module import AfterEpochMetrics
@@ -554,14 +554,14 @@ def train_group(jobs: list[Job]) -> list[dict]:
     cfg = jobs[0].cfg
     if jobs[0].threads:
         torch.set_num_threads(jobs[0].threads)
-    models, splits = [], []
-    for job in jobs:  # each replica as its run builds it: same seed, split and initialisation
+    # Each replica as its run builds it: the same split of the rows, the same initialisation.
+    data = make_stacked_splits(cfg.data, [job.cfg.seed for job in jobs])
+    models = []
+    for job in jobs:
         pl.seed_everything(job.cfg.seed, verbose=False)
-        splits.append(make_splits(job.cfg.data, job.cfg.seed))
-        models.append(MLP(job.cfg.model, splits[-1].num_features, splits[-1].num_classes))
-    check_memory(cfg, splits[0].num_features, splits[0].num_classes, replicas=len(jobs))
-    fields = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
-    data = Splits(*(torch.stack([getattr(s, f) for s in splits]) for f in fields), num_classes=splits[0].num_classes)
+        models.append(MLP(job.cfg.model, data.num_features, data.num_classes))
+    check_memory(cfg, data.num_features, data.num_classes, replicas=len(jobs))
+    sizes = {"train": data.train_rows.shape[1], "val": data.val_rows.shape[1], "test": data.test_rows.shape[1]}
     positions = [checkpoint_position(j.plan.checkpoint) if j.plan.checkpoint else None for j in jobs]
 
     records, loggers = [], []
@@ -592,10 +592,10 @@ def train_group(jobs: list[Job]) -> list[dict]:
         if positions[k]:
             log.info("Run %s: continuing after epoch %d (step %d) from %s", job.run_dir.name, positions[k]["epoch"],
                      positions[k]["step"], job.plan.checkpoint, extra={"replica": k})
-    log.info("%s", summary(models[0], splits[0].num_features), extra={"console": jobs[0].num in (None, 0)})
+    log.info("%s", summary(models[0], data.num_features), extra={"console": jobs[0].num in (None, 0)})
     for k, record in enumerate(records):
         record.source = Replica(module, k)
-        record.update(params=params, data=splits[k].sizes())
+        record.update(params=params, data=sizes)
 
     resume_file = None
     try:
@@ -614,12 +614,12 @@ def train_group(jobs: list[Job]) -> list[dict]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_file, weights_only=True)
         if any(d is None for d in module.replica_diverged):
             trainer.test(module, datamodule=datamodule, verbose=False)
-            if len(splits[0].y_test) <= MAX_PREDICTION_ROWS:
+            if sizes["test"] <= MAX_PREDICTION_ROWS:
                 module.eval()
                 with torch.no_grad():
-                    logits = module(data.x_test.to(module.device))
+                    logits = module(data.x_test[data.test_rows].to(module.device))
                 for k, record in enumerate(records):
-                    record.update(predictions=predictions(logits[k], splits[k].x_test, splits[k].y_test,
+                    record.update(predictions=predictions(logits[k], data.x_test.cpu(), data.y_test.cpu(),
                                                           replica=k, console=False))
         for k, record in enumerate(records):
             diverged = module.replica_diverged[k]
