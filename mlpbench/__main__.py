@@ -102,10 +102,18 @@ def _exit_now(code) -> None:
     """End the process without the interpreter's teardown, which after a run spends 1.1-1.4 s
     freeing torch's and Lightning's modules one by one (measured; longer than a small sweep's
     training). What an exit must do still happens: exit functions run, logs and output are
-    flushed. An exception other than SystemExit never gets here: Python reports it as usual."""
+    flushed. An exception other than SystemExit never gets here: Python reports it as usual.
+    Where other threads or processes are still running (joblib's workers), the exit is Python's
+    own, which waits for them first."""
     import atexit
     import logging
+    import multiprocessing
     import os
+    import threading
+
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if others or multiprocessing.active_children() or "joblib" in sys.modules:
+        sys.exit(code)
 
     atexit._run_exitfuncs()
     logging.shutdown()
