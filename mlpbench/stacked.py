@@ -1,19 +1,23 @@
-"""Replicas trained together (`hydra/launcher=stacked`): K copies of one MLP, differing only in
-their seed, as one network whose every tensor has a leading replica dimension.
+"""Replicas trained together (`hydra/launcher=stacked`): K runs of one MLP that differ only in
+their seed, as one network whose tensors have a leading replica dimension.
 
-A layer's K weight matrices become one batched matmul (baddbmm), BatchNorm's K x F features one
-BatchNorm over K*F channels, and the activations run once over all K: each step is a few large
-kernels instead of K times as many small ones, which is where a small MLP's time goes (1.4-1.9x
-the throughput at batch 32 on 2 CPU cores for K = 5-20; docs/speed.md).
+The K weight matrices of a layer become one batched matmul, and the K x F features of a
+BatchNorm become one BatchNorm over K*F channels. The activations run once over all K. At batch 32
+on 2 CPU cores, a step of K replicas costs about what their matrix products cost: 0.53-0.55x the
+time of K separate runs per epoch for K = 5-20 (docs/sweeps.md#stacked-replicas).
 
-Each replica is built as its own run builds it (its seed, its initialisation, its data split and
-batch order), and its tensors are slices of the stacked ones: `replica_state(k)` is exactly the
-state_dict of replica k's MLP, and `load_replicas` stacks K of those. So each replica's
-checkpoint is an ordinary run's, and an ordinary run's checkpoint joins a stack.
+Each replica is built as its own run builds it: its seed, its initialisation, its data split and
+its batch order. It computes what its run computes, to the bit where the kernels allow it and to
+~1e-7 of val_loss in practice, and its state is its run's:
+- `replica_state(k)` is exactly the state_dict of replica k's MLP;
+- `replica_optimizer(k)` is its optimizer's state;
+- each replica's checkpoint is therefore an ordinary run's, and ordinary runs' checkpoints join a
+  stack.
 
-One optimizer steps all replicas: every update rule mlpbench offers is elementwise, so it is K
-optimizers' updates (gradient clipping by norm is not, and is never stacked). The loss is the sum
-of the replicas' mean losses: replica k's gradient is its own run's.
+One optimizer steps all replicas. Every update rule mlpbench offers is elementwise, so one
+optimizer does what K optimizers would. Gradient clipping by norm is not elementwise, and a run
+that uses it is never stacked. The loss is the sum of the replicas' mean losses, so replica k's
+gradient is its own run's.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from mlpbench import sweep
-
 from mlpbench.model import MLP, HiddenBlock, KerasBatchNorm1d
 from mlpbench.module import HISTORY_KEYS, MLPModule, _Sums
 from mlpbench.results import RunRecord, Status
@@ -607,8 +610,9 @@ def train_group(jobs: list[Job]) -> list[dict]:
                 torch.save(checkpoints.stacked_checkpoint([j.plan.checkpoint for j in jobs]), f)
             resume_file = f.name
         # A chunk of K replicas' batches is K times a run's: K times fewer steps per chunk keep it
-        # as small (K = 5, batch 32, 48k rows: 64 steps a chunk, 32 MB, took 0.68-0.77x of five runs'
-        # step time, 12 steps 0.53-0.70x; three interleaved measurements each). The updates are the same for any chunk size.
+        # as small (K = 5, batch 32, 48k rows: 64 steps a chunk, 32 MB, took 0.68-0.77x of five
+        # runs' step time, 12 steps 0.53-0.70x; three measurements each). The updates are the
+        # same for any chunk size.
         datamodule = MLPDataModule(data, cfg.data.batch_size, [j.cfg.seed for j in jobs],
                                    max(1, cfg.trainer.steps_per_chunk // len(jobs)), order=cfg.data.order)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_file, weights_only=True)

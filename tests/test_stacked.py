@@ -13,7 +13,8 @@ GRID = ["model.depth=3", "data.limit=400", "data.batch_size=16", "trainer.max_ep
 
 
 def histories(sweep):
-    return {d.name: json.loads((d / "result.json").read_text()) for d in sweep.iterdir() if (d / "result.json").is_file()}
+    return {d.name: json.loads((d / "result.json").read_text())
+            for d in sweep.iterdir() if (d / "result.json").is_file()}
 
 
 def test_stacked_seeds_write_the_basic_launchers_runs_with_the_same_val_loss(tmp_path):
