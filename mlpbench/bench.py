@@ -16,7 +16,13 @@ logging) and nothing it does once. Each stack runs --repeats times in turn and i
 repeat counts. The loop and mlpbench must reach the same weights: the table says how far
 apart their final validation losses are.
 
-Then start-up: `python -m mlpbench --help`, and the cost of each run of a sequential multirun
+Before that table (--only-stacked: instead of it), the stacked launcher (hydra/launcher=stacked)
+as whole sweeps, each in processes of its own:
+- 5 seeds of the tutorial model on all rows, 10 epochs, basic against stacked;
+- K = 1, 5, 20 seeds at batch 32 and 128 on --stacked-rows rows;
+- the main job's wall time against its runs' training seconds.
+
+After it, start-up: `python -m mlpbench --help`, and the cost of each run of a sequential multirun
 beyond its training. Prints tables; asserts nothing (timings are not tests).
 """
 
@@ -224,6 +230,17 @@ def stacked(workdir: Path, data_overrides: list[str], batch_sizes: list[int], ep
     return rows
 
 
+def tutorial_sweep(workdir: Path, data_overrides: list[str], seeds: int, epochs: int) -> tuple[float, float, float]:
+    """`seeds` seeds of the tutorial model at batch 32 with its defaults (Keras' Adam), basic
+    against stacked: both wall times and how far apart their val_loss histories are."""
+    args = [f"seed=range(1,{seeds + 1})", *data_overrides, "data.batch_size=32", f"trainer.max_epochs={epochs}",
+            "trainer.enable_progress_bar=false"]
+    basic_wall, basic = _sweep(args, workdir, workdir / "tutorial-basic")
+    stacked_wall, stack = _sweep([*args, "hydra/launcher=stacked"], workdir, workdir / "tutorial-stacked")
+    diff = max(abs(a - b) for x, y in zip(basic, stack) for a, b in zip(x["history"]["val_loss"], y["history"]["val_loss"]))
+    return basic_wall, stacked_wall, diff
+
+
 def main_job(workdir: Path, launcher: str) -> tuple[float, float]:
     """README's main job (`make run`): its wall time and the sum of its runs' training seconds."""
     wall, results = _sweep(["model.depth=2,4,6,8,10", "seed=1,2,3", f"hydra/launcher={launcher}",
@@ -247,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", default="1,5,20", help="seeds per sweep in the stacked-launcher comparison")
     parser.add_argument("--only-stacked", action="store_true", help="only the stacked-launcher comparison and the main job")
     parser.add_argument("--no-main-job", action="store_true", help="leave out the main job's wall time")
+    parser.add_argument("--tutorial-epochs", type=int, default=10,
+                        help="epochs of the 5-seed tutorial sweep on all rows, basic against stacked (0: leave it out)")
     parser.add_argument("--keras-worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.keras_worker:
@@ -309,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_stacked(workdir: Path, args) -> None:
+    if args.tutorial_epochs:
+        _, described, all_rows = bench_data(args.rows)
+        basic, stacked_s, diff = tutorial_sweep(workdir, all_rows, 5, args.tutorial_epochs)
+        print(f"\n5 seeds of the tutorial model, batch 32, {args.tutorial_epochs} epochs, {described}: basic "
+              f"{basic:.1f} s, stacked {stacked_s:.1f} s wall, {stacked_s / basic:.2f}x; val_loss histories at "
+              f"most {diff:.1e} apart")
     _, _, data_overrides = bench_data(args.stacked_rows)
     epochs = max(3, args.epochs)
     rows = stacked(workdir, [*data_overrides, "optim.rules=torch"], [int(b) for b in args.batch_sizes.split(",")],

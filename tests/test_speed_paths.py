@@ -56,7 +56,7 @@ def test_the_benchmark_runs_and_checks_that_updates_match(tmp_path):
     write_fake_mnist(tmp_path / "mnist", n_train=600, n_test=200)
     proc = subprocess.run([sys.executable, "-m", "mlpbench.bench", "--rows", "400", "--epochs", "2",
                            "--batch-sizes", "64", "--no-keras", "--no-startup", "--stacked-rows", "200",
-                           "--replicas", "2", "--no-main-job"],
+                           "--replicas", "2", "--no-main-job", "--tutorial-epochs", "0"],
                           cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     stacked, loop = [line for line in proc.stdout.splitlines() if line.startswith("| 64 |")]
