@@ -331,7 +331,8 @@ def print_stacked(workdir: Path, args) -> None:
     if args.tutorial_epochs:
         _, described, all_rows = bench_data(args.rows)
         basic, stacked_s, diff = tutorial_sweep(workdir, all_rows, 5, args.tutorial_epochs)
-        print(f"\n5 seeds of the tutorial model, batch 32, {args.tutorial_epochs} epochs, {described}: basic "
+        epochs = f"{args.tutorial_epochs} epoch{'s' if args.tutorial_epochs != 1 else ''}"
+        print(f"\n5 seeds of the tutorial model, batch 32, {epochs}, {described}: basic "
               f"{basic:.1f} s, stacked {stacked_s:.1f} s wall, {stacked_s / basic:.2f}x; val_loss histories at "
               f"most {diff:.1e} apart")
     _, _, data_overrides = bench_data(args.stacked_rows)
