@@ -340,6 +340,13 @@ class Job:
     experiment: str | None
     num: int | None  # its place in the sweep; None for a single run
     threads: int | None
+    position: dict[str, int] | None = None  # where plan.checkpoint stands, once read (stacked)
+
+
+def train_job(job: Job) -> dict[str, Any]:
+    """train() for a prepared job: its config, folder, and the checkpoint its plan continues."""
+    return train(job.cfg, job.run_dir, job.overrides, job.experiment, resume_from=job.plan.checkpoint,
+                 previous=job.plan.previous, threads=job.threads, job=job.num)
 
 
 def prepare(cfg: DictConfig) -> Job | None:
@@ -403,8 +410,7 @@ def main(cfg: DictConfig) -> None:
     if job is None:
         return
     try:
-        train(job.cfg, job.run_dir, job.overrides, job.experiment, resume_from=job.plan.checkpoint,
-              previous=job.plan.previous, threads=job.threads, job=job.num)
+        train_job(job)
     except Exception as e:
         if job.num is None and isinstance(e, ConfigError):  # found once training was set up
             _discard_unstarted(job.run_dir, HydraConfig.get().job.name)

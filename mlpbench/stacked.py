@@ -428,7 +428,7 @@ class ReplicaCheckpoints(Checkpoint):
         full = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         module = self.module
         for k, callback in enumerate(self.replicas):
-            if not module.active(k) or module.replica_diverged[k] is not None:
+            if module.replica_diverged[k] is not None:  # a diverged run keeps its last good checkpoint
                 continue
             score = torch.tensor(module.histories[k]["val_acc"][-1])
             directory = Path(callback.dirpath)
@@ -532,18 +532,18 @@ def stack_key(job: Job, cpu_max_batch_size: int | None = None) -> str | None:
         return None
     config = OmegaConf.to_container(job.cfg, resolve=True, enum_to_str=True)
     config.pop("seed")
-    position = None
     if job.plan.checkpoint is not None:
-        position = checkpoint_position(job.plan.checkpoint)
-        if position is None:  # unreadable: the run starts over, as on its own
+        job.position = checkpoint_position(job.plan.checkpoint)  # train_group reads it from here
+        if job.position is None:  # unreadable: the run starts over, as on its own
             sweep.clear_run(job.run_dir)
             job.plan.checkpoint = None
-    return json.dumps([config, position], sort_keys=True, default=str)
+    return json.dumps([config, job.position], sort_keys=True, default=str)
 
 
 def train_group(jobs: list[Job]) -> list[dict]:
-    """Train `jobs` (stack_key equal) as one stacked model; each writes its run folder as it
-    would alone. Returns their result.json payloads. A failure fails every run of the group."""
+    """Train `jobs` (stack_key equal, which read their checkpoints' positions) as one stacked
+    model; each writes its run folder as it would alone. Returns their result.json payloads.
+    A failure fails every run of the group."""
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -565,7 +565,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
         models.append(MLP(job.cfg.model, data.num_features, data.num_classes))
     check_memory(cfg, data.num_features, data.num_classes, replicas=len(jobs))
     sizes = {"train": data.train_rows.shape[1], "val": data.val_rows.shape[1], "test": data.test_rows.shape[1]}
-    positions = [checkpoint_position(j.plan.checkpoint) if j.plan.checkpoint else None for j in jobs]
+    positions = [job.position for job in jobs]
 
     records, loggers = [], []
     for job, position in zip(jobs, positions):

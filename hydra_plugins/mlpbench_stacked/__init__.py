@@ -114,8 +114,7 @@ class StackedLauncher(Launcher):
         try:
             if len(jobs) == 1:
                 job = jobs[0]
-                run.train(job.cfg, job.run_dir, job.overrides, job.experiment, resume_from=job.plan.checkpoint,
-                          previous=job.plan.previous, threads=job.threads, job=job.num)
+                run.train_job(job)
             else:
                 train_group(jobs)
         except Exception as e:
