@@ -81,13 +81,17 @@ class MLPModule(pl.LightningModule):
         return lambda totals: self.trainer.strategy.reduce(totals, reduce_op="sum")
 
     def loss_and_correct(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The mean of the rows' losses as its own reduction, not the loss kernel's: its sum runs
+        # in another order, and stacked replicas' (K, rows).mean(1) gives each run's mean only
+        # as this one computes it (the gradients are the same either way).
         if self.loss_kind is Loss.cross_entropy:
-            return F.cross_entropy(logits, y), (logits.argmax(1) == y).sum()
+            return F.cross_entropy(logits, y, reduction="none").mean(), (logits.argmax(1) == y).sum()
         probs = torch.sigmoid(logits)
         if probs.shape[1] == 1:  # one 0/1 output unit (XOR)
-            return F.mse_loss(probs[:, 0], y.to(probs.dtype)), ((probs[:, 0] > 0.5).long() == y).sum()
+            loss = F.mse_loss(probs[:, 0], y.to(probs.dtype), reduction="none").mean()
+            return loss, ((probs[:, 0] > 0.5).long() == y).sum()
         target = F.one_hot(y, probs.shape[1]).to(probs.dtype)
-        return F.mse_loss(probs, target), (probs.argmax(1) == y).sum()
+        return F.mse_loss(probs, target, reduction="none").mean(), (probs.argmax(1) == y).sum()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return build_optimizer(self.optim_cfg, self.parameters())

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mlpbench.data import make_splits
-from mlpbench.model import KerasBatchNorm1d
+from mlpbench.model import BatchNorm, KerasBatchNorm1d
 from mlpbench.optim import build_optimizer
 from tests.conftest import REPO, make_config, run_in_process
 
@@ -72,7 +72,7 @@ def test_model_keras_builds_keras_batchnorm():
 
     model = MLP(make_config("model=keras").model, 784, 10)
     assert type(model.layers[1]) is KerasBatchNorm1d
-    assert type(MLP(make_config().model, 784, 10).layers[1]) is torch.nn.BatchNorm1d
+    assert type(MLP(make_config().model, 784, 10).layers[1]) is BatchNorm
 
 
 def test_keras_validation_rows_are_the_last_fraction_for_every_seed():
