@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m mlpbench -m model.depth=2,4,6,8,10 seed=1,2,3
+	$(PY) -m mlpbench -m model.depth=2,4,6,8,10 seed=1,2,3,4,5
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -205,3 +205,39 @@ def build_optimizer(optim_cfg, params: Iterable[torch.nn.Parameter]) -> torch.op
         return torch.optim.NAdam(params, lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps,
                                  weight_decay=c.weight_decay)
     raise ValueError(f"optim.name={name}: unknown optimizer")
+
+
+class OptimizerStack(torch.optim.Optimizer):
+    """Several optimizers stepped as one, for Lightning (which then counts one step per step):
+    stacked replicas with different optimizer settings (mlpbench/stacked.py), one optimizer per
+    setting over its replicas' parameters. Its state_dict holds each optimizer's."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]):
+        super().__init__([p for o in optimizers for g in o.param_groups for p in g["params"]], {})
+        self.optimizers = optimizers
+        self.param_groups = [g for o in optimizers for g in o.param_groups]
+
+    @property
+    def state(self) -> dict:
+        return {p: s for o in self.optimizers for p, s in o.state.items()}
+
+    @state.setter
+    def state(self, value) -> None:  # torch's __init__ sets it; each optimizer keeps its own
+        pass
+
+    def step(self, closure=None):
+        loss = None if closure is None else closure()
+        for optimizer in self.optimizers:
+            optimizer.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for optimizer, state in zip(self.optimizers, state_dict["optimizers"], strict=True):
+            optimizer.load_state_dict(state)

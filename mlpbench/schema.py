@@ -439,6 +439,31 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
 
 
+STACKED_LAUNCHER = "hydra_plugins.mlpbench_stacked.StackedLauncher"
+
+
+def validate_launcher(launcher: DictConfig) -> None:
+    """Raise ConfigError for hydra/launcher=stacked's options out of range (checked before any
+    run folder is made)."""
+    if str(launcher.get("_target_", "")) != STACKED_LAUNCHER:
+        return
+    errors: list[str] = []
+    allowed = {"_target_", "workers", "max_replicas", "cpu_max_batch_size"}
+    errors += [f"hydra.launcher.{key}: not an option of hydra/launcher=stacked (options: workers, max_replicas, "
+               "cpu_max_batch_size)" for key in sorted(set(launcher.keys()) - allowed)]
+
+    def count(key: str, nullable: bool, meaning: str) -> None:
+        value = launcher.get(key)
+        ok = (value is None and nullable) or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+        _check(errors, ok, f"hydra.launcher.{key}", value, "must be an integer >= 1" + (f", or null {meaning}" if nullable else ""))
+
+    count("workers", True, "for one per CPU core")
+    count("max_replicas", False, "")
+    count("cpu_max_batch_size", True, "to stack every batch size")
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
+
+
 def _fmt(items: List[Any]) -> str:
     return "[" + ",".join(str(i) for i in items) + "]"
 

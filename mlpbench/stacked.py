@@ -38,10 +38,11 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from mlpbench import sweep
-from mlpbench.model import MLP, HiddenBlock, KerasBatchNorm1d
+from mlpbench.model import MLP, NARROW_UNITS, BatchNorm, HiddenBlock, batch_stats
 from mlpbench.module import HISTORY_KEYS, MLPModule, _Sums
+from mlpbench.optim import OptimizerStack, build_optimizer
 from mlpbench.results import RunRecord, Status
-from mlpbench.run import Job, check_memory, checkpoint_callback, checkpoint_position
+from mlpbench.run import Job, check_memory, checkpoint_callback
 from mlpbench.schema import Loss
 
 log = logging.getLogger("mlpbench")
@@ -62,27 +63,44 @@ def _mangle(name: str) -> str:
 
 class _StackedLinear(torch.autograd.Function):
     """x @ W^T + b for each replica, with W (K, out, in) as nn.Linear keeps it, computed as
-    nn.Linear computes it for that replica. Forward and the input's gradient are batched
-    matmuls, which round as addmm and mm do. The weight's gradient, g^T x, is one bmm where
-    that rounds as each replica's mm, and one mm per replica where it does not: autograd's own
-    baddbmm backward computes (x^T g)^T, which for the output layer's narrow product (10 x 128)
-    differs in the last bit, and a 10-layer net turned that into 0.25 of val_loss in 10 epochs."""
+    model.Dense computes it for that replica. Forward and the input's gradient are batched
+    matmuls where they round as addmm and mm do (checked once per operand layout), else one
+    product per replica. The weight's gradient, g^T x: for a narrow layer, one bmm, which is what
+    Dense computes (bmm's per-matrix kernel); for a wider one, one bmm where that rounds as each
+    replica's mm, and one mm per replica where it does not. (autograd's own baddbmm backward
+    computes (x^T g)^T, which for the output layer's narrow product (10 x 128) differs in the
+    last bit, and a 10-layer net turned that into 0.25 of val_loss in 10 epochs.)"""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+        weight_t = weight.transpose(1, 2)
+        if _exact(_batched_affine, _affine_per_replica, bias, x, weight_t):
+            return _batched_affine(bias, x, weight_t)
+        return _affine_per_replica(bias, x, weight_t)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
-        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
-        grad_t = grad.transpose(1, 2)
-        if _bmm_rounds_as_mm(grad_t, x):
-            grad_weight = torch.bmm(grad_t, x)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.bmm(grad, weight) if _exact(torch.bmm, _mm_per_replica, grad, weight) \
+                else _mm_per_replica(grad, weight)
+        if weight.shape[1] < NARROW_UNITS and grad.device.type == "cpu":
+            grad_weight = torch.bmm(grad.transpose(1, 2).contiguous(), x.contiguous())
         else:
-            grad_weight = _mm_per_replica(grad_t, x)
+            grad_t = grad.transpose(1, 2)
+            grad_weight = torch.bmm(grad_t, x) if _exact(torch.bmm, _mm_per_replica, grad_t, x) \
+                else _mm_per_replica(grad_t, x)
         return grad_x, grad_weight, grad.sum(1)
+
+
+def _batched_affine(bias: torch.Tensor, x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor:
+    return torch.baddbmm(bias.unsqueeze(1), x, weight_t)
+
+
+def _affine_per_replica(bias: torch.Tensor, x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor:
+    return torch.stack([torch.addmm(bias[k], x[k], weight_t[k]) for k in range(len(x))])
 
 
 def _mm_per_replica(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -92,48 +110,100 @@ def _mm_per_replica(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return out
 
 
-# Whether bmm's product equals each replica's mm to the bit, by the operands' layout: the BLAS
-# kernel, and so its rounding, is chosen by shape and strides; one product with these operands
-# tells (a product of random 32-row blocks differs somewhere when the kernels differ).
-_bmm_exact: dict[tuple, bool] = {}
+# Whether a batched product equals each replica's own to the bit, by the operands' layout: the
+# BLAS kernel, and so its rounding, is chosen by shape and strides; one product with these
+# operands tells (a product of random 32-row blocks differs somewhere when the kernels differ).
+_exact_cache: dict[tuple, bool] = {}
 
 
-def _bmm_rounds_as_mm(a: torch.Tensor, b: torch.Tensor) -> bool:
-    key = (a.shape, a.stride(), b.shape, b.stride(), a.device.type, torch.get_num_threads())
-    exact = _bmm_exact.get(key)
+def _exact(batched, per_replica, *operands: torch.Tensor) -> bool:
+    key = (batched, *((t.shape, t.stride()) for t in operands), operands[0].device.type)
+    exact = _exact_cache.get(key)
     if exact is None:
-        exact = _bmm_exact[key] = torch.equal(torch.bmm(a, b), _mm_per_replica(a, b))
+        with torch.no_grad():
+            exact = _exact_cache[key] = torch.equal(batched(*operands), per_replica(*operands))
     return exact
 
 
-class StackedMLP(nn.Module):
-    """K MLPs of one architecture as one module; forward takes (K, rows, ...) inputs."""
+def _runs(values: list) -> list[tuple[int, int]]:
+    """The ranges [a, b) of equal neighbouring values: _runs([x, x, y]) == [(0, 2), (2, 3)]."""
+    ranges, start = [], 0
+    for k in range(1, len(values) + 1):
+        if k == len(values) or values[k] != values[start]:
+            ranges.append((start, k))
+            start = k
+    return ranges
 
-    def __init__(self, replicas: list[MLP]):
+
+def _activation_key(model: MLP) -> tuple:
+    blocks = model.hidden_blocks
+    if not blocks:
+        return ()
+    act = blocks[0].activation
+    return type(act).__name__, getattr(act, "negative_slope", None)
+
+
+def _dropout_rate(model: MLP) -> float:
+    return next((m.p for block in model.hidden_blocks for m in block.body if isinstance(m, nn.Dropout)), 0.0)
+
+
+class StackedMLP(nn.Module):
+    """K MLPs of one architecture as one module; forward takes (K, rows, ...) inputs.
+
+    The replicas may differ in what enters training elementwise: their activation (each run of
+    neighbouring replicas with one activation applies it to its slice), dropout rate (a mask
+    per replica from its own generator) and optimizer settings (`optim_groups`: ranges of
+    replicas with one optimizer, whose parameters are separate tensors, one per range)."""
+
+    def __init__(self, replicas: list[MLP], optim_groups: list[tuple[int, int]] | None = None):
         super().__init__()
         # The layer structure, not a submodule: its own tensors are not used.
         object.__setattr__(self, "template", replicas[0])
         self.replicas = len(replicas)
+        self.optim_groups = optim_groups or [(0, self.replicas)]
         states = [m.state_dict() for m in replicas]
         trainable = {name for name, _ in self.template.named_parameters()}
         self.names = list(states[0])  # the MLP's state_dict keys, in its order
         self.param_names = [name for name in self.names if name in trainable]  # its optimizer's order
-        self.split: set[str] = set()  # parameters kept as K tensors, stacked in forward
-        self.slots: list[tuple[str, int | None]] = []  # this module's parameters: (key, replica or None: all)
+        # Each trainable tensor as blocks of replicas [a, b), one parameter each: a block per
+        # optimizer group, or, for a tensor that is no whole number of 16-float units, a block per
+        # replica (see VECTOR_FLOATS).
+        self.blocks: dict[str, list[tuple[int, int]]] = {}
+        self.slots: list[tuple[str, int, int]] = []  # this module's parameters, in order: (key, a, b)
         for name in self.names:
             tensors = [s[name] for s in states]
             if name not in trainable:
                 self.register_buffer(_mangle(name), torch.stack(tensors))
-            elif tensors[0].numel() % VECTOR_FLOATS == 0:
-                self.register_parameter(_mangle(name), nn.Parameter(torch.stack(tensors)))
-                self.slots.append((name, None))
-            else:
-                self.split.add(name)
-                for k, t in enumerate(tensors):
-                    self.register_parameter(f"{_mangle(name)}__{k}", nn.Parameter(t.clone()))
-                    self.slots.append((name, k))
+                continue
+            per_replica = tensors[0].numel() % VECTOR_FLOATS != 0
+            blocks = [(k, k + 1) for k in range(self.replicas)] if per_replica else self.optim_groups
+            self.blocks[name] = blocks
+            for a, b in blocks:
+                self.register_parameter(self._block_key(name, a), nn.Parameter(torch.stack(tensors[a:b])))
+                self.slots.append((name, a, b))
         # The template's Linear and BatchNorm layers by their state_dict prefix.
         self._prefix = {id(m): name for name, m in self.template.named_modules()}
+        self.activations = [(a, b, replicas[a].hidden_blocks[0].activation)
+                            for a, b in _runs([_activation_key(m) for m in replicas])] \
+            if self.template.hidden_blocks else []
+        self.dropout = [_dropout_rate(m) for m in replicas]
+        # Each replica's dropout masks from its own generator: its run's draws, whatever the
+        # other replicas (set_generators).
+        self.generators: list[torch.Generator | None] = [None] * self.replicas
+
+    def _block_key(self, name: str, a: int) -> str:
+        return _mangle(name) if self.blocks[name] == [(0, self.replicas)] else f"{_mangle(name)}__{a}"
+
+    def set_generators(self, states: list[torch.Tensor]) -> None:
+        """Each replica's dropout generator at the CPU RNG state its run would have."""
+        self.generators = []
+        for state in states:
+            generator = torch.Generator()
+            generator.set_state(state)
+            self.generators.append(generator)
+
+    def generator_states(self) -> list[torch.Tensor]:
+        return [g.get_state() for g in self.generators]
 
     def tensor(self, module: nn.Module, attr: str) -> torch.Tensor:
         """A layer's tensor `attr` of all replicas, (K, ...). Read from the module's own dicts:
@@ -144,52 +214,75 @@ class StackedMLP(nn.Module):
             return found
         if key in self._buffers:
             return self._buffers[key]
-        return torch.stack([self._parameters[f"{key}__{k}"] for k in range(self.replicas)])
+        name = f"{self._prefix[id(module)]}.{attr}"
+        return torch.cat([self._parameters[f"{key}__{a}"] for a, _ in self.blocks[name]])
+
+    def group_parameters(self, group: int) -> list[nn.Parameter]:
+        """The parameters optimizer group `group` steps, in slot order."""
+        a, b = self.optim_groups[group]
+        return [self._parameters[self._block_key(name, lo)] for name, lo, hi in self.slots if a <= lo < b]
+
+    def _group_slots(self, group: int) -> list[tuple[str, int, int]]:
+        a, b = self.optim_groups[group]
+        return [(name, lo, hi) for name, lo, hi in self.slots if a <= lo < b]
+
+    def _group_of(self, k: int) -> int:
+        return next(g for g, (a, b) in enumerate(self.optim_groups) if a <= k < b)
 
     # ------------------------------------------------------------------ state
     def replica_state(self, k: int) -> dict[str, torch.Tensor]:
         """Replica k's state_dict, keyed as its own MLP's."""
-        return {name: (getattr(self, f"{_mangle(name)}__{k}") if name in self.split
-                       else getattr(self, _mangle(name))[k]).detach().clone() for name in self.names}
+        state = {}
+        for name in self.names:
+            if name in self.blocks:
+                a = next(lo for lo, hi in self.blocks[name] if lo <= k < hi)
+                tensor = self._parameters[self._block_key(name, a)][k - a]
+            else:
+                tensor = self._buffers[_mangle(name)][k]
+            state[name] = tensor.detach().clone()
+        return state
 
     def stacked_state(self, states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """This module's state_dict from K replicas' (replica_state's inverse)."""
         stacked = {}
         for name in self.names:
-            if name in self.split:
-                stacked.update({f"{_mangle(name)}__{k}": s[name] for k, s in enumerate(states)})
+            if name in self.blocks:
+                stacked.update({self._block_key(name, a): torch.stack([s[name] for s in states[a:b]])
+                                for a, b in self.blocks[name]})
             else:
                 stacked[_mangle(name)] = torch.stack([s[name] for s in states])
         return stacked
 
     def replica_optimizer(self, state: dict, k: int) -> dict:
-        """Replica k's optimizer state_dict from this module's optimizer's: its slice of each
-        stacked parameter's moments or accumulators; scalars (the step count) as they are."""
+        """Replica k's optimizer state_dict from this module's OptimizerStack's: its slice of each
+        of its group's parameters' moments or accumulators; scalars (the step count) as they are."""
+        group = self._group_of(k)
+        inner = state["optimizers"][group]
         per_param = {}
-        for j, (name, replica) in enumerate(self.slots):
-            if j not in state["state"] or replica not in (None, k):
-                continue
-            per_param[self.param_names.index(name)] = {
-                key: value[k].clone() if replica is None and torch.is_tensor(value) and value.dim() else value
-                for key, value in state["state"][j].items()}
-        groups = [dict(group, params=list(range(len(self.param_names)))) for group in state["param_groups"]]
+        for j, (name, a, b) in enumerate(self._group_slots(group)):
+            if j in inner["state"] and a <= k < b:
+                per_param[self.param_names.index(name)] = {
+                    key: value[k - a].clone() if torch.is_tensor(value) and value.dim() else value
+                    for key, value in inner["state"][j].items()}
+        groups = [dict(g, params=list(range(len(self.param_names)))) for g in inner["param_groups"]]
         return {"state": per_param, "param_groups": groups}
 
     def stacked_optimizer(self, states: list[dict]) -> dict:
-        """This module's optimizer state_dict from K replicas' (replica_optimizer's inverse)."""
-        per_slot = {}
-        for j, (name, replica) in enumerate(self.slots):
-            p = self.param_names.index(name)
-            if p not in states[0]["state"]:
-                continue
-            if replica is not None:
-                per_slot[j] = states[replica]["state"][p]
-                continue
-            per_slot[j] = {key: torch.stack([s["state"][p][key] for s in states])
-                           if torch.is_tensor(value) and value.dim() else value
-                           for key, value in states[0]["state"][p].items()}
-        groups = [dict(group, params=list(range(len(self.slots)))) for group in states[0]["param_groups"]]
-        return {"state": per_slot, "param_groups": groups}
+        """This module's OptimizerStack state_dict from K replicas' (replica_optimizer's inverse)."""
+        optimizers = []
+        for group, (first, _) in enumerate(self.optim_groups):
+            per_slot = {}
+            slots = self._group_slots(group)
+            for j, (name, a, b) in enumerate(slots):
+                p = self.param_names.index(name)
+                if p not in states[a]["state"]:
+                    continue
+                per_slot[j] = {key: torch.stack([s["state"][p][key] for s in states[a:b]])
+                               if torch.is_tensor(value) and value.dim() else value
+                               for key, value in states[a]["state"][p].items()}
+            groups = [dict(g, params=list(range(len(slots)))) for g in states[first]["param_groups"]]
+            optimizers.append({"state": per_slot, "param_groups": groups})
+        return {"optimizers": optimizers}
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -205,33 +298,48 @@ class StackedMLP(nn.Module):
         if isinstance(layer, HiddenBlock):
             out = x
             for m in layer.body:
-                out = self._layer(m, out)
+                if m is layer.activation:  # then dropout, each replica's own
+                    out = self._dropout(self._activation(out))
+                elif not isinstance(m, nn.Dropout):
+                    out = self._layer(m, out)
             return x + out if layer.residual else out
         if isinstance(layer, nn.Linear):
             return _StackedLinear.apply(x, self.tensor(layer, "weight"), self.tensor(layer, "bias"))
-        if isinstance(layer, nn.BatchNorm1d):
-            return self._batch_norm(layer, x)
-        if isinstance(layer, nn.Dropout):
-            return F.dropout(x, layer.p, self.training)
-        return layer(x)  # an activation: elementwise
+        return self._batch_norm(layer, x)
 
-    def _batch_norm(self, layer: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
-        """Replica k's features as channels k*F..(k+1)*F of one BatchNorm: each channel's
-        statistics are its own replica's (one kernel; a loop over replicas cost 8x as much)."""
+    def _activation(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.activations) == 1:
+            return self.activations[0][2](x)
+        return torch.cat([act(x[a:b]) for a, b, act in self.activations])
+
+    def _dropout(self, x: torch.Tensor) -> torch.Tensor:
+        """Each replica's mask drawn as F.dropout draws it on the CPU (bernoulli_(1 - p) of the
+        input's shape, scaled by 1 / (1 - p)), from the replica's own generator."""
+        if not self.training or not any(self.dropout):
+            return x
+        noise = torch.empty(x.shape, dtype=x.dtype)  # drawn on the CPU, as the generators are
+        for k, p in enumerate(self.dropout):
+            if p > 0:
+                noise[k].bernoulli_(1 - p, generator=self.generators[k]).div_(1 - p)
+            else:
+                noise[k].fill_(1.0)
+        return x * noise.to(x.device)
+
+    def _batch_norm(self, layer: BatchNorm, x: torch.Tensor) -> torch.Tensor:
+        """One BatchNorm over (K, rows, F): each replica's statistics over its own rows, as its
+        run computes them (model.batch_stats)."""
+        weight, bias = self.tensor(layer, "weight").unsqueeze(1), self.tensor(layer, "bias").unsqueeze(1)
+        mean, var = self.tensor(layer, "running_mean"), self.tensor(layer, "running_var")
+        if self.training:
+            out, batch_mean, batch_var = batch_stats(x, weight, bias, layer.eps)
+            layer.update_running(batch_mean, batch_var, x.shape[1], mean, var,
+                                 self.tensor(layer, "num_batches_tracked"))
+            return out
+        # Evaluation: each feature scaled by its running statistics, as the columns of one
+        # BatchNorm over K*F features.
         k, rows, width = x.shape
         flat = x.transpose(0, 1).reshape(rows, k * width)
-        weight, bias = self.tensor(layer, "weight").view(-1), self.tensor(layer, "bias").view(-1)
-        mean, var = self.tensor(layer, "running_mean").view(-1), self.tensor(layer, "running_var").view(-1)
-        if self.training:
-            self.tensor(layer, "num_batches_tracked").add_(1)
-        if self.training and isinstance(layer, KerasBatchNorm1d):  # Keras' biased running variance
-            batch_var, batch_mean = torch.var_mean(flat, dim=0, correction=0)
-            with torch.no_grad():
-                mean.lerp_(batch_mean, layer.momentum)
-                var.lerp_(batch_var, layer.momentum)
-            out = F.batch_norm(flat, None, None, weight, bias, True, 0.0, layer.eps)
-        else:
-            out = F.batch_norm(flat, mean, var, weight, bias, self.training, layer.momentum, layer.eps)
+        out = F.batch_norm(flat, mean.view(-1), var.view(-1), weight.view(-1), bias.view(-1), False, 0.0, layer.eps)
         return out.reshape(rows, k, width).transpose(0, 1)
 
 
@@ -242,14 +350,23 @@ class StackedModule(MLPModule):
     """MLPModule over K replicas: each metric is a vector of K, each replica's history, epoch
     log line, TensorBoard scalars and divergence its own run's."""
 
-    def __init__(self, models: list[MLP], model_cfg, optim_cfg, loggers: list, log_every_n_epochs: int = 1):
-        super().__init__(model_cfg, optim_cfg, 0, 0, log_every_n_epochs=log_every_n_epochs,
-                         model=StackedMLP(models))
+    def __init__(self, models: list[MLP], model_cfg, optim_cfgs: list, loggers: list, log_every_n_epochs: int = 1):
+        optim_groups = _runs([json.dumps(OmegaConf.to_container(c, resolve=True), sort_keys=True) for c in optim_cfgs])
+        super().__init__(model_cfg, optim_cfgs[0], 0, 0, log_every_n_epochs=log_every_n_epochs,
+                         model=StackedMLP(models, optim_groups))
+        self.optim_cfgs = optim_cfgs
         self.replicas = len(models)
+        self.label = "stack"  # names the stack on the console, where stacks train side by side
         self.replica_loggers = loggers  # a TensorBoardLogger per replica; the Trainer has none
         self.histories = [{k: [] for k in HISTORY_KEYS} for _ in models]
         self.replica_tests: list[dict[str, float]] = [{} for _ in models]
         self.replica_diverged: list[dict[str, int] | None] = [None for _ in models]
+
+    def configure_optimizers(self) -> OptimizerStack:
+        """One optimizer per group of replicas with the same `optim.*`, each built as a run builds
+        its own, over its group's parameters."""
+        return OptimizerStack([build_optimizer(self.optim_cfgs[a], self.model.group_parameters(g))
+                               for g, (a, _) in enumerate(self.model.optim_groups)])
 
     def active(self, k: int) -> bool:
         """Replica k still writes its run: it has not diverged, or did in this epoch (a run
@@ -335,8 +452,8 @@ class StackedModule(MLPModule):
                          h["train_acc"][epoch - 1], h["val_loss"][epoch - 1], h["val_acc"][epoch - 1],
                          extra={"replica": k, "console": False})
         last = [h["val_acc"][epoch - 1] for h in self.histories if len(h["val_acc"]) >= epoch]
-        log.info("Epoch %d/%d - %.2fs for %d replicas - val_acc %s", epoch, self.trainer.max_epochs,
-                 self.histories[0]["epoch_seconds"][epoch - 1] * self.replicas, self.replicas,
+        log.info("Epoch %d/%d - %s - %.2fs for %d replicas - val_acc %s", epoch, self.trainer.max_epochs,
+                 self.label, self.histories[0]["epoch_seconds"][epoch - 1] * self.replicas, self.replicas,
                  " ".join(f"{a:.4f}" for a in last), extra={"replica": -1})
 
     def on_train_end(self) -> None:
@@ -349,7 +466,7 @@ class StackedModule(MLPModule):
         checkpoint["mlpbench"] = {
             "histories": [{k: list(v) for k, v in h.items()} for h in self.histories],
             "diverged": list(self.replica_diverged),
-            "cpu_rng": torch.get_rng_state(),
+            "replica_rng": self.model.generator_states(),  # each replica's dropout generator
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
         }
 
@@ -357,7 +474,7 @@ class StackedModule(MLPModule):
         saved = checkpoint["mlpbench"]
         self.histories = [{k: list(v) for k, v in h.items()} for h in saved["histories"]]
         self.replica_diverged = list(saved["diverged"])
-        torch.set_rng_state(saved["cpu_rng"])
+        self.model.set_generators(saved["replica_rng"])
         if saved["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
 
@@ -457,7 +574,7 @@ class ReplicaCheckpoints(Checkpoint):
         checkpoint["callbacks"] = {callback.state_key: callback.state_dict()}
         saved = full["mlpbench"]
         checkpoint["mlpbench"] = {"history": saved["histories"][k], "diverged_at": saved["diverged"][k],
-                                  "cpu_rng": saved["cpu_rng"], "cuda_rng": saved["cuda_rng"]}
+                                  "cpu_rng": saved["replica_rng"][k], "cuda_rng": saved["cuda_rng"]}
         return checkpoint
 
     def stacked_checkpoint(self, paths: list) -> dict:
@@ -474,7 +591,8 @@ class ReplicaCheckpoints(Checkpoint):
             r["callbacks"].get(c.state_key) or c.state_dict() for r, c in zip(replicas, self.replicas)]}}
         checkpoint["mlpbench"] = {"histories": [r["mlpbench"]["history"] for r in replicas],
                                   "diverged": [r["mlpbench"]["diverged_at"] for r in replicas],
-                                  "cpu_rng": first["mlpbench"]["cpu_rng"], "cuda_rng": first["mlpbench"]["cuda_rng"]}
+                                  "replica_rng": [r["mlpbench"]["cpu_rng"] for r in replicas],
+                                  "cuda_rng": first["mlpbench"]["cuda_rng"]}
         return checkpoint
 
 
@@ -502,44 +620,6 @@ def _save(checkpoint: dict, path: Path) -> None:
 # ---------------------------------------------------------------------------- a group of runs
 
 
-def _on_cpu(cfg) -> bool:
-    accelerator = str(cfg.trainer.accelerator)
-    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-
-
-def alone_because(cfg, cpu_max_batch_size: int | None = None) -> str | None:
-    """Why a run cannot join a stack (it then trains on its own, as usual); None if it can.
-    `cpu_max_batch_size`: on the CPU, larger batches train alone: there a step is already
-    arithmetic-bound, and a stack of K took 1.05-1.2x the time of K runs at batch 128."""
-    if cpu_max_batch_size is not None and cfg.data.batch_size > cpu_max_batch_size and _on_cpu(cfg):
-        return (f"data.batch_size={cfg.data.batch_size}: on the CPU only batches up to "
-                f"hydra.launcher.cpu_max_batch_size={cpu_max_batch_size} train faster stacked")
-    if cfg.diagnostics:
-        return "diagnostics=true measures one network's gradients"
-    if cfg.trainer.gradient_clip_val:
-        return "trainer.gradient_clip_val clips by the norm over one network's gradients"
-    if cfg.callbacks:
-        return f"callbacks.{next(iter(cfg.callbacks))} watches one run (early stopping, a search's pruning)"
-    if cfg.trainer.devices != 1:
-        return f"trainer.devices={cfg.trainer.devices}"
-    return None
-
-
-def stack_key(job: Job, cpu_max_batch_size: int | None = None) -> str | None:
-    """Jobs with equal keys train as one stack: the same config but for the seed, at the same
-    point (fresh, or the same epoch and step of a checkpoint). None: this job trains alone."""
-    if alone_because(job.cfg, cpu_max_batch_size) is not None:
-        return None
-    config = OmegaConf.to_container(job.cfg, resolve=True, enum_to_str=True)
-    config.pop("seed")
-    if job.plan.checkpoint is not None:
-        job.position = checkpoint_position(job.plan.checkpoint)  # train_group reads it from here
-        if job.position is None:  # unreadable: the run starts over, as on its own
-            sweep.clear_run(job.run_dir)
-            job.plan.checkpoint = None
-    return json.dumps([config, job.position], sort_keys=True, default=str)
-
-
 def train_group(jobs: list[Job]) -> list[dict]:
     """Train `jobs` (stack_key equal, which read their checkpoints' positions) as one stacked
     model; each writes its run folder as it would alone. Returns their result.json payloads.
@@ -554,15 +634,20 @@ def train_group(jobs: list[Job]) -> list[dict]:
     from mlpbench.run import MAX_PREDICTION_ROWS, make_trainer, predictions, quiet_lightning
 
     quiet_lightning()
+    # Replicas with one optimizer setting, and within those one activation, side by side: each
+    # such run of replicas is one tensor or one slice (StackedMLP).
+    jobs = sorted(jobs, key=lambda job: [sweep.setting(job.cfg, keys) for keys in sweep.STACKED_SETTINGS])
     cfg = jobs[0].cfg
     if jobs[0].threads:
         torch.set_num_threads(jobs[0].threads)
-    # Each replica as its run builds it: the same split of the rows, the same initialisation.
+    # Each replica as its run builds it: the same split of the rows, the same initialisation,
+    # and the CPU RNG state its run draws dropout masks from.
     data = make_stacked_splits(cfg.data, [job.cfg.seed for job in jobs])
-    models = []
+    models, rng = [], []
     for job in jobs:
         pl.seed_everything(job.cfg.seed, verbose=False)
         models.append(MLP(job.cfg.model, data.num_features, data.num_classes))
+        rng.append(torch.get_rng_state())
     check_memory(cfg, data.num_features, data.num_classes, replicas=len(jobs))
     sizes = {"train": data.train_rows.shape[1], "val": data.val_rows.shape[1], "test": data.test_rows.shape[1]}
     positions = [job.position for job in jobs]
@@ -581,13 +666,19 @@ def train_group(jobs: list[Job]) -> list[dict]:
         records.append(record)
         loggers.append(TensorBoardLogger(save_dir=str(job.run_dir), name="", version="", default_hp_metric=False,
                                          purge_step=position["step"] if position else None))
-    module = StackedModule(models, cfg.model, cfg.optim, loggers, log_every_n_epochs=cfg.trainer.log_every_n_epochs)
+    module = StackedModule(models, cfg.model, [job.cfg.optim for job in jobs], loggers,
+                           log_every_n_epochs=cfg.trainer.log_every_n_epochs)
+    module.model.set_generators(rng)
+    module.label = " ".join(o for o in jobs[0].overrides if not o.startswith("seed=")
+                            and all(o in job.overrides for job in jobs)) or "stack"
     checkpoints = ReplicaCheckpoints([j.run_dir for j in jobs], module)
     trainer = make_trainer(cfg.trainer, jobs[0].run_dir, False, checkpoints,
                            AfterEpochMetrics(lambda: [r.save_every(1.0) for r in records]), checkpoints=False)
     params = count_params(models[0])
-    log.info("Runs %s: one stacked model of %d replicas (%s params each)", ", ".join(j.run_dir.name for j in jobs),
-             len(jobs), f"{params['total']:,}", extra={"replica": -1})
+    settings = len(_runs([[sweep.setting(job.cfg, keys) for keys in sweep.STACKED_SETTINGS[:-1]] for job in jobs]))
+    log.info("One stacked model of %d replicas (%s params each; %d setting%s): runs %s", len(jobs),
+             f"{params['total']:,}", settings, "" if settings == 1 else "s", ", ".join(j.run_dir.name for j in jobs),
+             extra={"replica": -1})
     for k, job in enumerate(jobs):
         log.info("Run %s: %s (%s params), trained stacked with %d others", job.run_dir.name,
                  " ".join(job.overrides) or "(defaults)", f"{params['total']:,}", len(jobs) - 1,

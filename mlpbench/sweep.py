@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import re
@@ -181,6 +182,68 @@ def threads_per_run(launcher: DictConfig) -> Optional[int]:
     return max(1, cores() // max(1, parallel))
 
 
+# ---------------------------------------------------------------------------- stacks
+
+# Runs train together as one stacked model (mlpbench/stacked.py; hydra/launcher=stacked, the
+# default) when their configs differ only in what may differ between the replicas of a stack:
+# what enters training elementwise or only at the start, each replica its own: the seed
+# (initialisation, split, batch order, dropout masks), the optimizer and its numbers (an optimizer
+# per setting), the activation and dropout (per slice of replicas), the initialisation. `report.*`
+# and `resume` do not train. Everything else (shapes, data, batch size, epochs, BatchNorm's
+# settings, the loss) is one for the whole stack.
+STACKED_SETTINGS = (("optim",), ("model", "activation"), ("model", "negative_slope"), ("model", "dropout"),
+                    ("model", "init"))
+NOT_TRAINING = (("seed",), ("report",), ("resume",))
+
+
+def setting(cfg: DictConfig, keys: tuple[str, ...]) -> str:
+    """The value at `keys` (("model", "activation")) as comparable text."""
+    node = OmegaConf.select(cfg, ".".join(keys))
+    if OmegaConf.is_config(node):
+        node = OmegaConf.to_container(node, resolve=True)
+    return json.dumps(node, sort_keys=True, default=str)
+
+
+def alone_because(cfg: DictConfig, cpu_max_batch_size: Optional[int] = None) -> Optional[str]:
+    """Why a run cannot join a stack (it then trains on its own, as usual); None if it can.
+    `cpu_max_batch_size`: on the CPU, larger batches train alone: there a step is already
+    arithmetic-bound, and a stack of K took 1.05-1.2x the time of K runs at batch 128."""
+    if cpu_max_batch_size is not None and cfg.data.batch_size > cpu_max_batch_size and _on_cpu(cfg):
+        return (f"data.batch_size={cfg.data.batch_size}: on the CPU only batches up to "
+                f"hydra.launcher.cpu_max_batch_size={cpu_max_batch_size} train faster stacked")
+    if cfg.diagnostics:
+        return "diagnostics=true measures one network's gradients"
+    if cfg.trainer.gradient_clip_val:
+        return "trainer.gradient_clip_val clips by the norm over one network's gradients"
+    if cfg.callbacks:
+        return f"callbacks.{next(iter(cfg.callbacks))} watches one run (early stopping, a search's pruning)"
+    if cfg.trainer.devices != 1:
+        return f"trainer.devices={cfg.trainer.devices}"
+    return None
+
+
+def _on_cpu(cfg: DictConfig) -> bool:
+    accelerator = str(cfg.trainer.accelerator)
+    if accelerator != "auto":
+        return accelerator == "cpu"
+    import torch  # only here: the launcher otherwise leaves torch to the processes that train
+
+    return not torch.cuda.is_available()
+
+
+def stack_key(cfg: DictConfig, position: Optional[dict] = None) -> str:
+    """Runs with equal keys train as one stack: the same config but for what STACKED_SETTINGS
+    and NOT_TRAINING name, at the same point (`position`: fresh, or the epoch and step of the
+    checkpoint they continue from)."""
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    for keys in (*STACKED_SETTINGS, *NOT_TRAINING):
+        node = config
+        for key in keys[:-1]:
+            node = node[key]
+        node.pop(keys[-1], None)
+    return json.dumps([config, position], sort_keys=True, default=str)
+
+
 # ---------------------------------------------------------------------------- sweep end
 
 
@@ -219,9 +282,10 @@ class SweepSummary(HydraCallback):
     LOCK_FILE = ".sweep.lock"
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlpbench.schema import ConfigError, resolved, validate
+        from mlpbench.schema import ConfigError, resolved, validate, validate_launcher
 
         try:  # what every run shares is checked once, before any folder is made
+            validate_launcher(config.hydra.launcher)
             validate(resolved(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])))
         except ConfigError as e:
             print(f"mlpbench: error: {e}", file=sys.stderr)

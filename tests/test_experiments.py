@@ -11,7 +11,7 @@ from mlpbench.schema import resolved, validate
 from tests.conftest import REPO, make_config, run_cli, run_rows, summary_rows
 
 PRESETS = {  # name -> number of runs in its grid: its settings times its seeds
-    "activations": 4 * 5, "optimizers": 5 * 5, "optimizers_tuned": 5 * 4 * 3, "width": 8 * 5,
+    "activations": 4 * 5, "optimizers": 5 * 5, "optimizers_tuned": 5 * 4 * 5, "width": 8 * 5,
     "depth_linear": 9 * 5, "depth_relu": 9 * 5, "depth_residual": 9 * 5, "xor": 5,
 }
 
@@ -47,10 +47,10 @@ def test_each_preset_composes_and_every_grid_point_is_a_valid_run(name):
 
 
 def test_comparisons_repeat_each_setting_over_seeds_and_the_tuned_optimizers_take_their_best_rate():
-    for name in ("activations", "optimizers", "width", "depth_linear", "depth_relu", "depth_residual"):
+    for name in ("activations", "optimizers", "optimizers_tuned", "width", "depth_linear", "depth_relu",
+                 "depth_residual"):
         assert {run[-1] for run in grid(name)} == {f"seed={s}" for s in range(1, 6)}, name
     tuned = grid("optimizers_tuned")
-    assert {run[-1] for run in tuned} == {"seed=1", "seed=2", "seed=3"}
     assert {run[1] for run in tuned} == {f"optim.lr={lr}" for lr in ("0.0001", "0.001", "0.01", "0.1")}
     assert list(make_config("experiment=optimizers_tuned").report.best_over) == ["optim.lr"]
 

@@ -194,7 +194,8 @@ def test_a_second_sweep_into_the_same_folder_is_refused_while_the_first_runs(tmp
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
-    assert len(list(sweep.glob("*/events.out.tfevents.*"))) == 1  # one run, trained by one sweep
+    runs = [d for d in sweep.iterdir() if d.is_dir()]
+    assert runs and all(len(list(d.glob("events.out.tfevents.*"))) == 1 for d in runs)  # trained by one sweep
 
 
 def test_a_huge_grid_is_refused_at_once_and_a_search_reports_its_own_settings(tmp_path):

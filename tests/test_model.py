@@ -42,9 +42,8 @@ def test_depth_zero_without_batchnorm_is_a_linear_classifier():
 
 def test_hidden_batchnorm_and_dropout_are_added_per_layer():
     model = build("model.depth=3", "model.hidden_bn=true", "model.dropout=0.5", "model.input_bn=false")
-    kinds = [type(m) for m in model.modules()]
-    assert kinds.count(nn.BatchNorm1d) == 3
-    assert kinds.count(nn.Dropout) == 3
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in model.modules()) == 3
+    assert sum(isinstance(m, nn.Dropout) for m in model.modules()) == 3
 
 
 @pytest.mark.parametrize("name, cls", [
@@ -90,3 +89,67 @@ def test_mse_with_two_classes_has_one_output_unit():
     model = build("model.loss=mse", "model.units=8", features=2, classes=2)
     assert model(torch.rand(4, 2)).shape == (4, 1)
     assert build("model.loss=mse")(torch.rand(3, 784)).shape == (3, 10)
+
+
+def _train_steps(model, optimizer, x, y, steps=3):
+    import torch.nn.functional as F
+
+    for step in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x[step]), y[step], reduction="none").mean().backward()
+        optimizer.step()
+    return {name: p.detach().clone() for name, p in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("overrides", [["model.depth=4", "model.hidden_bn=true"], ["model=keras", "model.units=7"]])
+def test_a_runs_numbers_do_not_depend_on_the_thread_count(overrides):
+    """torch's BatchNorm kernel and mm's kernel for a narrow layer's weight gradient round
+    differently on 1 and 2 threads; mlpbench's layers must not (a worker trains with one)."""
+    from mlpbench.optim import build_optimizer
+
+    cfg = make_config(*overrides)
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.rand(3, 32, 784, generator=generator), torch.randint(0, 10, (3, 32), generator=generator)
+    threads = torch.get_num_threads()
+    states = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            torch.manual_seed(1)
+            model = MLP(cfg.model, 784, 10)
+            states.append(_train_steps(model, build_optimizer(cfg.optim, model.parameters()), x, y))
+    finally:
+        torch.set_num_threads(threads)
+    assert states[0].keys() == states[1].keys()
+    for name, tensor in states[0].items():
+        assert torch.equal(tensor, states[1][name]), name
+    assert not torch.equal(states[0]["layers.1.running_mean"], torch.zeros(784))  # it trained
+
+
+def test_a_stacked_model_computes_each_replicas_run_to_the_bit():
+    """One step of 3 replicas stacked (different activations, one BatchNorm over all) against each
+    replica alone: outputs, losses and gradients equal."""
+    import torch.nn.functional as F
+
+    from mlpbench.stacked import StackedMLP
+
+    models = []
+    for k, activation in enumerate(["relu", "tanh", "relu"]):
+        torch.manual_seed(k)
+        models.append(build("model.depth=3", "model.hidden_bn=true", f"model.activation={activation}"))
+    stacked = StackedMLP(models)
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.rand(3, 16, 784, generator=generator), torch.randint(0, 10, (3, 16), generator=generator)
+    out = stacked(x)
+    loss = F.cross_entropy(out.reshape(48, 10), y.reshape(-1), reduction="none").view(3, 16).mean(1)
+    loss.sum().backward()
+    for k, model in enumerate(models):
+        alone = model(x[k])
+        own = F.cross_entropy(alone, y[k], reduction="none").mean()
+        own.backward()
+        assert torch.equal(alone, out[k]) and torch.equal(own, loss[k])
+        for name, p in model.named_parameters():
+            key = name.replace(".", "__")
+            stacked_grad = (stacked._parameters[key].grad[k] if key in stacked._parameters
+                            else stacked._parameters[f"{key}__{k}"].grad[0])
+            assert torch.equal(stacked_grad, p.grad), name

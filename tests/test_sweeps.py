@@ -61,7 +61,10 @@ def test_a_huge_learning_rate_is_recorded_as_diverged_within_the_first_epoch(tmp
 
 
 def test_a_sweep_killed_mid_run_resumes_with_every_run_once_and_a_continuous_history(tmp_path):
-    grid = ["-m", "model.depth=1,2,3", "data.limit=400", "trainer.max_epochs=12", "model.dropout=0.2"]
+    # One run at a time (hydra.launcher.workers=1), the costliest first: depth 3 has finished and
+    # depth 1 has not started when depth 2 is killed.
+    grid = ["-m", "model.depth=1,2,3", "data.limit=400", "trainer.max_epochs=12", "model.dropout=0.2",
+            "hydra.launcher.workers=1"]
     proc = start_cli(grid, tmp_path)
     wait_for_file(f"{tmp_path}/outputs/multirun/*/*model.depth=2*/checkpoints/last.ckpt", proc)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -69,7 +72,7 @@ def test_a_sweep_killed_mid_run_resumes_with_every_run_once_and_a_continuous_his
     sweep = only_sweep(tmp_path)
     killed = json.loads(next(sweep.glob("*model.depth=2*/result.json")).read_text())
     assert killed["status"] == "running"  # what kill -9 leaves behind
-    assert not list(sweep.glob("*model.depth=3*/result.json"))
+    assert not list(sweep.glob("*model.depth=1,*/result.json"))
 
     resumed = run_cli(*grid, "resume=true", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -102,6 +105,25 @@ def test_ctrl_c_or_sigterm_stops_cleanly_with_status_interrupted_and_a_checkpoin
     assert result["status"] == "interrupted" and result["epochs"] >= 1
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert "resume=true" in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_reaches_the_runs_training_in_worker_processes(tmp_path, sig, code):
+    proc = start_cli(["-m", "model.depth=1,2", "data.limit=400", "trainer.max_epochs=200"], tmp_path)
+    for depth in (1, 2):
+        wait_for_file(f"{tmp_path}/outputs/multirun/*/*model.depth={depth}*/checkpoints/last.ckpt", proc)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C: the terminal signals every process of the command
+    else:
+        proc.send_signal(sig)  # a scheduler's SIGTERM: the sweep's process alone
+    output = proc.communicate()[0]
+    assert proc.returncode == code, output
+    assert "Traceback" not in output and "resume=true" in output
+    run_dirs = sorted(only_sweep(tmp_path).glob("*model.depth=*"))
+    assert len(run_dirs) == 2
+    for run_dir in run_dirs:
+        assert json.loads((run_dir / "result.json").read_text())["status"] == "interrupted"
+        assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_a_rerun_skips_finished_runs_continues_stopped_ones_and_restarts_failed_ones(tmp_path):

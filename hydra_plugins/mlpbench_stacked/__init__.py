@@ -1,14 +1,20 @@
-"""hydra/launcher=stacked: a sweep's runs that differ only in `seed` train together, as one
-stacked model in this process (mlpbench/stacked.py); every other run trains on its own, one
-after another, as under the basic launcher. conf/hydra/launcher/stacked.yaml names it.
+"""hydra/launcher=stacked, mlpbench's default launcher: a sweep's runs that differ only in what
+may differ within a stack (mlpbench/sweep.py's STACKED_SETTINGS: seed, optimizer, activation,
+dropout, initialisation) train together as one stacked model (mlpbench/stacked.py); every other
+run trains on its own. The stacks, and the runs on their own, train in `workers` processes side by
+side, one thread each: a run's numbers do not depend on the thread count (mlpbench/model.py),
+so each run gives what it gives alone under the basic launcher, to the bit.
+conf/hydra/launcher/stacked.yaml names it.
 
 Hydra sets up every job first (its folder, .hydra/ and log file, as for any launcher), then the
-groups train in the order of their first job, each replica writing its own run folder.
+groups train, the costliest first, each replica writing its own run folder.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from pathlib import Path
 from typing import Sequence
 
@@ -42,13 +48,15 @@ class RunLogFiles(logging.Handler):
 
 
 class StackedLauncher(Launcher):
-    def __init__(self, max_replicas: int = 64, cpu_max_batch_size: int | None = 64) -> None:
+    def __init__(self, max_replicas: int = 64, cpu_max_batch_size: int | None = 64, workers: int | None = None) -> None:
         self.max_replicas = max_replicas
         self.cpu_max_batch_size = cpu_max_batch_size
+        self.workers = workers
         self.config = self.hydra_context = self.task_function = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        _keep_compositions(hydra_context.config_loader)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from mlpbench import run
@@ -56,75 +64,264 @@ class StackedLauncher(Launcher):
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        log.info("Launching %d jobs locally; runs that differ only in seed train as one stacked model",
-                 len(job_overrides))
-        returns: list[JobReturn] = []
-        for idx, overrides in enumerate(job_overrides, initial_job_idx):
-            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = sweep_config.hydra.job.num = idx
-            # The job's folder, .hydra/ and log file, and mlpbench's checks; no training yet.
-            returns.append(run_job(hydra_context=self.hydra_context, task_function=run.prepare, config=sweep_config,
-                                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir"))
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        for group in self._groups(returns):
-            self._train(group)
+        # Worker processes start (and import torch and Lightning, ~3 s) while Hydra sets up the
+        # jobs, where the overrides say there will be more than one group.
+        workers = min(self.workers or _cores(), _groups_foreseen(job_overrides, self.max_replicas))
+        pool = _start_workers(workers) if workers > 1 else None
+        try:
+            returns: list[JobReturn] = []
+            for idx, overrides in enumerate(job_overrides, initial_job_idx):
+                sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+                with open_dict(sweep_config):
+                    sweep_config.hydra.job.id = sweep_config.hydra.job.num = idx
+                # The job's folder, .hydra/ and log file, and mlpbench's checks; no training yet.
+                returns.append(run_job(hydra_context=self.hydra_context, task_function=run.prepare,
+                                       config=sweep_config, job_dir_key="hydra.sweep.dir",
+                                       job_subdir_key="hydra.sweep.subdir"))
+                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            groups = self._groups(returns)
+            if pool is not None and len(groups) < 2:  # one group: this process's threads serve it best
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = None
+            if pool is not None:
+                groups = _balanced(groups, workers)
+            stacks = sum(len(g) > 1 for g in groups)
+            where = f"in {workers} processes of one thread each" if pool is not None else "in this process"
+            log.info("Launching %d jobs: %d stacked model(s) and %d run(s) on their own, %s", len(job_overrides),
+                     stacks, len(groups) - stacks, where)
+            if pool is not None:
+                self._train_in_workers(groups, pool)
+            else:
+                for group in groups:
+                    train_stack(*self._stack_args(group))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         for ret in returns:  # what each run did is in its result.json; the report reads those
             ret.return_value = None
         return returns
 
     def _groups(self, returns: list[JobReturn]) -> list[list[JobReturn]]:
-        """The prepared jobs in groups that train together, in the order of their first job."""
-        from mlpbench.stacked import alone_because, stack_key
+        """The prepared jobs in groups that train together, the costliest first (so that the
+        last to start are the shortest); a run given twice (seed=1,1) once."""
+        from mlpbench import run
+        from mlpbench.sweep import alone_because, clear_run, stack_key
 
         groups: dict[str, list[JobReturn]] = {}
         alone: list[list[JobReturn]] = []
+        taken: dict[Path, int] = {}
         for ret in returns:
             job = ret.return_value if ret.status is JobStatus.COMPLETED else None
             if job is None:  # skipped (finished already) or refused (recorded as failed)
                 continue
-            key = stack_key(job, self.cpu_max_batch_size)
-            if key is None:
-                log.info("Run %s trains on its own: %s", job.run_dir.name,
-                         alone_because(job.cfg, self.cpu_max_batch_size))
+            if job.run_dir in taken:
+                log.info("Run %s: job #%d is the same run as job #%d; it trains once", job.run_dir.name, job.num,
+                         taken[job.run_dir])
+                continue
+            taken[job.run_dir] = job.num
+            why = alone_because(job.cfg, self.cpu_max_batch_size)
+            if why is not None:
+                log.info("Run %s trains on its own: %s", job.run_dir.name, why)
                 alone.append([ret])
                 continue
-            group = groups.setdefault(key, [])
-            group.append(ret)
+            if job.plan.checkpoint is not None:
+                job.position = run.checkpoint_position(job.plan.checkpoint)  # train_group reads it from here
+                if job.position is None:  # unreadable: the run starts over, as on its own
+                    clear_run(job.run_dir)
+                    job.plan.checkpoint = None
+            groups.setdefault(stack_key(job.cfg, job.position), []).append(ret)
         stacks = [g[i:i + self.max_replicas] for g in groups.values() for i in range(0, len(g), self.max_replicas)]
-        order = {id(ret): i for i, ret in enumerate(returns)}
-        return sorted(stacks + alone, key=lambda g: order[id(g[0])])
+        return sorted(stacks + alone, key=_cost, reverse=True)
 
-    def _train(self, group: list[JobReturn]) -> None:
-        from mlpbench import run
-        from mlpbench.stacked import train_group
+    def _stack_args(self, group: list[JobReturn]) -> tuple:
+        """What train_stack needs, in plain data (it may go to a worker process)."""
+        paths = [Path(ret.hydra_cfg.hydra.runtime.output_dir) / f"{ret.hydra_cfg.hydra.job.name}.log" for ret in group]
+        return [ret.return_value for ret in group], paths, group[0].hydra_cfg.hydra.job_logging, self.config.hydra.verbose
 
-        jobs = [ret.return_value for ret in group]
-        # The console as Hydra's job logging sets it up, and each run's log file.
-        configure_log(group[0].hydra_cfg.hydra.job_logging, self.config.hydra.verbose)
-        root = logging.getLogger()
-        files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
-        for handler in files:
-            root.removeHandler(handler)
-            handler.close()
-        router = RunLogFiles([Path(ret.hydra_cfg.hydra.runtime.output_dir) / f"{ret.hydra_cfg.hydra.job.name}.log"
-                              for ret in group], files[0].formatter if files else None)
-        root.addHandler(router)
+    def _train_in_workers(self, groups: list[list[JobReturn]], pool) -> None:
+        """Each group trained in one of the pool's processes of one thread each. Ctrl-C and SIGTERM
+        reach the groups training, which keep their results and checkpoints (resume=true); a
+        worker that dies fails the runs it was training, not the sweep."""
+        from concurrent.futures import CancelledError
+        from concurrent.futures.process import BrokenProcessPool
+
+        from mlpbench.sweep import record_lost_runs
+
+        for group in groups:
+            for ret in group:
+                job = ret.return_value
+                job.threads = 1
+                if job.cfg.trainer.enable_progress_bar is None:
+                    job.cfg.trainer.enable_progress_bar = False  # bars side by side would draw over each other
+        futures = [pool.submit(train_stack, *self._stack_args(group)) for group in groups]
+        previous = signal.signal(signal.SIGTERM, lambda *_: _forward(pool, signal.SIGTERM))
+        interrupted = None
         try:
-            if len(jobs) == 1:
-                job = jobs[0]
-                run.train_job(job)
-            else:
-                train_group(jobs)
-        except Exception as e:
-            if len(jobs) > 1:  # said once, into every run's log
-                names = ", ".join(job.run_dir.name for job in jobs)
-                log.error("Runs %s failed: %s: %s", names, type(e).__name__, e,
-                          exc_info=None if isinstance(e, run.ConfigError) else e)
-            for job in jobs:
-                run.record_failure(job, e, say=len(jobs) == 1)
+            for future in futures:
+                try:
+                    future.result()
+                except CancelledError:  # not started: the sweep was interrupted
+                    continue
+                except SystemExit as e:  # a group interrupted (Ctrl-C, SIGTERM): its runs kept what they had
+                    interrupted = interrupted or e.code
+                    pool.shutdown(wait=False, cancel_futures=True)
+                except BrokenProcessPool as e:
+                    if interrupted:  # a worker between two groups ended by the forwarded SIGTERM
+                        break
+                    reason = " ".join(str(e).split())[:300]
+                    lost = record_lost_runs(Path(str(self.config.hydra.sweep.dir)), f"its worker process died: {reason}")
+                    log.error("A worker process died (killed, or out of memory?). Recorded as failed: %s. Rerun the "
+                              "same command with resume=true to run what is missing; finished runs are kept.",
+                              ", ".join(lost) or "none")
+                    break
+        except KeyboardInterrupt:  # the workers ignore Ctrl-C: SIGTERM makes them keep what they trained
+            interrupted = 130
+            _forward(pool, signal.SIGTERM)
         finally:
-            root.removeHandler(router)
-            router.close()
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            if not interrupted and all(f.done() for f in futures):
+                # Nothing left for the workers: end them now rather than wait 1-1.5 s for each
+                # interpreter's teardown of torch (their runs' files are written and closed).
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.kill()
+            pool.shutdown(wait=True, cancel_futures=True)
+            signal.signal(signal.SIGTERM, previous)
+        if interrupted:
+            raise SystemExit(interrupted)
+
+
+def train_stack(jobs: list, log_files: list[Path], job_logging, verbose) -> None:
+    """Train a group of prepared jobs (one stacked model, or one run), each logging into its own
+    run's log file; a failure is recorded in every run of the group. In this process or a worker."""
+    from mlpbench import run
+
+    # The console as Hydra's job logging sets it up, and each run's log file.
+    configure_log(job_logging, verbose)
+    root = logging.getLogger()
+    files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
+    for handler in files:
+        root.removeHandler(handler)
+        handler.close()
+    router = RunLogFiles(log_files, files[0].formatter if files else None)
+    root.addHandler(router)
+    try:
+        if len(jobs) == 1:
+            run.train_job(jobs[0])
+        else:
+            from mlpbench.stacked import train_group
+
+            train_group(jobs)
+    except Exception as e:
+        if len(jobs) > 1:  # said once, into every run's log
+            names = ", ".join(job.run_dir.name for job in jobs)
+            log.error("Runs %s failed: %s: %s", names, type(e).__name__, e,
+                      exc_info=None if isinstance(e, run.ConfigError) else e)
+        for job in jobs:
+            run.record_failure(job, e, say=len(jobs) == 1)
+    finally:
+        root.removeHandler(router)
+        router.close()
+
+
+def _keep_compositions(loader) -> None:
+    """Hydra's sweeper composes every job's config to check the batch (Sweeper.validate_batch_is_
+    legal), then the launcher composes each again, 77 ms each time: here the launcher takes a
+    copy of the sweeper's (4 ms)."""
+    import copy
+
+    if getattr(loader, "_mlpbench_kept", None) is not None:
+        return
+    compose = loader.load_sweep_config
+    kept: dict = {}
+
+    def load_sweep_config(master_config, sweep_overrides):
+        key = (id(master_config), tuple(sweep_overrides))
+        if key not in kept:
+            kept[key] = compose(master_config, list(sweep_overrides))
+        return copy.deepcopy(kept[key])
+
+    loader.load_sweep_config = load_sweep_config
+    loader._mlpbench_kept = kept
+
+
+def _balanced(groups: list[list[JobReturn]], workers: int) -> list[list[JobReturn]]:
+    """The groups, costliest first, with the last `workers` stacks (the cheapest) cut in two, so
+    that the workers end at about the same time: the main job's 5 stacks on 2 workers ended 3.6 s
+    apart, and each half of a stack gives its runs' numbers as the whole would."""
+    cut = []
+    for i, group in enumerate(groups):
+        if i >= len(groups) - workers and len(group) > 1:
+            half = (len(group) + 1) // 2
+            cut += [group[:half], group[half:]]
+        else:
+            cut.append(group)
+    return sorted(cut, key=_cost, reverse=True)
+
+
+def _groups_foreseen(job_overrides: Sequence[Sequence[str]], max_replicas: int) -> int:
+    """How many groups the jobs will train as, from their overrides alone: jobs whose overrides
+    are the same once those of STACKED_SETTINGS and NOT_TRAINING are left out share a stack
+    (runs that must train on their own, found once their configs are composed, only add)."""
+    from collections import Counter
+
+    from mlpbench.overrides import parse
+    from mlpbench.sweep import NOT_TRAINING, STACKED_SETTINGS
+
+    free = [".".join(keys) for keys in (*STACKED_SETTINGS, *NOT_TRAINING)]
+    settings = Counter()
+    for overrides in job_overrides:
+        kept = [o.input_line for o in parse(overrides)
+                if not any(o.key_or_group == key or o.key_or_group.startswith(key + ".") for key in free)]
+        settings[tuple(sorted(kept))] += 1
+    return sum(-(-n // max_replicas) for n in settings.values())
+
+
+def _start_workers(workers: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fresh interpreter per worker; a fork would copy Hydra's state and this process's threads.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_start, initargs=(os.getpid(),))
+    for _ in range(workers):
+        pool.submit(int)  # starts each worker now
+    return pool
+
+
+def _cost(group: list[JobReturn]) -> float:
+    """A group's training time, roughly: replicas x epochs x weights per row."""
+    cfg = group[0].return_value.cfg
+    units = cfg.model.units if isinstance(cfg.model.units, int) else 128  # a list or a rule: a guess
+    return len(group) * cfg.trainer.max_epochs * (1 + cfg.model.depth) * units / cfg.data.batch_size ** 0.5
+
+
+def _cores() -> int:
+    from mlpbench.sweep import cores
+
+    return cores()
+
+
+def _worker_start(parent: int) -> None:
+    """A worker: one thread (its runs' numbers do not depend on it; two processes of one thread
+    train more than one process of two), and SIGTERM, which Lightning turns into a kept
+    `interrupted` run, when the sweep's process is interrupted or dies (kill -9)."""
+    import ctypes
+
+    import torch
+
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep's process, which sends SIGTERM
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the sweep died before this worker got here
+        os._exit(1)
+    import mlpbench.stacked  # noqa: F401  (torch, Lightning: imported while Hydra sets up the jobs)
+
+
+def _forward(pool, signum: int) -> None:
+    for process in list(getattr(pool, "_processes", {}).values()):
+        try:
+            os.kill(process.pid, signum)
+        except ProcessLookupError:
+            pass

@@ -51,7 +51,9 @@ class Tuner:
         self.hydra_context = hydra_context
         self.config = config
         launcher_config = config
-        if config.tune.n_jobs > 1 and config.hydra.launcher._target_.endswith("BasicLauncher"):
+        # Trials side by side: joblib's processes, which live through the whole search (the stacked
+        # launcher's are made anew for each batch of trials, and a search's trials never stack).
+        if config.tune.n_jobs > 1 and config.hydra.launcher._target_.endswith(("BasicLauncher", "StackedLauncher")):
             from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 
             launcher_config = copy.deepcopy(config)
