@@ -211,41 +211,50 @@ def _epoch_seconds(results: list[dict]) -> float:
     return statistics.median(sum(r["history"]["epoch_seconds"][e] for r in results) for e in range(1, epochs))
 
 
-def stacked(workdir: Path, data_overrides: list[str], batch_sizes: list[int], epochs: int,
-            replicas: list[int]) -> list[tuple]:
-    """K seeds of the tutorial model as a sweep, with the basic launcher and with the stacked one:
-    end-to-end wall time, per-epoch training time, and how far apart their val_loss histories are."""
+def _max_diff(a: list[dict], b: list[dict]) -> float:
+    """How far apart two sweeps' val_loss histories are, run by run (the same runs in both)."""
+    assert [r["overrides"] for r in a] == [r["overrides"] for r in b], "the two sweeps ran different runs"
+    return max(abs(x - y) for p, q in zip(a, b) for x, y in zip(p["history"]["val_loss"], q["history"]["val_loss"],
+                                                                  strict=True))
+
+
+def pairs(workdir: Path, name: str, args: list[str], n: int) -> dict:
+    """`n` pairs of one sweep, the default launcher against hydra/launcher=basic, in turn (which
+    goes first alternates): the ratio of their wall times per pair, and each launcher's wall and
+    training seconds (the sum of the runs' `seconds`)."""
+    walls = {"default": [], "basic": []}
+    training = {"default": [], "basic": []}
+    diff = 0.0
+    for i in range(n):
+        order = ("default", "basic") if i % 2 == 0 else ("basic", "default")
+        results = {}
+        for launcher in order:
+            extra = [] if launcher == "default" else ["hydra/launcher=basic"]
+            wall, results[launcher] = _sweep([*args, *extra, "trainer.enable_progress_bar=false"], workdir,
+                                             workdir / f"{name}-{launcher}-{i}")
+            walls[launcher].append(wall)
+            training[launcher].append(sum(r["seconds"] for r in results[launcher]))
+        diff = max(diff, _max_diff(results["default"], results["basic"]))
+    return {"name": name, "runs": len(results["basic"]), "walls": walls, "training": training, "diff": diff,
+            "ratios": [d / b for d, b in zip(walls["default"], walls["basic"])]}
+
+
+def replicas(workdir: Path, data_overrides: list[str], batch_sizes: list[int], epochs: int,
+             ks: list[int]) -> list[tuple]:
+    """K seeds of the tutorial model as one sweep, default launcher (one stack of K) against the
+    basic one: wall time, per-epoch training time, and how far apart their val_loss histories are."""
     rows = []
     for bs in batch_sizes:
-        for k in replicas:
+        for k in ks:
             args = [f"seed=range(1,{k + 1})", *data_overrides, f"data.batch_size={bs}",
                     f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false"]
-            basic_wall, basic = _sweep(args, workdir, workdir / f"basic-{bs}-{k}")
+            basic_wall, basic = _sweep([*args, "hydra/launcher=basic"], workdir, workdir / f"basic-{bs}-{k}")
             # Stacked at every batch size, to show what stacking does where the launcher would not.
-            stacked_wall, stack = _sweep([*args, "hydra/launcher=stacked", "hydra.launcher.cpu_max_batch_size=null"],
-                                         workdir, workdir / f"stacked-{bs}-{k}")
-            diff = max(abs(a - b) for x, y in zip(basic, stack)
-                       for a, b in zip(x["history"]["val_loss"], y["history"]["val_loss"]))
-            rows.append((bs, k, basic_wall, stacked_wall, _epoch_seconds(basic), _epoch_seconds(stack), diff))
+            stacked_wall, stack = _sweep([*args, "hydra.launcher.cpu_max_batch_size=null"], workdir,
+                                         workdir / f"stacked-{bs}-{k}")
+            rows.append((bs, k, basic_wall, stacked_wall, _epoch_seconds(basic), _epoch_seconds(stack),
+                         _max_diff(stack, basic)))
     return rows
-
-
-def tutorial_sweep(workdir: Path, data_overrides: list[str], seeds: int, epochs: int) -> tuple[float, float, float]:
-    """`seeds` seeds of the tutorial model at batch 32 with its defaults (Keras' Adam), basic
-    against stacked: both wall times and how far apart their val_loss histories are."""
-    args = [f"seed=range(1,{seeds + 1})", *data_overrides, "data.batch_size=32", f"trainer.max_epochs={epochs}",
-            "trainer.enable_progress_bar=false"]
-    basic_wall, basic = _sweep(args, workdir, workdir / "tutorial-basic")
-    stacked_wall, stack = _sweep([*args, "hydra/launcher=stacked"], workdir, workdir / "tutorial-stacked")
-    diff = max(abs(a - b) for x, y in zip(basic, stack) for a, b in zip(x["history"]["val_loss"], y["history"]["val_loss"]))
-    return basic_wall, stacked_wall, diff
-
-
-def main_job(workdir: Path, launcher: str) -> tuple[float, float]:
-    """README's main job (`make run`): its wall time and the sum of its runs' training seconds."""
-    wall, results = _sweep(["model.depth=2,4,6,8,10", "seed=1,2,3", f"hydra/launcher={launcher}",
-                            "trainer.enable_progress_bar=false"], workdir, workdir / f"main-{launcher}")
-    return wall, sum(r["seconds"] for r in results)
 
 
 # ---------------------------------------------------------------------------- the table
@@ -260,12 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-keras", action="store_true")
     parser.add_argument("--no-startup", action="store_true")
     parser.add_argument("--stacked-rows", type=int, default=24_000,
-                        help="training rows of the stacked-launcher comparison (0: leave it out)")
-    parser.add_argument("--replicas", default="1,5,20", help="seeds per sweep in the stacked-launcher comparison")
-    parser.add_argument("--only-stacked", action="store_true", help="only the stacked-launcher comparison and the main job")
-    parser.add_argument("--no-main-job", action="store_true", help="leave out the main job's wall time")
-    parser.add_argument("--tutorial-epochs", type=int, default=10,
-                        help="epochs of the 5-seed tutorial sweep on all rows, basic against stacked (0: leave it out)")
+                        help="training rows of the K-seeds comparison (0: leave it out)")
+    parser.add_argument("--replicas", default="1,3,5,20", help="seeds per sweep in the K-seeds comparison")
+    parser.add_argument("--only-stacked", action="store_true", help="only the launcher comparisons")
+    parser.add_argument("--sweeps", default="main,activations,optimizers_tuned",
+                        help=f"whole sweeps timed in pairs, default launcher against basic (of: {', '.join(SWEEPS)}; "
+                             "empty: none)")
+    parser.add_argument("--pairs", type=int, default=3, help="pairs of each whole sweep")
+    parser.add_argument("--sweep-epochs", type=int, default=0, help="trainer.max_epochs of the whole sweeps (0: theirs)")
     parser.add_argument("--keras-worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.keras_worker:
@@ -284,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="mlpbench-bench-") as tmp:
         workdir = Path(tmp)
-        if args.stacked_rows:
+        if args.sweeps or args.stacked_rows:
             print_stacked(workdir, args)
         if args.only_stacked:
             return 0
@@ -327,31 +338,42 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# The sweeps timed in pairs (--sweeps): README's main job with 5 seeds, and two presets.
+SWEEPS = {
+    "main": ["model.depth=2,4,6,8,10", "seed=1,2,3,4,5"],
+    "activations": ["experiment=activations"],
+    "optimizers_tuned": ["experiment=optimizers_tuned"],
+}
+
+
 def print_stacked(workdir: Path, args) -> None:
-    if args.tutorial_epochs:
-        _, described, all_rows = bench_data(args.rows)
-        basic, stacked_s, diff = tutorial_sweep(workdir, all_rows, 5, args.tutorial_epochs)
-        epochs = f"{args.tutorial_epochs} epoch{'s' if args.tutorial_epochs != 1 else ''}"
-        print(f"\n5 seeds of the tutorial model, batch 32, {epochs}, {described}: basic "
-              f"{basic:.1f} s, stacked {stacked_s:.1f} s wall, {stacked_s / basic:.2f}x; val_loss histories at "
-              f"most {diff:.1e} apart")
+    from mlpbench.stats import summarize
+
+    print(f"\nWhole sweeps, the default launcher (stacks, {args.pairs} pairs run in turn) against hydra/launcher=basic; "
+          "training s: the sum of the runs' seconds (under the default launcher, each run's share of its stack)")
+    print("| sweep | runs | basic wall s | default wall s | default / basic (wall): mean ± 95% interval, n "
+          "| basic training s | default training s | max val_loss diff |\n|---|---:|---:|---:|---|---:|---:|---:|")
+    epochs = [f"trainer.max_epochs={args.sweep_epochs}"] if args.sweep_epochs else []
+    for name in [n for n in args.sweeps.split(",") if n]:
+        r = pairs(workdir, name, [*SWEEPS[name], *epochs], args.pairs)
+        ratio = summarize(r["ratios"])
+        interval = f"± {ratio.ci95:.2f}" if ratio.n > 1 else "(one pair: no interval)"
+        print(f"| {name} | {r['runs']} | {statistics.mean(r['walls']['basic']):.1f} | "
+              f"{statistics.mean(r['walls']['default']):.1f} | {ratio.mean:.2f}x {interval}, n = {ratio.n} | "
+              f"{statistics.mean(r['training']['basic']):.1f} | {statistics.mean(r['training']['default']):.1f} | "
+              f"{r['diff']:.1e} |")
+    if not args.stacked_rows:
+        return
     _, _, data_overrides = bench_data(args.stacked_rows)
     epochs = max(3, args.epochs)
-    rows = stacked(workdir, [*data_overrides, "optim.rules=torch"], [int(b) for b in args.batch_sizes.split(",")],
-                   epochs, [int(k) for k in args.replicas.split(",")])
-    print(f"\nK seeds as one sweep: hydra/launcher=basic against hydra/launcher=stacked ({args.stacked_rows} rows, "
-          f"{epochs} epochs; s/epoch: all K runs' training, the first epoch left out)")
+    rows = replicas(workdir, [*data_overrides, "optim.rules=torch"], [int(b) for b in args.batch_sizes.split(",")],
+                    epochs, [int(k) for k in args.replicas.split(",")])
+    print(f"\nK seeds as one sweep: the default launcher (one stack of K) against hydra/launcher=basic "
+          f"({args.stacked_rows} rows, {epochs} epochs; s/epoch: all K runs' training, the first epoch left out)")
     print("| batch | K | basic wall s | stacked wall s | stacked / basic (wall) | basic s/epoch | stacked s/epoch "
           "| stacked / basic (epoch) | max val_loss diff |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for bs, k, bw, sw, be, se, diff in rows:
         print(f"| {bs} | {k} | {bw:.1f} | {sw:.1f} | {sw / bw:.2f}x | {be:.3f} | {se:.3f} | {se / be:.2f}x | {diff:.1e} |")
-    if args.no_main_job:
-        return
-    print("\nThe main job (mlpbench -m model.depth=2,4,6,8,10 seed=1,2,3): wall time against its runs' training seconds")
-    print("| launcher | wall s | training s | wall / training |\n|---|---:|---:|---:|")
-    for launcher in ("basic", "stacked"):
-        wall, training = main_job(workdir, launcher)
-        print(f"| {launcher} | {wall:.1f} | {training:.1f} | {wall / training:.2f}x |")
 
 
 if __name__ == "__main__":
