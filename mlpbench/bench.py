@@ -289,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("mlpbench").setLevel(logging.WARNING)
     import torch
 
-    arrays, described, data_overrides = bench_data(args.rows)
+    if args.only_stacked and not args.stacked_rows:  # whole sweeps only: their own data
+        arrays, described, data_overrides = None, "each sweep's own", []
+    else:
+        arrays, described, data_overrides = bench_data(args.rows)
     print(f"data: {described}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"{args.epochs} epochs a run, the first left out")
     rows = []

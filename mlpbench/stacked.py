@@ -1,23 +1,23 @@
-"""Replicas trained together (`hydra/launcher=stacked`): K runs of one MLP that differ only in
-their seed, as one network whose tensors have a leading replica dimension.
+"""Replicas trained together (`hydra/launcher=stacked`, the default): K runs of one MLP
+architecture as one network whose tensors have a leading replica dimension. The runs may differ
+in what enters training elementwise or only at the start (mlpbench/sweep.py's STACKED_SETTINGS):
+seed, optimizer and its numbers, activation, dropout, initialisation.
 
-The K weight matrices of a layer become one batched matmul, and the K x F features of a
-BatchNorm become one BatchNorm over K*F channels. The activations run once over all K. At batch 32
-on 2 CPU cores, a step of K replicas costs about what their matrix products cost: 0.53-0.55x the
-time of K separate runs per epoch for K = 5-20 (docs/sweeps.md#stacked-replicas).
+The K weight matrices of a layer become one batched matmul, and a BatchNorm one pass over
+(K, rows, F). Replicas with one activation apply it to their slice at once; each replica draws
+its own dropout masks. Replicas with one optimizer setting share parameter tensors and one
+optimizer (an OptimizerStack holds one per setting); every update rule mlpbench offers is
+elementwise, so one optimizer does what their K optimizers would. Gradient clipping by norm is
+not elementwise, and a run that uses it is never stacked. The loss is the sum of the replicas'
+mean losses, so replica k's gradient is its own run's.
 
-Each replica is built as its own run builds it: its seed, its initialisation, its data split and
-its batch order. It computes what its run computes, to the bit where the kernels allow it and to
-~1e-7 of val_loss in practice, and its state is its run's:
+Each replica is built as its own run builds it: its seed, its initialisation, its data split, its
+batch order and its dropout generator. It computes what its run computes, to the bit (with
+mlpbench/model.py's thread-independent layers), and its state is its run's:
 - `replica_state(k)` is exactly the state_dict of replica k's MLP;
 - `replica_optimizer(k)` is its optimizer's state;
 - each replica's checkpoint is therefore an ordinary run's, and ordinary runs' checkpoints join a
   stack.
-
-One optimizer steps all replicas. Every update rule mlpbench offers is elementwise, so one
-optimizer does what K optimizers would. Gradient clipping by norm is not elementwise, and a run
-that uses it is never stacked. The loss is the sum of the replicas' mean losses, so replica k's
-gradient is its own run's.
 """
 
 from __future__ import annotations
