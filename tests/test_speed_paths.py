@@ -56,13 +56,13 @@ def test_the_benchmark_runs_and_checks_that_updates_match(tmp_path):
     write_fake_mnist(tmp_path / "mnist", n_train=600, n_test=200)
     proc = subprocess.run([sys.executable, "-m", "mlpbench.bench", "--rows", "400", "--epochs", "2",
                            "--batch-sizes", "64", "--no-keras", "--no-startup", "--stacked-rows", "200",
-                           "--replicas", "2", "--sweeps", "main", "--pairs", "2", "--sweep-epochs", "1"],
+                           "--replicas", "2", "--sweeps", "tiny", "--pairs", "2"],
                           cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     stacked, loop = [line for line in proc.stdout.splitlines() if line.startswith("| 64 |")]
     assert "| yes (" in loop
     # batch 64, K = 2: both launchers ran the sweep and their val_loss histories agree to the bit.
     assert stacked.startswith("| 64 | 2 |") and float(stacked.rstrip(" |").rsplit("|", 1)[1]) == 0
-    # The main job's 25 runs, two pairs: a ratio with its interval, and the same numbers.
-    main = next(line for line in proc.stdout.splitlines() if line.startswith("| main | 25 |"))
-    assert ", n = 2 |" in main and "± " in main and main.rstrip(" |").endswith("0.0e+00")
+    # A sweep of 4 runs, two pairs: a ratio with its interval, and the same numbers.
+    tiny = next(line for line in proc.stdout.splitlines() if line.startswith("| tiny | 4 |"))
+    assert ", n = 2 |" in tiny and "± " in tiny and tiny.rstrip(" |").endswith("0.0e+00")

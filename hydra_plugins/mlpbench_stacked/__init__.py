@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -178,11 +179,6 @@ class StackedLauncher(Launcher):
             interrupted = 130
             _forward(pool, signal.SIGTERM)
         finally:
-            if not interrupted and all(f.done() for f in futures):
-                # Nothing left for the workers: end them now rather than wait 1-1.5 s for each
-                # interpreter's teardown of torch (their runs' files are written and closed).
-                for process in list(getattr(pool, "_processes", {}).values()):
-                    process.kill()
             pool.shutdown(wait=True, cancel_futures=True)
             signal.signal(signal.SIGTERM, previous)
         if interrupted:
@@ -244,9 +240,12 @@ def _keep_compositions(loader) -> None:
 
 
 def _balanced(groups: list[list[JobReturn]], workers: int) -> list[list[JobReturn]]:
-    """The groups, costliest first, with the last `workers` stacks (the cheapest) cut in two, so
-    that the workers end at about the same time: the main job's 5 stacks on 2 workers ended 3.6 s
-    apart, and each half of a stack gives its runs' numbers as the whole would."""
+    """The groups, costliest first; where there are more than `workers`, the last `workers`
+    stacks (the cheapest) cut in two, so that the workers end at about the same time: the main
+    job's 5 stacks on 2 workers ended 3.6 s apart. Each half of a stack gives its runs' numbers as
+    the whole would."""
+    if len(groups) <= workers:
+        return groups
     cut = []
     for i, group in enumerate(groups):
         if i >= len(groups) - workers and len(group) > 1:
@@ -304,11 +303,13 @@ def _worker_start(parent: int) -> None:
     """A worker: one thread (its runs' numbers do not depend on it; two processes of one thread
     train more than one process of two), and SIGTERM, which Lightning turns into a kept
     `interrupted` run, when the sweep's process is interrupted or dies (kill -9)."""
+    import atexit
     import ctypes
 
     import torch
 
     torch.set_num_threads(1)
+    atexit.register(_exit_now)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep's process, which sends SIGTERM
     try:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -317,6 +318,19 @@ def _worker_start(parent: int) -> None:
     if os.getppid() != parent:  # the sweep died before this worker got here
         os._exit(1)
     import mlpbench.stacked  # noqa: F401  (torch, Lightning: imported while Hydra sets up the jobs)
+
+
+def _exit_now() -> None:
+    """A worker's end, once the pool lets it go: multiprocessing has run its own exit work by then
+    (its process's _bootstrap); the interpreter's teardown of torch and Lightning, 1-1.5 s that the
+    sweep would wait for, is skipped. Registered last, so it runs first of the exit functions."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 def _forward(pool, signum: int) -> None:
