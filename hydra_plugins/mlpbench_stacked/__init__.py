@@ -84,6 +84,10 @@ class StackedLauncher(Launcher):
             if pool is not None and len(groups) < 2:  # one group: this process's threads serve it best
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = None
+            elif pool is None and len(groups) > 1 and self.workers != 1 and _cores() > 1:
+                # More groups than the overrides foretold (runs that must train on their own).
+                workers = min(self.workers or _cores(), len(groups))
+                pool = _start_workers(workers)
             if pool is not None:
                 groups = _balanced(groups, workers)
             stacks = sum(len(g) > 1 for g in groups)
