@@ -279,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-epochs", type=int, default=0, help="trainer.max_epochs of the whole sweeps (0: theirs)")
     parser.add_argument("--keras-worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    unknown = [n for n in args.sweeps.split(",") if n and n not in SWEEPS]
+    if unknown:
+        parser.error(f"--sweeps {','.join(unknown)}: not one of {', '.join(SWEEPS)}")
     if args.keras_worker:
         path, bs, epochs = args.keras_worker
         times = keras_fit(dict(np.load(path)), int(bs), int(epochs))

@@ -87,7 +87,9 @@ class _StackedLinear(torch.autograd.Function):
             grad_x = torch.bmm(grad, weight) if _exact(torch.bmm, _mm_per_replica, grad, weight) \
                 else _mm_per_replica(grad, weight)
         if weight.shape[1] < NARROW_UNITS and grad.device.type == "cpu":
-            grad_weight = torch.bmm(grad.transpose(1, 2).contiguous(), x.contiguous())
+            grad_t, x = grad.transpose(1, 2).contiguous(), x.contiguous()
+            grad_weight = torch.bmm(grad_t, x) if _exact(torch.bmm, _pair_per_replica, grad_t, x) \
+                else _pair_per_replica(grad_t, x)
         else:
             grad_t = grad.transpose(1, 2)
             grad_weight = torch.bmm(grad_t, x) if _exact(torch.bmm, _mm_per_replica, grad_t, x) \
@@ -99,15 +101,26 @@ def _batched_affine(bias: torch.Tensor, x: torch.Tensor, weight_t: torch.Tensor)
     return torch.baddbmm(bias.unsqueeze(1), x, weight_t)
 
 
+# The per-replica products are those the runs compute, on operands laid out as a run's own: MKL's
+# sgemm rounds by the operands' memory alignment too, and a replica's slice of a stacked tensor
+# starts 64-byte aligned only where the sizes before it are whole 16-float units (units=13 with 10
+# rows: replicas 1 and 3 of 4 differed from their runs).
+def _own(t: torch.Tensor) -> torch.Tensor:
+    return t if t.data_ptr() % 64 == 0 else t.clone()  # the allocator's alignment, a run's tensors'
+
+
 def _affine_per_replica(bias: torch.Tensor, x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor:
-    return torch.stack([torch.addmm(bias[k], x[k], weight_t[k]) for k in range(len(x))])
+    return torch.stack([torch.addmm(_own(bias[k]), _own(x[k]), _own(weight_t[k])) for k in range(len(x))])
 
 
 def _mm_per_replica(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    out = a.new_empty(len(a), a.shape[1], b.shape[2])
-    for k in range(len(a)):
-        torch.mm(a[k], b[k], out=out[k])
-    return out
+    return torch.stack([torch.mm(_own(a[k]), _own(b[k])) for k in range(len(a))])
+
+
+def _pair_per_replica(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Each replica's product as model.Dense's narrow layer computes it: one matrix of a bmm over
+    two copies."""
+    return torch.stack([torch.bmm(torch.stack([a[k], a[k]]), torch.stack([b[k], b[k]]))[0] for k in range(len(a))])
 
 
 # Whether a batched product equals each replica's own to the bit, by the operands' layout: the
@@ -123,6 +136,18 @@ def _exact(batched, per_replica, *operands: torch.Tensor) -> bool:
         with torch.no_grad():
             exact = _exact_cache[key] = torch.equal(batched(*operands), per_replica(*operands))
     return exact
+
+
+# Activations computed with exactly rounded operations (a max, a product) give the same bits
+# wherever an element falls among SIMD blocks and threads' chunks. tanh, sigmoid, GELU, SiLU and
+# ELU use vectorized approximations whose last bit depends on that place: on a stacked tensor
+# sigmoid differed from the run's where rows x F is no multiple of 16 (units=mean: 397).
+EXACT_ANYWHERE = (nn.ReLU, nn.LeakyReLU, nn.Identity)
+
+
+def _per_replica(fn, x: torch.Tensor) -> torch.Tensor:
+    """fn applied to each replica's slice of x (K, ...), as its run applies it."""
+    return torch.stack([fn(x[k]) for k in range(len(x))])
 
 
 def _runs(values: list) -> list[tuple[int, int]]:
@@ -308,9 +333,13 @@ class StackedMLP(nn.Module):
         return self._batch_norm(layer, x)
 
     def _activation(self, x: torch.Tensor) -> torch.Tensor:
-        if len(self.activations) == 1:
-            return self.activations[0][2](x)
-        return torch.cat([act(x[a:b]) for a, b, act in self.activations])
+        parts = []
+        for a, b, act in self.activations:
+            if isinstance(act, EXACT_ANYWHERE):
+                parts.append(act(x[a:b]))
+            else:  # on each replica's (rows, F) slice, laid out as its run's
+                parts += [act(x[k]).unsqueeze(0) for k in range(a, b)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:
         """Each replica's mask drawn as F.dropout draws it on the CPU (bernoulli_(1 - p) of the
@@ -380,7 +409,7 @@ class StackedModule(MLPModule):
         if self.loss_kind is Loss.cross_entropy:
             loss = F.cross_entropy(logits.reshape(k * rows, outputs), y.reshape(-1), reduction="none")
             return loss.view(k, rows).mean(1), (logits.argmax(2) == y).sum(1)
-        probs = torch.sigmoid(logits)
+        probs = _per_replica(torch.sigmoid, logits)  # see EXACT_ANYWHERE
         if outputs == 1:  # one 0/1 output unit (XOR)
             loss = F.mse_loss(probs[..., 0], y.to(probs.dtype), reduction="none").mean(1)
             return loss, ((probs[..., 0] > 0.5).long() == y).sum(1)

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from omegaconf import open_dict
 
@@ -95,7 +95,7 @@ class StackedLauncher(Launcher):
             log.info("Launching %d jobs: %d stacked model(s) and %d run(s) on their own, %s", len(job_overrides),
                      stacks, len(groups) - stacks, where)
             if pool is not None:
-                self._train_in_workers(groups, pool)
+                self._train_in_workers(groups, pool, workers)
             else:
                 for group in groups:
                     train_stack(*self._stack_args(group))
@@ -143,11 +143,13 @@ class StackedLauncher(Launcher):
         paths = [Path(ret.hydra_cfg.hydra.runtime.output_dir) / f"{ret.hydra_cfg.hydra.job.name}.log" for ret in group]
         return [ret.return_value for ret in group], paths, group[0].hydra_cfg.hydra.job_logging, self.config.hydra.verbose
 
-    def _train_in_workers(self, groups: list[list[JobReturn]], pool) -> None:
-        """Each group trained in one of the pool's processes of one thread each. Ctrl-C and SIGTERM
-        reach the groups training, which keep their results and checkpoints (resume=true); a
-        worker that dies fails the runs it was training, not the sweep."""
-        from concurrent.futures import CancelledError
+    def _train_in_workers(self, groups: list[list[JobReturn]], pool, workers: int) -> None:
+        """Each group trained in one of the pool's processes of one thread each, at most one group
+        a process at a time, so that nothing waits in a queue: Ctrl-C and SIGTERM reach the groups
+        training (their runs keep what they trained: resume=true) and no further group starts. A
+        worker that dies fails the runs of the groups training then; the rest of the groups train
+        in a new pool."""
+        from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
         from mlpbench.sweep import record_lost_runs
@@ -158,35 +160,49 @@ class StackedLauncher(Launcher):
                 job.threads = 1
                 if job.cfg.trainer.enable_progress_bar is None:
                     job.cfg.trainer.enable_progress_bar = False  # bars side by side would draw over each other
-        futures = [pool.submit(train_stack, *self._stack_args(group)) for group in groups]
-        previous = signal.signal(signal.SIGTERM, lambda *_: _forward(pool, signal.SIGTERM))
-        interrupted = None
+        pending, running = list(groups), {}
+        interrupted = []  # the exit code, once interrupted
+
+        def stop(code: int) -> None:
+            interrupted.append(code)
+            _forward(pool, signal.SIGTERM)  # Lightning turns it into an `interrupted` run
+
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop(143))
         try:
-            for future in futures:
+            while running or (pending and not interrupted):
                 try:
-                    future.result()
-                except CancelledError:  # not started: the sweep was interrupted
+                    while pending and not interrupted and len(running) < workers:
+                        group = pending.pop(0)
+                        running[pool.submit(train_stack, *self._stack_args(group))] = group
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:  # the workers ignore Ctrl-C; SIGTERM makes them keep their runs
+                    stop(130)
                     continue
-                except SystemExit as e:  # a group interrupted (Ctrl-C, SIGTERM): its runs kept what they had
-                    interrupted = interrupted or e.code
-                    pool.shutdown(wait=False, cancel_futures=True)
-                except BrokenProcessPool as e:
-                    if interrupted:  # a worker between two groups ended by the forwarded SIGTERM
-                        break
-                    reason = " ".join(str(e).split())[:300]
-                    lost = record_lost_runs(Path(str(self.config.hydra.sweep.dir)), f"its worker process died: {reason}")
-                    log.error("A worker process died (killed, or out of memory?). Recorded as failed: %s. Rerun the "
-                              "same command with resume=true to run what is missing; finished runs are kept.",
-                              ", ".join(lost) or "none")
-                    break
-        except KeyboardInterrupt:  # the workers ignore Ctrl-C: SIGTERM makes them keep what they trained
-            interrupted = 130
-            _forward(pool, signal.SIGTERM)
+                for future in done:
+                    if running.pop(future, None) is None:  # of a pool replaced just now
+                        continue
+                    try:
+                        future.result()
+                    except SystemExit as e:  # its group was interrupted
+                        interrupted.append(e.code or 130)
+                    except BrokenProcessPool as e:
+                        if interrupted:  # a worker ended by the SIGTERM sent to stop
+                            continue
+                        reason = " ".join(str(e).split())[:300]
+                        lost = record_lost_runs(Path(str(self.config.hydra.sweep.dir)),
+                                                f"its worker process died: {reason}")
+                        log.error("A worker process died (killed, or out of memory?). Recorded as failed: %s. "
+                                  "Rerun the same command with resume=true to run them again; the other runs "
+                                  "go on.", ", ".join(lost) or "none")
+                        for other in list(running):  # the pool ended the other workers too
+                            running.pop(other)
+                        pool.shutdown(wait=True)
+                        pool = _start_workers(workers)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
             signal.signal(signal.SIGTERM, previous)
+            pool.shutdown(wait=True, cancel_futures=True)
         if interrupted:
-            raise SystemExit(interrupted)
+            raise SystemExit(interrupted[0])
 
 
 def train_stack(jobs: list, log_files: list[Path], job_logging, verbose) -> None:
@@ -220,12 +236,19 @@ def train_stack(jobs: list, log_files: list[Path], job_logging, verbose) -> None
     finally:
         root.removeHandler(router)
         router.close()
+        if _parent is not None and os.getppid() != _parent:  # a worker whose sweep was killed: no more
+            _exit_now()
+
+
+# Compositions kept from the sweeper's check to the launcher's set-up, at most (about 400 KB each).
+KEPT_COMPOSITIONS = 500
 
 
 def _keep_compositions(loader) -> None:
     """Hydra's sweeper composes every job's config to check the batch (Sweeper.validate_batch_is_
-    legal), then the launcher composes each again, 77 ms each time: here the launcher takes a
-    copy of the sweeper's (4 ms)."""
+    legal), then the launcher composes each again, 77 ms each time: here the second call takes the
+    first's result (a copy of it, 4 ms, where the first caller keeps its own), for the first
+    KEPT_COMPOSITIONS jobs of a batch."""
     import copy
 
     if getattr(loader, "_mlpbench_kept", None) is not None:
@@ -235,9 +258,12 @@ def _keep_compositions(loader) -> None:
 
     def load_sweep_config(master_config, sweep_overrides):
         key = (id(master_config), tuple(sweep_overrides))
-        if key not in kept:
-            kept[key] = compose(master_config, list(sweep_overrides))
-        return copy.deepcopy(kept[key])
+        if key in kept:
+            return kept.pop(key)
+        config = compose(master_config, list(sweep_overrides))
+        if len(kept) < KEPT_COMPOSITIONS:
+            kept[key] = copy.deepcopy(config)
+        return config
 
     loader.load_sweep_config = load_sweep_config
     loader._mlpbench_kept = kept
@@ -303,6 +329,17 @@ def _cores() -> int:
     return cores()
 
 
+_parent: int | None = None  # in a worker process: the sweep's
+
+
+def _on_sigterm(signum, frame) -> None:
+    """A worker between two groups: SIGTERM from a live sweep waits for the pool to end it (the
+    sweep starts no further group); a worker whose sweep died (kill -9) ends now. During training
+    Lightning's own handler takes SIGTERM."""
+    if os.getppid() != _parent:
+        os._exit(143)
+
+
 def _worker_start(parent: int) -> None:
     """A worker: one thread (its runs' numbers do not depend on it; two processes of one thread
     train more than one process of two), and SIGTERM, which Lightning turns into a kept
@@ -312,9 +349,11 @@ def _worker_start(parent: int) -> None:
 
     import torch
 
+    global _parent
+    _parent = parent
     torch.set_num_threads(1)
-    atexit.register(_exit_now)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep's process, which sends SIGTERM
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -322,6 +361,8 @@ def _worker_start(parent: int) -> None:
     if os.getppid() != parent:  # the sweep died before this worker got here
         os._exit(1)
     import mlpbench.stacked  # noqa: F401  (torch, Lightning: imported while Hydra sets up the jobs)
+
+    atexit.register(_exit_now)  # after those imports: the last registered, it runs first
 
 
 def _exit_now() -> None:
