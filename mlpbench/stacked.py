@@ -23,7 +23,6 @@ mlpbench/model.py's thread-independent layers), and its state is its run's:
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 import os
@@ -74,26 +73,16 @@ class _StackedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
-        weight_t = weight.transpose(1, 2)
-        if _exact(_batched_affine, _affine_per_replica, bias, x, weight_t):
-            return _batched_affine(bias, x, weight_t)
-        return _affine_per_replica(bias, x, weight_t)
+        return _product(_batched_affine, _affine_per_replica, bias, x, weight.transpose(1, 2))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.bmm(grad, weight) if _exact(torch.bmm, _mm_per_replica, grad, weight) \
-                else _mm_per_replica(grad, weight)
+        grad_x = _product(torch.bmm, _mm_per_replica, grad, weight) if ctx.needs_input_grad[0] else None
         if weight.shape[1] < NARROW_UNITS and grad.device.type == "cpu":
-            grad_t, x = grad.transpose(1, 2).contiguous(), x.contiguous()
-            grad_weight = torch.bmm(grad_t, x) if _exact(torch.bmm, _pair_per_replica, grad_t, x) \
-                else _pair_per_replica(grad_t, x)
+            grad_weight = _product(torch.bmm, _pair_per_replica, grad.transpose(1, 2).contiguous(), x.contiguous())
         else:
-            grad_t = grad.transpose(1, 2)
-            grad_weight = torch.bmm(grad_t, x) if _exact(torch.bmm, _mm_per_replica, grad_t, x) \
-                else _mm_per_replica(grad_t, x)
+            grad_weight = _product(torch.bmm, _mm_per_replica, grad.transpose(1, 2), x)
         return grad_x, grad_weight, grad.sum(1)
 
 
@@ -129,13 +118,15 @@ def _pair_per_replica(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 _exact_cache: dict[tuple, bool] = {}
 
 
-def _exact(batched, per_replica, *operands: torch.Tensor) -> bool:
-    key = (batched, *((t.shape, t.stride()) for t in operands), operands[0].device.type)
+def _product(batched, per_replica, *operands: torch.Tensor) -> torch.Tensor:
+    """`batched(*operands)` where it rounds as `per_replica` (the runs' own products) does for
+    this layout of operands, else `per_replica(*operands)`."""
+    key = (batched, per_replica, *((t.shape, t.stride()) for t in operands), operands[0].device.type)
     exact = _exact_cache.get(key)
     if exact is None:
         with torch.no_grad():
             exact = _exact_cache[key] = torch.equal(batched(*operands), per_replica(*operands))
-    return exact
+    return batched(*operands) if exact else per_replica(*operands)
 
 
 # Activations computed with exactly rounded operations (a max, a product) give the same bits
@@ -380,7 +371,7 @@ class StackedModule(MLPModule):
     log line, TensorBoard scalars and divergence its own run's."""
 
     def __init__(self, models: list[MLP], model_cfg, optim_cfgs: list, loggers: list, log_every_n_epochs: int = 1):
-        optim_groups = _runs([json.dumps(OmegaConf.to_container(c, resolve=True), sort_keys=True) for c in optim_cfgs])
+        optim_groups = _runs([sweep.as_text(c) for c in optim_cfgs])
         super().__init__(model_cfg, optim_cfgs[0], 0, 0, log_every_n_epochs=log_every_n_epochs,
                          model=StackedMLP(models, optim_groups))
         self.optim_cfgs = optim_cfgs

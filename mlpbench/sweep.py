@@ -198,7 +198,11 @@ NOT_TRAINING = (("seed",), ("report",), ("resume",))
 
 def setting(cfg: DictConfig, keys: tuple[str, ...]) -> str:
     """The value at `keys` (("model", "activation")) as comparable text."""
-    node = OmegaConf.select(cfg, ".".join(keys))
+    return as_text(OmegaConf.select(cfg, ".".join(keys)))
+
+
+def as_text(node: Any) -> str:
+    """A config value or node as comparable text."""
     if OmegaConf.is_config(node):
         node = OmegaConf.to_container(node, resolve=True)
     return json.dumps(node, sort_keys=True, default=str)
