@@ -21,18 +21,24 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _check_received_config(args: list[str]) -> None:
-    """A config file from another folder (--config-dir, hydra.searchpath) may only name trusted
-    `_target_`s (schema.TRUSTED_TARGETS): composed here as Hydra will compose it, each value of
-    each swept key included, resolved, before Hydra instantiates anything of it."""
-    from pathlib import Path
+# What a config file from another folder may set in Hydra's own section: the sweep it runs (as
+# presets do) and what Hydra fills in itself. Anything else there (hydra.job.env_set, logging
+# handlers, output folders, callbacks) must be mlpbench's or Hydra's own value, or typed on the
+# command line: a received file that sets PYTHONPATH or a log file's path can run code or overwrite files.
+RECEIVED_MAY_SET = ("hydra.mode", "hydra.sweeper.params", "hydra.runtime", "hydra.overrides", "hydra.help",
+                    "hydra.job.config_name", "hydra.job.override_dirname", "hydra.searchpath")
 
-    from hydra import compose, initialize_config_dir, initialize_config_module
+
+def _check_received_config(args: list[str]) -> None:
+    """A config file from another folder (--config-dir, hydra.searchpath) reaches mlpbench's own
+    keys only: it may name only trusted `_target_`s (schema.TRUSTED_TARGETS), and choose and set in
+    Hydra's section nothing but RECEIVED_MAY_SET, Hydra's and mlpbench's own options and values.
+    Composed here as Hydra will compose it, each value of each swept key included, before Hydra
+    instantiates or configures anything of it."""
     from hydra._internal.utils import get_args_parser
-    from omegaconf import OmegaConf
 
     from mlpbench.overrides import parse
-    from mlpbench.schema import TRUSTED_TARGETS, targets
+    from mlpbench.schema import TRUSTED_TARGETS
 
     known, _ = get_args_parser().parse_known_args(args)  # Hydra's own reading of the flags
     overrides = list(known.overrides or [])
@@ -45,29 +51,76 @@ def _check_received_config(args: list[str]) -> None:
         single = [o.input_line for o in parsed if not o.is_sweep_override()]
         variants = [single] + [[*single, f"{o.input_line.split('=', 1)[0]}={value}"]
                                for o in parsed if o.is_sweep_override() for value in o.sweep_string_iterator()]
-        found = []
-        for variant in variants:
-            if known.config_dir:
-                init = initialize_config_dir(config_dir=str(Path(known.config_dir).resolve()), version_base="1.3")
-                # The package's own groups (trainer/default, ...) beside the folder, as Hydra has them.
-                variant = ["hydra.searchpath=[pkg://mlpbench.conf]", *variant]
-            else:
-                init = initialize_config_module(config_module="mlpbench.conf", version_base="1.3")
-            with init:
-                cfg = compose(config_name=known.config_name or "config", overrides=variant, return_hydra_config=True)
-            job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-            found += targets(OmegaConf.to_container(job, resolve=True))
-            # Hydra's own section holds run-time interpolations (hydra.job.num): its callbacks
-            # resolved, the rest (launcher, sweeper: plugins only) as written.
-            found += targets(OmegaConf.to_container(cfg.hydra.callbacks, resolve=True), "hydra.callbacks")
-            found += targets(OmegaConf.to_container(cfg.hydra, resolve=False), "hydra")
+        problems = [p for variant in variants for p in _received_problems(known, variant)]
     except Exception as e:  # fail closed: what cannot be read cannot be checked
         _fail(f"--config-dir {where}: cannot read its config ({' '.join(str(e).split())[:300]})")
-    for key, target in found:
-        if not target.startswith(TRUSTED_TARGETS):
-            _fail(f"{key}={target}: a config from {where} may only name mlpbench's, Hydra's or Lightning's "
+    for key, value in problems:
+        if key.endswith("._target_") and value is not None and not str(value).startswith(TRUSTED_TARGETS):
+            _fail(f"{key}={value}: a config from {where} may only name mlpbench's, Hydra's or Lightning's "
                   "callbacks in _target_; refusing to run it (check the file, and give that callable on the "
                   "command line if you trust it)")
+        if not key.endswith("._target_"):
+            _fail(f"{key}: set to {value!r} by a config from {where}; a received config may set only mlpbench's "
+                  "own keys (and which runs a sweep makes), not Hydra's environment, logging, callbacks or "
+                  "output folders; refusing to run it (give that setting on the command line if you mean it)")
+
+
+def _received_problems(known, variant: list[str]) -> list[tuple[str, object]]:
+    """(key, value) that a received config sets and may not: every `_target_` (the caller keeps
+    the untrusted ones), and each key of Hydra's section outside RECEIVED_MAY_SET whose value is
+    neither what the same command gives without the received folder nor Hydra's own default."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from mlpbench.results import flat_keys
+    from mlpbench.schema import targets
+
+    def composed(overrides: list[str], config_name, received: bool):
+        if received and known.config_dir:
+            init = initialize_config_dir(config_dir=str(Path(known.config_dir).resolve()), version_base="1.3")
+            # The package's own groups (trainer/default, ...) beside the folder, as Hydra has them.
+            overrides = ["hydra.searchpath=[pkg://mlpbench.conf]", *overrides]
+        else:
+            init = initialize_config_module(config_module="mlpbench.conf", version_base="1.3")
+        with init:
+            return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+
+    cfg = composed(variant, known.config_name or "config", received=True)
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    found = list(targets(OmegaConf.to_container(job, resolve=True)))
+    # Hydra's own section holds run-time interpolations (hydra.job.num): compared as written.
+    received = flat_keys(OmegaConf.to_container(cfg.hydra, resolve=False), prefix="hydra.")
+    found += [(k, v) for k, v in received.items() if k.endswith("._target_")]
+    # The same command without the received folder: Hydra's options as the received config chose
+    # them (from mlpbench's or Hydra's groups; one only the folder has fails here), the user's
+    # hydra.* overrides, the preset, if it is mlpbench's.
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices, resolve=False)
+    typed = [o for o in variant if o.split("=", 1)[0].lstrip("+~").startswith(("hydra.", "hydra/"))
+             and not o.startswith("hydra.searchpath")]
+    chosen = [f"{g}={v}" for g, v in choices.items() if g.startswith("hydra/") and v is not None]
+    preset = [f"experiment={choices['experiment']}"] if choices.get("experiment") else []
+    for choice in chosen:
+        try:
+            composed([choice], None, received=False)
+        except Exception:  # an option only the received folder has
+            return [*found, (choice.split("=")[0], choice.split("=", 1)[1])]
+    try:
+        ours = composed([*chosen, *typed, *preset], "config", received=False)
+    except Exception:  # a preset only the folder has: Hydra's section without it
+        ours = composed([*chosen, *typed], "config", received=False)
+    hydras = composed([*chosen, *typed], None, received=False)
+    allowed = [flat_keys(OmegaConf.to_container(c.hydra, resolve=False), prefix="hydra.") for c in (ours, hydras)]
+    for key, value in received.items():
+        if key.startswith(RECEIVED_MAY_SET) or key.endswith("._target_"):
+            continue
+        if all(a.get(key, _ABSENT) != value for a in allowed):
+            found.append((key, value))
+    return found
+
+
+_ABSENT = object()
 
 
 def _check_names(args: list[str]) -> None:

@@ -14,6 +14,7 @@ import importlib.util
 import io
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -88,7 +89,7 @@ _ARRAY_FIELDS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("MLPBENCH_CACHE", "~/.cache/mlpbench/arrays")).expanduser()
+    return Path(os.environ.get("MLPBENCH_CACHE") or "~/.cache/mlpbench/arrays").expanduser()  # set but empty: the default
 
 
 def _disk_cached(name: str, inputs: list[Path], build) -> Arrays:
@@ -109,10 +110,10 @@ def _disk_cached(name: str, inputs: list[Path], build) -> Arrays:
                 loaded[f] = np.load(io.BytesIO(raw))
             else:
                 loaded[f] = None
-        return Arrays(**loaded, num_classes=meta["num_classes"])
+        return _checked_arrays(Arrays(**loaded, num_classes=meta["num_classes"]))
     except FileNotFoundError:
         pass
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("The array cache in %s is damaged (%s); reading the source again", folder, e)
     arrays = build()
     fields = [f for f in _ARRAY_FIELDS if getattr(arrays, f) is not None]
@@ -129,6 +130,25 @@ def _disk_cached(name: str, inputs: list[Path], build) -> Arrays:
                                                        "digests": digests}).encode())
     except OSError:
         pass
+    return arrays
+
+
+def _checked_arrays(arrays: Arrays) -> Arrays:
+    """The cache's arrays as a source gives them, or ValueError: features 2-d float32, labels
+    1-d int64 of the same rows, num_classes one more than the largest label (a meta.json edited
+    to 100 classes would otherwise train another model, silently)."""
+    splits = [("train", arrays.x_train, arrays.y_train)]
+    if (arrays.x_test is None) != (arrays.y_test is None):
+        raise ValueError("a test split with features but no labels, or labels but no features")
+    if arrays.x_test is not None:
+        splits.append(("test", arrays.x_test, arrays.y_test))
+    for name, x, y in splits:
+        if x.dtype != np.float32 or x.ndim != 2 or y.dtype != np.int64 or y.ndim != 1 or len(x) != len(y) or not len(y):
+            raise ValueError(f"its {name} arrays are not rows of float32 features and int64 labels")
+    labels = np.concatenate([y for _, _, y in splits])
+    classes = arrays.num_classes
+    if not isinstance(classes, int) or isinstance(classes, bool) or labels.min() < 0 or classes != labels.max() + 1:
+        raise ValueError(f"num_classes {classes!r} does not match its labels {labels.min()}..{labels.max()}")
     return arrays
 
 
@@ -152,9 +172,13 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     ndim = raw[3]
+    if not 1 <= ndim <= 3:  # labels are 1-d, images 3-d
+        raise DataError(f"{path}: an IDX file of {ndim} dimensions; MNIST's have 1 (labels) or 3 (images)")
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes, its header alone is {header})")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python's integers: no overflow
     if len(raw) != expected:
         raise DataError(f"{path}: truncated or corrupt IDX file ({len(raw)} bytes, expected {expected} for {shape})")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
@@ -177,7 +201,7 @@ def find_idx_folder(candidates: list[Path]) -> Optional[Path]:
 
 
 def _default_root(source: str) -> Path:
-    return Path(os.environ.get("MLPBENCH_DATA", "~/.cache/mlpbench")).expanduser() / source
+    return Path(os.environ.get("MLPBENCH_DATA") or "~/.cache/mlpbench").expanduser() / source
 
 
 def _download(source: str, root: Path) -> None:
@@ -225,18 +249,20 @@ def _arrays_from_idx(folder: Path, files: dict[str, Path]) -> Arrays:
         where = files[f"{split}_images"]
         # Checked before anything is cached or trained: the MNIST format is 8-bit pixels in
         # (rows, height, width) and integer labels, the two splits alike.
-        if images.dtype != np.uint8 or images.ndim != 3 or len(images) == 0:
+        if images.dtype != np.uint8 or images.ndim != 3 or 0 in images.shape:
             raise DataError(f"{where}: expected 8-bit images shaped (rows, height, width), found {images.dtype} "
                             f"{images.shape}")
         if images.shape[1:] != arrays["train_images"].shape[1:]:
             raise DataError(f"{where}: images of {images.shape[1:]} pixels, the training images have "
                             f"{arrays['train_images'].shape[1:]}")
+        if labels.ndim != 1:
+            raise DataError(f"{files[split + '_labels']}: labels must be one column, found shape {labels.shape}")
         if not np.issubdtype(labels.dtype, np.integer):
             raise DataError(f"{files[split + '_labels']}: labels must be integers, found {labels.dtype}")
         n_img, n_lab = len(images), len(labels)
         if n_img != n_lab:
             raise DataError(f"{folder}: {split} split has {n_img} images but {n_lab} labels")
-        if labels.ndim != 1 or (len(labels) and (labels.min() < 0 or labels.max() >= 10)):
+        if labels.min() < 0 or labels.max() >= 10:
             # Checked before the cache keeps them: a label of 12 would fail deep inside the loss.
             raise DataError(f"{files[split + '_labels']}: labels must be the digits 0-9, found "
                             f"{labels.min()}..{labels.max()}")
@@ -336,6 +362,9 @@ def _split_rows(data_cfg, seed: int, n: int) -> tuple[np.ndarray, Optional[np.nd
         return order, None
     n_val = _split_count(len(order), data_cfg.val_split, "data.val_split")
     val, train = (order[-n_val:], order[:-n_val]) if keras_rows else (order[:n_val], order[n_val:])
+    if len(train) < 2:  # a batch of one row trains nothing (and BatchNorm cannot normalise it)
+        raise DataError(f"data.limit={data_cfg.limit} data.val_split={data_cfg.val_split}: leave {len(train)} "
+                        "training row; need at least 2")
     return train, val
 
 

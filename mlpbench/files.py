@@ -8,6 +8,7 @@ figure is made; every figure's size and resolution are decided here.
 from __future__ import annotations
 
 import csv
+import errno
 import html
 import io
 import json
@@ -17,6 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+
+# Writing failed for a reason of the disk's (full, read-only, no permission), not the run's: the
+# path says more than a traceback, and the run continues where it was once the disk is fixed.
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: os.umask can only be read by setting it

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlpbench.schema import Activation, Init, Loss, RunningVariance
+from mlpbench.schema import Activation, Init, Loss, RunningVariance, depth_of
 
 ACTIVATIONS: dict[Activation, Callable[[float], nn.Module]] = {
     Activation.relu: lambda slope: nn.ReLU(),
@@ -142,7 +142,7 @@ def batch_norm(width: int, model_cfg) -> BatchNorm:
 
 def hidden_widths(model_cfg, num_features: int, num_outputs: int) -> list[int]:
     """Width of each hidden layer from `model.units` (int, list, or a rule of thumb)."""
-    units, depth = model_cfg.units, model_cfg.depth
+    units, depth = model_cfg.units, depth_of(model_cfg)
     if units == "mean":
         units = max(1, round((num_features + num_outputs) / 2))
     elif units == "geomean":

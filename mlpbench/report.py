@@ -28,12 +28,13 @@ from typing import Any, NamedTuple, Optional
 
 from mlpbench import overrides
 from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
-from mlpbench.results import RESULT_FILE, Status, load_results, natural_key, read_result
-from mlpbench.schema import TRUSTED_TARGETS
+from mlpbench.results import RESULT_FILE, Status, load_results, natural_key, read_result, read_sweep_config
+from mlpbench.schema import TRUSTED_TARGETS, ConfigError, Metric
 from mlpbench.stats import Summary, Verdict, headline, summarize, verdicts
 
 REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
-DEFAULT_OBJECTIVE = "best_val_acc"  # as Keras Tuner's objective='val_accuracy': the best epoch's
+DEFAULT_OBJECTIVE = "best_val_acc"
+OBJECTIVES = tuple(m.value for m in Metric)  # what report.objective may name  # as Keras Tuner's objective='val_accuracy': the best epoch's
 # Per setting: mean, std and 95% interval of each; the diagnostics' two where they were logged.
 METRICS = ("best_val_acc", "val_acc", "val_loss", "test_acc", "gap")
 DIAGNOSTICS = ("first_grad_norm", "grad_ratio")
@@ -62,8 +63,8 @@ class Run:
 
     @property
     def seed(self) -> Optional[int]:
-        return ((self.result.get("config") or {}).get("seed")
-                if REPEAT_KEY not in self.settings else int(self.settings[REPEAT_KEY]))
+        seed = str(self.settings.get(REPEAT_KEY, (self.result.get("config") or {}).get("seed")))
+        return int(seed) if seed.isdigit() else None  # a failed run's unresolved seed= pairs with none
 
     def value(self, metric: str) -> Optional[float]:
         if metric == "gap":  # positive and growing: the network fits its training rows better than new ones
@@ -184,12 +185,26 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
         run.sweep = label
         swept = {k: run.settings.get(k, "-") for k in keys}
         groups.setdefault(tuple(swept.values()), Setting(label, swept, [])).runs.append(run)
-    report_cfg = next(((r.result.get("config") or {}).get("report") or {} for r in runs), {})
+    report_cfgs = [_report_config(r) for r in runs]
+    objectives = sorted({str(c.get("objective") or DEFAULT_OBJECTIVE) for c in report_cfgs})
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown:
+        raise ConfigError(f"{path}: its runs name report.objective={unknown[0]}, which is none of: "
+                          f"{', '.join(OBJECTIVES)}")
+    if len(objectives) > 1:  # one table ranks by one objective
+        raise ConfigError(f"{path}: its runs were compared by different objectives ({', '.join(objectives)}); "
+                          "a report ranks a sweep by one: report them apart")
+    best_over = (report_cfgs[0].get("best_over") if report_cfgs else None) or []
     sweep = Sweep(label, path, runs, keys, _ordered(list(groups.values()), keys),
-                  objective=report_cfg.get("objective") or DEFAULT_OBJECTIVE,
-                  best_over=[k for k in report_cfg.get("best_over") or [] if k in keys])
+                  objective=objectives[0] if objectives else DEFAULT_OBJECTIVE,
+                  best_over=[k for k in best_over if isinstance(k, str) and k in keys])
     judge(sweep.settings, sweep.objective, sweep.maximize)
     return sweep
+
+
+def _report_config(run: Run) -> dict:
+    report = (run.result.get("config") or {}).get("report")
+    return report if isinstance(report, dict) else {}
 
 
 def judge(settings: list[Setting], objective: str, maximize: bool) -> None:
@@ -200,7 +215,13 @@ def judge(settings: list[Setting], objective: str, maximize: bool) -> None:
 
 
 def read_sweeps(paths: list[Path]) -> list[Sweep]:
-    sweeps = [read_sweep(find_sweep(p)) for p in paths]
+    """The sweeps at `paths`, each once however often it is named (a folder of sweeps and its
+    newest sweep are the same sweep): a run counts once."""
+    found: dict[Path, Path] = {}
+    for path in paths:
+        sweep = find_sweep(path)
+        found.setdefault(sweep.resolve(), sweep)
+    sweeps = [read_sweep(p) for p in found.values()]
     labels = [s.label for s in sweeps]
     if len(set(labels)) < len(labels):  # e.g. two sweeps of one preset: tell them apart by folder
         for sweep in sweeps:
@@ -268,7 +289,7 @@ def setting_rows(sweeps: list[Sweep], settings_of=lambda sweep: sweep.settings) 
                 summary = s.summary(metric)
                 row.update({f"{metric}_mean": _number(summary.mean), f"{metric}_std": _number(summary.std),
                             f"{metric}_ci95": _number(summary.ci95)})
-            row.update({"verdict": s.verdict.verdict, "p": s.verdict.p,
+            row.update({"verdict": s.verdict.verdict, "p": s.verdict.p, "objective": sweep.objective,
                         "params": (s.runs[0].result.get("params") or {}).get("total"),
                         "epochs": _number(summarize(r.result.get("epochs") for r in s.runs).mean),
                         "seconds": _number(summarize(r.result.get("seconds") for r in s.runs).mean)})
@@ -352,9 +373,18 @@ def comparison_table(sweeps: list[Sweep]) -> str:
             cell = "-" if s is None else _interval(s.summary(sweep.objective))
             if s is not None and s.verdict.verdict:
                 cell += f" ({s.verdict.verdict})"
-            row[sweep.label] = cell
+            row[_column(sweep, sweeps)] = cell
         rows.append(row)
     return markdown(list(rows[0]), rows, _cell) if rows else ""
+
+
+def _mixed(sweeps: list[Sweep]) -> bool:
+    return len({s.objective for s in sweeps}) > 1
+
+
+def _column(sweep: Sweep, sweeps: list[Sweep]) -> str:
+    """A sweep's column in the comparison, named with its objective where the sweeps' differ."""
+    return f"{sweep.label} ({sweep.objective})" if _mixed(sweeps) else sweep.label
 
 
 def answer(sweep: Sweep, settings: Optional[list[Setting]] = None) -> str:
@@ -580,8 +610,9 @@ def figures(sweeps: list[Sweep], out: Path) -> list[Path]:
                if _is_numeric([s.values[k] for sweep in sweeps for s in sweep.settings if k in s.values])]
     for key in numeric:
         made.append(plot_against(sweeps, key, out / f"against_{key.rsplit('.', 1)[-1]}.png"))
-    if not numeric:
-        made.append(plot_objective(sweeps, out / f"{sweeps[0].objective}.png"))
+    if not numeric:  # one axis per objective: sweeps judged by different ones get one figure each
+        for objective in dict.fromkeys(s.objective for s in sweeps):
+            made.append(plot_objective([s for s in sweeps if s.objective == objective], out / f"{objective}.png"))
     return [p for p in made if p is not None]
 
 
@@ -594,7 +625,7 @@ class Report(NamedTuple):
     runs: list[Run]
 
 
-def _sweep_text(sweep: Sweep, several: bool) -> str:
+def _sweep_text(sweep: Sweep, heading: Optional[str]) -> str:
     lines = [answer(sweep), "", settings_table(sweep, sweep.settings)]
     if sweep.best_over:
         picked = best_of(sweep)
@@ -602,7 +633,7 @@ def _sweep_text(sweep: Sweep, several: bool) -> str:
         lines += [f"At each setting's best {over} (chosen on the same runs, so a little optimistic):", "",
                   answer(sweep, picked), "", settings_table(sweep, picked)]
     text = "\n".join(lines)
-    return f"## {sweep.label}\n\n{text}" if several else text
+    return f"## {heading}\n\n{text}" if heading else text
 
 
 def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> Report:
@@ -615,16 +646,17 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> 
     out = Path(out) if out else (sweeps[0].path if len(sweeps) == 1 else _compare_dir(sweeps))
     out.mkdir(parents=True, exist_ok=True)
     several = len(sweeps) > 1
-    parts = [_sweep_text(sweep, several) for sweep in sweeps]
+    parts = [_sweep_text(sweep, _column(sweep, sweeps) if several else None) for sweep in sweeps]
+    objective = "each sweep's objective (in its column)" if _mixed(sweeps) else sweeps[0].objective
     if several:
-        parts.insert(0, f"{sweeps[0].objective} per setting (mean ± 95% interval, verdict within each sweep):\n\n"
+        parts.insert(0, f"{objective} per setting (mean ± 95% interval, verdict within each sweep):\n\n"
                         + comparison_table(sweeps))
     text = "\n\n".join(parts)
     title = " vs ".join(s.label for s in sweeps)
     n_settings = sum(len(s.settings) for s in sweeps)
     intro = (f"{len(runs)} runs, {n_settings} settings; cells are mean ± half-width of the 95% interval (t "
              f"distribution) over a setting's seeds; verdicts compare each setting with the best mean of "
-             f"{sweeps[0].objective} (paired t-test over shared seeds, else Welch; Holm-adjusted p).")
+             f"{objective} (paired t-test over shared seeds, else Welch; Holm-adjusted p).")
     write_atomic(out / "summary.md", f"# {title}\n\n{intro}\n\n{text}\n".encode())
     rows = setting_rows(sweeps)
     write_csv(out / "summary.csv", list(rows[0]), rows)
@@ -643,14 +675,13 @@ def _compare_dir(sweeps: list[Sweep]) -> Path:
 
 def _sweeper_report(folder: Path):
     """The report of a sweep whose sweeper makes its own (`report_sweep`, as the search's), or None."""
-    saved = Path(folder) / "multirun.yaml"
-    if not saved.is_file():
+    config = read_sweep_config(folder)
+    if config is None:
         return None
     from hydra.utils import get_class
     from omegaconf import OmegaConf
 
-    config = OmegaConf.load(saved)
-    target = str(OmegaConf.select(config, "hydra.sweeper._target_") or "")
+    target = str(OmegaConf.select(config, "hydra.sweeper._target_", default="", throw_on_resolution_failure=False))
     if not target.startswith(TRUSTED_TARGETS):  # a folder someone sent must not name code to import
         return None
     try:
@@ -670,14 +701,18 @@ def main(argv: Optional[list[str]] = None) -> int:
                         "several sweeps outputs/compare/<names>_<time>)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     args = parser.parse_args(argv)
-    own_report = _sweeper_report(args.dirs[0]) if len(args.dirs) == 1 else None
-    if own_report is not None:  # a search's folder: its sweeper's report (mlpbench.sweep.SweepSummary)
-        own_report()
-        return 0
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: is a file, not a folder")
     try:
+        own_report = _sweeper_report(args.dirs[0]) if len(args.dirs) == 1 else None
+        if own_report is not None:  # a search's folder: its sweeper's report (mlpbench.sweep.SweepSummary)
+            own_report()
+            return 0
         report = build(args.dirs, args.out, plots=not args.no_plots)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ConfigError) as e:
         parser.error(str(e))
+    except OSError as e:  # --out below a file, or a folder that cannot be written
+        parser.error(f"cannot write {e.filename}: {e.strerror}")
     if not report.written:
         deeper = sorted({p.parts[len(Path(d).parts)] for d in args.dirs for p in Path(d).glob(f"*/*/*/{RESULT_FILE}")})
         hint = f"; give a sweep's folder or a folder of sweeps, e.g. {Path(args.dirs[0]) / deeper[0]}" if deeper else ""

@@ -1,4 +1,6 @@
-"""result.json: what one run did, written atomically after every epoch and at the end.
+"""What runs and sweeps leave to be read back: result.json, what one run did, written
+atomically after every epoch and at the end; multirun.yaml, Hydra's record of a sweep's config.
+Each has one reader here, which passes over (and names) a file it cannot use.
 
 No torch here: the sweep summary and reports read results without loading a framework.
 """
@@ -6,6 +8,7 @@ No torch here: the sweep summary and reports read results without loading a fram
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -13,9 +16,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
-from mlpbench.files import write_json_atomic
+from mlpbench.files import DISK_ERRORS, write_json_atomic
 
 RESULT_FILE = "result.json"
+SWEEP_CONFIG = "multirun.yaml"  # Hydra writes it into every sweep folder
+log = logging.getLogger("mlpbench")
 
 
 class Status(str, Enum):
@@ -96,6 +101,8 @@ class RunRecord:
 
     def fail(self, error: BaseException) -> None:
         self.update(status=Status.failed, error={"type": type(error).__name__, "message": str(error)})
+        if isinstance(error, OSError) and error.errno in DISK_ERRORS:
+            self.payload["error"]["resumable"] = True  # the disk failed, not the run: it continues
         try:
             self.save()
         except OSError:
@@ -151,12 +158,91 @@ def natural_key(text: str) -> list:
 
 
 def read_result(run_dir: Path) -> Optional[dict]:
-    """A run folder's result.json, or None if it has none that can be read."""
+    """A run folder's result.json, or None where it has none that can be used: missing, not
+    JSON, or not a run's record (`result_problem`); the log names such a file once."""
+    path = Path(run_dir) / RESULT_FILE
     try:
-        result = json.loads((Path(run_dir) / RESULT_FILE).read_text())
-    except (OSError, ValueError):
+        result = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
-    return result if isinstance(result, dict) else None  # someone else's JSON is no run
+    except (OSError, ValueError) as e:
+        _unusable(path, f"not readable JSON ({' '.join(str(e).split())[:120]})")
+        return None
+    problem = result_problem(result)
+    if problem is not None:
+        _unusable(path, problem)
+        return None
+    return result
+
+
+_warned: set[Path] = set()
+
+
+def _unusable(path: Path, why: str) -> None:
+    if path not in _warned:
+        _warned.add(path)
+        log.warning("%s is passed over: %s", path, why)
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def result_problem(result: Any) -> Optional[str]:
+    """Why `result` is not a run's record as RunRecord writes it, or None: every field a reader
+    uses, of the type it uses (someone else's JSON, a hand edit, a cut-off copy)."""
+    from mlpbench.overrides import run_settings
+
+    if not isinstance(result, dict):
+        return "not a JSON object"
+    if result.get("status") not in {s.value for s in Status}:
+        return f"status {result.get('status')!r} is none of: {', '.join(s.value for s in Status)}"
+    overrides = result.get("overrides", [])
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        return "overrides is not a list of strings"
+    try:
+        seed = run_settings(overrides).get("seed")
+    except Exception as e:  # Hydra's parser: any override it cannot read
+        return f"overrides cannot be read ({' '.join(str(e).split())[:120]})"
+    if seed is not None and result["status"] == Status.ok and not re.fullmatch(r"\d+", seed):
+        return f"seed={seed} is not a seed"
+    for key in ("config", "metrics", "history", "params", "data"):
+        if not isinstance(result.get(key, {}), dict):
+            return f"{key} is not an object"
+    if not all(_is_number(v) for v in (result.get("metrics") or {}).values()):
+        return "metrics holds a value that is not a number"
+    history = result.get("history") or {}
+    if not all(isinstance(v, list) and all(_is_number(x) for x in v) for v in history.values()):
+        return "history holds a value that is not a list of numbers"
+    for key in ("job", "epochs"):
+        if result.get(key) is not None and (not isinstance(result[key], int) or isinstance(result[key], bool)):
+            return f"{key} is not an integer"
+    if not _is_number(result.get("seconds")):
+        return "seconds is not a number"
+    if not isinstance(result.get("error") or {}, dict) or not isinstance(result.get("experiment") or "", str):
+        return "error or experiment is of the wrong type"
+    return None
+
+
+def read_sweep_config(folder: Path):
+    """A sweep folder's multirun.yaml as a DictConfig, or None where it has none that can be
+    used: missing, not YAML, or without the overrides it ran (hydra.overrides.task, a list of
+    strings); the log names such a file once."""
+    from omegaconf import DictConfig, OmegaConf
+
+    path = Path(folder) / SWEEP_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        config = OmegaConf.load(path)
+        task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    except Exception as e:  # YAML's, OmegaConf's and missing keys' errors alike
+        _unusable(path, f"not a sweep's config ({' '.join(str(e).split())[:120]})")
+        return None
+    if not isinstance(config, DictConfig) or not isinstance(task, list) or not all(isinstance(o, str) for o in task):
+        _unusable(path, "hydra.overrides.task is not a list of overrides")
+        return None
+    return config
 
 
 def load_results(sweep_dir: Path) -> list[tuple[Path, dict]]:

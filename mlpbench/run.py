@@ -7,7 +7,6 @@ starts; what a rerun does with runs already there is mlpbench/sweep.py's.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -23,8 +22,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlpbench import sweep
+from mlpbench.files import DISK_ERRORS
 from mlpbench.results import RunRecord, Status, read_result
-from mlpbench.schema import TRUSTED_TARGETS, ConfigError, register_configs, resolved, targets, validate
+from mlpbench.schema import TRUSTED_TARGETS, ConfigError, checked, register_configs, targets
 
 log = logging.getLogger("mlpbench")
 # conf/ ships inside the package as mlpbench.conf (pyproject.toml): found in any install.
@@ -140,8 +140,6 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     from mlpbench.data import MLPDataModule, make_splits
     from mlpbench.hparams import run_hparams, write_session_end, write_session_start
     from mlpbench.model import count_params, summary
-    from hydra.utils import instantiate
-
     from mlpbench.module import AfterEpochMetrics, MLPModule
 
     quiet_lightning()
@@ -149,10 +147,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, verbose=False)
     splits = make_splits(cfg.data, cfg.seed)
-    resumed_at = checkpoint_position(resume_from) if resume_from else None
-    if resume_from and resumed_at is None:  # unreadable: the run starts over rather than stay stuck
+    found = usable_checkpoint(resume_from, cfg.model) if resume_from else None
+    if resume_from and found is None:  # unusable: the run starts over rather than stay stuck
         sweep.clear_run(run_dir)
-        resume_from = None
+    resume_from, resumed_at = found or (None, None)
 
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +169,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         if target not in typed and not target.startswith(TRUSTED_TARGETS):
             raise ConfigError(f"{key}={target}: a config file may name only mlpbench's or Lightning's "
                               "callbacks; give this one on the command line if you trust it")
-    callbacks = [*callbacks, *(instantiate(spec) for spec in cfg.callbacks.values())]
+    callbacks = [*callbacks, *(_callback(key, spec) for key, spec in cfg.callbacks.items())]
     stoppers = [cb for cb in callbacks if hasattr(cb, "stop_status")]
     callbacks = [AfterEpochMetrics(lambda: record.save_every(1.0)), *callbacks]
     if cfg.diagnostics:
@@ -182,7 +180,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     record.enabled = trainer.is_global_zero
     if trainer.world_size > 1 and trainer.strategy.root_device.type == "cpu":
         torch.set_num_threads(max(1, sweep.cores() // trainer.world_size))  # DDP on CPU: share the cores
-    check_memory(cfg, splits.num_features, splits.num_classes)
+    check_memory(cfg, splits)
     module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes,
                        gradient_clip_val=cfg.trainer.gradient_clip_val,
                        log_every_n_epochs=cfg.trainer.log_every_n_epochs)
@@ -245,39 +243,108 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     return record.payload
 
 
-def check_memory(cfg: DictConfig, num_features: int, num_classes: int, replicas: int = 1) -> None:
+def check_memory(cfg: DictConfig, splits, replicas: int = 1) -> None:
     """A model too large for this machine's memory is a config error before torch tries to
-    allocate it: weights, gradients and up to two optimizer moments, float32 (times the
-    replicas trained as one stacked model)."""
+    allocate it: weights, gradients and up to two optimizer moments, and a batch's activations
+    and their gradients (evaluation's batches are 1,024 rows or more), float32, times the
+    replicas trained as one stacked model."""
     from mlpbench.model import hidden_widths, output_size
 
-    widths = [num_features, *hidden_widths(cfg.model, num_features, num_classes), output_size(cfg.model, num_classes)]
+    features, classes = splits.num_features, splits.num_classes
+    widths = [features, *hidden_widths(cfg.model, features, classes), output_size(cfg.model, classes)]
     params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
-    needed = params * 4 * 4 * replicas
+    rows = min(max(cfg.data.batch_size, 1024), max(splits.sizes().values()))
+    weights, activations = params * 4 * 4 * replicas, rows * sum(widths) * 4 * 3 * replicas
     try:
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return
-    if needed > 0.8 * available:
-        raise ConfigError(f"model.units={cfg.model.units} model.depth={cfg.model.depth}: {params:,} parameters need "
-                          f"about {needed / 1e9:.1f} GB (weights, gradients, optimizer state); this machine has "
-                          f"{available / 1e9:.1f} GB")
+    if weights + activations > 0.8 * available:
+        raise ConfigError(f"model.units={cfg.model.units} model.depth={cfg.model.depth} data.batch_size="
+                          f"{cfg.data.batch_size}: {params:,} parameters need about {weights / 1e9:.1f} GB (weights, "
+                          f"gradients, optimizer state) and a batch's activations {activations / 1e9:.1f} GB; this "
+                          f"machine has {available / 1e9:.1f} GB")
 
 
-def checkpoint_position(path: Path) -> dict[str, int] | None:
+# What a run logs for Lightning's callbacks to watch (EarlyStopping, ModelCheckpoint: `monitor`).
+MONITORED = ("train_loss", "val_loss", "val_acc")
+
+
+def _callback(key: str, spec: DictConfig):
+    """`callbacks.KEY` built, or a ConfigError naming it: arguments its class does not take, or
+    a metric to watch that no run logs (found before training, not at the first epoch's end)."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        callback = instantiate(spec)
+    except (InstantiationException, TypeError, ValueError, ImportError) as e:
+        raise ConfigError(f"callbacks.{key}: cannot be built ({' '.join(str(e).split())[:300]})") from None
+    monitor = getattr(callback, "monitor", None)
+    if isinstance(monitor, str) and monitor not in MONITORED:
+        raise ConfigError(f"callbacks.{key}.monitor={monitor}: no run logs it; watch one of: {', '.join(MONITORED)}")
+    return callback
+
+
+def usable_checkpoint(path: Path, model_cfg) -> tuple[Path, dict[str, int]] | None:
+    """The checkpoint a run continues from and where it stands: `path` (last.ckpt), else the
+    best.ckpt beside it (an earlier epoch, but not lost); None if neither can be used."""
+    for candidate in (Path(path), Path(path).with_name("best.ckpt")):
+        if candidate.is_file():
+            position = checkpoint_position(candidate, model_cfg)
+            if position is not None:
+                return candidate, position
+    return None
+
+
+def checkpoint_position(path: Path, model_cfg=None) -> dict[str, int] | None:
     """Where a checkpoint stands: epochs finished and optimizer steps taken; None, said in the
-    log, when it cannot be read (cut short, corrupt, or holding more than tensors and data)."""
+    log naming the file, when it cannot be used: cut short, corrupt, holding more than tensors
+    and data, or (given `model_cfg`) another model's weights."""
     import torch
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         history = checkpoint.get("mlpbench", {}).get("history", {})
-        return {"epoch": len(history.get("train_loss", [])), "step": int(checkpoint["global_step"])}
+        position = {"epoch": len(history.get("train_loss", [])), "step": int(checkpoint["global_step"])}
+        other = None if model_cfg is None else _other_model(checkpoint["state_dict"], model_cfg)
+        if other:
+            raise ValueError(other)
+        return position
     except Exception as e:
         first_line = re.sub(r"\x1b\[[0-9;]*m", "", (str(e).strip().splitlines() or [""])[0])[:200]
-        log.warning("Run %s: its checkpoint %s cannot be read (%s: %s); the run starts over", path.parent.parent.name,
-                    path, type(e).__name__, first_line)
+        log.warning("Run %s: its checkpoint %s cannot be used (%s: %s); %s", path.parent.parent.name, path,
+                    type(e).__name__, first_line,
+                    "trying best.ckpt" if path.name == "last.ckpt" else "the run starts over")
         return None
+
+
+def _other_model(state: dict, model_cfg) -> str | None:
+    """Why a checkpoint's weights are not those of a model_cfg network (a checkpoint copied in
+    from another run), or None: its tensors' shapes against the network's, built without memory
+    (torch's meta device) for the inputs and outputs the checkpoint has."""
+    import torch
+
+    from mlpbench.model import MLP
+
+    shapes = {k.removeprefix("model."): tuple(v.shape) for k, v in state.items()}
+    dense = [s for s in shapes.values() if len(s) == 2]
+    if not dense:
+        return "it holds no layer's weights"
+    outputs = dense[-1][0]
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in MLP(model_cfg, dense[0][1], 2 if outputs == 1 else outputs)
+                    .state_dict().items()}
+    if shapes == expected:
+        return None
+
+    def widths(layers: list[tuple]) -> str:
+        return " -> ".join(str(w) for w in [layers[0][1], *(s[0] for s in layers)])
+
+    theirs, ours = widths(dense), widths([s for s in expected.values() if len(s) == 2])
+    if theirs == ours:
+        return f"it holds another network: widths {ours} as this run's, other BatchNorm or residual layers"
+    return f"it holds another network: widths {theirs}, this run's {ours}"
 
 
 def _discard_unstarted(run_dir: Path, job_name: str) -> None:
@@ -304,11 +371,11 @@ def _record_failure(run_dir: Path, overrides: list[str], cfg: DictConfig, error:
     if previous is not None and previous.get("status") == Status.failed:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    RunRecord(run_dir, overrides, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)).fail(error)
-
-
-# Writing failed for a reason a traceback does not explain better than the path does.
-DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM)
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    except Exception:  # the interpolation that failed it: kept as written
+        config = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+    RunRecord(run_dir, overrides, config).fail(error)
 
 
 def print_help(overrides: list[str]) -> None:
@@ -364,8 +431,7 @@ def prepare(cfg: DictConfig) -> Job | None:
         log.info("Run %s: already %s in %s; skipped", run_dir.name, plan.skip, run_dir)
         return None
     try:
-        cfg = resolved(cfg)
-        validate(cfg)
+        cfg = checked(cfg)
         if in_sweep and cfg.trainer.devices > 1:
             raise ConfigError(f"trainer.devices={cfg.trainer.devices}: a DDP run starts its own processes; "
                               "run it on its own, without -m (a sweep runs each run on one device)")
@@ -392,16 +458,25 @@ def record_failure(job: Job, error: BaseException, say: bool = True) -> None:
         _record_failure(run_dir, job.overrides, job.cfg, error)
     except OSError:
         pass  # the disk that failed the run may refuse its record too; the log says why
-    if not say:  # the caller has said it, once for several runs
-        return
+    if say:  # else the caller has said it, once for several runs
+        say_failure([run_dir], error)
+
+
+def say_failure(run_dirs: list[Path], error: BaseException, **log_extra) -> None:
+    """Why runs failed, once: a config Lightning or the memory check refused by its message, a
+    disk that failed them by the path it could not write, anything else with its traceback (in
+    the runs' logs)."""
+    names = ", ".join(d.name for d in run_dirs)
+    runs = f"Run {names}" if len(run_dirs) == 1 else f"Runs {names}"
     if isinstance(error, ConfigError):  # Lightning's checks, memory: found once training was set up
-        log.error("Run %s: not run: %s", run_dir.name, error)
+        log.error("%s: not run: %s", runs, error, extra=log_extra)
     elif isinstance(error, OSError) and error.errno in DISK_ERRORS:
-        where = f" ({error.filename})" if error.filename and not str(error.filename).startswith(str(run_dir)) else ""
-        log.error("Run %s failed: cannot write %s: %s%s", run_dir.name, error.filename if not where else run_dir,
-                  error.strerror, where)
-    else:  # the traceback goes to the run's log
-        log.error("Run %s failed: %s: %s", run_dir.name, type(error).__name__, error, exc_info=error)
+        where = error.filename or (run_dirs[0] if len(run_dirs) == 1 else run_dirs[0].parent)
+        log.error("%s failed: cannot write %s: %s. Free some space (or fix the permission), then rerun the same "
+                  "command with resume=true: the runs continue from their last checkpoint", runs, where,
+                  error.strerror, extra=log_extra)
+    else:  # the traceback goes to the runs' logs
+        log.error("%s failed: %s: %s", runs, type(error).__name__, error, exc_info=error, extra=log_extra)
 
 
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONF_MODULE}", config_name="config")

@@ -11,6 +11,7 @@ import copy
 import math
 import re
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from enum import Enum
 from typing import Any, Dict, List, Optional
 
@@ -103,7 +104,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    depth: int = 1
+    # Hidden layers; null = one per width of a `units` list, else 1.
+    depth: Optional[int] = None
     # int, a per-layer list such as [256, 128, 64], or "mean" / "geomean" of input and output sizes.
     units: Any = 128
     activation: Activation = Activation.relu
@@ -298,12 +300,41 @@ def _check(errors: list[str], ok: bool, key: str, value: Any, allowed: str) -> N
 
 
 def resolved(cfg: DictConfig) -> DictConfig:
-    """The config with the values other keys imply, as a copy: a list of widths left at the
-    default `model.depth: 1` sets the depth to its length, so a sweep can mix `model.units=128`
-    and `model.units=[256,128,64]`; the run records that depth."""
+    """The config with the values other keys imply, as a copy: `model.depth: null` (the default)
+    is the length of a list of widths, else 1, so a sweep can mix `model.units=128` and
+    `model.units=[256,128,64]`; the run records that depth."""
     cfg = copy.deepcopy(cfg)
-    if isinstance(cfg.model.units, ListConfig) and cfg.model.depth == 1:
-        cfg.model.depth = len(cfg.model.units)
+    cfg.model.depth = depth_of(cfg.model)
+    return cfg
+
+
+def depth_of(model: DictConfig) -> int:
+    """`model.depth`, or where it is null one hidden layer per width of a list, else one."""
+    if model.depth is not None:
+        return model.depth
+    return len(model.units) if isinstance(model.units, (ListConfig, list)) else 1
+
+
+def checked(cfg: DictConfig) -> DictConfig:
+    """`resolved(cfg)`, validated: the one way into a run's config. Every interpolation is
+    resolved here and every deletion noticed, so that what cannot be read (`${oc.env:NOPE}`,
+    `~model`) is a ConfigError naming the key, before any folder is made."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    gone = [f.name for f in dataclass_fields(Config) if f.name not in cfg]
+    if gone:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(
+            f"~{key}: {key} cannot be deleted; set its values instead (see --help)" for key in gone))
+    try:
+        # Hydra's own section holds values only a running job has (hydra.job.num): Hydra's to check.
+        OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True,
+                               throw_on_missing=True)
+        cfg = resolved(cfg)
+        validate(cfg)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "config"
+        reason = " ".join(str(e).splitlines()[0].split())
+        raise ConfigError(f"invalid configuration:\n  {key}: {reason}") from None
     return cfg
 
 
@@ -324,6 +355,9 @@ def targets(node: Any, path: str = ""):
             yield from targets(value, name)
 
 
+# The deepest net trained: a layer costs ~50 us of Python per step whatever its width, so 20,000
+# layers of 2 units took minutes per batch (and no tutorial goes past 10).
+MAX_DEPTH = 1000
 SEED_RANGE = 2**32  # numpy's and torch's seeds: 0 <= seed < 2^32
 # A study's folder is outputs/tune/<study_name>: a name, never a path.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -344,7 +378,8 @@ def _non_finite(node: Any, prefix: str) -> list[str]:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError listing every out-of-range value, each with its key and what is allowed;
-    changes nothing (`resolved` derives values first)."""
+    changes nothing (it checks `resolved(cfg)`)."""
+    cfg = resolved(cfg)
     errors: list[str] = []
     for section in ("data", "model", "optim", "trainer", "tune"):
         errors += _non_finite(OmegaConf.to_container(cfg[section], resolve=True), section)
@@ -367,7 +402,9 @@ def validate(cfg: DictConfig) -> None:
     if data.limit is not None:
         _check(errors, data.limit >= 2, "data.limit", data.limit, "must be an integer >= 2, or null for all rows")
 
-    _check(errors, model.depth >= 0, "model.depth", model.depth, "must be an integer >= 0 (0 = a linear classifier)")
+    _check(errors, 0 <= model.depth <= MAX_DEPTH, "model.depth", model.depth,
+           f"must be an integer in [0, {MAX_DEPTH}] (0 = a linear classifier; deeper nets spend their steps "
+           "in Python's per-layer overhead), or null for one layer per width of model.units")
     units = model.units
     units_help = ("must be a positive integer, a list of positive integers (one per hidden layer), "
                   "or one of: mean, geomean")
@@ -395,15 +432,19 @@ def validate(cfg: DictConfig) -> None:
     for key in ("momentum", "rho", "beta1", "beta2"):
         if key in optim:
             _check(errors, 0.0 <= optim[key] < 1.0, f"optim.{key}", optim[key], "must be in [0, 1)")
-    for key in ("eps", "initial_accumulator_value"):
-        if key in optim:
-            _check(errors, optim[key] >= 0.0, f"optim.{key}", optim[key], "must be >= 0")
+    if "eps" in optim:  # 0 divides 0 by 0 wherever a gradient is 0: NaN at the first step
+        _check(errors, optim.eps > 0.0, "optim.eps", optim.eps, "must be > 0")
+    if "initial_accumulator_value" in optim:
+        _check(errors, optim.initial_accumulator_value >= 0.0, "optim.initial_accumulator_value",
+               optim.initial_accumulator_value, "must be >= 0")
+    if optim.get("nesterov"):
+        _check(errors, optim.momentum > 0.0, "optim.nesterov", True, "needs optim.momentum > 0 (Nesterov's "
+               "look-ahead is a momentum step)")
 
     _check(errors, trainer.devices >= 1, "trainer.devices", trainer.devices, "must be an integer >= 1")
-    if trainer.devices > 1:
-        # The spawn/fork variants train in child processes this one cannot read results from.
-        _check(errors, trainer.strategy in ("auto", "ddp"), "trainer.strategy", trainer.strategy,
-               "must be auto or ddp when trainer.devices > 1")
+    # The spawn/fork variants train in child processes this one cannot read results from.
+    _check(errors, trainer.strategy in ("auto", "ddp"), "trainer.strategy", trainer.strategy,
+           "must be auto or ddp (ddp with trainer.devices > 1 trains one run on several devices)")
     _check(errors, trainer.max_epochs >= 1, "trainer.max_epochs", trainer.max_epochs, "must be an integer >= 1")
     _check(errors, trainer.steps_per_chunk >= 1, "trainer.steps_per_chunk", trainer.steps_per_chunk,
            "must be an integer >= 1")
@@ -442,12 +483,26 @@ def validate(cfg: DictConfig) -> None:
 STACKED_LAUNCHER = "hydra_plugins.mlpbench_stacked.StackedLauncher"
 
 
+JOBLIB_LAUNCHER = "hydra_plugins.mlpbench_joblib.JoblibLauncher"
+JOBLIB_CHOICES = {"backend": (None, "loky", "multiprocessing", "threading"), "prefer": (None, "processes", "threads"),
+                  "require": (None, "sharedmem")}
+
+
 def validate_launcher(launcher: DictConfig) -> None:
-    """Raise ConfigError for hydra/launcher=stacked's options out of range (checked before any
-    run folder is made)."""
+    """Raise ConfigError for the options of hydra/launcher=stacked or joblib out of range
+    (checked before any run folder is made)."""
+    errors: list[str] = []
+    if str(launcher.get("_target_", "")) == JOBLIB_LAUNCHER:
+        n_jobs = launcher.get("n_jobs")
+        _check(errors, isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and n_jobs != 0,
+               "hydra.launcher.n_jobs", n_jobs, "must be an integer >= 1, or -1 for one per CPU core (-2: all but one)")
+        for key, allowed in JOBLIB_CHOICES.items():
+            _check(errors, launcher.get(key) in allowed, f"hydra.launcher.{key}", launcher.get(key),
+                   "must be one of: " + ", ".join("null" if a is None else a for a in allowed))
+        if errors:
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
     if str(launcher.get("_target_", "")) != STACKED_LAUNCHER:
         return
-    errors: list[str] = []
     allowed = {"_target_", "workers", "max_replicas", "cpu_max_batch_size"}
     errors += [f"hydra.launcher.{key}: not an option of hydra/launcher=stacked (options: workers, max_replicas, "
                "cpu_max_batch_size)" for key in sorted(set(launcher.keys()) - allowed)]

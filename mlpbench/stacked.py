@@ -39,6 +39,7 @@ from torch import nn
 from mlpbench import sweep
 from mlpbench.model import MLP, NARROW_UNITS, BatchNorm, HiddenBlock, batch_stats
 from mlpbench.module import HISTORY_KEYS, MLPModule, _Sums
+from mlpbench.files import write_atomic
 from mlpbench.optim import OptimizerStack, build_optimizer
 from mlpbench.results import RunRecord, Status
 from mlpbench.run import Job, check_memory, checkpoint_callback
@@ -579,10 +580,11 @@ class ReplicaCheckpoints(Checkpoint):
                 callback.best_model_score, callback.best_model_path = score, str(best)
                 callback.best_k_models = {str(best): score}
                 callback.kth_best_model_path, callback.kth_value = str(best), score
-            checkpoint = self.replica_checkpoint(full, k)
-            _save(checkpoint, last)
-            if improved:
-                _link_or_save(last, best, checkpoint)
+            buffer = io.BytesIO()
+            torch.save(self.replica_checkpoint(full, k), buffer)
+            write_atomic(last, buffer.getvalue())
+            if improved:  # a file of its own (a hard link would share last.ckpt's damage)
+                write_atomic(best, buffer.getvalue())
 
     def replica_checkpoint(self, full: dict, k: int) -> dict:
         """Replica k's share of the stacked Trainer's checkpoint, keyed as an ordinary run's."""
@@ -616,27 +618,6 @@ class ReplicaCheckpoints(Checkpoint):
         return checkpoint
 
 
-def _link_or_save(source: Path, path: Path, checkpoint: dict) -> None:
-    """`path` as a second name of the file `source` holds (the same checkpoint: no second copy
-    to write), put in place atomically; written anew where the file system has no hard links.
-    Replacing `source` later gives it a new file and leaves this one as it is."""
-    temp = path.with_name(f".{path.name}.link")
-    try:
-        temp.unlink(missing_ok=True)
-        os.link(source, temp)
-        os.replace(temp, path)
-    except OSError:
-        _save(checkpoint, path)
-
-
-def _save(checkpoint: dict, path: Path) -> None:
-    from mlpbench.files import write_atomic
-
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    write_atomic(path, buffer.getvalue())
-
-
 # ---------------------------------------------------------------------------- a group of runs
 
 
@@ -663,13 +644,13 @@ def train_group(jobs: list[Job]) -> list[dict]:
     # Each replica as its run builds it: the same split of the rows, the same initialisation,
     # and the CPU RNG state its run draws dropout masks from.
     data = make_stacked_splits(cfg.data, [job.cfg.seed for job in jobs])
+    sizes = {"train": data.train_rows.shape[1], "val": data.val_rows.shape[1], "test": data.test_rows.shape[1]}
+    check_memory(cfg, data, replicas=len(jobs))
     models, rng = [], []
     for job in jobs:
         pl.seed_everything(job.cfg.seed, verbose=False)
         models.append(MLP(job.cfg.model, data.num_features, data.num_classes))
         rng.append(torch.get_rng_state())
-    check_memory(cfg, data.num_features, data.num_classes, replicas=len(jobs))
-    sizes = {"train": data.train_rows.shape[1], "val": data.val_rows.shape[1], "test": data.test_rows.shape[1]}
     positions = [job.position for job in jobs]
 
     records, loggers = [], []

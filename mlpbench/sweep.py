@@ -3,9 +3,10 @@ there, how parallel runs share the cores, and what the sweep reports when it end
 
 - `hydra.sweep.dir: ${mlpbench_sweep_dir:BASE,${resume}}` is BASE/<date>_<time>, a fresh
   folder; with `resume=true`, the newest folder under BASE that a sweep with the same
-  overrides wrote, so rerunning the same command continues it.
+  overrides (in any order) wrote, so rerunning the same command continues it.
 - In a folder that already holds a run (`plan_run`): ok and diverged runs are skipped,
-  interrupted or killed ones continue from their last checkpoint, failed ones start again.
+  interrupted or killed ones continue from their last checkpoint, and so do runs that failed
+  through no fault of their own (a dead worker, a full disk); other failed ones start again.
   Pointing `hydra.sweep.dir` at an earlier sweep resumes it the same way.
 
 No torch here: this runs before any training starts.
@@ -18,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -33,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpbench.console import command
 from mlpbench.overrides import parse
-from mlpbench.results import RESULT_FILE, Status, read_result
+from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, Status, read_result, read_sweep_config
 
 log = logging.getLogger("mlpbench")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -56,8 +58,10 @@ def run_name(override_dirname: str, job_num: Any) -> str:
 
 
 def _sweep_overrides(overrides: Any) -> list[str]:
-    # `resume=true` is how a sweep is continued, not part of what it runs.
-    return [o.input_line for o in parse(overrides) if o.key_or_group != "resume"]
+    """What a command sweeps, in one order whatever the order typed (the last value of a key
+    counts, as in Hydra); `resume=true` is how a sweep is continued, not part of what it runs."""
+    last = {(o.key_or_group, o.package): o.input_line for o in parse(overrides) if o.key_or_group != "resume"}
+    return sorted(last.values())
 
 
 def _command_overrides() -> list[str]:
@@ -72,12 +76,9 @@ def sweep_dir(base: str, resume: bool) -> str:
     base_path = Path(base)
     if resume:
         wanted = _sweep_overrides(_command_overrides())
-        for saved in sorted(base_path.glob("*/multirun.yaml"), key=lambda p: p.parent.name, reverse=True):
-            try:
-                task = OmegaConf.load(saved).hydra.overrides.task
-            except Exception:  # a sweep killed while Hydra wrote its config: not this one
-                continue
-            if _sweep_overrides(task) == wanted:
+        for saved in sorted(base_path.glob(f"*/{SWEEP_CONFIG}"), key=lambda p: p.parent.name, reverse=True):
+            config = read_sweep_config(saved.parent)  # None: a sweep killed while Hydra wrote it
+            if config is not None and _sweep_overrides(_as_written(config.hydra.overrides.task)) == wanted:
                 print(f"Resuming the sweep in {saved.parent}", file=sys.stderr)
                 return str(saved.parent)
         print(f"resume=true: no earlier sweep with these overrides under {base_path}; starting a new one",
@@ -130,14 +131,17 @@ def plan_run(run_dir: Path, clear: bool = True) -> RunPlan:
     `clear=False` only reads (DDP processes other than rank 0 follow rank 0's plan)."""
     previous = read_result(run_dir)
     if previous is None and not (run_dir / LAST_CHECKPOINT).exists():
+        if clear and (run_dir / RESULT_FILE).exists():  # a record that cannot be used: start over
+            clear_run(run_dir)
         return RunPlan()
     status = Status((previous or {}).get("status", Status.running))
     if status.finished:
         return RunPlan(skip=status, previous=previous)
-    # A run whose worker process died (record_lost_runs) failed through no fault of its own:
-    # it continues from its checkpoint like a killed one.
-    worker_died = ((previous or {}).get("error") or {}).get("type") == WORKER_DIED
-    if (status is not Status.failed or worker_died) and (run_dir / LAST_CHECKPOINT).is_file():
+    # A run whose worker process died (record_lost_runs) or whose disk failed it failed through
+    # no fault of its own: it continues from its checkpoint like a killed one.
+    error = (previous or {}).get("error") or {}
+    resumable = error.get("type") == WORKER_DIED or error.get("resumable") is True
+    if (status is not Status.failed or resumable) and (run_dir / LAST_CHECKPOINT.parent).is_dir():
         return RunPlan(checkpoint=run_dir / LAST_CHECKPOINT, previous=previous)
     if clear:
         clear_run(run_dir)  # failed, or stopped before its first checkpoint: start again
@@ -258,22 +262,68 @@ _held_locks: list = []
 MAX_GRID = 10_000
 
 
+def _swept_counts(config: DictConfig) -> Optional[dict[str, int]]:
+    """{swept override: how many values it gives}, the command's over the preset's
+    (hydra.sweeper.params); None where Hydra alone can count them (glob(), interval())."""
+    params = {str(k): f"{k}={v}" for k, v in _as_written(config.hydra.sweeper.get("params") or {}).items()}
+    for o in parse(_as_written(config.hydra.overrides.task)):
+        params[o.key_or_group] = o.input_line
+    try:
+        return {o.input_line: sum(1 for _ in o.sweep_string_iterator())
+                for o in parse(params.values()) if o.is_sweep_override()}
+    except HydraException:
+        return None
+
+
 def grid_size(config: DictConfig) -> Optional[int]:
-    """Runs in a basic sweep: the product of its swept values, the command's over the preset's
-    (hydra.sweeper.params); None for another sweeper (a search asks for its own trials)."""
+    """Runs in a basic sweep: the product of its swept values; None for another sweeper (a
+    search asks for its own trials) or values Hydra alone can count."""
     if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return None
-    params = {str(k): f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()}
-    for o in parse(config.hydra.overrides.task):
-        params[o.key_or_group] = o.input_line
-    size = 1
-    try:
-        for o in parse(params.values()):
-            if o.is_sweep_override():
-                size *= sum(1 for _ in o.sweep_string_iterator())
-    except HydraException:  # glob() or interval(): not countable here; Hydra checks it itself
-        return None
-    return size
+    counts = _swept_counts(config)
+    return None if counts is None else math.prod(counts.values())
+
+
+def _as_written(node: Any) -> Any:
+    """Overrides as typed: `seed=${oc.env:X}` is text here, resolved (or refused) per run."""
+    return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+
+
+def _refuse(message: str) -> None:
+    print(f"mlpbench: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def usable_folder(value: Any, key: str) -> Path:
+    """An output folder `key` names, or a ConfigError saying why it cannot be one (empty, below
+    a file, not writable): checked before anything is written there."""
+    from mlpbench.schema import ConfigError
+
+    text = "" if value is None else str(value).strip()
+    if not text:
+        raise ConfigError(f"{key}=: an empty folder name would write into the current folder; give a folder")
+    path = Path(text).expanduser()
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={text}: cannot write into {text}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={text}: cannot write into {existing}: permission denied")
+    return path
+
+
+def check_subdir(subdir: Any) -> None:
+    """hydra.sweep.subdir as written: a path inside the sweep folder, never outside it."""
+    from mlpbench.schema import ConfigError
+
+    text = str(subdir or "")
+    if not text.strip() or text.startswith(("/", "~")) or ".." in Path(text).parts:
+        raise ConfigError(f"hydra.sweep.subdir={text}: must name a folder inside the sweep folder "
+                          "(relative, without '..')")
+
+
+def empty_sweeps(config: DictConfig) -> Optional[str]:
+    """The first swept override that gives no values (`seed=range(5,1)`), or None."""
+    return next((o for o, n in (_swept_counts(config) or {}).items() if n == 0), None)
 
 
 class SweepSummary(HydraCallback):
@@ -285,15 +335,31 @@ class SweepSummary(HydraCallback):
 
     LOCK_FILE = ".sweep.lock"
 
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A single run's config and folder, checked before Hydra makes the folder."""
+        from mlpbench.schema import ConfigError, checked
+
+        try:
+            checked(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]))
+            usable_folder(OmegaConf.select(config, "hydra.run.dir", throw_on_resolution_failure=False),
+                          "hydra.run.dir")
+        except ConfigError as e:
+            _refuse(str(e))
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlpbench.schema import ConfigError, resolved, validate, validate_launcher
+        from mlpbench.schema import ConfigError, checked, validate_launcher
 
         try:  # what every run shares is checked once, before any folder is made
             validate_launcher(config.hydra.launcher)
-            validate(resolved(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])))
+            checked(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]))
+            usable_folder(config.hydra.sweep.dir, "hydra.sweep.dir")
+            check_subdir(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir"))
+            empty = empty_sweeps(config)
+            if empty:
+                raise ConfigError(f"{empty}: gives no values, so the sweep would run nothing (a range counts up: "
+                                  "range(1,5) is 1, 2, 3, 4)")
         except ConfigError as e:
-            print(f"mlpbench: error: {e}", file=sys.stderr)
-            sys.exit(2)
+            _refuse(str(e))
         folder = Path(config.hydra.sweep.dir)
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -319,8 +385,13 @@ class SweepSummary(HydraCallback):
             print(f"Checking the {runs:,} runs of the grid before the first starts ...", file=sys.stderr)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlpbench.schema import ConfigError
+
         try:
             self._report(config)
+        except ConfigError as e:  # a file the report needs that cannot be used: its message names it
+            print(f"mlpbench: error: the sweep's report could not be made: {e}", file=sys.stderr)
+            sys.exit(1)
         except Exception as e:  # Hydra would turn it into a warning and exit 0
             log.exception("The sweep's report could not be made: %s: %s", type(e).__name__, e)
             sys.exit(1)

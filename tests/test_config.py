@@ -3,12 +3,12 @@ import sys
 
 import pytest
 
-from mlpbench.schema import ConfigError, validate
+from mlpbench.schema import ConfigError, resolved, validate
 from tests.conftest import REPO, make_config, run_cli
 
 
 @pytest.mark.parametrize("overrides, key, allowed", [
-    (["model.depth=-1"], "model.depth=-1", ">= 0"),
+    (["model.depth=-1"], "model.depth=-1", "[0, 1000]"),
     (["model.depth=2", "model.units=[64]"], "model.units=[64]", "model.depth=2"),
     (["model.units=abc"], "model.units=abc", "mean, geomean"),
     (["model.units=[64,0]", "model.depth=2"], "model.units=[64,0]", "positive"),
@@ -34,14 +34,15 @@ def test_defaults_are_valid_and_are_the_tutorial_setup():
     cfg = make_config()
     validate(cfg)
     assert cfg.data.source == "mnist_small" and cfg.optim.name == "adam"
-    assert (cfg.model.depth, cfg.model.units, cfg.model.activation, cfg.model.input_bn) == (1, 128, "relu", True)
+    assert cfg.model.depth is None and resolved(cfg).model.depth == 1  # null: one layer, or one per width
+    assert (cfg.model.units, cfg.model.activation, cfg.model.input_bn) == (128, "relu", True)
 
 
 @pytest.mark.parametrize("args, expected", [
     (["model.activation=relu6"], ["model.activation", "relu, leaky_relu, tanh, sigmoid"]),
     (["optim=foo"], ["optim/foo", "adagrad", "nadam"]),
     (["optim.rho=0.5"], ["rho", "AdamConfig"]),
-    (["model.depth=-1"], ["model.depth=-1", ">= 0"]),
+    (["model.depth=-1"], ["model.depth=-1", "[0, 1000]"]),
     (["data.val_split=1.5"], ["data.val_split=1.5"]),
     (["data.batch_size=0"], ["data.batch_size=0"]),
     (["model.depth=3", "model.units=[256,128]"], ["model.units=[256,128]", "model.depth=3"]),

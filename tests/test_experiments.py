@@ -66,7 +66,7 @@ def test_presets_fix_the_tutorials_settings():
 
     taper = make_config("experiment=width", "model.units=[256,128,64]")
     validate(resolved(taper))
-    assert resolved(taper).model.depth == 3 and taper.model.depth == 1  # a list of widths sets the depth
+    assert resolved(taper).model.depth == 3 and taper.model.depth is None  # a list of widths sets the depth
     assert settings("width")[-3:] == ["model.units=[256,128,64]", "model.units=mean", "model.units=geomean"]
 
     assert settings("depth_linear") == [f"model.depth={d}" for d in range(2, 11)]

@@ -36,11 +36,12 @@ def test_a_planted_checkpoint_runs_no_code_on_resume_and_the_run_starts_over(tmp
     result = json.loads((run_dir / "result.json").read_text())
     (run_dir / "result.json").write_text(json.dumps({**result, "status": "interrupted"}))
     marker = tmp_path / "code-ran"
-    (run_dir / "checkpoints" / "last.ckpt").write_bytes(pickle.dumps({"state_dict": Planted(str(marker))}))
+    for name in ("last.ckpt", "best.ckpt"):
+        (run_dir / "checkpoints" / name).write_bytes(pickle.dumps({"state_dict": Planted(str(marker))}))
     again = run_cli("-m", "model.depth=1", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert not marker.exists()
-    assert "cannot be read" in again.stdout + again.stderr and "the run starts over" in again.stdout + again.stderr
+    assert "cannot be used" in again.stdout + again.stderr and "the run starts over" in again.stdout + again.stderr
     rerun = json.loads((run_dir / "result.json").read_text())
     assert rerun["status"] == "ok" and rerun["epochs"] == 2 and "resumed" not in rerun
 

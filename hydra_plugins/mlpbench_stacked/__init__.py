@@ -103,6 +103,9 @@ class StackedLauncher(Launcher):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         for ret in returns:  # what each run did is in its result.json; the report reads those
+            if ret.status is JobStatus.FAILED:  # set up by Hydra, failed in mlpbench's checks
+                _record_setup_failure(ret)
+                ret.status = JobStatus.COMPLETED
             ret.return_value = None
         return returns
 
@@ -130,10 +133,10 @@ class StackedLauncher(Launcher):
                 alone.append([ret])
                 continue
             if job.plan.checkpoint is not None:
-                job.position = run.checkpoint_position(job.plan.checkpoint)  # train_group reads it from here
-                if job.position is None:  # unreadable: the run starts over, as on its own
+                found = run.usable_checkpoint(job.plan.checkpoint, job.cfg.model)  # train_group reads it from here
+                if found is None:  # unusable: the run starts over, as on its own
                     clear_run(job.run_dir)
-                    job.plan.checkpoint = None
+                job.plan.checkpoint, job.position = found or (None, None)
             groups.setdefault(stack_key(job.cfg, job.position), []).append(ret)
         stacks = [g[i:i + self.max_replicas] for g in groups.values() for i in range(0, len(g), self.max_replicas)]
         return sorted(stacks + alone, key=_cost, reverse=True)
@@ -227,12 +230,9 @@ def train_stack(jobs: list, log_files: list[Path], job_logging, verbose) -> None
 
             train_group(jobs)
     except Exception as e:
-        if len(jobs) > 1:  # said once, into every run's log
-            names = ", ".join(job.run_dir.name for job in jobs)
-            log.error("Runs %s failed: %s: %s", names, type(e).__name__, e,
-                      exc_info=None if isinstance(e, run.ConfigError) else e)
+        run.say_failure([job.run_dir for job in jobs], e)  # once, into every run's log
         for job in jobs:
-            run.record_failure(job, e, say=len(jobs) == 1)
+            run.record_failure(job, e, say=False)
     finally:
         root.removeHandler(router)
         router.close()
@@ -267,6 +267,17 @@ def _keep_compositions(loader) -> None:
 
     loader.load_sweep_config = load_sweep_config
     loader._mlpbench_kept = kept
+
+
+def _record_setup_failure(ret: JobReturn) -> None:
+    """A job that failed before training (its return value is the exception): recorded in its
+    folder as failed, said once, and the sweep goes on."""
+    from mlpbench import run
+
+    error = ret._return_value
+    run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir)
+    job = run.Job(ret.cfg, run_dir, list(ret.overrides or []), None, None, ret.hydra_cfg.hydra.job.num, None)
+    run.record_failure(job, error)
 
 
 def _balanced(groups: list[list[JobReturn]], workers: int) -> list[list[JobReturn]]:

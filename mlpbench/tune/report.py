@@ -16,7 +16,7 @@ from mlpbench.console import command
 from mlpbench.files import figure, fit, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.results import Status, read_result
 from mlpbench.tune.space import Dimension, grid_size, parse_space
-from mlpbench.tune.study import STUDY_FILE, direction, objective_key, storage
+from mlpbench.tune.study import STUDY_FILE, direction, load_study, objective_key
 
 log = logging.getLogger("mlpbench")
 
@@ -69,7 +69,7 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=config.tune.study_name, storage=storage(sweep_dir))
+    study = load_study(sweep_dir, config)
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}
     repeats = {t.number for t in trials if "same_as" in t.user_attrs}

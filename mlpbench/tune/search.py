@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import fcntl
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -24,7 +25,8 @@ from typing import Any, Optional, Sequence
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from mlpbench.schema import ConfigError, resolved, validate
+from mlpbench.results import Status, read_result
+from mlpbench.schema import ConfigError, Pruner, checked
 from mlpbench.sweep import run_name
 from mlpbench.tune.report import write_report
 from mlpbench.tune.space import flat, grid_size, parse_space
@@ -104,10 +106,30 @@ class Search:
             for value in dim.probes():
                 try:
                     cfg = loader.load_sweep_config(self.config, [*self.arguments, dim.override(value)])
-                    validate(resolved(cfg))
+                    checked(cfg)
                 except Exception as e:  # Hydra's own errors and ours read the same to a user
                     message = " ".join(str(e).split())
                     raise ConfigError(f"tune.space.{dim.key}: the value {value} cannot run: {message}") from None
+
+    def _check_settings(self) -> None:
+        """What Optuna would pass over in silence: pruning that can never stop a trial, points to
+        try first outside the space."""
+        tune, epochs, pruner = self.tune, self.config.trainer.max_epochs, Pruner(self.tune.pruner)
+        if pruner is not Pruner.none and epochs > 1 and tune.min_resource >= epochs:
+            raise ConfigError(f"tune.min_resource={tune.min_resource}: must be below trainer.max_epochs={epochs}, "
+                              f"or tune.pruner={pruner.value} never stops a trial (tune.pruner=none for no pruning)")
+        for i, given in enumerate(self.tune.enqueue):
+            for key, value in flat(given).items():
+                if key not in self.distributions:
+                    raise ConfigError(f"tune.enqueue[{i}].{key}: not a dimension of tune.space (its dimensions: "
+                                      f"{', '.join(self.distributions)})")
+                distribution = self.distributions[key]
+                try:
+                    inside = distribution._contains(distribution.to_internal_repr(value))
+                except (ValueError, TypeError):
+                    inside = False
+                if not inside:
+                    raise ConfigError(f"tune.enqueue[{i}].{key}={value}: outside tune.space.{key} ({distribution})")
 
     def _lock(self):
         handle = open(self.sweep_dir / ".tune.lock", "w")
@@ -134,8 +156,16 @@ class Search:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        store = storage(self.sweep_dir)
+        # A folder holds one study: its trials' run folders are that study's (a second study
+        # there would take them over as its own).
+        others = [name for name in optuna.get_all_study_names(store) if name != self.tune.study_name]
+        if others:
+            raise ConfigError(f"{self.sweep_dir} holds the study {others[0]!r}, not {self.tune.study_name!r}: a "
+                              f"folder holds one study. Give this one its own folder (hydra.sweep.dir), or continue "
+                              f"that one with tune.study_name={others[0]}")
         study = optuna.create_study(
-            storage=storage(self.sweep_dir), study_name=self.tune.study_name,
+            storage=store, study_name=self.tune.study_name,
             direction=direction(self.objective), load_if_exists=True,
             pruner=make_pruner(self.tune, self.config.trainer.max_epochs))
         # Seeded by how far the study has come: a continued study draws new points, not the
@@ -155,18 +185,28 @@ class Search:
         return study
 
     def _recover(self, study) -> None:
-        """Trials left running by a tuner that died: failed, and tried again first."""
+        """Trials left running by a tuner that died: taken as their runs ended where they did
+        (a worker may have finished one after the search died), else failed and tried again first."""
+        import optuna
         from optuna.trial import TrialState
 
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            run = trial.user_attrs.get("run")
+            result = read_result(self.sweep_dir / run) if run else None
+            if result is not None and Status(result["status"]).finished:  # its run ended after the search did
+                tell(study, optuna.trial.Trial(study, trial._trial_id), self.sweep_dir / run, self.objective)
+                log.warning("Trial %d: its run %s ended after the earlier search did; its result is taken",
+                            trial.number, run)
+                continue
             retry(study, trial)
-            log.warning("Trial %d was cut off by the end of an earlier search: marked failed, tried again",
-                        trial.number)
+            log.warning("Trial %d was cut off by the end of an earlier search: marked failed, tried again (its run "
+                        "continues from its last checkpoint)", trial.number)
 
     # -- the loop
     def run(self) -> Any:
-        validate(resolved(self.config))  # tune.* itself first: its errors are not the space's
+        checked(self.config)  # tune.* itself first: its errors are not the space's
         self._check_arguments()
+        self._check_settings()
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         lock = self._lock()
         try:
@@ -197,11 +237,12 @@ class Search:
     def _trial_overrides(self, trial, overrides: list[str]) -> list[str]:
         """A trial's own folder (trial_007_model.units=224,optim.lr=0.001), and the callback that
         reports its epochs to the study and prunes it."""
-        folder = f"trial_{trial.number:03d}_{run_name(','.join(sorted(overrides)), trial.number)}"
+        # A trial tried again (retry) continues in the run folder of the trial it repeats.
+        folder = trial.user_attrs.get("run") or f"trial_{trial.number:03d}_{run_name(','.join(sorted(overrides)), trial.number)}"
         trial.set_user_attr("run", folder)  # known even if the search dies before the trial ends
         return [f"hydra.sweep.subdir={_quoted(folder)}",
                 f"+callbacks.tune_trial={{_target_:mlpbench.tune.trial.TrialPruning,"
-                f"study_dir:{_quoted(str(self.sweep_dir.resolve()))},trial:{trial.number}}}"]
+                f"study_dir:{_quoted(str(self.sweep_dir.resolve()))},trial:{trial.number},search_pid:{os.getpid()}}}"]
 
     def _exhausted(self, study, asked: Sequence = ()) -> bool:
         """Every point of a finite grid has been tried (or is in the batch being asked for)."""

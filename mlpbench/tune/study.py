@@ -12,22 +12,58 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from mlpbench.overrides import NOT_A_SETTING
-from mlpbench.results import Status, read_result
-from mlpbench.schema import Objective, Pruner, Sampler
-from mlpbench.tune.space import flat
+from mlpbench.results import SWEEP_CONFIG, Status, read_result, read_sweep_config
+from mlpbench.schema import SAFE_NAME, ConfigError, Objective, Pruner, Sampler
+from mlpbench.tune.space import flat, parse_space
 
 log = logging.getLogger("mlpbench")
 STUDY_FILE = "study.db"
 # The search's config, saved in its folder: what the report and each trial read.
-CONFIG_FILE = "multirun.yaml"
+CONFIG_FILE = SWEEP_CONFIG
 # Settings that may change between runs of one study: how many trials, how many at once, points
 # to try first, and what is no property of a run (resume, the console's settings).
 RESUMABLE_CHANGES = ("tune.n_trials", "tune.n_jobs", "tune.enqueue", *sorted(NOT_A_SETTING - {"experiment"}))
 
 
 def load_config(sweep_dir: Path) -> DictConfig:
-    """The config the search in sweep_dir was started with."""
-    return OmegaConf.load(Path(sweep_dir) / CONFIG_FILE)
+    """The config the search in sweep_dir was started with; a ConfigError naming the file where
+    it cannot be used (missing, damaged, not a search's)."""
+    path = Path(sweep_dir) / CONFIG_FILE
+    config = read_sweep_config(sweep_dir)
+    if config is None:
+        raise ConfigError(f"{path}: missing or damaged; a search's folder keeps the config it was started with here")
+    try:
+        name = str(config.tune.study_name)
+        Objective(config.tune.objective)
+        parse_space(config.tune.space)
+        int(config.trainer.max_epochs)
+    except Exception as e:  # OmegaConf's, the enum's and the space's errors alike
+        raise ConfigError(f"{path}: not a search's config ({' '.join(str(e).split())[:200]})") from None
+    if not SAFE_NAME.match(name):
+        raise ConfigError(f"{path}: tune.study_name={name} is not a study's name")
+    return config
+
+
+def load_study(sweep_dir: Path, config: DictConfig, **kwargs):
+    """The study config.tune.study_name of sweep_dir's study.db; a ConfigError naming the file
+    where it is not there or cannot be opened."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    path = Path(sweep_dir) / STUDY_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing; there is no study in {sweep_dir}")
+    try:
+        store = storage(sweep_dir)
+        names = optuna.get_all_study_names(store)
+        if config.tune.study_name not in names:
+            raise ConfigError(f"{path}: holds no study {config.tune.study_name!r} (it holds: "
+                              f"{', '.join(names) or 'none'})")
+        return optuna.load_study(study_name=config.tune.study_name, storage=store, **kwargs)
+    except SQLAlchemyError as e:
+        reason = " ".join(str(getattr(e, "orig", None) or e).split())[:200]
+        raise ConfigError(f"{path}: cannot open the study ({reason}); if another search is using it, wait for "
+                          "it; if the file is damaged, move it away to start the study again") from None
 
 
 def storage_url(sweep_dir: Path) -> str:
@@ -101,7 +137,9 @@ def retry(study, trial) -> None:
     from optuna.trial import TrialState
 
     study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+    # The repeat continues in the same run folder: from its last checkpoint, or its result if done.
+    again = {"retry_of": trial.number, **({"run": trial.user_attrs["run"]} if trial.user_attrs.get("run") else {})}
+    study.enqueue_trial(dict(trial.params), user_attrs=again)
 
 
 def ended_count(study) -> int:

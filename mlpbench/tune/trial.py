@@ -5,6 +5,10 @@ the run itself knows nothing of the search."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -13,7 +17,10 @@ from optuna_integration import PyTorchLightningPruningCallback
 
 from mlpbench.results import Status
 from mlpbench.schema import ConfigError
-from mlpbench.tune.study import STUDY_FILE, load_config, make_pruner, objective_key, storage
+from mlpbench.tune.study import STUDY_FILE, load_config, load_study, make_pruner, objective_key
+
+
+_watching = False
 
 
 class TrialPruning(PyTorchLightningPruningCallback):
@@ -21,22 +28,25 @@ class TrialPruning(PyTorchLightningPruningCallback):
     trial ends like a finished run, with status "pruned", instead of as an exception
     (mlpbench.run.train reads `stop_status`)."""
 
-    def __init__(self, study_dir: str, trial: int):
+    def __init__(self, study_dir: str, trial: int, search_pid: Optional[int] = None):
         study_dir = Path(study_dir)
         if not (study_dir / STUDY_FILE).is_file():
             raise ConfigError(f"callbacks.tune_trial: set by the search for its own trials; there is no study "
                               f"in {study_dir}")
         config = load_config(study_dir)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        store = storage(study_dir)
-        study = optuna.load_study(study_name=config.tune.study_name, storage=store,
-                                  sampler=optuna.samplers.RandomSampler(),  # the search samples, not the trial
-                                  pruner=make_pruner(config.tune, config.trainer.max_epochs))
+        study = load_study(study_dir, config,
+                           sampler=optuna.samplers.RandomSampler(),  # the search samples, not the trial
+                           pruner=make_pruner(config.tune, config.trainer.max_epochs))
+        store = study._storage
         # The trial the search asked for, in another process (Optuna's storage API).
         trial_id = store.get_trial_id_from_study_id_trial_number(store.get_study_id_from_name(study.study_name),
                                                                  trial)
         super().__init__(optuna.trial.Trial(study, trial_id), monitor=objective_key(config.tune))
         self.stop_status: Optional[Status] = None
+        if search_pid is not None and search_pid != os.getpid() and os.getppid() == search_pid:
+            _end_with_parent(search_pid)
+
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if pl_module.current_epoch + 1 >= trainer.max_epochs and not trainer.sanity_checking:
@@ -50,3 +60,20 @@ class TrialPruning(PyTorchLightningPruningCallback):
         except optuna.TrialPruned:
             self.stop_status = Status.pruned
             trainer.should_stop = True
+
+
+def _end_with_parent(parent: int) -> None:
+    """A trial in a worker process of the search (tune.n_jobs > 1) stops as Ctrl-C stops a run
+    (SIGTERM: interrupted, its checkpoint kept) when the search dies: orphaned, it would go on
+    training a trial the next search tries again, in the same folder."""
+    global _watching
+    if _watching:  # one watch per worker process, whichever trial it trains
+        return
+    _watching = True
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="mlpbench-parent-watch", daemon=True).start()
