@@ -1,7 +1,6 @@
 """Whole runs as a user starts them: `python -m mlpbench`, single and multirun, and in-process runs."""
 
 import json
-from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, EventAccumulator

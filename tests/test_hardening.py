@@ -13,7 +13,7 @@ from mlpbench import data
 from mlpbench.files import markdown
 from mlpbench.schema import ConfigError, resolved, validate
 from mlpbench.sweep import run_name
-from tests.conftest import make_config, only_sweep, run_cli, run_rows, start_cli, wait_for_file, write_fake_mnist
+from tests.conftest import make_config, run_cli, run_rows, start_cli, wait_for_file, write_fake_mnist
 
 TINY = ["data.limit=200", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
 

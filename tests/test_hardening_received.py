@@ -9,6 +9,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from mlpbench import __main__ as cli
 from mlpbench import data, report, sweep
@@ -163,28 +164,48 @@ def test_what_would_fail_at_run_time_is_a_config_error_naming_the_key(overrides,
 
 
 def test_refused_values_leave_no_folder_and_sweeps_check_their_launcher_and_values(tmp_path):
-    for args in (["seed=${oc.env:MLPBENCH_NO_SUCH_VARIABLE}"], ["model.depth=20000", "model.units=2"],
-                 ["data.limit=2", "data.val_split=0.5"],
-                 ["+callbacks.es={_target_:lightning.pytorch.callbacks.EarlyStopping,monitor:nope}"]):
-        proc = run_cli(*TINY, *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-        assert not (tmp_path / "run").exists(), args
+    from mlpbench import run
+    from mlpbench.run import compose_config
+    from mlpbench.schema import validate_launcher
+
+    proc = run_cli(*TINY, "seed=${oc.env:MLPBENCH_NO_SUCH_VARIABLE}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 2 and "seed: " in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
     for args, message in ((["seed=range(5,1)"], "seed=range(5,1): gives no values"),
-                          (["seed=1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs=0"),
-                          (["seed=1", "hydra/launcher=joblib", "hydra.launcher.backend=bogus"],
-                           "hydra.launcher.backend=bogus"),
                           (["seed=1,2", "hydra.sweep.subdir=../../escaped"], "must name a folder inside the sweep")):
         proc = run_cli("-m", *TINY, *args, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert not (tmp_path / "sweep").exists() and not (tmp_path / "escaped").exists()
+    for options, message in (({"n_jobs": 0}, "hydra.launcher.n_jobs=0"), ({"backend": "bogus"}, "backend=bogus")):
+        launcher = compose_config(["hydra/launcher=joblib"], with_hydra=True).hydra.launcher
+        launcher.update(options)
+        with pytest.raises(ConfigError, match=message):
+            validate_launcher(launcher)
+    with pytest.raises(data.DataError, match="leave 1 training row; need at least 2"):
+        data.make_splits(make_config("data.limit=2", "data.val_split=0.5").data, 1)
+    for spec, message in (({"monitor": "nope"}, "callbacks.es.monitor=nope: no run logs it"),
+                          ({"monitor": "val_loss", "bogus": 1}, "callbacks.es: cannot be built")):
+        es = OmegaConf.create({"_target_": "lightning.pytorch.callbacks.EarlyStopping", **spec})
+        with pytest.raises(ConfigError, match=message):
+            run._callback("es", es)
 
 
 def test_a_search_refuses_pruning_that_cannot_prune_and_points_outside_its_space(tmp_path):
-    for args, message in ((["tune.min_resource=100"], "tune.min_resource=100: must be below trainer.max_epochs=2"),
-                          (["tune.enqueue=[{model.units:100}]"], "tune.enqueue[0].model.units=100: outside"),
-                          (["tune.enqueue=[{units:128}]"], "tune.enqueue[0].units: not a dimension")):
-        proc = run_cli("experiment=tune_units", *TINY, *args, f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
-        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    proc = run_cli("experiment=tune_units", *TINY, "tune.min_resource=100", f"hydra.sweep.dir={tmp_path / 's'}",
+                   cwd=tmp_path)
+    assert proc.returncode == 2 and "tune.min_resource=100: must be below trainer.max_epochs=2" in proc.stderr
+    from mlpbench.tune.search import Search
+    from mlpbench.tune.space import parse_space
+
+    for given, message in (("[{model.units:100}]", "tune.enqueue[0].model.units=100: outside"),
+                           ("[{units:128}]", "tune.enqueue[0].units: not a dimension")):
+        search = Search.__new__(Search)
+        search.config = make_config("experiment=tune_units", f"tune.enqueue={given}")
+        search.tune = search.config.tune
+        search.distributions = {d.key: d.distribution() for d in parse_space(search.tune.space)}
+        with pytest.raises(ConfigError) as refused:
+            search._check_settings()
+        assert message in str(refused.value)
 
 
 # ---------------------------------------------------------------------------- 4. paths
@@ -239,28 +260,7 @@ def test_a_run_failed_by_its_disk_continues_and_resume_finds_its_sweep_in_any_or
         sweep._sweep_overrides(["model.depth=2", "seed=1,2"])
 
 
-def test_a_study_is_bound_to_its_folder_and_a_finished_orphan_trial_is_taken(tmp_path):
-    folder = tmp_path / "search"
-    first = run_cli("experiment=tune_units", *TINY, "tune.n_trials=1", f"hydra.sweep.dir={folder}", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    other = run_cli("experiment=tune_units", *TINY, "tune.n_trials=1", "tune.study_name=other",
-                    f"hydra.sweep.dir={folder}", cwd=tmp_path)
-    assert other.returncode == 2 and "holds the study 'tune_units', not 'other'" in other.stderr
-    # A search killed while its trial's worker went on: the trial is left running, its run ended ok.
-    import optuna
-
-    from mlpbench.tune.search import Search
-    from mlpbench.tune.study import load_config, load_study
-
-    study = load_study(folder, load_config(folder))
-    (done,) = study.get_trials()
-    orphan = study.ask({"model.units": done.distributions["model.units"], "optim.lr": done.distributions["optim.lr"]})
-    orphan.set_user_attr("run", done.user_attrs["run"])
-    search = Search.__new__(Search)
-    search.sweep_dir, search.objective = folder, "val_acc"
-    search._recover(study)
-    assert study.get_trials()[-1].state == optuna.trial.TrialState.COMPLETE  # taken, not trained again
-    assert not [t for t in study.get_trials() if t.state == optuna.trial.TrialState.WAITING]
+# A study bound to its folder, a finished orphaned trial taken: tests/test_tune.py (a search's folder).
 
 
 # ---------------------------------------------------------------------------- 6. reports

@@ -55,14 +55,13 @@ def test_the_benchmark_runs_and_checks_that_updates_match(tmp_path):
     env = dict(os.environ, MLPBENCH_DATA=str(tmp_path))
     write_fake_mnist(tmp_path / "mnist", n_train=600, n_test=200)
     proc = subprocess.run([sys.executable, "-m", "mlpbench.bench", "--rows", "400", "--epochs", "2",
-                           "--batch-sizes", "64", "--no-keras", "--no-startup", "--stacked-rows", "200",
-                           "--replicas", "2", "--sweeps", "tiny", "--pairs", "2"],
+                           "--batch-sizes", "64", "--no-keras", "--no-startup", "--stacked-rows", "0",
+                           "--sweeps", "tiny", "--pairs", "2"],
                           cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    stacked, loop = [line for line in proc.stdout.splitlines() if line.startswith("| 64 |")]
+    (loop,) = [line for line in proc.stdout.splitlines() if line.startswith("| 64 |")]
     assert "| yes (" in loop
-    # batch 64, K = 2: both launchers ran the sweep and their val_loss histories agree to the bit.
-    assert stacked.startswith("| 64 | 2 |") and float(stacked.rstrip(" |").rsplit("|", 1)[1]) == 0
-    # A sweep of 4 runs, two pairs: a ratio with its interval, and the same numbers.
+    # A sweep of 4 runs, two pairs, under both launchers: a ratio with its interval, and val_loss
+    # histories equal to the bit (the K-seeds table, `--stacked-rows`, compares the same way).
     tiny = next(line for line in proc.stdout.splitlines() if line.startswith("| tiny | 4 |"))
     assert ", n = 2 |" in tiny and "± " in tiny and tiny.rstrip(" |").endswith("0.0e+00")

@@ -105,6 +105,26 @@ def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tm
     assert again.returncode == 0, again.stderr
     retrained = json.loads((tmp_path / "best" / "result.json").read_text())
     assert retrained["config"]["model"]["units"] == best.params["model.units"]
+
+    # The folder holds its study: another study there would take over its trials' folders.
+    other = run_cli(*TINY, "tune.n_trials=1", "tune.study_name=other", f"hydra.sweep.dir={study_dir(tmp_path)}",
+                    cwd=tmp_path)
+    assert other.returncode == 2 and "holds the study 'tune_units', not 'other'" in other.stderr
+    # A search killed while a worker went on with its trial: the trial, left running, is taken as
+    # its run ended (here: the first trial's folder), not trained again.
+    from mlpbench.tune.search import Search
+    from mlpbench.tune.study import load_config, load_study
+
+    study = load_study(study_dir(tmp_path), load_config(study_dir(tmp_path)))
+    first = study.get_trials()[0]
+    orphan = study.ask(first.distributions)
+    orphan.set_user_attr("run", first.user_attrs["run"])
+    search = Search.__new__(Search)
+    search.sweep_dir, search.objective = study_dir(tmp_path), "val_acc"
+    search._recover(study)
+    taken = study.get_trials()[orphan.number]
+    assert taken.state.name == first.state.name and taken.user_attrs["run"] == first.user_attrs["run"]
+    assert not [t for t in study.get_trials() if t.state.name == "WAITING"]  # nothing queued to train again
     assert retrained["config"]["optim"]["lr"] == best.params["optim.lr"]
 
     # The study continues only with the settings it was started with.
