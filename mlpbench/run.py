@@ -426,6 +426,13 @@ def prepare(cfg: DictConfig) -> Job | None:
     in_sweep = hc.mode == RunMode.MULTIRUN
     # Lightning's DDP starts ranks 1.. as this same command: they follow rank 0's plan.
     ddp_child = int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+    if in_sweep and not run_dir.resolve().is_relative_to(Path(hc.sweep.dir).resolve()):
+        # hydra.sweep.subdir resolved per run (an interpolation) to a folder outside the sweep:
+        # said on the console (its log file goes with the folder Hydra made for it)
+        print(f"mlpbench: error: run {run_dir}: not run: hydra.sweep.subdir puts it outside its sweep folder "
+              f"{hc.sweep.dir}", file=sys.stderr)
+        _discard_unstarted(run_dir, hc.job.name)
+        return None
     plan = sweep.plan_run(run_dir, clear=not ddp_child)
     if plan.skip:
         log.info("Run %s: already %s in %s; skipped", run_dir.name, plan.skip, run_dir)
