@@ -38,14 +38,14 @@ def _check_received_config(args: list[str]) -> None:
     from hydra._internal.utils import get_args_parser
 
     from mlpbench.overrides import parse
-    from mlpbench.schema import TRUSTED_TARGETS
+    from mlpbench.schema import trusted
 
     known, _ = get_args_parser().parse_known_args(args)  # Hydra's own reading of the flags
     overrides = list(known.overrides or [])
     searched = any("hydra.searchpath" in o for o in overrides)
     if not known.config_dir and not searched:
         return
-    where = known.config_dir or "hydra.searchpath"
+    where = f"--config-dir {known.config_dir}" if known.config_dir else "hydra.searchpath"
     try:
         parsed = parse(overrides)
         single = [o.input_line for o in parsed if not o.is_sweep_override()]
@@ -53,14 +53,14 @@ def _check_received_config(args: list[str]) -> None:
                                for o in parsed if o.is_sweep_override() for value in o.sweep_string_iterator()]
         problems = [p for variant in variants for p in _received_problems(known, variant)]
     except Exception as e:  # fail closed: what cannot be read cannot be checked
-        _fail(f"--config-dir {where}: cannot read its config ({' '.join(str(e).split())[:300]})")
+        _fail(f"{where}: cannot read its config ({' '.join(str(e).split())[:300]})")
     for key, value in problems:
-        if key.endswith("._target_") and value is not None and not str(value).startswith(TRUSTED_TARGETS):
-            _fail(f"{key}={value}: a config from {where} may only name mlpbench's, Hydra's or Lightning's "
+        if key.endswith("._target_") and value is not None and not trusted(value):
+            _fail(f"{key}={value}: a config from {where.split()[-1]} may only name mlpbench's, Hydra's or Lightning's "
                   "callbacks in _target_; refusing to run it (check the file, and give that callable on the "
                   "command line if you trust it)")
         if not key.endswith("._target_"):
-            _fail(f"{key}: set to {value!r} by a config from {where}; a received config may set only mlpbench's "
+            _fail(f"{key}: set to {value!r} by a config from {where.split()[-1]}; a received config may set only mlpbench's "
                   "own keys (and which runs a sweep makes), not Hydra's environment, logging, callbacks or "
                   "output folders; refusing to run it (give that setting on the command line if you mean it)")
 
@@ -71,21 +71,28 @@ def _received_problems(known, variant: list[str]) -> list[tuple[str, object]]:
     neither what the same command gives without the received folder nor Hydra's own default."""
     from pathlib import Path
 
-    from hydra import compose, initialize_config_dir, initialize_config_module
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_automatic_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     from mlpbench.results import flat_keys
     from mlpbench.schema import targets
 
     def composed(overrides: list[str], config_name, received: bool):
+        # The search path as Hydra's command line makes it: the package's configs, then the
+        # --config-dir folder (hydra/_internal/utils.py, add_conf_dir), then hydra.searchpath's.
+        search_path = create_automatic_config_search_path(None, None, "pkg://mlpbench.conf")
         if received and known.config_dir:
-            init = initialize_config_dir(config_dir=str(Path(known.config_dir).resolve()), version_base="1.3")
-            # The package's own groups (trainer/default, ...) beside the folder, as Hydra has them.
-            overrides = ["hydra.searchpath=[pkg://mlpbench.conf]", *overrides]
-        else:
-            init = initialize_config_module(config_module="mlpbench.conf", version_base="1.3")
-        with init:
-            return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+            search_path.prepend(provider="command-line", path=f"file://{Path(known.config_dir).resolve()}",
+                                anchor=SearchPathQuery(provider="schema"))
+        hydra = Hydra.create_main_hydra2(task_name="mlpbench", config_search_path=search_path)
+        try:
+            return hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN, with_log_configuration=False)
+        finally:
+            GlobalHydra.instance().clear()
 
     cfg = composed(variant, known.config_name or "config", received=True)
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
@@ -113,6 +120,10 @@ def _received_problems(known, variant: list[str]) -> list[tuple[str, object]]:
     hydras = composed([*chosen, *typed], None, received=False)
     allowed = [flat_keys(OmegaConf.to_container(c.hydra, resolve=False), prefix="hydra.") for c in (ours, hydras)]
     for key, value in received.items():
+        swept = key.removeprefix("hydra.sweeper.params.") if key.startswith("hydra.sweeper.params.") else None
+        if swept is not None and swept.lstrip("+~").startswith("hydra"):  # a sweep over Hydra's own keys
+            found.append((key, value))
+            continue
         if key.startswith(RECEIVED_MAY_SET) or key.endswith("._target_"):
             continue
         if all(a.get(key, _ABSENT) != value for a in allowed):
@@ -190,6 +201,14 @@ def _cli() -> None:
             _fail(f"{arg}: presets are chosen with {arg[1:]} (no '+')")
         if arg.startswith("="):
             _fail(f"{arg}: an override is KEY=VALUE, e.g. model.depth=4")
+    for flag, why in (("--config-path", "it replaces mlpbench's own configs; add a folder of configs with "
+                                        "--config-dir DIR instead"),
+                      ("-cp", "it replaces mlpbench's own configs; add a folder of configs with --config-dir DIR "
+                              "instead"),
+                      ("--experimental-rerun", "it unpickles a file, which can run any code; rerun a run with "
+                                               "--config-dir RUN/.hydra --config-name config")):
+        if any(arg == flag or arg.startswith(flag + "=") for arg in sys.argv[1:]):
+            _fail(f"{flag}: not supported by mlpbench: {why}")
     _check_names(sys.argv[1:])
     _check_received_config(sys.argv[1:])
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:

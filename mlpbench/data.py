@@ -113,8 +113,9 @@ def _disk_cached(name: str, inputs: list[Path], build) -> Arrays:
         return _checked_arrays(Arrays(**loaded, num_classes=meta["num_classes"]))
     except FileNotFoundError:
         pass
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        log.warning("The array cache in %s is damaged (%s); reading the source again", folder, e)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        log.warning("The array cache in %s is damaged (%s: %s); reading the source again", folder,
+                    type(e).__name__, e)
     arrays = build()
     fields = [f for f in _ARRAY_FIELDS if getattr(arrays, f) is not None]
     try:  # a cache that cannot be written (read-only home) only costs speed
@@ -137,6 +138,8 @@ def _checked_arrays(arrays: Arrays) -> Arrays:
     """The cache's arrays as a source gives them, or ValueError: features 2-d float32, labels
     1-d int64 of the same rows, num_classes one more than the largest label (a meta.json edited
     to 100 classes would otherwise train another model, silently)."""
+    if arrays.x_train is None or arrays.y_train is None:
+        raise ValueError("it has no training arrays")
     splits = [("train", arrays.x_train, arrays.y_train)]
     if (arrays.x_test is None) != (arrays.y_test is None):
         raise ValueError("a test split with features but no labels, or labels but no features")

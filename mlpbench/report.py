@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, Optional
 from mlpbench import overrides
 from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.results import RESULT_FILE, Status, load_results, natural_key, read_result, read_sweep_config
-from mlpbench.schema import TRUSTED_TARGETS, ConfigError, Metric
+from mlpbench.schema import ConfigError, Metric, trusted
 from mlpbench.stats import Summary, Verdict, headline, summarize, verdicts
 
 REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
@@ -63,8 +63,13 @@ class Run:
 
     @property
     def seed(self) -> Optional[int]:
-        seed = str(self.settings.get(REPEAT_KEY, (self.result.get("config") or {}).get("seed")))
-        return int(seed) if seed.isdigit() else None  # a failed run's unresolved seed= pairs with none
+        # As its seed= override says; an interpolated one (seed=${...}) as its config has it
+        # resolved; a failed run's unresolved seed pairs with none.
+        typed = str(self.settings.get(REPEAT_KEY))
+        if typed.isdigit():
+            return int(typed)
+        seed = (self.result.get("config") or {}).get("seed")
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
     def value(self, metric: str) -> Optional[float]:
         if metric == "gap":  # positive and growing: the network fits its training rows better than new ones
@@ -682,7 +687,7 @@ def _sweeper_report(folder: Path):
     from omegaconf import OmegaConf
 
     target = str(OmegaConf.select(config, "hydra.sweeper._target_", default="", throw_on_resolution_failure=False))
-    if not target.startswith(TRUSTED_TARGETS):  # a folder someone sent must not name code to import
+    if not trusted(target):  # a folder someone sent must not name code to import
         return None
     try:
         report_sweep = getattr(get_class(target), "report_sweep", None)
@@ -701,8 +706,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                         "several sweeps outputs/compare/<names>_<time>)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     args = parser.parse_args(argv)
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {args.out}: is a file, not a folder")
+    if args.out is not None and (not str(args.out).strip() or (args.out.exists() and not args.out.is_dir())):
+        parser.error(f"--out {args.out}: must name a folder" + (" (it is a file)" if str(args.out).strip() else ""))
     try:
         own_report = _sweeper_report(args.dirs[0]) if len(args.dirs) == 1 else None
         if own_report is not None:  # a search's folder: its sweeper's report (mlpbench.sweep.SweepSummary)
@@ -712,7 +717,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (FileNotFoundError, ConfigError) as e:
         parser.error(str(e))
     except OSError as e:  # --out below a file, or a folder that cannot be written
-        parser.error(f"cannot write {e.filename}: {e.strerror}")
+        parser.error(f"{'--out ' + str(args.out) + ': ' if args.out else ''}cannot write {e.filename}: {e.strerror}")
     if not report.written:
         deeper = sorted({p.parts[len(Path(d).parts)] for d in args.dirs for p in Path(d).glob(f"*/*/*/{RESULT_FILE}")})
         hint = f"; give a sweep's folder or a folder of sweeps, e.g. {Path(args.dirs[0]) / deeper[0]}" if deeper else ""

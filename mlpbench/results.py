@@ -185,7 +185,21 @@ def _unusable(path: Path, why: str) -> None:
 
 
 def _is_number(value: Any) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    """null, or an int or float a report can compute with (not 10**400: float() overflows)."""
+    if value is None:
+        return True
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+# What a run that ended `ok` has measured, each a finite number; accuracies are fractions.
+MEASURED = ("val_loss", "val_acc", "best_val_acc")
+ACCURACIES = ("val_acc", "best_val_acc", "test_acc")  # what reports compare settings by
 
 
 def result_problem(result: Any) -> Optional[str]:
@@ -204,13 +218,23 @@ def result_problem(result: Any) -> Optional[str]:
         seed = run_settings(overrides).get("seed")
     except Exception as e:  # Hydra's parser: any override it cannot read
         return f"overrides cannot be read ({' '.join(str(e).split())[:120]})"
-    if seed is not None and result["status"] == Status.ok and not re.fullmatch(r"\d+", seed):
+    ran_with = (result.get("config") or {}).get("seed") if isinstance(result.get("config"), dict) else None
+    if result["status"] == Status.ok and not isinstance(ran_with, int) and seed is not None \
+            and not re.fullmatch(r"\d+", seed):
         return f"seed={seed} is not a seed"
     for key in ("config", "metrics", "history", "params", "data"):
         if not isinstance(result.get(key, {}), dict):
             return f"{key} is not an object"
-    if not all(_is_number(v) for v in (result.get("metrics") or {}).values()):
+    metrics = result.get("metrics") or {}
+    if not all(_is_number(v) for v in metrics.values()):
         return "metrics holds a value that is not a number"
+    for key, value in metrics.items():
+        if key in ACCURACIES and value is not None and math.isfinite(value) and not 0 <= value <= 1:
+            return f"metrics.{key} = {value} is no accuracy (a fraction in [0, 1])"
+    if result["status"] == Status.ok:
+        missing = [k for k in MEASURED if metrics.get(k) is None or not math.isfinite(metrics[k])]
+        if missing:
+            return f"status ok without a finite {missing[0]}"
     history = result.get("history") or {}
     if not all(isinstance(v, list) and all(_is_number(x) for x in v) for v in history.values()):
         return "history holds a value that is not a list of numbers"

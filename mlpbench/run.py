@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mlpbench import sweep
 from mlpbench.files import DISK_ERRORS
 from mlpbench.results import RunRecord, Status, read_result
-from mlpbench.schema import TRUSTED_TARGETS, ConfigError, checked, register_configs, targets
+from mlpbench.schema import ConfigError, checked, register_configs, targets, trusted
 
 log = logging.getLogger("mlpbench")
 # conf/ ships inside the package as mlpbench.conf (pyproject.toml): found in any install.
@@ -166,10 +166,11 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     # typed by the user on the command line; a config file cannot bring its own.
     typed = set(re.findall(r"_target_\s*[:=]\s*'?([\w.]+)", " ".join(overrides)))
     for key, target in targets(OmegaConf.to_container(cfg.callbacks, resolve=True), "callbacks"):
-        if target not in typed and not target.startswith(TRUSTED_TARGETS):
+        if target not in typed and not trusted(target):
             raise ConfigError(f"{key}={target}: a config file may name only mlpbench's or Lightning's "
                               "callbacks; give this one on the command line if you trust it")
-    callbacks = [*callbacks, *(_callback(key, spec) for key, spec in cfg.callbacks.items())]
+    # `+callbacks.NAME=null` is no callback (as Hydra drops a null config).
+    callbacks = [*callbacks, *(_callback(key, spec) for key, spec in cfg.callbacks.items() if spec is not None)]
     stoppers = [cb for cb in callbacks if hasattr(cb, "stop_status")]
     callbacks = [AfterEpochMetrics(lambda: record.save_every(1.0)), *callbacks]
     if cfg.diagnostics:
@@ -276,13 +277,21 @@ def _callback(key: str, spec: DictConfig):
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    from lightning.pytorch import Callback
+
     try:
         callback = instantiate(spec)
-    except (InstantiationException, TypeError, ValueError, ImportError) as e:
+    except (InstantiationException, TypeError, ValueError, ImportError, OSError) as e:
         raise ConfigError(f"callbacks.{key}: cannot be built ({' '.join(str(e).split())[:300]})") from None
+    if not isinstance(callback, Callback):
+        raise ConfigError(f"callbacks.{key}: {type(callback).__name__} is not a Lightning callback "
+                          "(lightning.pytorch.Callback)")
     monitor = getattr(callback, "monitor", None)
     if isinstance(monitor, str) and monitor not in MONITORED:
         raise ConfigError(f"callbacks.{key}.monitor={monitor}: no run logs it; watch one of: {', '.join(MONITORED)}")
+    folder = getattr(callback, "dirpath", None)  # ModelCheckpoint's: checked as output folders are
+    if folder:
+        sweep.usable_folder(folder, f"callbacks.{key}.dirpath")
     return callback
 
 
@@ -310,6 +319,11 @@ def checkpoint_position(path: Path, model_cfg=None) -> dict[str, int] | None:
         other = None if model_cfg is None else _other_model(checkpoint["state_dict"], model_cfg)
         if other:
             raise ValueError(other)
+        # Bytes overwritten inside the file load as numbers still: NaN or inf where a run that
+        # kept this checkpoint had none (a diverged run keeps its last finite one).
+        tensors = [*checkpoint["state_dict"].values(), *_tensors(checkpoint.get("optimizer_states"))]
+        if not all(torch.isfinite(t).all() for t in tensors if t.is_floating_point()):
+            raise ValueError("it holds weights or optimizer state that are not finite (damaged)")
         return position
     except Exception as e:
         first_line = re.sub(r"\x1b\[[0-9;]*m", "", (str(e).strip().splitlines() or [""])[0])[:200]
@@ -317,6 +331,16 @@ def checkpoint_position(path: Path, model_cfg=None) -> dict[str, int] | None:
                     type(e).__name__, first_line,
                     "trying best.ckpt" if path.name == "last.ckpt" else "the run starts over")
         return None
+
+
+def _tensors(node: Any) -> list:
+    """The tensors in nested dicts and lists (an optimizer's state)."""
+    import torch
+
+    if isinstance(node, torch.Tensor):
+        return [node]
+    items = node.values() if isinstance(node, dict) else node if isinstance(node, (list, tuple)) else ()
+    return [t for item in items for t in _tensors(item)]
 
 
 def _other_model(state: dict, model_cfg) -> str | None:
@@ -477,6 +501,10 @@ def say_failure(run_dirs: list[Path], error: BaseException, **log_extra) -> None
     runs = f"Run {names}" if len(run_dirs) == 1 else f"Runs {names}"
     if isinstance(error, ConfigError):  # Lightning's checks, memory: found once training was set up
         log.error("%s: not run: %s", runs, error, extra=log_extra)
+    elif isinstance(error, FileNotFoundError) and not all(d.is_dir() for d in run_dirs):
+        gone = [str(d) for d in run_dirs if not d.is_dir()]
+        log.error("%s failed: %s was removed while it trained; rerun the command to train it again", runs,
+                  ", ".join(gone), extra=log_extra)
     elif isinstance(error, OSError) and error.errno in DISK_ERRORS:
         where = error.filename or (run_dirs[0] if len(run_dirs) == 1 else run_dirs[0].parent)
         log.error("%s failed: cannot write %s: %s. Free some space (or fix the permission), then rerun the same "

@@ -344,6 +344,20 @@ def checked(cfg: DictConfig) -> DictConfig:
 TRUSTED_TARGETS = ("mlpbench.", "hydra_plugins.", "hydra._internal.", "lightning.pytorch.callbacks.")
 
 
+def trusted(target: Any) -> bool:
+    """A `_target_` a config file may name: under TRUSTED_TARGETS, and what it names defined there
+    too (Hydra follows attributes: `mlpbench.run.os.system` is os.system)."""
+    if not isinstance(target, str) or not target.startswith(TRUSTED_TARGETS):
+        return False
+    from hydra._internal.utils import _locate
+
+    try:
+        found = _locate(target)
+    except Exception:  # nothing of that name: nothing to trust
+        return False
+    return callable(found) and str(getattr(found, "__module__", "")).startswith(TRUSTED_TARGETS)
+
+
 def targets(node: Any, path: str = ""):
     """(key, value) of every `_target_` in plain containers, nested ones included."""
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
@@ -355,8 +369,9 @@ def targets(node: Any, path: str = ""):
             yield from targets(value, name)
 
 
-# The deepest net trained: a layer costs ~50 us of Python per step whatever its width, so 20,000
-# layers of 2 units took minutes per batch (and no tutorial goes past 10).
+# The deepest net trained: a layer costs ~0.13 ms a step whatever its width (measured, one thread,
+# batch 32, units 2: 27 ms a step at depth 201, 0.8 ms at depth 1), so 20,000 layers took minutes
+# an epoch before their first step was worth anything; no tutorial goes past 10.
 MAX_DEPTH = 1000
 SEED_RANGE = 2**32  # numpy's and torch's seeds: 0 <= seed < 2^32
 # A study's folder is outputs/tune/<study_name>: a name, never a path.

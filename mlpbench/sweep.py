@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from hydra.core.override_parser.types import Glob, IntervalSweep
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
@@ -36,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlpbench.console import command
 from mlpbench.overrides import parse
 from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, Status, read_result, read_sweep_config
+from mlpbench.schema import ConfigError
 
 log = logging.getLogger("mlpbench")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -268,11 +270,28 @@ def _swept_counts(config: DictConfig) -> Optional[dict[str, int]]:
     params = {str(k): f"{k}={v}" for k, v in _as_written(config.hydra.sweeper.get("params") or {}).items()}
     for o in parse(_as_written(config.hydra.overrides.task)):
         params[o.key_or_group] = o.input_line
-    try:
-        return {o.input_line: sum(1 for _ in o.sweep_string_iterator())
-                for o in parse(params.values()) if o.is_sweep_override()}
-    except HydraException:
-        return None
+    counts = {}
+    for o in parse(params.values()):
+        if not o.is_sweep_override():
+            continue
+        if isinstance(o.value(), IntervalSweep):
+            raise ConfigError(f"{o.input_line}: interval() is a range for a search (hydra/sweeper=tune, "
+                              "tune.space); a grid sweeps a list, range() or glob()")
+        if isinstance(o.value(), Glob):  # a glob picks among the options of a config group
+            from hydra.core.global_hydra import GlobalHydra
+
+            loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+            if loader is None:
+                return None
+            counts[o.input_line] = len(o.value().filter(loader.get_group_options(o.key_or_group)))
+            continue
+        try:
+            counts[o.input_line] = sum(1 for _ in o.sweep_string_iterator())
+        except ValueError as e:  # range(0,5,0)
+            raise ConfigError(f"{o.input_line}: {e}") from None
+        except HydraException:
+            return None
+    return counts
 
 
 def grid_size(config: DictConfig) -> Optional[int]:
@@ -280,7 +299,10 @@ def grid_size(config: DictConfig) -> Optional[int]:
     search asks for its own trials) or values Hydra alone can count."""
     if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return None
-    counts = _swept_counts(config)
+    try:
+        counts = _swept_counts(config)
+    except ConfigError:  # said by the sweep's own check (empty_sweeps)
+        return None
     return None if counts is None else math.prod(counts.values())
 
 
@@ -297,12 +319,13 @@ def _refuse(message: str) -> None:
 def usable_folder(value: Any, key: str) -> Path:
     """An output folder `key` names, or a ConfigError saying why it cannot be one (empty, below
     a file, not writable): checked before anything is written there."""
-    from mlpbench.schema import ConfigError
-
     text = "" if value is None else str(value).strip()
     if not text:
         raise ConfigError(f"{key}=: an empty folder name would write into the current folder; give a folder")
     path = Path(text).expanduser()
+    long = next((part for part in path.parts if len(part.encode()) > 255), None)
+    if long is not None:  # file systems take 255 bytes a name
+        raise ConfigError(f"{key}={text[:80]}...: a folder name of {len(long.encode())} bytes; at most 255")
     existing = next(p for p in (path, *path.parents) if p.exists() or p == p.parent)
     if not existing.is_dir():
         raise ConfigError(f"{key}={text}: cannot write into {text}: {existing} is a file, not a folder")
@@ -311,19 +334,38 @@ def usable_folder(value: Any, key: str) -> Path:
     return path
 
 
-def check_subdir(subdir: Any) -> None:
+def check_subdir(subdir: Any, runs: int = 1) -> None:
     """hydra.sweep.subdir as written: a path inside the sweep folder, never outside it."""
-    from mlpbench.schema import ConfigError
-
     text = str(subdir or "")
-    if not text.strip() or text.startswith(("/", "~")) or ".." in Path(text).parts:
+    if not text.strip() or text.startswith(("/", "~")) or ".." in Path(text).parts or not Path(text).parts:
         raise ConfigError(f"hydra.sweep.subdir={text}: must name a folder inside the sweep folder "
                           "(relative, without '..')")
+    if runs > 1 and "${" not in text:  # every run would write into the one folder
+        raise ConfigError(f"hydra.sweep.subdir={text}: names one folder for all {runs} runs; make it name each "
+                          "run's own, e.g. ${hydra.job.num} (the default names it by its overrides)")
 
 
 def empty_sweeps(config: DictConfig) -> Optional[str]:
-    """The first swept override that gives no values (`seed=range(5,1)`), or None."""
+    """The first swept override that gives no values (`seed=range(5,1)`, a glob that matches no
+    option), or None; a ConfigError for one that cannot be swept."""
     return next((o for o, n in (_swept_counts(config) or {}).items() if n == 0), None)
+
+
+# What a sweep that trained nothing leaves (refused by a check after its folder was made).
+_BOOKKEEPING = {".sweep.lock", ".tune.lock", SWEEP_CONFIG}
+
+
+def _remove_if_unused(folder: Path) -> None:
+    """At exit: a sweep folder holding nothing but locks and Hydra's config goes, so that a refused
+    sweep leaves no folder that looks like a sweep."""
+    try:
+        entries = {p.name for p in folder.iterdir()}
+        if entries and entries <= _BOOKKEEPING:
+            for name in entries:
+                (folder / name).unlink()
+            folder.rmdir()
+    except OSError:
+        pass
 
 
 class SweepSummary(HydraCallback):
@@ -337,27 +379,29 @@ class SweepSummary(HydraCallback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """A single run's config and folder, checked before Hydra makes the folder."""
-        from mlpbench.schema import ConfigError, checked
+        from mlpbench.schema import checked
 
         try:
-            checked(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]))
+            checked(config)
             usable_folder(OmegaConf.select(config, "hydra.run.dir", throw_on_resolution_failure=False),
                           "hydra.run.dir")
         except ConfigError as e:
             _refuse(str(e))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlpbench.schema import ConfigError, checked, validate_launcher
+        from mlpbench.schema import checked, validate_launcher
 
         try:  # what every run shares is checked once, before any folder is made
             validate_launcher(config.hydra.launcher)
-            checked(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]))
+            checked(config)
             usable_folder(config.hydra.sweep.dir, "hydra.sweep.dir")
-            check_subdir(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir"))
-            empty = empty_sweeps(config)
+            check_subdir(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir"),
+                         grid_size(config) or 1)
+            empty = empty_sweeps(config) if str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper") \
+                else None
             if empty:
-                raise ConfigError(f"{empty}: gives no values, so the sweep would run nothing (a range counts up: "
-                                  "range(1,5) is 1, 2, 3, 4)")
+                hint = " (a range counts up: range(1,5) is 1, 2, 3, 4)" if "range(" in empty else ""
+                raise ConfigError(f"{empty}: gives no values, so the sweep would run nothing{hint}")
         except ConfigError as e:
             _refuse(str(e))
         folder = Path(config.hydra.sweep.dir)
@@ -369,6 +413,7 @@ class SweepSummary(HydraCallback):
             sys.exit(2)
         # Held until this process ends; kept off the callback, which joblib pickles to its workers.
         _held_locks.append(lock)
+        atexit.register(_remove_if_unused, folder)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -385,8 +430,6 @@ class SweepSummary(HydraCallback):
             print(f"Checking the {runs:,} runs of the grid before the first starts ...", file=sys.stderr)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlpbench.schema import ConfigError
-
         try:
             self._report(config)
         except ConfigError as e:  # a file the report needs that cannot be used: its message names it

@@ -35,6 +35,10 @@ BEST = ("defaults:\n  - base_config\n  - _self_\n"
     ("  hydra_logging:\n    root:\n      level: DEBUG\n", "hydra.hydra_logging.root.level"),
     ("  sweep:\n    dir: /tmp/elsewhere\n", "hydra.sweep.dir"),
     ("  job:\n    chdir: true\n", "hydra.job.chdir"),
+    ("  sweeper:\n    params:\n      hydra.job_logging.handlers.file.filename: /tmp/victim\n",
+     "hydra.sweeper.params.hydra.job_logging.handlers.file.filename"),
+    ("callbacks:\n  trap: {_target_: mlpbench.run.logging.FileHandler, filename: /tmp/victim}\n",
+     "callbacks.trap._target_=mlpbench.run.logging.FileHandler"),  # a trusted prefix, os's FileHandler
 ])
 def test_a_received_config_may_not_set_hydras_environment_logging_or_folders(tmp_path, capsys, hydra, key):
     (tmp_path / "best_config.yaml").write_text(BEST.replace("{hydra}", hydra).replace("{{", "{").replace("}}", "}"))
@@ -42,7 +46,18 @@ def test_a_received_config_may_not_set_hydras_environment_logging_or_folders(tmp
         cli._check_received_config(["--config-dir", str(tmp_path), "--config-name", "best_config"])
     assert stop.value.code == 2
     message = capsys.readouterr().err
-    assert f"{key}: set to" in message and "a received config may set only mlpbench's own keys" in message
+    assert message.startswith(f"mlpbench: error: {key}") and "a received config may" in message or \
+        "may only name mlpbench's, Hydra's or Lightning's" in message
+
+
+def test_flags_that_replace_the_configs_or_unpickle_a_file_and_searches_over_hydras_keys_are_refused(tmp_path):
+    from mlpbench.tune.space import parse_space
+
+    for flag in ("--config-path", "--experimental-rerun"):
+        proc = run_cli(flag, str(tmp_path), cwd=tmp_path)
+        assert proc.returncode == 2 and f"{flag}: not supported by mlpbench" in proc.stderr
+    with pytest.raises(ConfigError, match="tune.space.hydra: a search varies mlpbench's settings"):
+        parse_space({"hydra": {"verbose": {"type": "categorical", "choices": [True]}}})
 
 
 def test_a_received_config_may_keep_mlpbenchs_values_and_the_user_may_type_any(tmp_path, capsys):
@@ -63,9 +78,11 @@ def test_a_received_config_may_keep_mlpbenchs_values_and_the_user_may_type_any(t
 
 
 @pytest.mark.parametrize("change", [
-    {"metrics": "high"}, {"overrides": "seed=1"}, {"overrides": ["seed=abc"]}, {"overrides": ["seed=[1"]},
+    {"metrics": "high"}, {"overrides": "seed=1"}, {"overrides": ["seed=[1"]},
     {"job": "first"}, {"history": {"val_acc": ["x"]}}, {"status": "bogus"}, {"epochs": 1.5}, {"seconds": "1"},
-    {"config": [1]}, {"error": "boom"},
+    {"config": [1]}, {"error": "boom"}, {"overrides": ["seed=abc"], "config": {}},
+    {"metrics": {"best_val_acc": 10**400}}, {"metrics": {"best_val_acc": -5.0, "val_acc": 0.5, "val_loss": 1.0}},
+    {"metrics": {"val_acc": 0.5, "val_loss": 1.0}},  # ok, yet without its best_val_acc
 ])
 def test_a_result_json_of_any_shape_is_passed_over_by_name(tmp_path, caplog, change):
     run_dir = fake_run(tmp_path / "sweep", ["model.depth=1", "seed=1"], [0.5, 0.6])
@@ -92,8 +109,9 @@ def test_a_damaged_cache_meta_is_rebuilt_not_trusted(tmp_path, monkeypatch, capl
         with caplog.at_level(logging.WARNING, logger="mlpbench"):
             assert data._disk_cached("t", [source], build).num_classes == 3
         assert "is damaged" in caplog.text and "num_classes" in caplog.text
-    meta.write_text("[]")
-    assert data._disk_cached("t", [source], build).num_classes == 3
+    for damaged in ("[]", json.dumps({**json.loads(meta.read_text()), "fields": []})):
+        meta.write_text(damaged)
+        assert data._disk_cached("t", [source], build).num_classes == 3
 
 
 @pytest.mark.parametrize("header, message", [
@@ -133,14 +151,20 @@ def test_broken_search_folders_and_report_outputs_are_named(tmp_path, capsys):
         "hydra:\n  overrides:\n    task: []\n  sweeper:\n    _target_: hydra_plugins.mlpbench_tuner.TuneSweeper\n"
         "tune:\n  study_name: gone\n  objective: val_acc\n  space: {}\ntrainer:\n  max_epochs: 2\n")
     (folder / "study.db").write_bytes(b"")
+    with pytest.raises(SystemExit):  # empty: named, and not made a database by the report
+        report.main([str(folder)])
+    assert "study.db: missing or empty" in capsys.readouterr().err and not (folder / "study.db").stat().st_size
+    import optuna
+
+    optuna.create_study(storage=f"sqlite:///{folder / 'study.db'}", study_name="another")
     with pytest.raises(SystemExit):
         report.main([str(folder)])
-    assert "study.db: holds no study 'gone'" in capsys.readouterr().err
+    assert "study.db: holds no study 'gone' (it holds: another)" in capsys.readouterr().err
     fake_run(tmp_path / "sweep", ["seed=1"], [0.5])
     (tmp_path / "a-file").write_text("")
     with pytest.raises(SystemExit):
         report.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "a-file")])
-    assert "a-file: is a file, not a folder" in capsys.readouterr().err
+    assert "a-file: must name a folder (it is a file)" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- 3. validation
@@ -172,6 +196,10 @@ def test_refused_values_leave_no_folder_and_sweeps_check_their_launcher_and_valu
     assert proc.returncode == 2 and "seed: " in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
     for args, message in ((["seed=range(5,1)"], "seed=range(5,1): gives no values"),
+                          (["seed=range(0,5,0)"], "seed=range(0,5,0): range() arg 3 must not be zero"),
+                          (["optim=glob(zz*)"], "optim=glob(zz*): gives no values"),
+                          (["optim.lr=interval(0.001,0.1)"], "interval() is a range for a search"),
+                          (["seed=1,2", "hydra.sweep.subdir=same"], "names one folder for all 2 runs"),
                           (["seed=1,2", "hydra.sweep.subdir=../../escaped"], "must name a folder inside the sweep")):
         proc = run_cli("-m", *TINY, *args, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
@@ -183,8 +211,12 @@ def test_refused_values_leave_no_folder_and_sweeps_check_their_launcher_and_valu
             validate_launcher(launcher)
     with pytest.raises(data.DataError, match="leave 1 training row; need at least 2"):
         data.make_splits(make_config("data.limit=2", "data.val_split=0.5").data, 1)
+    (tmp_path / "a-file").write_text("")
     for spec, message in (({"monitor": "nope"}, "callbacks.es.monitor=nope: no run logs it"),
-                          ({"monitor": "val_loss", "bogus": 1}, "callbacks.es: cannot be built")):
+                          ({"monitor": "val_loss", "bogus": 1}, "callbacks.es: cannot be built"),
+                          ({"_target_": "mlpbench.sweep.SweepSummary"}, "SweepSummary is not a Lightning callback"),
+                          ({"_target_": "lightning.pytorch.callbacks.ModelCheckpoint", "dirpath": str(tmp_path / "a-file")},
+                           "callbacks.es.dirpath=")):
         es = OmegaConf.create({"_target_": "lightning.pytorch.callbacks.EarlyStopping", **spec})
         with pytest.raises(ConfigError, match=message):
             run._callback("es", es)
@@ -212,10 +244,11 @@ def test_a_search_refuses_pruning_that_cannot_prune_and_points_outside_its_space
 
 
 def test_output_folders_are_checked_before_anything_is_written(tmp_path, monkeypatch):
-    for value, message in (("", "an empty folder name"), ("/dev/null/x", "/dev/null is a file")):
+    for value, message in (("", "an empty folder name"), ("/dev/null/x", "/dev/null is a file"),
+                           (f"{tmp_path}/{'b' * 300}", "a folder name of 300 bytes")):
         with pytest.raises(ConfigError, match=message):
             sweep.usable_folder(value, "hydra.run.dir")
-    for subdir in ("../../escaped", "/abs", "a/../../b", ""):
+    for subdir in ("../../escaped", "/abs", "a/../../b", "", "."):
         with pytest.raises(ConfigError):
             sweep.check_subdir(subdir)
     sweep.check_subdir("${hydra.job.num}/x")
@@ -239,6 +272,12 @@ def test_checkpoints_stand_alone_and_a_swapped_one_is_named_and_not_used(tmp_pat
     cfg = checked(make_config("model.depth=2"))
     (two / "last.ckpt").write_bytes((two / "last.ckpt").read_bytes()[:100])  # cut short: best.ckpt serves
     assert run.usable_checkpoint(two / "last.ckpt", cfg.model)[0] == two / "best.ckpt"
+    checkpoint = torch.load(two / "best.ckpt", weights_only=True)  # bytes overwritten inside: NaN weights
+    next(iter(checkpoint["state_dict"].values())).fill_(float("nan"))
+    torch.save(checkpoint, two / "last.ckpt")
+    with caplog.at_level(logging.WARNING, logger="mlpbench"):
+        assert run.usable_checkpoint(two / "last.ckpt", cfg.model)[0] == two / "best.ckpt"
+    assert "not finite (damaged)" in caplog.text
     for name in ("last.ckpt", "best.ckpt"):
         (two / name).write_bytes((one / name).read_bytes())  # depth 1's, copied into depth 2's run
     with caplog.at_level(logging.WARNING, logger="mlpbench"):

@@ -131,7 +131,8 @@ def test_a_rerun_skips_finished_runs_continues_stopped_ones_and_restarts_failed_
         path = tmp_path / name
         (path / "checkpoints").mkdir(parents=True)
         if status:
-            (path / "result.json").write_text(json.dumps({"status": status}))
+            measured = {"val_loss": 0.5, "val_acc": 0.9, "best_val_acc": 0.9} if status == "ok" else {}
+            (path / "result.json").write_text(json.dumps({"status": status, "metrics": measured}))
         if checkpoint:
             (path / "checkpoints" / "last.ckpt").write_bytes(b"ckpt")
         (path / "events.out.tfevents.1").write_bytes(b"")

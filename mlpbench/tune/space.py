@@ -114,6 +114,8 @@ def parse_space(space: Mapping) -> list[Dimension]:
     def walk(node: Mapping, path: str) -> None:
         for name, spec in node.items():
             key = f"{path}.{name}" if path else str(name)
+            if key.split(".")[0].lstrip("+~").startswith("hydra"):  # Hydra's keys and groups: not a run's
+                raise ConfigError(f"tune.space.{key}: a search varies mlpbench's settings, not Hydra's")
             if isinstance(spec, Mapping) and "type" in spec:
                 dims.append(_dimension(key, spec))
             elif isinstance(spec, Mapping) and spec:

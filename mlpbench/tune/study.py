@@ -51,8 +51,8 @@ def load_study(sweep_dir: Path, config: DictConfig, **kwargs):
     from sqlalchemy.exc import SQLAlchemyError
 
     path = Path(sweep_dir) / STUDY_FILE
-    if not path.is_file():
-        raise ConfigError(f"{path}: missing; there is no study in {sweep_dir}")
+    if not path.is_file() or not path.stat().st_size:  # an empty file would become a new database here
+        raise ConfigError(f"{path}: missing or empty; there is no study in {sweep_dir}")
     try:
         store = storage(sweep_dir)
         names = optuna.get_all_study_names(store)

@@ -44,8 +44,8 @@ class TrialPruning(PyTorchLightningPruningCallback):
                                                                  trial)
         super().__init__(optuna.trial.Trial(study, trial_id), monitor=objective_key(config.tune))
         self.stop_status: Optional[Status] = None
-        if search_pid is not None and search_pid != os.getpid() and os.getppid() == search_pid:
-            _end_with_parent(search_pid)
+        if search_pid is not None and search_pid != os.getpid():  # a worker process of the search
+            _end_with_parent(os.getppid())
 
 
     def on_validation_end(self, trainer, pl_module) -> None:
@@ -75,5 +75,9 @@ def _end_with_parent(parent: int) -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
         os.kill(os.getpid(), signal.SIGTERM)
+        # The trial records itself as interrupted within a second; the worker then waits for a
+        # search that is gone: it ends here.
+        time.sleep(10.0)
+        os._exit(143)
 
     threading.Thread(target=watch, name="mlpbench-parent-watch", daemon=True).start()
