@@ -78,6 +78,7 @@ def _received_problems(known, variant: list[str]) -> list[tuple[str, object]]:
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
+    from mlpbench.overrides import parse
     from mlpbench.results import flat_keys
     from mlpbench.schema import targets
 
@@ -94,9 +95,22 @@ def _received_problems(known, variant: list[str]) -> list[tuple[str, object]]:
         finally:
             GlobalHydra.instance().clear()
 
+    def job_targets(cfg) -> list:
+        job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        return list(targets(OmegaConf.to_container(job, resolve=True)))
+
     cfg = composed(variant, known.config_name or "config", received=True)
-    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    found = list(targets(OmegaConf.to_container(job, resolve=True)))
+    found = job_targets(cfg)
+    # The sweep the received config asks for (hydra.sweeper.params): each of its values composed
+    # too, as the sweep's runs will be (`+callbacks.x: "{_target_: ...}"` is a value).
+    params = cfg.hydra.sweeper.get("params")
+    swept = OmegaConf.to_container(params, resolve=False) if params else {}
+    for o in parse([f"{key}={value}" for key, value in swept.items()]):
+        values = o.sweep_string_iterator() if o.is_sweep_override() else [o.get_value_element_as_str()]
+        for value in values:
+            one = composed([*variant, f"{o.input_line.split('=', 1)[0]}={value}"], known.config_name or "config",
+                           received=True)
+            found += job_targets(one)
     # Hydra's own section holds run-time interpolations (hydra.job.num): compared as written.
     received = flat_keys(OmegaConf.to_container(cfg.hydra, resolve=False), prefix="hydra.")
     found += [(k, v) for k, v in received.items() if k.endswith("._target_")]

@@ -131,6 +131,8 @@ class RunPlan:
 def plan_run(run_dir: Path, clear: bool = True) -> RunPlan:
     """What to do in a run folder: start, skip, or continue from the last checkpoint.
     `clear=False` only reads (DDP processes other than rank 0 follow rank 0's plan)."""
+    if clear and (run_dir / RESULT_FILE).is_dir():  # no record, and in the way of the run's own
+        shutil.rmtree(run_dir / RESULT_FILE)
     previous = read_result(run_dir)
     if previous is None and not (run_dir / LAST_CHECKPOINT).exists():
         if clear and (run_dir / RESULT_FILE).exists():  # a record that cannot be used: start over

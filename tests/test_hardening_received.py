@@ -39,6 +39,8 @@ BEST = ("defaults:\n  - base_config\n  - _self_\n"
      "hydra.sweeper.params.hydra.job_logging.handlers.file.filename"),
     ("callbacks:\n  trap: {_target_: mlpbench.run.logging.FileHandler, filename: /tmp/victim}\n",
      "callbacks.trap._target_=mlpbench.run.logging.FileHandler"),  # a trusted prefix, os's FileHandler
+    ("  sweeper:\n    params:\n      +callbacks.x: '{_target_:os.makedirs,name:/tmp/planted}'\n",
+     "callbacks.x._target_=os.makedirs"),  # a callable in a value the sweep sets
 ])
 def test_a_received_config_may_not_set_hydras_environment_logging_or_folders(tmp_path, capsys, hydra, key):
     (tmp_path / "best_config.yaml").write_text(BEST.replace("{hydra}", hydra).replace("{{", "{").replace("}}", "}"))
@@ -58,6 +60,10 @@ def test_flags_that_replace_the_configs_or_unpickle_a_file_and_searches_over_hyd
         assert proc.returncode == 2 and f"{flag}: not supported by mlpbench" in proc.stderr
     with pytest.raises(ConfigError, match="tune.space.hydra: a search varies mlpbench's settings"):
         parse_space({"hydra": {"verbose": {"type": "categorical", "choices": [True]}}})
+    for space in ({"callbacks": {"x": {"_target_": {"type": "categorical", "choices": ["os.getcwd"]}}}},
+                  {"callbacks": {"x": {"type": "categorical", "choices": [{"_target_": "os.getcwd"}]}}}):
+        with pytest.raises(ConfigError, match="not which code runs"):
+            parse_space(space)
 
 
 def test_a_received_config_may_keep_mlpbenchs_values_and_the_user_may_type_any(tmp_path, capsys):
@@ -95,6 +101,8 @@ def test_a_result_json_of_any_shape_is_passed_over_by_name(tmp_path, caplog, cha
     made = report.build([tmp_path / "sweep"], plots=False)  # the sweep's report, without that run
     assert [run.name for run in made.runs] == ["model.depth=2,seed=1"]
     assert sweep.plan_run(run_dir).skip is None and not (run_dir / "result.json").exists()  # trained again
+    (run_dir / "result.json").mkdir()  # a folder in the record's place: it would fail the run's every save
+    assert sweep.plan_run(run_dir).skip is None and not (run_dir / "result.json").exists()
 
 
 def test_a_damaged_cache_meta_is_rebuilt_not_trusted(tmp_path, monkeypatch, caplog):

@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mlpbench.results import flat_keys
-from mlpbench.schema import ConfigError
+from mlpbench.schema import ConfigError, targets
 
 # ---------------------------------------------------------------------------- the search space
 
@@ -116,6 +116,9 @@ def parse_space(space: Mapping) -> list[Dimension]:
             key = f"{path}.{name}" if path else str(name)
             if key.split(".")[0].lstrip("+~").startswith("hydra"):  # Hydra's keys and groups: not a run's
                 raise ConfigError(f"tune.space.{key}: a search varies mlpbench's settings, not Hydra's")
+            plain = OmegaConf.to_container(spec, resolve=False) if isinstance(spec, DictConfig) else spec
+            if "_target_" in key.split(".") or (isinstance(plain, dict) and "type" in plain and list(targets(plain))):
+                raise ConfigError(f"tune.space.{key}: a search varies settings, not which code runs (_target_)")
             if isinstance(spec, Mapping) and "type" in spec:
                 dims.append(_dimension(key, spec))
             elif isinstance(spec, Mapping) and spec:
