@@ -28,9 +28,9 @@ from typing import Any, NamedTuple, Optional
 
 from mlpbench import overrides
 from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
-from mlpbench.results import RESULT_FILE, Status, load_results, natural_key, read_result, read_sweep_config
+from mlpbench.results import ACCURACIES, RESULT_FILE, Status, load_results, natural_key, read_result, read_sweep_config
 from mlpbench.schema import ConfigError, Metric, trusted
-from mlpbench.stats import Summary, Verdict, headline, summarize, verdicts
+from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, summarize, verdicts
 
 REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
 DEFAULT_OBJECTIVE = "best_val_acc"
@@ -117,6 +117,7 @@ class Sweep:
     settings: list[Setting] = field(default_factory=list)
     objective: str = DEFAULT_OBJECTIVE
     best_over: list[str] = field(default_factory=list)
+    min_difference: Optional[float] = None
 
     @property
     def maximize(self) -> bool:
@@ -202,8 +203,9 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
     best_over = (report_cfgs[0].get("best_over") if report_cfgs else None) or []
     sweep = Sweep(label, path, runs, keys, _ordered(list(groups.values()), keys),
                   objective=objectives[0] if objectives else DEFAULT_OBJECTIVE,
-                  best_over=[k for k in best_over if isinstance(k, str) and k in keys])
-    judge(sweep.settings, sweep.objective, sweep.maximize)
+                  best_over=[k for k in best_over if isinstance(k, str) and k in keys],
+                  min_difference=_number((report_cfgs[0] if report_cfgs else {}).get("min_difference")))
+    judge(sweep.settings, sweep)
     return sweep
 
 
@@ -212,9 +214,10 @@ def _report_config(run: Run) -> dict:
     return report if isinstance(report, dict) else {}
 
 
-def judge(settings: list[Setting], objective: str, maximize: bool) -> None:
-    """Each setting's verdict against the best mean of the objective (mlpbench.stats.verdicts)."""
-    found = verdicts({id(s): s.by_seed(objective) for s in settings}, maximize=maximize)
+def judge(settings: list[Setting], sweep: Sweep) -> None:
+    """Each setting's verdict against the best mean of the sweep's objective (mlpbench.stats.verdicts)."""
+    found = verdicts({id(s): s.by_seed(sweep.objective) for s in settings}, maximize=sweep.maximize,
+                     min_difference=sweep.min_difference)
     for s in settings:
         s.verdict = found[id(s)]
 
@@ -251,7 +254,7 @@ def best_of(sweep: Sweep) -> list[Setting]:
             picked.append(max(scored, key=lambda s: (s.summary(sweep.objective).n >= 2,
                                                      sign * s.summary(sweep.objective).mean)))
     picked = [Setting(s.sweep, s.values, s.runs) for s in picked]
-    judge(picked, sweep.objective, sweep.maximize)
+    judge(picked, sweep)
     return picked
 
 
@@ -295,6 +298,7 @@ def setting_rows(sweeps: list[Sweep], settings_of=lambda sweep: sweep.settings) 
                 row.update({f"{metric}_mean": _number(summary.mean), f"{metric}_std": _number(summary.std),
                             f"{metric}_ci95": _number(summary.ci95)})
             row.update({"verdict": s.verdict.verdict, "p": s.verdict.p, "objective": sweep.objective,
+                        "seeds_needed": s.verdict.seeds_needed, "negligible": s.verdict.negligible or None,
                         "params": (s.runs[0].result.get("params") or {}).get("total"),
                         "epochs": _number(summarize(r.result.get("epochs") for r in s.runs).mean),
                         "seconds": _number(summarize(r.result.get("seconds") for r in s.runs).mean)})
@@ -339,12 +343,33 @@ def _cell(column: str, value: Any) -> str:
     return format_cell(column, value)
 
 
-def _interval(summary: Summary, signed: bool = False) -> str:
-    """mean ± half-width of the 95% interval; the mean alone for one run."""
+# Shown after an interval from 2 runs: its t quantile is 12.7, the interval too wide to read.
+FEW = "!"
+FEW_NOTE = f"{FEW} from 2 runs: an interval from fewer than 3 is too wide to read; add seeds."
+
+
+def _interval(summary: Summary, signed: bool = False, bounded: bool = False) -> str:
+    """mean ± half-width of the 95% interval; the mean alone for one run. `bounded` (an accuracy):
+    an interval that would leave [0, 1] is shown as its ends inside it, [low, high]."""
     if summary.n == 0:
         return "-"
     mean = f"{summary.mean:+.4f}" if signed else f"{summary.mean:.4f}"
-    return mean if summary.n == 1 else f"{mean} ± {summary.ci95:.4f}"
+    if summary.n == 1:
+        return mean
+    few = FEW if summary.n < 3 else ""
+    low, high = summary.mean - summary.ci95, summary.mean + summary.ci95
+    if bounded and (low < 0 or high > 1):
+        return f"{mean} [{max(low, 0.0):.4f}, {min(high, 1.0):.4f}]{few}"
+    return f"{mean} ± {summary.ci95:.4f}{few}"
+
+
+def _to_decide(verdict: Verdict) -> str:
+    """A tie's seeds per setting that would detect its difference at 80% power, or why none."""
+    if verdict.verdict != "tied":
+        return "-"
+    if verdict.negligible:
+        return "below report.min_difference"
+    return f"> {MAX_SEEDS}" if verdict.seeds_needed is None else str(verdict.seeds_needed)
 
 
 def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
@@ -354,10 +379,16 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
         row: dict[str, Any] = {k: s.values.get(k, "-") for k in sweep.keys} if sweep.keys else {"setting": s.label}
         row["n"] = s.summary(sweep.objective).n
         for metric in METRICS:
-            row[metric] = _interval(s.summary(metric), signed=metric == "gap")
-        row.update({"verdict": s.verdict.verdict or "-", "p": s.verdict.p, "status": _status(s)})
+            row[metric] = _interval(s.summary(metric), signed=metric == "gap", bounded=metric in ACCURACIES)
+        row.update({"verdict": s.verdict.verdict or "-", "p": s.verdict.p})
+        if any(other.verdict.verdict == "tied" for other in settings):
+            row["seeds for 80% power"] = _to_decide(s.verdict)
+        row["status"] = _status(s)
         rows.append(row)
-    return markdown(list(rows[0]), rows, _cell) if rows else ""
+    if not rows:
+        return ""
+    few = any(s.summary(metric).n == 2 for s in settings for metric in METRICS)
+    return markdown(list(rows[0]), rows, _cell) + (f"\n{FEW_NOTE}\n" if few else "")
 
 
 def comparison_table(sweeps: list[Sweep]) -> str:
@@ -375,12 +406,15 @@ def comparison_table(sweeps: list[Sweep]) -> str:
         row: dict[str, Any] = {first: label}
         for sweep in sweeps:
             s = next((s for s in sweep.settings if s.label == label), None)
-            cell = "-" if s is None else _interval(s.summary(sweep.objective))
+            cell = "-" if s is None else _interval(s.summary(sweep.objective), bounded=sweep.objective in ACCURACIES)
             if s is not None and s.verdict.verdict:
                 cell += f" ({s.verdict.verdict})"
             row[_column(sweep, sweeps)] = cell
         rows.append(row)
-    return markdown(list(rows[0]), rows, _cell) if rows else ""
+    if not rows:
+        return ""
+    few = any(FEW in str(cell) for row in rows for cell in row.values())
+    return markdown(list(rows[0]), rows, _cell) + (f"\n{FEW_NOTE}\n" if few else "")
 
 
 def _mixed(sweeps: list[Sweep]) -> bool:

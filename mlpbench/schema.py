@@ -215,6 +215,9 @@ class ReportConfig:
     # Swept keys to take each setting at its best value of, then compare (a fair optimizer
     # comparison: [optim.lr] reports each optimizer at its own best learning rate).
     best_over: List[str] = field(default_factory=list)
+    # A difference in the objective smaller than this matters to no one: a tie below it is said to
+    # be negligible instead of given the seeds it would take to detect. null: every difference counts.
+    min_difference: Optional[float] = None
 
 
 class Objective(str, Enum):
@@ -477,6 +480,9 @@ def validate(cfg: DictConfig) -> None:
     _check(errors, tune.min_resource >= 1, "tune.min_resource", tune.min_resource, "must be an integer >= 1")
     _check(errors, tune.reduction_factor >= 2, "tune.reduction_factor", tune.reduction_factor,
            "must be an integer >= 2")
+    if cfg.report.min_difference is not None:
+        _check(errors, cfg.report.min_difference > 0, "report.min_difference", cfg.report.min_difference,
+               "must be > 0 (in the objective's units), or null")
     for key in cfg.report.best_over:
         _check(errors, OmegaConf.select(cfg, key, default=None) is not None, "report.best_over", key,
                "must name config keys (e.g. optim.lr) that the sweep varies")

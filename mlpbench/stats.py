@@ -87,10 +87,60 @@ def holm(pvalues: list[float]) -> list[float]:
 class Verdict:
     verdict: str | None  # "best", "tied", "worse", or None (no test possible)
     p: float | None  # Holm-adjusted p against the best; None for the best itself
+    # A tie: the seeds per setting that would detect the observed difference at 80% power (None:
+    # more than MAX_SEEDS, or no difference at all), or `negligible`: the difference is smaller than
+    # report.min_difference, so no number of seeds makes it matter.
+    seeds_needed: int | None = None
+    negligible: bool = False
+
+
+POWER = 0.8
+MAX_SEEDS = 1000
+
+
+def seeds_for_power(best: dict, other: dict, alpha: float = 0.05, power: float = POWER) -> int | None:
+    """Seeds per setting that the test `compare` makes (paired t over shared seeds, else Welch's)
+    needs to detect the observed difference with probability `power` at level `alpha`, taking the
+    observed spread as the true one (noncentral t; Cohen 1988, ch. 2); None for no difference or
+    more than MAX_SEEDS."""
+    a, b = _by_seed(best), _by_seed(other)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    paired = a.keys() == b.keys()
+    if paired:
+        d = np.array([a[s] - b[s] for s in sorted(a)])
+        difference, spread = abs(float(d.mean())), float(d.std(ddof=1))
+    else:
+        xa, xb = np.array(list(a.values())), np.array(list(b.values()))
+        difference = abs(float(xa.mean() - xb.mean()))
+        spread = math.sqrt((float(xa.var(ddof=1)) + float(xb.var(ddof=1))) / 2)
+    if difference == 0:
+        return None
+    if spread == 0:
+        return 2
+    effect = difference / spread
+
+    def power_at(n: int) -> float:
+        df, nc = (n - 1, effect * math.sqrt(n)) if paired else (2 * n - 2, effect * math.sqrt(n / 2))
+        critical = float(stats.t.ppf(1 - alpha / 2, df))
+        exact = float(stats.nct.sf(critical, df, nc) + stats.nct.cdf(-critical, df, nc))
+        # scipy's noncentral t loses itself far in the tail (nan); there the normal's is as good.
+        return exact if math.isfinite(exact) else float(stats.norm.sf(critical - nc) + stats.norm.cdf(-critical - nc))
+
+    high = 2  # power grows with n: double n until it suffices, then the least n by bisection
+    while power_at(high) < power:
+        if high >= MAX_SEEDS:
+            return None
+        high = min(2 * high, MAX_SEEDS)
+    low = max(2, high // 2)
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if power_at(middle) >= power else (middle + 1, high)
+    return low
 
 
 def verdicts(groups: dict[str, dict[int, float | None]], maximize: bool = True,
-             alpha: float = 0.05) -> dict[str, Verdict]:
+             alpha: float = 0.05, min_difference: float | None = None) -> dict[str, Verdict]:
     none = Verdict(None, None)
     summaries = {k: summarize(v.values()) for k, v in groups.items()}
     means = {k: s.mean for k, s in summaries.items()}
@@ -113,7 +163,12 @@ def verdicts(groups: dict[str, dict[int, float | None]], maximize: bool = True,
         return out
     # Every setting is tested against the same best: adjust for the number of tests.
     for k, p in zip(made, holm([tests[k].p for k in made])):
-        out[k] = Verdict("worse" if p < alpha else "tied", p)
+        if p < alpha:
+            out[k] = Verdict("worse", p)
+        elif min_difference is not None and abs(means[best] - means[k]) < min_difference:
+            out[k] = Verdict("tied", p, negligible=True)
+        else:
+            out[k] = Verdict("tied", p, seeds_needed=seeds_for_power(groups[best], groups[k], alpha))
     out[best] = Verdict("best", None)
     return out
 

@@ -97,14 +97,15 @@ def test_verdicts_clear_difference():
     assert v["bad"] == Verdict("worse", pytest.approx(2 * pbad))
     assert v["b"] == Verdict("worse", pytest.approx(pb))
     # At a stricter alpha the same difference is only a tie.
-    assert verdicts({"a": A, "b": B}, alpha=0.01)["b"] == Verdict("tied", pytest.approx(pb))
+    strict = verdicts({"a": A, "b": B}, alpha=0.01)["b"]
+    assert (strict.verdict, strict.p) == ("tied", pytest.approx(pb))
 
 
 def test_verdicts_noisy_difference_is_tied():
     c = {1: 0.93, 2: 0.92, 3: 0.94, 4: 0.92, 5: 0.93}
     v = verdicts({"a": A, "c": c})
     assert v["c"] == Verdict("best", None)
-    assert v["a"] == Verdict("tied", pytest.approx(compare(c, A).p))
+    assert (v["a"].verdict, v["a"].p) == ("tied", pytest.approx(compare(c, A).p))
     assert v["a"].p > 0.05
 
 
@@ -128,7 +129,7 @@ def test_verdicts_failed_seed_falls_back_to_welch():
     v = verdicts({"a": A, "b": b})
     xb = [x for x in b.values() if x is not None]
     expected = sps.ttest_ind(list(A.values()), xb, equal_var=False).pvalue
-    assert v["b"] == Verdict("tied", pytest.approx(expected))
+    assert (v["b"].verdict, v["b"].p) == ("tied", pytest.approx(expected))
     assert expected != pytest.approx(compare(A, B).p)
 
 
@@ -175,3 +176,21 @@ def test_headline_end_to_end_and_n1():
                   verdicts(ones), "acc")
     assert n1 == ("acc: no verdict: n = 1 per setting; repeat each setting over seeds to get "
                   "intervals and verdicts, e.g. add seed=1,2,3,4,5 to the -m command")
+
+
+def test_a_tie_says_the_seeds_that_would_decide_it_or_that_it_is_negligible():
+    from mlpbench.stats import seeds_for_power
+
+    # Paired differences of mean 1 and sd 1 (an effect of 1): 10 seeds give a paired t-test 80%
+    # power at 5% (noncentral t; Cohen's tables); an effect of 0.1 needs about (2.8 / 0.1)^2.
+    d = np.array([0, 2, 1, 1.5, 0.5])
+    d = (d - d.mean()) / d.std(ddof=1) + 1
+    zero = {i: 0.0 for i in range(5)}
+    assert seeds_for_power({i: float(x) for i, x in enumerate(d)}, zero) == 10
+    assert 770 <= seeds_for_power({i: float(x) for i, x in enumerate((d - 1) * 10 + 1)}, zero) <= 800
+    assert seeds_for_power(zero, zero) is None  # no difference: no number of seeds detects it
+    c = {1: 0.93, 2: 0.92, 3: 0.94, 4: 0.92, 5: 0.93}
+    tie = verdicts({"a": A, "c": c})["a"]
+    assert tie.verdict == "tied" and tie.seeds_needed == seeds_for_power(c, A) and tie.seeds_needed > 5
+    small = verdicts({"a": A, "c": c}, min_difference=0.05)["a"]
+    assert small.verdict == "tied" and small.negligible and small.seeds_needed is None
