@@ -87,7 +87,8 @@ def holm(pvalues: list[float]) -> list[float]:
 class Verdict:
     verdict: str | None  # "best", "tied", "worse", or None (no test possible)
     p: float | None  # Holm-adjusted p against the best; None for the best itself
-    # A tie: the seeds per setting that would detect the observed difference at 80% power (None:
+    # A tie: the seeds per setting that would detect the observed difference at 80% power, at
+    # Holm's strictest level alpha / m for m comparisons (None:
     # more than MAX_SEEDS, or no difference at all), or `negligible`: the difference is smaller than
     # report.min_difference, so no number of seeds makes it matter.
     seeds_needed: int | None = None
@@ -168,7 +169,9 @@ def verdicts(groups: dict[str, dict[int, float | None]], maximize: bool = True,
         elif min_difference is not None and abs(means[best] - means[k]) < min_difference:
             out[k] = Verdict("tied", p, negligible=True)
         else:
-            out[k] = Verdict("tied", p, seeds_needed=seeds_for_power(groups[best], groups[k], alpha))
+            # At Holm's strictest level, alpha / m: the seeds that would make the verdict `worse`
+            # whatever the other comparisons' p-values.
+            out[k] = Verdict("tied", p, seeds_needed=seeds_for_power(groups[best], groups[k], alpha / len(made)))
     out[best] = Verdict("best", None)
     return out
 
