@@ -380,10 +380,8 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
         row["n"] = s.summary(sweep.objective).n
         for metric in METRICS:
             row[metric] = _interval(s.summary(metric), signed=metric == "gap", bounded=metric in ACCURACIES)
-        row.update({"verdict": s.verdict.verdict or "-", "p": s.verdict.p})
-        if any(other.verdict.verdict == "tied" for other in settings):
-            row["seeds for 80% power"] = _to_decide(s.verdict)
-        row["status"] = _status(s)
+        row.update({"verdict": s.verdict.verdict or "-", "p": s.verdict.p, "seeds for 80% power": _to_decide(s.verdict),
+                    "status": _status(s)})
         rows.append(row)
     if not rows:
         return ""
@@ -433,7 +431,8 @@ def answer(sweep: Sweep, settings: Optional[list[Setting]] = None) -> str:
     summaries = {s.label: s.summary(sweep.objective) for s in settings}
     found = {s.label: s.verdict for s in settings}
     if len(settings) == 1:
-        return (f"{sweep.objective}: {_interval(summaries[names[0]])} (n = {summaries[names[0]].n}); a single "
+        shown = _interval(summaries[names[0]], bounded=sweep.objective in ACCURACIES)
+        return (f"{sweep.objective}: {shown} (n = {summaries[names[0]].n}); a single "
                 "setting, nothing to compare it with")
     return headline(names, summaries, found, sweep.objective, digits=3)
 
