@@ -122,16 +122,19 @@ def _received_problems(known, variant: list[str]) -> list[tuple[str, object]]:
              and not o.startswith("hydra.searchpath")]
     chosen = [f"{g}={v}" for g, v in choices.items() if g.startswith("hydra/") and v is not None]
     preset = [f"experiment={choices['experiment']}"] if choices.get("experiment") else []
-    for choice in chosen:
-        try:
-            composed([choice], None, received=False)
-        except Exception:  # an option only the received folder has
-            return [*found, (choice.split("=")[0], choice.split("=", 1)[1])]
+    try:
+        hydras = composed([*chosen, *typed], None, received=False)
+    except Exception:  # an option only the received folder has: named, else it fails closed
+        for choice in chosen:
+            try:
+                composed([choice], None, received=False)
+            except Exception:
+                return [*found, (choice.split("=")[0], choice.split("=", 1)[1])]
+        raise
     try:
         ours = composed([*chosen, *typed, *preset], "config", received=False)
     except Exception:  # a preset only the folder has: Hydra's section without it
         ours = composed([*chosen, *typed], "config", received=False)
-    hydras = composed([*chosen, *typed], None, received=False)
     allowed = [flat_keys(OmegaConf.to_container(c.hydra, resolve=False), prefix="hydra.") for c in (ours, hydras)]
     for key, value in received.items():
         swept = key.removeprefix("hydra.sweeper.params.") if key.startswith("hydra.sweeper.params.") else None

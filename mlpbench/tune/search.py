@@ -31,7 +31,7 @@ from mlpbench.sweep import run_name
 from mlpbench.tune.report import write_report
 from mlpbench.tune.space import flat, grid_size, parse_space
 from mlpbench.tune.study import (CONFIG_FILE, STUDY_FILE, direction, ended_count, make_pruner, make_sampler, objective_key, point,
-                                 retry, reuse_earlier, search_settings, storage, tell, tried_points)
+                                 retry, reuse_earlier, search_settings, storage, tell, tried_points, unopenable)
 
 log = logging.getLogger("mlpbench")
 # Points tried already, proposed in a row, after which the sampler is taken to have converged.
@@ -147,10 +147,7 @@ class Search:
         try:
             return self._open_study()
         except SQLAlchemyError as e:
-            reason = " ".join(str(getattr(e, "orig", None) or e).split())[:200]
-            raise ConfigError(f"{self.sweep_dir / STUDY_FILE}: cannot open the study ({reason}); if another "
-                              "search is using it, wait for it; if the file is damaged, move it away to "
-                              "start the study again") from None
+            raise unopenable(self.sweep_dir / STUDY_FILE, e) from None
 
     def _open_study(self):
         import optuna

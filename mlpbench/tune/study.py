@@ -61,9 +61,14 @@ def load_study(sweep_dir: Path, config: DictConfig, **kwargs):
                               f"{', '.join(names) or 'none'})")
         return optuna.load_study(study_name=config.tune.study_name, storage=store, **kwargs)
     except SQLAlchemyError as e:
-        reason = " ".join(str(getattr(e, "orig", None) or e).split())[:200]
-        raise ConfigError(f"{path}: cannot open the study ({reason}); if another search is using it, wait for "
-                          "it; if the file is damaged, move it away to start the study again") from None
+        raise unopenable(path, e) from None
+
+
+def unopenable(path: Path, error: Exception) -> ConfigError:
+    """The message for a study.db SQLite cannot open (corrupt, locked), naming the file."""
+    reason = " ".join(str(getattr(error, "orig", None) or error).split())[:200]
+    return ConfigError(f"{path}: cannot open the study ({reason}); if another search is using it, wait for "
+                       "it; if the file is damaged, move it away to start the study again")
 
 
 def storage_url(sweep_dir: Path) -> str:
