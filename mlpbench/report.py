@@ -2,13 +2,16 @@
 
     python -m mlpbench.report SWEEP_DIR                 rebuild one sweep's report in it
     python -m mlpbench.report DIR1 DIR2 ... [--out D]   several sweeps in one table and figure
+    mlpbench.report.load(DIR, ...)                       the same numbers as pandas DataFrames
 
 Runs that differ only in `seed` are repeats of one setting. Per setting the report gives n and,
 for each metric, the mean, the standard deviation and the half-width of its 95% interval (t
 distribution); then a verdict against the setting with the best mean of the objective
 (`report.objective`, best_val_acc unless set): `best`, `tied` (not distinguishable at the 5%
 level) or `worse`, with the Holm-adjusted p-value of a paired t-test over the seeds both ran
-(Welch's test where the seeds differ). With one run per setting there is no verdict.
+(Welch's test where the seeds differ). With one run per setting there is no verdict. A sweep made
+with seed=auto (its multirun.yaml says so) is judged by the anytime-valid test of its rounds
+(mlpbench.stats.sequential_verdicts), and each setting says why it stopped.
 
 A search's folder (outputs/tune/NAME) gets its trials report again, from the sweeper that made it.
 A DIR is a sweep folder (runs with result.json below it), a folder of sweeps such as
@@ -28,9 +31,10 @@ from typing import Any, NamedTuple, Optional
 
 from mlpbench import overrides
 from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
-from mlpbench.results import ACCURACIES, RESULT_FILE, Status, load_results, natural_key, read_result, read_sweep_config
-from mlpbench.schema import ConfigError, Metric, trusted
-from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, summarize, verdicts
+from mlpbench.results import (ACCURACIES, RESULT_FILE, Status, as_written, load_results, natural_key, read_result,
+                              read_sweep_config)
+from mlpbench.schema import AUTO_SEED, ConfigError, Metric, SweepConfig, trusted
+from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
 
 REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
 DEFAULT_OBJECTIVE = "best_val_acc"
@@ -118,6 +122,9 @@ class Sweep:
     objective: str = DEFAULT_OBJECTIVE
     best_over: list[str] = field(default_factory=list)
     min_difference: Optional[float] = None
+    # seed=auto: the sweep's `sweep` settings (min_seeds, max_seeds, max_minutes); its verdicts are
+    # then the anytime-valid test's (mlpbench.stats.sequential_verdicts). None: seeds as given.
+    rounds: Optional[dict] = None
 
     @property
     def maximize(self) -> bool:
@@ -204,9 +211,28 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
     sweep = Sweep(label, path, runs, keys, _ordered(list(groups.values()), keys),
                   objective=objectives[0] if objectives else DEFAULT_OBJECTIVE,
                   best_over=[k for k in best_over if isinstance(k, str) and k in keys],
-                  min_difference=_number((report_cfgs[0] if report_cfgs else {}).get("min_difference")))
+                  min_difference=_number((report_cfgs[0] if report_cfgs else {}).get("min_difference")),
+                  rounds=auto_seeds(path))
     judge(sweep.settings, sweep)
     return sweep
+
+
+def auto_seeds(path: Path) -> Optional[dict]:
+    """The `sweep` settings of a sweep made with seed=auto (its multirun.yaml says so), else None."""
+    config = read_sweep_config(path)
+    if config is None:
+        return None
+    from omegaconf import OmegaConf
+
+    task = as_written(config.hydra.overrides.task) or []
+    params = as_written(OmegaConf.select(config, "hydra.sweeper.params", default=None)) or {}
+    if f"{REPEAT_KEY}={AUTO_SEED}" not in task and str(params.get(REPEAT_KEY)) != AUTO_SEED:
+        return None
+    rounds, default = as_written(config.get("sweep")) or {}, SweepConfig()
+    max_seeds = rounds.get("max_seeds")
+    return {"min_seeds": rounds.get("min_seeds"),
+            "max_seeds": max_seeds if isinstance(max_seeds, int) else default.max_seeds,
+            "max_minutes": _number(rounds.get("max_minutes"))}
 
 
 def _report_config(run: Run) -> dict:
@@ -215,9 +241,14 @@ def _report_config(run: Run) -> dict:
 
 
 def judge(settings: list[Setting], sweep: Sweep) -> None:
-    """Each setting's verdict against the best mean of the sweep's objective (mlpbench.stats.verdicts)."""
-    found = verdicts({id(s): s.by_seed(sweep.objective) for s in settings}, maximize=sweep.maximize,
-                     min_difference=sweep.min_difference)
+    """Each setting's verdict against the best mean of the sweep's objective (mlpbench.stats.verdicts;
+    after seed=auto's rounds, sequential_verdicts)."""
+    groups = {id(s): s.by_seed(sweep.objective) for s in settings}
+    if sweep.rounds:
+        found = sequential_verdicts(groups, sweep.rounds["max_seeds"], maximize=sweep.maximize,
+                                    min_difference=sweep.min_difference)
+    else:
+        found = verdicts(groups, maximize=sweep.maximize, min_difference=sweep.min_difference)
     for s in settings:
         s.verdict = found[id(s)]
 
@@ -299,6 +330,7 @@ def setting_rows(sweeps: list[Sweep], settings_of=lambda sweep: sweep.settings) 
                             f"{metric}_ci95": _number(summary.ci95)})
             row.update({"verdict": s.verdict.verdict, "p": s.verdict.p, "objective": sweep.objective,
                         "seeds_needed": s.verdict.seeds_needed, "negligible": s.verdict.negligible or None,
+                        "stopped": stopped(sweep, s),
                         "params": (s.runs[0].result.get("params") or {}).get("total"),
                         "epochs": _number(summarize(r.result.get("epochs") for r in s.runs).mean),
                         "seconds": _number(summarize(r.result.get("seconds") for r in s.runs).mean)})
@@ -369,7 +401,20 @@ def _to_decide(verdict: Verdict) -> str:
         return "-"
     if verdict.negligible:
         return "below report.min_difference"
-    return f"> {MAX_SEEDS}" if verdict.seeds_needed is None else str(verdict.seeds_needed)
+    return f"over {MAX_SEEDS}" if verdict.seeds_needed is None else str(verdict.seeds_needed)
+
+
+def stopped(sweep: Sweep, setting: Setting) -> Optional[str]:
+    """seed=auto: why a setting got no more seeds. A comparison still open when the sweep ended
+    ran out of seeds (sweep.max_seeds), of time (sweep.max_minutes), or was cut off."""
+    if not sweep.rounds or setting.verdict.verdict is None:
+        return None
+    reason = setting.verdict.stopped
+    if reason is not None:
+        return {"decided": "all compared" if setting.verdict.verdict == "best" else "decided"}.get(reason, reason)
+    if len({run.seed for run in setting.runs}) >= sweep.rounds["max_seeds"]:
+        return "budget: max_seeds"
+    return "budget: max_minutes" if sweep.rounds.get("max_minutes") else "unfinished"
 
 
 def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
@@ -380,8 +425,10 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
         row["n"] = s.summary(sweep.objective).n
         for metric in METRICS:
             row[metric] = _interval(s.summary(metric), signed=metric == "gap", bounded=metric in ACCURACIES)
-        row.update({"verdict": s.verdict.verdict or "-", "p": s.verdict.p, "seeds for 80% power": _to_decide(s.verdict),
-                    "status": _status(s)})
+        row.update({"verdict": s.verdict.verdict or "-", "p": s.verdict.p, "seeds for 80% power": _to_decide(s.verdict)})
+        if sweep.rounds:
+            row["stopped"] = stopped(sweep, s) or "-"
+        row["status"] = _status(s)
         rows.append(row)
     if not rows:
         return ""
@@ -694,7 +741,7 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> 
     n_settings = sum(len(s.settings) for s in sweeps)
     intro = (f"{len(runs)} runs, {n_settings} settings; cells are mean ± half-width of the 95% interval (t "
              f"distribution) over a setting's seeds; verdicts compare each setting with the best mean of "
-             f"{objective} (paired t-test over shared seeds, else Welch; Holm-adjusted p).")
+             f"{objective} ({_test_named(sweeps)}).")
     write_atomic(out / "summary.md", f"# {title}\n\n{intro}\n\n{text}\n".encode())
     rows = setting_rows(sweeps)
     write_csv(out / "summary.csv", list(rows[0]), rows)
@@ -704,6 +751,68 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> 
     if plots:
         written += figures(sweeps, out)
     return Report(text, written, runs)
+
+
+SEQUENTIAL_NOTE = ("seed=auto added seeds in rounds, so the test is one that stays valid however often it is "
+                   "looked at: the paired t-test's e-value (Lai 1976; Grunwald et al. 2024), p = m / e for m "
+                   "comparisons; `stopped` says why a setting got no more seeds")
+FIXED_NOTE = "paired t-test over shared seeds, else Welch; Holm-adjusted p"
+
+
+def _test_named(sweeps: list[Sweep]) -> str:
+    kinds = {bool(s.rounds) for s in sweeps}
+    if kinds == {True}:
+        return SEQUENTIAL_NOTE
+    if kinds == {False}:
+        return FIXED_NOTE
+    return f"sweeps made with seed=auto: {SEQUENTIAL_NOTE}; the others: {FIXED_NOTE}"
+
+
+class Tables(NamedTuple):
+    """A sweep's numbers as pandas DataFrames (`load`)."""
+
+    runs: Any  # a row per run: runs.csv's columns
+    settings: Any  # a row per setting: summary.csv's columns (means, intervals, verdicts)
+    epochs: Any  # a row per run and epoch: its training and validation loss and accuracy
+
+
+def load(*dirs) -> Tables:
+    """The runs, the per-setting summary and the per-epoch history of one or more sweeps, as pandas
+    DataFrames, for analysis of one's own:
+
+        from mlpbench.report import load
+        runs, settings, epochs = load("outputs/multirun/2026-12-05_02-29-37")
+        epochs.groupby(["model.depth", "epoch"]).val_loss.mean().unstack(0).plot()
+
+    A DIR is what `python -m mlpbench.report` takes: a sweep folder, a folder of sweeps (its
+    newest), a run's folder. Nothing is written."""
+    import pandas as pd
+
+    sweeps = read_sweeps([Path(d) for d in dirs])
+    if not any(sweep.runs for sweep in sweeps):
+        raise FileNotFoundError(f"no run with a result.json in {', '.join(map(str, dirs))}")
+    keys, several = swept_keys(sweeps), len(sweeps) > 1
+    history = []
+    for sweep in sweeps:
+        for s in sweep.settings:
+            for run in s.runs:
+                h = run.history
+                for e in range(len(h.get("train_loss") or [])):
+                    row: dict[str, Any] = {"sweep": sweep.label} if several else {}
+                    row.update({k: s.values.get(k, "-") for k in keys})
+                    row.update({"seed": run.seed, "run": run.name, "epoch": e + 1})
+                    row.update({m: _number((h.get(m) or [None] * (e + 1))[e]) if e < len(h.get(m) or []) else None
+                                for m in ("train_loss", "train_acc", "val_loss", "val_acc")})
+                    history.append(row)
+    frames = [pd.DataFrame(run_rows(sweeps)), pd.DataFrame(setting_rows(sweeps)), pd.DataFrame(history)]
+    for frame in frames:
+        for key in keys:  # a numeric swept key as numbers (depth 2 before 10)
+            if key in frame:
+                try:
+                    frame[key] = pd.to_numeric(frame[key])
+                except (ValueError, TypeError):
+                    pass
+    return Tables(*frames)
 
 
 def _compare_dir(sweeps: list[Sweep]) -> Path:

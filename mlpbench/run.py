@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlpbench import sweep
 from mlpbench.files import DISK_ERRORS
+from mlpbench.overrides import shown
 from mlpbench.results import RunRecord, Status, read_result
 from mlpbench.schema import ConfigError, checked, register_configs, targets, trusted
 
@@ -162,15 +163,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     # On resume, TensorBoard drops what a killed attempt logged past the checkpoint.
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
                                purge_step=resumed_at["step"] if resumed_at else None)
-    # Every _target_ instantiate would build, nested and interpolated ones too, is trusted or was
-    # typed by the user on the command line; a config file cannot bring its own.
-    typed = set(re.findall(r"_target_\s*[:=]\s*'?([\w.]+)", " ".join(overrides)))
-    for key, target in targets(OmegaConf.to_container(cfg.callbacks, resolve=True), "callbacks"):
-        if target not in typed and not trusted(target):
-            raise ConfigError(f"{key}={target}: a config file may name only mlpbench's or Lightning's "
-                              "callbacks; give this one on the command line if you trust it")
-    # `+callbacks.NAME=null` is no callback (as Hydra drops a null config).
-    callbacks = [*callbacks, *(_callback(key, spec) for key, spec in cfg.callbacks.items() if spec is not None)]
+    callbacks = [*callbacks, *config_callbacks(cfg, overrides)]
     stoppers = [cb for cb in callbacks if hasattr(cb, "stop_status")]
     callbacks = [AfterEpochMetrics(lambda: record.save_every(1.0)), *callbacks]
     if cfg.diagnostics:
@@ -187,7 +180,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
                        log_every_n_epochs=cfg.trainer.log_every_n_epochs)
     params = count_params(module.model)
     if record.enabled:
-        log.info("Run %s: %s (%s params)", run_dir.name, " ".join(overrides) or "(defaults)", f"{params['total']:,}")
+        log.info("Run %s: %s (%s params)", run_dir.name, shown(overrides), f"{params['total']:,}")
         # The summary goes to every run's log file; on the console once per sweep, not once per run.
         log.info("%s", summary(module.model, splits.num_features), extra={"console": job in (None, 0)})
     if resumed_at and record.enabled:
@@ -239,8 +232,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     logger.finalize("success")
     metrics = record.payload["metrics"]
     epochs = record.payload["epochs"]
-    log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d %s in %.1f s -> %s", run_dir.name, status, metrics["val_acc"],
-             metrics["test_acc"], epochs, "epoch" if epochs == 1 else "epochs", record.payload["seconds"], record.path)
+    log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d %s in %.1f s on %s -> %s", run_dir.name, status,
+             metrics["val_acc"], metrics["test_acc"], epochs, "epoch" if epochs == 1 else "epochs",
+             record.payload["seconds"], record.payload.get("device", "?"), record.path)
     return record.payload
 
 
@@ -269,6 +263,19 @@ def check_memory(cfg: DictConfig, splits, replicas: int = 1) -> None:
 
 # What a run logs for Lightning's callbacks to watch (EarlyStopping, ModelCheckpoint: `monitor`).
 MONITORED = ("train_loss", "val_loss", "val_acc")
+
+
+def config_callbacks(cfg: DictConfig, overrides: list[str]) -> list:
+    """The Lightning callbacks `callbacks.*` names, built; a ConfigError for one that cannot be."""
+    # Every _target_ instantiate would build, nested and interpolated ones too, is trusted or was
+    # typed by the user on the command line; a config file cannot bring its own.
+    typed = set(re.findall(r"_target_\s*[:=]\s*'?([\w.]+)", " ".join(overrides)))
+    for key, target in targets(OmegaConf.to_container(cfg.callbacks, resolve=True), "callbacks"):
+        if target not in typed and not trusted(target):
+            raise ConfigError(f"{key}={target}: a config file may name only mlpbench's or Lightning's "
+                              "callbacks; give this one on the command line if you trust it")
+    # `+callbacks.NAME=null` is no callback (as Hydra drops a null config).
+    return [_callback(key, spec) for key, spec in cfg.callbacks.items() if spec is not None]
 
 
 def _callback(key: str, spec: DictConfig):

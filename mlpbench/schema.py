@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from mlpbench.overrides import did_you_mean
+
 
 class ConfigError(ValueError):
     """A configuration value is not allowed; the message names the key."""
@@ -238,6 +240,10 @@ class Pruner(str, Enum):
     none = "none"
 
 
+# callbacks.tune_trial: the search's pruning in each trial's run (mlpbench/tune/trial.py).
+TRIAL_CALLBACK = "tune_trial"
+
+
 @dataclass
 class TuneConfig:
     """A search with hydra/sweeper=tune (experiment=tune_units): mlpbench/tune/."""
@@ -261,6 +267,32 @@ class TuneConfig:
     study_name: str = "study"
     # Points to try first, e.g. [{model.units: 128, optim.lr: 0.001}] (Optuna's enqueue_trial).
     enqueue: List[Dict[str, Any]] = field(default_factory=list)
+    # Seeds each trial trains, as one stacked model (seeds seed .. seed + repeats - 1): the sampler
+    # and the pruner see their mean every epoch, trials.csv each seed's value.
+    repeats: int = 1
+    # The best trials judged at the end with a sweep's statistics (needs repeats >= 2).
+    finalists: int = 3
+
+
+@dataclass
+class SweepConfig:
+    """`seed=auto` in a sweep (mlpbench/seeds.py): seeds in rounds until each comparison with the
+    best is decided."""
+
+    # Seeds every setting starts with, before the first verdicts.
+    min_seeds: int = 3
+    # The most seeds a setting gets: a comparison still undecided then ends at this budget.
+    max_seeds: int = 10
+    # Seeds each open comparison gets a round. 1 looks after every seed (the fewest seeds); more
+    # make fewer, larger rounds (each round starts its processes: ~3 s on the CPU) that stack.
+    seeds_per_round: int = 1
+    # Start no new round after this many minutes (null: no time budget).
+    max_minutes: Optional[float] = None
+
+
+# `seed=auto`: the sweep chooses the seeds (mlpbench/seeds.py).
+AUTO_SEED = "auto"
+GRID_SWEEPER = "hydra_plugins.mlpbench_grid.GridSweeper"
 
 
 @dataclass
@@ -269,7 +301,8 @@ class Config:
     model: ModelConfig = MISSING
     optim: Any = MISSING
     trainer: TrainerConfig = MISSING
-    seed: int = 42
+    # An integer in [0, 2^32), or `auto` in a sweep (-m): seeds in rounds until decided (sweep.*).
+    seed: Any = 42
     # Per-layer gradient and weight norms, dead/saturated units and activation statistics,
     # every `trainer.log_every_n_steps` steps, to TensorBoard (mlpbench/diagnostics.py).
     diagnostics: bool = False
@@ -277,6 +310,7 @@ class Config:
     resume: bool = False
     tune: TuneConfig = field(default_factory=TuneConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     # More Lightning callbacks for the run, by name: {_target_: a.Callback, arg: value}
     # (lightning-hydra-template's idiom). A search adds its trials' pruning here.
     callbacks: Dict[str, Any] = field(default_factory=dict)
@@ -308,6 +342,8 @@ def resolved(cfg: DictConfig) -> DictConfig:
     `model.units=[256,128,64]`; the run records that depth."""
     cfg = copy.deepcopy(cfg)
     cfg.model.depth = depth_of(cfg.model)
+    if isinstance(cfg.seed, str) and cfg.seed.strip().isdigit():  # seed=${oc.env:SEED} gives text
+        cfg.seed = int(cfg.seed)
     return cfg
 
 
@@ -377,6 +413,8 @@ def targets(node: Any, path: str = ""):
 # an epoch before their first step was worth anything; no tutorial goes past 10.
 MAX_DEPTH = 1000
 SEED_RANGE = 2**32  # numpy's and torch's seeds: 0 <= seed < 2^32
+MAX_AUTO_SEEDS = 100
+MAX_REPEATS = 64  # a trial's seeds are one stack: the stacked launcher's max_replicas  # seed=auto's rounds: past 100 seeds a setting, a comparison is no longer the question
 # A study's folder is outputs/tune/<study_name>: a name, never a path.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -399,12 +437,31 @@ def validate(cfg: DictConfig) -> None:
     changes nothing (it checks `resolved(cfg)`)."""
     cfg = resolved(cfg)
     errors: list[str] = []
-    for section in ("data", "model", "optim", "trainer", "tune"):
+    for section in ("data", "model", "optim", "trainer", "tune", "sweep"):
         errors += _non_finite(OmegaConf.to_container(cfg[section], resolve=True), section)
     if errors:  # every check below compares numbers: nan and inf would slip through them
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
     data, model, optim, trainer = cfg.data, cfg.model, cfg.optim, cfg.trainer
-    _check(errors, 0 <= cfg.seed < SEED_RANGE, "seed", cfg.seed, f"must be an integer in [0, {SEED_RANGE})")
+    if cfg.seed == AUTO_SEED:
+        # Only a sweep's own config holds `auto`; its runs get numbers (mlpbench/seeds.py).
+        mode = str(OmegaConf.select(cfg, "hydra.mode", default=None))
+        sweeper = OmegaConf.select(cfg, "hydra.sweeper._target_", default=None)
+        _check(errors, mode.endswith("MULTIRUN") and sweeper == GRID_SWEEPER, "seed", AUTO_SEED,
+               "adds seeds in rounds to a sweep of the grid: give -m (with hydra/sweeper=grid, the default)"
+               + ("; a search repeats its trials with tune.repeats" if str(sweeper).endswith("TuneSweeper") else ""))
+    else:
+        seed = cfg.seed
+        _check(errors, isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_RANGE, "seed",
+               seed, f"must be an integer in [0, {SEED_RANGE}), or auto in a sweep (-m)")
+    rounds = cfg.sweep
+    _check(errors, rounds.min_seeds >= 2, "sweep.min_seeds", rounds.min_seeds,
+           "must be an integer >= 2 (a verdict needs 2 seeds a setting)")
+    _check(errors, rounds.min_seeds <= rounds.max_seeds <= MAX_AUTO_SEEDS, "sweep.max_seeds", rounds.max_seeds,
+           f"must be an integer from sweep.min_seeds={rounds.min_seeds} to {MAX_AUTO_SEEDS}")
+    _check(errors, rounds.seeds_per_round >= 1, "sweep.seeds_per_round", rounds.seeds_per_round,
+           "must be an integer >= 1")
+    if rounds.max_minutes is not None:
+        _check(errors, rounds.max_minutes > 0, "sweep.max_minutes", rounds.max_minutes, "must be > 0, or null")
     if data.split_seed is not None:
         _check(errors, 0 <= data.split_seed < SEED_RANGE, "data.split_seed", data.split_seed,
                f"must be an integer in [0, {SEED_RANGE}), or null for the run's seed")
@@ -480,20 +537,23 @@ def validate(cfg: DictConfig) -> None:
     _check(errors, tune.min_resource >= 1, "tune.min_resource", tune.min_resource, "must be an integer >= 1")
     _check(errors, tune.reduction_factor >= 2, "tune.reduction_factor", tune.reduction_factor,
            "must be an integer >= 2")
+    _check(errors, 1 <= tune.repeats <= MAX_REPEATS, "tune.repeats", tune.repeats,
+           f"must be an integer from 1 to {MAX_REPEATS} (the seeds of a trial, trained as one stack)")
+    _check(errors, tune.finalists >= 2, "tune.finalists", tune.finalists, "must be an integer >= 2")
     if cfg.report.min_difference is not None:
         _check(errors, cfg.report.min_difference > 0, "report.min_difference", cfg.report.min_difference,
                "must be > 0 (in the objective's units), or null")
     for key in cfg.report.best_over:
         _check(errors, OmegaConf.select(cfg, key, default=None) is not None, "report.best_over", key,
                "must name config keys (e.g. optim.lr) that the sweep varies")
-    errors += [f"{key}: not a setting of mlpbench (see --help)"
+    errors += [f"{key}: not a setting of mlpbench{did_you_mean(key, Config.__dataclass_fields__)} (see --help)"
                for key in sorted(set(cfg.keys()) - set(Config.__dataclass_fields__) - {"hydra"})]
     # `+model.dept=3` (Hydra's own advice for a typo'd key) adds a key nothing reads: the run
     # would train the default depth, silently.
     for section in ("data", "model", "optim", "trainer"):
         fields = getattr(OmegaConf.get_type(cfg[section]), "__dataclass_fields__", None)
         if fields:
-            errors += [f"{section}.{key}: not a setting of {section} (see --help)"
+            errors += [f"{section}.{key}: not a setting of {section}{did_you_mean(key, fields)} (see --help)"
                        for key in sorted(set(cfg[section].keys()) - set(fields))]
     _check(errors, bool(SAFE_NAME.match(tune.study_name)) and ".." not in tune.study_name, "tune.study_name",
            tune.study_name, "must be a name of letters, digits, '.', '_' and '-' (it names a folder)")

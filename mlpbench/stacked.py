@@ -41,6 +41,7 @@ from mlpbench.model import MLP, NARROW_UNITS, BatchNorm, HiddenBlock, batch_stat
 from mlpbench.module import HISTORY_KEYS, MLPModule, _Sums
 from mlpbench.files import write_atomic
 from mlpbench.optim import OptimizerStack, build_optimizer
+from mlpbench.overrides import shown
 from mlpbench.results import RunRecord, Status
 from mlpbench.run import Job, check_memory, checkpoint_callback
 from mlpbench.schema import Loss
@@ -632,7 +633,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
     from mlpbench.hparams import run_hparams, write_session_end, write_session_start
     from mlpbench.model import count_params, summary
     from mlpbench.module import AfterEpochMetrics
-    from mlpbench.run import MAX_PREDICTION_ROWS, make_trainer, predictions, quiet_lightning
+    from mlpbench.run import MAX_PREDICTION_ROWS, config_callbacks, make_trainer, predictions, quiet_lightning
 
     quiet_lightning()
     # Replicas with one optimizer setting, and within those one activation, side by side: each
@@ -670,11 +671,15 @@ def train_group(jobs: list[Job]) -> list[dict]:
     module = StackedModule(models, cfg.model, [job.cfg.optim for job in jobs], loggers,
                            log_every_n_epochs=cfg.trainer.log_every_n_epochs)
     module.model.set_generators(rng)
-    module.label = " ".join(o for o in jobs[0].overrides if not o.startswith("seed=")
-                            and all(o in job.overrides for job in jobs)) or "stack"
+    common = [o for o in jobs[0].overrides if not o.startswith(("seed=", "sweep.")) and all(o in job.overrides for job in jobs)]
+    module.label = shown(common) if common else "stack"
     checkpoints = ReplicaCheckpoints([j.run_dir for j in jobs], module)
+    # The group's own callbacks (sweep.alone_because: only a search trial's pruning, shared by its
+    # seeds): they watch the stack's metrics, the means over its replicas.
+    stoppers = config_callbacks(cfg, jobs[0].overrides)
     trainer = make_trainer(cfg.trainer, jobs[0].run_dir, False, checkpoints,
-                           AfterEpochMetrics(lambda: [r.save_every(1.0) for r in records]), checkpoints=False)
+                           AfterEpochMetrics(lambda: [r.save_every(1.0) for r in records]), *stoppers,
+                           checkpoints=False)
     params = count_params(models[0])
     settings = len(_runs([[sweep.setting(job.cfg, keys) for keys in sweep.STACKED_SETTINGS[:-1]] for job in jobs]))
     log.info("One stacked model of %d replicas (%s params each; %d setting%s): runs %s", len(jobs),
@@ -682,7 +687,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
              extra={"replica": -1})
     for k, job in enumerate(jobs):
         log.info("Run %s: %s (%s params), trained stacked with %d others", job.run_dir.name,
-                 " ".join(job.overrides) or "(defaults)", f"{params['total']:,}", len(jobs) - 1,
+                 shown(job.overrides), f"{params['total']:,}", len(jobs) - 1,
                  extra={"replica": k, "console": False})
         if positions[k]:
             log.info("Run %s: continuing after epoch %d (step %d) from %s", job.run_dir.name, positions[k]["epoch"],
@@ -708,7 +713,8 @@ def train_group(jobs: list[Job]) -> list[dict]:
         datamodule = MLPDataModule(data, cfg.data.batch_size, [j.cfg.seed for j in jobs],
                                    max(1, cfg.trainer.steps_per_chunk // len(jobs)), order=cfg.data.order)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_file, weights_only=True)
-        if any(d is None for d in module.replica_diverged):
+        stopped = next((cb.stop_status for cb in stoppers if getattr(cb, "stop_status", None)), None)
+        if stopped is None and any(d is None for d in module.replica_diverged):
             trainer.test(module, datamodule=datamodule, verbose=False)
             if sizes["test"] <= MAX_PREDICTION_ROWS:
                 module.eval()
@@ -719,7 +725,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
                                                           replica=k, console=False))
         for k, record in enumerate(records):
             diverged = module.replica_diverged[k]
-            record.update(status=Status.diverged if diverged else Status.ok, diverged_at=diverged,
+            record.update(status=Status.diverged if diverged else stopped or Status.ok, diverged_at=diverged,
                           device=str(trainer.strategy.root_device), devices=1, threads=torch.get_num_threads())
             record.save()
     except (KeyboardInterrupt, SystemExit) as e:
@@ -744,7 +750,8 @@ def train_group(jobs: list[Job]) -> list[dict]:
         write_session_end(logger.experiment, record.payload["status"])
         logger.finalize("success")
         metrics, epochs = record.payload["metrics"], record.payload["epochs"]
-        log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d %s in %.1f s (its share) -> %s", job.run_dir.name,
+        log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d %s in %.1f s (its share) on %s -> %s", job.run_dir.name,
                  record.payload["status"], metrics["val_acc"], metrics["test_acc"], epochs,
-                 "epoch" if epochs == 1 else "epochs", record.payload["seconds"], record.path, extra={"replica": k})
+                 "epoch" if epochs == 1 else "epochs", record.payload["seconds"], record.payload.get("device", "?"),
+                 record.path, extra={"replica": k})
     return [r.payload for r in records]

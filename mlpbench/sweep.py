@@ -36,8 +36,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpbench.console import command
 from mlpbench.overrides import parse
-from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, Status, read_result, read_sweep_config
-from mlpbench.schema import ConfigError
+from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, Status, as_written as _as_written, read_result, read_sweep_config
+from mlpbench.schema import TRIAL_CALLBACK, ConfigError
 
 log = logging.getLogger("mlpbench")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -196,12 +196,12 @@ def threads_per_run(launcher: DictConfig) -> Optional[int]:
 # default) when their configs differ only in what may differ between the replicas of a stack:
 # what enters training elementwise or only at the start, each replica its own: the seed
 # (initialisation, split, batch order, dropout masks), the optimizer and its numbers (an optimizer
-# per setting), the activation and dropout (per slice of replicas), the initialisation. `report.*`
-# and `resume` do not train. Everything else (shapes, data, batch size, epochs, BatchNorm's
+# per setting), the activation and dropout (per slice of replicas), the initialisation. `report.*`,
+# `sweep.*` and `resume` do not train. Everything else (shapes, data, batch size, epochs, BatchNorm's
 # settings, the loss) is one for the whole stack.
 STACKED_SETTINGS = (("optim",), ("model", "activation"), ("model", "negative_slope"), ("model", "dropout"),
                     ("model", "init"))
-NOT_TRAINING = (("seed",), ("report",), ("resume",))
+NOT_TRAINING = (("seed",), ("report",), ("resume",), ("sweep",))
 
 
 def setting(cfg: DictConfig, keys: tuple[str, ...]) -> str:
@@ -220,14 +220,17 @@ def alone_because(cfg: DictConfig, cpu_max_batch_size: Optional[int] = None) -> 
     """Why a run cannot join a stack (it then trains on its own, as usual); None if it can.
     `cpu_max_batch_size`: on the CPU, larger batches train alone: there a step is already
     arithmetic-bound, and a stack of K took 1.05-1.2x the time of K runs at batch 128."""
-    if cpu_max_batch_size is not None and cfg.data.batch_size > cpu_max_batch_size and _on_cpu(cfg):
+    # A search trial's seeds (tune.repeats) are one stack whatever the batch size: its pruning
+    # callback must see their mean.
+    trial = cfg.tune.repeats > 1 and set(cfg.callbacks) == {TRIAL_CALLBACK}
+    if cpu_max_batch_size is not None and not trial and cfg.data.batch_size > cpu_max_batch_size and _on_cpu(cfg):
         return (f"data.batch_size={cfg.data.batch_size}: on the CPU only batches up to "
                 f"hydra.launcher.cpu_max_batch_size={cpu_max_batch_size} train faster stacked")
     if cfg.diagnostics:
         return "diagnostics=true measures one network's gradients"
     if cfg.trainer.gradient_clip_val:
         return "trainer.gradient_clip_val clips by the norm over one network's gradients"
-    if cfg.callbacks:
+    if cfg.callbacks and not trial:
         return f"callbacks.{next(iter(cfg.callbacks))} watches one run (early stopping, a search's pruning)"
     if cfg.trainer.devices != 1:
         return f"trainer.devices={cfg.trainer.devices}"
@@ -260,20 +263,28 @@ def stack_key(cfg: DictConfig, position: Optional[dict] = None) -> str:
 
 
 _held_locks: list = []
+# Error types of a run its config refused (mlpbench.schema.ConfigError and its DataError).
+REFUSED = ("ConfigError", "DataError")
 
 # Hydra's basic sweeper composes every grid point before the first run: 100,000 points are 11
 # silent minutes. Beyond this the sweep is refused with a message.
 MAX_GRID = 10_000
 
 
-def _swept_counts(config: DictConfig) -> Optional[dict[str, int]]:
-    """{swept override: how many values it gives}, the command's over the preset's
-    (hydra.sweeper.params); None where Hydra alone can count them (glob(), interval())."""
+def _grid_overrides(config: DictConfig) -> list:
+    """The overrides a grid sweeps and fixes, as Hydra's basic sweeper takes them: the preset's
+    (hydra.sweeper.params), then the command's, the command's winning for a key both give."""
     params = {str(k): f"{k}={v}" for k, v in _as_written(config.hydra.sweeper.get("params") or {}).items()}
     for o in parse(_as_written(config.hydra.overrides.task)):
         params[o.key_or_group] = o.input_line
+    return parse(params.values())
+
+
+def _swept_counts(config: DictConfig) -> Optional[dict[str, int]]:
+    """{swept override: how many values it gives}; None where Hydra alone can count them
+    (glob(), interval())."""
     counts = {}
-    for o in parse(params.values()):
+    for o in _grid_overrides(config):
         if not o.is_sweep_override():
             continue
         if isinstance(o.value(), IntervalSweep):
@@ -296,21 +307,21 @@ def _swept_counts(config: DictConfig) -> Optional[dict[str, int]]:
     return counts
 
 
+def _grid(config: DictConfig) -> bool:
+    """A sweep of the grid given with -m: Hydra's basic sweeper or mlpbench's (hydra/sweeper=grid)."""
+    return str(config.hydra.sweeper.get("_target_", "")).endswith(("BasicSweeper", "GridSweeper"))
+
+
 def grid_size(config: DictConfig) -> Optional[int]:
     """Runs in a basic sweep: the product of its swept values; None for another sweeper (a
     search asks for its own trials) or values Hydra alone can count."""
-    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+    if not _grid(config):
         return None
     try:
         counts = _swept_counts(config)
     except ConfigError:  # said by the sweep's own check (empty_sweeps)
         return None
     return None if counts is None else math.prod(counts.values())
-
-
-def _as_written(node: Any) -> Any:
-    """Overrides as typed: `seed=${oc.env:X}` is text here, resolved (or refused) per run."""
-    return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
 
 
 def _refuse(message: str) -> None:
@@ -345,6 +356,45 @@ def check_subdir(subdir: Any, runs: int = 1) -> None:
     if runs > 1 and "${" not in text:  # every run would write into the one folder
         raise ConfigError(f"hydra.sweep.subdir={text}: names one folder for all {runs} runs; make it name each "
                           "run's own, e.g. ${hydra.job.num} (the default names it by its overrides)")
+
+
+# Grid values checked one by one before the first run (check_grid_values): beyond this many a
+# key's values are left to each run (a composition takes ~80 ms).
+MAX_CHECKED_VALUES = 100
+
+
+def check_grid_values(config: DictConfig) -> None:
+    """Each value a grid sweeps, composed with the command's other settings and checked, so that
+    `-m model.depth=2,-1` is refused before depth 2 trains; a ConfigError naming the value.
+    Values only wrong together (`model.depth=3` with two widths) are each run's to refuse."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mlpbench.schema import checked
+
+    if not GlobalHydra.instance().is_initialized():
+        return
+    loader = GlobalHydra.instance().config_loader()
+    parsed = _grid_overrides(config)
+    # seed=auto is the sweep's, given to its runs as numbers.
+    fixed = ["seed=1" if o.input_line == "seed=auto" else o.input_line for o in parsed if not o.is_sweep_override()]
+    for o in parsed:
+        if not o.is_sweep_override() or not o.is_discrete_sweep():
+            continue
+        try:
+            values = list(o.sweep_string_iterator())
+        except HydraException:  # glob(): the group's options, checked by Hydra as it matches them
+            continue
+        if len(values) > MAX_CHECKED_VALUES:
+            continue
+        for value in values:
+            override = f"{o.get_key_element()}={value}"
+            try:
+                checked(loader.load_sweep_config(config, [*fixed, override]))
+            except ConfigError as e:
+                raise ConfigError(f"{override}: this value of the grid cannot run: "
+                                  + " ".join(str(e).replace("invalid configuration:", "").split())) from None
+            except HydraException as e:
+                raise ConfigError(f"{override}: this value of the grid cannot run: {' '.join(str(e).split())}") from None
 
 
 def empty_sweeps(config: DictConfig) -> Optional[str]:
@@ -393,17 +443,19 @@ class SweepSummary(HydraCallback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlpbench.schema import checked, validate_launcher
 
+        self.started = time.monotonic()
         try:  # what every run shares is checked once, before any folder is made
             validate_launcher(config.hydra.launcher)
             checked(config)
             usable_folder(config.hydra.sweep.dir, "hydra.sweep.dir")
             check_subdir(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir"),
                          grid_size(config) or 1)
-            empty = empty_sweeps(config) if str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper") \
-                else None
+            empty = empty_sweeps(config) if _grid(config) else None
             if empty:
                 hint = " (a range counts up: range(1,5) is 1, 2, 3, 4)" if "range(" in empty else ""
                 raise ConfigError(f"{empty}: gives no values, so the sweep would run nothing{hint}")
+            if _grid(config):
+                check_grid_values(config)
         except ConfigError as e:
             _refuse(str(e))
         folder = Path(config.hydra.sweep.dir)
@@ -453,8 +505,9 @@ class SweepSummary(HydraCallback):
                 sys.exit(1)
             return
         report = build([sweep])
+        took = time.monotonic() - getattr(self, "started", time.monotonic())
         if report.text:
-            print(f"\n{report.text}\n{len(report.runs)} runs in {sweep}; report: "
+            print(f"\n{report.text}\n{len(report.runs)} runs in {sweep} ({took / 60:.1f} min); report: "
                   f"{', '.join(p.name for p in report.written)}\nCompare the curves: {command('tensorboard')} --logdir {sweep}")
         failed = [run for run in report.runs if run.status == Status.failed]
         if failed:
@@ -464,6 +517,13 @@ class SweepSummary(HydraCallback):
                 message = " ".join(str(error.get("message", "")).split())
                 print(f"  {run.name}: {error.get('type', '?')}: {message} "
                       f"(log: {sweep / run.name / 'run.log'})", file=sys.stderr)
-            print("Rerun the same command with resume=true to retry them; finished runs are kept.",
-                  file=sys.stderr)
+            # A refused config fails the same way every time: only the others can succeed again.
+            refused = {run.name for run in failed if (run.result.get("error") or {}).get("type") in REFUSED}
+            if refused:
+                print(f"Fix the value{'s' if len(refused) > 1 else ''} named above in the command: run "
+                      f"again as it is, {'they' if len(refused) > 1 else 'it'} would fail the same way.",
+                      file=sys.stderr)
+            if len(refused) < len(failed):
+                print("Rerun the same command with resume=true to retry "
+                      f"{'the others' if refused else 'them'}; finished runs are kept.", file=sys.stderr)
             sys.exit(1)

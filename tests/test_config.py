@@ -50,6 +50,14 @@ def test_defaults_are_valid_and_are_the_tutorial_setup():
     (["trainer.precision=foo"], ["trainer.precision=foo", "Allowed precision values"]),
     (["trainer.devices=0"], ["trainer.devices=0", ">= 1"]),
     (["trainer.devices=2", "trainer.strategy=ddp_spawn"], ["trainer.strategy=ddp_spawn", "auto or ddp"]),
+    # A mistyped name: the closest ones, before Hydra's advice of a `+` or its config search path.
+    (["model.dept=3"], ["model.dept: model has no key dept; did you mean model.depth?"]),
+    (["optim=adma"], ["optim=adma: optim has no option adma; did you mean adam or nadam?"]),
+    (["optim=sgd", "optim.momentun=0.9"], ["did you mean optim.momentum?"]),
+    (["epochs=3"], ["epochs: the config has no key epochs; did you mean trainer.max_epochs?"]),
+    (["-m", "data=digits,mnist_smal"], ["data=mnist_smal: data has no option mnist_smal; did you mean mnist_small"]),
+    (["experiment=depht_linear"], ["did you mean depth_linear?"]),
+    (["+model.dept=3"], ["model.dept: not a setting of model; did you mean depth?"]),
 ])
 def test_bad_input_ends_before_training_with_one_clear_message(tmp_path, args, expected):
     proc = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
@@ -57,7 +65,7 @@ def test_bad_input_ends_before_training_with_one_clear_message(tmp_path, args, e
     assert proc.returncode != 0
     for text in expected:
         assert text in output
-    assert "Traceback" not in output
+    assert "Traceback" not in output and "Config search path" not in output
     assert "Epoch" not in output
     assert not (tmp_path / "run" / "result.json").exists()
 

@@ -1,6 +1,7 @@
 """Whole runs as a user starts them: `python -m mlpbench`, single and multirun, and in-process runs."""
 
 import json
+import re
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, EventAccumulator
@@ -76,6 +77,12 @@ def test_multirun_gives_each_run_a_folder_named_by_its_overrides(tmp_path):
     assert depth0["params"]["trainable"] == 784 * 2 + 7850  # input BatchNorm + one Dense(10)
     # The sweep ends with a line per run and the command that overlays them.
     assert "model.depth=2" in proc.stdout and f"tensorboard --logdir {sweep}" in proc.stdout
+    # Progress: runs trained of the sweep's, the time so far and left; the whole sweep's time; where
+    # each run trained.
+    log = proc.stdout + proc.stderr
+    assert "Runs trained: 1 of 2" in log and "about" in log and "Runs trained: 2 of 2" in log
+    assert re.search(rf"2 runs in {re.escape(str(sweep))} \(\d+\.\d min\)", log)
+    assert re.search(r"Run data\.limit=200,model\.depth=0,trainer\.max_epochs=1 ok: .* on cpu ->", log)
 
 
 # ---------------------------------------------------------------------------- in-process runs

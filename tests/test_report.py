@@ -317,3 +317,14 @@ def test_optunas_param_importances_keep_one_title():
     assert [t for t in titles if t] == [title] and not fig.get_suptitle()
     assert fig.get_figwidth() * FIGURE_DPI >= 1000
     matplotlib.pyplot.close(fig)
+
+
+def test_load_gives_the_runs_settings_and_epochs_as_dataframes(depth_sweep):
+    runs, settings, epochs = report.load(depth_sweep)
+    assert len(runs) == 12 and list(settings["model.depth"]) == [2, 5, 10]  # numbers, in the sweep's order
+    assert settings.set_index("model.depth").loc[5, "best_val_acc_mean"] == pytest.approx(np.mean(ACC[5]))
+    assert list(settings["verdict"]) == [row["verdict"] for row in report.setting_rows(report.read_sweeps([depth_sweep]))]
+    assert len(epochs) == 12 * 2 and set(epochs.columns) >= {"model.depth", "seed", "epoch", "val_loss", "val_acc"}
+    assert epochs.groupby("model.depth").val_acc.max().loc[2] == pytest.approx(max(ACC[2]))
+    with pytest.raises(FileNotFoundError):
+        report.load(depth_sweep / "nothing-here")

@@ -194,3 +194,19 @@ def test_a_tie_says_the_seeds_that_would_decide_it_or_that_it_is_negligible():
     assert tie.verdict == "tied" and tie.seeds_needed == seeds_for_power(c, A) and tie.seeds_needed > 5
     small = verdicts({"a": A, "c": c}, min_difference=0.05)["a"]
     assert small.verdict == "tied" and small.negligible and small.seeds_needed is None
+
+
+def test_expected_best_of_n_trials_is_the_mean_of_the_best_of_n_random_draws():
+    from itertools import product
+
+    from mlpbench.stats import expected_best
+
+    values = [0.91, 0.85, 0.93, 0.70, 0.93]
+    for n in (1, 2, 3):  # every ordered draw of n trials, with replacement, is equally likely
+        bests = [max(draw) for draw in product(values, repeat=n)]
+        mean, spread = expected_best(values, n)
+        assert mean == pytest.approx(np.mean(bests)) and spread == pytest.approx(np.std(bests))
+        lowest = expected_best(values, n, maximize=False)[0]
+        assert lowest == pytest.approx(np.mean([min(draw) for draw in product(values, repeat=n)]))
+    assert expected_best(values, 1)[0] == pytest.approx(np.mean(values))
+    assert expected_best(values, 1000)[0] == pytest.approx(0.93)  # enough trials find the best one

@@ -16,15 +16,22 @@ TINY = ["data.limit=300", "trainer.max_epochs=2"]
 
 
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on_then_exits_non_zero(tmp_path):
+    # A value of the grid no run can use is refused before any run trains.
     proc = run_cli("-m", "model.depth=1,-1,2", *TINY, cwd=tmp_path)
+    assert proc.returncode == 2 and "model.depth=-1: this value of the grid cannot run" in proc.stderr
+    assert not list(tmp_path.glob("outputs/multirun/*/*/result.json"))
+    # Values wrong only together (2 widths for 3 layers) fail their runs; the others go on.
+    proc = run_cli("-m", "model.depth=2,3", "model.units=[64,32],[64,32,16]", *TINY, cwd=tmp_path)
     assert proc.returncode == 1
     sweep = only_sweep(tmp_path)
-    rows = {r["model.depth"]: r for r in run_rows(sweep)}
-    assert {k: r["status"] for k, r in rows.items()} == {"1": "ok", "-1": "failed", "2": "ok"}
-    failed = json.loads(next(sweep.glob("*model.depth=-1*/result.json")).read_text())
-    assert failed["error"]["type"] == "ConfigError" and "model.depth=-1" in failed["error"]["message"]
-    assert "1 run(s) failed" in proc.stderr and "model.depth=-1" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    rows = {(r["model.depth"], r["model.units"]): r["status"] for r in run_rows(sweep)}
+    assert rows == {("2", "[64,32]"): "ok", ("2", "[64,32,16]"): "failed", ("3", "[64,32]"): "failed",
+                    ("3", "[64,32,16]"): "ok"}
+    failed = json.loads(next(sweep.glob("*model.depth=3,model.units=[[]64,32[]]*/result.json")).read_text())
+    assert failed["error"]["type"] == "ConfigError" and "has 2 entries but model.depth=3" in failed["error"]["message"]
+    assert "2 run(s) failed" in proc.stderr and "Traceback" not in proc.stderr
+    # A refused config fails the same way again: no resume hint for it.
+    assert "Fix the values named above in the command" in proc.stderr and "resume=true" not in proc.stderr
 
 
 def test_a_crash_inside_training_keeps_the_sweep_going(tmp_path):

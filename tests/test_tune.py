@@ -16,7 +16,9 @@ from mlpbench.schema import ConfigError
 from mlpbench.tune.space import grid_size, parse_space
 from tests.conftest import REPO, run_cli, start_cli, wait_until
 
-TINY = ["experiment=tune_units", "data.limit=300", "trainer.max_epochs=3", "trainer.enable_progress_bar=false"]
+# One run a trial (the preset repeats each over 3 seeds: test_repeats_* below).
+TINY = ["experiment=tune_units", "data.limit=300", "trainer.max_epochs=3", "trainer.enable_progress_bar=false",
+        "tune.repeats=1"]
 
 
 def study_dir(cwd: Path) -> Path:
@@ -130,6 +132,41 @@ def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tm
     # The study continues only with the settings it was started with.
     other = run_cli(*TINY[:1], "data.limit=400", *TINY[2:], "tune.n_trials=4", cwd=tmp_path)
     assert other.returncode == 2 and "data.limit: 300 -> 400" in other.stderr
+
+
+def test_repeats_train_a_trials_seeds_as_one_stack_prune_on_their_mean_and_judge_the_finalists(tmp_path):
+    import numpy as np
+    import optuna
+
+    proc = run_cli(*TINY[:-1], "tune.repeats=2", "tune.n_trials=3", "tune.finalists=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    log = proc.stdout + proc.stderr
+    assert log.count("One stacked model of 2 replicas") == 3
+    assert "Trials ended: 1 of 3" in log and "min left" in log and "Trials ended: 3 of 3" in log
+    # A trial's runs are logged with what they set, not with the callback the search gives them.
+    assert "_target_:mlpbench.tune.trial.TrialPruning" not in log and "optim.lr=" in log
+    rows = trained(tmp_path)
+    assert len(rows) == 3
+    study = optuna.load_study(study_name="tune_units", storage=f"sqlite:///{study_dir(tmp_path) / 'study.db'}")
+    for row in rows:
+        values = [float(row["seed 42"]), float(row["seed 43"])]  # each seed's best epoch
+        assert float(row["value"]) == pytest.approx(np.mean(values))  # the trial's: their mean
+        trial = study.trials[int(row["trial"])]
+        runs = [json.loads((study_dir(tmp_path) / run / "result.json").read_text()) for run in trial.user_attrs["runs"]]
+        assert [r["config"]["seed"] for r in runs] == [42, 43]
+        assert [max(r["history"]["val_acc"]) for r in runs] == pytest.approx(values)
+        # What the pruner saw every epoch: the mean over the seeds; pruned or not, together.
+        mean = np.mean([r["history"]["val_acc"] for r in runs], axis=0)
+        assert [trial.intermediate_values[e] for e in range(len(mean))] == pytest.approx(list(mean))
+        assert {r["status"] for r in runs} == {row["state"].replace("complete", "ok")}
+    assert "replica-epochs (2 seeds a trial)" in proc.stdout
+    assert "Finalists: the best 2 trials over their 2 seeds" in proc.stdout
+    assert "So the search's best (trial " in proc.stdout
+    assert "Expected best val_acc of n trials" in proc.stdout and (study_dir(tmp_path) / "expected_best.png").is_file()
+    # A trial's seeds cannot train one after another: its pruning must see their mean.
+    refused = run_cli(*TINY[:-1], "tune.repeats=2", "hydra/launcher=basic", "hydra.sweep.dir=other", cwd=tmp_path)
+    assert refused.returncode == 2 and "tune.repeats=2 trains each trial's seeds as one stacked model: it needs " \
+        "hydra/launcher=stacked" in refused.stderr
 
 
 def test_a_clearly_bad_learning_rate_is_pruned_after_the_first_rung(tmp_path):

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -94,11 +95,13 @@ class StackedLauncher(Launcher):
             where = f"in {workers} processes of one thread each" if pool is not None else "in this process"
             log.info("Launching %d jobs: %d stacked model(s) and %d run(s) on their own, %s", len(job_overrides),
                      stacks, len(groups) - stacks, where)
+            progress = Progress(sum(len(g) for g in groups))
             if pool is not None:
-                self._train_in_workers(groups, pool, workers)
+                self._train_in_workers(groups, pool, workers, progress)
             else:
                 for group in groups:
                     train_stack(*self._stack_args(group))
+                    progress.done(len(group))
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -146,7 +149,7 @@ class StackedLauncher(Launcher):
         paths = [Path(ret.hydra_cfg.hydra.runtime.output_dir) / f"{ret.hydra_cfg.hydra.job.name}.log" for ret in group]
         return [ret.return_value for ret in group], paths, group[0].hydra_cfg.hydra.job_logging, self.config.hydra.verbose
 
-    def _train_in_workers(self, groups: list[list[JobReturn]], pool, workers: int) -> None:
+    def _train_in_workers(self, groups: list[list[JobReturn]], pool, workers: int, progress: "Progress") -> None:
         """Each group trained in one of the pool's processes of one thread each, at most one group
         a process at a time, so that nothing waits in a queue: Ctrl-C and SIGTERM reach the groups
         training (their runs keep what they trained: resume=true) and no further group starts. A
@@ -182,8 +185,10 @@ class StackedLauncher(Launcher):
                     stop(130)
                     continue
                 for future in done:
-                    if running.pop(future, None) is None:  # of a pool replaced just now
+                    group = running.pop(future, None)
+                    if group is None:  # of a pool replaced just now
                         continue
+                    progress.done(len(group))
                     try:
                         future.result()
                     except SystemExit as e:  # its group was interrupted
@@ -206,6 +211,27 @@ class StackedLauncher(Launcher):
             pool.shutdown(wait=True, cancel_futures=True)
         if interrupted:
             raise SystemExit(interrupted[0])
+
+
+class Progress:
+    """"Runs k of N trained, T so far, about T' left" after each group, the time left from the
+    runs so far (a sweep of many groups is otherwise a wall of epoch lines without an end)."""
+
+    def __init__(self, total: int):
+        self.total, self.trained, self.started = total, 0, time.monotonic()
+
+    def done(self, runs: int) -> None:
+        self.trained += runs
+        if self.total < 2:
+            return
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.trained * (self.total - self.trained)
+        log.info("Runs trained: %d of %d, %s so far%s", self.trained, self.total, _duration(elapsed),
+                 f", about {_duration(left)} left" if self.trained < self.total else "")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def train_stack(jobs: list, log_files: list[Path], job_logging, verbose) -> None:

@@ -15,14 +15,18 @@ from omegaconf import DictConfig, OmegaConf
 from mlpbench.console import command
 from mlpbench.files import figure, fit, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.results import Status, read_result
+from mlpbench.schema import TRIAL_CALLBACK
+from mlpbench.stats import expected_best, headline, summarize, verdicts
 from mlpbench.tune.space import Dimension, grid_size, parse_space
 from mlpbench.tune.study import STUDY_FILE, direction, load_study, objective_key
 
 log = logging.getLogger("mlpbench")
 
 
-def _rows(trials: list, dims: list[Dimension], sweep_dir: Path, retried: dict[int, int]) -> list[dict[str, Any]]:
-    """A row per trial that has started: trials.csv's columns."""
+def _rows(trials: list, dims: list[Dimension], sweep_dir: Path, retried: dict[int, int],
+          seeds: list[int]) -> list[dict[str, Any]]:
+    """A row per trial that has started: trials.csv's columns; with tune.repeats, each of
+    `seeds`' value after the trial's (their mean)."""
     rows = []
     for t in trials:
         if t.state.name == "WAITING":
@@ -34,6 +38,9 @@ def _rows(trials: list, dims: list[Dimension], sweep_dir: Path, retried: dict[in
             seconds = (result or {}).get("seconds")
         row = {"trial": t.number, "state": "failed" if t.state.name == "FAIL" else t.state.name.lower(),
                "value": t.value}
+        if len(seeds) > 1:
+            values = t.user_attrs.get("values") or []
+            row.update({f"seed {seed}": values[k] if k < len(values) else None for k, seed in enumerate(seeds)})
         row.update({d.key: _shown(t.params[d.key]) if d.key in t.params else None for d in dims})
         row.update({
             "epochs": epochs,
@@ -76,7 +83,9 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     dims = parse_space(config.tune.space)
     objective = objective_key(config.tune)
     maximize = direction(objective) == "maximize"
-    ranked = _ranked(_rows(trials, dims, sweep_dir, retried), maximize)
+    per_trial = int(config.tune.get("repeats", 1))  # seeds a trial
+    seeds = [int(config.seed) + k for k in range(per_trial)] if per_trial > 1 else []
+    ranked = _ranked(_rows(trials, dims, sweep_dir, retried, seeds), maximize)
     if not ranked:
         return []
     trained = [r for r in ranked if r["trial"] not in repeats]
@@ -105,17 +114,85 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
         written += _write_best(sweep_dir, best, objective)
     else:
         lines.append("No trial has completed yet")
-    lines.append(f"Epochs trained: {epochs} in {len(trained)} trials ({summary}); the same trials without pruning: "
-                 f"{len(trained) * max_epochs}" + (f"; the full grid, {grid} points x {max_epochs} epochs: "
-                                                  f"{grid * max_epochs} ({1 - epochs / (grid * max_epochs):.0%} fewer)"
-                                                  if grid else ""))
+    # With tune.repeats=K a trial's epoch trains K replicas: the budget counts replica-epochs.
+    unit = "epochs" if per_trial == 1 else f"replica-epochs ({per_trial} seeds a trial)"
+    epochs, full = epochs * per_trial, max_epochs * per_trial
+    lines.append(f"Epochs trained: {epochs} {unit} in {len(trained)} trials ({summary}); the same trials without "
+                 f"pruning: {len(trained) * full}" + (f"; the full grid, {grid} points x {full} {unit.split()[0]}: "
+                                                     f"{grid * full} ({1 - epochs / (grid * full):.0%} fewer)"
+                                                     if grid else ""))
+    lines += _more_trials(trained, objective, maximize)
+    finalists = _finalists(trials, config, objective, maximize, seeds)
+    if finalists:
+        write_atomic(sweep_dir / "trials.md", (sweep_dir / "trials.md").read_bytes() + f"\n\n{finalists}\n".encode())
     written += _figures(study, config, sweep_dir, trained, grid)
     if not quiet:
         top = markdown(columns[:-1], trained[:10], _cell)
         print("\n".join(["", f"Trials, best first ({min(10, len(trained))} of {len(trained)}; all in trials.md):",
-                         top, *lines, f"Report: {', '.join(p.name for p in written)} in {sweep_dir}",
+                         top, *lines, *([finalists] if finalists else []),
+                         f"Report: {', '.join(p.name for p in written)} in {sweep_dir}",
                          f"Compare the trials: {command('tensorboard')} --logdir {sweep_dir}"]))
     return [r for r in rows if r["state"] == "failed" and r["trial"] not in retried]
+
+
+def _values(rows: list[dict[str, Any]]) -> list[float]:
+    """The trials' values that say what a trial got: completed ones', and pruned ones' best epoch."""
+    return [r["value"] for r in rows if r["state"] in ("complete", "pruned") and r["value"] is not None]
+
+
+def _more_trials(rows: list[dict[str, Any]], objective: str, maximize: bool) -> list[str]:
+    """Would more trials still help? The expected best value of n trials, for n up to the trials run."""
+    values = _values(rows)
+    if len(values) < 2:
+        return []
+    m = len(values)
+    shown = sorted({1, max(1, m // 4), max(1, m // 2), m})
+    cells = ", ".join(f"{n}: {mean:.4f} ± {spread:.4f}" for n in shown
+                      for mean, spread in [expected_best(values, n, maximize)])
+    half, whole = expected_best(values, max(1, m // 2), maximize)[0], expected_best(values, m, maximize)[0]
+    return [f"Expected best {objective} of n trials, mean ± sd (Dodge et al. 2019, from these {m} trials' values): "
+            f"{cells}; from {max(1, m // 2)} to {m} trials it gained {whole - half:+.4f} "
+            "(expected_best.png)"]
+
+
+def _finalists(trials: list, config: DictConfig, objective: str, maximize: bool, seeds: list[int]) -> str:
+    """The best tune.finalists completed trials judged as a sweep's settings: their seeds' values,
+    mean ± 95% interval, verdicts against the best (mlpbench.stats.verdicts); "" for one trial."""
+    done = [t for t in trials if t.state.name == "COMPLETE" and "same_as" not in t.user_attrs]
+    count = int(config.tune.get("finalists", 3))
+    best = sorted(done, key=lambda t: -t.value if maximize else t.value)[:count]
+    if len(best) < 2:
+        return ""
+    if not seeds:
+        return (f"Finalists: one seed per trial gives no interval, so the {len(best)} best trials cannot be told "
+                f"apart from seed noise; tune.repeats=3 trains each trial over 3 seeds and judges the best "
+                f"{count} here")
+    groups = {f"trial {t.number}": dict(zip(t.user_attrs.get("seeds") or seeds, t.user_attrs.get("values") or []))
+              for t in best}
+    found = verdicts(groups, maximize=maximize)
+    summaries = {label: summarize(values.values()) for label, values in groups.items()}
+    dims = parse_space(config.tune.space)
+    rows = []
+    for t, label in zip(best, groups):
+        s = summaries[label]
+        row = {"trial": t.number, **{d.key: _shown(t.params[d.key]) for d in dims if d.key in t.params}, "n": s.n,
+               objective: f"{s.mean:.4f} ± {s.ci95:.4f}" if s.n > 1 else f"{s.mean:.4f}",
+               "verdict": found[label].verdict or "-", "p": "-" if found[label].p is None else f"{found[label].p:.3f}"}
+        rows.append(row)
+    answer = headline(list(groups), summaries, found, objective, digits=4)
+    top = next(iter(groups))
+    others = [label for label in groups if label != top]
+    if found[top].verdict != "best":
+        verdict = "too few seeds finished to judge them"
+    elif all(found[o].verdict == "worse" for o in others):
+        verdict = f"the search's best ({top}) is really better than the runners-up"
+    else:
+        tied = [o for o in others if found[o].verdict != "worse"]
+        verdict = (f"the search's best ({top}) is not distinguishable from {', '.join(tied)} over these seeds: "
+                   "any of them is as good a choice")
+    return (f"Finalists: the best {len(best)} trials over their {len(seeds)} seeds, judged as a sweep's settings "
+            "(paired t-test over seeds, Holm-adjusted; chosen on these same seeds, so a little optimistic):\n\n"
+            f"{markdown(list(rows[0]), rows, format_cell)}\n{answer}\nSo {verdict}.")
 
 
 def _cell(column: str, value: Any) -> str:
@@ -137,7 +214,7 @@ def _write_best(sweep_dir: Path, best, objective: str) -> list[Path]:
     result = read_result(sweep_dir / best.user_attrs["run"]) if best.user_attrs.get("run") else None
     if result and result.get("config"):
         config = dict(result["config"])
-        config.get("callbacks", {}).pop("tune_trial", None)  # the trial's pruning: not part of the network
+        config.get("callbacks", {}).pop(TRIAL_CALLBACK, None)  # the trial's pruning: not part of the network
         text = ("# The best trial's whole config. Train it again (more epochs: add trainer.max_epochs=N):\n"
                 f"#   mlpbench --config-dir {sweep_dir} --config-name best_config\n"
                 "defaults:\n  - base_config\n  - _self_\n\n"
@@ -169,8 +246,37 @@ def _figures(study, config: DictConfig, sweep_dir: Path, rows: list[dict[str, An
                 continue
             made.append(save_figure(fig, sweep_dir / name))
     made.append(_plot_curves(study, rows, objective, sweep_dir / "curves.png"))
-    made.append(_plot_epochs(rows, int(config.trainer.max_epochs), grid, sweep_dir / "epochs.png"))
+    made.append(_plot_epochs(rows, int(config.trainer.max_epochs), grid, sweep_dir / "epochs.png",
+                             int(config.tune.get("repeats", 1))))
+    if len(_values(rows)) >= 2:
+        made.append(_plot_expected_best(rows, objective, direction(objective) == "maximize",
+                                        sweep_dir / "expected_best.png"))
     return made
+
+
+def _plot_expected_best(rows: list[dict[str, Any]], objective: str, maximize: bool, path: Path) -> Path:
+    """The expected best value of n trials against n (Dodge et al. 2019): where the curve has
+    flattened, more trials of this search would hardly find better."""
+    from matplotlib.ticker import MaxNLocator
+
+    values = _values(rows)
+    n = list(range(1, len(values) + 1))
+    found = [expected_best(values, k, maximize) for k in n]
+    mean = [f[0] for f in found]
+    fig, axes = figure()
+    ax = axes[0][0]
+    ax.fill_between(n, [m - s for m, s in found], [m + s for m, s in found], color="tab:blue", alpha=0.2, lw=0,
+                    label="± 1 sd")
+    ax.plot(n, mean, "-", color="tab:blue", label="expected best")
+    ax.axhline(max(values) if maximize else min(values), color="grey", ls="--", lw=0.8,
+               label="best trial found")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trials")
+    ax.set_ylabel(f"expected best {objective}")
+    ax.set_title(f"expected best {objective} of n trials (Dodge et al. 2019)\nflat: more trials would hardly help")
+    ax.grid(alpha=0.3)
+    legend_beside(ax)
+    return save_figure(fig, path)
 
 
 def optuna_plots(objective: str) -> dict[str, tuple[Callable, str]]:
@@ -233,14 +339,17 @@ def _plot_curves(study, rows: list[dict[str, Any]], objective: str, path: Path) 
     return save_figure(fig, path)
 
 
-def _plot_epochs(rows: list[dict[str, Any]], max_epochs: int, grid: Optional[int], path: Path) -> Path:
-    """Epochs trained as the search goes, against the same trials unpruned and a full grid."""
+def _plot_epochs(rows: list[dict[str, Any]], max_epochs: int, grid: Optional[int], path: Path,
+                 repeats: int = 1) -> Path:
+    """Epochs trained as the search goes, against the same trials unpruned and a full grid; with
+    tune.repeats=K, replica-epochs (a trial's epoch trains its K seeds)."""
     rows = sorted(rows, key=lambda r: r["trial"])
     x = list(range(1, len(rows) + 1))
     done, total = [], 0
     for r in rows:
-        total += int(r["epochs"] or 0)
+        total += int(r["epochs"] or 0) * repeats
         done.append(total)
+    max_epochs *= repeats
     fig, axes = figure()
     ax = axes[0][0]
     ax.plot(x, [n * max_epochs for n in x], "--", color="grey", label=f"every trial {max_epochs} epochs")
@@ -254,7 +363,7 @@ def _plot_epochs(rows: list[dict[str, Any]], max_epochs: int, grid: Optional[int
         ax.text(1, grid * max_epochs, f" full grid: {grid} points x {max_epochs} epochs = {grid * max_epochs}",
                 va="bottom", fontsize="small")
     ax.set_xlabel("trials")
-    ax.set_ylabel("epochs trained, in all")
+    ax.set_ylabel("epochs trained, in all" if repeats == 1 else f"replica-epochs trained ({repeats} seeds a trial)")
     ax.set_title("epochs trained by the search")
     ax.grid(alpha=0.3)
     legend_beside(ax)

@@ -19,6 +19,7 @@ import fcntl
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -26,8 +27,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from mlpbench.results import Status, read_result
-from mlpbench.schema import ConfigError, Pruner, checked
-from mlpbench.sweep import run_name
+from mlpbench.schema import STACKED_LAUNCHER, TRIAL_CALLBACK, ConfigError, Pruner, checked
+from mlpbench.sweep import alone_because, run_name
 from mlpbench.tune.report import write_report
 from mlpbench.tune.space import flat, grid_size, parse_space
 from mlpbench.tune.study import (CONFIG_FILE, STUDY_FILE, direction, ended_count, make_pruner, make_sampler, objective_key, point,
@@ -54,8 +55,14 @@ class Tuner:
         self.config = config
         launcher_config = config
         # Trials side by side: joblib's processes, which live through the whole search (the stacked
-        # launcher's are made anew for each batch of trials, and a search's trials never stack).
-        if config.tune.n_jobs > 1 and config.hydra.launcher._target_.endswith(("BasicLauncher", "StackedLauncher")):
+        # launcher's are made anew for each batch of trials) where a trial is one run; with
+        # tune.repeats, the stacked launcher, each trial's seeds one stack (its pruning sees their
+        # mean), the trials side by side in tune.n_jobs processes.
+        if config.tune.repeats > 1 and config.hydra.launcher._target_.endswith("StackedLauncher"):
+            launcher_config = copy.deepcopy(config)
+            with read_write(launcher_config), open_dict(launcher_config):
+                launcher_config.hydra.launcher.workers = config.tune.n_jobs
+        elif config.tune.n_jobs > 1 and config.hydra.launcher._target_.endswith(("BasicLauncher", "StackedLauncher")):
             from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 
             launcher_config = copy.deepcopy(config)
@@ -115,6 +122,13 @@ class Search:
         """What Optuna would pass over in silence: pruning that can never stop a trial, points to
         try first outside the space."""
         tune, epochs, pruner = self.tune, self.config.trainer.max_epochs, Pruner(self.tune.pruner)
+        if tune.repeats > 1:  # a trial's seeds are one stack: what keeps runs out of stacks cannot be
+            launcher = str(OmegaConf.select(self.config, "hydra.launcher._target_", default=STACKED_LAUNCHER))
+            alone = ("it needs hydra/launcher=stacked (the default)" if launcher != STACKED_LAUNCHER else
+                     alone_because(self.config))
+            if alone:
+                raise ConfigError(f"tune.repeats={tune.repeats} trains each trial's seeds as one stacked model: "
+                                  f"{alone}")
         if pruner is not Pruner.none and epochs > 1 and tune.min_resource >= epochs:
             raise ConfigError(f"tune.min_resource={tune.min_resource}: must be below trainer.max_epochs={epochs}, "
                               f"or tune.pruner={pruner.value} never stops a trial (tune.pruner=none for no pruning)")
@@ -188,12 +202,14 @@ class Search:
         from optuna.trial import TrialState
 
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            run = trial.user_attrs.get("run")
-            result = read_result(self.sweep_dir / run) if run else None
-            if result is not None and Status(result["status"]).finished:  # its run ended after the search did
-                tell(study, optuna.trial.Trial(study, trial._trial_id), self.sweep_dir / run, self.objective)
-                log.warning("Trial %d: its run %s ended after the earlier search did; its result is taken",
-                            trial.number, run)
+            runs = trial.user_attrs.get("runs") or ([trial.user_attrs["run"]] if trial.user_attrs.get("run") else [])
+            results = [read_result(self.sweep_dir / run) for run in runs]
+            if runs and all(r is not None and Status(r["status"]).finished for r in results):
+                # its runs ended after the search did
+                tell(study, optuna.trial.Trial(study, trial._trial_id), [self.sweep_dir / run for run in runs],
+                     self.objective)
+                log.warning("Trial %d: its run(s) %s ended after the earlier search did; the result is taken",
+                            trial.number, ", ".join(runs))
                 continue
             retry(study, trial)
             log.warning("Trial %d was cut off by the end of an earlier search: marked failed, tried again (its run "
@@ -214,6 +230,7 @@ class Search:
                 study.enqueue_trial(flat(first), skip_if_exists=True)
             self._recover(study)
             ended = ended_count(study)
+            started = (ended, time.monotonic())
             log.info("Search %s in %s: %s; %d of %d trials ended already", self.tune.study_name, self.sweep_dir,
                      ", ".join(d.key for d in self.dims) + (f" ({self.grid} grid points)" if self.grid else ""),
                      ended, self.tune.n_trials)
@@ -227,19 +244,37 @@ class Search:
                     break
                 self._batch(study, min(self.tune.n_jobs, self.tune.n_trials - ended), ended)
                 ended = ended_count(study)
+                self._say_progress(ended, started)
         finally:
             lock.close()
         return None
 
-    def _trial_overrides(self, trial, overrides: list[str]) -> list[str]:
-        """A trial's own folder (trial_007_model.units=224,optim.lr=0.001), and the callback that
-        reports its epochs to the study and prunes it."""
-        # A trial tried again (retry) continues in the run folder of the trial it repeats.
-        folder = trial.user_attrs.get("run") or f"trial_{trial.number:03d}_{run_name(','.join(sorted(overrides)), trial.number)}"
-        trial.set_user_attr("run", folder)  # known even if the search dies before the trial ends
-        return [f"hydra.sweep.subdir={_quoted(folder)}",
-                f"+callbacks.tune_trial={{_target_:mlpbench.tune.trial.TrialPruning,"
-                f"study_dir:{_quoted(str(self.sweep_dir.resolve()))},trial:{trial.number},search_pid:{os.getpid()}}}"]
+    def _say_progress(self, ended: int, started: tuple[int, float]) -> None:
+        """Trials ended of tune.n_trials, the time so far, and the time left from this run's trials."""
+        first, at = started
+        elapsed, done = time.monotonic() - at, ended - first
+        left = f", about {elapsed / done * (self.tune.n_trials - ended) / 60:.1f} min left" \
+            if 0 < done and ended < self.tune.n_trials else ""
+        log.info("Trials ended: %d of %d, %.1f min so far%s", ended, self.tune.n_trials, elapsed / 60, left)
+
+    def _trial_jobs(self, trial, overrides: list[str]) -> list[list[str]]:
+        """A trial's jobs: one run, or with tune.repeats=K its K seeds (seed .. seed+K-1), which
+        the stacked launcher trains as one stack. Each in its own folder
+        (trial_007_model.units=224,optim.lr=0.001[,seed=43]), with the callback that reports the
+        trial's epochs to the study (a stack's: the mean over its seeds) and prunes it."""
+        repeats = int(self.tune.repeats)
+        seeds = [[]] if repeats == 1 else [[f"seed={self.config.seed + k}"] for k in range(repeats)]
+        # A trial tried again (retry) continues in the run folders of the trial it repeats.
+        folders = trial.user_attrs.get("runs") or ([trial.user_attrs["run"]] if trial.user_attrs.get("run") else [
+            f"trial_{trial.number:03d}_{run_name(','.join(sorted(overrides + seed)), trial.number)}" for seed in seeds])
+        # Known even if the search dies before the trial ends.
+        trial.set_user_attr("run", folders[0])
+        if repeats > 1:
+            trial.set_user_attr("runs", folders)
+        callback = (f"+callbacks.{TRIAL_CALLBACK}={{_target_:mlpbench.tune.trial.TrialPruning,"
+                    f"study_dir:{_quoted(str(self.sweep_dir.resolve()))},trial:{trial.number},search_pid:{os.getpid()}}}")
+        return [[*self.arguments, *overrides, *seed, f"hydra.sweep.subdir={_quoted(folder)}", callback]
+                for seed, folder in zip(seeds, folders)]
 
     def _exhausted(self, study, asked: Sequence = ()) -> bool:
         """Every point of a finite grid has been tried (or is in the batch being asked for)."""
@@ -263,7 +298,7 @@ class Search:
             ended += 1
             log.info("Trial %d (%d of %d): %s", trial.number, ended, self.tune.n_trials, tried)
             trials.append(trial)
-            batch.append([*self.arguments, *overrides, *self._trial_overrides(trial, overrides)])
+            batch += self._trial_jobs(trial, overrides)
         if not trials:
             return
         try:
@@ -277,10 +312,12 @@ class Search:
             raise
         except Exception as e:  # a launcher's worker died: these trials failed, the search goes on
             log.error("Trials %s: the launcher failed: %s: %s", [t.number for t in trials], type(e).__name__, e)
-            returns = [None] * len(trials)
-        for trial, job in zip(trials, returns):
-            run_dir = Path(job.hydra_cfg.hydra.runtime.output_dir) if job is not None and job.hydra_cfg else None
-            tell(study, trial, run_dir, self.objective)
+            returns = [None] * len(batch)
+        repeats = int(self.tune.repeats)
+        for i, trial in enumerate(trials):
+            jobs = returns[i * repeats:(i + 1) * repeats]
+            tell(study, trial, [Path(job.hydra_cfg.hydra.runtime.output_dir) if job is not None and job.hydra_cfg
+                                else None for job in jobs], self.objective)
 
 
 def _quoted(text: str) -> str:

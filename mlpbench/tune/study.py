@@ -22,7 +22,8 @@ STUDY_FILE = "study.db"
 CONFIG_FILE = SWEEP_CONFIG
 # Settings that may change between runs of one study: how many trials, how many at once, points
 # to try first, and what is no property of a run (resume, the console's settings).
-RESUMABLE_CHANGES = ("tune.n_trials", "tune.n_jobs", "tune.enqueue", *sorted(NOT_A_SETTING - {"experiment"}))
+RESUMABLE_CHANGES = ("tune.n_trials", "tune.n_jobs", "tune.enqueue", "tune.finalists",
+                     *sorted(NOT_A_SETTING - {"experiment"}))
 
 
 def load_config(sweep_dir: Path) -> DictConfig:
@@ -131,6 +132,8 @@ def reuse_earlier(study, trial) -> bool:
             for step, value in sorted(earlier.intermediate_values.items()):
                 trial.report(value, step)
             trial.set_user_attr("same_as", earlier.number)
+            if "values" in earlier.user_attrs:  # its seeds' values, for the report's finalists
+                trial.set_user_attr("values", earlier.user_attrs["values"])
             trial.set_user_attr("epochs", 0)
             trial.set_user_attr("seconds", 0.0)
             study.tell(trial, earlier.value if earlier.state == TrialState.COMPLETE else None, state=earlier.state)
@@ -143,7 +146,7 @@ def retry(study, trial) -> None:
 
     study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
     # The repeat continues in the same run folder: from its last checkpoint, or its result if done.
-    again = {"retry_of": trial.number, **({"run": trial.user_attrs["run"]} if trial.user_attrs.get("run") else {})}
+    again = {"retry_of": trial.number, **{key: trial.user_attrs[key] for key in ("run", "runs") if trial.user_attrs.get(key)}}
     study.enqueue_trial(dict(trial.params), user_attrs=again)
 
 
@@ -168,26 +171,38 @@ def point(trial) -> tuple:
     return tuple(sorted(trial.params.items()))
 
 
-def tell(study, trial, run_dir: Optional[Path], objective: str) -> None:
-    """Tell the study how a trial's run ended, from its result.json."""
+def tell(study, trial, run_dirs: list[Optional[Path]], objective: str) -> None:
+    """Tell the study how a trial's runs ended, from their result.json: one run, or its
+    tune.repeats seeds (trained as one stack, so pruned or not together). As Keras Tuner, a run
+    scores its best epoch; a trial the mean of its runs' scores, each kept (user_attrs values)."""
     from optuna.trial import TrialState
 
-    result = (read_result(run_dir) if run_dir else None) or {}
-    status = Status(result.get("status", Status.failed))
-    values = [v for v in (result.get("history") or {}).get(objective, []) if v is not None and math.isfinite(v)]
-    if run_dir is not None:
-        trial.set_user_attr("run", run_dir.name)
+    results = [((read_result(d) if d else None) or {}) for d in run_dirs]
+    statuses = [Status(r.get("status", Status.failed)) for r in results]
+    pick = min if direction(objective) == "minimize" else max
+    scores = []
+    for result in results:
+        values = [v for v in (result.get("history") or {}).get(objective, []) if v is not None and math.isfinite(v)]
+        scores.append(pick(values) if values else None)
+    folders = [d.name for d in run_dirs if d is not None]
+    if folders:
+        trial.set_user_attr("run", folders[0])
+    if len(run_dirs) > 1:
+        trial.set_user_attr("runs", folders)
+        trial.set_user_attr("values", scores)
+        trial.set_user_attr("seeds", [(r.get("config") or {}).get("seed") for r in results])
+    status = next((s for s in (Status.failed, Status.interrupted, Status.running, Status.pruned, Status.diverged)
+                   if s in statuses), Status.ok)
     trial.set_user_attr("status", status.value)
-    trial.set_user_attr("epochs", result.get("epochs", 0))
-    trial.set_user_attr("seconds", result.get("seconds"))
-    if status is Status.pruned or (status is Status.diverged and not values):
+    trial.set_user_attr("epochs", max((r.get("epochs", 0) or 0 for r in results), default=0))
+    seconds = [r.get("seconds") for r in results if r.get("seconds") is not None]
+    trial.set_user_attr("seconds", sum(seconds) if seconds else None)
+    if status is Status.pruned or (status is Status.diverged and any(s is None for s in scores)):
         # A net that diverged before its first validation is as hopeless as a pruned one.
         study.tell(trial, state=TrialState.PRUNED)
-    elif status in (Status.ok, Status.diverged) and values:
-        # As Keras Tuner: a trial scores its best epoch.
-        study.tell(trial, (min if direction(objective) == "minimize" else max)(values))
+    elif status in (Status.ok, Status.diverged) and all(s is not None for s in scores) and scores:
+        study.tell(trial, math.fsum(scores) / len(scores))
     else:
         study.tell(trial, state=TrialState.FAIL)
-        error = (result.get("error") or {})
+        error = next(((r.get("error") or {}) for r in results if r.get("error")), {})
         log.error("Trial %d failed (%s): %s %s", trial.number, status.value, error.get("type", ""), error.get("message", ""))
-

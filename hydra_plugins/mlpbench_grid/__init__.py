@@ -1,0 +1,39 @@
+"""hydra/sweeper=grid, mlpbench's default sweeper: Hydra's basic sweeper (the grid given with -m),
+and with `seed=auto` seeds in rounds until every comparison with the best is decided
+(mlpbench/seeds.py, imported only then). conf/hydra/sweeper/grid.yaml names it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import DictConfig, OmegaConf
+
+
+class GridSweeper(Sweeper):
+    # Hydra's basic sweeper held, not subclassed: Hydra's plugin scan executes its module again,
+    # and a subclass of the class it replaced then fails in the base's own super() call.
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[DictConfig] = None) -> None:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+        self.basic = BasicSweeper(max_batch_size=max_batch_size, params=params)
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        self.basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from mlpbench.schema import AUTO_SEED
+
+        basic = self.basic
+        parser = OverridesParser.create(config_loader=basic.hydra_context.config_loader)
+        (jobs,) = basic.split_arguments(parser.parse_overrides([*basic._parse_config(), *arguments]), None)
+        if not jobs or f"seed={AUTO_SEED}" not in jobs[0]:
+            return basic.sweep(arguments)
+        from mlpbench.seeds import SeedRounds
+
+        sweep_dir = Path(basic.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(basic.config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
+        return SeedRounds(basic.launcher, sweep_dir, jobs, basic.config.sweep).run()

@@ -1,0 +1,125 @@
+"""`seed=auto`: seeds in rounds until every comparison with the best is decided.
+
+    mlpbench -m model.depth=2,4,6,8,10 seed=auto
+
+Every setting of the grid starts with seeds 1 .. `sweep.min_seeds`; then, round after round, each
+comparison with the best mean that is still open (mlpbench.stats.sequential_verdicts: neither
+decided by the anytime-valid test nor futile) gets `sweep.seeds_per_round` more seeds (1), and so
+does the best, until none
+is open, a setting has had `sweep.max_seeds`, or `sweep.max_minutes` have passed. A round's runs go
+to the launcher together, so the stacked launcher trains them as stacks.
+
+Nothing is kept between rounds but the runs themselves: each round is planned from the result.json
+files, the way the report reads them, so a sweep continued with resume=true (after a kill in the
+middle of a round) picks up where it was. hydra_plugins.mlpbench_grid.GridSweeper runs this.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from omegaconf import DictConfig
+
+from mlpbench.overrides import run_settings
+from mlpbench.report import REPEAT_KEY, Setting, Sweep, read_sweep, stopped
+from mlpbench.schema import AUTO_SEED
+
+log = logging.getLogger("mlpbench")
+AUTO = f"{REPEAT_KEY}={AUTO_SEED}"
+
+
+def _key(settings: dict[str, str]) -> tuple:
+    """A setting as the report groups runs: what its overrides set, seed aside."""
+    return tuple(sorted((k, v) for k, v in settings.items() if k != REPEAT_KEY))
+
+
+class SeedRounds:
+    def __init__(self, launcher, sweep_dir: Path, jobs: list[list[str]], rounds: DictConfig):
+        self.launcher = launcher
+        self.sweep_dir = Path(sweep_dir)
+        self.jobs = jobs  # the grid's points, each with seed=auto among its overrides
+        self.min_seeds, self.max_seeds = int(rounds.min_seeds), int(rounds.max_seeds)
+        self.per_round = int(rounds.get("seeds_per_round", 1))
+        self.max_minutes: Optional[float] = rounds.max_minutes
+        self.next_job = 0
+        self.started = time.monotonic()
+
+    def _with_seed(self, job: list[str], seed: int) -> list[str]:
+        return [f"{REPEAT_KEY}={seed}" if o == AUTO else o for o in job]
+
+    def _settings(self, sweep: Sweep) -> dict[tuple, Setting]:
+        """The report's settings, by the grid point they belong to."""
+        return {_key(s.runs[0].settings): s for s in sweep.settings if s.runs}
+
+    def _launch(self, plan: dict[int, list[int]], what: str) -> Sequence[Any]:
+        batch = [self._with_seed(self.jobs[i], seed) for i, seeds in plan.items() for seed in seeds]
+        log.info("seed=auto: %s: %d run%s", what, len(batch), "" if len(batch) == 1 else "s")
+        returns = self.launcher.launch(batch, initial_job_idx=self.next_job)
+        self.next_job += len(batch)
+        return returns
+
+    def run(self) -> list[Sequence[Any]]:
+        keys = [_key(run_settings(job)) for job in self.jobs]
+        # Round 0: the first seeds, and every seed an earlier attempt of this sweep started (resume:
+        # finished runs are skipped, cut-off ones continue).
+        earlier = self._settings(read_sweep(self.sweep_dir)) if any(self.sweep_dir.glob("*/result.json")) else {}
+        first = {i: sorted(set(range(1, self.min_seeds + 1)) | _seeds(earlier.get(key))) for i, key in enumerate(keys)}
+        started = sum(len(_seeds(s)) for s in earlier.values())
+        returns = [self._launch(first, f"the first {self.min_seeds} seeds of {len(self.jobs)} settings" + (
+            f", with the {started} runs an earlier attempt of this sweep started (finished ones are skipped)"
+            if started else ""))]
+        # Each round trains a seed some setting had not tried: at most max_seeds x settings rounds.
+        for round_number in itertools.count(1):
+            sweep = read_sweep(self.sweep_dir)
+            settings = self._settings(sweep)
+            plan = self._plan(sweep, [settings.get(key) for key in keys])
+            if not plan:
+                self._say_end(sweep, round_number)
+                break
+            minutes = (time.monotonic() - self.started) / 60
+            if self.max_minutes is not None and minutes >= self.max_minutes:
+                log.info("seed=auto: sweep.max_minutes=%g reached after %.1f minutes; no new round", self.max_minutes,
+                         minutes)
+                break
+            opened = [s.label for s in sweep.settings if s.verdict.verdict == "tied" and s.verdict.stopped is None]
+            returns.append(self._launch(plan, f"round {round_number}, {len(opened)} comparison"
+                                              f"{'' if len(opened) == 1 else 's'} open ({', '.join(opened)})"))
+        return returns
+
+    def _plan(self, sweep: Sweep, settings: list[Optional[Setting]]) -> dict[int, list[int]]:
+        """{grid point: the seeds it trains next}. For each open comparison, the seeds one side
+        has tried and the other has not (after a resume, or for a best that changed); where both
+        have the same, sweep.seeds_per_round more each: the least seeds neither has tried, within
+        sweep.max_seeds."""
+        points = {id(s): i for i, s in enumerate(settings) if s is not None}
+        best = next((s for s in settings if s is not None and s.verdict.verdict == "best"), None)
+        plan: dict[int, set[int]] = {}
+        for s in settings:
+            if s is None or best is None or s.verdict.verdict != "tied" or s.verdict.stopped is not None:
+                continue
+            mine, theirs = _seeds(s), _seeds(best)
+            if mine != theirs:
+                plan.setdefault(points[id(s)], set()).update(theirs - mine)
+                plan.setdefault(points[id(best)], set()).update(mine - theirs)
+                continue
+            seeds = [n for n in range(1, self.max_seeds + 1) if n not in mine][:self.per_round]
+            for member in (s, best):
+                plan.setdefault(points[id(member)], set()).update(seeds)
+        return {i: sorted(seeds) for i, seeds in plan.items() if seeds}
+
+    def _say_end(self, sweep: Sweep, rounds: int) -> None:
+        reasons: dict[str, list[str]] = {}
+        for s in sweep.settings:
+            reasons.setdefault(stopped(sweep, s) or "no verdict", []).append(f"{s.label} (n = {len(s.runs)})")
+        minutes = (time.monotonic() - self.started) / 60
+        log.info("seed=auto: ended after %d round%s, %.1f minutes: %s", rounds, "" if rounds == 1 else "s", minutes,
+                 "; ".join(f"{reason}: {', '.join(labels)}" for reason, labels in reasons.items()))
+
+
+def _seeds(setting: Optional[Setting]) -> set[int]:
+    """The seeds a setting has tried, whatever became of them."""
+    return {run.seed for run in setting.runs if run.seed is not None} if setting is not None else set()

@@ -1,0 +1,214 @@
+"""seed=auto: seeds in rounds until decided. The procedure's error rate and power by simulation
+(statistics only), its rounds with a launcher that writes results instead of training, and one
+real sweep."""
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from scipy import special
+
+from mlpbench.report import read_sweep, stopped
+from mlpbench.seeds import SeedRounds
+from mlpbench.stats import sequential_verdicts
+from tests.conftest import run_cli, summary_rows
+from tests.test_report import fake_run
+
+MAX_SEEDS = 10
+
+
+def simulate(effect: float, cases: int = 2000, min_seeds: int = 3, max_seeds: int = MAX_SEEDS):
+    """Two settings whose per-seed paired difference is normal with `effect` standard deviations
+    of mean, judged after min_seeds, min_seeds + 1, ... seeds, as seed=auto's rounds do, until the
+    comparison stops. (false or true `worse` rate, mean seeds)."""
+    rng = np.random.default_rng(20261205)
+    worse, seeds = 0, []
+    for _ in range(cases):
+        d = rng.normal(effect, 1.0, max_seeds)
+        for n in range(min_seeds, max_seeds + 1):
+            found = sequential_verdicts({"a": dict(enumerate(map(float, d[:n]))), "b": dict.fromkeys(range(n), 0.0)},
+                                        max_seeds)
+            other = found["b"] if found["a"].verdict == "best" else found["a"]
+            if other.stopped is not None or n == max_seeds:
+                worse += other.verdict == "worse"
+                seeds.append(n)
+                break
+    return worse / cases, float(np.mean(seeds))
+
+
+def test_no_difference_is_called_worse_at_most_5_percent_of_the_time_however_often_it_is_looked_at():
+    false_worse, seeds = simulate(0.0)
+    assert false_worse <= 0.05
+    # A t-test repeated after every round, as a fixed design would, is wrong far more often: the
+    # reason for the sequential test (measured here: 0.166 over the 8 looks).
+    d = np.random.default_rng(1).normal(0, 1, (2000, MAX_SEEDS))
+    significant = []
+    for n in range(3, MAX_SEEDS + 1):  # the one-sample t-test of each case's first n seeds
+        t = d[:, :n].mean(1) / (d[:, :n].std(1, ddof=1) / np.sqrt(n))
+        significant.append(2 * special.stdtr(n - 1, -np.abs(t)) < 0.05)
+    peeking = np.mean(np.any(significant, axis=0))
+    assert peeking > 0.1 > false_worse
+    assert seeds < 5  # an A/A comparison is found futile early, not run to the budget
+
+
+def test_a_difference_of_1_5_standard_deviations_is_decided_in_80_percent_within_10_seeds_with_fewer_on_average():
+    decided, seeds = simulate(1.5)
+    assert decided >= 0.8
+    assert seeds < MAX_SEEDS
+
+
+# ---------------------------------------------------------------------------- rounds
+
+
+def value(setting: str, seed: int) -> float:
+    """Each setting's best_val_acc per seed: b clearly below a; c equal to a, seed for seed."""
+    noise = np.random.default_rng(zlib.crc32(f"{setting}{seed}".encode())).normal(0, 0.01)
+    shared = np.random.default_rng(seed).normal(0, 0.01)
+    return {"a": 0.90 + shared, "b": 0.87 + shared + noise, "c": 0.90 + shared}[setting]
+
+
+class FakeLauncher:
+    """Writes each job's result.json instead of training; a finished run is skipped, an
+    interrupted one finished, as plan_run does. `stop_after`: interrupted after that many runs."""
+
+    def __init__(self, sweep: Path, stop_after: int | None = None):
+        self.sweep, self.stop_after, self.batches, self.trained = sweep, stop_after, [], 0
+
+    def launch(self, batch, initial_job_idx):
+        self.batches.append([list(job) for job in batch])
+        for job in batch:
+            setting = next(o.split("=")[1] for o in job if o.startswith("model.activation"))
+            seed = int(next(o.split("=")[1] for o in job if o.startswith("seed=")))
+            run_dir = self.sweep / ",".join(job)
+            if (run_dir / "result.json").is_file():
+                if json.loads((run_dir / "result.json").read_text())["status"] == "ok":
+                    continue
+                (run_dir / "result.json").unlink()
+                run_dir.rmdir()
+            interrupted = self.stop_after is not None and self.trained == self.stop_after
+            fake_run(self.sweep, job, [0.5, value(setting, seed)], status="interrupted" if interrupted else "ok",
+                     config={"seed": seed})
+            if interrupted:
+                raise SystemExit(130)
+            self.trained += 1
+        return []
+
+
+def auto_sweep(sweep: Path, max_seeds: int = MAX_SEEDS) -> list[list[str]]:
+    """A sweep folder as the grid sweeper leaves it before the first round (its multirun.yaml)."""
+    sweep.mkdir(parents=True)
+    OmegaConf.save({"hydra": {"overrides": {"task": ["model.activation=a,b,c", "seed=auto"]},
+                              "sweeper": {"params": None}},
+                    "sweep": {"min_seeds": 3, "max_seeds": max_seeds, "max_minutes": None}}, sweep / "multirun.yaml")
+    return [[f"model.activation={s}", "seed=auto"] for s in "abc"]
+
+
+ROUNDS = OmegaConf.create({"min_seeds": 3, "max_seeds": MAX_SEEDS, "max_minutes": None})
+
+
+def seeds_of(sweep: Path) -> dict[str, list[int]]:
+    return {s.label: sorted(r.seed for r in s.runs) for s in read_sweep(sweep).settings}
+
+
+def test_rounds_add_seeds_only_where_a_comparison_is_open_and_stop_with_a_reason(tmp_path):
+    sweep = tmp_path / "sweep"
+    launcher = FakeLauncher(sweep)
+    SeedRounds(launcher, sweep, auto_sweep(sweep), ROUNDS).run()
+    # First round: seeds 1-3 of every setting, in one batch (the stacked launcher stacks it).
+    assert sorted(launcher.batches[0]) == sorted([[f"model.activation={s}", f"seed={n}"] for s in "abc"
+                                                  for n in (1, 2, 3)])
+    # Then one seed a round, for b (open) and a (the best); c, equal to a, is futile at once.
+    assert all(sorted(batch) == [["model.activation=a", f"seed={n}"], ["model.activation=b", f"seed={n}"]]
+               for n, batch in enumerate(launcher.batches[1:], start=4))
+    seeds = seeds_of(sweep)
+    assert seeds["c"] == [1, 2, 3] and seeds["a"] == seeds["b"] and 3 < len(seeds["b"]) < MAX_SEEDS
+    rows = {r["model.activation"]: r for r in summary_rows(sweep)} if (sweep / "summary.csv").exists() else None
+    assert rows is None  # the report is the sweep callback's, not the rounds'
+    found = {s.label: (s.verdict.verdict, s.verdict.stopped) for s in read_sweep(sweep).settings}
+    assert found == {"a": ("best", "decided"), "b": ("worse", "decided"), "c": ("tied", "futile")}
+
+
+def test_seeds_per_round_adds_that_many_seeds_to_each_open_comparison_and_the_best(tmp_path):
+    sweep = tmp_path / "sweep"
+    launcher = FakeLauncher(sweep)
+    SeedRounds(launcher, sweep, auto_sweep(sweep), OmegaConf.create(
+        {"min_seeds": 3, "max_seeds": MAX_SEEDS, "max_minutes": None, "seeds_per_round": 2})).run()
+    assert sorted(launcher.batches[1]) == [["model.activation=a", "seed=4"], ["model.activation=a", "seed=5"],
+                                           ["model.activation=b", "seed=4"], ["model.activation=b", "seed=5"]]
+    assert all(len(batch) <= 4 for batch in launcher.batches[1:])
+    seeds = seeds_of(sweep)
+    assert seeds["a"] == seeds["b"] and len(seeds["b"]) % 2 == 1  # 3, then two a round
+
+
+def test_a_sweep_cut_off_in_the_middle_of_a_round_continues_to_the_same_end(tmp_path):
+    whole = tmp_path / "whole"
+    SeedRounds(FakeLauncher(whole), whole, auto_sweep(whole), ROUNDS).run()
+    cut = tmp_path / "cut"
+    jobs = auto_sweep(cut)
+    with pytest.raises(SystemExit):  # killed in round 2, after its first run
+        SeedRounds(FakeLauncher(cut, stop_after=9 + 2), cut, jobs, ROUNDS).run()
+    (interrupted,) = [r for s in read_sweep(cut).settings for r in s.runs if r.status == "interrupted"]
+    assert interrupted.seed == 5 and len(read_sweep(cut).runs) == 9 + 2 + 1
+    again = FakeLauncher(cut)
+    SeedRounds(again, cut, jobs, ROUNDS).run()
+    assert interrupted.name.split(",") in again.batches[0]  # continued in the first round
+    assert seeds_of(cut) == seeds_of(whole)
+
+
+def test_a_budget_of_seeds_ends_an_open_comparison_and_says_so(tmp_path):
+    sweep = tmp_path / "sweep"
+    SeedRounds(FakeLauncher(sweep), sweep, auto_sweep(sweep, max_seeds=4), OmegaConf.create(
+        {"min_seeds": 3, "max_seeds": 4, "max_minutes": None})).run()
+
+    result = read_sweep(sweep)
+    assert {s.label: (len(s.runs), stopped(result, s)) for s in result.settings} == {
+        "a": (4, "budget: max_seeds"), "b": (4, "budget: max_seeds"), "c": (3, "futile")}
+
+
+def test_a_time_budget_starts_no_new_round_and_the_report_says_so(tmp_path):
+    sweep = tmp_path / "sweep"
+    launcher = FakeLauncher(sweep)
+    jobs = auto_sweep(sweep)
+    config = OmegaConf.load(sweep / "multirun.yaml")
+    config.sweep.max_minutes = 1e-9  # spent by the first round
+    OmegaConf.save(config, sweep / "multirun.yaml")
+    SeedRounds(launcher, sweep, jobs, config.sweep).run()
+    assert len(launcher.batches) == 1
+    result = read_sweep(sweep)
+    assert {s.label: stopped(result, s) for s in result.settings} == {
+        "a": "budget: max_minutes", "b": "budget: max_minutes", "c": "futile"}
+
+
+# ---------------------------------------------------------------------------- a real sweep
+
+
+def test_seed_auto_trains_rounds_and_reports_seeds_and_reasons(tmp_path):
+    out = run_cli("-m", "data=digits", "model.units=16", "trainer.max_epochs=1", "data.limit=300",
+                  "model.activation=relu,sigmoid", "seed=auto", "sweep.max_seeds=4", "hydra.launcher.workers=1",
+                  "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    log = out.stdout + out.stderr
+    assert "seed=auto: the first 3 seeds of 2 settings: 6 runs" in log and "seed=auto: ended after" in log
+    rows = summary_rows(tmp_path / "sweep")
+    assert {r["model.activation"] for r in rows} == {"relu", "sigmoid"}
+    assert all(r["stopped"] for r in rows) and all(3 <= int(r["n"]) <= 4 for r in rows)
+    assert "stopped" in (tmp_path / "sweep" / "summary.md").read_text()
+    # The run folders carry the seed the rounds gave them.
+    assert len(list((tmp_path / "sweep").glob("*model.activation=relu*,seed=1"))) == 1
+    assert not list((tmp_path / "sweep").glob("*seed=auto*"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["seed=auto"], "seed=auto: adds seeds in rounds to a sweep of the grid: give -m"),
+    (["-m", "seed=auto", "sweep.max_seeds=2"], "sweep.max_seeds=2: must be an integer from sweep.min_seeds=3"),
+    (["-m", "seed=auto", "sweep.min_seeds=1"], "sweep.min_seeds=1: must be an integer >= 2"),
+    (["-m", "seed=auto", "hydra/sweeper=basic"], "seed=auto: adds seeds in rounds to a sweep of the grid"),
+    (["-m", "seed=abc"], "seed=abc: must be an integer in [0, 4294967296), or auto in a sweep (-m)"),
+])
+def test_seed_auto_refused_where_it_cannot_work(tmp_path, args, message):
+    out = run_cli(*args, "hydra.sweep.dir=sweep", "hydra.run.dir=run", cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert not (tmp_path / "sweep").exists() and not (tmp_path / "run").exists()
