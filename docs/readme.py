@@ -3,6 +3,7 @@
 
     python docs/readme.py regenerate [NAME ...]   run generated blocks' commands at full size, rewrite them
     python docs/readme.py check                   run every README command at a small size; check the blocks
+    python docs/readme.py verify [NAME ...]       run blocks at full size; fail where a value differs
     python docs/readme.py list                    the commands and generated blocks, what check would run
 
 Generated blocks (in README.md and docs/*.md) are delimited by HTML comments:
@@ -11,7 +12,7 @@ Generated blocks (in README.md and docs/*.md) are delimited by HTML comments:
     ```text
     what COMMAND printed at the end (the answer, the table, the report's files)
     ```
-    <!-- end generated: NAME -->
+    <!-- end generated: NAME (made at COMMIT on DATE) -->
 
 Several commands joined by ` && ` run in turn in one folder; the block shows what the last printed.
 Options, each after ` | `:
@@ -25,7 +26,7 @@ command before it wrote). Every command runs in one temporary working folder, in
 with the environment's bin/ first on PATH.
 
 At small size (check): `mlpbench` commands get trainer.max_epochs=1 and seed=1 (a preset then
-sweeps one seed), the search (experiment=tune_units) tune.n_trials=2 (3 where the command raises
+sweeps one seed; seed=auto stays, with sweep.max_seeds=3: its first round), the search (experiment=tune_units) tune.n_trials=2 (3 where the command raises
 it), and the outputs must not contain "Traceback".
 """
 
@@ -52,7 +53,7 @@ PLACEHOLDER_PRESET = "xor"  # NAME in a command: the smallest preset (one run a 
 SMALL_TRIALS, SMALL_MORE_TRIALS = 2, 3
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+\]\[")  # Hydra's log format
 START = re.compile(r"^<!-- generated: (?P<name>[\w.-]+): (?P<body>.*?) -->\s*$")
-END = re.compile(r"^<!-- end generated: (?P<name>[\w.-]+) -->\s*$")
+END = re.compile(r"^<!-- end generated: (?P<name>[\w.-]+)(?: \(made at (?P<made>[^)]*)\))? -->\s*$")
 EXITS = re.compile(r"\bexits? (\d+)\b")
 SWEEP_FOLDER = re.compile(r"tensorboard --logdir (\S+)")
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -240,6 +241,8 @@ def small(argv: list[str]) -> list[str]:
         out.append(f"tune.n_trials={SMALL_MORE_TRIALS if trials else SMALL_TRIALS}")
     elif (presets or "-m" in argv or any(a.startswith("seed=") for a in argv)) and not any(a.startswith("seed=") for a in out):
         out.append("seed=1")
+    if "seed=auto" in out and not any(a.startswith("sweep.max_seeds=") for a in out):
+        out.append("sweep.max_seeds=3")  # the first round only
     return out
 
 
@@ -379,45 +382,68 @@ def _tail(text: str, lines: int = 25) -> str:
 # ---------------------------------------------------------------------------- regenerate
 
 
-def regenerate(names: list[str], keep: bool = False) -> int:
-    blocks = all_generated()
+def _chosen(names: list[str], files: Optional[list[Path]] = None) -> Optional[list[Generated]]:
+    blocks = all_generated() if files is None else [b for path in files for b in generated_blocks(path)]
     unknown = [n for n in names if n not in {b.name for b in blocks}]
     if unknown:
         print(f"no generated block named {', '.join(unknown)}; there are: {', '.join(b.name for b in blocks)}")
+        return None
+    return [b for b in blocks if not names or b.name in names]
+
+
+def produce(block: Generated, work: Path, figures: bool) -> Optional[list[str]]:
+    """The block's content as its commands print it now, at full size (its figures copied into
+    docs/ if `figures`); None, said, where a command failed."""
+    for argv in block.commands:
+        argv = substitute(argv, None)
+        print(f"[{_stamp()}] {block.name}: {shlex.join(argv)}", flush=True)
+        ran = run(argv, work, timeout=4 * 3600)
+        print(f"    {ran.seconds:.0f} s, exit {ran.code}", flush=True)
+        if ran.code != 0 or "Traceback" in ran.output:
+            print(f"FAILED: {shlex.join(argv)}\n{_tail(ran.output)}")
+            return None
+    lines = cut(printed_result(ran, work), block)
+    if not lines:
+        print(f"FAILED: {block.command} printed nothing to put in block {block.name}")
+        return None
+    for figure in block.option("figure") if figures else ():
+        source, _, dest = figure.partition(":")
+        made = sorted(work.rglob(source), key=lambda p: p.stat().st_mtime)
+        if not made:
+            print(f"FAILED: {block.command} wrote no {source} (block {block.name})")
+            return None
+        shutil.copyfile(made[-1], ROOT / dest)
+        print(f"    {made[-1].relative_to(work)} -> {dest}")
+    return ["```text", *lines, "```"]
+
+
+def _made_at() -> str:
+    """The commit and date a block was made at (its end marker says so)."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return f"{commit.stdout.strip() or 'no commit'} on {time.strftime('%Y-%m-%d')}"
+
+
+def regenerate(names: list[str], keep: bool = False) -> int:
+    chosen = _chosen(names)
+    if chosen is None:
         return 2
-    chosen = [b for b in blocks if not names or b.name in names]
     work = Path(tempfile.mkdtemp(prefix="mlpbench-readme-"))
     print(f"Working folder {work}")
     new: dict[str, list[str]] = {}
     try:
         for block in chosen:
-            for argv in block.commands:
-                argv = substitute(argv, None)
-                print(f"[{_stamp()}] {block.name}: {shlex.join(argv)}", flush=True)
-                ran = run(argv, work, timeout=4 * 3600)
-                print(f"    {ran.seconds:.0f} s, exit {ran.code}", flush=True)
-                if ran.code != 0 or "Traceback" in ran.output:
-                    print(f"FAILED: {shlex.join(argv)}\n{_tail(ran.output)}")
-                    return 1
-            lines = cut(printed_result(ran, work), block)
-            if not lines:
-                print(f"FAILED: {block.command} printed nothing to put in block {block.name}")
+            lines = produce(block, work, figures=True)
+            if lines is None:
                 return 1
-            new[block.name] = ["```text", *lines, "```"]
-            for figure in block.option("figure"):
-                source, _, dest = figure.partition(":")
-                made = sorted(work.rglob(source), key=lambda p: p.stat().st_mtime)
-                if not made:
-                    print(f"FAILED: {block.command} wrote no {source} (block {block.name})")
-                    return 1
-                shutil.copyfile(made[-1], ROOT / dest)
-                print(f"    {made[-1].relative_to(work)} -> {dest}")
+            new[block.name] = lines
+        made = _made_at()
         for path in documents():
             lines = path.read_text().splitlines()
             changed = False
             for block in reversed(generated_blocks(path)):
                 if block.name in new:
-                    lines[block.start + 1:block.end] = new[block.name]
+                    lines[block.start + 1:block.end + 1] = [*new[block.name],
+                                                            f"<!-- end generated: {block.name} (made at {made}) -->"]
                     changed = True
             if changed:
                 path.write_text("\n".join(lines) + "\n")
@@ -427,6 +453,86 @@ def regenerate(names: list[str], keep: bool = False) -> int:
             print(f"Kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------- verify
+
+# What differs between two runs of the same command although no result does: the sweep folder's
+# time stamp, the sweep's wall time and the seconds a trial took.
+STAMP = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d(-\d+)?")
+DURATION = re.compile(r"\(\d+(\.\d+)? min\)")  # a sweep's wall time on its last line
+VARYING_COLUMNS = ("seconds",)
+# The blocks `make test` regenerates and compares by value: each ran in under two minutes on 2
+# CPU cores (main 68 s, activations 19 s, optimizers 24 s, optimizers_tuned 69 s, width 37 s, xor
+# 22 s, tune_units 101 s; 5.7 min in all). depth (5.3 min) is not: like every block, it carries the
+# commit and date it was made at in its end marker.
+VERIFIED = ("main", "activations", "optimizers", "optimizers_tuned", "width", "xor", "tune_units")
+
+
+def comparable(lines: list[str]) -> list[str]:
+    """A block's lines with what varies between identical runs masked: folder time stamps, and the
+    cells of timing columns in its tables."""
+    out, masked = [], set()
+    for line in lines:
+        line = DURATION.sub("(<minutes>)", STAMP.sub("<time>", line.rstrip()))
+        if line.startswith("|"):
+            cells = line.strip().strip("|").split("|")
+            if not masked and any(c.strip() in VARYING_COLUMNS for c in cells):
+                masked = {i for i, c in enumerate(cells) if c.strip() in VARYING_COLUMNS}
+            elif masked and not set(cells[0].strip()) <= set("-:"):
+                cells = ["<varies>" if i in masked else c for i, c in enumerate(cells)]
+                line = "|" + "|".join(cells) + "|"
+        else:
+            masked = set()
+        out.append(line)
+    return out
+
+
+def value_differences(shown: list[str], printed: list[str], name: str) -> list[str]:
+    """The lines in which a block README shows differs from what its command printed now (a
+    unified diff), ignoring what varies between identical runs; [] if none."""
+    import difflib
+
+    return list(difflib.unified_diff(comparable(shown), comparable(printed), f"{name} as the docs show it",
+                                     f"{name} as the code prints it now", lineterm="", n=1))
+
+
+# What each block's command printed at full size, in this process: run once, compared with every
+# copy of the block.
+PRINTED: dict[str, Optional[list[str]]] = {}
+
+
+def verify(names: list[str], keep: bool = False, files: Optional[list[Path]] = None) -> int:
+    """Run blocks at full size and compare their values with what the docs (or `files`) show; 1 if
+    any differs."""
+    chosen = _chosen(names or list(VERIFIED), files)
+    if chosen is None:
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="mlpbench-readme-verify-"))
+    print(f"Working folder {work}")
+    differing = []
+    try:
+        for block in chosen:
+            if block.command not in PRINTED:  # a command shown in several files runs once
+                PRINTED[block.command] = produce(block, work, figures=False)
+            printed = PRINTED[block.command]
+            if printed is None:
+                return 1
+            found = value_differences(block.content, printed, block.name)
+            print(f"    block {block.name}: " + ("the same values" if not found else "DIFFERS"), flush=True)
+            if found:
+                differing.append(block.name)
+                print("\n".join("    " + line for line in found))
+    finally:
+        if keep:
+            print(f"Kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if differing:
+        print(f"The docs' block(s) {', '.join(differing)} differ from what the code prints: run "
+              f"`make readme NAMES=\"{' '.join(differing)}\"` and commit the result.")
+        return 1
     return 0
 
 
@@ -584,6 +690,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     regen.add_argument("--keep", action="store_true", help="keep the working folder")
     chk = sub.add_parser("check", help="run README's commands at a small size; check the generated blocks")
     chk.add_argument("--keep", action="store_true", help="keep the working folder")
+    ver = sub.add_parser("verify", help="run generated blocks at full size and compare their values with the docs")
+    ver.add_argument("names", nargs="*", help=f"blocks to verify (default: {', '.join(VERIFIED)})")
+    ver.add_argument("--keep", action="store_true", help="keep the working folder")
+    ver.add_argument("--file", type=Path, action="append", help="a Markdown file whose blocks to verify (default: "
+                     "README.md and docs/*.md)")
     sub.add_parser("list", help="the commands and blocks, as check would run them")
     args = parser.parse_args(argv)
     try:
@@ -591,6 +702,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             return regenerate(args.names, args.keep)
         if args.what == "check":
             return check(args.keep)
+        if args.what == "verify":
+            return verify(args.names, args.keep, args.file)
         return list_all()
     except ReadmeError as e:
         print(f"readme.py: {e}", file=sys.stderr)

@@ -1,17 +1,20 @@
 """`mlpbench` and `python -m mlpbench`: the Hydra app of mlpbench.run."""
 
 import sys
+from pathlib import Path
 
 
 def _register_plugins() -> None:
     # Hydra finds plugins by scanning the hydra_plugins namespace, which misses ours in some
-    # editable installs: register the search's sweeper and our launchers from the package too.
+    # editable installs: register our sweepers and launchers from the package too.
     from hydra.core.plugins import Plugins
+    from hydra_plugins.mlpbench_grid import GridSweeper
     from hydra_plugins.mlpbench_joblib import JoblibLauncher
     from hydra_plugins.mlpbench_stacked import StackedLauncher
     from hydra_plugins.mlpbench_tuner import TuneSweeper
 
     Plugins.instance().register(TuneSweeper)
+    Plugins.instance().register(GridSweeper)
     Plugins.instance().register(JoblibLauncher)
     Plugins.instance().register(StackedLauncher)
 
@@ -171,6 +174,85 @@ def _check_names(args: list[str]) -> None:
                           "(it names the run's log file)")
 
 
+# Config groups whose options are mlpbench's YAML files (conf/<group>/*.yaml).
+GROUPS = ("data", "model", "optim", "trainer", "experiment")
+
+
+def _check_choices(args: list[str]) -> None:
+    """A group option or a key that does not exist, named with the closest ones ("did you mean"),
+    before Hydra's own message (which for a group lists its whole search path, and for a key
+    advises a `+` that would only add a key nothing reads)."""
+    from dataclasses import fields, is_dataclass
+
+    from hydra.errors import HydraException
+
+    import mlpbench.conf
+    from mlpbench.overrides import did_you_mean, parse
+    from mlpbench.schema import OPTIM_SCHEMAS, Config
+
+    try:
+        parsed = parse([a for a in args if "=" in a and not a.startswith("-")])
+    except HydraException:
+        return  # an override Hydra cannot read: Hydra says so, naming it
+    own = [Path(a.split("=", 1)[1]) for a in args if a.startswith(("--config-dir=", "-cd="))]
+    own += [Path(b) for a, b in zip(args, args[1:]) if a in ("--config-dir", "-cd")]
+    folders = [Path(mlpbench.conf.__file__).parent, *own]
+    for o in parsed:
+        key = o.key_or_group
+        if o.is_hydra_override() or o.is_add() or o.is_delete() or o.is_force_add() or o.package:
+            continue
+        if key in GROUPS:
+            options = sorted({f.stem for folder in folders for f in (folder / key).glob("*.yaml")})
+            try:
+                wanted = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+            except HydraException:  # glob(): Hydra matches it against the options itself
+                continue
+            for value in map(str, wanted):
+                if options and value not in options and value != "null":
+                    _fail(f"{key}={value}: {key} has no option {value}{did_you_mean(value, options)} "
+                          f"(no config {key}/{value}; the options: {', '.join(options)})")
+            continue
+        # A key of mlpbench's schema: each level must exist (optim.*: in some optimizer's schema).
+        node, path = Config, []
+        for part in key.split("."):
+            if node is None:
+                break
+            names = {f.name: f.type for f in fields(node)} if is_dataclass(node) else None
+            if names is None:
+                break  # a mapping (tune.space, callbacks): any key
+            if node is Config and part == "optim":
+                names_optim = sorted({f.name for schema in OPTIM_SCHEMAS.values() for f in fields(schema)})
+                path.append(part)
+                rest = key.split(".")[len(path):]
+                if rest and rest[0] not in names_optim:
+                    _fail(f"{key}: optim has no key {rest[0]}"
+                          f"{did_you_mean(rest[0], names_optim, shown={n: f'optim.{n}' for n in names_optim})} (see --help)")
+                break
+            if part not in names:
+                if not path:  # a top-level name: perhaps a section's key without its section (dept)
+                    dotted = [*names, *(f"{name}.{f.name}" for name, kind in names.items()
+                                        if (inner := _dataclass_of(kind)) for f in fields(inner))]
+                    leaves = {n.rsplit(".", 1)[-1]: n for n in reversed(dotted)}
+                    hint = did_you_mean(part, leaves, shown=leaves)
+                else:
+                    hint = did_you_mean(part, names, shown={n: ".".join([*path, n]) for n in names})
+                _fail(f"{key}: {'.'.join(path) or 'the config'} has no key {part}{hint} (see --help)")
+            path.append(part)
+            field_type = next(f.type for f in fields(node) if f.name == part)
+            node = _dataclass_of(field_type)
+
+
+def _dataclass_of(annotation):
+    """The dataclass a schema field holds, or None (a plain value or a mapping)."""
+    from dataclasses import is_dataclass
+
+    import mlpbench.schema as schema
+
+    if isinstance(annotation, str):  # postponed annotations: the name in mlpbench.schema
+        annotation = getattr(schema, annotation, None)
+    return annotation if is_dataclass(annotation) else None
+
+
 def cli() -> None:
     try:
         _cli()
@@ -227,6 +309,7 @@ def _cli() -> None:
         if any(arg == flag or arg.startswith(flag + "=") for arg in sys.argv[1:]):
             _fail(f"{flag}: not supported by mlpbench: {why}")
     _check_names(sys.argv[1:])
+    _check_choices(sys.argv[1:])
     _check_received_config(sys.argv[1:])
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         print_help([a for a in sys.argv[1:] if not a.startswith("-")])

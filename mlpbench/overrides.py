@@ -12,6 +12,15 @@ from hydra.core.override_parser.types import Override
 NOT_A_SETTING = {"experiment", "resume", "trainer.enable_progress_bar", "trainer.log_every_n_epochs"}
 
 
+def did_you_mean(name: str, names: Iterable[str], shown: Optional[dict[str, str]] = None) -> str:
+    """"; did you mean X?" for the (at most two) names closest to a mistyped one, or "".
+    `shown`: how to write a name found (a key's leaf -> its whole dotted name)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(names), n=2, cutoff=0.6)
+    return f"; did you mean {' or '.join((shown or {}).get(c, c) for c in close)}?" if close else ""
+
+
 def parse(overrides: Iterable[str]) -> list[Override]:
     return OverridesParser.create().parse_overrides([str(o) for o in overrides])
 
@@ -31,8 +40,16 @@ def settings(overrides: Iterable[str]) -> dict[str, Optional[str]]:
     return found
 
 
+def shown(run_overrides: Iterable[str]) -> str:
+    """A run's overrides as its log line shows them: what it sets, not Hydra's folder or a search
+    trial's callback (a dict of the study's path and the trial's number)."""
+    kept = [o for o in run_overrides if not o.lstrip("+~").startswith(("hydra.", "callbacks.tune_trial"))]
+    return " ".join(kept) or "(defaults)"
+
+
 def run_settings(run_overrides: Iterable[str]) -> dict[str, str]:
     """What a run's overrides set about the run itself: the settings a report groups runs by
-    and TensorBoard's HParams lists first (a search trial's own callback left out)."""
+    and TensorBoard's HParams lists first (a search trial's own callback and seed=auto's rounds
+    left out)."""
     return {key: value for key, value in settings(run_overrides).items()
-            if value is not None and key not in NOT_A_SETTING and not key.startswith("callbacks.")}
+            if value is not None and key not in NOT_A_SETTING and not key.startswith(("callbacks.", "sweep."))}

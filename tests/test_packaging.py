@@ -61,10 +61,13 @@ def test_the_wheel_installs_into_a_fresh_environment_and_runs_from_any_folder(tm
     assert helped.returncode == 0, helped.stderr
     assert "experiment: activations, optimizers" in helped.stdout and "max_epochs: 10" in helped.stdout
 
-    one = run("data.limit=200", "trainer.max_epochs=1", "hydra.run.dir=one")
+    # A sweep through mlpbench's own sweeper (seed=auto: 3 seeds of one setting, one round).
+    one = run("-m", "data.limit=200", "trainer.max_epochs=1", "seed=auto", "hydra.sweep.dir=one",
+              "hydra.launcher.workers=1")
     assert one.returncode == 0, one.stderr
-    result = json.loads((work / "one" / "result.json").read_text())
-    assert result["status"] == "ok" and result["epochs"] == 1
+    results = [json.loads(p.read_text()) for p in sorted((work / "one").glob("*/result.json"))]
+    assert [(r["config"]["seed"], r["status"], r["epochs"]) for r in results] == [(1, "ok", 1), (2, "ok", 1),
+                                                                                  (3, "ok", 1)]
 
     search = run("experiment=tune_units", "data.limit=200", "trainer.max_epochs=2", "tune.n_trials=2",
                  "trainer.enable_progress_bar=false")

@@ -73,6 +73,9 @@ def test_each_mlpbench_command_of_the_readme_composes(command):
     argv = readme.substitute(command.argv, "outputs/multirun/2026-01-01_00-00-00")
     overrides = _overrides(argv)
     for variant in _variants(overrides):
+        if "seed=auto" in variant:  # a sweep's seeds, given to its runs one by one (mlpbench/seeds.py)
+            assert "-m" in argv, f"{command.where()}: seed=auto needs -m"
+            variant = ["seed=1" if o == "seed=auto" else o for o in variant]
         with_hydra = any(o.lstrip("+~").startswith("hydra") for o in variant)
         try:  # every key and every group option it names exists
             cfg = compose_config(variant, with_hydra=with_hydra)
@@ -144,3 +147,40 @@ def test_commands_are_read_as_a_shell_reads_them():
     small = ["| trainer.max_epochs | n |", "|---|--:|", "| 1 | 1 |"]
     assert readme.structure_differences(single, small, frozenset({"trainer.max_epochs"})) == []
     assert readme.structure_differences(single, small)
+
+
+def test_a_block_whose_values_differ_from_what_the_code_prints_fails_verification(tmp_path, capsys):
+    # As `make test` verifies README's main block (docs/readme.py verify), on a small sweep: a
+    # block that shows what the code prints passes; a copy with one number edited fails, naming
+    # the line and how to make the block true again.
+    command = ("mlpbench -m data=digits model.units=8 data.limit=200 trainer.max_epochs=1 seed=1,2 "
+               "hydra.launcher.workers=1")
+    doc = tmp_path / "doc.md"
+
+    def write(content: list[str]) -> None:
+        doc.write_text("\n".join([f"<!-- generated: tiny: {command} -->", *content,
+                                   "<!-- end generated: tiny -->"]) + "\n")
+
+    write(["```text", "nothing yet", "```"])
+    assert readme.verify(["tiny"], files=[doc]) == 1  # runs the command once
+    printed = readme.PRINTED[command]
+    assert printed and any(line.startswith("| ") for line in printed)
+    write(printed)
+    capsys.readouterr()
+    assert readme.verify(["tiny"], files=[doc]) == 0 and "block tiny: the same values" in capsys.readouterr().out
+    row = next(i for i, line in enumerate(printed) if line.startswith("| ") and "0." in line)
+    edited = [*printed[:row], printed[row].replace("0.", "0.0", 1), *printed[row + 1:]]
+    write(edited)
+    assert readme.verify(["tiny"], files=[doc]) == 1
+    out = capsys.readouterr().out
+    assert "DIFFERS" in out and f"-{readme.comparable([edited[row]])[0]}" in out
+    assert f"+{readme.comparable([printed[row]])[0]}" in out and 'make readme NAMES="tiny"' in out
+
+
+def test_what_varies_between_identical_runs_is_no_difference():
+    shown = ["| trial | value | seconds |", "|---:|---:|---:|", "| 7 | 0.9463 | 4.7 |",
+             "20 runs in outputs/activations/2026-12-05_01-22-31 (0.7 min); report: summary.csv"]
+    again = ["| trial | value | seconds |", "|---:|---:|---:|", "| 7 | 0.9463 | 5.9 |",
+             "20 runs in outputs/activations/2026-12-06_09-00-00-2 (1.1 min); report: summary.csv"]
+    assert readme.value_differences(shown, again, "b") == []
+    assert readme.value_differences(shown, [again[0], again[1], "| 7 | 0.9462 | 5.9 |", again[3]], "b")
