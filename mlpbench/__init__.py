@@ -1,8 +1,35 @@
 """mlpbench: measure how an MLP's design choices change training."""
 
+import os
+import platform
 import sys
 
 __version__ = "0.1.0"
+
+
+def _same_kernels_on_every_cpu() -> None:
+    """One set of CPU kernels on every x86-64 machine with AVX2, so that a run's numbers (and
+    README's, checked by value) do not depend on the machine or the thread count. Measured: an
+    AVX-512 machine's own kernels gave other numbers than the machine README's tables were made
+    on (the main job's verdicts changed), and its MKL's sgemm of a 32 x 784 by 784 x 128
+    product differed between 1 and 2 threads; MKL's strict reproducible mode at the AVX2 level
+    with ATen's AVX2 kernels gave equal products at 1 and 2 threads and cost about 6% of a
+    sweep's time. Both are read at torch's first operation, so they work once mlpbench is
+    imported before any tensor is made; a value the user set wins (ATEN_CPU_CAPABILITY=avx512
+    for the machine's own, faster kernels)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:  # not Linux: its own kernels
+        return
+    if "avx2" in flags and "fma" in flags:  # requesting AVX2 kernels on a CPU without them would crash
+        os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+        os.environ.setdefault("MKL_CBWR", "AVX2,STRICT")
+
+
+_same_kernels_on_every_cpu()
 
 
 def _check_environment() -> None:

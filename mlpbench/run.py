@@ -209,7 +209,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         status = Status.diverged if module.diverged_at is not None else stopped or Status.ok
         record.update(status=status, diverged_at=module.diverged_at,
                       device=str(trainer.strategy.root_device), devices=trainer.world_size,
-                      threads=torch.get_num_threads())
+                      threads=torch.get_num_threads(),
+                      cpu_kernels=torch.backends.cpu.get_cpu_capability())
         record.save()
     except (KeyboardInterrupt, SystemExit) as e:
         # Lightning turns Ctrl-C and SIGTERM into SystemExit after its graceful shutdown.

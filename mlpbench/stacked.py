@@ -726,7 +726,8 @@ def train_group(jobs: list[Job]) -> list[dict]:
         for k, record in enumerate(records):
             diverged = module.replica_diverged[k]
             record.update(status=Status.diverged if diverged else stopped or Status.ok, diverged_at=diverged,
-                          device=str(trainer.strategy.root_device), devices=1, threads=torch.get_num_threads())
+                          device=str(trainer.strategy.root_device), devices=1, threads=torch.get_num_threads(),
+                      cpu_kernels=torch.backends.cpu.get_cpu_capability())
             record.save()
     except (KeyboardInterrupt, SystemExit) as e:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
