@@ -31,8 +31,8 @@ from typing import Any, NamedTuple, Optional
 
 from mlpbench import overrides
 from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
-from mlpbench.results import (ACCURACIES, RESULT_FILE, Status, as_written, load_results, natural_key, read_result,
-                              read_sweep_config)
+from mlpbench.results import (ACCURACIES, RESULT_FILE, Status, as_written, flat_keys, load_results, natural_key,
+                              read_result, read_sweep_config)
 from mlpbench.schema import AUTO_SEED, ConfigError, Metric, SweepConfig, trusted
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
 
@@ -125,6 +125,9 @@ class Sweep:
     # seed=auto: the sweep's `sweep` settings (min_seeds, max_seeds, max_minutes); its verdicts are
     # then the anytime-valid test's (mlpbench.stats.sequential_verdicts). None: seeds as given.
     rounds: Optional[dict] = None
+    # What every run had that the command line or the preset set, the swept keys aside:
+    # {key: (value as shown, "command" or "preset")} (held_fixed).
+    fixed: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def maximize(self) -> bool:
@@ -133,6 +136,17 @@ class Sweep:
     @property
     def repeated(self) -> bool:
         return any(len(s.runs) > 1 for s in self.settings)
+
+    @property
+    def test_validated(self) -> bool:
+        """Its runs validated on the test split (data.val_split=null, the tutorials'
+        validation_data=(x_test, y_test)): test_acc is then no held-out number."""
+        return bool(self.runs) and all("val_split" in ((r.result.get("config") or {}).get("data") or {})
+                                       and r.result["config"]["data"]["val_split"] is None for r in self.runs)
+
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics its tables show: test_acc left out where the test split validated."""
+        return tuple(m for m in METRICS if not (m == "test_acc" and self.test_validated))
 
 
 # ---------------------------------------------------------------------------- reading
@@ -212,7 +226,7 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
                   objective=objectives[0] if objectives else DEFAULT_OBJECTIVE,
                   best_over=[k for k in best_over if isinstance(k, str) and k in keys],
                   min_difference=_number((report_cfgs[0] if report_cfgs else {}).get("min_difference")),
-                  rounds=auto_seeds(path))
+                  rounds=auto_seeds(path), fixed=held_fixed(runs, keys))
     judge(sweep.settings, sweep)
     return sweep
 
@@ -233,6 +247,112 @@ def auto_seeds(path: Path) -> Optional[dict]:
     return {"min_seeds": rounds.get("min_seeds"),
             "max_seeds": max_seeds if isinstance(max_seeds, int) else default.max_seeds,
             "max_minutes": _number(rounds.get("max_minutes"))}
+
+
+# Keys that say how a command ran (the console, resuming, seed=auto's rounds), not what it measured.
+NOT_HELD = ("resume", "trainer.enable_progress_bar", "trainer.log_every_n_epochs", "callbacks.", "sweep.", "hydra.")
+TEST_VALIDATED_NOTE = "test_acc left out: these runs validated on the test split (data.val_split=null), so it is not held out."
+
+
+def _shown_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value).replace("'", "")
+
+
+def preset_settings(name: Any, depth: int = 0) -> dict[str, str]:
+    """{key or group: value as written} that the preset conf/experiment/NAME.yaml sets (its
+    group choices as `optim: sgd`, and what a preset it builds on sets), its Hydra section aside;
+    {} for no such preset."""
+    import re
+    from importlib.resources import files
+
+    from omegaconf import OmegaConf
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_]+", name):  # a name, never a path
+        return {}
+    path = files("mlpbench.conf") / "experiment" / f"{name}.yaml"
+    try:
+        written = OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=False)
+    except (OSError, ValueError):
+        return {}
+    found: dict[str, str] = {}
+    for item in written.pop("defaults", None) or []:
+        if isinstance(item, str) and item != "_self_" and depth < 5:  # a preset it builds on (depth_relu)
+            found.update(preset_settings(item, depth + 1))
+        elif isinstance(item, dict):
+            for group, option in item.items():
+                group = str(group).replace("override ", "").strip().lstrip("/")
+                if group != "_self_":
+                    found[group] = _shown_value(option)
+    written.pop("hydra", None)
+    found.update({k: _shown_value(v) for k, v in flat_keys(written).items()})
+    return found
+
+
+def held_fixed(runs: list[Run], swept: list[str]) -> dict[str, tuple[str, str]]:
+    """What the command line or the preset set that every run of a sweep had alike, the swept
+    keys aside: {key: (value, "command" or "preset")}, the preset's name first. The rest are
+    mlpbench's defaults (each run's .hydra/config.yaml holds them all)."""
+    if not runs:
+        return {}
+    flats = [flat_keys(r.result.get("config") or {}) for r in runs]
+    experiment = runs[0].result.get("experiment")
+    candidates: dict[str, tuple[str, str]] = {}
+    if experiment and all(r.result.get("experiment") == experiment for r in runs):
+        candidates["experiment"] = (str(experiment), "preset")
+        candidates.update({k: (v, "preset") for k, v in preset_settings(experiment).items()})
+    for key, written in runs[0].settings.items():
+        candidates[key] = (written, "command")
+    fixed = {}
+    for key, (written, source) in candidates.items():
+        if key in swept or key == REPEAT_KEY or key.startswith(NOT_HELD):
+            continue
+        if key == "experiment":
+            fixed[key] = (written, source)
+            continue
+        # As the run's config has it (a group choice, optim=sgd, as written): alike in every run.
+        values = {_shown_value(flat[key]) if key in flat else run.settings.get(key, written)
+                  for run, flat in zip(runs, flats)}
+        if len(values) == 1:
+            fixed[key] = (values.pop(), source)
+    return fixed
+
+
+def fixed_text(fixed: dict[str, tuple[str, str]]) -> str:
+    return ", ".join(f"{k}={v}" for k, (v, _) in fixed.items())
+
+
+def fixed_differences(sweeps: list[Sweep]) -> dict[str, list[tuple[str, str]]]:
+    """{key: [(value, source) per sweep]} for the settings held fixed differently between the
+    sweeps (a key one sweep does not set: its default)."""
+    keys: list[str] = []
+    for sweep in sweeps:
+        keys += [k for k in sweep.fixed if k not in keys]
+    swept = set(swept_keys(sweeps))
+    found = {}
+    for key in keys:
+        cells = [sweep.fixed.get(key, ("default", "default")) for sweep in sweeps]
+        if key not in swept and len({value for value, _ in cells}) > 1:
+            found[key] = cells
+    return found
+
+
+def check_comparable(sweeps: list[Sweep], force: bool = False) -> dict[str, list[tuple[str, str]]]:
+    """The differences in what the sweeps held fixed. Where their presets differ, that is what
+    is compared (depth_linear against depth_relu); a difference set on a command line
+    (trainer.max_epochs=3 in one) makes the numbers incomparable: refused unless `force`."""
+    found = fixed_differences(sweeps)
+    typed = {k: cells for k, cells in found.items() if any(source == "command" for _, source in cells)}
+    if typed and not force:
+        listed = "; ".join(f"{k} (" + ", ".join(f"{sweep.label}: {value}" for sweep, (value, _) in zip(sweeps, cells))
+                           + ")" for k, cells in typed.items())
+        raise ConfigError(f"the sweeps were run with different fixed settings, set on their command lines: {listed}. "
+                          "Their numbers are not comparable; give --force to put them side by side anyway (the "
+                          "report then lists what differs)")
+    return found
 
 
 def _report_config(run: Run) -> dict:
@@ -325,7 +445,7 @@ def setting_rows(sweeps: list[Sweep], settings_of=lambda sweep: sweep.settings) 
             row.update({k: s.values.get(k, "-") for k in keys} if keys else {"setting": s.label})
             row.update({"n": s.summary(sweep.objective).n, "runs": len(s.runs), "status": _status(s)})
             for metric in metrics:
-                summary = s.summary(metric)
+                summary = s.summary(metric) if metric in sweep.metrics() or metric in DIAGNOSTICS else summarize([])
                 row.update({f"{metric}_mean": _number(summary.mean), f"{metric}_std": _number(summary.std),
                             f"{metric}_ci95": _number(summary.ci95)})
             row.update({"verdict": s.verdict.verdict, "p": s.verdict.p, "objective": sweep.objective,
@@ -333,7 +453,8 @@ def setting_rows(sweeps: list[Sweep], settings_of=lambda sweep: sweep.settings) 
                         "stopped": stopped(sweep, s),
                         "params": (s.runs[0].result.get("params") or {}).get("total"),
                         "epochs": _number(summarize(r.result.get("epochs") for r in s.runs).mean),
-                        "seconds": _number(summarize(r.result.get("seconds") for r in s.runs).mean)})
+                        "seconds": _number(summarize(r.result.get("seconds") for r in s.runs).mean),
+                        "fixed": fixed_text(sweep.fixed)})
             rows.append(row)
     return rows
 
@@ -350,7 +471,8 @@ def run_rows(sweeps: list[Sweep]) -> list[dict[str, Any]]:
                 row.update({k: s.values.get(k, "-") for k in keys})
                 row.update({"seed": run.seed, "status": run.status, "val_loss": _number(m.get("val_loss")),
                             "val_acc": _number(m.get("val_acc")), "best_val_acc": _number(m.get("best_val_acc")),
-                            "best_epoch": m.get("best_epoch"), "test_acc": _number(m.get("test_acc")),
+                            "best_epoch": m.get("best_epoch"),
+                            "test_acc": None if sweep.test_validated else _number(m.get("test_acc")),
                             "gap": run.value("gap"), "epochs": run.result.get("epochs"),
                             "seconds": _number(run.result.get("seconds")), "run": run.name})
                 rows.append(row)
@@ -423,7 +545,7 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
     for s in settings:
         row: dict[str, Any] = {k: s.values.get(k, "-") for k in sweep.keys} if sweep.keys else {"setting": s.label}
         row["n"] = s.summary(sweep.objective).n
-        for metric in METRICS:
+        for metric in sweep.metrics():
             row[metric] = _interval(s.summary(metric), signed=metric == "gap", bounded=metric in ACCURACIES)
         row.update({"verdict": s.verdict.verdict or "-", "p": s.verdict.p, "seeds for 80% power": _to_decide(s.verdict)})
         if sweep.rounds:
@@ -433,7 +555,8 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
     if not rows:
         return ""
     few = any(s.summary(metric).n == 2 for s in settings for metric in METRICS)
-    return markdown(list(rows[0]), rows, _cell) + (f"\n{FEW_NOTE}\n" if few else "")
+    notes = [FEW_NOTE] * few + [TEST_VALIDATED_NOTE] * sweep.test_validated
+    return markdown(list(rows[0]), rows, _cell) + "".join(f"\n{note}\n" for note in notes)
 
 
 def comparison_table(sweeps: list[Sweep]) -> str:
@@ -524,15 +647,42 @@ def _epoch_band(runs: list[Run], metric: str) -> tuple[list[int], list[float], l
     return x, mean, low, high
 
 
+def _curve_range(points: list[tuple[int, float]], accuracy: bool) -> tuple[float, float, str]:
+    """The y range of a per-epoch figure from its (epoch, value) points, bands included, padded
+    5%. An accuracy's early epochs far below the rest (0.1 against 0.9) would squeeze the
+    differences the verdict is about into one line, a diverging run's loss would flatten every
+    other curve: such a tail runs off the axis (the range of the later half of the epochs, or
+    of the bulk), and the returned note says so."""
+    v = sorted(y for _, y in points if math.isfinite(y))
+    low, high, note = v[0], v[-1], ""
+    if accuracy:
+        last = max(x for x, _ in points)
+        later = [y for x, y in points if x > last / 2 and math.isfinite(y)] or v
+        if min(later) - low > max(later) - min(later):
+            low, note = min(later), "; the first epochs are below it"
+    else:
+        bulk = v[int(0.9 * (len(v) - 1))]
+        if high > 3 * bulk > 0:
+            high, note = 1.5 * bulk, "; the highest values are above the top"
+    pad = 0.05 * (high - low) or 0.01
+    low, high = max(low - pad, 0.0), high + pad  # neither a loss nor an accuracy is below 0
+    if accuracy:
+        high = min(high, 1.0 + pad)
+    return low, high, note
+
+
 def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Optional[Path]:
     """One panel per sweep, one curve per setting: the mean over its seeds per epoch, with its
-    95% interval shaded (the tutorials' loss-per-epoch figure, with the noise shown)."""
+    95% interval as a band (the tutorials' loss-per-epoch figure, with the noise shown). The y
+    axis spans the data (_curve_range), and says where it starts."""
     from matplotlib.ticker import MaxNLocator
 
     if not any(run.history.get(metric) for sweep in sweeps for run in sweep.runs):
         return None
+    accuracy = metric.endswith("acc")
     colors = setting_colors(sweeps)
     fig, axes = figure(1, len(sweeps), sharey=True)
+    drawn: list[tuple[int, float]] = []  # (epoch, value) of every curve and band edge
     for ax, sweep in zip(axes[0], sweeps):
         for s in sweep.settings:
             x, mean, low, high = _epoch_band(s.measured or s.runs, metric)
@@ -544,25 +694,28 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
             note = f" (n={n})" + (f", {len(not_ok)} not ok" if not_ok else "")
             ax.plot(x, mean, "-", color=color, label=s.label + note, marker="o" if len(x) <= 12 else None,
                     markersize=3)
+            drawn += list(zip(x, mean))
             if n > 1:
-                if metric.endswith("acc"):  # a t interval over few seeds can pass 0 or 1; accuracy cannot
+                if accuracy:  # a t interval over few seeds can pass 0 or 1; accuracy cannot
                     low, high = [max(0.0, v) for v in low], [min(1.0, v) for v in high]
-                ax.fill_between(x, low, high, color=color, alpha=0.18, lw=0)
+                # A light fill with its edges drawn: where bands overlap, each stays visible in
+                # its colour (denser fills mixed into brown).
+                ax.fill_between(x, low, high, color=color, alpha=0.10, lw=0)
+                for edge in (low, high):
+                    ax.plot(x, edge, "-", color=color, lw=0.6, alpha=0.55)
+                drawn += list(zip(x, low)) + list(zip(x, high))
         title = f"{ylabel} per epoch" + (": mean and 95% interval over seeds" if sweep.repeated else "")
         ax.set_title(f"{sweep.label}\n{title}" if len(sweeps) > 1 else title)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         legend_beside(ax, title=_legend_title(sweeps))
-    axes[0][0].set_ylabel(ylabel)
-    if metric.endswith("loss"):
-        # A diverging or very bad run would flatten every other curve: clip to the bulk.
-        finite = sorted(v for s in sweeps for r in s.runs for v in r.history.get(metric, [])
-                        if v is not None and math.isfinite(v))
-        if finite:
-            bulk = finite[int(0.9 * (len(finite) - 1))]
-            top = finite[-1] if finite[-1] <= 3 * bulk else 1.5 * bulk
-            axes[0][0].set_ylim(bottom=0, top=top * 1.05 if top > 0 else None)
+    if drawn:
+        bottom, top, note = _curve_range(drawn, accuracy)
+        axes[0][0].set_ylim(bottom, top)
+        axes[0][0].set_ylabel(f"{ylabel}\n(axis from {bottom:.3g}{'' if bottom == 0 else ', not 0'}{note})")
+    else:
+        axes[0][0].set_ylabel(ylabel)
     return save_figure(fig, path)
 
 
@@ -591,6 +744,8 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
     short = key.rsplit(".", 1)[-1]
     markers = "osD^vP*X<>"
     values = sorted({float(s.values[key]) for members in lines.values() for _, s in members})
+    step = min((b - a for a, b in zip(values, values[1:])), default=1.0)  # the closest two values
+    tested = False
     line_colors = {name: f"C{i % 10}" for i, name in enumerate(lines)} if len(lines) > 1 else {}
     for i, ((name, members), marker) in enumerate(zip(lines.items(), markers * len(lines))):
         members = sorted(members, key=lambda m: float(m[1].values[key]))
@@ -598,17 +753,23 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
         dodge = (i - (len(lines) - 1) / 2) * 0.015 * (values[-1] - values[0])
         x = [float(s.values[key]) + dodge for _, s in members]
 
-        def draw(ax, metric: str, linestyle: str, hollow: bool = False) -> None:
+        def draw(ax, metric: str, linestyle: str, test: bool = False) -> None:
             summaries = [s.summary(metric) for _, s in members]
             y = [sm.mean for sm in summaries]
-            ax.plot(x, y, linestyle, color=line_colors.get(name, "grey"), lw=1.2, zorder=1)
-            for xi, yi, sm, (_, s) in zip(x, y, summaries, members):
-                color = line_colors.get(name, colors[s.label])
-                ax.errorbar([xi], [yi], yerr=[0.0 if math.isnan(sm.ci95) else sm.ci95], fmt=marker, color=color,
-                            markerfacecolor="white" if hollow else color, capsize=3, markersize=7, zorder=2)
+            # test_acc beside best_val_acc, not on it, hollow, and (with one line) in black.
+            shift = 0.12 * step if test else 0.0
+            at = [xi + shift for xi in x]
+            ax.plot(at, y, linestyle, color=line_colors.get(name, "black" if test else "grey"), lw=1.2, zorder=1)
+            for xi, yi, sm, (_, s) in zip(at, y, summaries, members):
+                color = line_colors.get(name, "black" if test else colors[s.label])
+                ax.errorbar([xi], [yi], yerr=[0.0 if math.isnan(sm.ci95) else sm.ci95], fmt=marker,
+                            color=color, markerfacecolor="white" if test else color, capsize=3, markersize=6,
+                            zorder=2)
 
         draw(axes[0], "best_val_acc", "-")
-        draw(axes[0], "test_acc", "--", hollow=True)
+        if not any(sweep.test_validated for sweep, _ in members):
+            tested = True
+            draw(axes[0], "test_acc", "--", test=True)
         draw(axes[1], "gap", "-")
         if with_ratio:
             draw(axes[2], "first_grad_norm", "-")
@@ -643,10 +804,11 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
         fig.legend(handles=[Line2D([], [], ls="", marker="o", color=c, label=label)
                             for label, c in colors.items() if label in drawn],
                    loc="outside right upper", fontsize="small", title=_legend_title(sweeps))
-    styles = []
-    styles += [Line2D([], [], color="grey", ls="-", marker="o", label="best val acc (filled)"),
-               Line2D([], [], color="grey", ls="--", marker="o", markerfacecolor="white", label="test acc (hollow)")]
-    fig.legend(handles=styles, loc="outside right lower", fontsize="small")
+    if tested:  # which points are which metric, inside the accuracy panel
+        styles = [Line2D([], [], color="grey", ls="-", marker="o", label="best val acc"),
+                  Line2D([], [], color="black" if not line_colors else "grey", ls="--", marker="o",
+                         markerfacecolor="white", label="test acc (held out)")]
+        axes[0].legend(handles=styles, loc="best", fontsize="small")
     return save_figure(fig, path)
 
 
@@ -721,13 +883,15 @@ def _sweep_text(sweep: Sweep, heading: Optional[str]) -> str:
     return f"## {heading}\n\n{text}" if heading else text
 
 
-def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> Report:
+def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True, force: bool = False) -> Report:
     """Write summary.csv, summary.md, runs.csv and the figures; return the text printed at the end
-    of a sweep, the files written and the runs they were made from."""
+    of a sweep, the files written and the runs they were made from. Sweeps held fixed differently
+    on their command lines are refused unless `force` (check_comparable)."""
     sweeps = read_sweeps(paths)
     runs = [run for sweep in sweeps for run in sweep.runs]
     if not runs:
         return Report("", [], runs)
+    differences = check_comparable(sweeps, force) if len(sweeps) > 1 else {}
     out = Path(out) if out else (sweeps[0].path if len(sweeps) == 1 else _compare_dir(sweeps))
     out.mkdir(parents=True, exist_ok=True)
     several = len(sweeps) > 1
@@ -742,7 +906,8 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> 
     intro = (f"{len(runs)} runs, {n_settings} settings; cells are mean ± half-width of the 95% interval (t "
              f"distribution) over a setting's seeds; verdicts compare each setting with the best mean of "
              f"{objective} ({_test_named(sweeps)}).")
-    write_atomic(out / "summary.md", f"# {title}\n\n{intro}\n\n{text}\n".encode())
+    header = "\n\n".join(h for h in (intro, _fixed_header(sweeps, differences)) if h)
+    write_atomic(out / "summary.md", f"# {title}\n\n{header}\n\n{text}\n".encode())
     rows = setting_rows(sweeps)
     write_csv(out / "summary.csv", list(rows[0]), rows)
     per_run = run_rows(sweeps)
@@ -751,6 +916,24 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True) -> 
     if plots:
         written += figures(sweeps, out)
     return Report(text, written, runs)
+
+
+def _fixed_header(sweeps: list[Sweep], differences: dict[str, list[tuple[str, str]]]) -> str:
+    """summary.md's word on what was held fixed: the settings every sweep set alike, and a table
+    of those set differently."""
+    shared = {k: v for k, v in sweeps[0].fixed.items()
+              if k not in differences and all(sweep.fixed.get(k) == v for sweep in sweeps[1:])}
+    lines = [f"Held fixed: {fixed_text(shared) or 'nothing'}; everything else at mlpbench's defaults "
+             "(each run's .hydra/config.yaml has them all)."]
+    if differences:
+        rows = [{"setting": k, **{sweep.label: f"{value}" + (" (command line)" if source == "command" else "")
+                                  for sweep, (value, source) in zip(sweeps, cells)}}
+                for k, cells in differences.items()]
+        lines += ["", "Held fixed differently by the sweeps (a difference set on a command line was let through "
+                      "with --force):" if any(src == "command" for cells in differences.values() for _, src in cells)
+                  else "Held fixed differently by the sweeps (their presets: what they compare):", "",
+                  markdown(list(rows[0]), rows, _cell)]
+    return "\n".join(lines)
 
 
 SEQUENTIAL_NOTE = ("seed=auto added seeds in rounds, so the test is one that stays valid however often it is "
@@ -847,6 +1030,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--out", type=Path, help="where to write (default: the sweep folder; for "
                         "several sweeps outputs/compare/<names>_<time>)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument("--force", action="store_true", help="compare sweeps even where their command lines held "
+                        "settings fixed differently (trainer.max_epochs=3 in one): the report lists the differences")
     args = parser.parse_args(argv)
     if args.out is not None and (not str(args.out).strip() or (args.out.exists() and not args.out.is_dir())):
         parser.error(f"--out {args.out}: must name a folder" + (" (it is a file)" if str(args.out).strip() else ""))
@@ -855,7 +1040,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if own_report is not None:  # a search's folder: its sweeper's report (mlpbench.sweep.SweepSummary)
             own_report()
             return 0
-        report = build(args.dirs, args.out, plots=not args.no_plots)
+        report = build(args.dirs, args.out, plots=not args.no_plots, force=args.force)
     except (FileNotFoundError, ConfigError) as e:
         parser.error(str(e))
     except OSError as e:  # --out below a file, or a folder that cannot be written

@@ -185,7 +185,18 @@ def test_several_sweeps_share_one_table_with_the_sweeps_as_columns(tmp_path, dep
         for seed in (1, 2):
             fake_run(relu, [f"model.depth={depth}", f"seed={seed}"], [0.9, 0.95 + seed / 100], experiment="depth_relu")
     out = tmp_path / "compare"
-    assert report.main([str(depth_sweep.parent), str(relu), "--out", str(out)]) == 0
+    # depth_linear's runs kept 500 rows (data.limit=500 on its command line), depth_relu's all:
+    # not comparable unless asked.
+    with pytest.raises(SystemExit) as exit_info:
+        report.main([str(depth_sweep.parent), str(relu), "--out", str(out)])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "data.limit (depth_linear: 500, depth_relu: default)" in error
+    assert "--force" in error and not out.exists()
+    assert report.main([str(depth_sweep.parent), str(relu), "--out", str(out), "--force"]) == 0
+    summary = (out / "summary.md").read_text()
+    row = next(line for line in summary.splitlines() if line.startswith("| data.limit "))
+    assert [cell.strip() for cell in row.split("|")[2:4]] == ["500 (command line)", "default"]
+    assert "Held fixed: model=keras, optim=sgd, data.batch_size=128" in summary  # depth_relu builds on depth_linear
     rows = summary_rows(out)
     assert {(r["sweep"], r["model.depth"]) for r in rows} == {
         (s, d) for s in ("depth_linear", "depth_relu") for d in ("2", "5", "10")}
@@ -276,24 +287,31 @@ def test_a_setting_has_one_colour_in_every_figure(tmp_path, depth_sweep, monkeyp
     sweeps = report.read_sweeps([depth_sweep, relu])
     colors = {label: to_hex(color) for label, color in report.setting_colors(sweeps).items()}
     assert list(colors) == ["2", "5", "10"] and len(set(colors.values())) == 3
-    report.main([str(depth_sweep), str(relu), "--out", str(tmp_path / "compare")])
+    report.main([str(depth_sweep), str(relu), "--out", str(tmp_path / "compare"), "--force"])
 
     for name in ("val_loss.png", "val_acc.png"):
-        for ax in drawn[name].axes:  # a panel per sweep
-            curves = {line.get_label().split(" ")[0]: to_hex(line.get_color()) for line in ax.get_lines()}
+        for ax in drawn[name].axes:  # a panel per sweep; a band's edges are lines without a label
+            curves = {line.get_label().split(" ")[0]: to_hex(line.get_color()) for line in ax.get_lines()
+                      if not line.get_label().startswith("_")}
             assert curves == colors, name
     # In against_depth.png of two sweeps the x axis tells the depths apart: a colour per sweep,
     # on its line and its points; a single sweep's points keep their setting's colours.
     for ax in drawn["against_depth.png"].axes:
         points = {(f"{bars.lines[0].get_xdata()[0]:.0f}", to_hex(bars.lines[0].get_color()))
-                  for bars in ax.containers}
+                  for bars in ax.containers if bars.lines[0].get_markerfacecolor() != "white"}  # test_acc: hollow
         assert {depth for depth, _ in points} == {"2", "5", "10"}
         assert len({color for _, color in points}) == 2  # one per sweep
     report.main([str(relu), "--out", str(tmp_path / "one")])
     for ax in drawn["against_depth.png"].axes:
         points = {(f"{bars.lines[0].get_xdata()[0]:.0f}", to_hex(bars.lines[0].get_color()))
-                  for bars in ax.containers}
+                  for bars in ax.containers if bars.lines[0].get_markerfacecolor() != "white"}
         assert points == set(colors.items())
+    # test_acc beside each best_val_acc point, not on it, and black: told apart from the settings.
+    accuracy = drawn["against_depth.png"].axes[0]
+    tests = [bars.lines[0] for bars in accuracy.containers if bars.lines[0].get_markerfacecolor() == "white"]
+    assert sorted(float(t.get_xdata()[0]) for t in tests) == pytest.approx([2.36, 5.36, 10.36])
+    assert {to_hex(t.get_color()) for t in tests} == {"#000000"}
+    assert [t.get_text() for t in accuracy.get_legend().get_texts()] == ["best val acc", "test acc (held out)"]
 
 
 def test_optunas_param_importances_keep_one_title():
@@ -328,3 +346,58 @@ def test_load_gives_the_runs_settings_and_epochs_as_dataframes(depth_sweep):
     assert epochs.groupby("model.depth").val_acc.max().loc[2] == pytest.approx(max(ACC[2]))
     with pytest.raises(FileNotFoundError):
         report.load(depth_sweep / "nothing-here")
+
+
+def test_a_report_says_what_was_held_fixed_and_leaves_out_a_test_acc_that_validated(tmp_path):
+    """experiment=activations trainer.max_epochs=3 data.limit=1000: the preset's settings and the
+    command's constants in summary.md's header and summary.csv; test_acc left out, since the
+    preset validates on the test split (data.val_split=null)."""
+    sweep = tmp_path / "activations"
+    config = {"data": {"val_split": None, "limit": 1000}, "trainer": {"max_epochs": 3}, "seed": 1}
+    for activation in ("relu", "tanh"):
+        for seed in (1, 2, 3):
+            fake_run(sweep, ["data.limit=1000", f"model.activation={activation}", f"seed={seed}",
+                             "trainer.max_epochs=3"], [0.8, 0.85 + seed / 100], experiment="activations", config=config)
+    assert report.main([str(sweep), "--no-plots"]) == 0
+    summary = (sweep / "summary.md").read_text()
+    held = next(line for line in summary.splitlines() if line.startswith("Held fixed:"))
+    for setting in ("experiment=activations", "model=keras", "data.val_split=null", "trainer.max_epochs=3",
+                    "data.limit=1000"):
+        assert setting in held, setting
+    assert "model.activation" not in held and "seed" not in held  # swept
+    assert "trainer.max_epochs=10" not in held  # the command's 3 won over the preset's 10
+    table_header = next(line for line in summary.splitlines() if line.startswith("| model.activation"))
+    assert "test_acc" not in table_header and "best_val_acc" in table_header
+    assert report.TEST_VALIDATED_NOTE in summary
+    rows = summary_rows(sweep)
+    assert {r["fixed"] for r in rows} == {held.split("Held fixed: ")[1].split(";")[0]}
+    assert {r["test_acc_mean"] for r in rows} == {""} and all(r["test_acc"] == "" for r in run_rows(sweep))
+    # Two sweeps of one preset, one with 3 epochs on its command line: refused, named per sweep.
+    other = tmp_path / "activations_full"
+    for seed in (1, 2, 3):
+        fake_run(other, ["model.activation=relu", f"seed={seed}"], [0.8, 0.9], experiment="activations",
+                 config={"data": {"val_split": None}, "seed": seed})
+    error = subprocess.run([sys.executable, "-m", "mlpbench.report", str(sweep), str(other), "--no-plots"],
+                           capture_output=True, text=True)
+    assert error.returncode == 2
+    assert "trainer.max_epochs (activations (activations): 3, activations (activations_full): 10)" in error.stderr
+
+
+def test_curves_zoom_on_the_differences_and_no_band_is_cut_off(tmp_path, monkeypatch):
+    """val_acc from 0.1 in the first epoch to 0.88-0.93 after: the axis spans the later epochs
+    (and says the first run off it); val_loss's axis holds every band whole."""
+    drawn = {}
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: drawn.setdefault(Path(path).name, fig) and path)
+    sweep = tmp_path / "sweep"
+    for depth, top in ((2, 0.93), (10, 0.88)):
+        for seed in (1, 2, 3):
+            curve = [0.1] + [top - 0.02 * seed + 0.002 * e for e in range(9)]
+            fake_run(sweep, [f"model.depth={depth}", f"seed={seed}"], curve)
+    report.build([sweep])
+    acc = drawn["val_acc.png"].axes[0]
+    low, high = acc.get_ylim()
+    assert 0.75 < low < 0.86 and high <= 1.0
+    assert f"axis from {low:.3g}, not 0; the first epochs are below it" in acc.get_ylabel()
+    loss = drawn["val_loss.png"].axes[0]
+    band_top = max(max(line.get_ydata()) for line in loss.get_lines())
+    assert loss.get_ylim()[1] >= band_top and f"axis from {loss.get_ylim()[0]:.3g}" in loss.get_ylabel()

@@ -226,3 +226,19 @@ def test_parallel_trials_share_the_study_and_the_cores(tmp_path):
     for row in rows:  # two trials at a time: each takes half the cores
         result = json.loads((study_dir(tmp_path) / row["run"] / "result.json").read_text())
         assert result["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+
+
+def test_the_epochs_figure_ticks_whole_trials_and_epochs(tmp_path, monkeypatch):
+    """Three trials of 1-2 epochs: matplotlib's own ticks would fall at 1.5 and 2.5 trials."""
+    import matplotlib
+
+    from mlpbench.tune import report as tune_report
+
+    matplotlib.use("Agg")
+    drawn = {}
+    monkeypatch.setattr(tune_report, "save_figure", lambda fig, path: drawn.setdefault("fig", fig) and path)
+    rows = [{"trial": t, "epochs": e, "state": "COMPLETE"} for t, e in ((0, 2), (1, 1), (2, 2))]
+    tune_report._plot_epochs(rows, max_epochs=2, grid=None, path=tmp_path / "epochs.png")
+    ax = drawn["fig"].axes[0]
+    for ticks in (ax.get_xticks(), ax.get_yticks()):
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks

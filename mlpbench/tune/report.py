@@ -343,6 +343,8 @@ def _plot_epochs(rows: list[dict[str, Any]], max_epochs: int, grid: Optional[int
                  repeats: int = 1) -> Path:
     """Epochs trained as the search goes, against the same trials unpruned and a full grid; with
     tune.repeats=K, replica-epochs (a trial's epoch trains its K seeds)."""
+    from matplotlib.ticker import MaxNLocator
+
     rows = sorted(rows, key=lambda r: r["trial"])
     x = list(range(1, len(rows) + 1))
     done, total = [], 0
@@ -363,6 +365,8 @@ def _plot_epochs(rows: list[dict[str, Any]], max_epochs: int, grid: Optional[int
         ax.text(1, grid * max_epochs, f" full grid: {grid} points x {max_epochs} epochs = {grid * max_epochs}",
                 va="bottom", fontsize="small")
     ax.set_xlabel("trials")
+    for axis in (ax.xaxis, ax.yaxis):  # both count: no tick at 1.5 trials
+        axis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("epochs trained, in all" if repeats == 1 else f"replica-epochs trained ({repeats} seeds a trial)")
     ax.set_title("epochs trained by the search")
     ax.grid(alpha=0.3)
