@@ -1,4 +1,5 @@
-"""What TensorBoard's HParams dashboard shows of a run: the keys that matter, not all 49.
+"""What a run writes for TensorBoard: one event file (run_logger), and what its HParams dashboard
+shows of the run: the keys that matter, not all 49.
 
 Each run writes a session start (its hyperparameters) when it starts and a session end (its
 status) when it stops, and no experiment summary: TensorBoard then builds the experiment from
@@ -11,7 +12,8 @@ mark nothing as differing: the swept key then hides in an alphabetical list.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Iterable, Optional
 
 from mlpbench.overrides import run_settings
 from mlpbench.results import Status, flat_keys
@@ -22,6 +24,28 @@ DEFINING_KEYS = ("data.source", "data.batch_size", "model.depth", "model.units",
 
 # How a finished run's session ends; an interrupted one writes no end: it continues on resume.
 _SESSION_STATUS = {Status.ok: "STATUS_SUCCESS", Status.pruned: "STATUS_SUCCESS", Status.diverged: "STATUS_FAILURE"}
+
+
+def run_logger(run_dir: Path, purge_step: Optional[int] = None):
+    """Lightning's TensorBoardLogger for one run, writing one event file. Lightning finalizes a
+    Trainer's logger after fit and again after test, and TensorBoardLogger closes its writer
+    then: the test metrics and the session end each opened a file of their own (three per run).
+    Here finalize flushes and keeps the file; `close()` at the run's end closes it. A resumed run
+    adds one file per attempt (TensorBoard reads them as one run; purge_step drops what a killed
+    attempt logged past its checkpoint)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    class RunLogger(TensorBoardLogger):
+        def finalize(self, status: str) -> None:
+            if self._experiment is not None:
+                self._experiment.flush()
+            if status == "success":
+                self.save()
+
+        def close(self) -> None:
+            super().finalize("success")
+
+    return RunLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False, purge_step=purge_step)
 
 
 def run_hparams(config: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

@@ -50,6 +50,19 @@ class _Sums:
         return loss / rows, correct / rows
 
 
+def epoch_scalars(history: dict[str, list[float]]) -> dict[str, float]:
+    """A run's TensorBoard scalars for its latest epoch, named metric/split: TensorBoard shows tag
+    groups in name order, so acc/ (per epoch) comes first, and step/ (per logging step) and test/
+    (one point) after loss/. acc/best_val is the best val_acc so far: its last value is the
+    report's best_val_acc (its objective unless report.objective says otherwise), so that
+    HParams has it as a metric column to sort by. Values not finite are left out."""
+    seen = [a for a in history["val_acc"] if math.isfinite(a)]
+    scalars = {"acc/best_val": max(seen) if seen else math.nan, "acc/train": history["train_acc"][-1],
+               "acc/val": history["val_acc"][-1], "loss/train": history["train_loss"][-1],
+               "loss/val": history["val_loss"][-1]}
+    return {tag: value for tag, value in scalars.items() if math.isfinite(value)}
+
+
 class MLPModule(pl.LightningModule):
     def __init__(self, model_cfg, optim_cfg, num_features: int, num_classes: int,
                  gradient_clip_val: float | None = None, log_every_n_epochs: int = 1, model=None):
@@ -186,12 +199,8 @@ class MLPModule(pl.LightningModule):
         for key in ("val_loss", "val_acc"):
             if len(h[key]) < epoch:
                 h[key].append(math.nan)
-        # Named metric/split: TensorBoard shows tag groups in name order, so acc/ (per epoch)
-        # comes first, and step/ (per logging step) and test/ (one point) after loss/.
-        scalars = {"acc/train": train_acc, "acc/val": h["val_acc"][-1],
-                   "loss/train": train_loss, "loss/val": h["val_loss"][-1]}
         if self.logger is not None:
-            self.logger.log_metrics({k: v for k, v in scalars.items() if math.isfinite(v)}, step=epoch)
+            self.logger.log_metrics(epoch_scalars(h), step=epoch)
         self.log("train_loss", train_loss, logger=False)  # for callbacks.* that monitor it (EarlyStopping)
         # The last epoch's line, if this rule skips it, comes from on_train_end.
         if epoch == 1 or epoch % self.log_every_n_epochs == 0 or not math.isfinite(train_loss):

@@ -136,10 +136,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     """
     import lightning.pytorch as pl
     import torch
-    from lightning.pytorch.loggers import TensorBoardLogger
-
     from mlpbench.data import MLPDataModule, make_splits
-    from mlpbench.hparams import run_hparams, write_session_end, write_session_start
+    from mlpbench.hparams import run_hparams, run_logger, write_session_end, write_session_start
     from mlpbench.model import count_params, summary
     from mlpbench.module import AfterEpochMetrics, MLPModule
 
@@ -161,8 +159,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     if resumed_at:
         record.update(resumed=[*previous.get("resumed", []), resumed_at])
     # On resume, TensorBoard drops what a killed attempt logged past the checkpoint.
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
-                               purge_step=resumed_at["step"] if resumed_at else None)
+    logger = run_logger(run_dir, purge_step=resumed_at["step"] if resumed_at else None)
     callbacks = [*callbacks, *config_callbacks(cfg, overrides)]
     stoppers = [cb for cb in callbacks if hasattr(cb, "stop_status")]
     callbacks = [AfterEpochMetrics(lambda: record.save_every(1.0)), *callbacks]
@@ -230,7 +227,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     if not record.enabled:  # a DDP process other than rank 0: rank 0 reports the run
         return record.payload
     write_session_end(logger.experiment, status)
-    logger.finalize("success")
+    logger.close()
     metrics = record.payload["metrics"]
     epochs = record.payload["epochs"]
     log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d %s in %.1f s on %s -> %s", run_dir.name, status,

@@ -38,7 +38,7 @@ from torch import nn
 
 from mlpbench import sweep
 from mlpbench.model import MLP, NARROW_UNITS, BatchNorm, HiddenBlock, batch_stats
-from mlpbench.module import HISTORY_KEYS, MLPModule, _Sums
+from mlpbench.module import HISTORY_KEYS, MLPModule, _Sums, epoch_scalars
 from mlpbench.files import write_atomic
 from mlpbench.optim import OptimizerStack, build_optimizer
 from mlpbench.overrides import shown
@@ -457,9 +457,7 @@ class StackedModule(MLPModule):
             for key in ("val_loss", "val_acc"):
                 if len(h[key]) < epoch:
                     h[key].append(math.nan)
-            scalars = {"acc/train": accs[k], "acc/val": h["val_acc"][-1],
-                       "loss/train": losses[k], "loss/val": h["val_loss"][-1]}
-            self.replica_loggers[k].log_metrics({n: v for n, v in scalars.items() if math.isfinite(v)}, step=epoch)
+            self.replica_loggers[k].log_metrics(epoch_scalars(h), step=epoch)
         self.log("train_loss", _mean(losses), logger=False)
         if epoch == 1 or epoch % self.log_every_n_epochs == 0:
             self._log_epoch(epoch)
@@ -627,10 +625,9 @@ def train_group(jobs: list[Job]) -> list[dict]:
     model; each writes its run folder as it would alone. Returns their result.json payloads.
     A failure fails every run of the group."""
     import lightning.pytorch as pl
-    from lightning.pytorch.loggers import TensorBoardLogger
 
     from mlpbench.data import MLPDataModule, make_stacked_splits
-    from mlpbench.hparams import run_hparams, write_session_end, write_session_start
+    from mlpbench.hparams import run_hparams, run_logger, write_session_end, write_session_start
     from mlpbench.model import count_params, summary
     from mlpbench.module import AfterEpochMetrics
     from mlpbench.run import MAX_PREDICTION_ROWS, config_callbacks, make_trainer, predictions, quiet_lightning
@@ -666,8 +663,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
         if position:
             record.update(resumed=[*previous.get("resumed", []), position])
         records.append(record)
-        loggers.append(TensorBoardLogger(save_dir=str(job.run_dir), name="", version="", default_hp_metric=False,
-                                         purge_step=position["step"] if position else None))
+        loggers.append(run_logger(job.run_dir, purge_step=position["step"] if position else None))
     module = StackedModule(models, cfg.model, [job.cfg.optim for job in jobs], loggers,
                            log_every_n_epochs=cfg.trainer.log_every_n_epochs)
     module.model.set_generators(rng)
@@ -749,7 +745,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
 
     for k, (job, record, logger) in enumerate(zip(jobs, records, loggers)):
         write_session_end(logger.experiment, record.payload["status"])
-        logger.finalize("success")
+        logger.close()
         metrics, epochs = record.payload["metrics"], record.payload["epochs"]
         log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d %s in %.1f s (its share) on %s -> %s", job.run_dir.name,
                  record.payload["status"], metrics["val_acc"], metrics["test_acc"], epochs,

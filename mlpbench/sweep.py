@@ -59,6 +59,28 @@ def run_name(override_dirname: str, job_num: Any) -> str:
     return name
 
 
+def name_runs_by_swept_keys(config: DictConfig, parsed: list) -> None:
+    """Run folders, and so TensorBoard's run names, from the keys the sweep varies: a key given
+    one value (on the command line, or in a preset's sweeper params) joins
+    hydra.job.config.override_dirname.exclude_keys. Its value is in every run's .hydra/ and in
+    the report's header; in each run's name (data.limit=1000,model.activation=sigmoid,
+    trainer.max_epochs=3,seed=1) it hid the one word that differs. The seed always stays in
+    the name (seed=auto adds seeds). Set as a Hydra override of the sweep's own config, which
+    Hydra composes every job's config with (load_sweep_config); `parsed`: the sweep's overrides."""
+    from omegaconf import read_write
+
+    dirname = config.hydra.job.config.override_dirname
+    excluded = list(dirname.exclude_keys)
+    excluded += sorted({o.key_or_group for o in parsed if not o.is_hydra_override() and not o.is_sweep_override()
+                        and o.key_or_group != "seed"} - set(excluded))
+    if excluded == list(dirname.exclude_keys):
+        return
+    quoted = ",".join("'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'" for key in excluded)
+    with read_write(config.hydra):
+        dirname.exclude_keys = excluded
+        config.hydra.overrides.hydra.append(f"hydra.job.config.override_dirname.exclude_keys=[{quoted}]")
+
+
 def _sweep_overrides(overrides: Any) -> list[str]:
     """What a command sweeps, in one order whatever the order typed (the last value of a key
     counts, as in Hydra); `resume=true` is how a sweep is continued, not part of what it runs."""

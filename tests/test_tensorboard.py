@@ -23,7 +23,7 @@ def test_a_sweep_opens_on_its_curves_and_hparams_lists_the_swept_key_first(tmp_p
         tags = _get(f"{base}/data/plugin/scalars/tags")
         groups = sorted({tag.split("/")[0] for run in tags.values() for tag in run})
         first = sorted({tag for run in tags.values() for tag in run if tag.split("/")[0] == groups[0]})
-        assert groups[0] == "acc" and first == ["acc/train", "acc/val"]
+        assert groups[0] == "acc" and first == ["acc/best_val", "acc/train", "acc/val"]
         for run in tags:
             for tag in first:
                 points = _get(f"{base}/data/plugin/scalars/scalars?run={urllib.parse.quote(run)}&tag={tag}")
@@ -35,7 +35,7 @@ def test_a_sweep_opens_on_its_curves_and_hparams_lists_the_swept_key_first(tmp_p
         assert "model.depth" in columns[:5] and columns[0] == "model.depth"  # the one key that differs
         assert len(columns) <= 15  # what matters, not every key of the config
         metrics = {info["name"]["tag"] for info in experiment["metricInfos"]}
-        assert {"acc/val", "loss/val", "test/acc"} <= metrics  # the scalar tags users know
+        assert {"acc/best_val", "acc/val", "loss/val", "test/acc"} <= metrics  # the objective, the tags users know
         groups = _get(f"{base}/data/plugin/hparams/session_groups", {
             "experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_UNKNOWN"],
             "colParams": [{"hparam": "model.depth"}], "startIndex": 0, "sliceSize": 10})
