@@ -57,6 +57,8 @@ class Arrays:
     x_test: Optional[np.ndarray]  # None: the source has no official test split
     y_test: Optional[np.ndarray]
     num_classes: int
+    # data=table: how its columns became these features and labels (mlpbench/table.py).
+    encoding: Optional[dict] = None
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Splits:
     train_rows: Optional[torch.Tensor] = None
     val_rows: Optional[torch.Tensor] = None
     test_rows: Optional[torch.Tensor] = None
+    encoding: Optional[dict] = None  # data=table's, recorded in result.json
 
     @property
     def num_features(self) -> int:
@@ -92,12 +95,14 @@ def _cache_root() -> Path:
     return Path(os.environ.get("MLPBENCH_CACHE") or "~/.cache/mlpbench/arrays").expanduser()  # set but empty: the default
 
 
-def _disk_cached(name: str, inputs: list[Path], build) -> Arrays:
-    """`build()`'s arrays, kept as .npy files keyed by the input files (path, size, mtime):
-    parsing a CSV or inflating gzip once, then a plain read each run. Each file's BLAKE2 digest
-    is recorded when it is written and checked when it is read: a damaged cache file (a valid
+def _disk_cached(name: str, inputs: list[Path], build, key: Optional[list] = None) -> Arrays:
+    """`build()`'s arrays, kept as .npy files keyed by the input files (path, size, mtime), or
+    by `key` (a table's: its content digest and the settings that shape its arrays): parsing a
+    CSV or inflating gzip once, then a plain read each run. Each file's BLAKE2 digest is
+    recorded when it is written and checked when it is read: a damaged cache file (a valid
     header over a zeroed body trains silently on garbage) is rebuilt, and the log says so."""
-    stamp = [CACHE_VERSION, name] + [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in inputs]
+    stamp = [CACHE_VERSION, name] + (key if key is not None else
+                                     [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in inputs])
     folder = _cache_root() / f"{name}-{hashlib.sha1(json.dumps(stamp).encode()).hexdigest()[:16]}"
     try:
         meta = json.loads((folder / "meta.json").read_text())
@@ -110,7 +115,7 @@ def _disk_cached(name: str, inputs: list[Path], build) -> Arrays:
                 loaded[f] = np.load(io.BytesIO(raw))
             else:
                 loaded[f] = None
-        return _checked_arrays(Arrays(**loaded, num_classes=meta["num_classes"]))
+        return _checked_arrays(Arrays(**loaded, num_classes=meta["num_classes"], encoding=meta.get("encoding")))
     except FileNotFoundError:
         pass
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
@@ -128,7 +133,7 @@ def _disk_cached(name: str, inputs: list[Path], build) -> Arrays:
             write_atomic(folder / f"{f}.npy", buffer.getvalue())
         # Written last: a folder without it is not a cache entry yet.
         write_atomic(folder / "meta.json", json.dumps({"fields": fields, "num_classes": arrays.num_classes,
-                                                       "digests": digests}).encode())
+                                                       "digests": digests, "encoding": arrays.encoding}).encode())
     except OSError:
         pass
     return arrays
@@ -323,6 +328,25 @@ def _load_xor() -> Arrays:
     return Arrays(x, y, x, y, num_classes=2)
 
 
+def load_table(data_cfg) -> Arrays:
+    """data=table: the file's arrays (mlpbench/table.py), cached by its content digest and the
+    settings that shape them, so that an edited file is never served stale."""
+    from mlpbench import table
+
+    files = [table.file_path(p, data_cfg.root) for p in (data_cfg.path, data_cfg.test_path) if p]
+    if not all(f.is_file() for f in files):  # say which, as reading it would
+        table.encode(data_cfg)
+
+    def build() -> Arrays:
+        x_train, y_train, x_test, y_test, encoding = table.encode(data_cfg)
+        return Arrays(x_train, y_train, x_test, y_test, num_classes=len(encoding["classes"]), encoding=encoding)
+
+    features = list(data_cfg.features) if data_cfg.features else None
+    key = ["table", [table.content_digest(f) for f in files], [str(f) for f in files], data_cfg.target, features,
+           str(data_cfg.missing), data_cfg.test_split]
+    return _disk_cached("table", files, build, key=key)
+
+
 def load_arrays(source: Source, root: Optional[str] = None, download: bool = False) -> Arrays:
     """The whole source, read once per process."""
     name = Source(source).value
@@ -338,10 +362,11 @@ def load_arrays(source: Source, root: Optional[str] = None, download: bool = Fal
 TEST_SPLIT_SEED = 12345
 
 
-def _source_rows(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+def _source_rows(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, Optional[dict]]:
     """The rows a run's train and validation splits are drawn from, and its test rows; the
     same for every seed."""
-    arrays = load_arrays(data_cfg.source, data_cfg.root, data_cfg.download)
+    arrays = (load_table(data_cfg) if Source(data_cfg.source) is Source.table
+              else load_arrays(data_cfg.source, data_cfg.root, data_cfg.download))
     x, y = arrays.x_train, arrays.y_train
     x_test, y_test = arrays.x_test, arrays.y_test
     if x_test is None:
@@ -349,7 +374,7 @@ def _source_rows(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
         n_test = _split_count(len(y), data_cfg.test_split, "data.test_split")
         x_test, y_test = x[order[:n_test]], y[order[:n_test]]
         x, y = x[order[n_test:]], y[order[n_test:]]
-    return x, y, x_test, y_test, arrays.num_classes
+    return x, y, x_test, y_test, arrays.num_classes, arrays.encoding
 
 
 def _split_rows(data_cfg, seed: int, n: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -378,17 +403,17 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
 
 def make_splits(data_cfg, seed: int) -> Splits:
     """Train/val/test tensors as `data.*` asks. Deterministic for a given seed."""
-    x, y, x_test, y_test, num_classes = _source_rows(data_cfg)
+    x, y, x_test, y_test, num_classes, encoding = _source_rows(data_cfg)
     train, val = _split_rows(data_cfg, seed, len(y))
     x_val, y_val = (x_test, y_test) if val is None else (x[val], y[val])
     tensors = (x[train], y[train], x_val, y_val, x_test, y_test)
-    return Splits(*(_tensor(a) for a in tensors), num_classes=num_classes)
+    return Splits(*(_tensor(a) for a in tensors), num_classes=num_classes, encoding=encoding)
 
 
 def make_stacked_splits(data_cfg, seeds: list[int]) -> Splits:
     """The splits of K runs that differ only in seed, for one stacked model: the source's rows
     once, each run's rows as indices (K copies of Fashion-MNIST's rows would be 190 MB each)."""
-    x, y, x_test, y_test, num_classes = _source_rows(data_cfg)
+    x, y, x_test, y_test, num_classes, encoding = _source_rows(data_cfg)
     rows = [_split_rows(data_cfg, seed, len(y)) for seed in seeds]
     test_rows = torch.arange(len(y_test)).expand(len(seeds), -1)
     if rows[0][1] is None:  # validation on the test rows
@@ -397,7 +422,7 @@ def make_stacked_splits(data_cfg, seeds: list[int]) -> Splits:
         x_val, y_val, val_rows = x, y, torch.from_numpy(np.stack([val for _, val in rows]))
     return Splits(*(_tensor(a) for a in (x, y)), *(_tensor(a) for a in (x_val, y_val, x_test, y_test)),
                   num_classes=num_classes, train_rows=torch.from_numpy(np.stack([train for train, _ in rows])),
-                  val_rows=val_rows, test_rows=test_rows)
+                  val_rows=val_rows, test_rows=test_rows, encoding=encoding)
 
 
 def _split_count(n: int, fraction: float, key: str) -> int:

@@ -184,7 +184,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         log.info("Run %s: continuing after epoch %d (step %d) from %s", run_dir.name, resumed_at["epoch"],
                  resumed_at["step"], resume_from)
     record.source = module
-    record.update(params=params, data=splits.sizes())
+    record.update(params=params, data=splits.sizes(), **({"table": splits.encoding} if splits.encoding else {}))
     try:
         record.save()
         if record.enabled:  # HParams lists a run from its start, with what was swept first

@@ -31,6 +31,7 @@ class Source(str, Enum):
     fashion_mnist = "fashion_mnist"
     digits = "digits"
     xor = "xor"
+    table = "table"  # your own file: data.path, data.target (mlpbench/table.py)
 
 
 class Activation(str, Enum):
@@ -74,6 +75,15 @@ class ValRows(str, Enum):
     last = "last"
 
 
+class Missing(str, Enum):
+    # refuse: a missing value in a used column stops the run, naming the column and the count;
+    # drop: rows with one are left out; mean: a number column's mean, a text column's most
+    # frequent value, both of the training rows.
+    refuse = "refuse"
+    drop = "drop"
+    mean = "mean"
+
+
 class Order(str, Enum):
     # fresh: a new permutation of the training rows every epoch; fixed: one permutation for
     # every epoch, as seeded Keras 3 on TensorFlow replays it (README: Keras parity).
@@ -102,6 +112,15 @@ class DataConfig:
     split_seed: Optional[int] = None
     val_rows: ValRows = ValRows.random
     order: Order = Order.fresh
+    # data=table: the file (.csv, .tsv, .parquet, or .npz with arrays x and y), relative to
+    # data.root if given; the column of class labels (not for .npz); the feature columns (null =
+    # all the others); missing values; a second file of the same columns as the test split
+    # (null = data.test_split of the rows, stratified by class, the same for every seed).
+    path: Optional[str] = None
+    target: Optional[str] = None
+    features: Optional[list[str]] = None
+    missing: Missing = Missing.refuse
+    test_path: Optional[str] = None
 
 
 @dataclass
@@ -474,6 +493,25 @@ def validate(cfg: DictConfig) -> None:
         _check(errors, 0.0 < data.val_split < 1.0, "data.val_split", data.val_split,
                "must be a fraction in (0, 1), or null to validate on the test split")
     _check(errors, 0.0 < data.test_split < 1.0, "data.test_split", data.test_split, "must be a fraction in (0, 1)")
+    source = Source(data.source)
+    table_keys = {"data.path": data.path, "data.target": data.target, "data.features": data.features,
+                  "data.test_path": data.test_path}
+    if source is Source.table:
+        _check(errors, bool(data.path), "data.path", data.path,
+               "is required with data=table: the .csv, .tsv, .parquet or .npz file to read")
+        npz = str(data.path or "").lower().endswith(".npz")
+        if not npz:
+            _check(errors, bool(data.target), "data.target", data.target,
+                   "is required with data=table: the column that holds the class labels")
+    else:
+        for key, value in table_keys.items():
+            _check(errors, value is None, key, value, f"applies to data=table only (this is data={source.value})")
+    # data.root: where mnist and fashion_mnist find their IDX files and data=table its file; the
+    # bundled sources read no folder, and a root given to them was silently ignored.
+    if data.root is not None and source in (Source.mnist_small, Source.digits, Source.xor):
+        _check(errors, False, "data.root", data.root,
+               f"is not read by data={source.value} (bundled with mlpbench); it applies to data=mnist, "
+               "data=fashion_mnist (the folder of the IDX files) and data=table (the folder of data.path)")
     if data.limit is not None:
         _check(errors, data.limit >= 2, "data.limit", data.limit, "must be an integer >= 2, or null for all rows")
 

@@ -691,7 +691,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
     log.info("%s", summary(models[0], data.num_features), extra={"console": jobs[0].num in (None, 0)})
     for k, record in enumerate(records):
         record.source = Replica(module, k)
-        record.update(params=params, data=sizes)
+        record.update(params=params, data=sizes, **({"table": data.encoding} if data.encoding else {}))
 
     resume_file = None
     try:

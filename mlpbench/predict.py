@@ -1,0 +1,131 @@
+"""Predictions of a trained data=table run on new rows, as Keras' model.predict:
+
+    python -m mlpbench.predict RUN_OR_SWEEP_DIR --data FILE [--out FILE] [--run NAME]
+
+The run's checkpoints/best.ckpt (the epoch of its best val_acc), loaded as tensors only
+(weights_only: a checkpoint from someone else runs no code), and the run's own encoding of its
+file (result.json's `table`: the feature columns, their scaling and categories, the class names)
+applied to FILE, a .csv, .tsv, .parquet or .npz with the same columns (others are ignored, so
+the target column may stay). One row out per row in: the predicted class and each class's
+probability. For a sweep's folder: the run of its best setting with the best value of the
+objective (a folder of sweeps: its newest), or `--run NAME`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+from mlpbench.results import RESULT_FILE, read_result
+from mlpbench.schema import ConfigError
+
+
+def choose_run(folder: Path, name: Optional[str]) -> Path:
+    """The run to predict with: the folder itself, `--run NAME` in it, or the best setting's run
+    with the best objective value."""
+    if name:
+        run = folder / name
+        if read_result(run) is None:
+            found = sorted(p.parent.name for p in folder.glob(f"*/{RESULT_FILE}"))
+            raise ConfigError(f"--run {name}: no run of that name in {folder}; its runs: {', '.join(found[:20]) or 'none'}")
+        return run
+    if read_result(folder) is not None:
+        return folder
+    from mlpbench.report import find_sweep, read_sweep
+
+    folder = find_sweep(folder)  # a folder of sweeps (outputs/table_depth): its newest
+    sweep = read_sweep(folder)
+    best = [s for s in sweep.settings if s.verdict.verdict == "best"] or sweep.settings
+    runs = [r for s in best for r in s.measured if r.value(sweep.objective) is not None]
+    if not runs:
+        raise ConfigError(f"{folder}: no finished run to predict with")
+    sign = 1 if sweep.maximize else -1
+    return folder / max(runs, key=lambda r: sign * r.value(sweep.objective)).name
+
+
+def load_model(run: Path):
+    """The run's network with its best.ckpt weights, in evaluation mode, and its result.json."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from mlpbench.model import MLP
+    from mlpbench.schema import ModelConfig
+
+    result = read_result(run)
+    if result is None:
+        raise ConfigError(f"{run}: no {RESULT_FILE}: not a run's folder")
+    if not result.get("table"):
+        source = ((result.get("config") or {}).get("data") or {}).get("source", "?")
+        raise ConfigError(f"{run}: trained on data={source}; predict reads new rows of a data=table run's columns")
+    checkpoint = run / "checkpoints" / "best.ckpt"
+    if not checkpoint.is_file():
+        raise ConfigError(f"{run}: no checkpoints/best.ckpt (the run ended before its first validation?)")
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as e:  # weights_only refuses pickled code; a damaged file
+        raise ConfigError(f"{checkpoint}: cannot be loaded as weights: {type(e).__name__}: {e}") from None
+    model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), result["config"]["model"])
+    encoding = result["table"]
+    model = MLP(model_cfg, len(encoding["columns"]), len(encoding["classes"]))
+    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise ConfigError(f"{checkpoint}: its weights are not this run's network: {e}") from None
+    return model.eval(), result
+
+
+def predict(run: Path, data: Path):
+    """A DataFrame: the predicted class and each class's probability, a row per row of `data`."""
+    import pandas as pd
+    import torch
+
+    from mlpbench import table
+
+    model, result = load_model(run)
+    encoding = result["table"]
+    frame = table.read_table(data, "--data")
+    x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data)))
+    with torch.no_grad():
+        logits = model(x)
+    mse = (result["config"]["model"].get("loss") or "cross_entropy") == "mse"
+    if logits.shape[1] == 1:  # one sigmoid unit (mse, two classes): the second class's probability
+        p1 = torch.sigmoid(logits[:, 0])
+        probabilities = torch.stack([1 - p1, p1], 1)
+    else:
+        probabilities = torch.sigmoid(logits) if mse else torch.softmax(logits, 1)
+    classes = encoding["classes"]
+    out = pd.DataFrame({"prediction": [classes[i] for i in probabilities.argmax(1).tolist()]})
+    for i, name in enumerate(classes):
+        out[f"p_{name}"] = probabilities[:, i].numpy()
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlpbench.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir", type=Path, help="a data=table run's folder, or a sweep's (its best run)")
+    parser.add_argument("--data", type=Path, required=True, help="rows to predict: .csv, .tsv, .parquet or .npz")
+    parser.add_argument("--out", type=Path, help="write the predictions here as CSV (default: print them)")
+    parser.add_argument("--run", help="in a sweep's folder, the run to use (its folder's name)")
+    args = parser.parse_args(argv)
+    from mlpbench.table import TableError
+
+    try:
+        if not args.dir.is_dir():
+            raise ConfigError(f"{args.dir}: no such folder")
+        run = choose_run(args.dir, args.run)
+        out = predict(run, args.data)
+    except (ConfigError, TableError, FileNotFoundError) as e:
+        parser.error(str(e))
+    if args.out:
+        out.to_csv(args.out, index=False)
+        print(f"{len(out)} predictions of {run} in {args.out}", file=sys.stderr)
+    else:
+        out.to_csv(sys.stdout, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""Your own data (`data=table`): a .csv, .tsv, .parquet or .npz file read into the arrays every
+source gives (float32 features, int64 class labels), with the encoding a trained run needs to
+read new rows alike: the feature columns, each number column's mean and standard deviation,
+each text column's categories, the class names.
+
+- Features: number columns standardised, text columns one-hot encoded (a category the training
+  rows lack is all zeros), both fitted on the training rows: every row but the test split's. A
+  run's train/validation split is drawn from its seed, and stacked runs of several seeds share
+  one copy of the rows, so the encoding is fitted once on the rows those splits are drawn from;
+  the test rows never inform it.
+- The test split: the file `data.test_path`, else `data.test_split` of the rows, stratified by
+  class, the same rows for every seed (TEST_SPLIT_SEED).
+- Classes: the target's values in sorted order (numbers numerically), named in the encoding.
+- A file that cannot be used stops the run before anything trains, with the file and the
+  column named (DataError, exit 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from mlpbench.schema import ConfigError, Missing
+
+log = logging.getLogger("mlpbench")
+
+FORMATS = (".csv", ".tsv", ".parquet", ".npz")
+TEST_SPLIT_SEED = 12345  # as the bundled sources' test rows: never the run's seed
+MIN_ROWS_PER_CLASS = 2  # fewer on average: an identifier or a number, not a class label
+SHOWN = 8  # columns, rows or classes listed in a message
+
+
+class TableError(ConfigError):
+    """The table cannot be used as asked; the message names the file and the column."""
+
+
+def file_path(path: str, root: Optional[str]) -> Path:
+    """data.path, relative to data.root where one is given."""
+    found = Path(path).expanduser()
+    return found if found.is_absolute() or root is None else Path(root).expanduser() / found
+
+
+def content_digest(path: Path) -> str:
+    """The file's BLAKE2 digest: the array cache's key, so that an edited file is read again
+    even where its size and time stamp are kept."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _listed(items: list, n: int = SHOWN) -> str:
+    shown = ", ".join(str(i) for i in items[:n])
+    return shown + (f" ... ({len(items)} in all)" if len(items) > n else "")
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read_frame(path: Path, key: str):
+    """The file as a pandas DataFrame (.csv, .tsv, .parquet), or TableError naming it."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    where = f"{key}={path}"
+    if suffix not in FORMATS:
+        raise TableError(f"{where}: a {suffix or 'nameless'} file; give a .csv, .tsv, .parquet or .npz file")
+    if not path.is_file():
+        raise TableError(f"{where}: no such file")
+    if path.stat().st_size == 0:
+        raise TableError(f"{where}: the file is empty")
+    if suffix in (".csv", ".tsv"):
+        with open(path, "rb") as f:
+            head = f.read(8192)
+        if b"\x00" in head:
+            raise TableError(f"{where}: not a text file (a binary file with a {suffix} name?)")
+        try:
+            frame = pd.read_csv(path, sep="," if suffix == ".csv" else "\t", skipinitialspace=True)
+        except UnicodeDecodeError:
+            raise TableError(f"{where}: not UTF-8 text (a binary file with a {suffix} name?)") from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise TableError(f"{where}: cannot be read as a {suffix[1:].upper()} table: {e}") from None
+    else:
+        try:
+            frame = pd.read_parquet(path)
+        except ImportError:
+            raise TableError(f"{where}: reading Parquet needs pyarrow: pip install pyarrow") from None
+        except Exception as e:  # pyarrow's errors: not a Parquet file, damaged
+            raise TableError(f"{where}: cannot be read as Parquet: {type(e).__name__}: {e}") from None
+    if len(frame.columns) and len(frame) == 0:
+        raise TableError(f"{where}: a header ({_listed(list(frame.columns))}) but no rows")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def read_npz(path: Path, key: str):
+    """x (rows x features) and y (labels) of a NumPy .npz file, as a DataFrame (x0, x1, ...,
+    then y), so that it is encoded as a table is."""
+    import pandas as pd
+
+    where = f"{key}={path}"
+    if not path.is_file():
+        raise TableError(f"{where}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:  # no pickled objects: loading runs no code
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as e:
+        raise TableError(f"{where}: cannot be read as a NumPy .npz file: {e}") from None
+    if "x" not in arrays or "y" not in arrays:
+        raise TableError(f"{where}: has arrays {_listed(sorted(arrays)) or 'none'}; needs x (rows x features) "
+                         "and y (a label per row)")
+    x, y = arrays["x"], arrays["y"]
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or not len(y):
+        raise TableError(f"{where}: x must be rows x features and y one label per row; they are {x.shape} and "
+                         f"{y.shape}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise TableError(f"{where}: x holds {x.dtype}, not numbers")
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
+    frame["y"] = y
+    return frame
+
+
+def read_table(path: Path, key: str):
+    return read_npz(path, key) if path.suffix.lower() == ".npz" else read_frame(path, key)
+
+
+# ---------------------------------------------------------------------------- encoding
+
+
+def _column_kind(column, name: str, path: Path) -> str:
+    """"number" or "text"; a column of numbers and words both is refused."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        return "number"
+    present = column.dropna()
+    parsed = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+    if parsed.notna().all():
+        return "number"
+    if parsed.notna().any():
+        numbers, words = present[parsed.notna()], present[parsed.isna()]
+        raise TableError(f"{path}: column {name} mixes numbers and text (row {numbers.index[0] + 1}: "
+                         f"{numbers.iloc[0]!r}, row {words.index[0] + 1}: {words.iloc[0]!r}); make it one or the "
+                         f"other, or leave it out with data.features")
+    return "text"
+
+
+def _as_numbers(column):
+    import pandas as pd
+
+    numeric = pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+    return pd.to_numeric(column if numeric else column.astype(str).str.strip(), errors="coerce")
+
+
+def _missing(frame, columns: list[str], path: Path, how: Missing):
+    """The rows to keep, having refused or dropped missing values as data.missing says."""
+    counts = {c: int(frame[c].isna().sum()) for c in columns}
+    counts = {c: n for c, n in counts.items() if n}
+    if not counts:
+        return frame
+    if how is Missing.refuse:
+        column, n = next(iter(counts.items()))
+        rows = [int(i) + 1 for i in np.flatnonzero(frame[column].isna().to_numpy())]
+        others = f" (and {len(counts) - 1} more column(s): {_listed(list(counts)[1:])})" if len(counts) > 1 else ""
+        raise TableError(f"{path}: column {column} has {n} missing value(s), row(s) {_listed(rows, 5)}{others}; "
+                         "set data.missing=drop to leave such rows out, or data.missing=mean to fill them")
+    return frame.dropna(subset=list(counts)) if how is Missing.drop else frame
+
+
+def _class_order(values: list) -> list:
+    try:
+        return sorted(values, key=float)
+    except (TypeError, ValueError):
+        return sorted(values, key=str)
+
+
+def _stratified_test_rows(labels: np.ndarray, fraction: float) -> np.ndarray:
+    """data.test_split of each class's rows (rounded; a class of one row stays in training)."""
+    rng = np.random.default_rng(TEST_SPLIT_SEED)
+    test = []
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        n = int(round(fraction * len(rows))) if len(rows) > 1 else 0
+        test.append(rows[: min(n, len(rows) - 1)])
+    return np.sort(np.concatenate(test))
+
+
+def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """x_train, y_train, x_test, y_test and the encoding of data.path (and data.test_path)."""
+    path = file_path(data_cfg.path, data_cfg.root)
+    frame = read_table(path, "data.path")
+    npz = path.suffix.lower() == ".npz"
+    target = "y" if npz else str(data_cfg.target)
+    if target not in frame.columns:
+        raise TableError(f"data.target={target}: {path} has no such column; its columns: "
+                         f"{_listed(list(frame.columns), 40)}")
+    features = [str(f) for f in data_cfg.features] if data_cfg.features else [c for c in frame.columns if c != target]
+    unknown = [f for f in features if f not in frame.columns]
+    if unknown:
+        raise TableError(f"data.features: {path} has no column {_listed(unknown)}; its columns: "
+                         f"{_listed(list(frame.columns), 40)}")
+    if target in features:
+        raise TableError(f"data.features: lists the target column {target}; a model may not read its own label")
+    if not features:
+        raise TableError(f"{path}: no feature column besides the target {target}")
+    kinds = {name: _column_kind(frame[name], name, path) for name in features}  # (row numbers: the file's)
+    test_frame = None
+    if data_cfg.test_path:
+        test_path = file_path(data_cfg.test_path, data_cfg.root)
+        test_frame = read_table(test_path, "data.test_path")
+        lacking = [c for c in [*features, target] if c not in test_frame.columns]
+        if lacking:
+            raise TableError(f"data.test_path={test_path}: lacks the column(s) {_listed(lacking)} of data.path")
+    how = Missing(data_cfg.missing)
+    used = [*features, target]
+    before = len(frame)
+    frame = _missing(frame, used, path, how)
+    if test_frame is not None:
+        test_frame = _missing(test_frame, used, test_path, how)
+    # A row without a label cannot be filled in: with data.missing=mean it is left out too.
+    frame = frame[frame[target].notna()]
+    if test_frame is not None:
+        test_frame = test_frame[test_frame[target].notna()]
+    if len(frame) < before:
+        log.info("data.missing=%s: %d of %d rows of %s left out", how.value, before - len(frame), before, path)
+    if len(frame) < 2:
+        raise TableError(f"{path}: {len(frame)} usable row(s); need at least 2")
+
+    import pandas as pd
+
+    labels = frame[target]
+    numeric_labels = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
+    if numeric_labels and np.all(np.mod(labels.to_numpy(dtype=float), 1) == 0):
+        labels = labels.astype("int64")  # 1.0 and 1 are one class
+    names = _class_order(list(dict.fromkeys(labels.tolist())))
+    if len(names) < 2:
+        raise TableError(f"data.target={target}: {path} has one class only ({names[0]!r}); a classifier needs two "
+                         "or more")
+    if len(names) * MIN_ROWS_PER_CLASS > len(frame):
+        raise TableError(f"data.target={target}: {path} has {len(names)} classes in {len(frame)} rows (fewer than "
+                         f"{MIN_ROWS_PER_CLASS} rows a class): is it an identifier, or a number to predict "
+                         "(regression is not supported by mlpbench yet)?")
+    index = {value: i for i, value in enumerate(names)}
+    y_all = np.array([index[v] for v in labels.tolist()], dtype=np.int64)
+
+    if test_frame is None:
+        test_rows = _stratified_test_rows(y_all, float(data_cfg.test_split))
+        keep = np.setdiff1d(np.arange(len(frame)), test_rows)
+        train_frame, test_frame = frame.iloc[keep], frame.iloc[test_rows]
+        y_train, test_labels = y_all[keep], y_all[test_rows]
+    else:
+        train_frame, y_train = frame, y_all
+        test_values = test_frame[target]
+        if pd.api.types.is_numeric_dtype(test_values) and labels.dtype == "int64":
+            test_values = test_values.astype("int64")
+        unseen = sorted({v for v in test_values.tolist() if v not in index}, key=str)
+        if unseen:
+            raise TableError(f"data.test_path={test_path}: class(es) {_listed(unseen)} are not in data.path's rows "
+                             f"({_listed(names)})")
+        test_labels = np.array([index[v] for v in test_values.tolist()], dtype=np.int64)
+    if not len(test_labels):
+        raise TableError(f"{path}: {len(frame)} rows leave no test row at data.test_split={data_cfg.test_split}")
+
+    encoding = fit_encoding(train_frame, features, kinds, how)
+    encoding.update(file=str(path), target=target, classes=[str(n) for n in names])
+    x_train = apply_encoding(train_frame, encoding, str(path))
+    x_test = apply_encoding(test_frame, encoding, str(test_path) if data_cfg.test_path else str(path))
+    return x_train, y_train, x_test, test_labels, encoding
+
+
+def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing) -> dict[str, Any]:
+    """How each feature column becomes model inputs, fitted on the training rows: a number
+    column's mean and standard deviation, a text column's categories (and, with
+    data.missing=mean, what fills a gap)."""
+    numbers: dict[str, list[float]] = {}
+    categories: dict[str, list[str]] = {}
+    fill: dict[str, Any] = {}
+    columns: list[str] = []
+    for name in features:
+        if kinds[name] == "number":
+            values = _as_numbers(train[name]).astype(float)
+            std = float(values.std(ddof=0))
+            numbers[name] = [float(values.mean()), std if std > 0 else 1.0]  # a constant column: centred only
+            fill[name] = numbers[name][0]
+            columns.append(name)
+        else:
+            text = train[name].astype("string")
+            mode = text.mode()
+            fill[name] = str(mode.iloc[0]) if len(mode) else ""
+            categories[name] = sorted(text.dropna().unique().tolist())
+            columns += [f"{name}={value}" for value in categories[name]]
+    return {"features": list(features), "numbers": numbers, "categories": categories, "columns": columns,
+            "missing": how.value, "fill": fill if how is Missing.mean else {}}
+
+
+def apply_encoding(frame, encoding: dict[str, Any], where: str) -> np.ndarray:
+    """Rows of `frame` as the model's float32 inputs, by a fitted encoding: the columns it
+    names (others ignored); a category it has not seen is all zeros. A gap is filled where the
+    encoding says how (data.missing=mean), else refused with the column and rows named."""
+    lacking = [c for c in encoding["features"] if c not in frame.columns]
+    if lacking:
+        raise TableError(f"{where}: lacks the column(s) {_listed(lacking)} the model reads; it has "
+                         f"{_listed(list(frame.columns), 40)}")
+    parts = []
+    for name in encoding["features"]:
+        column = frame[name]
+        gaps = column.isna()
+        if gaps.any() and name not in encoding["fill"]:
+            rows = [int(i) + 1 for i in np.flatnonzero(gaps.to_numpy())]
+            raise TableError(f"{where}: column {name} has {int(gaps.sum())} missing value(s), row(s) {_listed(rows, 5)}"
+                             f"{'; set data.missing=drop or data.missing=mean' if encoding['missing'] == 'refuse' else ''}")
+        if name in encoding["numbers"]:
+            values = _as_numbers(column).astype(float)
+            bad = values.isna() & ~gaps
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise TableError(f"{where}: column {name} holds text ({column.iloc[row]!r}, row {row + 1}) where the "
+                                 "training rows had numbers")
+            mean, std = encoding["numbers"][name]
+            parts.append(((values.fillna(mean) - mean) / std).to_numpy()[:, None])
+        else:
+            text = column.astype("string").fillna(encoding["fill"].get(name, "")).to_numpy()
+            seen = np.array(encoding["categories"][name], dtype=object)
+            parts.append((text[:, None] == seen[None, :]).astype(float))
+    return np.hstack(parts).astype(np.float32) if parts else np.zeros((len(frame), 0), np.float32)

@@ -1,0 +1,185 @@
+"""data=table: your own CSV, TSV, Parquet or NPZ file, read, encoded and trained as the bundled
+sources are; a file that cannot be used named with its column before anything trains."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from mlpbench import data, predict, table
+from mlpbench.predict import main as predict_main
+from mlpbench.run import compose_config
+from mlpbench.schema import ConfigError
+from tests.conftest import run_cli, summary_rows
+
+
+def breast_cancer(folder, name="breast_cancer.csv"):
+    """docs/data.md's worked example: scikit-learn's bundled breast-cancer table as a CSV."""
+    from sklearn.datasets import load_breast_cancer
+
+    path = folder / name
+    load_breast_cancer(as_frame=True).frame.to_csv(path, index=False)
+    return path
+
+
+def table_cfg(path, *overrides):
+    return compose_config(["data=table", f"data.path={path}", *overrides]).data
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_a_csv_of_your_own_trains_sweeps_and_reports(tmp_path):
+    path = breast_cancer(tmp_path)
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "data=table", f"data.path={path}", "data.target=target", "model.depth=1,2", "seed=1,2",
+                   "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = summary_rows(sweep)
+    assert [r["model.depth"] for r in rows] == ["1", "2"] and {r["n"] for r in rows} == {"2"}
+    assert all(float(r["best_val_acc_mean"]) > 0.8 for r in rows)  # 30 features, 2 classes: an easy table
+    result = json.loads((sweep / "model.depth=1,seed=1" / "result.json").read_text())
+    assert result["data"] == {"train": 365, "val": 91, "test": 113}  # 569 rows: 20% test, stratified
+    encoding = result["table"]
+    assert encoding["classes"] == ["0", "1"] and encoding["target"] == "target"
+    assert len(encoding["features"]) == 30 and encoding["categories"] == {}
+    assert result["stacked"]["replicas"] == 2  # seeds of a table stack as any source's
+
+
+def test_parquet_tsv_and_npz_read_the_same_rows_as_csv(tmp_path):
+    import pandas as pd
+
+    csv = breast_cancer(tmp_path)
+    frame = pd.read_csv(csv)
+    frame.to_parquet(tmp_path / "bc.parquet")
+    frame.to_csv(tmp_path / "bc.tsv", sep="\t", index=False)
+    np.savez(tmp_path / "bc.npz", x=frame.drop(columns="target").to_numpy(), y=frame["target"].to_numpy())
+    reference = table.encode(table_cfg(csv, "data.target=target"))
+    for name in ("bc.parquet", "bc.tsv", "bc.npz"):
+        found = table.encode(table_cfg(tmp_path / name, *([] if name.endswith("npz") else ["data.target=target"])))
+        for mine, theirs in zip(found[:4], reference[:4]):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-6, err_msg=name)
+
+
+def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
+    rows = ["colour,size,label"] + [f"{c},{s},{'big' if s > 5 else 'small'}" for c, s in
+                                    zip(["red", "blue", "green"] * 10, range(30))]
+    train = write(tmp_path / "train.csv", "\n".join(rows) + "\n")
+    test = write(tmp_path / "test.csv", "colour,size,label\npurple,3,small\nred,20,big\n")
+    x_train, y_train, x_test, y_test, encoding = table.encode(
+        table_cfg(train, "data.target=label", f"data.test_path={test}"))
+    assert encoding["classes"] == ["big", "small"] and encoding["categories"] == {"colour": ["blue", "green", "red"]}
+    assert encoding["columns"] == ["colour=blue", "colour=green", "colour=red", "size"]
+    assert x_train.shape == (30, 4) and x_test.shape == (2, 4) and list(y_test) == [1, 0]
+    assert list(x_test[0, :3]) == [0, 0, 0] and list(x_test[1, :3]) == [0, 0, 1]  # purple: no training row had it
+    # size standardised on the training rows only: mean 0, sd 1 there.
+    assert abs(x_train[:, 3].mean()) < 1e-6 and abs(x_train[:, 3].std() - 1) < 1e-5
+    assert x_test[1, 3] == pytest.approx((20 - 14.5) / np.std(np.arange(30)), rel=1e-5)
+
+
+@pytest.mark.parametrize("name, text, options, message", [
+    ("no_target.csv", "a,b\n1,2\n3,4\n", [], "data.target=label: {path} has no such column; its columns: a, b"),
+    ("one_class.csv", "a,label\n1,x\n2,x\n3,x\n", [], "has one class only ('x')"),
+    ("ids.csv", "a,label\n" + "".join(f"{i},{i}\n" for i in range(10)), [], "10 classes in 10 rows"),
+    ("empty.csv", "", [], "data.path={path}: the file is empty"),
+    ("header.csv", "a,b,label\n", [], "data.path={path}: a header (a, b, label) but no rows"),
+    ("mixed.csv", "a,label\n1,x\n2,y\nthree,x\n4,y\n", [], "column a mixes numbers and text (row 1: '1', row 3: 'three')"),
+    ("holes.csv", "a,b,label\n1,,x\n2,5,y\n,6,x\n4,7,y\n", [], "column a has 1 missing value(s), row(s) 3"),
+    ("feature.csv", "a,b,label\n1,2,x\n2,3,y\n", ["data.features=[a,c]"], "data.features: {path} has no column c"),
+    ("text.xlsx", "a,label\n1,x\n", [], "a .xlsx file; give a .csv, .tsv, .parquet or .npz file"),
+])
+def test_a_file_that_cannot_be_used_is_named_with_its_column(tmp_path, name, text, options, message):
+    path = write(tmp_path / name, text)
+    with pytest.raises(table.TableError) as error:
+        table.encode(table_cfg(path, "data.target=label", *options))
+    assert message.format(path=path) in str(error.value)
+
+
+def test_a_binary_file_and_a_damaged_npz_are_named(tmp_path):
+    binary = tmp_path / "model.csv"
+    binary.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    with pytest.raises(table.TableError, match=r"not a text file \(a binary file with a .csv name\?\)"):
+        table.encode(table_cfg(binary, "data.target=label"))
+    np.savez(tmp_path / "wrong.npz", features=np.zeros((3, 2)))
+    with pytest.raises(table.TableError, match="has arrays features; needs x"):
+        table.encode(table_cfg(tmp_path / "wrong.npz"))
+
+
+def test_missing_values_are_dropped_or_filled_when_asked(tmp_path):
+    text = "a,b,label\n" + "".join(f"{i},{'' if i % 5 == 0 else i * 2},{'x' if i % 2 else 'y'}\n" for i in range(20))
+    path = write(tmp_path / "holes.csv", text)
+    dropped = table.encode(table_cfg(path, "data.target=label", "data.missing=drop"))
+    filled = table.encode(table_cfg(path, "data.target=label", "data.missing=mean"))
+    assert len(dropped[1]) + len(dropped[3]) == 16 and len(filled[1]) + len(filled[3]) == 20
+    assert not np.isnan(filled[0]).any() and not np.isnan(filled[2]).any()
+
+
+def test_the_cli_refuses_a_bad_table_with_exit_2_and_trains_nothing(tmp_path):
+    path = write(tmp_path / "one_class.csv", "a,label\n1,x\n2,x\n")
+    proc = run_cli("data=table", f"data.path={path}", "data.target=label", f"hydra.run.dir={tmp_path / 'run'}",
+                   cwd=tmp_path)
+    assert proc.returncode == 2 and "has one class only" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run" / "result.json").exists()
+    proc = run_cli("data=table", "data.target=label", cwd=tmp_path)
+    assert proc.returncode == 2 and "data.path=None: is required with data=table" in proc.stderr
+
+
+def test_an_edited_file_is_read_again_even_with_its_size_and_time_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path / "cache"))
+    path = write(tmp_path / "t.csv", "a,label\n" + "".join(f"{i},{i % 2}\n" for i in range(10)))
+    cfg = table_cfg(path, "data.target=label")
+    first = data.load_table(cfg)
+    assert data.load_table(cfg).x_train.tolist() == first.x_train.tolist()  # from the cache
+    stat = path.stat()
+    path.write_text(path.read_text().replace("3,1", "7,1"))  # same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert data.load_table(cfg).x_train.tolist() != first.x_train.tolist()
+
+
+def test_data_root_is_where_a_table_is_found_and_is_refused_where_nothing_reads_it(tmp_path):
+    breast_cancer(tmp_path)
+    cfg = table_cfg("breast_cancer.csv", "data.target=target", f"data.root={tmp_path}")
+    assert data.load_table(cfg).x_train.shape[1] == 30
+    proc = run_cli("data=digits", f"data.root={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 2 and "data.root=" in proc.stderr and "is not read by data=digits" in proc.stderr
+    proc = run_cli("data.path=x.csv", cwd=tmp_path)
+    assert proc.returncode == 2 and "data.path=x.csv: applies to data=table only" in proc.stderr
+    assert OmegaConf.select(compose_config([]), "data.path") is None
+
+
+def test_predict_uses_the_runs_own_encoding_and_reproduces_its_test_accuracy(tmp_path):
+    import pandas as pd
+
+    frame = pd.read_csv(breast_cancer(tmp_path))
+    frame.iloc[:450].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[450:].to_csv(tmp_path / "test.csv", index=False)
+    run = tmp_path / "run"
+    # One epoch: best.ckpt (predict's) holds the weights test_acc was measured with.
+    proc = run_cli("data=table", f"data.path={tmp_path / 'train.csv'}", f"data.test_path={tmp_path / 'test.csv'}",
+                   "data.target=target", "trainer.max_epochs=1", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "predictions.csv"
+    assert predict_main([str(run), "--data", str(tmp_path / "test.csv"), "--out", str(out)]) == 0
+    predicted = pd.read_csv(out)
+    assert list(predicted.columns) == ["prediction", "p_0", "p_1"] and len(predicted) == 119
+    assert np.allclose(predicted.p_0 + predicted.p_1, 1, atol=1e-6)
+    result = json.loads((run / "result.json").read_text())
+    accuracy = float((predicted.prediction == frame.iloc[450:].target.to_numpy()).mean())
+    assert accuracy == pytest.approx(result["metrics"]["test_acc"])
+    # Rows without a column the model reads are refused, naming it; another source's run too.
+    frame.iloc[450:].drop(columns=["mean radius"]).to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main([str(run), "--data", str(tmp_path / "short.csv")])
+    assert exit_info.value.code == 2
+    with pytest.raises(table.TableError, match="lacks the column.s. mean radius the model reads"):
+        predict.predict(run, tmp_path / "short.csv")
+    other = {key: value for key, value in result.items() if key != "table"}
+    other["config"]["data"]["source"] = "digits"
+    (tmp_path / "digits").mkdir()
+    (tmp_path / "digits" / "result.json").write_text(json.dumps(other))
+    with pytest.raises(ConfigError, match="trained on data=digits; predict reads new rows of a data=table run"):
+        predict.load_model(tmp_path / "digits")
