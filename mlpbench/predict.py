@@ -2,7 +2,8 @@
 
     python -m mlpbench.predict RUN_OR_SWEEP_DIR --data FILE [--out FILE] [--run NAME]
 
-The run's checkpoints/best.ckpt (the epoch of its best val_acc), loaded as tensors only
+The run's checkpoints/best.ckpt (the epoch of its best val_acc; `--checkpoint last`: the
+last epoch's, which the run's test_acc was measured with), loaded as tensors only
 (weights_only: a checkpoint from someone else runs no code), and the run's own encoding of its
 file (result.json's `table`: the feature columns, their scaling and categories, the class names)
 applied to FILE, a .csv, .tsv, .parquet or .npz with the same columns (others are ignored, so
@@ -45,8 +46,9 @@ def choose_run(folder: Path, name: Optional[str]) -> Path:
     return folder / max(runs, key=lambda r: sign * r.value(sweep.objective)).name
 
 
-def load_model(run: Path):
-    """The run's network with its best.ckpt weights, in evaluation mode, and its result.json."""
+def load_model(run: Path, checkpoint_name: str = "best"):
+    """The run's network with its best.ckpt (or last.ckpt) weights, in evaluation mode, and its
+    result.json."""
     import torch
     from omegaconf import OmegaConf
 
@@ -59,9 +61,9 @@ def load_model(run: Path):
     if not result.get("table"):
         source = ((result.get("config") or {}).get("data") or {}).get("source", "?")
         raise ConfigError(f"{run}: trained on data={source}; predict reads new rows of a data=table run's columns")
-    checkpoint = run / "checkpoints" / "best.ckpt"
+    checkpoint = run / "checkpoints" / f"{checkpoint_name}.ckpt"
     if not checkpoint.is_file():
-        raise ConfigError(f"{run}: no checkpoints/best.ckpt (the run ended before its first validation?)")
+        raise ConfigError(f"{run}: no checkpoints/{checkpoint_name}.ckpt (the run ended before its first epoch?)")
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     except Exception as e:  # weights_only refuses pickled code; a damaged file
@@ -77,16 +79,16 @@ def load_model(run: Path):
     return model.eval(), result
 
 
-def predict(run: Path, data: Path):
+def predict(run: Path, data: Path, checkpoint_name: str = "best"):
     """A DataFrame: the predicted class and each class's probability, a row per row of `data`."""
     import pandas as pd
     import torch
 
     from mlpbench import table
 
-    model, result = load_model(run)
+    model, result = load_model(run, checkpoint_name)
     encoding = result["table"]
-    frame = table.read_table(data, "--data")
+    frame = table.read_table(data, "--data", labelled=False)
     x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data)))
     with torch.no_grad():
         logits = model(x)
@@ -109,6 +111,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="rows to predict: .csv, .tsv, .parquet or .npz")
     parser.add_argument("--out", type=Path, help="write the predictions here as CSV (default: print them)")
     parser.add_argument("--run", help="in a sweep's folder, the run to use (its folder's name)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                        help="best: the epoch of the best val_acc (default); last: the last epoch's, as test_acc")
     args = parser.parse_args(argv)
     from mlpbench.table import TableError
 
@@ -116,7 +120,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not args.dir.is_dir():
             raise ConfigError(f"{args.dir}: no such folder")
         run = choose_run(args.dir, args.run)
-        out = predict(run, args.data)
+        out = predict(run, args.data, args.checkpoint)
     except (ConfigError, TableError, FileNotFoundError) as e:
         parser.error(str(e))
     if args.out:

@@ -250,7 +250,8 @@ def auto_seeds(path: Path) -> Optional[dict]:
 
 
 # Keys that say how a command ran (the console, resuming, seed=auto's rounds), not what it measured.
-NOT_HELD = ("resume", "trainer.enable_progress_bar", "trainer.log_every_n_epochs", "callbacks.", "sweep.", "hydra.")
+NOT_HELD = ("resume", "trainer.enable_progress_bar", "trainer.log_every_n_epochs", "callbacks.", "sweep.", "hydra.",
+            "hydra/", "data.download", "report.")
 TEST_VALIDATED_NOTE = "test_acc left out: these runs validated on the test split (data.val_split=null), so it is not held out."
 
 
@@ -334,10 +335,17 @@ def fixed_differences(sweeps: list[Sweep]) -> dict[str, list[tuple[str, str]]]:
     swept = set(swept_keys(sweeps))
     found = {}
     for key in keys:
-        cells = [sweep.fixed.get(key, ("default", "default")) for sweep in sweeps]
+        cells = [sweep.fixed.get(key) or (_run_value(sweep, key), "default") for sweep in sweeps]
         if key not in swept and len({value for value, _ in cells}) > 1:
             found[key] = cells
     return found
+
+
+def _run_value(sweep: Sweep, key: str) -> str:
+    """What a sweep that did not set `key` ran with: its runs' config value where they agree
+    (trainer.max_epochs=10 given in one sweep is the other's default 10), else "default"."""
+    values = {_shown_value(flat_keys(r.result.get("config") or {}).get(key, "default")) for r in sweep.runs}
+    return values.pop() if len(values) == 1 else "default"
 
 
 def check_comparable(sweeps: list[Sweep], force: bool = False) -> dict[str, list[tuple[str, str]]]:
@@ -647,17 +655,17 @@ def _epoch_band(runs: list[Run], metric: str) -> tuple[list[int], list[float], l
     return x, mean, low, high
 
 
-def _curve_range(points: list[tuple[int, float]], accuracy: bool) -> tuple[float, float, str]:
-    """The y range of a per-epoch figure from its (epoch, value) points, bands included, padded
-    5%. An accuracy's early epochs far below the rest (0.1 against 0.9) would squeeze the
-    differences the verdict is about into one line, a diverging run's loss would flatten every
-    other curve: such a tail runs off the axis (the range of the later half of the epochs, or
-    of the bulk), and the returned note says so."""
-    v = sorted(y for _, y in points if math.isfinite(y))
+def _curve_range(points: list[tuple[int, float, int]], accuracy: bool) -> tuple[float, float, str]:
+    """The y range of a per-epoch figure from its (epoch, value, the curve's last epoch) points,
+    bands included, padded 5%. An accuracy's early epochs far below the rest (0.1 against 0.9)
+    would squeeze the differences the verdict is about into one line, a diverging run's loss
+    would flatten every other curve: such a tail runs off the axis (the range of the later half
+    of each curve's epochs, so that a curve that stopped early stays in view, or of the bulk),
+    and the returned note says so."""
+    v = sorted(y for _, y, _ in points if math.isfinite(y))
     low, high, note = v[0], v[-1], ""
     if accuracy:
-        last = max(x for x, _ in points)
-        later = [y for x, y in points if x > last / 2 and math.isfinite(y)] or v
+        later = [y for x, y, last in points if x > last / 2 and math.isfinite(y)] or v
         if min(later) - low > max(later) - min(later):
             low, note = min(later), "; the first epochs are below it"
     else:
@@ -682,7 +690,7 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
     accuracy = metric.endswith("acc")
     colors = setting_colors(sweeps)
     fig, axes = figure(1, len(sweeps), sharey=True)
-    drawn: list[tuple[int, float]] = []  # (epoch, value) of every curve and band edge
+    drawn: list[tuple[int, float, int]] = []  # (epoch, value, its curve's last epoch), bands too
     for ax, sweep in zip(axes[0], sweeps):
         for s in sweep.settings:
             x, mean, low, high = _epoch_band(s.measured or s.runs, metric)
@@ -694,7 +702,7 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
             note = f" (n={n})" + (f", {len(not_ok)} not ok" if not_ok else "")
             ax.plot(x, mean, "-", color=color, label=s.label + note, marker="o" if len(x) <= 12 else None,
                     markersize=3)
-            drawn += list(zip(x, mean))
+            drawn += [(e, y, x[-1]) for e, y in zip(x, mean)]
             if n > 1:
                 if accuracy:  # a t interval over few seeds can pass 0 or 1; accuracy cannot
                     low, high = [max(0.0, v) for v in low], [min(1.0, v) for v in high]
@@ -703,7 +711,7 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
                 ax.fill_between(x, low, high, color=color, alpha=0.10, lw=0)
                 for edge in (low, high):
                     ax.plot(x, edge, "-", color=color, lw=0.6, alpha=0.55)
-                drawn += list(zip(x, low)) + list(zip(x, high))
+                drawn += [(e, y, x[-1]) for e, y in [*zip(x, low), *zip(x, high)]]
         title = f"{ylabel} per epoch" + (": mean and 95% interval over seeds" if sweep.repeated else "")
         ax.set_title(f"{sweep.label}\n{title}" if len(sweeps) > 1 else title)
         ax.set_xlabel("epoch")
@@ -745,19 +753,21 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
     markers = "osD^vP*X<>"
     values = sorted({float(s.values[key]) for members in lines.values() for _, s in members})
     step = min((b - a for a, b in zip(values, values[1:])), default=1.0)  # the closest two values
+    # Lines a little apart, so that points at one value do not hide each other; a line's test_acc
+    # half-way to the next line's points.
+    spacing = 0.015 * (values[-1] - values[0]) or 0.05 * step
     tested = False
     line_colors = {name: f"C{i % 10}" for i, name in enumerate(lines)} if len(lines) > 1 else {}
     for i, ((name, members), marker) in enumerate(zip(lines.items(), markers * len(lines))):
         members = sorted(members, key=lambda m: float(m[1].values[key]))
-        # Lines a little apart, so that points at one value do not hide each other.
-        dodge = (i - (len(lines) - 1) / 2) * 0.015 * (values[-1] - values[0])
+        dodge = (i - (len(lines) - 1) / 2) * spacing
         x = [float(s.values[key]) + dodge for _, s in members]
 
         def draw(ax, metric: str, linestyle: str, test: bool = False) -> None:
             summaries = [s.summary(metric) for _, s in members]
             y = [sm.mean for sm in summaries]
             # test_acc beside best_val_acc, not on it, hollow, and (with one line) in black.
-            shift = 0.12 * step if test else 0.0
+            shift = (0.12 * step if len(lines) == 1 else 0.5 * spacing) if test else 0.0
             at = [xi + shift for xi in x]
             ax.plot(at, y, linestyle, color=line_colors.get(name, "black" if test else "grey"), lw=1.2, zorder=1)
             for xi, yi, sm, (_, s) in zip(at, y, summaries, members):

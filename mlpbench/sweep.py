@@ -59,26 +59,57 @@ def run_name(override_dirname: str, job_num: Any) -> str:
     return name
 
 
-def name_runs_by_swept_keys(config: DictConfig, parsed: list) -> None:
+def held_fixed(config: DictConfig) -> dict[str, str]:
+    """{key: override} for what a sweep's grid gives one value (the preset's sweeper params and
+    the command's overrides, the last of a key winning, as in Hydra); the seed, and what steers
+    the sweep or the console, aside."""
+    from mlpbench.overrides import NOT_A_SETTING
+
+    return {o.key_or_group: o.input_line for o in _grid_overrides(config)
+            if not o.is_hydra_override() and not o.is_sweep_override() and o.key_or_group != "seed"
+            and o.key_or_group not in NOT_A_SETTING and not o.key_or_group.startswith("sweep.")}
+
+
+def name_runs_by_swept_keys(config: DictConfig) -> None:
     """Run folders, and so TensorBoard's run names, from the keys the sweep varies: a key given
-    one value (on the command line, or in a preset's sweeper params) joins
-    hydra.job.config.override_dirname.exclude_keys. Its value is in every run's .hydra/ and in
-    the report's header; in each run's name (data.limit=1000,model.activation=sigmoid,
-    trainer.max_epochs=3,seed=1) it hid the one word that differs. The seed always stays in
-    the name (seed=auto adds seeds). Set as a Hydra override of the sweep's own config, which
-    Hydra composes every job's config with (load_sweep_config); `parsed`: the sweep's overrides."""
+    one value (held_fixed) joins hydra.job.config.override_dirname.exclude_keys. Its value is in
+    every run's .hydra/ and in the report's header; in each run's name (data.limit=1000,
+    model.activation=sigmoid,trainer.max_epochs=3,seed=1) it hid the one word that differs. The
+    seed always stays in the name (seed=auto adds seeds). Set as a Hydra override of the sweep's
+    own config, which Hydra composes every job's config with (load_sweep_config). A folder
+    that holds a sweep of other fixed settings is refused first (check_reused_folder)."""
     from omegaconf import read_write
 
     dirname = config.hydra.job.config.override_dirname
     excluded = list(dirname.exclude_keys)
-    excluded += sorted({o.key_or_group for o in parsed if not o.is_hydra_override() and not o.is_sweep_override()
-                        and o.key_or_group != "seed"} - set(excluded))
+    excluded += sorted(set(held_fixed(config)) - set(excluded))
     if excluded == list(dirname.exclude_keys):
         return
-    quoted = ",".join("'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'" for key in excluded)
+    quoted = ",".join(f"'{key}'" for key in excluded)  # Hydra's keys hold no quote or backslash
     with read_write(config.hydra):
         dirname.exclude_keys = excluded
         config.hydra.overrides.hydra.append(f"hydra.job.config.override_dirname.exclude_keys=[{quoted}]")
+
+
+def check_reused_folder(config: DictConfig) -> None:
+    """A sweep into a folder that holds an earlier sweep continues it (its finished runs are
+    skipped). Run folders name only what is swept, so an earlier sweep that held a setting fixed
+    otherwise (data.limit=1000 against 2000) would pass its runs off as this one's: refused,
+    naming the settings. More values or seeds of what is swept are fine."""
+    earlier = read_sweep_config(Path(config.hydra.sweep.dir))
+    if earlier is None:
+        return
+    try:
+        before = held_fixed(earlier)
+    except Exception:  # an earlier multirun.yaml that Hydra's parser cannot read: nothing to compare
+        return
+    now = held_fixed(config)
+    differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if differ:
+        shown = "; ".join(f"{k}: {before.get(k, 'not set')} before, {now.get(k, 'not set')} now" for k in differ)
+        raise ConfigError(f"hydra.sweep.dir={config.hydra.sweep.dir}: holds a sweep with other fixed settings ({shown}); "
+                          "its runs are named by what is swept and would pass for this command's. Give another folder, "
+                          "or the same settings to continue that sweep")
 
 
 def _sweep_overrides(overrides: Any) -> list[str]:
@@ -478,6 +509,7 @@ class SweepSummary(HydraCallback):
                 raise ConfigError(f"{empty}: gives no values, so the sweep would run nothing{hint}")
             if _grid(config):
                 check_grid_values(config)
+                check_reused_folder(config)
         except ConfigError as e:
             _refuse(str(e))
         folder = Path(config.hydra.sweep.dir)

@@ -31,6 +31,9 @@ log = logging.getLogger("mlpbench")
 FORMATS = (".csv", ".tsv", ".parquet", ".npz")
 TEST_SPLIT_SEED = 12345  # as the bundled sources' test rows: never the run's seed
 MIN_ROWS_PER_CLASS = 2  # fewer on average: an identifier or a number, not a class label
+# A text column with more categories than this (and than half its rows) is an identifier or free
+# text: one input per value would make the model as wide as the file is long.
+MAX_CATEGORIES = 1000
 SHOWN = 8  # columns, rows or classes listed in a message
 
 
@@ -98,9 +101,9 @@ def read_frame(path: Path, key: str):
     return frame
 
 
-def read_npz(path: Path, key: str):
+def read_npz(path: Path, key: str, labelled: bool = True):
     """x (rows x features) and y (labels) of a NumPy .npz file, as a DataFrame (x0, x1, ...,
-    then y), so that it is encoded as a table is."""
+    then y), so that it is encoded as a table is. New rows to predict need no y."""
     import pandas as pd
 
     where = f"{key}={path}"
@@ -111,10 +114,11 @@ def read_npz(path: Path, key: str):
             arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError) as e:
         raise TableError(f"{where}: cannot be read as a NumPy .npz file: {e}") from None
-    if "x" not in arrays or "y" not in arrays:
+    if "x" not in arrays or ("y" not in arrays and labelled):
         raise TableError(f"{where}: has arrays {_listed(sorted(arrays)) or 'none'}; needs x (rows x features) "
                          "and y (a label per row)")
-    x, y = arrays["x"], arrays["y"]
+    x = arrays["x"]
+    y = arrays["y"] if "y" in arrays else np.zeros(len(x) if x.ndim else 0)
     if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or not len(y):
         raise TableError(f"{where}: x must be rows x features and y one label per row; they are {x.shape} and "
                          f"{y.shape}")
@@ -125,8 +129,8 @@ def read_npz(path: Path, key: str):
     return frame
 
 
-def read_table(path: Path, key: str):
-    return read_npz(path, key) if path.suffix.lower() == ".npz" else read_frame(path, key)
+def read_table(path: Path, key: str, labelled: bool = True):
+    return read_npz(path, key, labelled) if path.suffix.lower() == ".npz" else read_frame(path, key)
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -153,8 +157,11 @@ def _column_kind(column, name: str, path: Path) -> str:
 def _as_numbers(column):
     import pandas as pd
 
-    numeric = pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
-    return pd.to_numeric(column if numeric else column.astype(str).str.strip(), errors="coerce")
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return pd.to_numeric(column, errors="coerce")
+    # A bool column read with a gap comes as text: True/False as 1/0, as where it had none.
+    text = column.astype(str).str.strip().replace({"True": "1", "False": "0", "true": "1", "false": "0"})
+    return pd.to_numeric(text, errors="coerce")
 
 
 def _missing(frame, columns: list[str], path: Path, how: Missing):
@@ -256,7 +263,8 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     else:
         train_frame, y_train = frame, y_all
         test_values = test_frame[target]
-        if pd.api.types.is_numeric_dtype(test_values) and labels.dtype == "int64":
+        if (pd.api.types.is_numeric_dtype(test_values) and labels.dtype == "int64"
+                and np.all(np.mod(test_values.to_numpy(dtype=float), 1) == 0)):  # 1.5 stays 1.5: no class
             test_values = test_values.astype("int64")
         unseen = sorted({v for v in test_values.tolist() if v not in index}, key=str)
         if unseen:
@@ -266,14 +274,14 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     if not len(test_labels):
         raise TableError(f"{path}: {len(frame)} rows leave no test row at data.test_split={data_cfg.test_split}")
 
-    encoding = fit_encoding(train_frame, features, kinds, how)
+    encoding = fit_encoding(train_frame, features, kinds, how, str(path))
     encoding.update(file=str(path), target=target, classes=[str(n) for n in names])
     x_train = apply_encoding(train_frame, encoding, str(path))
     x_test = apply_encoding(test_frame, encoding, str(test_path) if data_cfg.test_path else str(path))
     return x_train, y_train, x_test, test_labels, encoding
 
 
-def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing) -> dict[str, Any]:
+def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing, where: str) -> dict[str, Any]:
     """How each feature column becomes model inputs, fitted on the training rows: a number
     column's mean and standard deviation, a text column's categories (and, with
     data.missing=mean, what fills a gap)."""
@@ -282,6 +290,8 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
     fill: dict[str, Any] = {}
     columns: list[str] = []
     for name in features:
+        if train[name].isna().all():
+            raise TableError(f"{where}: column {name} has no value in the training rows; leave it out with data.features")
         if kinds[name] == "number":
             values = _as_numbers(train[name]).astype(float)
             std = float(values.std(ddof=0))
@@ -293,6 +303,9 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
             mode = text.mode()
             fill[name] = str(mode.iloc[0]) if len(mode) else ""
             categories[name] = sorted(text.dropna().unique().tolist())
+            if len(categories[name]) > MAX_CATEGORIES and len(categories[name]) > len(text) / 2:
+                raise TableError(f"{where}: column {name} has {len(categories[name])} different texts in {len(text)} training "
+                                 "rows: an identifier or free text, not a category; leave it out with data.features")
             columns += [f"{name}={value}" for value in categories[name]]
     return {"features": list(features), "numbers": numbers, "categories": categories, "columns": columns,
             "missing": how.value, "fill": fill if how is Missing.mean else {}}

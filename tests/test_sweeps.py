@@ -203,3 +203,21 @@ def test_ddp_inside_a_sweep_is_refused_for_that_run(tmp_path):
     assert proc.returncode == 1
     rows = {r["trainer.devices"]: r["status"] for r in run_rows(only_sweep(tmp_path))}
     assert rows == {"1": "ok", "2": "failed"} and "without -m" in proc.stderr
+
+
+def test_a_folder_of_a_sweep_with_other_fixed_settings_is_refused(tmp_path):
+    """Run folders name what is swept only: a second sweep into the folder of one that held
+    data.limit at another value would pass that sweep's runs off as its own."""
+    sweep = tmp_path / "sweep"
+    first = run_cli("-m", "model.depth=1,2", "data.limit=200", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
+                    cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in sweep.glob("model.depth=*")) == ["model.depth=1", "model.depth=2"]
+    other = run_cli("-m", "model.depth=1,2", "data.limit=300", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
+                    cwd=tmp_path)
+    assert other.returncode == 2
+    assert "holds a sweep with other fixed settings (data.limit: data.limit=200 before, data.limit=300 now)" in other.stderr
+    again = run_cli("-m", "model.depth=1,2,3", "data.limit=200", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
+                    cwd=tmp_path)  # another depth, the same fixed settings: the sweep continues
+    assert again.returncode == 0, again.stderr
+    assert len(list(sweep.glob("model.depth=*/result.json"))) == 3

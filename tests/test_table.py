@@ -109,6 +109,14 @@ def test_a_binary_file_and_a_damaged_npz_are_named(tmp_path):
         table.encode(table_cfg(tmp_path / "wrong.npz"))
 
 
+def test_rows_to_predict_need_no_labels(tmp_path):
+    np.savez(tmp_path / "new.npz", x=np.ones((3, 2)))
+    frame = table.read_table(tmp_path / "new.npz", "--data", labelled=False)
+    assert list(frame.columns[:2]) == ["x0", "x1"] and len(frame) == 3
+    with pytest.raises(table.TableError, match="needs x .rows x features. and y"):
+        table.read_table(tmp_path / "new.npz", "data.path")
+
+
 def test_missing_values_are_dropped_or_filled_when_asked(tmp_path):
     text = "a,b,label\n" + "".join(f"{i},{'' if i % 5 == 0 else i * 2},{'x' if i % 2 else 'y'}\n" for i in range(20))
     path = write(tmp_path / "holes.csv", text)
@@ -158,12 +166,12 @@ def test_predict_uses_the_runs_own_encoding_and_reproduces_its_test_accuracy(tmp
     frame.iloc[:450].to_csv(tmp_path / "train.csv", index=False)
     frame.iloc[450:].to_csv(tmp_path / "test.csv", index=False)
     run = tmp_path / "run"
-    # One epoch: best.ckpt (predict's) holds the weights test_acc was measured with.
     proc = run_cli("data=table", f"data.path={tmp_path / 'train.csv'}", f"data.test_path={tmp_path / 'test.csv'}",
-                   "data.target=target", "trainer.max_epochs=1", f"hydra.run.dir={run}", cwd=tmp_path)
+                   "data.target=target", "trainer.max_epochs=3", f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "predictions.csv"
-    assert predict_main([str(run), "--data", str(tmp_path / "test.csv"), "--out", str(out)]) == 0
+    # test_acc was measured with the last epoch's weights: --checkpoint last gives them.
+    assert predict_main([str(run), "--data", str(tmp_path / "test.csv"), "--out", str(out), "--checkpoint", "last"]) == 0
     predicted = pd.read_csv(out)
     assert list(predicted.columns) == ["prediction", "p_0", "p_1"] and len(predicted) == 119
     assert np.allclose(predicted.p_0 + predicted.p_1, 1, atol=1e-6)
@@ -177,6 +185,9 @@ def test_predict_uses_the_runs_own_encoding_and_reproduces_its_test_accuracy(tmp
     assert exit_info.value.code == 2
     with pytest.raises(table.TableError, match="lacks the column.s. mean radius the model reads"):
         predict.predict(run, tmp_path / "short.csv")
+    # The default, best.ckpt: the epoch of the best val_acc.
+    best = json.loads((run / "result.json").read_text())["metrics"]["best_epoch"]
+    assert best in (1, 2, 3) and len(predict.predict(run, tmp_path / "test.csv")) == 119
     other = {key: value for key, value in result.items() if key != "table"}
     other["config"]["data"]["source"] = "digits"
     (tmp_path / "digits").mkdir()

@@ -30,9 +30,8 @@ class GridSweeper(Sweeper):
         parser = OverridesParser.create(config_loader=basic.hydra_context.config_loader)
         from mlpbench.sweep import name_runs_by_swept_keys
 
-        parsed = parser.parse_overrides([*basic._parse_config(), *arguments])
-        name_runs_by_swept_keys(basic.config, parsed)
-        (jobs,) = basic.split_arguments(parsed, None)
+        name_runs_by_swept_keys(basic.config)
+        (jobs,) = basic.split_arguments(parser.parse_overrides([*basic._parse_config(), *arguments]), None)
         if not jobs or f"seed={AUTO_SEED}" not in jobs[0]:
             return basic.sweep(arguments)
         from mlpbench.seeds import SeedRounds
