@@ -467,7 +467,7 @@ VARYING_COLUMNS = ("seconds",)
 # CPU cores (main 68 s, activations 19 s, optimizers 24 s, optimizers_tuned 69 s, width 37 s, xor
 # 22 s, tune_units 101 s; 5.7 min in all). depth (5.3 min) is not: like every block, it carries the
 # commit and date it was made at in its end marker.
-VERIFIED = ("main", "activations", "optimizers", "optimizers_tuned", "width", "xor", "tune_units")
+VERIFIED = ("main", "activations", "optimizers", "optimizers_tuned", "width", "xor", "tune_units", "table")
 
 
 def comparable(lines: list[str]) -> list[str]:
