@@ -377,9 +377,11 @@ def _source_rows(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     return x, y, x_test, y_test, arrays.num_classes, arrays.encoding
 
 
-def _split_rows(data_cfg, seed: int, n: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def _split_rows(data_cfg, seed: int, n: int, labels: Optional[np.ndarray] = None
+                ) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """A run's training and validation rows among the source's n (None: it validates on the
-    test rows)."""
+    test rows); with `labels` (data=table, no data.limit) the validation rows are
+    data.val_split of each class's, as its test rows are."""
     split_seed = seed if data_cfg.split_seed is None else data_cfg.split_seed
     keras_rows = ValRows(data_cfg.val_rows) is ValRows.last
     # Keras' validation_split takes the last rows as they are; otherwise a seeded random split.
@@ -389,6 +391,14 @@ def _split_rows(data_cfg, seed: int, n: int) -> tuple[np.ndarray, Optional[np.nd
     if data_cfg.val_split is None:
         return order, None
     n_val = _split_count(len(order), data_cfg.val_split, "data.val_split")
+    # Stratified where every seed's rows are all the rows: each seed then gets as many validation
+    # rows (stacked runs index them as one array); with data.limit, drawn as for any source.
+    if labels is not None and not keras_rows and data_cfg.limit is None:
+        val = np.concatenate([rows[: int(round(data_cfg.val_split * len(rows)))]
+                              for rows in (order[labels[order] == c] for c in np.unique(labels[order]))])
+        if 0 < len(val) < len(order):
+            n_val = len(val)
+            order = np.concatenate([val, order[~np.isin(order, val)]])  # the validation rows first
     val, train = (order[-n_val:], order[:-n_val]) if keras_rows else (order[:n_val], order[n_val:])
     if len(train) < 2:  # a batch of one row trains nothing (and BatchNorm cannot normalise it)
         raise DataError(f"data.limit={data_cfg.limit} data.val_split={data_cfg.val_split}: leave {len(train)} "
@@ -404,7 +414,7 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
 def make_splits(data_cfg, seed: int) -> Splits:
     """Train/val/test tensors as `data.*` asks. Deterministic for a given seed."""
     x, y, x_test, y_test, num_classes, encoding = _source_rows(data_cfg)
-    train, val = _split_rows(data_cfg, seed, len(y))
+    train, val = _split_rows(data_cfg, seed, len(y), y if encoding else None)
     x_val, y_val = (x_test, y_test) if val is None else (x[val], y[val])
     tensors = (x[train], y[train], x_val, y_val, x_test, y_test)
     return Splits(*(_tensor(a) for a in tensors), num_classes=num_classes, encoding=encoding)
@@ -414,7 +424,7 @@ def make_stacked_splits(data_cfg, seeds: list[int]) -> Splits:
     """The splits of K runs that differ only in seed, for one stacked model: the source's rows
     once, each run's rows as indices (K copies of Fashion-MNIST's rows would be 190 MB each)."""
     x, y, x_test, y_test, num_classes, encoding = _source_rows(data_cfg)
-    rows = [_split_rows(data_cfg, seed, len(y)) for seed in seeds]
+    rows = [_split_rows(data_cfg, seed, len(y), y if encoding else None) for seed in seeds]
     test_rows = torch.arange(len(y_test)).expand(len(seeds), -1)
     if rows[0][1] is None:  # validation on the test rows
         x_val, y_val, val_rows = x_test, y_test, test_rows

@@ -194,3 +194,16 @@ def test_predict_uses_the_runs_own_encoding_and_reproduces_its_test_accuracy(tmp
     (tmp_path / "digits" / "result.json").write_text(json.dumps(other))
     with pytest.raises(ConfigError, match="trained on data=digits; predict reads new rows of a data=table run"):
         predict.load_model(tmp_path / "digits")
+
+
+def test_validation_rows_are_stratified_by_class_for_every_seed(tmp_path):
+    # 90 rows of class a, 10 of b: a random 20% could hold no b; stratified, each seed has 2.
+    rows = "".join(f"{i},{'b' if i % 10 == 0 else 'a'}\n" for i in range(125))
+    path = write(tmp_path / "skewed.csv", "x,label\n" + rows)
+    cfg = table_cfg(path, "data.target=label")
+    for seed in range(1, 6):
+        splits = data.make_splits(cfg, seed)
+        classes = splits.y_val.tolist()
+        assert len(classes) == 20 and classes.count(0) == 18 and classes.count(1) == 2, seed
+    stacked = data.make_stacked_splits(cfg, [1, 2, 3])
+    assert stacked.val_rows.shape == (3, 20)
