@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from mlpbench import data, predict, table
 from mlpbench.predict import main as predict_main
 from mlpbench.run import compose_config
-from mlpbench.schema import ConfigError
+from mlpbench.schema import ConfigError, checked
 from tests.conftest import run_cli, summary_rows
 
 
@@ -132,8 +132,8 @@ def test_the_cli_refuses_a_bad_table_with_exit_2_and_trains_nothing(tmp_path):
                    cwd=tmp_path)
     assert proc.returncode == 2 and "has one class only" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "result.json").exists()
-    proc = run_cli("data=table", "data.target=label", cwd=tmp_path)
-    assert proc.returncode == 2 and "data.path=None: is required with data=table" in proc.stderr
+    with pytest.raises(ConfigError, match="data.path=None: is required with data=table"):
+        checked(compose_config(["data=table", "data.target=label"]))
 
 
 def test_an_edited_file_is_read_again_even_with_its_size_and_time_kept(tmp_path, monkeypatch):
@@ -152,10 +152,10 @@ def test_data_root_is_where_a_table_is_found_and_is_refused_where_nothing_reads_
     breast_cancer(tmp_path)
     cfg = table_cfg("breast_cancer.csv", "data.target=target", f"data.root={tmp_path}")
     assert data.load_table(cfg).x_train.shape[1] == 30
-    proc = run_cli("data=digits", f"data.root={tmp_path}", cwd=tmp_path)
-    assert proc.returncode == 2 and "data.root=" in proc.stderr and "is not read by data=digits" in proc.stderr
-    proc = run_cli("data.path=x.csv", cwd=tmp_path)
-    assert proc.returncode == 2 and "data.path=x.csv: applies to data=table only" in proc.stderr
+    with pytest.raises(ConfigError, match=f"data.root={tmp_path}: is not read by data=digits"):
+        checked(compose_config(["data=digits", f"data.root={tmp_path}"]))
+    with pytest.raises(ConfigError, match="data.path=x.csv: applies to data=table only"):
+        checked(compose_config(["data.path=x.csv"]))
     assert OmegaConf.select(compose_config([]), "data.path") is None
 
 
