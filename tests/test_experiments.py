@@ -32,10 +32,12 @@ def settings(name: str) -> list[str]:
 
 
 SEARCHES = ["tune_units"]  # hydra/sweeper=tune: tests/test_tune.py
+OWN_DATA = ["table_depth"]  # a user's data.path: tests/test_table.py
 
 
 def test_every_preset_file_is_listed():
-    assert sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")) == sorted([*PRESETS, *SEARCHES])
+    assert sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")) == sorted(
+        [*PRESETS, *SEARCHES, *OWN_DATA])
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -207,3 +207,13 @@ def test_validation_rows_are_stratified_by_class_for_every_seed(tmp_path):
         assert len(classes) == 20 and classes.count(0) == 18 and classes.count(1) == 2, seed
     stacked = data.make_stacked_splits(cfg, [1, 2, 3])
     assert stacked.val_rows.shape == (3, 20)
+
+
+def test_the_table_depth_preset_sweeps_depth_over_seeds_until_decided_on_your_file(tmp_path):
+    path = breast_cancer(tmp_path)
+    cfg = compose_config(["experiment=table_depth", f"data.path={path}", "data.target=target"], with_hydra=True)
+    assert dict(cfg.hydra.sweeper.params) == {"model.depth": "1,2,3,4", "seed": "auto"}
+    assert cfg.data.source == "table" and str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    checked(cfg)
+    with pytest.raises(ConfigError, match="data.path=None: is required with data=table"):
+        checked(compose_config(["experiment=table_depth"]))
