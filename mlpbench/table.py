@@ -199,6 +199,8 @@ def _stratified_test_rows(labels: np.ndarray, fraction: float) -> np.ndarray:
 
 def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """x_train, y_train, x_test, y_test and the encoding of data.path (and data.test_path)."""
+    import pandas as pd
+
     path = file_path(data_cfg.path, data_cfg.root)
     frame = read_table(path, "data.path")
     npz = path.suffix.lower() == ".npz"
@@ -237,8 +239,6 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         log.info("data.missing=%s: %d of %d rows of %s left out", how.value, before - len(frame), before, path)
     if len(frame) < 2:
         raise TableError(f"{path}: {len(frame)} usable row(s); need at least 2")
-
-    import pandas as pd
 
     labels = frame[target]
     numeric_labels = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
