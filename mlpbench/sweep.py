@@ -59,7 +59,7 @@ def run_name(override_dirname: str, job_num: Any) -> str:
     return name
 
 
-def held_fixed(config: DictConfig) -> dict[str, str]:
+def grid_constants(config: DictConfig) -> dict[str, str]:
     """{key: override} for what a sweep's grid gives one value (the preset's sweeper params and
     the command's overrides, the last of a key winning, as in Hydra); the seed, and what steers
     the sweep or the console, aside."""
@@ -72,7 +72,7 @@ def held_fixed(config: DictConfig) -> dict[str, str]:
 
 def name_runs_by_swept_keys(config: DictConfig) -> None:
     """Run folders, and so TensorBoard's run names, from the keys the sweep varies: a key given
-    one value (held_fixed) joins hydra.job.config.override_dirname.exclude_keys. Its value is in
+    one value (grid_constants) joins hydra.job.config.override_dirname.exclude_keys. Its value is in
     every run's .hydra/ and in the report's header; in each run's name (data.limit=1000,
     model.activation=sigmoid,trainer.max_epochs=3,seed=1) it hid the one word that differs. The
     seed always stays in the name (seed=auto adds seeds). Set as a Hydra override of the sweep's
@@ -82,7 +82,7 @@ def name_runs_by_swept_keys(config: DictConfig) -> None:
 
     dirname = config.hydra.job.config.override_dirname
     excluded = list(dirname.exclude_keys)
-    excluded += sorted(set(held_fixed(config)) - set(excluded))
+    excluded += sorted(set(grid_constants(config)) - set(excluded))
     if excluded == list(dirname.exclude_keys):
         return
     quoted = ",".join(f"'{key}'" for key in excluded)  # Hydra's keys hold no quote or backslash
@@ -100,10 +100,10 @@ def check_reused_folder(config: DictConfig) -> None:
     if earlier is None:
         return
     try:
-        before = held_fixed(earlier)
+        before = grid_constants(earlier)
     except Exception:  # an earlier multirun.yaml that Hydra's parser cannot read: nothing to compare
         return
-    now = held_fixed(config)
+    now = grid_constants(config)
     differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
     if differ:
         shown = "; ".join(f"{k}: {before.get(k, 'not set')} before, {now.get(k, 'not set')} now" for k in differ)
