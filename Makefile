@@ -25,8 +25,8 @@ run: $(STAMP)
 
 # Two test processes (pytest-xdist): most tests wait on the processes they start, so two share
 # 2 cores well (the suite took 5:18 against 7:00 in one process, on 2 cores). Then README's and the
-# docs' result blocks that run in under two minutes, at full size: a value that differs from what
-# the code prints fails (docs/readme.py verify, about 6 minutes).
+# docs' result blocks of up to about two minutes, at full size: a value that differs from what the
+# code prints fails (docs/readme.py verify, 6 to 11 minutes on 2 cores).
 test: $(STAMP)
 	$(PY) -m pytest -n 2
 	$(PY) docs/readme.py verify
