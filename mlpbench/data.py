@@ -31,6 +31,7 @@ from mlpbench.files import write_atomic
 
 log = logging.getLogger("mlpbench")
 from mlpbench.schema import ConfigError, Order, Source, ValRows
+from mlpbench.table import TEST_SPLIT_SEED
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {
@@ -356,10 +357,6 @@ def load_arrays(source: Source, root: Optional[str] = None, download: bool = Fal
 
 
 # ---------------------------------------------------------------------------- splits
-
-
-# The held-out test rows of sources without a test split never depend on the run's seed.
-TEST_SPLIT_SEED = 12345
 
 
 def _source_rows(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, Optional[dict]]:
