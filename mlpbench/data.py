@@ -31,7 +31,7 @@ from mlpbench.files import write_atomic
 
 log = logging.getLogger("mlpbench")
 from mlpbench.schema import ConfigError, Order, Source, ValRows
-from mlpbench.table import TEST_SPLIT_SEED
+from mlpbench.table import TEST_SPLIT_SEED, is_regression
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {
@@ -57,9 +57,13 @@ class Arrays:
     y_train: np.ndarray
     x_test: Optional[np.ndarray]  # None: the source has no official test split
     y_test: Optional[np.ndarray]
-    num_classes: int
+    num_classes: int  # 1 for a regression: its one output
     # data=table: how its columns became these features and labels (mlpbench/table.py).
     encoding: Optional[dict] = None
+
+    @property
+    def regression(self) -> bool:
+        return is_regression(self.encoding)
 
 
 @dataclass
@@ -77,6 +81,11 @@ class Splits:
     val_rows: Optional[torch.Tensor] = None
     test_rows: Optional[torch.Tensor] = None
     encoding: Optional[dict] = None  # data=table's, recorded in result.json
+
+    @property
+    def regression(self) -> bool:
+        """y_* are float32 numbers to predict (standardised), not int64 class labels."""
+        return is_regression(self.encoding)
 
     @property
     def num_features(self) -> int:
@@ -151,9 +160,14 @@ def _checked_arrays(arrays: Arrays) -> Arrays:
         raise ValueError("a test split with features but no labels, or labels but no features")
     if arrays.x_test is not None:
         splits.append(("test", arrays.x_test, arrays.y_test))
+    target = np.float32 if arrays.regression else np.int64
     for name, x, y in splits:
-        if x.dtype != np.float32 or x.ndim != 2 or y.dtype != np.int64 or y.ndim != 1 or len(x) != len(y) or not len(y):
-            raise ValueError(f"its {name} arrays are not rows of float32 features and int64 labels")
+        if x.dtype != np.float32 or x.ndim != 2 or y.dtype != target or y.ndim != 1 or len(x) != len(y) or not len(y):
+            raise ValueError(f"its {name} arrays are not rows of float32 features and {target.__name__} targets")
+    if arrays.regression:
+        if arrays.num_classes != 1:
+            raise ValueError(f"num_classes {arrays.num_classes!r} is not a regression's 1")
+        return arrays
     labels = np.concatenate([y for _, _, y in splits])
     classes = arrays.num_classes
     if not isinstance(classes, int) or isinstance(classes, bool) or labels.min() < 0 or classes != labels.max() + 1:
@@ -340,11 +354,12 @@ def load_table(data_cfg) -> Arrays:
 
     def build() -> Arrays:
         x_train, y_train, x_test, y_test, encoding = table.encode(data_cfg)
-        return Arrays(x_train, y_train, x_test, y_test, num_classes=len(encoding["classes"]), encoding=encoding)
+        return Arrays(x_train, y_train, x_test, y_test, encoding=encoding,
+                      num_classes=1 if is_regression(encoding) else len(encoding["classes"]))
 
     features = list(data_cfg.features) if data_cfg.features else None
     key = ["table", [table.content_digest(f) for f in files], [str(f) for f in files], data_cfg.target, features,
-           str(data_cfg.missing), data_cfg.test_split]
+           str(data_cfg.missing), data_cfg.test_split, None if data_cfg.task is None else str(data_cfg.task)]
     return _disk_cached("table", files, build, key=key)
 
 
@@ -403,6 +418,11 @@ def _split_rows(data_cfg, seed: int, n: int, labels: Optional[np.ndarray] = None
     return train, val
 
 
+def _strata(y: np.ndarray, encoding: Optional[dict]) -> Optional[np.ndarray]:
+    """The labels a table's validation rows are stratified by; a regression's are drawn at random."""
+    return y if encoding and not is_regression(encoding) else None
+
+
 def _tensor(a: np.ndarray) -> torch.Tensor:
     # Rows taken by index are fresh arrays already; a memory-mapped cache file is copied once.
     return torch.from_numpy(np.require(a, requirements=["C", "W"]))
@@ -411,7 +431,7 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
 def make_splits(data_cfg, seed: int) -> Splits:
     """Train/val/test tensors as `data.*` asks. Deterministic for a given seed."""
     x, y, x_test, y_test, num_classes, encoding = _source_rows(data_cfg)
-    train, val = _split_rows(data_cfg, seed, len(y), y if encoding else None)
+    train, val = _split_rows(data_cfg, seed, len(y), _strata(y, encoding))
     x_val, y_val = (x_test, y_test) if val is None else (x[val], y[val])
     tensors = (x[train], y[train], x_val, y_val, x_test, y_test)
     return Splits(*(_tensor(a) for a in tensors), num_classes=num_classes, encoding=encoding)
@@ -421,7 +441,7 @@ def make_stacked_splits(data_cfg, seeds: list[int]) -> Splits:
     """The splits of K runs that differ only in seed, for one stacked model: the source's rows
     once, each run's rows as indices (K copies of Fashion-MNIST's rows would be 190 MB each)."""
     x, y, x_test, y_test, num_classes, encoding = _source_rows(data_cfg)
-    rows = [_split_rows(data_cfg, seed, len(y), y if encoding else None) for seed in seeds]
+    rows = [_split_rows(data_cfg, seed, len(y), _strata(y, encoding)) for seed in seeds]
     test_rows = torch.arange(len(y_test)).expand(len(seeds), -1)
     if rows[0][1] is None:  # validation on the test rows
         x_val, y_val, val_rows = x_test, y_test, test_rows

@@ -21,56 +21,95 @@ from mlpbench.optim import build_optimizer
 from mlpbench.schema import Loss
 
 log = logging.getLogger("mlpbench")
-HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds")
+
+
+def score_name(regression: bool) -> str:
+    """The metric a run is scored by besides its loss: accuracy, or a regression's r2 (both
+    higher is better); history, result.json and TensorBoard name it so (val_acc, val_r2)."""
+    return "r2" if regression else "acc"
+
+
+def history_keys(score: str) -> tuple[str, ...]:
+    return ("train_loss", f"train_{score}", "val_loss", f"val_{score}", "epoch_seconds")
+
+
+HISTORY_KEYS = history_keys("acc")
 
 
 class _Sums:
-    """Running loss*rows, correct predictions and rows for one pass over a split."""
+    """Running loss*rows, the score's terms and rows for one pass over a split: correct
+    predictions, or (regression) the targets' sum and sum of squares, r2's denominator."""
 
-    def __init__(self, device: torch.device, shape: tuple[int, ...] = ()):
+    def __init__(self, device: torch.device, shape: tuple[int, ...] = (), regression: bool = False):
         # shape (K,): one count per stacked replica (mlpbench/stacked.py)
         self.loss = torch.zeros(shape, dtype=torch.float64, device=device)
-        self.correct = torch.zeros(shape, dtype=torch.int64, device=device)
+        self.terms = (torch.zeros((*shape, 2), dtype=torch.float64, device=device) if regression
+                      else torch.zeros(shape, dtype=torch.int64, device=device))
+        self.regression = regression
         self.rows = 0
 
-    def add(self, loss: torch.Tensor, correct: torch.Tensor, rows: int) -> None:
+    def add(self, loss: torch.Tensor, terms: torch.Tensor, rows: int) -> None:
         torch.add(self.loss, loss.detach(), alpha=rows, out=self.loss)  # one kernel: it runs every step
-        self.correct.add_(correct)
+        self.terms.add_(terms)
         self.rows += rows
 
+    def scores(self, loss: torch.Tensor, terms: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Accuracy, or r2 = 1 - SSE / SST (the loss sum is the SSE of a one-output MSE)."""
+        if not self.regression:
+            return terms.to(torch.float64) / rows
+        total, squares = terms.unbind(-1)
+        return 1 - loss / (squares - total * total / rows)
+
     def means(self, reduce=None) -> tuple[float, float]:
-        """Means over the pass; `reduce` sums the three counts over DDP processes."""
-        totals = torch.stack([self.loss, self.correct.to(torch.float64),
-                              torch.tensor(float(self.rows), dtype=torch.float64, device=self.loss.device)])
+        """Means over the pass; `reduce` sums the counts over DDP processes."""
+        rows = torch.tensor([float(self.rows)], dtype=torch.float64, device=self.loss.device)
+        totals = torch.cat([self.loss.reshape(1), self.terms.to(torch.float64).reshape(-1), rows])
         if reduce is not None:
             totals = reduce(totals)
-        loss, correct, rows = totals.tolist()
-        if rows == 0:
+        if totals[-1] == 0:
             return math.nan, math.nan
-        return loss / rows, correct / rows
+        loss, terms, rows = totals[0], totals[1:-1].reshape(self.terms.shape), totals[-1]
+        return (loss / rows).item(), self.scores(loss, terms, rows).item()
 
 
-def epoch_scalars(history: dict[str, list[float]]) -> dict[str, float]:
+def epoch_scalars(history: dict[str, list[float]], score: str = "acc") -> dict[str, float]:
     """A run's TensorBoard scalars for its latest epoch, named metric/split: TensorBoard shows tag
-    groups in name order, so acc/ (per epoch) comes first, and step/ (per logging step) and test/
-    (one point) after loss/. acc/best_val is the best val_acc so far: its last value is the
-    report's best_val_acc (its objective unless report.objective says otherwise), so that
-    HParams has it as a metric column to sort by. Values not finite are left out."""
-    seen = [a for a in history["val_acc"] if math.isfinite(a)]
-    scalars = {"acc/best_val": max(seen) if seen else math.nan, "acc/train": history["train_acc"][-1],
-               "acc/val": history["val_acc"][-1], "loss/train": history["train_loss"][-1],
+    groups in name order, so acc/ (per epoch; r2/ for a regression) comes first, and step/ (per
+    logging step) and test/ (one point) after loss/. acc/best_val is the best val_acc so far:
+    its last value is the report's best_val_acc (its objective unless report.objective says
+    otherwise), so that HParams has it as a metric column to sort by. Values not finite are left out."""
+    seen = [a for a in history[f"val_{score}"] if math.isfinite(a)]
+    scalars = {f"{score}/best_val": max(seen) if seen else math.nan, f"{score}/train": history[f"train_{score}"][-1],
+               f"{score}/val": history[f"val_{score}"][-1], "loss/train": history["train_loss"][-1],
                "loss/val": history["val_loss"][-1]}
     return {tag: value for tag, value in scalars.items() if math.isfinite(value)}
 
 
+def regression_terms(y: torch.Tensor) -> torch.Tensor:
+    """The targets' sum and sum of squares over the rows (the last index), in float64: with the
+    squared errors they give r2 over any number of batches."""
+    y = y.to(torch.float64)
+    return torch.stack([y.sum(-1), (y * y).sum(-1)], -1)
+
+
+def epoch_line(history: dict[str, list[float]], epoch: int, score: str) -> str:
+    """Keras' verbose=2 metrics of one epoch: loss 0.3 - acc 0.9 - val_loss ... (r2 for a regression)."""
+    return " - ".join(f"{name} {history[key][epoch - 1]:.4f}" for name, key in
+                      (("loss", "train_loss"), (score, f"train_{score}"), ("val_loss", "val_loss"),
+                       (f"val_{score}", f"val_{score}")))
+
+
 class MLPModule(pl.LightningModule):
     def __init__(self, model_cfg, optim_cfg, num_features: int, num_classes: int,
-                 gradient_clip_val: float | None = None, log_every_n_epochs: int = 1, model=None):
+                 gradient_clip_val: float | None = None, log_every_n_epochs: int = 1, model=None,
+                 regression: bool = False):
         super().__init__()
         self.model = MLP(model_cfg, num_features, num_classes) if model is None else model
         self.loss_kind = Loss(model_cfg.loss)
+        self.regression = regression
+        self.score = score_name(regression)
         self.optim_cfg = optim_cfg
-        self.history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+        self.history: dict[str, list[float]] = {k: [] for k in history_keys(self.score)}
         self.test_metrics: dict[str, float] = {}
         self.diverged_at: dict[str, int] | None = None
         self._sums: _Sums | None = None  # training pass
@@ -97,6 +136,8 @@ class MLPModule(pl.LightningModule):
         # The mean of the rows' losses as its own reduction, not the loss kernel's: its sum runs
         # in another order, and stacked replicas' (K, rows).mean(1) gives each run's mean only
         # as this one computes it (the gradients are the same either way).
+        if self.regression:  # one linear output, MSE on the standardised target
+            return F.mse_loss(logits[:, 0], y, reduction="none").mean(), regression_terms(y)
         if self.loss_kind is Loss.cross_entropy:
             return F.cross_entropy(logits, y, reduction="none").mean(), (logits.argmax(1) == y).sum()
         probs = torch.sigmoid(logits)
@@ -106,13 +147,16 @@ class MLPModule(pl.LightningModule):
         target = F.one_hot(y, probs.shape[1]).to(probs.dtype)
         return F.mse_loss(probs, target, reduction="none").mean(), (probs.argmax(1) == y).sum()
 
+    def new_sums(self, shape: tuple[int, ...] = ()) -> _Sums:
+        return _Sums(self.device, shape, self.regression)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return build_optimizer(self.optim_cfg, self.parameters())
 
     # ------------------------------------------------------------------ training
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
-        self._sums = _Sums(self.device)
+        self._sums = self.new_sums()
 
     def on_train_start(self) -> None:
         # Lightning's optimizer and backward wrappers run every callback's hooks around each
@@ -173,7 +217,7 @@ class MLPModule(pl.LightningModule):
             self.logger.log_metrics({"step/train_loss": loss.item()}, step=step)
 
     def running_means(self) -> tuple[float, float]:
-        """This epoch's loss and accuracy so far, for the progress bar."""
+        """This epoch's loss and score (accuracy or r2) so far, for the progress bar."""
         return self._sums.means()
 
     def _stop_diverged(self, step: int) -> None:
@@ -189,18 +233,18 @@ class MLPModule(pl.LightningModule):
         return bool(diverged)
 
     def on_train_epoch_end(self) -> None:
-        train_loss, train_acc = self._sums.means(self._reduce)
+        train_loss, train_score = self._sums.means(self._reduce)
         epoch = self.current_epoch + 1
         h = self.history
         h["train_loss"].append(train_loss)
-        h["train_acc"].append(train_acc)
+        h[f"train_{self.score}"].append(train_score)
         h["epoch_seconds"].append(time.perf_counter() - self._epoch_start)
         # Validation ran inside this epoch; pad if it did not.
-        for key in ("val_loss", "val_acc"):
+        for key in ("val_loss", f"val_{self.score}"):
             if len(h[key]) < epoch:
                 h[key].append(math.nan)
         if self.logger is not None:
-            self.logger.log_metrics(epoch_scalars(h), step=epoch)
+            self.logger.log_metrics(epoch_scalars(h, self.score), step=epoch)
         self.log("train_loss", train_loss, logger=False)  # for callbacks.* that monitor it (EarlyStopping)
         # The last epoch's line, if this rule skips it, comes from on_train_end.
         if epoch == 1 or epoch % self.log_every_n_epochs == 0 or not math.isfinite(train_loss):
@@ -212,10 +256,8 @@ class MLPModule(pl.LightningModule):
         """Keras' verbose=2 line: also the record of the run in its log file (once under DDP)."""
         self._logged_epoch = epoch
         if self.trainer.is_global_zero:
-            h = self.history
-            log.info("Epoch %d/%d - %.2fs - loss %.4f - acc %.4f - val_loss %.4f - val_acc %.4f", epoch,
-                     self.trainer.max_epochs, h["epoch_seconds"][epoch - 1], h["train_loss"][epoch - 1],
-                     h["train_acc"][epoch - 1], h["val_loss"][epoch - 1], h["val_acc"][epoch - 1])
+            log.info("Epoch %d/%d - %.2fs - %s", epoch, self.trainer.max_epochs,
+                     self.history["epoch_seconds"][epoch - 1], epoch_line(self.history, epoch, self.score))
 
     def on_train_end(self) -> None:
         # The last epoch, whether max_epochs, a divergence or a callback (EarlyStopping) ended it.
@@ -246,7 +288,7 @@ class MLPModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ evaluation
     def on_validation_epoch_start(self) -> None:
-        self._eval_sums = _Sums(self.device)
+        self._eval_sums = self.new_sums()
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
@@ -256,23 +298,23 @@ class MLPModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
-        val_loss, val_acc = self._eval_sums.means(self._reduce)
+        val_loss, val_score = self._eval_sums.means(self._reduce)
         self.history["val_loss"].append(val_loss)
-        self.history["val_acc"].append(val_acc)
+        self.history[f"val_{self.score}"].append(val_score)
         # For the progress bar and ModelCheckpoint's monitor; TensorBoard gets them per epoch.
-        self.log_dict({"val_loss": val_loss, "val_acc": val_acc}, prog_bar=True, logger=False)
+        self.log_dict({"val_loss": val_loss, f"val_{self.score}": val_score}, prog_bar=True, logger=False)
 
     def on_test_epoch_start(self) -> None:
-        self._eval_sums = _Sums(self.device)
+        self._eval_sums = self.new_sums()
 
     def test_step(self, batch, batch_idx):
         self.validation_step(batch, batch_idx)
 
     def on_test_epoch_end(self) -> None:
-        test_loss, test_acc = self._eval_sums.means(self._reduce)
-        self.test_metrics = {"test_loss": test_loss, "test_acc": test_acc}
+        test_loss, test_score = self._eval_sums.means(self._reduce)
+        self.test_metrics = {"test_loss": test_loss, f"test_{self.score}": test_score}
         if self.logger is not None:
-            self.logger.log_metrics({"test/loss": test_loss, "test/acc": test_acc},
+            self.logger.log_metrics({"test/loss": test_loss, f"test/{self.score}": test_score},
                                     step=len(self.history["train_loss"]))
 
 

@@ -2,13 +2,13 @@
 
     python -m mlpbench.predict RUN_OR_SWEEP_DIR --data FILE [--out FILE] [--run NAME]
 
-The run's checkpoints/best.ckpt (the epoch of its best val_acc; `--checkpoint last`: the
-last epoch's, which the run's test_acc was measured with), loaded as tensors only
+The run's checkpoints/best.ckpt (the epoch of its best val_acc, a regression's val_r2;
+`--checkpoint last`: the last epoch's, which the run's test metrics were measured with), loaded as tensors only
 (weights_only: a checkpoint from someone else runs no code), and the run's own encoding of its
-file (result.json's `table`: the feature columns, their scaling and categories, the class names)
-applied to FILE, a .csv, .tsv, .parquet or .npz with the same columns (others are ignored, so
-the target column may stay). One row out per row in: the predicted class and each class's
-probability. For a sweep's folder: the run of its best setting with the best value of the
+file (result.json's `table`: the feature columns, their scaling and categories, the class names
+or the target's scale) applied to FILE, a .csv, .tsv, .parquet or .npz with the same columns
+(others are ignored, so the target column may stay). One row out per row in: the predicted
+class and each class's probability, or a regression's value in the target's own unit. For a sweep's folder: the run of its best setting with the best value of the
 objective (a folder of sweeps: its newest), or `--run NAME`.
 """
 
@@ -54,6 +54,7 @@ def load_model(run: Path, checkpoint_name: str = "best"):
 
     from mlpbench.model import MLP
     from mlpbench.schema import ModelConfig
+    from mlpbench.table import is_regression
 
     result = read_result(run)
     if result is None:
@@ -70,7 +71,7 @@ def load_model(run: Path, checkpoint_name: str = "best"):
         raise ConfigError(f"{checkpoint}: cannot be loaded as weights: {type(e).__name__}: {e}") from None
     model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), result["config"]["model"])
     encoding = result["table"]
-    model = MLP(model_cfg, len(encoding["columns"]), len(encoding["classes"]))
+    model = MLP(model_cfg, len(encoding["columns"]), 1 if is_regression(encoding) else len(encoding["classes"]))
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     try:
         model.load_state_dict(weights)
@@ -80,7 +81,8 @@ def load_model(run: Path, checkpoint_name: str = "best"):
 
 
 def predict(run: Path, data: Path, checkpoint_name: str = "best"):
-    """A DataFrame: the predicted class and each class's probability, a row per row of `data`."""
+    """A DataFrame: the predicted class and each class's probability (a regression: the
+    predicted value), a row per row of `data`."""
     import pandas as pd
     import torch
 
@@ -92,6 +94,8 @@ def predict(run: Path, data: Path, checkpoint_name: str = "best"):
     x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data)))
     with torch.no_grad():
         logits = model(x)
+    if table.is_regression(encoding):  # trained on the standardised target: back to its unit
+        return pd.DataFrame({"prediction": table.unscale_target(logits[:, 0].numpy(), encoding)})
     mse = (result["config"]["model"].get("loss") or "cross_entropy") == "mse"
     if logits.shape[1] == 1:  # one sigmoid unit (mse, two classes): the second class's probability
         p1 = torch.sigmoid(logits[:, 0])
@@ -112,7 +116,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--out", type=Path, help="write the predictions here as CSV (default: print them)")
     parser.add_argument("--run", help="in a sweep's folder, the run to use (its folder's name)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                        help="best: the epoch of the best val_acc (default); last: the last epoch's, as test_acc")
+                        help="best: the epoch of the best val_acc or val_r2 (default); last: the last epoch's, "
+                             "as the test metrics")
     args = parser.parse_args(argv)
     from mlpbench.table import TableError
 

@@ -7,7 +7,7 @@
 Runs that differ only in `seed` are repeats of one setting. Per setting the report gives n and,
 for each metric, the mean, the standard deviation and the half-width of its 95% interval (t
 distribution); then a verdict against the setting with the best mean of the objective
-(`report.objective`, best_val_acc unless set): `best`, `tied` (not distinguishable at the 5%
+(`report.objective`; best_val_acc unless set, val_loss for a regression): `best`, `tied` (not distinguishable at the 5%
 level) or `worse`, with the Holm-adjusted p-value of a paired t-test over the seeds both ran
 (Welch's test where the seeds differ). With one run per setting there is no verdict. A sweep made
 with seed=auto (its multirun.yaml says so) is judged by the anytime-valid test of its rounds
@@ -37,10 +37,14 @@ from mlpbench.schema import AUTO_SEED, ConfigError, Metric, SweepConfig, trusted
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
 
 REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
-DEFAULT_OBJECTIVE = "best_val_acc"
-OBJECTIVES = tuple(m.value for m in Metric)  # what report.objective may name  # as Keras Tuner's objective='val_accuracy': the best epoch's
+# report.objective=null: as Keras Tuner's objective='val_accuracy', the best epoch's; a
+# regression's the last epoch's MSE.
+DEFAULT_OBJECTIVE = {"acc": "best_val_acc", "r2": "val_loss"}
+OBJECTIVES = tuple(m.value for m in Metric)  # what report.objective may name
 # Per setting: mean, std and 95% interval of each; the diagnostics' two where they were logged.
-METRICS = ("best_val_acc", "val_acc", "val_loss", "test_acc", "gap")
+# A run's score is its accuracy, or a regression's r2 (mlpbench.module.score_name).
+METRICS = {"acc": ("best_val_acc", "val_acc", "val_loss", "test_acc", "gap"),
+           "r2": ("best_val_r2", "val_r2", "val_loss", "val_rmse", "test_r2", "gap")}
 DIAGNOSTICS = ("first_grad_norm", "grad_ratio")
 STATUS_ORDER = {s.value: i for i, s in enumerate((Status.ok, Status.running, Status.interrupted, Status.pruned,
                                                    Status.diverged, Status.failed))}
@@ -75,9 +79,14 @@ class Run:
         seed = (self.result.get("config") or {}).get("seed")
         return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
+    @property
+    def score(self) -> str:
+        """What it is scored by besides the loss: "acc", or a regression's "r2"."""
+        return score_of([self])
+
     def value(self, metric: str) -> Optional[float]:
         if metric == "gap":  # positive and growing: the network fits its training rows better than new ones
-            train, val = _number(self.metrics.get("train_acc")), _number(self.metrics.get("val_acc"))
+            train, val = (_number(self.metrics.get(f"{split}_{self.score}")) for split in ("train", "val"))
             return None if train is None or val is None else train - val
         return _number(self.metrics.get(metric))
 
@@ -119,7 +128,7 @@ class Sweep:
     runs: list[Run]
     keys: list[str]  # swept keys, seed aside, in the order they appear in the overrides
     settings: list[Setting] = field(default_factory=list)
-    objective: str = DEFAULT_OBJECTIVE
+    objective: str = DEFAULT_OBJECTIVE["acc"]
     best_over: list[str] = field(default_factory=list)
     min_difference: Optional[float] = None
     # seed=auto: the sweep's `sweep` settings (min_seeds, max_seeds, max_minutes); its verdicts are
@@ -131,7 +140,11 @@ class Sweep:
 
     @property
     def maximize(self) -> bool:
-        return not self.objective.endswith("loss")
+        return not self.objective.endswith(("loss", "rmse"))
+
+    @property
+    def score(self) -> str:
+        return score_of(self.runs)
 
     @property
     def repeated(self) -> bool:
@@ -140,13 +153,24 @@ class Sweep:
     @property
     def test_validated(self) -> bool:
         """Its runs validated on the test split (data.val_split=null, the tutorials'
-        validation_data=(x_test, y_test)): test_acc is then no held-out number."""
+        validation_data=(x_test, y_test)): test_acc (test_r2) is then no held-out number."""
         return bool(self.runs) and all("val_split" in ((r.result.get("config") or {}).get("data") or {})
                                        and r.result["config"]["data"]["val_split"] is None for r in self.runs)
 
     def metrics(self) -> tuple[str, ...]:
-        """The metrics its tables show: test_acc left out where the test split validated."""
-        return tuple(m for m in METRICS if not (m == "test_acc" and self.test_validated))
+        """The metrics its tables show: test_acc (test_r2) left out where the test split validated."""
+        return tuple(m for m in METRICS[self.score] if not (m.startswith("test_") and self.test_validated))
+
+
+def score_of(runs: list[Run]) -> str:
+    """"r2" where the runs are a regression's (their metrics have val_r2), else "acc"."""
+    return "r2" if any("val_r2" in (run.result.get("metrics") or {}) or _task(run) == "regression" for run in runs) \
+        else "acc"
+
+
+def _task(run: Run) -> Any:
+    data = (run.result.get("config") or {}).get("data")
+    return data.get("task") if isinstance(data, dict) else None
 
 
 # ---------------------------------------------------------------------------- reading
@@ -213,17 +237,23 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
         swept = {k: run.settings.get(k, "-") for k in keys}
         groups.setdefault(tuple(swept.values()), Setting(label, swept, [])).runs.append(run)
     report_cfgs = [_report_config(r) for r in runs]
-    objectives = sorted({str(c.get("objective") or DEFAULT_OBJECTIVE) for c in report_cfgs})
+    score = score_of(runs)
+    objectives = sorted({str(c.get("objective") or DEFAULT_OBJECTIVE[score]) for c in report_cfgs})
     unknown = [o for o in objectives if o not in OBJECTIVES]
     if unknown:
         raise ConfigError(f"{path}: its runs name report.objective={unknown[0]}, which is none of: "
                           f"{', '.join(OBJECTIVES)}")
+    shown = [*METRICS[score][:-1], "test_loss"]
+    if objectives and objectives[0] not in shown:
+        task = "a regression's (data.task=regression)" if score == "r2" else "classifiers'"
+        raise ConfigError(f"report.objective={objectives[0]}: these runs are {task}; compare them by one of: "
+                          f"{', '.join(m for m in shown if m in OBJECTIVES)}")
     if len(objectives) > 1:  # one table ranks by one objective
         raise ConfigError(f"{path}: its runs were compared by different objectives ({', '.join(objectives)}); "
                           "a report ranks a sweep by one: report them apart")
     best_over = (report_cfgs[0].get("best_over") if report_cfgs else None) or []
     sweep = Sweep(label, path, runs, keys, _ordered(list(groups.values()), keys),
-                  objective=objectives[0] if objectives else DEFAULT_OBJECTIVE,
+                  objective=objectives[0] if objectives else DEFAULT_OBJECTIVE[score],
                   best_over=[k for k in best_over if isinstance(k, str) and k in keys],
                   min_difference=_number((report_cfgs[0] if report_cfgs else {}).get("min_difference")),
                   rounds=auto_seeds(path), fixed=held_fixed(runs, keys))
@@ -252,7 +282,8 @@ def auto_seeds(path: Path) -> Optional[dict]:
 # Keys that say how a command ran (the console, resuming, seed=auto's rounds), not what it measured.
 NOT_HELD = ("resume", "trainer.enable_progress_bar", "trainer.log_every_n_epochs", "callbacks.", "sweep.", "hydra.",
             "hydra/", "data.download", "report.")
-TEST_VALIDATED_NOTE = "test_acc left out: these runs validated on the test split (data.val_split=null), so it is not held out."
+TEST_VALIDATED_NOTE = ("test_{score} left out: these runs validated on the test split (data.val_split=null), so it is "
+                       "not held out.")
 
 
 def _shown_value(value: Any) -> str:
@@ -389,6 +420,10 @@ def read_sweeps(paths: list[Path]) -> list[Sweep]:
         sweep = find_sweep(path)
         found.setdefault(sweep.resolve(), sweep)
     sweeps = [read_sweep(p) for p in found.values()]
+    tasks = {sweep.score for sweep in sweeps if sweep.runs}
+    if len(tasks) > 1:
+        raise ConfigError("these sweeps are a classifier's and a regression's: accuracy and r2 are not one scale; "
+                          "report them apart")
     labels = [s.label for s in sweeps]
     if len(set(labels)) < len(labels):  # e.g. two sweeps of one preset: tell them apart by folder
         for sweep in sweeps:
@@ -431,7 +466,8 @@ def _status(setting: Setting) -> str:
 
 def _metrics_of(sweeps: list[Sweep]) -> list[str]:
     with_diagnostics = any(run.value("grad_ratio") is not None for s in sweeps for run in s.runs)
-    return list(METRICS) + (list(DIAGNOSTICS) if with_diagnostics else [])
+    metrics = list(dict.fromkeys(m for sweep in sweeps for m in METRICS[sweep.score]))
+    return metrics + (list(DIAGNOSTICS) if with_diagnostics else [])
 
 
 def swept_keys(sweeps: list[Sweep]) -> list[str]:
@@ -477,10 +513,13 @@ def run_rows(sweeps: list[Sweep]) -> list[dict[str, Any]]:
                 m = run.metrics
                 row: dict[str, Any] = {"sweep": sweep.label} if several else {}
                 row.update({k: s.values.get(k, "-") for k in keys})
+                score = sweep.score
                 row.update({"seed": run.seed, "status": run.status, "val_loss": _number(m.get("val_loss")),
-                            "val_acc": _number(m.get("val_acc")), "best_val_acc": _number(m.get("best_val_acc")),
+                            f"val_{score}": _number(m.get(f"val_{score}")),
+                            f"best_val_{score}": _number(m.get(f"best_val_{score}")),
+                            **({"val_rmse": _number(m.get("val_rmse"))} if score == "r2" else {}),
                             "best_epoch": m.get("best_epoch"),
-                            "test_acc": None if sweep.test_validated else _number(m.get("test_acc")),
+                            f"test_{score}": None if sweep.test_validated else _number(m.get(f"test_{score}")),
                             "gap": run.value("gap"), "epochs": run.result.get("epochs"),
                             "seconds": _number(run.result.get("seconds")), "run": run.name})
                 rows.append(row)
@@ -562,8 +601,8 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
         rows.append(row)
     if not rows:
         return ""
-    few = any(s.summary(metric).n == 2 for s in settings for metric in METRICS)
-    notes = [FEW_NOTE] * few + [TEST_VALIDATED_NOTE] * sweep.test_validated
+    few = any(s.summary(metric).n == 2 for s in settings for metric in sweep.metrics())
+    notes = [FEW_NOTE] * few + [TEST_VALIDATED_NOTE.format(score=sweep.score)] * sweep.test_validated
     return markdown(list(rows[0]), rows, _cell) + "".join(f"\n{note}\n" for note in notes)
 
 
@@ -655,13 +694,14 @@ def _epoch_band(runs: list[Run], metric: str) -> tuple[list[int], list[float], l
     return x, mean, low, high
 
 
-def _curve_range(points: list[tuple[int, float, int]], accuracy: bool) -> tuple[float, float, str]:
+def _curve_range(points: list[tuple[int, float, int]], accuracy: bool,
+                 floor: Optional[float] = 0.0) -> tuple[float, float, str]:
     """The y range of a per-epoch figure from its (epoch, value, the curve's last epoch) points,
     bands included, padded 5%. An accuracy's early epochs far below the rest (0.1 against 0.9)
     would squeeze the differences the verdict is about into one line, a diverging run's loss
     would flatten every other curve: such a tail runs off the axis (the range of the later half
     of each curve's epochs, so that a curve that stopped early stays in view, or of the bulk),
-    and the returned note says so."""
+    and the returned note says so. `accuracy` covers r2 too, with no `floor` (it can be below 0)."""
     v = sorted(y for _, y, _ in points if math.isfinite(y))
     low, high, note = v[0], v[-1], ""
     if accuracy:
@@ -673,7 +713,9 @@ def _curve_range(points: list[tuple[int, float, int]], accuracy: bool) -> tuple[
         if high > 3 * bulk > 0:
             high, note = 1.5 * bulk, "; the highest values are above the top"
     pad = 0.05 * (high - low) or 0.01
-    low, high = max(low - pad, 0.0), high + pad  # neither a loss nor an accuracy is below 0
+    low, high = low - pad, high + pad
+    if floor is not None:  # neither a loss nor an accuracy is below 0
+        low = max(low, floor)
     if accuracy:
         high = min(high, 1.0 + pad)
     return low, high, note
@@ -687,7 +729,8 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
 
     if not any(run.history.get(metric) for sweep in sweeps for run in sweep.runs):
         return None
-    accuracy = metric.endswith("acc")
+    accuracy = metric.endswith(("acc", "r2"))  # higher is better, at most 1
+    r2 = metric.endswith("r2")
     colors = setting_colors(sweeps)
     fig, axes = figure(1, len(sweeps), sharey=True)
     drawn: list[tuple[int, float, int]] = []  # (epoch, value, its curve's last epoch), bands too
@@ -704,8 +747,8 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
                     markersize=3)
             drawn += [(e, y, x[-1]) for e, y in zip(x, mean)]
             if n > 1:
-                if accuracy:  # a t interval over few seeds can pass 0 or 1; accuracy cannot
-                    low, high = [max(0.0, v) for v in low], [min(1.0, v) for v in high]
+                if accuracy:  # a t interval over few seeds can pass 0 or 1; accuracy cannot (r2 not 1)
+                    low, high = [v if r2 else max(0.0, v) for v in low], [min(1.0, v) for v in high]
                 # A light fill with its edges drawn: where bands overlap, each stays visible in
                 # its colour (denser fills mixed into brown).
                 ax.fill_between(x, low, high, color=color, alpha=0.10, lw=0)
@@ -719,7 +762,7 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
         ax.grid(alpha=0.3)
         legend_beside(ax, title=_legend_title(sweeps))
     if drawn:
-        bottom, top, note = _curve_range(drawn, accuracy)
+        bottom, top, note = _curve_range(drawn, accuracy, floor=None if r2 else 0.0)
         axes[0][0].set_ylim(bottom, top)
         axes[0][0].set_ylabel(f"{ylabel}\n(axis from {bottom:.3g}{'' if bottom == 0 else ', not 0'}{note})")
     else:
@@ -737,6 +780,7 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
     from matplotlib.lines import Line2D
 
     with_ratio = "grad_ratio" in _metrics_of(sweeps)
+    score = sweeps[0].score  # read_sweeps: one task per report
     panels = ["accuracy", "gap"] + (["first_grad_norm", "grad_ratio"] if with_ratio else [])
     columns = 2 if len(panels) == 4 else len(panels)
     fig, grid = figure(len(panels) // columns, columns)
@@ -776,18 +820,19 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
                             color=color, markerfacecolor="white" if test else color, capsize=3, markersize=6,
                             zorder=2)
 
-        draw(axes[0], "best_val_acc", "-")
+        draw(axes[0], f"best_val_{score}", "-")
         if not any(sweep.test_validated for sweep, _ in members):
             tested = True
-            draw(axes[0], "test_acc", "--", test=True)
+            draw(axes[0], f"test_{score}", "--", test=True)
         draw(axes[1], "gap", "-")
         if with_ratio:
             draw(axes[2], "first_grad_norm", "-")
             draw(axes[3], "grad_ratio", "-")
     repeated = any(sweep.repeated for sweep in sweeps)
     bars = " (mean, 95% interval over seeds)" if repeated else ""
-    titles = {"accuracy": ("accuracy", f"accuracy against {short}{bars}"),
-              "gap": ("train acc - val acc", f"overfitting: train-val gap against {short}"),
+    name = "accuracy" if score == "acc" else "r2"
+    titles = {"accuracy": (name, f"{name} against {short}{bars}"),
+              "gap": (f"train {score} - val {score}", f"overfitting: train-val gap against {short}"),
               "first_grad_norm": ("first layer gradient norm",
                                   f"first layer's gradient against {short}\n(tiny: the layer barely learns)"),
               "grad_ratio": ("first / last layer gradient (RMS)",
@@ -815,9 +860,9 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
                             for label, c in colors.items() if label in drawn],
                    loc="outside right upper", fontsize="small", title=_legend_title(sweeps))
     if tested:  # which points are which metric, inside the accuracy panel
-        styles = [Line2D([], [], color="grey", ls="-", marker="o", label="best val acc"),
+        styles = [Line2D([], [], color="grey", ls="-", marker="o", label=f"best val {score}"),
                   Line2D([], [], color="black" if not line_colors else "grey", ls="--", marker="o",
-                         markerfacecolor="white", label="test acc (held out)")]
+                         markerfacecolor="white", label=f"test {score} (held out)")]
         axes[0].legend(handles=styles, loc="best", fontsize="small")
     return save_figure(fig, path)
 
@@ -862,7 +907,8 @@ def figures(sweeps: list[Sweep], out: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     made = [plot_curves(sweeps, "val_loss", "validation loss", out / "val_loss.png"),
-            plot_curves(sweeps, "val_acc", "validation accuracy", out / "val_acc.png")]
+            plot_curves(sweeps, f"val_{sweeps[0].score}", "validation accuracy" if sweeps[0].score == "acc"
+                        else "validation r2", out / f"val_{sweeps[0].score}.png")]
     numeric = [k for k in swept_keys(sweeps)
                if _is_numeric([s.values[k] for sweep in sweeps for s in sweep.settings if k in s.values])]
     for key in numeric:
@@ -995,7 +1041,7 @@ def load(*dirs) -> Tables:
                     row.update({k: s.values.get(k, "-") for k in keys})
                     row.update({"seed": run.seed, "run": run.name, "epoch": e + 1})
                     row.update({m: _number((h.get(m) or [None] * (e + 1))[e]) if e < len(h.get(m) or []) else None
-                                for m in ("train_loss", "train_acc", "val_loss", "val_acc")})
+                                for m in ("train_loss", f"train_{sweep.score}", "val_loss", f"val_{sweep.score}")})
                     history.append(row)
     frames = [pd.DataFrame(run_rows(sweeps)), pd.DataFrame(setting_rows(sweeps)), pd.DataFrame(history)]
     for frame in frames:

@@ -42,26 +42,35 @@ class Status(str, Enum):
         return self.value
 
 
-def final_metrics(history: dict[str, list[float]], test_metrics: dict[str, float]) -> dict[str, Any]:
+def final_metrics(history: dict[str, list[float]], test_metrics: dict[str, float],
+                  target_scale: Optional[list[float]] = None) -> dict[str, Any]:
+    """result.json's metrics; a regression's (its history has val_r2, its table a target_scale)
+    are named r2 where a classifier's say acc, and val_rmse and test_rmse are in the target's unit."""
     def last(key: str) -> float:
         return history[key][-1] if history.get(key) else math.nan
 
-    finite = [(acc, i) for i, acc in enumerate(history.get("val_acc", [])) if math.isfinite(acc)]
-    # The first epoch that reached the best accuracy.
-    best_acc, best_index = max(finite, key=lambda t: (t[0], -t[1])) if finite else (math.nan, None)
-    return {
+    score = "r2" if "val_r2" in history else "acc"
+    finite = [(value, i) for i, value in enumerate(history.get(f"val_{score}", [])) if math.isfinite(value)]
+    # The first epoch that reached the best accuracy (r2).
+    best, best_index = max(finite, key=lambda t: (t[0], -t[1])) if finite else (math.nan, None)
+    metrics = {
         "train_loss": last("train_loss"),
-        "train_acc": last("train_acc"),
+        f"train_{score}": last(f"train_{score}"),
         "val_loss": last("val_loss"),
-        "val_acc": last("val_acc"),
-        "best_val_acc": best_acc,
+        f"val_{score}": last(f"val_{score}"),
+        f"best_val_{score}": best,
         "best_epoch": None if best_index is None else best_index + 1,  # 1-based, as Keras prints epochs
         "test_loss": test_metrics.get("test_loss", math.nan),
-        "test_acc": test_metrics.get("test_acc", math.nan),
+        f"test_{score}": test_metrics.get(f"test_{score}", math.nan),
         # diagnostics=true: averaged over the run.
         "grad_ratio": _mean(history.get("grad_ratio")),
         "first_grad_norm": _mean(history.get("first_grad_norm")),
     }
+    if score == "r2" and target_scale:  # the loss is the MSE of the standardised target
+        for split in ("val", "test"):
+            mse = metrics[f"{split}_loss"]
+            metrics[f"{split}_rmse"] = math.sqrt(mse) * target_scale[1] if mse >= 0 else math.nan
+    return metrics
 
 
 def _mean(values: Optional[list[float]]) -> Optional[float]:
@@ -128,7 +137,8 @@ class RunRecord:
         if self.source is not None:
             history = {k: list(v) for k, v in self.source.history.items()}
             self.payload.update(history=history, epochs=len(history.get("train_loss", [])),
-                                metrics=final_metrics(history, self.source.test_metrics))
+                                metrics=final_metrics(history, self.source.test_metrics,
+                                                      (self.payload.get("table") or {}).get("target_scale")))
         self.payload["seconds"] = round(self.seconds_before + (time.time() - self.started) / self.sharing, 3)
         write_json_atomic(self.path, self.payload)
         self._last_save = time.monotonic()
@@ -199,6 +209,7 @@ def _is_number(value: Any) -> bool:
 
 # What a run that ended `ok` has measured, each a finite number; accuracies are fractions.
 MEASURED = ("val_loss", "val_acc", "best_val_acc")
+REGRESSION_MEASURED = ("val_loss", "val_r2", "best_val_r2")
 ACCURACIES = ("val_acc", "best_val_acc", "test_acc")  # what reports compare settings by
 
 
@@ -231,8 +242,12 @@ def result_problem(result: Any) -> Optional[str]:
     for key, value in metrics.items():
         if key in ACCURACIES and value is not None and math.isfinite(value) and not 0 <= value <= 1:
             return f"metrics.{key} = {value} is no accuracy (a fraction in [0, 1])"
+    for key in ("val_r2", "best_val_r2", "test_r2"):
+        if key in metrics and metrics[key] is not None and metrics[key] > 1:
+            return f"metrics.{key} = {metrics[key]} is no r2 (at most 1)"
     if result["status"] == Status.ok:
-        missing = [k for k in MEASURED if metrics.get(k) is None or not math.isfinite(metrics[k])]
+        measured = REGRESSION_MEASURED if "val_r2" in metrics else MEASURED
+        missing = [k for k in measured if metrics.get(k) is None or not math.isfinite(metrics[k])]
         if missing:
             return f"status ok without a finite {missing[0]}"
     history = result.get("history") or {}

@@ -66,16 +66,41 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
-def checkpoint_callback(run_dir: Path):
+def checkpoint_callback(run_dir: Path, score: str = "acc"):
     """A run's checkpoints: checkpoints/last.ckpt after every epoch (what resume continues
-    from), checkpoints/best.ckpt at the best val_acc so far."""
+    from), checkpoints/best.ckpt at the best val_acc (a regression's val_r2) so far."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    return ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc", mode="max",
-                           save_last=True, save_top_k=1)
+    class RunCheckpoint(ModelCheckpoint):
+        """Lightning (2.6) writes last.ckpt only along with a new best.ckpt: after an epoch that
+        did not improve, last.ckpt was an earlier epoch's, not the weights the run's test metrics
+        were measured with (nor the newest a resume could continue from)."""
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            saved = self._last_global_step_saved
+            super().on_validation_end(trainer, pl_module)
+            if not self._should_save_on_train_epoch_end(trainer):
+                self._save_last_if_skipped(trainer, saved)
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            saved = self._last_global_step_saved
+            super().on_train_epoch_end(trainer, pl_module)
+            if self._should_save_on_train_epoch_end(trainer):
+                self._save_last_if_skipped(trainer, saved)
+
+        @property
+        def state_key(self) -> str:  # as ModelCheckpoint's: checkpoints of earlier versions resume
+            return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+        def _save_last_if_skipped(self, trainer, saved_before: int) -> None:
+            if self._last_global_step_saved == saved_before and not self._should_skip_saving_checkpoint(trainer):
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    return RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=f"val_{score}", mode="max",
+                         save_last=True, save_top_k=1)
 
 
-def make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks, checkpoints: bool = True):
+def make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks, checkpoints: bool = True, score: str = "acc"):
     """The Lightning Trainer for `trainer.*`; Lightning's own checks of these values become
     a config error here, before anything is trained or written. `checkpoints=False`: the
     caller writes them (stacked replicas, each into its own run folder)."""
@@ -85,7 +110,7 @@ def make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks, checkpoints: 
 
     from mlpbench.console import progress_bar
 
-    own = [checkpoint_callback(run_dir)] if checkpoints else []
+    own = [checkpoint_callback(run_dir, score)] if checkpoints else []
 
     # Lightning draws its bar on stdout; a callback of the user's may be a bar of its own.
     bar = sys.stdout.isatty() if t.enable_progress_bar is None else t.enable_progress_bar
@@ -107,12 +132,14 @@ def make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks, checkpoints: 
 MAX_PREDICTION_ROWS = 16
 
 
-def predictions(logits, x_test, y_test, **log_extra) -> list[dict[str, Any]]:
+def predictions(logits, x_test, y_test, regression: bool = False, **log_extra) -> list[dict[str, Any]]:
     """The XOR tutorial's last step: the network's output (`logits` on `x_test`) for each row of
-    the table (a single output unit's sigmoid, else the class probabilities), logged."""
+    the table (a single output unit's sigmoid, else the class probabilities; a regression's
+    standardised value), logged."""
     import torch
 
-    outputs = (torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)).cpu()
+    outputs = (logits if regression else torch.sigmoid(logits) if logits.shape[1] == 1
+               else torch.softmax(logits, 1)).cpu()
     rows = []
     lines = ["Predictions:"]
     for x, y, out in zip(x_test.tolist(), y_test.tolist(), outputs.tolist()):
@@ -139,7 +166,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     from mlpbench.data import MLPDataModule, make_splits
     from mlpbench.hparams import run_hparams, run_logger, write_session_end, write_session_start
     from mlpbench.model import count_params, summary
-    from mlpbench.module import AfterEpochMetrics, MLPModule
+    from mlpbench.module import AfterEpochMetrics, MLPModule, score_name
 
     quiet_lightning()
     if threads:
@@ -167,14 +194,14 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         from mlpbench.diagnostics import Diagnostics
 
         callbacks.append(Diagnostics(cfg.trainer.log_every_n_steps))
-    trainer = make_trainer(cfg.trainer, run_dir, logger, *callbacks)
+    trainer = make_trainer(cfg.trainer, run_dir, logger, *callbacks, score=score_name(splits.regression))
     record.enabled = trainer.is_global_zero
     if trainer.world_size > 1 and trainer.strategy.root_device.type == "cpu":
         torch.set_num_threads(max(1, sweep.cores() // trainer.world_size))  # DDP on CPU: share the cores
     check_memory(cfg, splits)
     module = MLPModule(cfg.model, cfg.optim, splits.num_features, splits.num_classes,
                        gradient_clip_val=cfg.trainer.gradient_clip_val,
-                       log_every_n_epochs=cfg.trainer.log_every_n_epochs)
+                       log_every_n_epochs=cfg.trainer.log_every_n_epochs, regression=splits.regression)
     params = count_params(module.model)
     if record.enabled:
         log.info("Run %s: %s (%s params)", run_dir.name, shown(overrides), f"{params['total']:,}")
@@ -202,7 +229,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
                 module.eval()
                 with torch.no_grad():
                     logits = module(splits.x_test.to(module.device))
-                record.update(predictions=predictions(logits, splits.x_test, splits.y_test))
+                record.update(predictions=predictions(logits, splits.x_test, splits.y_test, splits.regression))
         status = Status.diverged if module.diverged_at is not None else stopped or Status.ok
         record.update(status=status, diverged_at=module.diverged_at,
                       device=str(trainer.strategy.root_device), devices=trainer.world_size,
@@ -228,12 +255,17 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         return record.payload
     write_session_end(logger.experiment, status)
     logger.close()
-    metrics = record.payload["metrics"]
-    epochs = record.payload["epochs"]
-    log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d %s in %.1f s on %s -> %s", run_dir.name, status,
-             metrics["val_acc"], metrics["test_acc"], epochs, "epoch" if epochs == 1 else "epochs",
-             record.payload["seconds"], record.payload.get("device", "?"), record.path)
+    log.info("%s on %s -> %s", run_line(run_dir.name, record.payload), record.payload.get("device", "?"), record.path)
     return record.payload
+
+
+def run_line(name: str, payload: dict[str, Any]) -> str:
+    """Run NAME ok: val_acc 0.9, test_acc 0.9, 3 epochs in 2.0 s (r2 for a regression)."""
+    metrics, epochs = payload["metrics"], payload["epochs"]
+    score = "r2" if "val_r2" in metrics else "acc"
+    return (f"Run {name} {payload['status']}: val_{score} {metrics[f'val_{score}']:.4f}, test_{score} "
+            f"{metrics[f'test_{score}']:.4f}, {epochs} {'epoch' if epochs == 1 else 'epochs'} in "
+            f"{payload['seconds']:.1f} s")
 
 
 def check_memory(cfg: DictConfig, splits, replicas: int = 1) -> None:
@@ -260,7 +292,7 @@ def check_memory(cfg: DictConfig, splits, replicas: int = 1) -> None:
 
 
 # What a run logs for Lightning's callbacks to watch (EarlyStopping, ModelCheckpoint: `monitor`).
-MONITORED = ("train_loss", "val_loss", "val_acc")
+MONITORED = ("train_loss", "val_loss", "val_acc", "val_r2")  # val_r2: a regression's
 
 
 def config_callbacks(cfg: DictConfig, overrides: list[str]) -> list:

@@ -46,8 +46,15 @@ class Activation(str, Enum):
 
 
 class Loss(str, Enum):
+    # What a classifier minimises; a regression (data.task) always minimises MSE on a linear output.
     cross_entropy = "cross_entropy"
     mse = "mse"
+
+
+class Task(str, Enum):
+    # What the target is: classes (compared by accuracy) or a number (by val_loss, the MSE, and r2).
+    classification = "classification"
+    regression = "regression"
 
 
 class Init(str, Enum):
@@ -113,14 +120,18 @@ class DataConfig:
     val_rows: ValRows = ValRows.random
     order: Order = Order.fresh
     # data=table: the file (.csv, .tsv, .parquet, or .npz with arrays x and y), relative to
-    # data.root if given; the column of class labels (not for .npz); the feature columns (null =
-    # all the others); missing values; a second file of the same columns as the test split
-    # (null = data.test_split of the rows, stratified by class, the same for every seed).
+    # data.root if given; the column of class labels or values to predict (not for .npz); the
+    # feature columns (null = all the others); missing values; a second file of the same columns
+    # as the test split (null = data.test_split of the rows, stratified by class, the same for
+    # every seed).
     path: Optional[str] = None
     target: Optional[str] = None
     features: Optional[list[str]] = None
     missing: Missing = Missing.refuse
     test_path: Optional[str] = None
+    # null: regression where a table's target is numbers with fractions (or more values than
+    # classes can have rows), said in the log; classification otherwise and for every bundled source.
+    task: Optional[Task] = None
 
 
 @dataclass
@@ -225,14 +236,20 @@ class Metric(str, Enum):
     val_acc = "val_acc"
     val_loss = "val_loss"
     test_acc = "test_acc"
+    # A regression's (data.task): r2 where a classifier has accuracy; val_rmse in the target's unit.
+    best_val_r2 = "best_val_r2"
+    val_r2 = "val_r2"
+    val_rmse = "val_rmse"
+    test_r2 = "test_r2"
 
 
 @dataclass
 class ReportConfig:
     """What a sweep's report compares (mlpbench/report.py)."""
 
-    # The metric whose best mean over seeds the verdicts compare with (the lowest for val_loss).
-    objective: Metric = Metric.best_val_acc
+    # The metric whose best mean over seeds the verdicts compare with (the lowest for val_loss and
+    # val_rmse); null: best_val_acc, or val_loss for a regression (data.task).
+    objective: Optional[Metric] = None
     # Swept keys to take each setting at its best value of, then compare (a fair optimizer
     # comparison: [optim.lr] reports each optimizer at its own best learning rate).
     best_over: List[str] = field(default_factory=list)
@@ -242,9 +259,11 @@ class ReportConfig:
 
 
 class Objective(str, Enum):
-    # The per-epoch metric a search optimizes; a trial's value is its best epoch's.
+    # The per-epoch metric a search optimizes; a trial's value is its best epoch's. val_r2: a
+    # regression's (data.task), which has no val_acc.
     val_acc = "val_acc"
     val_loss = "val_loss"
+    val_r2 = "val_r2"
 
 
 class Sampler(str, Enum):
@@ -506,6 +525,8 @@ def validate(cfg: DictConfig) -> None:
     else:
         for key, value in table_keys.items():
             _check(errors, value is None, key, value, f"applies to data=table only (this is data={source.value})")
+        _check(errors, data.task in (None, Task.classification), "data.task", getattr(data.task, "value", data.task),
+               f"regression applies to data=table only (data={source.value} is classes)")
     # data.root: where mnist and fashion_mnist find their IDX files and data=table its file; the
     # bundled sources read no folder, and a root given to them was silently ignored.
     if data.root is not None and source in (Source.mnist_small, Source.digits, Source.xor):

@@ -38,12 +38,12 @@ from torch import nn
 
 from mlpbench import sweep
 from mlpbench.model import MLP, NARROW_UNITS, BatchNorm, HiddenBlock, batch_stats
-from mlpbench.module import HISTORY_KEYS, MLPModule, _Sums, epoch_scalars
+from mlpbench.module import MLPModule, epoch_line, epoch_scalars, history_keys, regression_terms
 from mlpbench.files import write_atomic
 from mlpbench.optim import OptimizerStack, build_optimizer
 from mlpbench.overrides import shown
 from mlpbench.results import RunRecord, Status
-from mlpbench.run import Job, check_memory, checkpoint_callback
+from mlpbench.run import Job, check_memory, checkpoint_callback, run_line
 from mlpbench.schema import Loss
 
 log = logging.getLogger("mlpbench")
@@ -372,15 +372,16 @@ class StackedModule(MLPModule):
     """MLPModule over K replicas: each metric is a vector of K, each replica's history, epoch
     log line, TensorBoard scalars and divergence its own run's."""
 
-    def __init__(self, models: list[MLP], model_cfg, optim_cfgs: list, loggers: list, log_every_n_epochs: int = 1):
+    def __init__(self, models: list[MLP], model_cfg, optim_cfgs: list, loggers: list, log_every_n_epochs: int = 1,
+                 regression: bool = False):
         optim_groups = _runs([sweep.as_text(c) for c in optim_cfgs])
         super().__init__(model_cfg, optim_cfgs[0], 0, 0, log_every_n_epochs=log_every_n_epochs,
-                         model=StackedMLP(models, optim_groups))
+                         model=StackedMLP(models, optim_groups), regression=regression)
         self.optim_cfgs = optim_cfgs
         self.replicas = len(models)
         self.label = "stack"  # names the stack on the console, where stacks train side by side
         self.replica_loggers = loggers  # a TensorBoardLogger per replica; the Trainer has none
-        self.histories = [{k: [] for k in HISTORY_KEYS} for _ in models]
+        self.histories = [{k: [] for k in history_keys(self.score)} for _ in models]
         self.replica_tests: list[dict[str, float]] = [{} for _ in models]
         self.replica_diverged: list[dict[str, int] | None] = [None for _ in models]
 
@@ -399,6 +400,8 @@ class StackedModule(MLPModule):
     def loss_and_correct(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each replica's mean loss and correct count: (K,) each."""
         k, rows, outputs = logits.shape
+        if self.regression:
+            return F.mse_loss(logits[..., 0], y, reduction="none").mean(1), regression_terms(y)
         if self.loss_kind is Loss.cross_entropy:
             loss = F.cross_entropy(logits.reshape(k * rows, outputs), y.reshape(-1), reduction="none")
             return loss.view(k, rows).mean(1), (logits.argmax(2) == y).sum(1)
@@ -431,20 +434,20 @@ class StackedModule(MLPModule):
         self.trainer.should_stop = True  # every replica has diverged
 
     def running_means(self) -> tuple[float, float]:
-        loss, acc = self._replica_means(self._sums)
-        return _mean(loss), _mean(acc)
+        loss, score = self._replica_means(self._sums)
+        return _mean(loss), _mean(score)
 
     @staticmethod
     def _replica_means(sums) -> tuple[list[float], list[float]]:
-        rows = sums.rows or math.nan
-        return (sums.loss / rows).tolist(), (sums.correct.to(torch.float64) / rows).tolist()
+        rows = torch.tensor(float(sums.rows or math.nan), dtype=torch.float64)
+        return (sums.loss / rows).tolist(), sums.scores(sums.loss, sums.terms, rows).tolist()
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
-        self._sums = _Sums(self.device, (self.replicas,))
+        self._sums = self.new_sums((self.replicas,))
 
     def on_train_epoch_end(self) -> None:
-        losses, accs = self._replica_means(self._sums)
+        losses, scores = self._replica_means(self._sums)
         epoch = self.current_epoch + 1
         seconds = (time.perf_counter() - self._epoch_start) / self.replicas  # each replica's share
         for k in range(self.replicas):
@@ -452,12 +455,12 @@ class StackedModule(MLPModule):
                 continue
             h = self.histories[k]
             h["train_loss"].append(losses[k])
-            h["train_acc"].append(accs[k])
+            h[f"train_{self.score}"].append(scores[k])
             h["epoch_seconds"].append(seconds)
-            for key in ("val_loss", "val_acc"):
+            for key in ("val_loss", f"val_{self.score}"):
                 if len(h[key]) < epoch:
                     h[key].append(math.nan)
-            self.replica_loggers[k].log_metrics(epoch_scalars(h), step=epoch)
+            self.replica_loggers[k].log_metrics(epoch_scalars(h, self.score), step=epoch)
         self.log("train_loss", _mean(losses), logger=False)
         if epoch == 1 or epoch % self.log_every_n_epochs == 0:
             self._log_epoch(epoch)
@@ -467,14 +470,13 @@ class StackedModule(MLPModule):
         self._logged_epoch = epoch
         for k, h in enumerate(self.histories):
             if len(h["train_loss"]) >= epoch:
-                log.info("Epoch %d/%d - %.2fs - loss %.4f - acc %.4f - val_loss %.4f - val_acc %.4f", epoch,
-                         self.trainer.max_epochs, h["epoch_seconds"][epoch - 1], h["train_loss"][epoch - 1],
-                         h["train_acc"][epoch - 1], h["val_loss"][epoch - 1], h["val_acc"][epoch - 1],
-                         extra={"replica": k, "console": False})
-        last = [h["val_acc"][epoch - 1] for h in self.histories if len(h["val_acc"]) >= epoch]
-        log.info("Epoch %d/%d - %s - %.2fs for %d replicas - val_acc %s", epoch, self.trainer.max_epochs,
+                log.info("Epoch %d/%d - %.2fs - %s", epoch, self.trainer.max_epochs, h["epoch_seconds"][epoch - 1],
+                         epoch_line(h, epoch, self.score), extra={"replica": k, "console": False})
+        val = f"val_{self.score}"
+        last = [h[val][epoch - 1] for h in self.histories if len(h[val]) >= epoch]
+        log.info("Epoch %d/%d - %s - %.2fs for %d replicas - %s %s", epoch, self.trainer.max_epochs,
                  self.label, self.histories[0]["epoch_seconds"][epoch - 1] * self.replicas, self.replicas,
-                 " ".join(f"{a:.4f}" for a in last), extra={"replica": -1})
+                 val, " ".join(f"{a:.4f}" for a in last), extra={"replica": -1})
 
     def on_train_end(self) -> None:
         epochs = max(len(h["train_loss"]) for h in self.histories)
@@ -500,25 +502,26 @@ class StackedModule(MLPModule):
 
     # ------------------------------------------------------------------ evaluation
     def on_validation_epoch_start(self) -> None:
-        self._eval_sums = _Sums(self.device, (self.replicas,))
+        self._eval_sums = self.new_sums((self.replicas,))
 
     def on_validation_epoch_end(self) -> None:
-        losses, accs = self._replica_means(self._eval_sums)
+        losses, scores = self._replica_means(self._eval_sums)
+        val = f"val_{self.score}"
         for k in range(self.replicas):
             if self.active(k):
                 self.histories[k]["val_loss"].append(losses[k])
-                self.histories[k]["val_acc"].append(accs[k])
-        self.log_dict({"val_loss": _mean(losses), "val_acc": _mean(accs)}, prog_bar=True, logger=False)
+                self.histories[k][val].append(scores[k])
+        self.log_dict({"val_loss": _mean(losses), val: _mean(scores)}, prog_bar=True, logger=False)
 
     def on_test_epoch_start(self) -> None:
-        self._eval_sums = _Sums(self.device, (self.replicas,))
+        self._eval_sums = self.new_sums((self.replicas,))
 
     def on_test_epoch_end(self) -> None:
-        losses, accs = self._replica_means(self._eval_sums)
+        losses, scores = self._replica_means(self._eval_sums)
         for k in range(self.replicas):
             if self.replica_diverged[k] is None:
-                self.replica_tests[k] = {"test_loss": losses[k], "test_acc": accs[k]}
-                self.replica_loggers[k].log_metrics({"test/loss": losses[k], "test/acc": accs[k]},
+                self.replica_tests[k] = {"test_loss": losses[k], f"test_{self.score}": scores[k]}
+                self.replica_loggers[k].log_metrics({"test/loss": losses[k], f"test/{self.score}": scores[k]},
                                                     step=len(self.histories[k]["train_loss"]))
 
 
@@ -552,7 +555,7 @@ class ReplicaCheckpoints(Checkpoint):
         self.module = module
         # A ModelCheckpoint per run, not given to the Trainer: its state is what an ordinary
         # run's checkpoint holds, and its dirpath where the files go.
-        self.replicas = [checkpoint_callback(Path(d)) for d in run_dirs]
+        self.replicas = [checkpoint_callback(Path(d), module.score) for d in run_dirs]
 
     def state_dict(self) -> dict:
         return {"replicas": [c.state_dict() for c in self.replicas]}
@@ -567,7 +570,7 @@ class ReplicaCheckpoints(Checkpoint):
         for k, callback in enumerate(self.replicas):
             if module.replica_diverged[k] is not None:  # a diverged run keeps its last good checkpoint
                 continue
-            score = torch.tensor(module.histories[k]["val_acc"][-1])
+            score = torch.tensor(module.histories[k][f"val_{module.score}"][-1])
             directory = Path(callback.dirpath)
             directory.mkdir(parents=True, exist_ok=True)
             last, best = directory / "last.ckpt", directory / "best.ckpt"
@@ -665,7 +668,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
         records.append(record)
         loggers.append(run_logger(job.run_dir, purge_step=position["step"] if position else None))
     module = StackedModule(models, cfg.model, [job.cfg.optim for job in jobs], loggers,
-                           log_every_n_epochs=cfg.trainer.log_every_n_epochs)
+                           log_every_n_epochs=cfg.trainer.log_every_n_epochs, regression=data.regression)
     module.model.set_generators(rng)
     common = [o for o in jobs[0].overrides if not o.startswith(("seed=", "sweep.")) and all(o in job.overrides for job in jobs)]
     module.label = shown(common) if common else "stack"
@@ -718,7 +721,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
                     logits = module(data.x_test[data.test_rows].to(module.device))
                 for k, record in enumerate(records):
                     record.update(predictions=predictions(logits[k], data.x_test.cpu(), data.y_test.cpu(),
-                                                          replica=k, console=False))
+                                                          data.regression, replica=k, console=False))
         for k, record in enumerate(records):
             diverged = module.replica_diverged[k]
             record.update(status=Status.diverged if diverged else stopped or Status.ok, diverged_at=diverged,
@@ -746,9 +749,6 @@ def train_group(jobs: list[Job]) -> list[dict]:
     for k, (job, record, logger) in enumerate(zip(jobs, records, loggers)):
         write_session_end(logger.experiment, record.payload["status"])
         logger.close()
-        metrics, epochs = record.payload["metrics"], record.payload["epochs"]
-        log.info("Run %s %s: val_acc %.4f, test_acc %.4f, %d %s in %.1f s (its share) on %s -> %s", job.run_dir.name,
-                 record.payload["status"], metrics["val_acc"], metrics["test_acc"], epochs,
-                 "epoch" if epochs == 1 else "epochs", record.payload["seconds"], record.payload.get("device", "?"),
-                 record.path, extra={"replica": k})
+        log.info("%s (its share) on %s -> %s", run_line(job.run_dir.name, record.payload),
+                 record.payload.get("device", "?"), record.path, extra={"replica": k})
     return [r.payload for r in records]

@@ -1,7 +1,8 @@
 """Your own data (`data=table`): a .csv, .tsv, .parquet or .npz file read into the arrays every
-source gives (float32 features, int64 class labels), with the encoding a trained run needs to
-read new rows alike: the feature columns, each number column's mean and standard deviation,
-each text column's categories, the class names.
+source gives (float32 features, int64 class labels; a regression's float32 targets), with the
+encoding a trained run needs to read new rows alike: the feature columns, each number column's
+mean and standard deviation, each text column's categories, the class names or the target's
+scale.
 
 - Features: number columns standardised, text columns one-hot encoded (a category the training
   rows lack is all zeros), both fitted on the training rows: every row but the test split's. A
@@ -11,6 +12,8 @@ each text column's categories, the class names.
 - The test split: the file `data.test_path`, else `data.test_split` of the rows, stratified by
   class, the same rows for every seed (TEST_SPLIT_SEED).
 - Classes: the target's values in sorted order (numbers numerically), named in the encoding.
+- Regression (data.task, or a float target of many values): the target standardised on the
+  training rows, its mean and standard deviation in the encoding; test rows drawn at random.
 - A file that cannot be used stops the run before anything trains, with the file and the
   column named (DataError, exit 2).
 """
@@ -24,7 +27,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from mlpbench.schema import ConfigError, Missing
+from mlpbench.schema import ConfigError, Missing, Task
 
 log = logging.getLogger("mlpbench")
 
@@ -33,6 +36,8 @@ FORMATS = (".csv", ".tsv", ".parquet", ".npz")
 # never depend on the run's seed.
 TEST_SPLIT_SEED = 12345
 MIN_ROWS_PER_CLASS = 2  # fewer on average: an identifier or a number, not a class label
+# A float target with more values than this is taken for a number to predict (data.task=null).
+MAX_INFERRED_CLASSES = 20
 # A text column with more categories than this (and than half its rows) is an identifier or free
 # text: one input per value would make the model as wide as the file is long.
 MAX_CATEGORIES = 1000
@@ -242,7 +247,98 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     if len(frame) < 2:
         raise TableError(f"{path}: {len(frame)} usable row(s); need at least 2")
 
-    labels = frame[target]
+    task = _task(data_cfg, frame[target], target, path)
+    if task is Task.regression:
+        y_all = _as_numbers(frame[target]).to_numpy(dtype=float)
+        if np.isnan(y_all).any():
+            row = int(np.flatnonzero(np.isnan(y_all))[0])
+            raise TableError(f"data.target={target}: {path} row {row + 1} holds {frame[target].iloc[row]!r}, not a "
+                             "number to predict (data.task=regression)")
+        names = None
+    else:
+        y_all, names, index = _class_labels(frame[target], target, path, len(frame))
+
+    if test_frame is None:
+        test_rows = (_stratified_test_rows(y_all, float(data_cfg.test_split)) if names is not None
+                     else _random_test_rows(len(frame), float(data_cfg.test_split)))
+        keep = np.setdiff1d(np.arange(len(frame)), test_rows)
+        train_frame, test_frame = frame.iloc[keep], frame.iloc[test_rows]
+        y_train, test_labels = y_all[keep], y_all[test_rows]
+    else:
+        train_frame, y_train = frame, y_all
+        test_values = test_frame[target]
+        if names is None:
+            test_labels = _as_numbers(test_values).to_numpy(dtype=float)
+            if np.isnan(test_labels).any():
+                row = int(np.flatnonzero(np.isnan(test_labels))[0])
+                raise TableError(f"data.test_path={test_path}: column {target} row {row + 1} holds "
+                                 f"{test_values.iloc[row]!r}, not a number to predict")
+        else:
+            if (pd.api.types.is_numeric_dtype(test_values) and all(isinstance(n, int) for n in names)
+                    and np.all(np.mod(test_values.to_numpy(dtype=float), 1) == 0)):  # 1.5 stays 1.5: no class
+                test_values = test_values.astype("int64")
+            unseen = sorted({v for v in test_values.tolist() if v not in index}, key=str)
+            if unseen:
+                raise TableError(f"data.test_path={test_path}: class(es) {_listed(unseen)} are not in data.path's "
+                                 f"rows ({_listed(names)})")
+            test_labels = np.array([index[v] for v in test_values.tolist()], dtype=np.int64)
+    if not len(test_labels):
+        raise TableError(f"{path}: {len(frame)} rows leave no test row at data.test_split={data_cfg.test_split}")
+
+    encoding = fit_encoding(train_frame, features, kinds, how, str(path))
+    encoding.update(file=str(path), target=target, task=task.value)
+    if names is None:
+        # The target standardised on the training rows, as the features are: one scale of loss
+        # whatever its unit; val_rmse and predictions are in the file's own unit.
+        mean, std = float(y_train.mean()), float(y_train.std())
+        encoding["target_scale"] = [mean, std if std > 0 else 1.0]
+        y_train, test_labels = (scale_target(y, encoding) for y in (y_train, test_labels))
+    else:
+        encoding["classes"] = [str(n) for n in names]
+    x_train = apply_encoding(train_frame, encoding, str(path))
+    x_test = apply_encoding(test_frame, encoding, str(test_path) if data_cfg.test_path else str(path))
+    return x_train, y_train, x_test, test_labels, encoding
+
+
+def is_regression(encoding: Optional[dict[str, Any]]) -> bool:
+    """The encoding is a regression's: its target is a number (standardised), not classes."""
+    return bool(encoding) and encoding.get("task") == "regression"
+
+
+def scale_target(y: np.ndarray, encoding: dict[str, Any]) -> np.ndarray:
+    mean, std = encoding["target_scale"]
+    return ((np.asarray(y, dtype=float) - mean) / std).astype(np.float32)
+
+
+def unscale_target(y: np.ndarray, encoding: dict[str, Any]) -> np.ndarray:
+    mean, std = encoding["target_scale"]
+    return np.asarray(y, dtype=float) * std + mean
+
+
+def _task(data_cfg, labels, target: str, path: Path) -> Task:
+    """data.task, or what the target looks like: a float column of many values is a number to
+    predict (said in the log), anything else classes."""
+    import pandas as pd
+
+    numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
+    if data_cfg.task is not None:
+        task = Task(data_cfg.task)
+        if task is Task.regression and not numeric and _as_numbers(labels).isna().any():
+            raise TableError(f"data.target={target}: {path} holds text ({labels.dropna().iloc[0]!r}), not numbers to "
+                             "predict (data.task=regression); data.task=classification takes text labels")
+        return task
+    values = labels.nunique()
+    if numeric and pd.api.types.is_float_dtype(labels) and values > MAX_INFERRED_CLASSES:
+        log.info("data.task=regression (inferred): %s's column %s holds %d different numbers; "
+                 "set data.task=classification to treat them as classes", path, target, values)
+        return Task.regression
+    return Task.classification
+
+
+def _class_labels(labels, target: str, path: Path, rows: int) -> tuple[np.ndarray, list, dict]:
+    """Each row's class index, the class names in order, and the index of each name."""
+    import pandas as pd
+
     numeric_labels = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
     if numeric_labels and np.all(np.mod(labels.to_numpy(dtype=float), 1) == 0):
         labels = labels.astype("int64")  # 1.0 and 1 are one class
@@ -250,37 +346,18 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     if len(names) < 2:
         raise TableError(f"data.target={target}: {path} has one class only ({names[0]!r}); a classifier needs two "
                          "or more")
-    if len(names) * MIN_ROWS_PER_CLASS > len(frame):
-        raise TableError(f"data.target={target}: {path} has {len(names)} classes in {len(frame)} rows (fewer than "
-                         f"{MIN_ROWS_PER_CLASS} rows a class): is it an identifier, or a number to predict "
-                         "(regression is not supported by mlpbench yet)?")
+    if len(names) * MIN_ROWS_PER_CLASS > rows:
+        raise TableError(f"data.target={target}: {path} has {len(names)} classes in {rows} rows (fewer than "
+                         f"{MIN_ROWS_PER_CLASS} rows a class): an identifier, or a number to predict "
+                         "(then set data.task=regression)?")
     index = {value: i for i, value in enumerate(names)}
-    y_all = np.array([index[v] for v in labels.tolist()], dtype=np.int64)
+    return np.array([index[v] for v in labels.tolist()], dtype=np.int64), names, index
 
-    if test_frame is None:
-        test_rows = _stratified_test_rows(y_all, float(data_cfg.test_split))
-        keep = np.setdiff1d(np.arange(len(frame)), test_rows)
-        train_frame, test_frame = frame.iloc[keep], frame.iloc[test_rows]
-        y_train, test_labels = y_all[keep], y_all[test_rows]
-    else:
-        train_frame, y_train = frame, y_all
-        test_values = test_frame[target]
-        if (pd.api.types.is_numeric_dtype(test_values) and labels.dtype == "int64"
-                and np.all(np.mod(test_values.to_numpy(dtype=float), 1) == 0)):  # 1.5 stays 1.5: no class
-            test_values = test_values.astype("int64")
-        unseen = sorted({v for v in test_values.tolist() if v not in index}, key=str)
-        if unseen:
-            raise TableError(f"data.test_path={test_path}: class(es) {_listed(unseen)} are not in data.path's rows "
-                             f"({_listed(names)})")
-        test_labels = np.array([index[v] for v in test_values.tolist()], dtype=np.int64)
-    if not len(test_labels):
-        raise TableError(f"{path}: {len(frame)} rows leave no test row at data.test_split={data_cfg.test_split}")
 
-    encoding = fit_encoding(train_frame, features, kinds, how, str(path))
-    encoding.update(file=str(path), target=target, classes=[str(n) for n in names])
-    x_train = apply_encoding(train_frame, encoding, str(path))
-    x_test = apply_encoding(test_frame, encoding, str(test_path) if data_cfg.test_path else str(path))
-    return x_train, y_train, x_test, test_labels, encoding
+def _random_test_rows(rows: int, fraction: float) -> np.ndarray:
+    """data.test_split of the rows of a regression's table, the same for every seed."""
+    n = min(int(round(fraction * rows)), rows - 1)
+    return np.sort(np.random.default_rng(TEST_SPLIT_SEED).permutation(rows)[:n])
 
 
 def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing, where: str) -> dict[str, Any]:

@@ -368,7 +368,7 @@ def test_a_report_says_what_was_held_fixed_and_leaves_out_a_test_acc_that_valida
     assert "trainer.max_epochs=10" not in held  # the command's 3 won over the preset's 10
     table_header = next(line for line in summary.splitlines() if line.startswith("| model.activation"))
     assert "test_acc" not in table_header and "best_val_acc" in table_header
-    assert report.TEST_VALIDATED_NOTE in summary
+    assert report.TEST_VALIDATED_NOTE.format(score="acc") in summary
     rows = summary_rows(sweep)
     assert {r["fixed"] for r in rows} == {held.split("Held fixed: ")[1].split(";")[0]}
     assert {r["test_acc_mean"] for r in rows} == {""} and all(r["test_acc"] == "" for r in run_rows(sweep))

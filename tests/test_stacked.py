@@ -42,8 +42,7 @@ def test_stacked_seeds_write_the_basic_launchers_runs_with_the_same_val_loss(tmp
         seed = name[-1]
         assert all(f"seed={s}" not in log for s in "123" if s != seed)  # no other replica's lines
     # A replica's checkpoint is an ordinary run's: its best epoch's weights and optimizer state as
-    # the basic launcher saved them. (last.ckpt is written after every epoch here; Lightning's
-    # save_last writes it only along with a new best.)
+    # the basic launcher saved them.
     ours = torch.load(next((tmp_path / "stacked").glob("*seed=2/checkpoints/best.ckpt")), weights_only=True)
     theirs = torch.load(next((tmp_path / "basic").glob("*seed=2/checkpoints/best.ckpt")), weights_only=True)
     assert ours["epoch"] == theirs["epoch"] and ours["global_step"] == theirs["global_step"]

@@ -217,3 +217,109 @@ def test_the_table_depth_preset_sweeps_depth_over_seeds_until_decided_on_your_fi
     checked(cfg)
     with pytest.raises(ConfigError, match="data.path=None: is required with data=table"):
         checked(compose_config(["experiment=table_depth"]))
+
+
+def diabetes(folder, name="diabetes.csv"):
+    """docs/data.md's regression example: scikit-learn's bundled diabetes table (442 rows, a
+    float target of 214 values: disease progression after a year)."""
+    from sklearn.datasets import load_diabetes
+
+    path = folder / name
+    load_diabetes(as_frame=True).frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_float_target_trains_as_a_regression_with_r2_and_a_verdict_on_val_loss(tmp_path):
+    path = diabetes(tmp_path)
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "data=table", f"data.path={path}", "data.target=target", "model.depth=1,2", "seed=1,2,3",
+                   "trainer.max_epochs=3", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "data.task=regression (inferred)" in proc.stdout + proc.stderr
+    result = json.loads((sweep / "model.depth=1,seed=1" / "result.json").read_text())
+    metrics = result["metrics"]
+    assert "val_acc" not in metrics and "test_acc" not in metrics
+    assert 0.2 < metrics["test_r2"] <= 1 and 0.2 < metrics["best_val_r2"] <= 1  # diabetes: about 0.5
+    # RMSE in the target's unit: the standardised MSE times the target's standard deviation.
+    mean, std = result["table"]["target_scale"]
+    assert 140 < mean < 160 and 70 < std < 85 and result["table"]["task"] == "regression"
+    assert metrics["val_rmse"] == pytest.approx(metrics["val_loss"] ** 0.5 * std)
+    assert result["stacked"]["replicas"] == 3 and result["data"] == {"train": 283, "val": 71, "test": 88}
+    # Stacked with its seeds, a run's numbers are those it gets alone (to the bit).
+    alone = run_cli("data=table", f"data.path={path}", "data.target=target", "model.depth=1", "seed=1",
+                    "trainer.max_epochs=3", f"hydra.run.dir={tmp_path / 'alone'}", cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    single = json.loads((tmp_path / "alone" / "result.json").read_text())
+    assert single["history"]["val_loss"] == result["history"]["val_loss"]
+    assert single["metrics"]["test_r2"] == metrics["test_r2"]
+    rows = summary_rows(sweep)
+    assert [r["objective"] for r in rows] == ["val_loss", "val_loss"]
+    assert {r["verdict"] for r in rows} <= {"best", "tied", "worse"} and "best" in {r["verdict"] for r in rows}
+    assert all(float(r["val_r2_mean"]) > 0.2 and r["n"] == "3" for r in rows)
+    assert (sweep / "val_r2.png").is_file() and (sweep / "against_depth.png").is_file()
+    assert "Epoch 3/3 - " in (sweep / "model.depth=1,seed=1" / "run.log").read_text()
+    assert " - r2 " in (sweep / "model.depth=1,seed=1" / "run.log").read_text()
+    # A classifier's objective is refused, naming what these runs can be compared by.
+    for result_file in sweep.glob("*/result.json"):
+        edited = json.loads(result_file.read_text())
+        edited["config"]["report"]["objective"] = "best_val_acc"
+        result_file.write_text(json.dumps(edited))
+    from mlpbench import report
+
+    with pytest.raises(ConfigError, match="report.objective=best_val_acc: these runs are a regression's"):
+        report.read_sweep(sweep)
+
+
+def test_a_regression_run_predicts_values_that_give_its_own_test_r2_and_rmse(tmp_path):
+    import pandas as pd
+
+    frame = pd.read_csv(diabetes(tmp_path))
+    frame.iloc[:350].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[350:].to_csv(tmp_path / "test.csv", index=False)
+    run = tmp_path / "run"
+    proc = run_cli("data=table", f"data.path={tmp_path / 'train.csv'}", f"data.test_path={tmp_path / 'test.csv'}",
+                   "data.target=target", "data.task=regression", "trainer.max_epochs=3", f"hydra.run.dir={run}",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((run / "result.json").read_text())["metrics"]
+    predicted = predict.predict(run, tmp_path / "test.csv", "last").prediction.to_numpy()
+    truth = frame.iloc[350:].target.to_numpy()
+    assert len(predicted) == 92
+    r2 = 1 - ((truth - predicted) ** 2).sum() / ((truth - truth.mean()) ** 2).sum()
+    assert r2 == pytest.approx(metrics["test_r2"], abs=1e-5)
+    assert float(np.sqrt(((truth - predicted) ** 2).mean())) == pytest.approx(metrics["test_rmse"], rel=1e-5)
+
+
+@pytest.mark.parametrize("text, options, message", [
+    ("a,label\n1,x\n2,y\n3,x\n", ["data.task=regression"], "holds text ('x'), not numbers to predict"),
+    ("a,label\n" + "".join(f"{i},{i}\n" for i in range(10)), [], "then set data.task=regression"),
+])
+def test_a_target_that_is_no_number_to_predict_is_named(tmp_path, text, options, message):
+    path = write(tmp_path / "t.csv", text)
+    with pytest.raises(table.TableError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        table.encode(table_cfg(path, "data.target=label", *options))
+
+
+def test_a_float_target_of_few_values_stays_classes_and_regression_is_for_tables_only(tmp_path):
+    path = write(tmp_path / "f.csv", "a,label\n" + "".join(f"{i},{float(i % 3)}\n" for i in range(30)))
+    *_, encoding = table.encode(table_cfg(path, "data.target=label"))
+    assert encoding["task"] == "classification" and encoding["classes"] == ["0", "1", "2"]
+    with pytest.raises(ConfigError, match="data.task=regression: regression applies to data=table only"):
+        checked(compose_config(["data=digits", "data.task=regression"]))
+
+
+def test_r2_over_batches_and_stacked_replicas_is_sklearns(tmp_path):
+    import torch
+    from sklearn.metrics import r2_score
+
+    from mlpbench.module import _Sums, regression_terms
+
+    rng = np.random.default_rng(0)
+    y, predicted = rng.normal(size=(2, 203)), rng.normal(size=(2, 203))
+    sums = _Sums(torch.device("cpu"), (2,), regression=True)
+    for lo in range(0, 203, 32):
+        target, out = torch.from_numpy(y[:, lo:lo + 32]), torch.from_numpy(predicted[:, lo:lo + 32])
+        sums.add(((out - target) ** 2).mean(1), regression_terms(target), target.shape[1])
+    rows = torch.tensor(float(sums.rows), dtype=torch.float64)
+    got = sums.scores(sums.loss, sums.terms, rows).tolist()
+    assert got == pytest.approx([r2_score(y[k], predicted[k]) for k in range(2)], abs=1e-12)

@@ -48,6 +48,15 @@ class TrialPruning(PyTorchLightningPruningCallback):
             _end_with_parent(os.getppid())
 
 
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # A classifier logs val_acc, a regression val_r2 (data.task): an objective the run never
+        # logs would leave every trial without a value.
+        logged = ("val_loss", f"val_{pl_module.score}")
+        if self.monitor not in logged:
+            raise ConfigError(f"tune.objective={self.monitor}: these runs log {' and '.join(logged)}"
+                              f"{' (a regression)' if pl_module.score == 'r2' else ''}; search one of them")
+        super().on_fit_start(trainer, pl_module)
+
     def on_validation_end(self, trainer, pl_module) -> None:
         if pl_module.current_epoch + 1 >= trainer.max_epochs and not trainer.sanity_checking:
             # The last epoch: stopping saves nothing, and the trial completes with its value.
