@@ -465,9 +465,10 @@ DURATION = re.compile(r"\(\d+(\.\d+)? min\)")  # a sweep's wall time on its last
 VARYING_COLUMNS = ("seconds",)
 # The blocks `make test` regenerates and compares by value: each ran in under two minutes on 2
 # CPU cores (main 68 s, activations 19 s, optimizers 24 s, optimizers_tuned 69 s, width 37 s, xor
-# 22 s, tune_units 101 s; 5.7 min in all). depth (5.3 min) is not: like every block, it carries the
+# 22 s, tune_units 101 s; 5.7 min in all; then table and regression, 57 s each). depth (5.3 min) is not: like every block, it carries the
 # commit and date it was made at in its end marker.
-VERIFIED = ("main", "activations", "optimizers", "optimizers_tuned", "width", "xor", "tune_units", "table")
+VERIFIED = ("main", "activations", "optimizers", "optimizers_tuned", "width", "xor", "tune_units", "table",
+            "regression")
 
 
 def comparable(lines: list[str]) -> list[str]:
