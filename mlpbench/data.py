@@ -359,7 +359,8 @@ def load_table(data_cfg) -> Arrays:
 
     features = list(data_cfg.features) if data_cfg.features else None
     key = ["table", [table.content_digest(f) for f in files], [str(f) for f in files], data_cfg.target, features,
-           str(data_cfg.missing), data_cfg.test_split, None if data_cfg.task is None else str(data_cfg.task)]
+           str(data_cfg.missing), data_cfg.test_split, None if data_cfg.task is None else str(data_cfg.task),
+           data_cfg.split_column]
     return _disk_cached("table", files, build, key=key)
 
 

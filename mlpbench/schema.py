@@ -129,6 +129,9 @@ class DataConfig:
     features: Optional[list[str]] = None
     missing: Missing = Missing.refuse
     test_path: Optional[str] = None
+    # A column of the file that marks the test rows with "test" (others train and validate); it is
+    # no feature. Instead of data.test_path.
+    split_column: Optional[str] = None
     # null: regression where a table's target is numbers with fractions (or more values than
     # classes can have rows), said in the log; classification otherwise and for every bundled source.
     task: Optional[Task] = None
@@ -514,10 +517,12 @@ def validate(cfg: DictConfig) -> None:
     _check(errors, 0.0 < data.test_split < 1.0, "data.test_split", data.test_split, "must be a fraction in (0, 1)")
     source = Source(data.source)
     table_keys = {"data.path": data.path, "data.target": data.target, "data.features": data.features,
-                  "data.test_path": data.test_path}
+                  "data.test_path": data.test_path, "data.split_column": data.split_column}
     if source is Source.table:
         _check(errors, bool(data.path), "data.path", data.path,
                "is required with data=table: the .csv, .tsv, .parquet or .npz file to read")
+        _check(errors, not (data.test_path and data.split_column), "data.split_column", data.split_column,
+               "and data.test_path both say which rows are the test split; give one")
         npz = str(data.path or "").lower().endswith(".npz")
         if not npz:
             _check(errors, bool(data.target), "data.target", data.target,

@@ -9,7 +9,8 @@ scale.
   run's train/validation split is drawn from its seed, and stacked runs of several seeds share
   one copy of the rows, so the encoding is fitted once on the rows those splits are drawn from;
   the test rows never inform it.
-- The test split: the file `data.test_path`, else `data.test_split` of the rows, stratified by
+- The test split: the file `data.test_path`, or the rows whose `data.split_column` says "test",
+  else `data.test_split` of the rows, stratified by
   class, the same rows for every seed (TEST_SPLIT_SEED).
 - Classes: the target's values in sorted order (numbers numerically), named in the encoding.
 - Regression (data.task, or a float target of many values): the target standardised on the
@@ -215,23 +216,39 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     if target not in frame.columns:
         raise TableError(f"data.target={target}: {path} has no such column; its columns: "
                          f"{_listed(list(frame.columns), 40)}")
-    features = [str(f) for f in data_cfg.features] if data_cfg.features else [c for c in frame.columns if c != target]
+    split = str(data_cfg.split_column) if data_cfg.split_column else None
+    if split is not None and (split not in frame.columns or split == target):
+        raise TableError(f"data.split_column={split}: " + (f"{path} has no such column; its columns: "
+                                                            f"{_listed(list(frame.columns), 40)}" if split != target
+                                                            else "is the target column"))
+    features = ([str(f) for f in data_cfg.features] if data_cfg.features
+                else [c for c in frame.columns if c not in (target, split)])
     unknown = [f for f in features if f not in frame.columns]
     if unknown:
         raise TableError(f"data.features: {path} has no column {_listed(unknown)}; its columns: "
                          f"{_listed(list(frame.columns), 40)}")
     if target in features:
         raise TableError(f"data.features: lists the target column {target}; a model may not read its own label")
+    if split is not None and split in features:
+        raise TableError(f"data.features: lists the split column {split}; which rows are tested is no input")
     if not features:
         raise TableError(f"{path}: no feature column besides the target {target}")
     kinds = {name: _column_kind(frame[name], name, path) for name in features}  # (row numbers: the file's)
-    test_frame = None
+    test_frame, test_path, test_where = None, path, f"{path}"
     if data_cfg.test_path:
         test_path = file_path(data_cfg.test_path, data_cfg.root)
+        test_where = f"data.test_path={test_path}"
         test_frame = read_table(test_path, "data.test_path")
         lacking = [c for c in [*features, target] if c not in test_frame.columns]
         if lacking:
-            raise TableError(f"data.test_path={test_path}: lacks the column(s) {_listed(lacking)} of data.path")
+            raise TableError(f"{test_where}: lacks the column(s) {_listed(lacking)} of data.path")
+    elif split is not None:
+        tested = frame[split].astype("string").str.strip().str.lower() == "test"
+        if not tested.any() or tested.all():
+            raise TableError(f"data.split_column={split}: {path} has {int(tested.sum())} row(s) marked test of "
+                             f"{len(frame)}; mark the test rows 'test' and leave others (train, val, ...) for training")
+        test_frame, frame = frame[tested.fillna(False)], frame[~tested.fillna(False)]
+        test_where = f"data.split_column={split}: the test rows of {path}"
     how = Missing(data_cfg.missing)
     used = [*features, target]
     before = len(frame)
@@ -271,7 +288,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
             test_labels = _as_numbers(test_values).to_numpy(dtype=float)
             if np.isnan(test_labels).any():
                 row = int(np.flatnonzero(np.isnan(test_labels))[0])
-                raise TableError(f"data.test_path={test_path}: column {target} row {row + 1} holds "
+                raise TableError(f"{test_where}: column {target} row {row + 1} holds "
                                  f"{test_values.iloc[row]!r}, not a number to predict")
         else:
             if (pd.api.types.is_numeric_dtype(test_values) and all(isinstance(n, int) for n in names)
@@ -279,7 +296,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
                 test_values = test_values.astype("int64")
             unseen = sorted({v for v in test_values.tolist() if v not in index}, key=str)
             if unseen:
-                raise TableError(f"data.test_path={test_path}: class(es) {_listed(unseen)} are not in data.path's "
+                raise TableError(f"{test_where}: class(es) {_listed(unseen)} are not in the training "
                                  f"rows ({_listed(names)})")
             test_labels = np.array([index[v] for v in test_values.tolist()], dtype=np.int64)
     if not len(test_labels):
@@ -296,7 +313,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     else:
         encoding["classes"] = [str(n) for n in names]
     x_train = apply_encoding(train_frame, encoding, str(path))
-    x_test = apply_encoding(test_frame, encoding, str(test_path) if data_cfg.test_path else str(path))
+    x_test = apply_encoding(test_frame, encoding, str(test_path))
     return x_train, y_train, x_test, test_labels, encoding
 
 

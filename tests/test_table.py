@@ -323,3 +323,27 @@ def test_r2_over_batches_and_stacked_replicas_is_sklearns(tmp_path):
     rows = torch.tensor(float(sums.rows), dtype=torch.float64)
     got = sums.scores(sums.loss, sums.terms, rows).tolist()
     assert got == pytest.approx([r2_score(y[k], predicted[k]) for k in range(2)], abs=1e-12)
+
+
+def test_a_split_column_marks_the_test_rows_and_is_no_feature(tmp_path):
+    import pandas as pd
+
+    frame = pd.read_csv(breast_cancer(tmp_path))
+    frame["part"] = ["test" if i >= 450 else "train" for i in range(len(frame))]
+    frame.to_csv(tmp_path / "marked.csv", index=False)
+    frame.iloc[:450].drop(columns="part").to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[450:].drop(columns="part").to_csv(tmp_path / "test.csv", index=False)
+    marked = table.encode(table_cfg(tmp_path / "marked.csv", "data.target=target", "data.split_column=part"))
+    two_files = table.encode(table_cfg(tmp_path / "train.csv", "data.target=target",
+                                       f"data.test_path={tmp_path / 'test.csv'}"))
+    for mine, theirs in zip(marked[:4], two_files[:4]):
+        np.testing.assert_array_equal(mine, theirs)
+    assert "part" not in marked[4]["features"]
+    with pytest.raises(table.TableError, match="data.split_column=parts: .* has no such column"):
+        table.encode(table_cfg(tmp_path / "marked.csv", "data.target=target", "data.split_column=parts"))
+    frame.assign(part="train").to_csv(tmp_path / "none.csv", index=False)
+    with pytest.raises(table.TableError, match="has 0 row.s. marked test of 569"):
+        table.encode(table_cfg(tmp_path / "none.csv", "data.target=target", "data.split_column=part"))
+    with pytest.raises(ConfigError, match="data.split_column=part: and data.test_path both say"):
+        checked(compose_config(["data=table", "data.path=a.csv", "data.target=t", "data.split_column=part",
+                                "data.test_path=b.csv"]))
