@@ -6,18 +6,27 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# Which torch: cpu (constraints.txt) or cuda (constraints-cuda.txt: PyPI's CUDA build, for a
+# machine with an NVIDIA GPU). Kept in the environment: once set up with TORCH=cuda, `make run`
+# and `make test` keep the CUDA build rather than put the CPU one back.
+TORCH ?= $(shell cat $(VENV)/.torch 2>/dev/null || echo cpu)
+CONSTRAINTS := $(if $(filter cuda,$(TORCH)),constraints-cuda.txt,constraints.txt)
+STAMP := $(VENV)/.installed-$(TORCH)
 
 .PHONY: setup run test readme-check readme clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
-	@echo "Setting up $(VENV): mlpbench and the exact versions in constraints.txt (torch for the CPU, Lightning,"
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	@case "$(TORCH)" in cpu|cuda) ;; *) echo "TORCH=$(TORCH): give cpu or cuda"; exit 2;; esac
+	@echo "Setting up $(VENV): mlpbench and the exact versions in $(CONSTRAINTS) (torch: the $(TORCH) build, Lightning,"
 	@echo "Hydra, TensorBoard, Optuna, pytest); about 1 minute from a local package index, longer from PyPI."
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
-	@! $(PY) -m pip list 2>/dev/null | grep -i '^nvidia-' || { echo "CUDA packages were installed: check constraints.txt"; exit 1; }
+	rm -f $(VENV)/.installed-*
+	$(PY) -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e '.[test]'
+	@if [ "$(TORCH)" = cpu ]; then ! $(PY) -m pip list 2>/dev/null | grep -i '^nvidia-' || { echo "CUDA packages were installed: check constraints.txt"; exit 1; }; \
+	else $(PY) -c "import torch; assert torch.version.cuda, 'torch is no CUDA build: ' + torch.__version__" || exit 1; fi
+	echo $(TORCH) > $(VENV)/.torch
 	touch $(STAMP)
 
 run: $(STAMP)

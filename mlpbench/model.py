@@ -73,9 +73,12 @@ class BatchNorm(nn.BatchNorm1d):
     biased_running_var = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight
+        if x.dtype != weight.dtype:  # *-mixed autocast: statistics in the parameters' float32
+            x = x.to(weight.dtype)
         if not self.training:
             return super().forward(x)
-        out, mean, var = batch_stats(x, self.weight, self.bias, self.eps)
+        out, mean, var = batch_stats(x, weight, self.bias, self.eps)
         self.update_running(mean, var, x.shape[0])
         return out
 
@@ -131,8 +134,19 @@ class Dense(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.out_features < NARROW_UNITS and x.dim() == 2 and x.device.type == "cpu" and torch.is_grad_enabled():
-            return _PerMatrixWeightGrad.apply(x, self.weight, self.bias)
+            return _PerMatrixWeightGrad.apply(*autocast_operands(x, self.weight, self.bias))
         return F.linear(x, self.weight, self.bias)
+
+
+def autocast_operands(*operands: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """A custom Function's operands as autocast gives F.linear's (trainer.precision=bf16-mixed,
+    16-mixed): autocast casts no operand of a Function, and its backward then met a bf16
+    gradient with a float32 weight. The casts are autograd ops: the gradients go back to float32."""
+    device = operands[0].device.type
+    if not torch.is_autocast_enabled(device):
+        return operands
+    dtype = torch.get_autocast_dtype(device)
+    return tuple(t.to(dtype) for t in operands)
 
 
 def batch_norm(width: int, model_cfg) -> BatchNorm:

@@ -85,6 +85,16 @@ def epoch_scalars(history: dict[str, list[float]], score: str = "acc") -> dict[s
     return {tag: value for tag, value in scalars.items() if math.isfinite(value)}
 
 
+def restore_cuda_rng(states: list | None) -> None:
+    """Each GPU's RNG state as a checkpoint saved it, on as many GPUs as this machine has: a
+    checkpoint from a machine with more GPUs (torch.cuda.set_rng_state_all raised IndexError)
+    or none (a CPU machine: nothing to restore) resumes too."""
+    if not states or not torch.cuda.is_available():
+        return
+    for device, state in enumerate(states[: torch.cuda.device_count()]):
+        torch.cuda.set_rng_state(state, device)
+
+
 def regression_terms(y: torch.Tensor) -> torch.Tensor:
     """The targets' sum and sum of squares over the rows (the last index), in float64: with the
     squared errors they give r2 over any number of batches."""
@@ -194,12 +204,9 @@ class MLPModule(pl.LightningModule):
                 progress.increment_ready()
                 raw.step()
                 progress.increment_completed()
-            else:
+            else:  # clipping, if any, in on_before_optimizer_step
                 optimizer.zero_grad()
                 self.manual_backward(self.objective(loss))
-                if self.gradient_clip_val:
-                    self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val,
-                                        gradient_clip_algorithm="norm")
                 optimizer.step()
             self._sums.add(loss, correct, yb.shape[-1])
             if step % log_every == 0:
@@ -207,6 +214,19 @@ class MLPModule(pl.LightningModule):
             if (step + 1) % self._divergence_check_every == 0 and self._diverged(loss):
                 self._stop_diverged(step + 1)
                 break
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """trainer.gradient_clip_val outside the lean path: here, where Lightning has unscaled a
+        16-mixed run's gradients (Lightning's own clip_gradients refuses a fused optimizer under
+        any *-mixed precision, and clipping in training_step clipped the still-scaled ones). A
+        fused optimizer unscales inside its step: its gradients are unscaled here first, which
+        its step then knows (GradScaler's per-optimizer stage)."""
+        if not self.gradient_clip_val:
+            return
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if scaler is not None and getattr(optimizer, "_step_supports_amp_scaling", False):
+            scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(self.parameters(), self.gradient_clip_val)
 
     def objective(self, loss: torch.Tensor) -> torch.Tensor:
         """What backward() differentiates: the loss (stacked replicas: the sum of theirs)."""
@@ -283,8 +303,7 @@ class MLPModule(pl.LightningModule):
         self.history = {k: list(v) for k, v in saved["history"].items()}
         self.diverged_at = saved["diverged_at"]
         torch.set_rng_state(saved["cpu_rng"])
-        if saved["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        restore_cuda_rng(saved["cuda_rng"])
 
     # ------------------------------------------------------------------ evaluation
     def on_validation_epoch_start(self) -> None:

@@ -65,7 +65,13 @@ class KerasAdam(_KerasDecay, torch.optim.Adam):
             first = next((p for p in group["params"] if p.grad is not None), None)
             if first is None:
                 continue
-            t = int(self.state[first]["step"]) + 1 if self.state[first] else 1
+            # The step count kept in the group: the fused kernels' own is a device tensor, and
+            # reading it (int(state["step"])) waited for the GPU every step. Read once where a
+            # checkpoint from before keras_step resumes.
+            t = group.get("keras_step")
+            if t is None:
+                t = int(self.state[first]["step"]) if self.state[first] else 0
+            group["keras_step"] = t = t + 1
             group["eps"] = group["keras_eps"] / math.sqrt(1.0 - group["betas"][1] ** t)
         return super().step(closure)
 

@@ -25,7 +25,7 @@ from mlpbench import sweep
 from mlpbench.files import DISK_ERRORS
 from mlpbench.overrides import shown
 from mlpbench.results import RunRecord, Status, read_result
-from mlpbench.schema import ConfigError, checked, register_configs, targets, trusted
+from mlpbench.schema import ConfigError, checked, device_count, register_configs, targets, trusted
 
 log = logging.getLogger("mlpbench")
 # conf/ ships inside the package as mlpbench.conf (pyproject.toml): found in any install.
@@ -117,15 +117,33 @@ def make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks, checkpoints: 
     ours = bar and not any(isinstance(cb, ProgressBar) for cb in callbacks)
     try:
         return pl.Trainer(
-            accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+            accelerator=t.accelerator, strategy=t.strategy, precision=t.precision,
+            devices=OmegaConf.to_object(t.devices) if OmegaConf.is_config(t.devices) else t.devices,
             max_epochs=t.max_epochs, log_every_n_steps=t.log_every_n_steps,
             enable_progress_bar=bar, deterministic=t.deterministic,
             logger=logger, callbacks=[*own, *([progress_bar()] if ours else []), *callbacks],
             enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(run_dir),
         )
-    except (ValueError, ImportError, MisconfigurationException) as e:
-        raise ConfigError(f"trainer.accelerator={t.accelerator} trainer.strategy={t.strategy} "
-                          f"trainer.precision={t.precision}: Lightning rejects this setting: {e}") from None
+    except (ValueError, TypeError, ImportError, MisconfigurationException) as e:
+        hint = _gpu_hint(t.accelerator)
+        raise ConfigError(f"trainer.accelerator={t.accelerator} trainer.devices={t.devices} trainer.strategy="
+                          f"{t.strategy} trainer.precision={t.precision}: Lightning rejects this setting: {e}"
+                          + (f" ({hint})" if hint else "")) from None
+
+
+def _gpu_hint(accelerator: str) -> str:
+    """Why a GPU is not found, where torch can tell: a CPU build of torch (the default set-up's),
+    or a CUDA build that sees no GPU."""
+    import torch
+
+    if accelerator not in ("gpu", "cuda"):
+        return ""
+    if torch.version.cuda is None:
+        return (f"torch {torch.__version__} is a CPU build, which cannot use a GPU; on a machine with an NVIDIA "
+                "GPU install the CUDA build: make setup TORCH=cuda")
+    if not torch.cuda.is_available():
+        return f"torch is a CUDA {torch.version.cuda} build, but it sees no GPU: the driver, CUDA_VISIBLE_DEVICES?"
+    return ""
 
 
 # A test split this small is a truth table (XOR): its outputs are worth reading row by row.
@@ -228,7 +246,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
             if len(splits.y_test) <= MAX_PREDICTION_ROWS:
                 module.eval()
                 with torch.no_grad():
-                    logits = module(splits.x_test.to(module.device))
+                    logits = module(splits.x_test.to(module.device, module.dtype))  # 64-true: float64
                 record.update(predictions=predictions(logits, splits.x_test, splits.y_test, splits.regression))
         status = Status.diverged if module.diverged_at is not None else stopped or Status.ok
         record.update(status=status, diverged_at=module.diverged_at,
@@ -500,7 +518,7 @@ def prepare(cfg: DictConfig) -> Job | None:
         return None
     try:
         cfg = checked(cfg)
-        if in_sweep and cfg.trainer.devices > 1:
+        if in_sweep and device_count(cfg.trainer.devices) > 1:
             raise ConfigError(f"trainer.devices={cfg.trainer.devices}: a DDP run starts its own processes; "
                               "run it on its own, without -m (a sweep runs each run on one device)")
     except ConfigError as e:

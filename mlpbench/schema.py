@@ -214,8 +214,10 @@ OPTIM_SCHEMAS = {
 @dataclass
 class TrainerConfig:
     accelerator: str = "auto"
-    # >1: one run on several devices with DDP (each process takes a shard of every batch).
-    devices: int = 1
+    # How many devices, or which: a list of indices as Lightning's Trainer takes them ([1]: the
+    # second GPU). More than one: one run on several devices with DDP (each process takes a shard
+    # of every batch).
+    devices: Any = 1
     strategy: str = "auto"
     precision: str = "32-true"
     max_epochs: int = 10
@@ -386,6 +388,11 @@ def resolved(cfg: DictConfig) -> DictConfig:
     if isinstance(cfg.seed, str) and cfg.seed.strip().isdigit():  # seed=${oc.env:SEED} gives text
         cfg.seed = int(cfg.seed)
     return cfg
+
+
+def device_count(devices: Any) -> int:
+    """How many devices trainer.devices asks for: a number, or the length of a list of indices."""
+    return len(devices) if isinstance(devices, (list, tuple, ListConfig)) else int(devices)
 
 
 def depth_of(model: DictConfig) -> int:
@@ -580,7 +587,13 @@ def validate(cfg: DictConfig) -> None:
         _check(errors, optim.momentum > 0.0, "optim.nesterov", True, "needs optim.momentum > 0 (Nesterov's "
                "look-ahead is a momentum step)")
 
-    _check(errors, trainer.devices >= 1, "trainer.devices", trainer.devices, "must be an integer >= 1")
+    devices = trainer.devices
+    indices = isinstance(devices, (list, tuple, ListConfig))
+    _check(errors, (bool(devices) and len(set(devices)) == len(devices)
+                    and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in devices)) if indices
+           else isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1,
+           "trainer.devices", list(devices) if indices else devices,
+           "must be an integer >= 1 (how many devices), or a list of distinct device indices such as [0] or [0,2]")
     # The spawn/fork variants train in child processes this one cannot read results from.
     _check(errors, trainer.strategy in ("auto", "ddp"), "trainer.strategy", trainer.strategy,
            "must be auto or ddp (ddp with trainer.devices > 1 trains one run on several devices)")

@@ -37,8 +37,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from mlpbench import sweep
-from mlpbench.model import MLP, NARROW_UNITS, BatchNorm, HiddenBlock, batch_stats
-from mlpbench.module import MLPModule, epoch_line, epoch_scalars, history_keys, regression_terms
+from mlpbench.model import MLP, NARROW_UNITS, BatchNorm, HiddenBlock, autocast_operands, batch_stats
+from mlpbench.module import MLPModule, epoch_line, epoch_scalars, history_keys, regression_terms, restore_cuda_rng
 from mlpbench.files import write_atomic
 from mlpbench.optim import OptimizerStack, build_optimizer
 from mlpbench.overrides import shown
@@ -322,7 +322,7 @@ class StackedMLP(nn.Module):
                     out = self._layer(m, out)
             return x + out if layer.residual else out
         if isinstance(layer, nn.Linear):
-            return _StackedLinear.apply(x, self.tensor(layer, "weight"), self.tensor(layer, "bias"))
+            return _StackedLinear.apply(*autocast_operands(x, self.tensor(layer, "weight"), self.tensor(layer, "bias")))
         return self._batch_norm(layer, x)
 
     def _activation(self, x: torch.Tensor) -> torch.Tensor:
@@ -352,6 +352,8 @@ class StackedMLP(nn.Module):
         run computes them (model.batch_stats)."""
         weight, bias = self.tensor(layer, "weight").unsqueeze(1), self.tensor(layer, "bias").unsqueeze(1)
         mean, var = self.tensor(layer, "running_mean"), self.tensor(layer, "running_var")
+        if x.dtype != weight.dtype:  # as model.BatchNorm: statistics in the parameters' float32
+            x = x.to(weight.dtype)
         if self.training:
             out, batch_mean, batch_var = batch_stats(x, weight, bias, layer.eps)
             layer.update_running(batch_mean, batch_var, x.shape[1], mean, var,
@@ -497,8 +499,7 @@ class StackedModule(MLPModule):
         self.histories = [{k: list(v) for k, v in h.items()} for h in saved["histories"]]
         self.replica_diverged = list(saved["diverged"])
         self.model.set_generators(saved["replica_rng"])
-        if saved["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        restore_cuda_rng(saved["cuda_rng"])
 
     # ------------------------------------------------------------------ evaluation
     def on_validation_epoch_start(self) -> None:
@@ -718,7 +719,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
             if sizes["test"] <= MAX_PREDICTION_ROWS:
                 module.eval()
                 with torch.no_grad():
-                    logits = module(data.x_test[data.test_rows].to(module.device))
+                    logits = module(data.x_test[data.test_rows].to(module.device, module.dtype))  # 64-true: float64
                 for k, record in enumerate(records):
                     record.update(predictions=predictions(logits[k], data.x_test.cpu(), data.y_test.cpu(),
                                                           data.regression, replica=k, console=False))

@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlpbench.console import command
 from mlpbench.overrides import parse
 from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, Status, as_written as _as_written, read_result, read_sweep_config
-from mlpbench.schema import TRIAL_CALLBACK, ConfigError
+from mlpbench.schema import TRIAL_CALLBACK, ConfigError, device_count
 
 log = logging.getLogger("mlpbench")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -285,7 +285,7 @@ def alone_because(cfg: DictConfig, cpu_max_batch_size: Optional[int] = None) -> 
         return "trainer.gradient_clip_val clips by the norm over one network's gradients"
     if cfg.callbacks and not trial:
         return f"callbacks.{next(iter(cfg.callbacks))} watches one run (early stopping, a search's pruning)"
-    if cfg.trainer.devices != 1:
+    if device_count(cfg.trainer.devices) != 1:
         return f"trainer.devices={cfg.trainer.devices}"
     return None
 

@@ -95,3 +95,19 @@ def test_plus_experiment_says_how_presets_are_chosen_now(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "presets are chosen with experiment=xor" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _pins(path: Path) -> dict[str, str]:
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return dict(line.split("==", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_cuda_constraints_pin_what_the_cpu_ones_do_with_the_cuda_build_of_torch():
+    cpu, cuda = _pins(REPO / "constraints.txt"), _pins(REPO / "constraints-cuda.txt")
+    assert cpu["torch"] == cuda["torch"] + "+cpu" and "+" not in cuda["torch"]  # PyPI's Linux wheel: CUDA
+    assert not any("+cpu" in version for version in cuda.values())
+    assert {k: v for k, v in cpu.items() if k != "torch"} == {k: v for k, v in cuda.items() if k != "torch"}
+    makefile = (REPO / "Makefile").read_text()
+    assert "constraints-cuda.txt" in makefile and "TORCH ?=" in makefile
+    # The documented command: README says how to set up on a GPU machine.
+    assert "make setup TORCH=cuda" in (REPO / "README.md").read_text()
