@@ -33,9 +33,6 @@ def history_keys(score: str) -> tuple[str, ...]:
     return ("train_loss", f"train_{score}", "val_loss", f"val_{score}", "epoch_seconds")
 
 
-HISTORY_KEYS = history_keys("acc")
-
-
 class _Sums:
     """Running loss*rows, the score's terms and rows for one pass over a split: correct
     predictions, or (regression) the targets' sum and sum of squares, r2's denominator."""

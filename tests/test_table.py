@@ -15,13 +15,19 @@ from mlpbench.schema import ConfigError, checked
 from tests.conftest import run_cli, summary_rows
 
 
-def breast_cancer(folder, name="breast_cancer.csv"):
-    """docs/data.md's worked example: scikit-learn's bundled breast-cancer table as a CSV."""
-    from sklearn.datasets import load_breast_cancer
+def sklearn_csv(folder, dataset: str):
+    """docs/data.md's worked examples: one of scikit-learn's bundled tables as a CSV, its target
+    column `target`: breast_cancer (569 rows, 2 classes), diabetes (442 rows, a float target of
+    214 values: disease progression after a year, a regression)."""
+    from sklearn import datasets
 
-    path = folder / name
-    load_breast_cancer(as_frame=True).frame.to_csv(path, index=False)
+    path = folder / f"{dataset}.csv"
+    getattr(datasets, f"load_{dataset}")(as_frame=True).frame.to_csv(path, index=False)
     return path
+
+
+def breast_cancer(folder):
+    return sklearn_csv(folder, "breast_cancer")
 
 
 def table_cfg(path, *overrides):
@@ -33,12 +39,18 @@ def write(path, text):
     return path
 
 
-def test_a_csv_of_your_own_trains_sweeps_and_reports(tmp_path):
-    path = breast_cancer(tmp_path)
-    sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "data=table", f"data.path={path}", "data.target=target", "model.depth=1,2", "seed=1,2",
-                   "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+def depth_sweep(folder, dataset: str, seeds: str, epochs: int):
+    """`mlpbench -m` over depth 1 and 2 on the dataset's CSV: its sweep folder and the process."""
+    sweep = folder / "sweep"
+    proc = run_cli("-m", "data=table", f"data.path={sklearn_csv(folder, dataset)}", "data.target=target",
+                   "model.depth=1,2", f"seed={seeds}", f"trainer.max_epochs={epochs}", f"hydra.sweep.dir={sweep}",
+                   cwd=folder)
     assert proc.returncode == 0, proc.stderr
+    return sweep, proc
+
+
+def test_a_csv_of_your_own_trains_sweeps_and_reports(tmp_path):
+    sweep, _ = depth_sweep(tmp_path, "breast_cancer", "1,2", epochs=2)
     rows = summary_rows(sweep)
     assert [r["model.depth"] for r in rows] == ["1", "2"] and {r["n"] for r in rows} == {"2"}
     assert all(float(r["best_val_acc_mean"]) > 0.8 for r in rows)  # 30 features, 2 classes: an easy table
@@ -159,16 +171,25 @@ def test_data_root_is_where_a_table_is_found_and_is_refused_where_nothing_reads_
     assert OmegaConf.select(compose_config([]), "data.path") is None
 
 
+def trained_on_first_rows(folder, dataset: str, rows: int, *options: str):
+    """A 3-epoch run on the dataset's first `rows` rows (train.csv), tested on the others
+    (test.csv, data.test_path): the table and the run's folder."""
+    import pandas as pd
+
+    frame = pd.read_csv(sklearn_csv(folder, dataset))
+    frame.iloc[:rows].to_csv(folder / "train.csv", index=False)
+    frame.iloc[rows:].to_csv(folder / "test.csv", index=False)
+    run = folder / "run"
+    proc = run_cli("data=table", f"data.path={folder / 'train.csv'}", f"data.test_path={folder / 'test.csv'}",
+                   "data.target=target", "trainer.max_epochs=3", f"hydra.run.dir={run}", *options, cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    return frame, run
+
+
 def test_predict_uses_the_runs_own_encoding_and_reproduces_its_test_accuracy(tmp_path):
     import pandas as pd
 
-    frame = pd.read_csv(breast_cancer(tmp_path))
-    frame.iloc[:450].to_csv(tmp_path / "train.csv", index=False)
-    frame.iloc[450:].to_csv(tmp_path / "test.csv", index=False)
-    run = tmp_path / "run"
-    proc = run_cli("data=table", f"data.path={tmp_path / 'train.csv'}", f"data.test_path={tmp_path / 'test.csv'}",
-                   "data.target=target", "trainer.max_epochs=3", f"hydra.run.dir={run}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    frame, run = trained_on_first_rows(tmp_path, "breast_cancer", 450)
     out = tmp_path / "predictions.csv"
     # test_acc was measured with the last epoch's weights: --checkpoint last gives them.
     assert predict_main([str(run), "--data", str(tmp_path / "test.csv"), "--out", str(out), "--checkpoint", "last"]) == 0
@@ -219,22 +240,9 @@ def test_the_table_depth_preset_sweeps_depth_over_seeds_until_decided_on_your_fi
         checked(compose_config(["experiment=table_depth"]))
 
 
-def diabetes(folder, name="diabetes.csv"):
-    """docs/data.md's regression example: scikit-learn's bundled diabetes table (442 rows, a
-    float target of 214 values: disease progression after a year)."""
-    from sklearn.datasets import load_diabetes
-
-    path = folder / name
-    load_diabetes(as_frame=True).frame.to_csv(path, index=False)
-    return path
-
-
 def test_a_float_target_trains_as_a_regression_with_r2_and_a_verdict_on_val_loss(tmp_path):
-    path = diabetes(tmp_path)
-    sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "data=table", f"data.path={path}", "data.target=target", "model.depth=1,2", "seed=1,2,3",
-                   "trainer.max_epochs=3", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    sweep, proc = depth_sweep(tmp_path, "diabetes", "1,2,3", epochs=3)
+    path = tmp_path / "diabetes.csv"
     assert "data.task=regression (inferred)" in proc.stdout + proc.stderr
     result = json.loads((sweep / "model.depth=1,seed=1" / "result.json").read_text())
     metrics = result["metrics"]
@@ -271,16 +279,7 @@ def test_a_float_target_trains_as_a_regression_with_r2_and_a_verdict_on_val_loss
 
 
 def test_a_regression_run_predicts_values_that_give_its_own_test_r2_and_rmse(tmp_path):
-    import pandas as pd
-
-    frame = pd.read_csv(diabetes(tmp_path))
-    frame.iloc[:350].to_csv(tmp_path / "train.csv", index=False)
-    frame.iloc[350:].to_csv(tmp_path / "test.csv", index=False)
-    run = tmp_path / "run"
-    proc = run_cli("data=table", f"data.path={tmp_path / 'train.csv'}", f"data.test_path={tmp_path / 'test.csv'}",
-                   "data.target=target", "data.task=regression", "trainer.max_epochs=3", f"hydra.run.dir={run}",
-                   cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    frame, run = trained_on_first_rows(tmp_path, "diabetes", 350, "data.task=regression")
     metrics = json.loads((run / "result.json").read_text())["metrics"]
     predicted = predict.predict(run, tmp_path / "test.csv", "last").prediction.to_numpy()
     truth = frame.iloc[350:].target.to_numpy()
