@@ -332,6 +332,23 @@ def unscale_target(y: np.ndarray, encoding: dict[str, Any]) -> np.ndarray:
     return np.asarray(y, dtype=float) * std + mean
 
 
+def task_of(data_cfg) -> Task:
+    """What a run on this data predicts, without encoding it: a table's target read and judged
+    as encode() does (a search checks its objective against it before any trial)."""
+    from mlpbench.schema import Source
+
+    if Source(data_cfg.source) is not Source.table:
+        return Task.classification
+    if data_cfg.task is not None:
+        return Task(data_cfg.task)
+    path = file_path(data_cfg.path, data_cfg.root)
+    frame = read_table(path, "data.path")
+    target = "y" if path.suffix.lower() == ".npz" else str(data_cfg.target)
+    if target not in frame.columns:
+        return Task.classification  # the run names the missing column
+    return _task(data_cfg, frame[target].dropna(), target, path)
+
+
 def _task(data_cfg, labels, target: str, path: Path) -> Task:
     """data.task, or what the target looks like: a float column of many values is a number to
     predict (said in the log), anything else classes."""

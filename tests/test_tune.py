@@ -242,3 +242,14 @@ def test_the_epochs_figure_ticks_whole_trials_and_epochs(tmp_path, monkeypatch):
     ax = drawn["fig"].axes[0]
     for ticks in (ax.get_xticks(), ax.get_yticks()):
         assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_search_of_a_regression_is_asked_for_its_own_metric_before_any_trial(tmp_path):
+    from tests.test_table import sklearn_csv
+
+    path = sklearn_csv(tmp_path, "diabetes")
+    proc = run_cli(*TINY, "data=table", f"data.path={path}", "data.target=target", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert f"tune.objective=val_acc: data.path={path} is a regression" in proc.stderr
+    assert "set tune.objective=val_loss or val_r2" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(study_dir(tmp_path).glob("trial_*"))

@@ -103,6 +103,15 @@ class Search:
                 raise ConfigError(f"{override.input_line}: the tuner chooses the values it tries; make "
                                   f"{override.get_key_element()} a search dimension in tune.space instead")
 
+    def _check_objective(self) -> None:
+        """A regression (data.task, or a table's float target) logs val_r2, not val_acc: every
+        trial would end without a value."""
+        from mlpbench.table import Task, task_of
+
+        if self.objective == "val_acc" and task_of(self.config.data) is Task.regression:
+            raise ConfigError(f"tune.objective=val_acc: data.path={self.config.data.path} is a regression (a number to "
+                              "predict), scored by val_loss and val_r2; set tune.objective=val_loss or val_r2")
+
     def _check_space(self) -> None:
         """Compose the config at each end of each dimension (each choice of a categorical one),
         so that a value no run could use stops the search before it starts."""
@@ -220,6 +229,7 @@ class Search:
         checked(self.config)  # tune.* itself first: its errors are not the space's
         self._check_arguments()
         self._check_settings()
+        self._check_objective()
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         lock = self._lock()
         try:
