@@ -14,7 +14,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -287,10 +287,11 @@ def run_line(name: str, payload: dict[str, Any]) -> str:
 
 
 def check_memory(cfg: DictConfig, splits, replicas: int = 1) -> None:
-    """A model too large for this machine's memory is a config error before torch tries to
+    """A model too large for the memory it trains in is a config error before torch tries to
     allocate it: weights, gradients and up to two optimizer moments, and a batch's activations
     and their gradients (evaluation's batches are 1,024 rows or more), float32, times the
-    replicas trained as one stacked model."""
+    replicas trained as one stacked model; on a GPU the rows too (they are kept there), against
+    its free memory."""
     from mlpbench.model import hidden_widths, output_size
 
     features, classes = splits.num_features, splits.num_classes
@@ -298,15 +299,40 @@ def check_memory(cfg: DictConfig, splits, replicas: int = 1) -> None:
     params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
     rows = min(max(cfg.data.batch_size, 1024), max(splits.sizes().values()))
     weights, activations = params * 4 * 4 * replicas, rows * sum(widths) * 4 * 3 * replicas
+    found = _training_memory(cfg)
+    if found is None:
+        return
+    available, where = found
+    data = 0
+    if where.startswith("GPU"):
+        data = sum(t.numel() * t.element_size() for t in (splits.x_train, splits.y_train, splits.x_val, splits.y_val,
+                                                            splits.x_test, splits.y_test))
+    if weights + activations + data > 0.8 * available:
+        raise ConfigError(f"model.units={cfg.model.units} model.depth={cfg.model.depth} data.batch_size="
+                          f"{cfg.data.batch_size}: {params:,} parameters need about {weights / 1e9:.1f} GB (weights, "
+                          f"gradients, optimizer state{f', {replicas} stacked replicas' if replicas > 1 else ''}) and "
+                          f"a batch's activations {activations / 1e9:.1f} GB"
+                          f"{f', the rows {data / 1e9:.1f} GB' if data else ''}; {where}")
+
+
+def _training_memory(cfg: DictConfig) -> Optional[tuple[int, str]]:
+    """The bytes a run may use where it trains, and what that is: the free memory of the GPU it
+    will train on (trainer.accelerator, trainer.devices), else this machine's memory."""
+    import torch
+
+    accelerator = str(cfg.trainer.accelerator)
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            return None  # Lightning refuses the setting, saying why (_gpu_hint)
+        devices = cfg.trainer.devices
+        index = int(list(devices)[0]) if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)) else 0
+        free, _ = torch.cuda.mem_get_info(index)
+        return free, f"GPU {index} has {free / 1e9:.1f} GB free"
     try:
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return
-    if weights + activations > 0.8 * available:
-        raise ConfigError(f"model.units={cfg.model.units} model.depth={cfg.model.depth} data.batch_size="
-                          f"{cfg.data.batch_size}: {params:,} parameters need about {weights / 1e9:.1f} GB (weights, "
-                          f"gradients, optimizer state) and a batch's activations {activations / 1e9:.1f} GB; this "
-                          f"machine has {available / 1e9:.1f} GB")
+        return None
+    return available, f"this machine has {available / 1e9:.1f} GB"
 
 
 # What a run logs for Lightning's callbacks to watch (EarlyStopping, ModelCheckpoint: `monitor`).

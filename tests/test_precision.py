@@ -111,3 +111,19 @@ def test_keras_adam_counts_its_steps_without_reading_the_device_and_resumes_from
     assert opt.param_groups[0]["keras_step"] == 6 == int(opt.state[opt.param_groups[0]["params"][0]]["step"])
     resumed, _ = trained(6, reload_at=3)
     assert torch.equal(straight, resumed)
+
+
+def test_a_model_too_large_for_the_gpus_free_memory_is_refused_naming_it(monkeypatch):
+    from mlpbench.data import make_splits
+    from mlpbench.run import check_memory
+
+    cfg = checked(compose_config(["data=digits", "trainer.accelerator=gpu", "trainer.devices=[1]"]))
+    splits = make_splits(cfg.data, cfg.seed)
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: asked.append(index) or (10**6, 8 * 10**9))
+    with pytest.raises(ConfigError, match=r"the rows 0\.0 GB; GPU 1 has 0\.0 GB free"):
+        check_memory(cfg, splits, replicas=100)
+    assert asked == [1]  # the GPU it trains on, trainer.devices=[1]
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (8 * 10**9, 8 * 10**9))
+    check_memory(cfg, splits, replicas=100)  # 100 tutorial-sized replicas fit in 8 GB
