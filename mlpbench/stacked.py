@@ -122,7 +122,11 @@ _exact_cache: dict[tuple, bool] = {}
 
 def _product(batched, per_replica, *operands: torch.Tensor) -> torch.Tensor:
     """`batched(*operands)` where it rounds as `per_replica` (the runs' own products) does for
-    this layout of operands, else `per_replica(*operands)`."""
+    this layout of operands, else `per_replica(*operands)`. Off the CPU always batched: there
+    the bar is the basic launcher's numbers within 1e-4, not to the bit, and K products a layer
+    would leave a GPU waiting on Python."""
+    if not _exact_on(operands[0]):
+        return batched(*operands)
     key = (batched, per_replica, *((t.shape, t.stride()) for t in operands), operands[0].device.type)
     exact = _exact_cache.get(key)
     if exact is None:
@@ -139,8 +143,15 @@ EXACT_ANYWHERE = (nn.ReLU, nn.LeakyReLU, nn.Identity)
 
 
 def _per_replica(fn, x: torch.Tensor) -> torch.Tensor:
-    """fn applied to each replica's slice of x (K, ...), as its run applies it."""
-    return torch.stack([fn(x[k]) for k in range(len(x))])
+    """fn applied to each replica's slice of x (K, ...), as its run applies it (on the CPU; see
+    _product)."""
+    return torch.stack([fn(x[k]) for k in range(len(x))]) if _exact_on(x) else fn(x)
+
+
+def _exact_on(x: torch.Tensor) -> bool:
+    """Whether stacked replicas reproduce their runs to the bit on x's device: on the CPU, by the
+    workarounds here; elsewhere they are not attempted."""
+    return x.device.type == "cpu"
 
 
 def _runs(values: list) -> list[tuple[int, int]]:
@@ -173,7 +184,7 @@ class StackedMLP(nn.Module):
     per replica from its own generator) and optimizer settings (`optim_groups`: ranges of
     replicas with one optimizer, whose parameters are separate tensors, one per range)."""
 
-    def __init__(self, replicas: list[MLP], optim_groups: list[tuple[int, int]] | None = None):
+    def __init__(self, replicas: list[MLP], optim_groups: list[tuple[int, int]] | None = None, exact: bool = True):
         super().__init__()
         # The layer structure, not a submodule: its own tensors are not used.
         object.__setattr__(self, "template", replicas[0])
@@ -185,7 +196,7 @@ class StackedMLP(nn.Module):
         self.param_names = [name for name in self.names if name in trainable]  # its optimizer's order
         # Each trainable tensor as blocks of replicas [a, b), one parameter each: a block per
         # optimizer group, or, for a tensor that is no whole number of 16-float units, a block per
-        # replica (see VECTOR_FLOATS).
+        # replica (see VECTOR_FLOATS; `exact`: where the stack trains on the CPU).
         self.blocks: dict[str, list[tuple[int, int]]] = {}
         self.slots: list[tuple[str, int, int]] = []  # this module's parameters, in order: (key, a, b)
         for name in self.names:
@@ -193,7 +204,7 @@ class StackedMLP(nn.Module):
             if name not in trainable:
                 self.register_buffer(_mangle(name), torch.stack(tensors))
                 continue
-            per_replica = tensors[0].numel() % VECTOR_FLOATS != 0
+            per_replica = exact and tensors[0].numel() % VECTOR_FLOATS != 0
             blocks = [(k, k + 1) for k in range(self.replicas)] if per_replica else self.optim_groups
             self.blocks[name] = blocks
             for a, b in blocks:
@@ -328,7 +339,7 @@ class StackedMLP(nn.Module):
     def _activation(self, x: torch.Tensor) -> torch.Tensor:
         parts = []
         for a, b, act in self.activations:
-            if isinstance(act, EXACT_ANYWHERE):
+            if isinstance(act, EXACT_ANYWHERE) or not _exact_on(x):
                 parts.append(act(x[a:b]))
             else:  # on each replica's (rows, F) slice, laid out as its run's
                 parts += [act(x[k]).unsqueeze(0) for k in range(a, b)]
@@ -375,10 +386,10 @@ class StackedModule(MLPModule):
     log line, TensorBoard scalars and divergence its own run's."""
 
     def __init__(self, models: list[MLP], model_cfg, optim_cfgs: list, loggers: list, log_every_n_epochs: int = 1,
-                 regression: bool = False):
+                 regression: bool = False, exact: bool = True):
         optim_groups = _runs([sweep.as_text(c) for c in optim_cfgs])
         super().__init__(model_cfg, optim_cfgs[0], 0, 0, log_every_n_epochs=log_every_n_epochs,
-                         model=StackedMLP(models, optim_groups), regression=regression)
+                         model=StackedMLP(models, optim_groups, exact), regression=regression)
         self.optim_cfgs = optim_cfgs
         self.replicas = len(models)
         self.label = "stack"  # names the stack on the console, where stacks train side by side
@@ -669,7 +680,8 @@ def train_group(jobs: list[Job]) -> list[dict]:
         records.append(record)
         loggers.append(run_logger(job.run_dir, purge_step=position["step"] if position else None))
     module = StackedModule(models, cfg.model, [job.cfg.optim for job in jobs], loggers,
-                           log_every_n_epochs=cfg.trainer.log_every_n_epochs, regression=data.regression)
+                           log_every_n_epochs=cfg.trainer.log_every_n_epochs, regression=data.regression,
+                           exact=sweep.trains_on_cpu(cfg))
     module.model.set_generators(rng)
     common = [o for o in jobs[0].overrides if not o.startswith(("seed=", "sweep.")) and all(o in job.overrides for job in jobs)]
     module.label = shown(common) if common else "stack"

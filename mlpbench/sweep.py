@@ -276,7 +276,7 @@ def alone_because(cfg: DictConfig, cpu_max_batch_size: Optional[int] = None) -> 
     # A search trial's seeds (tune.repeats) are one stack whatever the batch size: its pruning
     # callback must see their mean.
     trial = cfg.tune.repeats > 1 and set(cfg.callbacks) == {TRIAL_CALLBACK}
-    if cpu_max_batch_size is not None and not trial and cfg.data.batch_size > cpu_max_batch_size and _on_cpu(cfg):
+    if cpu_max_batch_size is not None and not trial and cfg.data.batch_size > cpu_max_batch_size and trains_on_cpu(cfg):
         return (f"data.batch_size={cfg.data.batch_size}: on the CPU only batches up to "
                 f"hydra.launcher.cpu_max_batch_size={cpu_max_batch_size} train faster stacked")
     if cfg.diagnostics:
@@ -290,7 +290,7 @@ def alone_because(cfg: DictConfig, cpu_max_batch_size: Optional[int] = None) -> 
     return None
 
 
-def _on_cpu(cfg: DictConfig) -> bool:
+def trains_on_cpu(cfg: DictConfig) -> bool:
     accelerator = str(cfg.trainer.accelerator)
     if accelerator != "auto":
         return accelerator == "cpu"

@@ -158,3 +158,25 @@ def test_stacks_train_in_worker_processes_with_the_basic_launchers_numbers(tmp_p
     for name, result in theirs.items():
         assert ours[name]["history"]["val_loss"] == result["history"]["val_loss"], name
         assert ours[name]["threads"] == (1 if "in 2 processes" in output else result["threads"])
+
+
+def test_a_stack_off_the_cpu_keeps_each_tensor_whole_and_computes_what_its_replicas_do():
+    # exact=False: how a stack is built to train on a GPU, where bit-equality with the basic
+    # launcher is not attempted (within 1e-4 is the bar): no per-replica blocks or products.
+    from mlpbench.model import MLP
+    from mlpbench.stacked import StackedMLP
+    from tests.conftest import make_config
+
+    cfg = make_config("model.units=100", "model.depth=2", "model.activation=tanh")  # 100: no 16-float units
+    models = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        models.append(MLP(cfg.model, 64, 10))
+    exact, whole = StackedMLP(models), StackedMLP(models, exact=False)
+    assert len(list(whole.parameters())) == len(list(models[0].parameters())) < len(list(exact.parameters()))
+    for k, model in enumerate(models):
+        assert all(torch.equal(whole.replica_state(k)[name], t) for name, t in model.state_dict().items())
+    x = torch.randn(3, 32, 64)
+    whole.eval(), exact.eval()
+    expected = torch.stack([model.eval()(x[k]) for k, model in enumerate(models)])
+    assert torch.allclose(whole(x), expected, atol=1e-5) and torch.allclose(exact(x), expected, atol=1e-5)
