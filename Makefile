@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@case "$(TORCH)" in cpu|cuda) ;; *) echo "TORCH=$(TORCH): give cpu or cuda"; exit 2;; esac
 	@echo "Setting up $(VENV): mlpbench and the exact versions in $(CONSTRAINTS) (torch: the $(TORCH) build, Lightning,"
 	@echo "Hydra, TensorBoard, Optuna, pytest); about 1 minute from a local package index, longer from PyPI."
+	@# Another build than the environment has: a new environment (pip would keep the installed
+	@# torch, whose 2.13.0+cpu satisfies 2.13.0, and a CUDA build's nvidia-* packages would stay).
+	@if [ -f $(VENV)/.torch ] && [ "$$(cat $(VENV)/.torch)" != "$(TORCH)" ]; then echo "Replacing $(VENV) (torch: $$(cat $(VENV)/.torch) build)"; rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	rm -f $(VENV)/.installed-*
 	$(PY) -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e '.[test]'

@@ -68,8 +68,10 @@ class KerasAdam(_KerasDecay, torch.optim.Adam):
             # The step count kept in the group: the fused kernels' own is a device tensor, and
             # reading it (int(state["step"])) waited for the GPU every step. Read once where a
             # checkpoint from before keras_step resumes.
+            # Under a GradScaler (16-mixed) a fused step may be skipped, and torch's count rolled
+            # back: there the count is read as before.
             t = group.get("keras_step")
-            if t is None:
+            if t is None or getattr(self, "found_inf", None) is not None:
                 t = int(self.state[first]["step"]) if self.state[first] else 0
             group["keras_step"] = t = t + 1
             group["eps"] = group["keras_eps"] / math.sqrt(1.0 - group["betas"][1] ** t)

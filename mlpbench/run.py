@@ -93,6 +93,9 @@ def checkpoint_callback(run_dir: Path, score: str = "acc"):
             return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
 
         def _save_last_if_skipped(self, trainer, saved_before: int) -> None:
+            # A diverged run keeps its last finite weights, as Lightning's rule kept them (no new best).
+            if getattr(trainer.lightning_module, "diverged_at", None) is not None:
+                return
             if self._last_global_step_saved == saved_before and not self._should_skip_saving_checkpoint(trainer):
                 self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
@@ -304,9 +307,10 @@ def check_memory(cfg: DictConfig, splits, replicas: int = 1) -> None:
         return
     available, where = found
     data = 0
-    if where.startswith("GPU"):
-        data = sum(t.numel() * t.element_size() for t in (splits.x_train, splits.y_train, splits.x_val, splits.y_val,
-                                                            splits.x_test, splits.y_test))
+    if where.startswith("GPU"):  # each tensor once: a stack's validation rows are its training tensor
+        tensors = {t.data_ptr(): t for t in (splits.x_train, splits.y_train, splits.x_val, splits.y_val,
+                                             splits.x_test, splits.y_test)}
+        data = sum(t.numel() * t.element_size() for t in tensors.values())
     if weights + activations + data > 0.8 * available:
         raise ConfigError(f"model.units={cfg.model.units} model.depth={cfg.model.depth} data.batch_size="
                           f"{cfg.data.batch_size}: {params:,} parameters need about {weights / 1e9:.1f} GB (weights, "

@@ -132,8 +132,9 @@ class DataConfig:
     # A column of the file that marks the test rows with "test" (others train and validate); it is
     # no feature. Instead of data.test_path.
     split_column: Optional[str] = None
-    # null: regression where a table's target is numbers with fractions (or more values than
-    # classes can have rows), said in the log; classification otherwise and for every bundled source.
+    # null: regression where a table's target is numbers of more than 20 values, with fractions or
+    # (a float column) more than one value per ten rows, said in the log; classification otherwise
+    # and for every bundled source.
     task: Optional[Task] = None
 
 

@@ -38,7 +38,7 @@ FORMATS = (".csv", ".tsv", ".parquet", ".npz")
 TEST_SPLIT_SEED = 12345
 MIN_ROWS_PER_CLASS = 2  # fewer on average: an identifier or a number, not a class label
 # A float target with more values than this is taken for a number to predict (data.task=null).
-MAX_INFERRED_CLASSES = 20
+MAX_INFERRED_CLASSES = 20  # with fractions, or more than one value per ten rows of a float column
 # A text column with more categories than this (and than half its rows) is an identifier or free
 # text: one input per value would make the model as wide as the file is long.
 MAX_CATEGORIES = 1000
@@ -180,11 +180,18 @@ def _missing(frame, columns: list[str], path: Path, how: Missing):
         return frame
     if how is Missing.refuse:
         column, n = next(iter(counts.items()))
-        rows = [int(i) + 1 for i in np.flatnonzero(frame[column].isna().to_numpy())]
+        rows = [_file_row(frame, i) for i in np.flatnonzero(frame[column].isna().to_numpy())]
         others = f" (and {len(counts) - 1} more column(s): {_listed(list(counts)[1:])})" if len(counts) > 1 else ""
         raise TableError(f"{path}: column {column} has {n} missing value(s), row(s) {_listed(rows, 5)}{others}; "
                          "set data.missing=drop to leave such rows out, or data.missing=mean to fill them")
     return frame.dropna(subset=list(counts)) if how is Missing.drop else frame
+
+
+def _file_row(frame, position: int) -> int:
+    """The 1-based row of the file (its header aside) of the frame's row at `position`: the
+    frame's index, which reading numbers 0, 1, ... and dropping or splitting rows keeps."""
+    label = frame.index[position]
+    return int(label) + 1 if isinstance(label, (int, np.integer)) else int(position) + 1
 
 
 def _class_order(values: list) -> list:
@@ -243,11 +250,11 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         if lacking:
             raise TableError(f"{test_where}: lacks the column(s) {_listed(lacking)} of data.path")
     elif split is not None:
-        tested = frame[split].astype("string").str.strip().str.lower() == "test"
+        tested = (frame[split].astype("string").str.strip().str.lower() == "test").fillna(False).astype(bool)
         if not tested.any() or tested.all():
             raise TableError(f"data.split_column={split}: {path} has {int(tested.sum())} row(s) marked test of "
                              f"{len(frame)}; mark the test rows 'test' and leave others (train, val, ...) for training")
-        test_frame, frame = frame[tested.fillna(False)], frame[~tested.fillna(False)]
+        test_frame, frame = frame[tested], frame[~tested]
         test_where = f"data.split_column={split}: the test rows of {path}"
     how = Missing(data_cfg.missing)
     used = [*features, target]
@@ -267,9 +274,10 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     task = _task(data_cfg, frame[target], target, path)
     if task is Task.regression:
         y_all = _as_numbers(frame[target]).to_numpy(dtype=float)
-        if np.isnan(y_all).any():
-            row = int(np.flatnonzero(np.isnan(y_all))[0])
-            raise TableError(f"data.target={target}: {path} row {row + 1} holds {frame[target].iloc[row]!r}, not a "
+        if not np.isfinite(y_all).all():
+            row = int(np.flatnonzero(~np.isfinite(y_all))[0])
+            raise TableError(f"data.target={target}: {path} row {_file_row(frame, row)} holds "
+                             f"{frame[target].iloc[row]!r}, not a "
                              "number to predict (data.task=regression)")
         names = None
     else:
@@ -286,9 +294,9 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         test_values = test_frame[target]
         if names is None:
             test_labels = _as_numbers(test_values).to_numpy(dtype=float)
-            if np.isnan(test_labels).any():
-                row = int(np.flatnonzero(np.isnan(test_labels))[0])
-                raise TableError(f"{test_where}: column {target} row {row + 1} holds "
+            if not np.isfinite(test_labels).all():
+                row = int(np.flatnonzero(~np.isfinite(test_labels))[0])
+                raise TableError(f"{test_where}: column {target} row {_file_row(test_frame, row)} holds "
                                  f"{test_values.iloc[row]!r}, not a number to predict")
         else:
             if (pd.api.types.is_numeric_dtype(test_values) and all(isinstance(n, int) for n in names)
@@ -362,9 +370,16 @@ def _task(data_cfg, labels, target: str, path: Path) -> Task:
                              "predict (data.task=regression); data.task=classification takes text labels")
         return task
     values = labels.nunique()
-    if numeric and pd.api.types.is_float_dtype(labels) and values > MAX_INFERRED_CLASSES:
-        log.info("data.task=regression (inferred): %s's column %s holds %d different numbers; "
-                 "set data.task=classification to treat them as classes", path, target, values)
+    if not numeric or values <= MAX_INFERRED_CLASSES:
+        return Task.classification
+    numbers = labels.dropna().to_numpy(dtype=float)
+    fractions = bool(np.any(np.mod(numbers, 1) != 0))
+    # Whole numbers in a float column (151.0) are values to predict where they are too many to be
+    # classes (more than one per ten rows); fewer are labels stored as floats (an .npz's y).
+    if fractions or (pd.api.types.is_float_dtype(labels) and values * 10 > len(numbers)):
+        log.info("data.task=regression (inferred): %s's column %s holds %d different numbers%s; "
+                 "set data.task=classification to treat them as classes", path, target, values,
+                 " with fractions" if fractions else f" in {len(numbers)} rows")
         return Task.regression
     return Task.classification
 
@@ -437,7 +452,7 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str) -> np.ndarray:
         column = frame[name]
         gaps = column.isna()
         if gaps.any() and name not in encoding["fill"]:
-            rows = [int(i) + 1 for i in np.flatnonzero(gaps.to_numpy())]
+            rows = [_file_row(frame, i) for i in np.flatnonzero(gaps.to_numpy())]
             raise TableError(f"{where}: column {name} has {int(gaps.sum())} missing value(s), row(s) {_listed(rows, 5)}"
                              f"{'; set data.missing=drop or data.missing=mean' if encoding['missing'] == 'refuse' else ''}")
         if name in encoding["numbers"]:
@@ -445,7 +460,8 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str) -> np.ndarray:
             bad = values.isna() & ~gaps
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise TableError(f"{where}: column {name} holds text ({column.iloc[row]!r}, row {row + 1}) where the "
+                raise TableError(f"{where}: column {name} holds text ({column.iloc[row]!r}, row "
+                                 f"{_file_row(frame, row)}) where the "
                                  "training rows had numbers")
             mean, std = encoding["numbers"][name]
             parts.append(((values.fillna(mean) - mean) / std).to_numpy()[:, None])

@@ -120,6 +120,7 @@ def test_a_diverging_run_stops_and_is_recorded_as_diverged(tmp_path):
     assert result["epochs"] == 1 and result["diverged_at"]["epoch"] == 1
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["status"] == "diverged" and saved["history"]["train_loss"] == [None]
+    assert not list((tmp_path / "checkpoints").glob("*.ckpt"))  # no checkpoint of NaN weights
 
 
 def test_a_crash_mid_run_keeps_the_finished_epochs(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ and the layout's promise that the grid path never loads the search."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,12 +100,14 @@ def test_plus_experiment_says_how_presets_are_chosen_now(tmp_path):
 
 def _pins(path: Path) -> dict[str, str]:
     lines = [line.strip() for line in path.read_text().splitlines()]
-    return dict(line.split("==", 1) for line in lines if line and not line.startswith("#"))
+    return dict(re.split("===?", line, maxsplit=1) for line in lines if line and not line.startswith("#"))
 
 
 def test_the_cuda_constraints_pin_what_the_cpu_ones_do_with_the_cuda_build_of_torch():
     cpu, cuda = _pins(REPO / "constraints.txt"), _pins(REPO / "constraints-cuda.txt")
     assert cpu["torch"] == cuda["torch"] + "+cpu" and "+" not in cuda["torch"]  # PyPI's Linux wheel: CUDA
+    # `===`: that version string exactly; `==2.13.0` would take a local 2.13.0+cpu wheel too.
+    assert "torch===2.13.0" in (REPO / "constraints-cuda.txt").read_text().splitlines()
     assert not any("+cpu" in version for version in cuda.values())
     assert {k: v for k, v in cpu.items() if k != "torch"} == {k: v for k, v in cuda.items() if k != "torch"}
     makefile = (REPO / "Makefile").read_text()

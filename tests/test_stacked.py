@@ -160,9 +160,11 @@ def test_stacks_train_in_worker_processes_with_the_basic_launchers_numbers(tmp_p
         assert ours[name]["threads"] == (1 if "in 2 processes" in output else result["threads"])
 
 
-def test_a_stack_off_the_cpu_keeps_each_tensor_whole_and_computes_what_its_replicas_do():
-    # exact=False: how a stack is built to train on a GPU, where bit-equality with the basic
-    # launcher is not attempted (within 1e-4 is the bar): no per-replica blocks or products.
+def test_a_stack_off_the_cpu_keeps_each_tensor_whole_and_computes_what_its_replicas_do(monkeypatch):
+    # exact=False, and no device with bit-equality workarounds: a stack as it trains on a GPU, where
+    # bit-equality with the basic launcher is not attempted (within 1e-4 is the bar): no
+    # per-replica blocks, products or activations.
+    from mlpbench import stacked
     from mlpbench.model import MLP
     from mlpbench.stacked import StackedMLP
     from tests.conftest import make_config
@@ -177,6 +179,16 @@ def test_a_stack_off_the_cpu_keeps_each_tensor_whole_and_computes_what_its_repli
     for k, model in enumerate(models):
         assert all(torch.equal(whole.replica_state(k)[name], t) for name, t in model.state_dict().items())
     x = torch.randn(3, 32, 64)
-    whole.eval(), exact.eval()
-    expected = torch.stack([model.eval()(x[k]) for k, model in enumerate(models)])
-    assert torch.allclose(whole(x), expected, atol=1e-5) and torch.allclose(exact(x), expected, atol=1e-5)
+    expected = torch.stack([model(x[k]) for k, model in enumerate(models)])  # training mode: batch statistics
+    assert torch.allclose(exact(x), expected, atol=1e-5)
+    per_replica = []
+    monkeypatch.setattr(stacked, "_affine_per_replica", lambda *a: per_replica.append(a) or None)
+    monkeypatch.setattr(stacked, "_exact_on", lambda x: False)
+    out = whole(x)
+    assert torch.allclose(out, expected, atol=1e-5) and not per_replica  # one batched product a layer
+    out.sum().backward()  # the batched backward: each replica's gradients
+    for k, model in enumerate(models):
+        model.zero_grad()
+        model(x[k]).sum().backward()
+        grad = whole.tensor(whole.template.output_layer, "weight").grad[k]
+        assert torch.allclose(grad, model.output_layer.weight.grad, atol=1e-4), k

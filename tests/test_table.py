@@ -303,6 +303,12 @@ def test_a_float_target_of_few_values_stays_classes_and_regression_is_for_tables
     path = write(tmp_path / "f.csv", "a,label\n" + "".join(f"{i},{float(i % 3)}\n" for i in range(30)))
     *_, encoding = table.encode(table_cfg(path, "data.target=label"))
     assert encoding["task"] == "classification" and encoding["classes"] == ["0", "1", "2"]
+    # 26 whole-number classes stored as floats (an .npz's y) in 520 rows: still classes.
+    np.savez(tmp_path / "letters.npz", x=np.arange(520.0)[:, None], y=np.arange(520) % 26 * 1.0)
+    assert table.task_of(table_cfg(tmp_path / "letters.npz")).value == "classification"
+    # 30 values with fractions in 600 rows: numbers to predict.
+    path = write(tmp_path / "g.csv", "a,label\n" + "".join(f"{i},{i % 30 + 0.5}\n" for i in range(600)))
+    assert table.task_of(table_cfg(path, "data.target=label")).value == "regression"
     with pytest.raises(ConfigError, match="data.task=regression: regression applies to data=table only"):
         checked(compose_config(["data=digits", "data.task=regression"]))
 
@@ -343,6 +349,14 @@ def test_a_split_column_marks_the_test_rows_and_is_no_feature(tmp_path):
     frame.assign(part="train").to_csv(tmp_path / "none.csv", index=False)
     with pytest.raises(table.TableError, match="has 0 row.s. marked test of 569"):
         table.encode(table_cfg(tmp_path / "none.csv", "data.target=target", "data.split_column=part"))
+    # Blank cells train; a message names the file's own row, not its place among the test rows.
+    frame["part"] = ["test" if i >= 450 else None for i in range(len(frame))]
+    frame.loc[500, "mean radius"] = None
+    frame.to_csv(tmp_path / "blank.csv", index=False)
+    with pytest.raises(table.TableError, match="column mean radius has 1 missing value.s., row.s. 501"):
+        table.encode(table_cfg(tmp_path / "blank.csv", "data.target=target", "data.split_column=part"))
+    assert len(table.encode(table_cfg(tmp_path / "blank.csv", "data.target=target", "data.split_column=part",
+                                      "data.missing=drop"))[3]) == 118
     with pytest.raises(ConfigError, match="data.split_column=part: and data.test_path both say"):
         checked(compose_config(["data=table", "data.path=a.csv", "data.target=t", "data.split_column=part",
                                 "data.test_path=b.csv"]))

@@ -12,6 +12,7 @@ import pytest
 from matplotlib.image import imread
 from omegaconf import OmegaConf
 
+from mlpbench.run import compose_config
 from mlpbench.schema import ConfigError
 from mlpbench.tune.space import grid_size, parse_space
 from tests.conftest import REPO, run_cli, start_cli, wait_until
@@ -253,3 +254,15 @@ def test_a_search_of_a_regression_is_asked_for_its_own_metric_before_any_trial(t
     assert f"tune.objective=val_acc: data.path={path} is a regression" in proc.stderr
     assert "set tune.objective=val_loss or val_r2" in proc.stderr and "Traceback" not in proc.stderr
     assert not list(study_dir(tmp_path).glob("trial_*"))
+
+
+def test_a_study_saved_by_an_earlier_version_continues_despite_keys_added_at_null():
+    # An earlier version saved report.objective=best_val_acc (now null: chosen by task) and had
+    # no data.task or data.split_column (now null): the same search.
+    from mlpbench.tune.study import comparable, search_settings
+
+    now = search_settings(compose_config(["experiment=tune_units"]))
+    assert "data.task" not in now and not any(k.startswith("report.") for k in now)
+    earlier = now | {"report.objective": "best_val_acc", "data.path": None}
+    assert comparable(earlier) == now
+    assert comparable(earlier | {"model.units": 64}) != now  # a real difference still counts

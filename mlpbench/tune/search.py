@@ -31,8 +31,9 @@ from mlpbench.schema import STACKED_LAUNCHER, TRIAL_CALLBACK, ConfigError, Prune
 from mlpbench.sweep import alone_because, run_name
 from mlpbench.tune.report import write_report
 from mlpbench.tune.space import flat, grid_size, parse_space
-from mlpbench.tune.study import (CONFIG_FILE, STUDY_FILE, direction, ended_count, make_pruner, make_sampler, objective_key, point,
-                                 retry, reuse_earlier, search_settings, storage, tell, tried_points, unopenable)
+from mlpbench.tune.study import (CONFIG_FILE, STUDY_FILE, comparable, direction, ended_count, make_pruner, make_sampler,
+                                 objective_key, point, retry, reuse_earlier, search_settings, storage, tell,
+                                 tried_points, unopenable)
 
 log = logging.getLogger("mlpbench")
 # Points tried already, proposed in a row, after which the sampler is taken to have converged.
@@ -108,9 +109,15 @@ class Search:
         trial would end without a value."""
         from mlpbench.table import Task, task_of
 
-        if self.objective == "val_acc" and task_of(self.config.data) is Task.regression:
+        if self.objective == "val_loss":
+            return
+        regression = task_of(self.config.data) is Task.regression
+        if self.objective == "val_acc" and regression:
             raise ConfigError(f"tune.objective=val_acc: data.path={self.config.data.path} is a regression (a number to "
                               "predict), scored by val_loss and val_r2; set tune.objective=val_loss or val_r2")
+        if self.objective == "val_r2" and not regression:
+            raise ConfigError(f"tune.objective=val_r2: data={self.config.data.source} is classes, scored by val_acc and "
+                              "val_loss (val_r2 is a regression's: data.task=regression on a table)")
 
     def _check_space(self) -> None:
         """Compose the config at each end of each dimension (each choice of a categorical one),
@@ -193,6 +200,7 @@ class Search:
         study.sampler = make_sampler(self.tune, self.config.seed + len(study.get_trials(deepcopy=False)))
         settings = search_settings(self.config)
         saved = study.user_attrs.get("settings")
+        saved = None if saved is None else comparable(saved)
         if saved is None:
             study.set_user_attr("settings", settings)
         elif saved != settings:

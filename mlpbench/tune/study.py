@@ -21,8 +21,9 @@ STUDY_FILE = "study.db"
 # The search's config, saved in its folder: what the report and each trial read.
 CONFIG_FILE = SWEEP_CONFIG
 # Settings that may change between runs of one study: how many trials, how many at once, points
-# to try first, and what is no property of a run (resume, the console's settings).
-RESUMABLE_CHANGES = ("tune.n_trials", "tune.n_jobs", "tune.enqueue", "tune.finalists",
+# to try first, how sweeps are reported, and what is no property of a run (resume, the console's
+# settings).
+RESUMABLE_CHANGES = ("tune.n_trials", "tune.n_jobs", "tune.enqueue", "tune.finalists", "report.",
                      *sorted(NOT_A_SETTING - {"experiment"}))
 
 
@@ -116,10 +117,16 @@ def direction(objective: str) -> str:
 
 
 def search_settings(config: DictConfig) -> dict[str, Any]:
-    """What a study searched (everything but hydra.* and the settings a rerun may change)."""
+    """What a study searched (everything but hydra.* and the settings a rerun may change); a
+    key at null is as absent (a key added since the study began, at its default)."""
     job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
-    settings = flat(OmegaConf.to_container(job, resolve=True, enum_to_str=True))
-    return {k: v for k, v in settings.items() if not k.startswith(RESUMABLE_CHANGES)}
+    return comparable(flat(OmegaConf.to_container(job, resolve=True, enum_to_str=True)))
+
+
+def comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings as two runs of one study must share them: a study's saved ones too, which an
+    earlier version may have saved with keys since left out."""
+    return {k: v for k, v in settings.items() if not k.startswith(RESUMABLE_CHANGES) and v is not None}
 
 
 def reuse_earlier(study, trial) -> bool:
