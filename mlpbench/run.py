@@ -74,15 +74,25 @@ def checkpoint_callback(run_dir: Path, score: str = "acc"):
     class RunCheckpoint(ModelCheckpoint):
         """Lightning (2.6) writes last.ckpt only along with a new best.ckpt: after an epoch that
         did not improve, last.ckpt was an earlier epoch's, not the weights the run's test metrics
-        were measured with (nor the newest a resume could continue from)."""
+        were measured with (nor the newest a resume could continue from). A diverged run's epoch
+        is not saved at all: its NaN weights could score a finite val_acc (every row class 0) and
+        become best.ckpt; it keeps its last finite checkpoint, as a stacked replica does."""
 
         def on_validation_end(self, trainer, pl_module) -> None:
+            if pl_module.diverged_at is not None:
+                return
             saved = self._last_global_step_saved
             super().on_validation_end(trainer, pl_module)
             if not self._should_save_on_train_epoch_end(trainer):
                 self._save_last_if_skipped(trainer, saved)
 
+        def on_train_end(self, trainer, pl_module) -> None:
+            if pl_module.diverged_at is None:  # (Lightning's: last.ckpt if none was written)
+                super().on_train_end(trainer, pl_module)
+
         def on_train_epoch_end(self, trainer, pl_module) -> None:
+            if pl_module.diverged_at is not None:
+                return
             saved = self._last_global_step_saved
             super().on_train_epoch_end(trainer, pl_module)
             if self._should_save_on_train_epoch_end(trainer):
@@ -93,9 +103,6 @@ def checkpoint_callback(run_dir: Path, score: str = "acc"):
             return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
 
         def _save_last_if_skipped(self, trainer, saved_before: int) -> None:
-            # A diverged run keeps its last finite weights, as Lightning's rule kept them (no new best).
-            if getattr(trainer.lightning_module, "diverged_at", None) is not None:
-                return
             if self._last_global_step_saved == saved_before and not self._should_skip_saving_checkpoint(trainer):
                 self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
