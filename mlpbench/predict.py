@@ -3,13 +3,14 @@
     python -m mlpbench.predict RUN_OR_SWEEP_DIR --data FILE [--out FILE] [--run NAME]
 
 The run's checkpoints/best.ckpt (the epoch of its best val_acc, a regression's val_r2;
-`--checkpoint last`: the last epoch's, which the run's test metrics were measured with), loaded as tensors only
-(weights_only: a checkpoint from someone else runs no code), and the run's own encoding of its
-file (result.json's `table`: the feature columns, their scaling and categories, the class names
-or the target's scale) applied to FILE, a .csv, .tsv, .parquet or .npz with the same columns
-(others are ignored, so the target column may stay). One row out per row in: the predicted
-class and each class's probability, or a regression's value in the target's own unit. For a sweep's folder: the run of its best setting with the best value of the
-objective (a folder of sweeps: its newest), or `--run NAME`.
+`--checkpoint last`: the last epoch's, which the run's test metrics were measured with),
+loaded as tensors only (weights_only: a checkpoint from someone else runs no code), and the
+run's own encoding of its file (result.json's `table`: the feature columns, their scaling and
+categories, the class names or the target's scale) applied to FILE, a .csv, .tsv, .parquet or
+.npz with the same columns (others are ignored, so the target column may stay). One row out
+per row in: the predicted class and each class's probability, or a regression's value in the
+target's own unit. For a sweep's folder: the run of its best setting with the best value of
+the objective (a folder of sweeps: its newest), or `--run NAME`.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, Optional
 from mlpbench import overrides
 from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.results import (ACCURACIES, RESULT_FILE, Status, as_written, flat_keys, load_results, natural_key,
-                              read_result, read_sweep_config)
+                              read_result, read_sweep_config, score_in)
 from mlpbench.schema import AUTO_SEED, ConfigError, Metric, SweepConfig, trusted
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
 
@@ -137,14 +137,11 @@ class Sweep:
     # What every run had that the command line or the preset set, the swept keys aside:
     # {key: (value as shown, "command" or "preset")} (held_fixed).
     fixed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    score: str = "acc"  # "r2": a regression's runs (score_of)
 
     @property
     def maximize(self) -> bool:
         return not self.objective.endswith(("loss", "rmse"))
-
-    @property
-    def score(self) -> str:
-        return score_of(self.runs)
 
     @property
     def repeated(self) -> bool:
@@ -164,8 +161,8 @@ class Sweep:
 
 def score_of(runs: list[Run]) -> str:
     """"r2" where the runs are a regression's (their metrics have val_r2), else "acc"."""
-    return "r2" if any("val_r2" in (run.result.get("metrics") or {}) or _task(run) == "regression" for run in runs) \
-        else "acc"
+    return "r2" if any(score_in(run.result.get("metrics") or {}) == "r2" or _task(run) == "regression"
+                       for run in runs) else "acc"
 
 
 def _task(run: Run) -> Any:
@@ -256,7 +253,7 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
                   objective=objectives[0] if objectives else DEFAULT_OBJECTIVE[score],
                   best_over=[k for k in best_over if isinstance(k, str) and k in keys],
                   min_difference=_number((report_cfgs[0] if report_cfgs else {}).get("min_difference")),
-                  rounds=auto_seeds(path), fixed=held_fixed(runs, keys))
+                  rounds=auto_seeds(path), fixed=held_fixed(runs, keys), score=score)
     judge(sweep.settings, sweep)
     return sweep
 

@@ -42,6 +42,12 @@ class Status(str, Enum):
         return self.value
 
 
+def score_in(names) -> str:
+    """What a run's history or metrics (their keys) score it by besides the loss: "acc", or a
+    regression's "r2" (mlpbench.module.score_name names them so)."""
+    return "r2" if "val_r2" in names else "acc"
+
+
 def final_metrics(history: dict[str, list[float]], test_metrics: dict[str, float],
                   target_scale: Optional[list[float]] = None) -> dict[str, Any]:
     """result.json's metrics; a regression's (its history has val_r2, its table a target_scale)
@@ -49,7 +55,7 @@ def final_metrics(history: dict[str, list[float]], test_metrics: dict[str, float
     def last(key: str) -> float:
         return history[key][-1] if history.get(key) else math.nan
 
-    score = "r2" if "val_r2" in history else "acc"
+    score = score_in(history)
     finite = [(value, i) for i, value in enumerate(history.get(f"val_{score}", [])) if math.isfinite(value)]
     # The first epoch that reached the best accuracy (r2).
     best, best_index = max(finite, key=lambda t: (t[0], -t[1])) if finite else (math.nan, None)
@@ -208,8 +214,7 @@ def _is_number(value: Any) -> bool:
 
 
 # What a run that ended `ok` has measured, each a finite number; accuracies are fractions.
-MEASURED = ("val_loss", "val_acc", "best_val_acc")
-REGRESSION_MEASURED = ("val_loss", "val_r2", "best_val_r2")
+MEASURED = {score: ("val_loss", f"val_{score}", f"best_val_{score}") for score in ("acc", "r2")}
 ACCURACIES = ("val_acc", "best_val_acc", "test_acc")  # what reports compare settings by
 
 
@@ -246,8 +251,7 @@ def result_problem(result: Any) -> Optional[str]:
         if key in metrics and metrics[key] is not None and metrics[key] > 1:
             return f"metrics.{key} = {metrics[key]} is no r2 (at most 1)"
     if result["status"] == Status.ok:
-        measured = REGRESSION_MEASURED if "val_r2" in metrics else MEASURED
-        missing = [k for k in measured if metrics.get(k) is None or not math.isfinite(metrics[k])]
+        missing = [k for k in MEASURED[score_in(metrics)] if metrics.get(k) is None or not math.isfinite(metrics[k])]
         if missing:
             return f"status ok without a finite {missing[0]}"
     history = result.get("history") or {}

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mlpbench import sweep
 from mlpbench.files import DISK_ERRORS
 from mlpbench.overrides import shown
-from mlpbench.results import RunRecord, Status, read_result
+from mlpbench.results import RunRecord, Status, read_result, score_in
 from mlpbench.schema import ConfigError, checked, device_count, register_configs, targets, trusted
 
 log = logging.getLogger("mlpbench")
@@ -79,32 +79,28 @@ def checkpoint_callback(run_dir: Path, score: str = "acc"):
         become best.ckpt; it keeps its last finite checkpoint, as a stacked replica does."""
 
         def on_validation_end(self, trainer, pl_module) -> None:
-            if pl_module.diverged_at is not None:
-                return
-            saved = self._last_global_step_saved
-            super().on_validation_end(trainer, pl_module)
-            if not self._should_save_on_train_epoch_end(trainer):
-                self._save_last_if_skipped(trainer, saved)
+            self._saving(super().on_validation_end, trainer, pl_module, at_epoch_end=False)
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            self._saving(super().on_train_epoch_end, trainer, pl_module, at_epoch_end=True)
 
         def on_train_end(self, trainer, pl_module) -> None:
             if pl_module.diverged_at is None:  # (Lightning's: last.ckpt if none was written)
                 super().on_train_end(trainer, pl_module)
 
-        def on_train_epoch_end(self, trainer, pl_module) -> None:
+        def _saving(self, lightnings_hook, trainer, pl_module, at_epoch_end: bool) -> None:
+            """Lightning's saving at this hook, then last.ckpt where it left it unwritten."""
             if pl_module.diverged_at is not None:
                 return
             saved = self._last_global_step_saved
-            super().on_train_epoch_end(trainer, pl_module)
-            if self._should_save_on_train_epoch_end(trainer):
-                self._save_last_if_skipped(trainer, saved)
+            lightnings_hook(trainer, pl_module)
+            if (self._should_save_on_train_epoch_end(trainer) == at_epoch_end and self._last_global_step_saved == saved
+                    and not self._should_skip_saving_checkpoint(trainer)):
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
         @property
         def state_key(self) -> str:  # as ModelCheckpoint's: checkpoints of earlier versions resume
             return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
-
-        def _save_last_if_skipped(self, trainer, saved_before: int) -> None:
-            if self._last_global_step_saved == saved_before and not self._should_skip_saving_checkpoint(trainer):
-                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     return RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=f"val_{score}", mode="max",
                          save_last=True, save_top_k=1)
@@ -290,7 +286,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
 def run_line(name: str, payload: dict[str, Any]) -> str:
     """Run NAME ok: val_acc 0.9, test_acc 0.9, 3 epochs in 2.0 s (r2 for a regression)."""
     metrics, epochs = payload["metrics"], payload["epochs"]
-    score = "r2" if "val_r2" in metrics else "acc"
+    score = score_in(metrics)
     return (f"Run {name} {payload['status']}: val_{score} {metrics[f'val_{score}']:.4f}, test_{score} "
             f"{metrics[f'test_{score}']:.4f}, {epochs} {'epoch' if epochs == 1 else 'epochs'} in "
             f"{payload['seconds']:.1f} s")

@@ -273,13 +273,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
 
     task = _task(data_cfg, frame[target], target, path)
     if task is Task.regression:
-        y_all = _as_numbers(frame[target]).to_numpy(dtype=float)
-        if not np.isfinite(y_all).all():
-            row = int(np.flatnonzero(~np.isfinite(y_all))[0])
-            raise TableError(f"data.target={target}: {path} row {_file_row(frame, row)} holds "
-                             f"{frame[target].iloc[row]!r}, not a "
-                             "number to predict (data.task=regression)")
-        names = None
+        y_all, names = _values_to_predict(frame, target, f"data.target={target}: {path}"), None
     else:
         y_all, names, index = _class_labels(frame[target], target, path, len(frame))
 
@@ -293,11 +287,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         train_frame, y_train = frame, y_all
         test_values = test_frame[target]
         if names is None:
-            test_labels = _as_numbers(test_values).to_numpy(dtype=float)
-            if not np.isfinite(test_labels).all():
-                row = int(np.flatnonzero(~np.isfinite(test_labels))[0])
-                raise TableError(f"{test_where}: column {target} row {_file_row(test_frame, row)} holds "
-                                 f"{test_values.iloc[row]!r}, not a number to predict")
+            test_labels = _values_to_predict(test_frame, target, f"{test_where}: column {target}")
         else:
             if (pd.api.types.is_numeric_dtype(test_values) and all(isinstance(n, int) for n in names)
                     and np.all(np.mod(test_values.to_numpy(dtype=float), 1) == 0)):  # 1.5 stays 1.5: no class
@@ -401,6 +391,16 @@ def _class_labels(labels, target: str, path: Path, rows: int) -> tuple[np.ndarra
                          "(then set data.task=regression)?")
     index = {value: i for i, value in enumerate(names)}
     return np.array([index[v] for v in labels.tolist()], dtype=np.int64), names, index
+
+
+def _values_to_predict(frame, target: str, where: str) -> np.ndarray:
+    """A regression's target column as float64, or TableError naming a row that is no finite number."""
+    values = _as_numbers(frame[target]).to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        row = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise TableError(f"{where} row {_file_row(frame, row)} holds {frame[target].iloc[row]!r}, not a number to "
+                         "predict (data.task=regression)")
+    return values
 
 
 def _random_test_rows(rows: int, fraction: float) -> np.ndarray:
