@@ -294,32 +294,64 @@ def run_line(name: str, payload: dict[str, Any]) -> str:
 
 def check_memory(cfg: DictConfig, splits, replicas: int = 1) -> None:
     """A model too large for the memory it trains in is a config error before torch tries to
-    allocate it: weights, gradients and up to two optimizer moments, and a batch's activations
-    and their gradients (evaluation's batches are 1,024 rows or more), float32, times the
-    replicas trained as one stacked model; on a GPU the rows too (they are kept there), against
-    its free memory."""
+    allocate it (memory_need: weights, gradients, optimizer state, a batch's activations, times
+    the replicas trained as one stacked model; on a GPU the rows too), against the GPU's free
+    memory or this machine's."""
+    found = _training_memory(cfg)
+    if found is None:
+        return
+    available, where = found
+    need = memory_need(cfg, splits, replicas)
+    if need.total > 0.8 * available:
+        raise ConfigError(f"model.units={cfg.model.units} model.depth={cfg.model.depth} data.batch_size="
+                          f"{cfg.data.batch_size}: {need.params:,} parameters need about {need.weights / 1e9:.1f} GB "
+                          f"(weights, gradients, optimizer state{f', {replicas} stacked replicas' if replicas > 1 else ''})"
+                          f" and a batch's activations {need.activations / 1e9:.1f} GB"
+                          f"{f', the rows {need.data / 1e9:.1f} GB' if need.data else ''}; {where}")
+
+
+def replicas_that_fit(cfg: DictConfig, splits, wanted: int) -> int:
+    """How many of `wanted` stacked replicas the memory a stack trains in holds (memory_need
+    within 80% of it, as check_memory asks): `wanted` where it cannot tell; at least 1 (one
+    that does not fit is check_memory's error, naming what it needs)."""
+    found = _training_memory(cfg)
+    if found is None:
+        return wanted
+    one, two = memory_need(cfg, splits, 1), memory_need(cfg, splits, 2)
+    per_replica = two.total - one.total
+    fit = int((0.8 * found[0] - (one.total - per_replica)) // per_replica)
+    return max(1, min(wanted, fit))
+
+
+@dataclass
+class MemoryNeed:
+    params: int  # one replica's
+    weights: int  # bytes: weights, gradients and up to two optimizer moments, float32
+    activations: int  # bytes: a batch's activations and their gradients
+    data: int  # bytes: the rows, where they are kept on the device (a GPU)
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.activations + self.data
+
+
+def memory_need(cfg: DictConfig, splits, replicas: int = 1) -> MemoryNeed:
+    """What training `replicas` stacked models of `cfg` takes, roughly: weights, gradients and
+    up to two optimizer moments, and a batch's activations and their gradients (evaluation's
+    batches are 1,024 rows or more), float32, times the replicas; on a GPU the rows (kept there,
+    each tensor once: a stack's validation rows are its training tensor)."""
     from mlpbench.model import hidden_widths, output_size
 
     features, classes = splits.num_features, splits.num_classes
     widths = [features, *hidden_widths(cfg.model, features, classes), output_size(cfg.model, classes)]
     params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
     rows = min(max(cfg.data.batch_size, 1024), max(splits.sizes().values()))
-    weights, activations = params * 4 * 4 * replicas, rows * sum(widths) * 4 * 3 * replicas
-    found = _training_memory(cfg)
-    if found is None:
-        return
-    available, where = found
     data = 0
-    if where.startswith("GPU"):  # each tensor once: a stack's validation rows are its training tensor
+    if not sweep.trains_on_cpu(cfg):
         tensors = {t.data_ptr(): t for t in (splits.x_train, splits.y_train, splits.x_val, splits.y_val,
                                              splits.x_test, splits.y_test)}
         data = sum(t.numel() * t.element_size() for t in tensors.values())
-    if weights + activations + data > 0.8 * available:
-        raise ConfigError(f"model.units={cfg.model.units} model.depth={cfg.model.depth} data.batch_size="
-                          f"{cfg.data.batch_size}: {params:,} parameters need about {weights / 1e9:.1f} GB (weights, "
-                          f"gradients, optimizer state{f', {replicas} stacked replicas' if replicas > 1 else ''}) and "
-                          f"a batch's activations {activations / 1e9:.1f} GB"
-                          f"{f', the rows {data / 1e9:.1f} GB' if data else ''}; {where}")
+    return MemoryNeed(params, params * 4 * 4 * replicas, rows * sum(widths) * 4 * 3 * replicas, data)
 
 
 def _training_memory(cfg: DictConfig) -> Optional[tuple[int, str]]:
@@ -563,8 +595,11 @@ def prepare(cfg: DictConfig) -> Job | None:
         log.error("Run %s: not run: %s", run_dir.name, e)
         return None
     threads = sweep.threads_per_run(hc.launcher)
-    if threads and cfg.trainer.enable_progress_bar is None:
-        cfg.trainer.enable_progress_bar = False  # runs side by side would draw over each other's bars
+    if threads:  # hydra/launcher=joblib (a search's tune.n_jobs): runs side by side
+        if cfg.trainer.enable_progress_bar is None:
+            cfg.trainer.enable_progress_bar = False  # they would draw over each other's bars
+        # A batch of consecutive jobs (a search's batch of trials) on as many GPUs as there are.
+        cfg = sweep.spread_over_gpus(cfg, hc.job.num if in_sweep else 0)
     return Job(cfg, run_dir, overrides, plan, hc.runtime.choices.get("experiment"),
                hc.job.num if in_sweep else None, threads)
 

@@ -671,8 +671,8 @@ def validate_launcher(launcher: DictConfig) -> None:
         ok = (value is None and nullable) or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
         _check(errors, ok, f"hydra.launcher.{key}", value, "must be an integer >= 1" + (f", or null {meaning}" if nullable else ""))
 
-    count("workers", True, "for one per CPU core")
-    count("max_replicas", False, "")
+    count("workers", True, "for one per CPU core (on GPUs: one per GPU)")
+    count("max_replicas", True, "for 64 on the CPU and, on a GPU, as many as its free memory holds")
     count("cpu_max_batch_size", True, "to stack every batch size")
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))

@@ -43,7 +43,7 @@ from mlpbench.files import write_atomic
 from mlpbench.optim import OptimizerStack, build_optimizer
 from mlpbench.overrides import shown
 from mlpbench.results import RunRecord, Status
-from mlpbench.run import Job, check_memory, checkpoint_callback, run_line
+from mlpbench.run import Job, check_memory, checkpoint_callback, memory_need, replicas_that_fit, run_line
 from mlpbench.schema import Loss
 
 log = logging.getLogger("mlpbench")
@@ -259,15 +259,17 @@ class StackedMLP(nn.Module):
         return next(g for g, (a, b) in enumerate(self.optim_groups) if a <= k < b)
 
     # ------------------------------------------------------------------ state
-    def replica_state(self, k: int) -> dict[str, torch.Tensor]:
-        """Replica k's state_dict, keyed as its own MLP's."""
+    def replica_state(self, k: int, stacked: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Replica k's state_dict, keyed as its own MLP's: from this module's tensors, or from
+        `stacked`, a state_dict of this module (a copy on the host, say)."""
+        stacked = stacked if stacked is not None else {**self._parameters, **self._buffers}
         state = {}
         for name in self.names:
             if name in self.blocks:
                 a = next(lo for lo, hi in self.blocks[name] if lo <= k < hi)
-                tensor = self._parameters[self._block_key(name, a)][k - a]
+                tensor = stacked[self._block_key(name, a)][k - a]
             else:
-                tensor = self._buffers[_mangle(name)][k]
+                tensor = stacked[_mangle(name)][k]
             state[name] = tensor.detach().clone()
         return state
 
@@ -577,7 +579,11 @@ class ReplicaCheckpoints(Checkpoint):
             checkpoint.load_state_dict(saved)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        full = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        from lightning.fabric.utilities.apply_func import move_data_to_device
+
+        # Off the CPU each stacked tensor comes to the host once, rather than each replica's
+        # slice of it (K small copies, each a wait on the GPU); on the CPU nothing moves.
+        full = move_data_to_device(trainer._checkpoint_connector.dump_checkpoint(weights_only=False), "cpu")
         module = self.module
         for k, callback in enumerate(self.replicas):
             if module.replica_diverged[k] is not None:  # a diverged run keeps its last good checkpoint
@@ -605,7 +611,8 @@ class ReplicaCheckpoints(Checkpoint):
         module, callback = self.module, self.replicas[k]
         checkpoint = {key: value for key, value in full.items()
                       if key not in ("state_dict", "optimizer_states", "callbacks", "mlpbench")}
-        checkpoint["state_dict"] = {f"model.{name}": t for name, t in module.model.replica_state(k).items()}
+        stacked = {key.removeprefix("model."): t for key, t in full["state_dict"].items()}
+        checkpoint["state_dict"] = {f"model.{name}": t for name, t in module.model.replica_state(k, stacked).items()}
         checkpoint["optimizer_states"] = [module.model.replica_optimizer(full["optimizer_states"][0], k)]
         checkpoint["callbacks"] = {callback.state_key: callback.state_dict()}
         saved = full["mlpbench"]
@@ -634,6 +641,23 @@ class ReplicaCheckpoints(Checkpoint):
 
 # ---------------------------------------------------------------------------- a group of runs
 
+# Off the CPU, the most rows (bytes of float32 features) one chunk of a stack gathers at once.
+GPU_CHUNK_BYTES = 256 * 2**20
+
+
+def steps_per_chunk(cfg, replicas: int, features: int, on_cpu: bool) -> int:
+    """Optimizer steps per Lightning step for a stack of `replicas` (the updates are the same
+    for any value). On the CPU a chunk of K replicas' batches is K times a run's: K times fewer
+    steps keep it as small (K = 5, batch 32, 48k rows: 64 steps a chunk, 32 MB, took 0.68-0.77x
+    of five runs' step time, 12 steps 0.53-0.70x; three measurements each). Off the CPU the
+    gather is one kernel whatever its size, and each Lightning step costs the host its fixed
+    overhead: a run's trainer.steps_per_chunk, while the chunk stays under GPU_CHUNK_BYTES
+    (K = 100, batch 32, 784 features: 26 steps; not yet timed on a GPU)."""
+    if on_cpu:
+        return max(1, cfg.trainer.steps_per_chunk // replicas)
+    per_step = replicas * cfg.data.batch_size * features * 4
+    return max(1, min(cfg.trainer.steps_per_chunk, GPU_CHUNK_BYTES // per_step))
+
 
 def train_group(jobs: list[Job]) -> list[dict]:
     """Train `jobs` (stack_key equal, which read their checkpoints' positions) as one stacked
@@ -658,6 +682,12 @@ def train_group(jobs: list[Job]) -> list[dict]:
     # and the CPU RNG state its run draws dropout masks from.
     data = make_stacked_splits(cfg.data, [job.cfg.seed for job in jobs])
     sizes = {"train": data.train_rows.shape[1], "val": data.val_rows.shape[1], "test": data.test_rows.shape[1]}
+    fit = replicas_that_fit(cfg, data, len(jobs))
+    if fit < len(jobs):  # K for the memory it trains in (a GPU's free memory): stacks one after another
+        log.info("%d stacked replicas need about %.1f GB, more than fits where they train: %d stacks of at most %d",
+                 len(jobs), memory_need(cfg, data, len(jobs)).total / 1e9, -(-len(jobs) // fit), fit,
+                 extra={"replica": -1})
+        return [payload for lo in range(0, len(jobs), fit) for payload in train_group(jobs[lo:lo + fit])]
     check_memory(cfg, data, replicas=len(jobs))
     models, rng = [], []
     for job in jobs:
@@ -718,12 +748,9 @@ def train_group(jobs: list[Job]) -> list[dict]:
             with tempfile.NamedTemporaryFile(suffix=".ckpt", delete=False) as f:
                 torch.save(checkpoints.stacked_checkpoint([j.plan.checkpoint for j in jobs]), f)
             resume_file = f.name
-        # A chunk of K replicas' batches is K times a run's: K times fewer steps per chunk keep it
-        # as small (K = 5, batch 32, 48k rows: 64 steps a chunk, 32 MB, took 0.68-0.77x of five
-        # runs' step time, 12 steps 0.53-0.70x; three measurements each). The updates are the
-        # same for any chunk size.
         datamodule = MLPDataModule(data, cfg.data.batch_size, [j.cfg.seed for j in jobs],
-                                   max(1, cfg.trainer.steps_per_chunk // len(jobs)), order=cfg.data.order)
+                                   steps_per_chunk(cfg, len(jobs), data.num_features, sweep.trains_on_cpu(cfg)),
+                                   order=cfg.data.order)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_file, weights_only=True)
         stopped = next((cb.stop_status for cb in stoppers if getattr(cb, "stop_status", None)), None)
         if stopped is None and any(d is None for d in module.replica_diverged):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import glob
 import hashlib
 import json
 import logging
@@ -294,9 +295,29 @@ def trains_on_cpu(cfg: DictConfig) -> bool:
     accelerator = str(cfg.trainer.accelerator)
     if accelerator != "auto":
         return accelerator == "cpu"
+    if "torch" not in sys.modules and not glob.glob("/dev/nvidia[0-9]*"):
+        return True  # no NVIDIA GPU: said without importing torch, 1-2 s the launcher would wait for
     import torch  # only here: the launcher otherwise leaves torch to the processes that train
 
     return not torch.cuda.is_available()
+
+
+def gpus() -> int:
+    """The GPUs torch sees here (0 on a CPU build)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def spread_over_gpus(cfg: DictConfig, slot: int) -> DictConfig:
+    """Runs side by side each on a GPU of their own: a run in a launcher's worker `slot` (0, 1,
+    ... for the runs or stacks training at one time) with trainer.devices=1 trains on GPU
+    slot % GPUs of a machine with several. Devices the user listed, a run on the CPU or a machine
+    of one GPU: as they are."""
+    if trains_on_cpu(cfg) or OmegaConf.is_list(cfg.trainer.devices) or cfg.trainer.devices != 1 or gpus() < 2:
+        return cfg
+    cfg.trainer.devices = [slot % gpus()]
+    return cfg
 
 
 def stack_key(cfg: DictConfig, position: Optional[dict] = None) -> str:

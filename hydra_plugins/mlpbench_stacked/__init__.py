@@ -50,7 +50,8 @@ class RunLogFiles(logging.Handler):
 
 
 class StackedLauncher(Launcher):
-    def __init__(self, max_replicas: int = 64, cpu_max_batch_size: int | None = 64, workers: int | None = None) -> None:
+    def __init__(self, max_replicas: int | None = None, cpu_max_batch_size: int | None = 64,
+                 workers: int | None = None) -> None:
         self.max_replicas = max_replicas
         self.cpu_max_batch_size = cpu_max_batch_size
         self.workers = workers
@@ -68,7 +69,8 @@ class StackedLauncher(Launcher):
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         # Worker processes start (and import torch and Lightning, ~3 s) while Hydra sets up the
         # jobs, where the overrides say there will be more than one group.
-        workers = min(self.workers or _cores(), _groups_foreseen(job_overrides, self.max_replicas))
+        slots = _slots(self.config)
+        workers = min(self.workers or slots, _groups_foreseen(job_overrides, self.max_replicas or CPU_MAX_REPLICAS))
         pool = _start_workers(workers) if workers > 1 else None
         try:
             returns: list[JobReturn] = []
@@ -85,9 +87,9 @@ class StackedLauncher(Launcher):
             if pool is not None and len(groups) < 2:  # one group: this process's threads serve it best
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = None
-            elif pool is None and len(groups) > 1 and self.workers != 1 and _cores() > 1:
+            elif pool is None and len(groups) > 1 and self.workers != 1 and slots > 1:
                 # More groups than the overrides foretold (runs that must train on their own).
-                workers = min(self.workers or _cores(), len(groups))
+                workers = min(self.workers or slots, len(groups))
                 pool = _start_workers(workers)
             if pool is not None:
                 groups = _balanced(groups, workers)
@@ -116,7 +118,7 @@ class StackedLauncher(Launcher):
         """The prepared jobs in groups that train together, the costliest first (so that the
         last to start are the shortest); a run given twice (seed=1,1) once."""
         from mlpbench import run
-        from mlpbench.sweep import alone_because, clear_run, stack_key
+        from mlpbench.sweep import alone_because, clear_run, stack_key, trains_on_cpu
 
         groups: dict[str, list[JobReturn]] = {}
         alone: list[list[JobReturn]] = []
@@ -141,7 +143,11 @@ class StackedLauncher(Launcher):
                     clear_run(job.run_dir)
                 job.plan.checkpoint, job.position = found or (None, None)
             groups.setdefault(stack_key(job.cfg, job.position), []).append(ret)
-        stacks = [g[i:i + self.max_replicas] for g in groups.values() for i in range(0, len(g), self.max_replicas)]
+        stacks = []
+        for group in groups.values():
+            # Off the CPU, max_replicas=null: the whole group; train_group fits K to the GPU's memory.
+            limit = self.max_replicas or (CPU_MAX_REPLICAS if trains_on_cpu(group[0].return_value.cfg) else len(group))
+            stacks += [group[i:i + limit] for i in range(0, len(group), limit)]
         return sorted(stacks + alone, key=_cost, reverse=True)
 
     def _stack_args(self, group: list[JobReturn]) -> tuple:
@@ -167,6 +173,7 @@ class StackedLauncher(Launcher):
                 if job.cfg.trainer.enable_progress_bar is None:
                     job.cfg.trainer.enable_progress_bar = False  # bars side by side would draw over each other
         pending, running = list(groups), {}
+        slots: dict = {}  # a running group's worker slot: runs side by side on a GPU each (spread_over_gpus)
         interrupted = []  # the exit code, once interrupted
 
         def stop(code: int) -> None:
@@ -179,13 +186,16 @@ class StackedLauncher(Launcher):
                 try:
                     while pending and not interrupted and len(running) < workers:
                         group = pending.pop(0)
-                        running[pool.submit(train_stack, *self._stack_args(group))] = group
+                        slot = min(set(range(workers)) - set(slots.values()))
+                        future = pool.submit(train_stack, *self._stack_args(group), slot)
+                        running[future], slots[future] = group, slot
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                 except KeyboardInterrupt:  # the workers ignore Ctrl-C; SIGTERM makes them keep their runs
                     stop(130)
                     continue
                 for future in done:
                     group = running.pop(future, None)
+                    slots.pop(future, None)
                     if group is None:  # of a pool replaced just now
                         continue
                     progress.done(len(group))
@@ -204,6 +214,7 @@ class StackedLauncher(Launcher):
                                   "go on.", ", ".join(lost) or "none")
                         for other in list(running):  # the pool ended the other workers too
                             running.pop(other)
+                            slots.pop(other, None)
                         pool.shutdown(wait=True)
                         pool = _start_workers(workers)
         finally:
@@ -234,10 +245,16 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
-def train_stack(jobs: list, log_files: list[Path], job_logging, verbose) -> None:
+def train_stack(jobs: list, log_files: list[Path], job_logging, verbose, slot: int = 0) -> None:
     """Train a group of prepared jobs (one stacked model, or one run), each logging into its own
-    run's log file; a failure is recorded in every run of the group. In this process or a worker."""
+    run's log file; a failure is recorded in every run of the group. In this process or a worker
+    (`slot`: which of the groups training side by side it is: on a machine of several GPUs, its
+    GPU)."""
     from mlpbench import run
+    from mlpbench.sweep import spread_over_gpus
+
+    for job in jobs:
+        job.cfg = spread_over_gpus(job.cfg, slot)
 
     # The console as Hydra's job logging sets it up, and each run's log file.
     configure_log(job_logging, verbose)
@@ -364,6 +381,19 @@ def _cores() -> int:
     from mlpbench.sweep import cores
 
     return cores()
+
+
+# Replicas in one stack at most on the CPU, where max_replicas is null.
+CPU_MAX_REPLICAS = 64
+
+
+def _slots(config) -> int:
+    """How many groups may train side by side by default: one per CPU core (one thread each),
+    or, where the runs train on GPUs, one per GPU (a stack keeps a GPU busy; processes sharing
+    one each pay for a CUDA context)."""
+    from mlpbench.sweep import gpus, trains_on_cpu
+
+    return _cores() if trains_on_cpu(config) else max(1, gpus())
 
 
 _parent: int | None = None  # in a worker process: the sweep's
