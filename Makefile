@@ -13,7 +13,7 @@ TORCH ?= $(shell cat $(VENV)/.torch 2>/dev/null || echo cpu)
 CONSTRAINTS := $(if $(filter cuda,$(TORCH)),constraints-cuda.txt,constraints.txt)
 STAMP := $(VENV)/.installed-$(TORCH)
 
-.PHONY: setup run test readme-check readme clean
+.PHONY: setup run test readme-check readme clean gpu-bundle gpu-check
 
 setup: $(STAMP)
 
@@ -48,6 +48,37 @@ readme-check: $(STAMP)
 
 readme: $(STAMP)
 	$(PY) docs/readme.py regenerate $(NAMES)
+
+# `make gpu-check` on a machine with an NVIDIA GPU (docs/gpu.md): the GPU check, about 8 minutes,
+# in this environment (make setup TORCH=cuda). On a bare machine whose python3 has a CUDA torch,
+# Lightning and TensorBoard but nothing else of mlpbench's (a cloud GPU image), with no network:
+# `make gpu-bundle` here first (it fetches into .gpu/ the wheels such an image lacks, at
+# constraints.txt's versions, and Debian's Fashion-MNIST), take the project folder with .gpu/ there,
+# and run `make gpu-check PY=python3 BUNDLE=.gpu` (writes gpu-check.md; OUT=FOLDER elsewhere;
+# CHECK="--skip tests" and the like: python -m mlpbench.gpu_check --help).
+GPU_WHEELS := hydra-core omegaconf antlr4-python3-runtime hydra-joblib-launcher optuna alembic SQLAlchemy Mako \
+	colorlog mlxtend lightning lightning-utilities optuna-integration
+BUNDLE ?=
+OUT ?= .
+CHECK ?=
+
+gpu-bundle:
+	rm -rf .gpu && mkdir -p .gpu/wheels .gpu/data
+	@# Pure-Python wheels built or fetched for any platform; SQLAlchemy's for the image's CPython 3.12.
+	for name in $(filter-out SQLAlchemy,$(GPU_WHEELS)); do \
+	  $(PYTHON) -m pip wheel --quiet --no-deps -w .gpu/wheels "$$(grep -i "^$$name==" constraints.txt)" || exit 1; done
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .gpu/wheels "$$(grep -i '^SQLAlchemy==' constraints.txt)"
+	cd .gpu && apt-get download dataset-fashion-mnist && dpkg -x dataset-fashion-mnist_*.deb deb && rm dataset-fashion-mnist_*.deb
+	mv .gpu/deb/usr/share/datasets/fashion-mnist/* .gpu/data/ && rm -rf .gpu/deb
+	@du -sh .gpu
+
+gpu-check:
+	@if [ -n "$(BUNDLE)" ]; then $(PY) -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir \
+	  --upgrade --target $(abspath $(BUNDLE))/site $(BUNDLE)/wheels/*.whl || exit 1; fi
+	PYTHONPATH=$(if $(BUNDLE),$(abspath $(BUNDLE))/site:)$(CURDIR) PYTHONUNBUFFERED=1 $(PY) -m mlpbench.gpu_check \
+	  $(if $(BUNDLE),--data-root $(abspath $(BUNDLE))/data) --out $(OUT)/gpu-check.md $(CHECK)
 
 clean:
 	rm -rf $(VENV) outputs

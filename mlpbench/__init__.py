@@ -50,6 +50,27 @@ def _check_environment() -> None:
         sys.exit(2)
 
 
+def _conf_of_a_checkout() -> None:
+    """The configs install as the package mlpbench.conf (pyproject.toml maps conf/ there). A
+    source checkout used without installing (PYTHONPATH=the checkout: `make gpu-check` on a bare
+    GPU machine) has them in conf/ beside this package: that folder is then mlpbench.conf."""
+    from importlib.util import find_spec, module_from_spec, spec_from_file_location
+
+    if find_spec("mlpbench.conf") is not None:
+        return
+    conf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+    if not os.path.isfile(os.path.join(conf, "__init__.py")):
+        return
+    spec = spec_from_file_location("mlpbench.conf", os.path.join(conf, "__init__.py"), submodule_search_locations=[conf])
+    module = module_from_spec(spec)
+    sys.modules["mlpbench.conf"] = module
+    spec.loader.exec_module(module)
+    globals()["conf"] = module  # as the import system sets a submodule on its package
+
+
+_conf_of_a_checkout()
+
+
 # runpy sets argv[0] to "-m" while it imports the package of `python -m mlpbench[.report]`.
 if sys.argv[:1] == ["-m"]:
     _check_environment()

@@ -70,11 +70,12 @@ def bench_data(rows: int) -> tuple[dict[str, np.ndarray], str, list[str]]:
 # ---------------------------------------------------------------------------- the stacks
 
 
-def hand_loop(cfg, epochs: int, fused: bool) -> tuple[list[float], float]:
+def hand_loop(cfg, epochs: int, fused: bool, device: str = "cpu") -> tuple[list[float], float]:
     """The baseline, as plain as PyTorch gets: the same model, initialisation, rows, batch
-    order and Adam settings as mlpbench's run of `cfg`. With `fused` (torch's one-kernel Adam,
-    which mlpbench uses) it must end with exactly mlpbench's weights; without, it is the eager
-    default, whose rounding drifts apart over thousands of steps.
+    order and Adam settings as mlpbench's run of `cfg`, on `device` (the rows kept there, as
+    mlpbench keeps them). With `fused` (torch's one-kernel Adam, which mlpbench uses) it must
+    end with exactly mlpbench's weights on the CPU; without, it is the eager default, whose
+    rounding drifts apart over thousands of steps.
     Returns the epoch times and the final validation loss."""
     import torch
     import torch.nn.functional as F
@@ -84,27 +85,28 @@ def hand_loop(cfg, epochs: int, fused: bool) -> tuple[list[float], float]:
 
     s = make_splits(cfg.data, cfg.seed)
     torch.manual_seed(cfg.seed)
-    model = MLP(cfg.model, s.num_features, s.num_classes)
+    model = MLP(cfg.model, s.num_features, s.num_classes).to(device)
+    x_train, y_train, x_val, y_val = (t.to(device) for t in (s.x_train, s.y_train, s.x_val, s.y_val))
     o = cfg.optim
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, fused=fused)
-    n, bs = len(s.y_train), cfg.data.batch_size
+    n, bs = len(y_train), cfg.data.batch_size
     rows = n - 1 if n % bs == 1 else n  # BatchNorm cannot train on a lone last row
     times, val_loss = [], float("nan")
     for epoch in range(epochs):
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)).to(device)
         for lo in range(0, rows, bs):
             idx = order[lo:min(lo + bs, rows)]
-            loss = F.cross_entropy(model(s.x_train[idx]), s.y_train[idx])
+            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         model.eval()
         with torch.no_grad():
-            total = sum(F.cross_entropy(model(s.x_val[i:i + 1024]), s.y_val[i:i + 1024], reduction="sum").item()
-                        for i in range(0, len(s.y_val), 1024))
-        val_loss = total / len(s.y_val)
+            total = sum(F.cross_entropy(model(x_val[i:i + 1024]), y_val[i:i + 1024], reduction="sum").item()
+                        for i in range(0, len(y_val), 1024))
+        val_loss = total / len(y_val)
         times.append(time.perf_counter() - start)
     return times, val_loss
 

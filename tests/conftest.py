@@ -18,6 +18,29 @@ from mlpbench.run import compose_config
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# Where the tests' runs train (trainer.accelerator=auto): a GPU where torch sees one (make
+# gpu-check runs the stacked, optimizer, speed-path and precision tests there), else the CPU.
+# Stacked replicas give their runs' numbers to the bit on the CPU, to rounding on a GPU.
+ON_GPU = _gpu()
+GPU_TOLERANCE = 1e-4
+
+
+def same_numbers(ours, theirs) -> bool:
+    """Two lists of numbers or two tensors alike: equal on the CPU; within GPU_TOLERANCE on a GPU."""
+    import torch
+
+    a, b = torch.as_tensor(ours, dtype=torch.float64), torch.as_tensor(theirs, dtype=torch.float64)
+    if a.shape != b.shape:
+        return False
+    return torch.equal(a, b) if not ON_GPU else bool(torch.allclose(a, b, rtol=0, atol=GPU_TOLERANCE))
+
+
 def make_config(*overrides: str):
     """The config `python -m mlpbench OVERRIDES` would run with (no hydra.* section)."""
     return compose_config(list(overrides))
@@ -26,7 +49,8 @@ def make_config(*overrides: str):
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`python -m mlpbench ARGS` in cwd. No time limit: a busy machine is slow, not broken.
     tests/ is importable there, for the faults a test injects (tests/faults.py)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env,
                           capture_output=True, text=True)

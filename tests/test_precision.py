@@ -10,7 +10,7 @@ import torch
 from mlpbench import module, optim
 from mlpbench.run import compose_config
 from mlpbench.schema import ConfigError, checked, device_count
-from tests.conftest import run_cli
+from tests.conftest import run_cli, same_numbers
 
 MATRIX = ["-m", "data=digits", "model=keras", "model.hidden_bn=true", "trainer.max_epochs=2",
           "trainer.precision=bf16-mixed,64-true", "seed=1,2"]
@@ -30,7 +30,7 @@ def test_bf16_mixed_and_64_true_train_stacked_as_alone_with_keras_batchnorm(tmp_
     assert sorted(alone) == sorted(together) and len(alone) == 4
     for name, result in together.items():
         assert result["status"] == "ok" and result["stacked"]["replicas"] == 2, name
-        assert result["history"]["val_loss"] == alone[name]["history"]["val_loss"], name  # to the bit on the CPU
+        assert same_numbers(result["history"]["val_loss"], alone[name]["history"]["val_loss"]), name  # to the bit on the CPU
     # The precision is applied: bf16's products round otherwise than float64's.
     assert together["trainer.precision=bf16-mixed,seed=1"]["history"]["val_loss"] != \
         together["trainer.precision=64-true,seed=1"]["history"]["val_loss"]
@@ -127,3 +127,85 @@ def test_a_model_too_large_for_the_gpus_free_memory_is_refused_naming_it(monkeyp
     assert asked == [1]  # the GPU it trains on, trainer.devices=[1]
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (8 * 10**9, 8 * 10**9))
     check_memory(cfg, splits, replicas=100)  # 100 tutorial-sized replicas fit in 8 GB
+
+
+def test_a_stack_takes_as_many_replicas_as_the_gpus_free_memory_holds(monkeypatch):
+    from mlpbench.data import make_splits
+    from mlpbench.run import check_memory, replicas_that_fit
+
+    cfg = checked(compose_config(["data=digits", "trainer.accelerator=gpu"]))
+    splits = make_splits(cfg.data, cfg.seed)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for free in (3 * 10**7, 10**8, 10**9):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index, free=free: (free, 8 * 10**9))
+        fit = replicas_that_fit(cfg, splits, 1000)
+        assert 1 < fit < 1000, free
+        check_memory(cfg, splits, replicas=fit)  # K fits ...
+        with pytest.raises(ConfigError, match=f"{fit + 1} stacked replicas"):
+            check_memory(cfg, splits, replicas=fit + 1)  # ... and K + 1 would not
+    assert replicas_that_fit(cfg, splits, 7) == 7  # fewer wanted than fit
+
+
+def test_a_group_larger_than_the_memory_trains_as_several_stacks_with_the_same_numbers(tmp_path, monkeypatch):
+    from mlpbench import stacked, sweep
+    from mlpbench.run import Job
+
+    def jobs(folder):
+        made = []
+        for seed in (1, 2, 3):
+            overrides = [f"seed={seed}", "data=digits", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
+            made.append(Job(checked(compose_config(overrides)), tmp_path / folder / f"seed={seed}", overrides,
+                            sweep.RunPlan(), None, seed - 1, None))
+        return made
+
+    whole = stacked.train_group(jobs("whole"))
+    monkeypatch.setattr(stacked, "replicas_that_fit", lambda cfg, data, wanted: min(wanted, 2))
+    split = stacked.train_group(jobs("split"))
+    assert [r["stacked"]["replicas"] for r in whole] == [3, 3, 3]
+    assert [r["stacked"]["replicas"] for r in split] == [2, 2, 1]
+    for ours, theirs in zip(split, whole):
+        assert ours["history"]["val_loss"] == theirs["history"]["val_loss"] and ours["status"] == "ok"
+
+
+def test_runs_side_by_side_get_a_gpu_each_where_a_machine_has_several(monkeypatch):
+    from mlpbench import sweep
+
+    monkeypatch.setattr(sweep, "trains_on_cpu", lambda cfg: False)
+    monkeypatch.setattr(sweep, "gpus", lambda: 3)
+    devices = [sweep.spread_over_gpus(compose_config([]), slot).trainer.devices for slot in range(4)]
+    assert [list(d) for d in devices] == [[0], [1], [2], [0]]
+    listed = sweep.spread_over_gpus(compose_config(["trainer.devices=[2]"]), 0).trainer.devices
+    assert list(listed) == [2]  # the user's choice stays
+    monkeypatch.setattr(sweep, "gpus", lambda: 1)
+    assert sweep.spread_over_gpus(compose_config([]), 1).trainer.devices == 1
+    monkeypatch.setattr(sweep, "gpus", lambda: 3)
+    monkeypatch.setattr(sweep, "trains_on_cpu", lambda cfg: True)
+    assert sweep.spread_over_gpus(compose_config([]), 1).trainer.devices == 1
+
+
+def test_a_stacks_chunk_off_the_cpu_keeps_a_runs_steps_within_its_byte_bound():
+    from mlpbench.stacked import GPU_CHUNK_BYTES, steps_per_chunk
+
+    cfg = compose_config(["data.batch_size=32"])  # trainer.steps_per_chunk: 64
+    assert steps_per_chunk(cfg, 100, 784, on_cpu=True) == 1
+    assert steps_per_chunk(cfg, 5, 784, on_cpu=True) == 12
+    assert steps_per_chunk(cfg, 5, 784, on_cpu=False) == 64
+    k100 = steps_per_chunk(cfg, 100, 784, on_cpu=False)
+    assert k100 == 26 and k100 * 100 * 32 * 784 * 4 <= GPU_CHUNK_BYTES < (k100 + 1) * 100 * 32 * 784 * 4
+
+
+def test_the_gpu_check_runs_its_sections_on_the_cpu_and_writes_its_tables(tmp_path):
+    from mlpbench import gpu_check
+
+    out = tmp_path / "check.md"
+    assert gpu_check.main(["--device", "cpu", "--skip", "tests,equality,throughput", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "## 2. Host syncs" in text and "not checked on the CPU" in text
+    loop_rows = [line for line in text.splitlines() if line.startswith(("| 128 |", "| 32 |"))]
+    assert len(loop_rows) == 2
+    for row in loop_rows:  # on the CPU the hand-written loop reaches mlpbench's weights
+        assert float(row.rstrip(" |").split("|")[-1]) < 1e-6, row
+    assert gpu_check.val_loss_gap([{"overrides": ["seed=1"], "history": {"val_loss": [0.5, 0.4]}}],
+                                  [{"overrides": ["seed=1"], "history": {"val_loss": [0.5, 0.40002]}}]) == pytest.approx(2e-5)
+    assert gpu_check.val_loss_gap([{"overrides": ["seed=1"], "history": {"val_loss": [0.5]}}],
+                                  [{"overrides": ["seed=2"], "history": {"val_loss": [0.5]}}]) == float("inf")

@@ -8,7 +8,9 @@ import signal
 
 import torch
 
-from tests.conftest import only_sweep, run_cli, run_rows, start_cli, wait_for_file
+import pytest
+
+from tests.conftest import ON_GPU, only_sweep, run_cli, run_rows, same_numbers, start_cli, wait_for_file
 
 GRID = ["model.depth=3", "data.limit=400", "data.batch_size=16", "trainer.max_epochs=4"]
 
@@ -30,8 +32,8 @@ def test_stacked_seeds_write_the_basic_launchers_runs_with_the_same_val_loss(tmp
     for name, result in got.items():
         assert result["status"] == "ok" and result["epochs"] == 4
         assert result["stacked"]["replicas"] == 3
-        assert result["history"]["val_loss"] == expected[name]["history"]["val_loss"], name  # to the bit
-        assert result["metrics"]["test_acc"] == expected[name]["metrics"]["test_acc"]
+        assert same_numbers(result["history"]["val_loss"], expected[name]["history"]["val_loss"]), name  # to the bit on the CPU
+        assert same_numbers(result["metrics"]["test_acc"], expected[name]["metrics"]["test_acc"])
         run = tmp_path / "stacked" / name
         # What an ordinary run leaves: Hydra's config, its own log, events, both checkpoints.
         for path in (".hydra/overrides.yaml", "run.log", "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
@@ -48,11 +50,11 @@ def test_stacked_seeds_write_the_basic_launchers_runs_with_the_same_val_loss(tmp
     assert ours["epoch"] == theirs["epoch"] and ours["global_step"] == theirs["global_step"]
     assert ours["state_dict"].keys() == theirs["state_dict"].keys()
     for key, tensor in theirs["state_dict"].items():
-        assert torch.equal(ours["state_dict"][key], tensor), key
+        assert same_numbers(ours["state_dict"][key], tensor), key
     (opt_ours,), (opt_theirs,) = ours["optimizer_states"], theirs["optimizer_states"]
     assert opt_ours["param_groups"][0]["params"] == opt_theirs["param_groups"][0]["params"]
     for i, state in opt_theirs["state"].items():
-        assert torch.equal(opt_ours["state"][i]["exp_avg_sq"], state["exp_avg_sq"])
+        assert same_numbers(opt_ours["state"][i]["exp_avg_sq"], state["exp_avg_sq"])
     assert ours["callbacks"].keys() == theirs["callbacks"].keys()
     assert len(run_rows(tmp_path / "stacked")) == 3
 
@@ -83,9 +85,11 @@ def test_a_killed_stacked_sweep_resumes_with_histories_equal_to_uninterrupted_ru
     expected = histories(tmp_path / "ref")
     for name, result in histories(sweep).items():
         assert result["status"] == "ok" and result["epochs"] == 12 and len(result["resumed"]) == 1
-        assert result["history"]["val_loss"] == expected[name]["history"]["val_loss"], name
+        assert same_numbers(result["history"]["val_loss"], expected[name]["history"]["val_loss"]), name
 
 
+@pytest.mark.skipif(ON_GPU, reason="on a GPU a run draws its dropout masks from the GPU's generator, a stacked "
+                    "replica from its own (docs/sweeps.md)")
 def test_a_run_gives_the_same_numbers_alone_and_with_any_stack_mates(tmp_path):
     """Dropout masks from each replica's own generator: seed 2 with dropout 0.5 alone (basic
     launcher), stacked with seed 1, and stacked with seed 3 and another optimizer."""
@@ -120,7 +124,7 @@ def test_runs_that_differ_in_optimizer_activation_and_rate_stack_and_equal_their
     ours, theirs = histories(tmp_path / "stacked"), histories(tmp_path / "basic")
     assert len(ours) == len(theirs) == 8
     for name, result in theirs.items():
-        assert ours[name]["history"]["val_loss"] == result["history"]["val_loss"], name
+        assert same_numbers(ours[name]["history"]["val_loss"], result["history"]["val_loss"]), name
         assert ours[name]["config"]["optim"] == result["config"]["optim"]
 
 
@@ -156,7 +160,7 @@ def test_stacks_train_in_worker_processes_with_the_basic_launchers_numbers(tmp_p
     ours, theirs = histories(tmp_path / "stacked"), histories(tmp_path / "basic")
     assert len(ours) == 6
     for name, result in theirs.items():
-        assert ours[name]["history"]["val_loss"] == result["history"]["val_loss"], name
+        assert same_numbers(ours[name]["history"]["val_loss"], result["history"]["val_loss"]), name
         assert ours[name]["threads"] == (1 if "in 2 processes" in output else result["threads"])
 
 
