@@ -156,14 +156,19 @@ def _gpu_hint(accelerator: str) -> str:
 MAX_PREDICTION_ROWS = 16
 
 
-def predictions(logits, x_test, y_test, regression: bool = False, **log_extra) -> list[dict[str, Any]]:
+def predictions(logits, x_test, y_test, target_scale: list[float] | None = None,
+                **log_extra) -> list[dict[str, Any]]:
     """The XOR tutorial's last step: the network's output (`logits` on `x_test`) for each row of
     the table (a single output unit's sigmoid, else the class probabilities; a regression's
-    standardised value), logged."""
+    value and target in the target's unit, `target_scale` = [mean, std] of its training rows),
+    logged."""
     import torch
 
-    outputs = (logits if regression else torch.sigmoid(logits) if logits.shape[1] == 1
-               else torch.softmax(logits, 1)).cpu()
+    if target_scale is not None:
+        mean, std = target_scale
+        outputs, y_test = logits.float().cpu() * std + mean, y_test.float().cpu() * std + mean
+    else:
+        outputs = (torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)).cpu()
     rows = []
     lines = ["Predictions:"]
     for x, y, out in zip(x_test.tolist(), y_test.tolist(), outputs.tolist()):
@@ -171,6 +176,11 @@ def predictions(logits, x_test, y_test, regression: bool = False, **log_extra) -
         lines.append(f"  {x} -> {' '.join(f'{o:.4f}' for o in out)}  (target {y})")
     log.info("\n".join(lines), extra=log_extra)
     return rows
+
+
+def target_scale_of(splits) -> list[float] | None:
+    """A regression's [mean, std] of the target's training rows (None for classes)."""
+    return (splits.encoding or {}).get("target_scale") if splits.regression else None
 
 
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str | None = None,
@@ -253,7 +263,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
                 module.eval()
                 with torch.no_grad():
                     logits = module(splits.x_test.to(module.device, module.dtype))  # 64-true: float64
-                record.update(predictions=predictions(logits, splits.x_test, splits.y_test, splits.regression))
+                record.update(predictions=predictions(logits, splits.x_test, splits.y_test, target_scale_of(splits)))
         status = Status.diverged if module.diverged_at is not None else stopped or Status.ok
         record.update(status=status, diverged_at=module.diverged_at,
                       device=str(trainer.strategy.root_device), devices=trainer.world_size,

@@ -1,6 +1,8 @@
-"""trainer.precision and the device settings on the CPU path: every precision the CPU has
-(bf16-mixed, 64-true) trains in both launchers with the same numbers, Keras BatchNorm and
-clipping included. 16-mixed's gradient scaler and several GPUs need a GPU machine to check."""
+"""The GPU path, checked on the CPU: every precision the CPU has (bf16-mixed, 64-true) trains in
+both launchers with the same numbers, Keras BatchNorm and clipping included; the device settings;
+a stack's size for a GPU's free memory, its chunks, a GPU for each of the runs side by side; and
+the GPU check's code at a tiny size. 16-mixed's gradient scaler, several GPUs and the check's
+numbers need a GPU machine (make gpu-check, docs/gpu.md)."""
 
 import json
 
