@@ -51,11 +51,14 @@ class _Sums:
         self.rows += rows
 
     def scores(self, loss: torch.Tensor, terms: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """Accuracy, or r2 = 1 - SSE / SST (the loss sum is the SSE of a one-output MSE)."""
+        """Accuracy, or r2 = 1 - SSE / SST (the loss sum is the SSE of a one-output MSE). Targets
+        all of one value (SST 0, to rounding) score as scikit-learn's r2_score does: 1 where
+        every prediction is exact, else 0 (not a division by zero)."""
         if not self.regression:
             return terms.to(torch.float64) / rows
         total, squares = terms.unbind(-1)
-        return 1 - loss / (squares - total * total / rows)
+        sst = squares - total * total / rows
+        return torch.where(sst <= 1e-12 * squares, (loss == 0).to(loss.dtype), 1 - loss / sst)
 
     def means(self, reduce=None) -> tuple[float, float]:
         """Means over the pass; `reduce` sums the counts over DDP processes."""

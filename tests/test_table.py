@@ -329,6 +329,12 @@ def test_r2_over_batches_and_stacked_replicas_is_sklearns(tmp_path):
     rows = torch.tensor(float(sums.rows), dtype=torch.float64)
     got = sums.scores(sums.loss, sums.terms, rows).tolist()
     assert got == pytest.approx([r2_score(y[k], predicted[k]) for k in range(2)], abs=1e-12)
+    # Targets of one value: scikit-learn's finite r2 (1 for exact predictions, else 0), not inf or NaN.
+    constant = torch.full((2, 10), 2.0, dtype=torch.float64)
+    sums = _Sums(torch.device("cpu"), (2,), regression=True)
+    sums.add(torch.tensor([0.0, 0.5], dtype=torch.float64), regression_terms(constant), 10)
+    got = sums.scores(sums.loss, sums.terms, torch.tensor(10.0, dtype=torch.float64)).tolist()
+    assert got == [r2_score(constant[0], constant[0]), r2_score(constant[1], constant[1] + 0.7)] == [1.0, 0.0]
 
 
 def test_a_split_column_marks_the_test_rows_and_is_no_feature(tmp_path):
