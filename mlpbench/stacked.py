@@ -28,6 +28,7 @@ import math
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -292,8 +293,10 @@ class StackedMLP(nn.Module):
         per_param = {}
         for j, (name, a, b) in enumerate(self._group_slots(group)):
             if j in inner["state"] and a <= k < b:
+                # Copies, the step count too (a fused optimizer adds to it in place): the
+                # checkpoint may be written while training goes on (ReplicaCheckpoints).
                 per_param[self.param_names.index(name)] = {
-                    key: value[k - a].clone() if torch.is_tensor(value) and value.dim() else value
+                    key: (value[k - a] if value.dim() else value).clone() if torch.is_tensor(value) else value
                     for key, value in inner["state"][j].items()}
         groups = [dict(g, params=list(range(len(self.param_names)))) for g in inner["param_groups"]]
         return {"state": per_param, "param_groups": groups}
@@ -561,15 +564,47 @@ class Replica:
 # ---------------------------------------------------------------------------- checkpoints
 
 
+def _write_checkpoints(files: list[tuple[Path, Path | None, dict]]) -> None:
+    for last, best, checkpoint in files:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_atomic(last, buffer.getvalue())
+        if best is not None:  # a file of its own (a hard link would share last.ckpt's damage)
+            write_atomic(best, buffer.getvalue())
+
+
 class ReplicaCheckpoints(Checkpoint):
     """Each replica's checkpoints/last.ckpt (every epoch) and best.ckpt (best val_acc so far),
-    each an ordinary run's checkpoint: a resumed run continues from it alone or stacked."""
+    each an ordinary run's checkpoint: a resumed run continues from it alone or stacked.
 
-    def __init__(self, run_dirs: list, module: StackedModule):
+    `background` (a stack off the CPU): the files are serialised and written by a thread while
+    the next epoch trains. The checkpoints' contents are copied at the epoch's end, so the
+    thread writes that epoch's state; one epoch's files at a time; `finish()` waits for the
+    last (at the end of training, and on any error or interrupt). Measured on the CPU, K = 100
+    tutorial models: building the checkpoints took 35 ms an epoch, serialising and writing them
+    0.27 s (0.41 s with best.ckpt), as long as a GPU epoch of 12,000 rows might take. On the CPU
+    a worker has one core, which a thread would only take from training: there they are
+    written before the next epoch starts."""
+
+    def __init__(self, run_dirs: list, module: StackedModule, background: bool = False):
         self.module = module
         # A ModelCheckpoint per run, not given to the Trainer: its state is what an ordinary
         # run's checkpoint holds, and its dirpath where the files go.
         self.replicas = [checkpoint_callback(Path(d), module.score) for d in run_dirs]
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="replica-checkpoints") if background else None
+        self._writing = None  # the epoch's files in the writer's hands
+
+    def finish(self) -> None:
+        """Wait for the files being written; their error, if any, raised here."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self.finish()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.finish()
 
     def state_dict(self) -> dict:
         return {"replicas": [c.state_dict() for c in self.replicas]}
@@ -585,6 +620,7 @@ class ReplicaCheckpoints(Checkpoint):
         # slice of it (K small copies, each a wait on the GPU); on the CPU nothing moves.
         full = move_data_to_device(trainer._checkpoint_connector.dump_checkpoint(weights_only=False), "cpu")
         module = self.module
+        files = []  # (last.ckpt, best.ckpt or None, the checkpoint): this epoch's state, copied
         for k, callback in enumerate(self.replicas):
             if module.replica_diverged[k] is not None:  # a diverged run keeps its last good checkpoint
                 continue
@@ -600,11 +636,12 @@ class ReplicaCheckpoints(Checkpoint):
                 callback.best_model_score, callback.best_model_path = score, str(best)
                 callback.best_k_models = {str(best): score}
                 callback.kth_best_model_path, callback.kth_value = str(best), score
-            buffer = io.BytesIO()
-            torch.save(self.replica_checkpoint(full, k), buffer)
-            write_atomic(last, buffer.getvalue())
-            if improved:  # a file of its own (a hard link would share last.ckpt's damage)
-                write_atomic(best, buffer.getvalue())
+            files.append((last, best if improved else None, self.replica_checkpoint(full, k)))
+        self.finish()  # the previous epoch's files first
+        if self._writer is None:
+            _write_checkpoints(files)
+        else:
+            self._writing = self._writer.submit(_write_checkpoints, files)
 
     def replica_checkpoint(self, full: dict, k: int) -> dict:
         """Replica k's share of the stacked Trainer's checkpoint, keyed as an ordinary run's."""
@@ -715,7 +752,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
     module.model.set_generators(rng)
     common = [o for o in jobs[0].overrides if not o.startswith(("seed=", "sweep.")) and all(o in job.overrides for job in jobs)]
     module.label = shown(common) if common else "stack"
-    checkpoints = ReplicaCheckpoints([j.run_dir for j in jobs], module)
+    checkpoints = ReplicaCheckpoints([j.run_dir for j in jobs], module, background=not sweep.trains_on_cpu(cfg))
     # The group's own callbacks (sweep.alone_because: only a search trial's pruning, shared by its
     # seeds): they watch the stack's metrics, the means over its replicas.
     stoppers = config_callbacks(cfg, jobs[0].overrides)
@@ -783,6 +820,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
             record.fail(e)
         raise
     finally:
+        checkpoints.finish()
         if resume_file:
             os.unlink(resume_file)
 
