@@ -158,3 +158,20 @@ def fake_mnist(tmp_path: Path) -> Path:
 
 # The on-disk array cache (mlpbench/data.py) of this test session, not the user's.
 os.environ.setdefault("MLPBENCH_CACHE", str(Path(tempfile.mkdtemp(prefix="mlpbench-test-cache-"))))
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that start the command or a tool's main (each start costs seconds of imports) first,
+    the most starts first, the rest in their order: under pytest-xdist the long ones then spread
+    over the workers at the start and the short ones fill in at the end, so that no worker ends
+    long after the other."""
+    import inspect
+
+    def starts(item) -> int:
+        try:
+            source = inspect.getsource(item.function)
+        except (AttributeError, OSError, TypeError):
+            return 0
+        return sum(source.count(call) for call in ("run_cli(", "start_cli(", "subprocess.run(", ".main("))
+
+    items.sort(key=lambda item: -starts(item))

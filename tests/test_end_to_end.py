@@ -69,7 +69,8 @@ def test_single_run_writes_result_tensorboard_and_checkpoint(tmp_path):
 
 def test_multirun_gives_each_run_a_folder_named_by_what_it_sweeps(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "model.depth=0,2", "data.limit=200", "trainer.max_epochs=1",
+    # One process (hydra.launcher.workers=1): no worker processes to start for runs this small.
+    proc = run_cli("-m", "model.depth=0,2", "data.limit=200", "trainer.max_epochs=1", "hydra.launcher.workers=1",
                    f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     runs = sorted(p.parent.name for p in sweep.glob("*/result.json"))

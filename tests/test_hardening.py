@@ -185,11 +185,12 @@ def test_a_full_disk_ends_the_run_with_one_message_naming_the_path(tmp_path):
 
 def test_a_second_sweep_into_the_same_folder_is_refused_while_the_first_runs(tmp_path):
     sweep = tmp_path / "sweep"
-    first = start_cli(["-m", "model.depth=1,2", "data.limit=400", "trainer.max_epochs=200",
+    # Two seeds: one stack, trained in the sweep's own process (no worker processes to start).
+    first = start_cli(["-m", "seed=1,2", "data.limit=400", "trainer.max_epochs=200",
                        f"hydra.sweep.dir={sweep}"], tmp_path)
     try:
         wait_for_file(f"{sweep}/*/checkpoints/last.ckpt", first)
-        second = run_cli("-m", "model.depth=1,2", "data.limit=400", "trainer.max_epochs=200",
+        second = run_cli("-m", "seed=1,2", "data.limit=400", "trainer.max_epochs=200",
                          f"hydra.sweep.dir={sweep}", cwd=tmp_path)
         assert second.returncode == 2 and f"another sweep is running in {sweep}" in second.stderr
     finally:

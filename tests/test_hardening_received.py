@@ -273,7 +273,9 @@ def test_checkpoints_stand_alone_and_a_swapped_one_is_named_and_not_used(tmp_pat
     from mlpbench import run
 
     sweep_dir = tmp_path / "sweep"
-    proc = run_cli("-m", "model.depth=1,2", "seed=1,2", *TINY, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    # One process (hydra.launcher.workers=1): no worker processes to start for runs this small.
+    proc = run_cli("-m", "model.depth=1,2", "seed=1,2", *TINY, "hydra.launcher.workers=1",
+                   f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     one, two = (next(sweep_dir.glob(f"*model.depth={d},*seed=1")) / "checkpoints" for d in (1, 2))
     assert (two / "last.ckpt").stat().st_ino != (two / "best.ckpt").stat().st_ino  # stacked: two files

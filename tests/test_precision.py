@@ -5,6 +5,7 @@ the GPU check's code at a tiny size. 16-mixed's gradient scaler, several GPUs an
 numbers need a GPU machine (make gpu-check, docs/gpu.md)."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ import torch
 from mlpbench import module, optim
 from mlpbench.run import compose_config
 from mlpbench.schema import ConfigError, checked, device_count
-from tests.conftest import run_cli, same_numbers
+from tests.conftest import run_cli, run_in_process, same_numbers
 
 MATRIX = ["-m", "data=digits", "model=keras", "model.hidden_bn=true", "trainer.max_epochs=2",
           "trainer.precision=bf16-mixed,64-true", "seed=1,2"]
@@ -46,21 +47,22 @@ def test_xor_in_float64_gives_its_truth_table_predictions(tmp_path):
         assert result["status"] == "ok" and len(result["predictions"]) == 4, name
 
 
+@pytest.mark.usefixtures("quiet_log")
 def test_clipping_under_bf16_mixed_with_a_fused_optimizer_trains_and_is_applied(tmp_path):
     # Lightning refused clipping with a fused optimizer (adam, the default) under any *-mixed
     # precision. With a tiny clip every step's size is the clip's: bf16 then follows float32.
+    # In this process: the runs train as a command's do (one torch import instead of three).
     common = ["data=digits", "seed=1", "trainer.max_epochs=2", "optim=sgd", "optim.lr=0.5",
               "trainer.gradient_clip_val=0.01"]
     losses = {}
     for precision in ("32-true", "bf16-mixed"):
-        run = tmp_path / precision
-        proc = run_cli(*common, f"trainer.precision={precision}", f"hydra.run.dir={run}", cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr
-        losses[precision] = json.loads((run / "result.json").read_text())["history"]["val_loss"]
+        result = run_in_process(tmp_path / precision, *common, f"trainer.precision={precision}")
+        assert result["status"] == "ok", result
+        losses[precision] = result["history"]["val_loss"]
     assert losses["bf16-mixed"] == pytest.approx(losses["32-true"], rel=1e-3)
-    unclipped = run_cli(*common[:-1], "trainer.precision=bf16-mixed", f"hydra.run.dir={tmp_path / 'free'}", cwd=tmp_path)
-    assert unclipped.returncode == 0, unclipped.stderr
-    free = json.loads((tmp_path / "free" / "result.json").read_text())["history"]["val_loss"]
+    unclipped = run_in_process(tmp_path / "free", *common[:-1], "trainer.precision=bf16-mixed")
+    assert unclipped["status"] == "ok", unclipped
+    free = unclipped["history"]["val_loss"]
     assert free[-1] < 0.9 * losses["bf16-mixed"][-1]  # the clip did slow it: it was applied
 
 
@@ -211,3 +213,47 @@ def test_the_gpu_check_runs_its_sections_on_the_cpu_and_writes_its_tables(tmp_pa
                                   [{"overrides": ["seed=1"], "history": {"val_loss": [0.5, 0.40002]}}]) == pytest.approx(2e-5)
     assert gpu_check.val_loss_gap([{"overrides": ["seed=1"], "history": {"val_loss": [0.5]}}],
                                   [{"overrides": ["seed=2"], "history": {"val_loss": [0.5]}}]) == float("inf")
+
+
+def test_a_stacks_checkpoints_written_by_a_thread_hold_their_epochs_state(tmp_path, monkeypatch):
+    """Off the CPU a thread writes the K checkpoints while the next epoch trains: each epoch's
+    files must hold that epoch's state, as when written in turn (the off-CPU path, on the CPU)."""
+    from mlpbench import stacked, sweep
+    from mlpbench.run import Job
+
+    monkeypatch.setattr(sweep, "trains_on_cpu", lambda cfg: False)
+    write, written = stacked._write_checkpoints, {}
+
+    def recording(folder, delay):
+        def write_files(files):
+            time.sleep(delay)  # the next epoch trains meanwhile: a checkpoint not copied would show it
+            written.setdefault(folder, []).append([(ckpt["epoch"], {k: t.clone() for k, t in ckpt["state_dict"].items()},
+                                                    ckpt["optimizer_states"][0]) for _, _, ckpt in files])
+            write(files)
+        return write_files
+
+    def train(folder, delay):
+        monkeypatch.setattr(stacked, "_write_checkpoints", recording(folder, delay))
+        jobs = []
+        for seed in (1, 2):
+            overrides = [f"seed={seed}", "data=digits", "trainer.max_epochs=3", "trainer.enable_progress_bar=false"]
+            jobs.append(Job(checked(compose_config(overrides)), tmp_path / folder / f"seed={seed}", overrides,
+                            sweep.RunPlan(), None, seed - 1, None))
+        return stacked.train_group(jobs)
+
+    threaded = train("threaded", 0.5)
+    in_turn = stacked.ReplicaCheckpoints.__init__
+    monkeypatch.setattr(stacked.ReplicaCheckpoints, "__init__",
+                        lambda self, run_dirs, module, background=False: in_turn(self, run_dirs, module, False))
+    written_in_turn = train("in_turn", 0.0)
+    assert [r["history"]["val_loss"] for r in threaded] == [r["history"]["val_loss"] for r in written_in_turn]
+    assert len(written["threaded"]) == len(written["in_turn"]) == 3  # an epoch's files at a time
+    for ours, theirs in zip(written["threaded"], written["in_turn"]):
+        for (epoch, state, optimizer), (their_epoch, their_state, their_optimizer) in zip(ours, theirs, strict=True):
+            assert epoch == their_epoch and all(torch.equal(state[k], t) for k, t in their_state.items()), epoch
+            for i, moments in their_optimizer["state"].items():
+                assert all(torch.equal(optimizer["state"][i][k], v) for k, v in moments.items()), epoch
+    for seed in (1, 2):  # and the files are those of the last epoch
+        ours, theirs = (torch.load(tmp_path / folder / f"seed={seed}" / "checkpoints" / "last.ckpt", weights_only=True)
+                        for folder in ("threaded", "in_turn"))
+        assert all(torch.equal(ours["state_dict"][k], t) for k, t in theirs["state_dict"].items())

@@ -1,15 +1,12 @@
 """The fast paths must not change what is computed: chunked steps, lean steps, the array cache."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mlpbench import data
-from tests.conftest import REPO, run_in_process, write_fake_mnist
+from tests.conftest import run_in_process, write_fake_mnist
 
 BASE = ["data.limit=300", "trainer.max_epochs=2", "model.dropout=0.1"]
 
@@ -51,17 +48,20 @@ def test_arrays_are_cached_on_disk_after_the_first_read(tmp_path, monkeypatch):
     data._load_idx_source.cache_clear()
 
 
-def test_the_benchmark_runs_and_checks_that_updates_match(tmp_path):
-    env = dict(os.environ, MLPBENCH_DATA=str(tmp_path))
+def test_the_benchmark_runs_and_checks_that_updates_match(tmp_path, monkeypatch, capsys, quiet_log):
+    # bench.main as `python -m mlpbench.bench` calls it, in this process (one torch import fewer);
+    # its sweeps still run as their own commands.
+    from mlpbench import bench
+
+    monkeypatch.setenv("MLPBENCH_DATA", str(tmp_path))
     write_fake_mnist(tmp_path / "mnist", n_train=600, n_test=200)
-    proc = subprocess.run([sys.executable, "-m", "mlpbench.bench", "--rows", "400", "--epochs", "2",
-                           "--batch-sizes", "64", "--no-keras", "--no-startup", "--stacked-rows", "0",
-                           "--sweeps", "tiny", "--pairs", "2"],
-                          cwd=REPO, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    (loop,) = [line for line in proc.stdout.splitlines() if line.startswith("| 64 |")]
+    code = bench.main(["--rows", "400", "--epochs", "2", "--batch-sizes", "64", "--repeats", "1", "--no-keras",
+                       "--no-startup", "--stacked-rows", "0", "--sweeps", "tiny", "--pairs", "2"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (loop,) = [line for line in out.splitlines() if line.startswith("| 64 |")]
     assert "| yes (" in loop
     # A sweep of 4 runs, two pairs, under both launchers: a ratio with its interval, and val_loss
     # histories equal to the bit (the K-seeds table, `--stacked-rows`, compares the same way).
-    tiny = next(line for line in proc.stdout.splitlines() if line.startswith("| tiny | 4 |"))
+    tiny = next(line for line in out.splitlines() if line.startswith("| tiny | 4 |"))
     assert ", n = 2 |" in tiny and "± " in tiny and tiny.rstrip(" |").endswith("0.0e+00")

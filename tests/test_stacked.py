@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import ON_GPU, only_sweep, run_cli, run_rows, same_numbers, start_cli, wait_for_file
 
-GRID = ["model.depth=3", "data.limit=400", "data.batch_size=16", "trainer.max_epochs=4"]
+# Two settings of 3 seeds: two stacks, side by side in worker processes.
+GRID = ["seed=1,2,3", "model.depth=1,3", "data.limit=400", "data.batch_size=16", "trainer.max_epochs=4"]
 
 
 def histories(sweep):
@@ -20,20 +21,27 @@ def histories(sweep):
             for d in sweep.iterdir() if (d / "result.json").is_file()}
 
 
-def test_stacked_seeds_write_the_basic_launchers_runs_with_the_same_val_loss(tmp_path):
-    basic = run_cli("-m", "seed=1,2,3", *GRID, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'basic'}",
-                    cwd=tmp_path)
-    stacked = run_cli("-m", "seed=1,2,3", *GRID, f"hydra.sweep.dir={tmp_path / 'stacked'}", cwd=tmp_path)
+def test_stacked_seeds_train_in_worker_processes_and_write_the_basic_launchers_runs_with_the_same_val_loss(tmp_path):
+    """Two settings' stacks, side by side in processes of one thread (on a machine of one core,
+    in this process): the runs and numbers of the basic launcher's, which train with every thread."""
+    basic = run_cli("-m", *GRID, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'basic'}", cwd=tmp_path)
+    stacked = run_cli("-m", *GRID, f"hydra.sweep.dir={tmp_path / 'stacked'}", cwd=tmp_path)
     assert basic.returncode == 0, basic.stderr
     assert stacked.returncode == 0, stacked.stderr
-    assert "One stacked model of 3 replicas" in stacked.stdout + stacked.stderr
+    output = stacked.stdout + stacked.stderr
+    assert "One stacked model of 3 replicas" in output
+    if len(os.sched_getaffinity(0)) > 1:
+        assert "in 2 processes of one thread each" in output
+        assert output.count("One stacked model of 3 replicas") == 2
     expected, got = histories(tmp_path / "basic"), histories(tmp_path / "stacked")
-    assert sorted(got) == sorted(expected) and [name[-6:] for name in sorted(got)] == ["seed=1", "seed=2", "seed=3"]
+    assert sorted(got) == sorted(expected)
+    assert [name[-6:] for name in sorted(got)] == ["seed=1", "seed=2", "seed=3"] * 2
     for name, result in got.items():
         assert result["status"] == "ok" and result["epochs"] == 4
         assert result["stacked"]["replicas"] == 3
         assert same_numbers(result["history"]["val_loss"], expected[name]["history"]["val_loss"]), name  # to the bit on the CPU
         assert same_numbers(result["metrics"]["test_acc"], expected[name]["metrics"]["test_acc"])
+        assert result["threads"] == (1 if "in 2 processes" in output else expected[name]["threads"])
         run = tmp_path / "stacked" / name
         # What an ordinary run leaves: Hydra's config, its own log, events, both checkpoints.
         for path in (".hydra/overrides.yaml", "run.log", "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
@@ -45,8 +53,8 @@ def test_stacked_seeds_write_the_basic_launchers_runs_with_the_same_val_loss(tmp
         assert all(f"seed={s}" not in log for s in "123" if s != seed)  # no other replica's lines
     # A replica's checkpoint is an ordinary run's: its best epoch's weights and optimizer state as
     # the basic launcher saved them.
-    ours = torch.load(next((tmp_path / "stacked").glob("*seed=2/checkpoints/best.ckpt")), weights_only=True)
-    theirs = torch.load(next((tmp_path / "basic").glob("*seed=2/checkpoints/best.ckpt")), weights_only=True)
+    ours = torch.load(tmp_path / "stacked" / "model.depth=3,seed=2" / "checkpoints" / "best.ckpt", weights_only=True)
+    theirs = torch.load(tmp_path / "basic" / "model.depth=3,seed=2" / "checkpoints" / "best.ckpt", weights_only=True)
     assert ours["epoch"] == theirs["epoch"] and ours["global_step"] == theirs["global_step"]
     assert ours["state_dict"].keys() == theirs["state_dict"].keys()
     for key, tensor in theirs["state_dict"].items():
@@ -56,17 +64,19 @@ def test_stacked_seeds_write_the_basic_launchers_runs_with_the_same_val_loss(tmp
     for i, state in opt_theirs["state"].items():
         assert same_numbers(opt_ours["state"][i]["exp_avg_sq"], state["exp_avg_sq"])
     assert ours["callbacks"].keys() == theirs["callbacks"].keys()
-    assert len(run_rows(tmp_path / "stacked")) == 3
+    assert len(run_rows(tmp_path / "stacked")) == 6
 
 
 def test_runs_that_cannot_share_a_model_train_alone(tmp_path):
-    grid = ["-m", "seed=1,2", "model.depth=1,2", "data.limit=200", "trainer.max_epochs=1",
+    # Seeds of one setting, which would stack but for the callback; one process
+    # (hydra.launcher.workers=1): no worker processes to start for runs this small.
+    grid = ["-m", "seed=1,2", "data.limit=200", "trainer.max_epochs=1", "hydra.launcher.workers=1",
             "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping", "+callbacks.stop.monitor=val_loss"]
     proc = run_cli(*grid, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     output = proc.stdout + proc.stderr
-    assert output.count("trains on its own: callbacks.stop") == 4 and "One stacked model of" not in output
-    # (Groups split by setting, each a stack: test_stacks_train_in_worker_processes_...)
+    assert output.count("trains on its own: callbacks.stop") == 2 and "One stacked model of" not in output
+    # (Groups split by setting, each a stack: test_stacked_seeds_train_in_worker_processes_...)
 
 
 def test_a_killed_stacked_sweep_resumes_with_histories_equal_to_uninterrupted_runs(tmp_path):
@@ -92,26 +102,21 @@ def test_a_killed_stacked_sweep_resumes_with_histories_equal_to_uninterrupted_ru
                     "replica from its own (docs/sweeps.md)")
 def test_a_run_gives_the_same_numbers_alone_and_with_any_stack_mates(tmp_path):
     """Dropout masks from each replica's own generator: seed 2 with dropout 0.5 alone (basic
-    launcher), stacked with seed 1, and stacked with seed 3 and another optimizer."""
+    launcher), and stacked with seeds 1 and 3 and another optimizer."""
     common = ["model.dropout=0.5", "data.limit=300", "trainer.max_epochs=3"]
     alone = run_cli("-m", "seed=2", *common, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'alone'}",
                     cwd=tmp_path)
-    with_1 = run_cli("-m", "seed=1,2", *common, f"hydra.sweep.dir={tmp_path / 'with_1'}", cwd=tmp_path)
-    with_3 = run_cli("-m", "seed=2,3", "optim=adam,sgd", *common, f"hydra.sweep.dir={tmp_path / 'with_3'}",
-                     cwd=tmp_path)
-    for proc in (alone, with_1, with_3):
+    mates = run_cli("-m", "seed=1,2,3", "optim=adam,sgd", *common, f"hydra.sweep.dir={tmp_path / 'mates'}",
+                    cwd=tmp_path)
+    for proc in (alone, mates):
         assert proc.returncode == 0, proc.stderr
-    assert "One stacked model of 2 replicas" in with_1.stdout + with_1.stderr
-    assert "One stacked model of 4 replicas (104,906 params each; 2 settings)" in with_3.stdout + with_3.stderr
+    assert "One stacked model of 6 replicas (104,906 params each; 2 settings)" in mates.stdout + mates.stderr
 
-    def seed_2(sweep, prefix=""):
-        return histories(tmp_path / sweep)[f"{prefix}seed=2"]
-
-    reference = seed_2("alone")["history"]
+    reference = histories(tmp_path / "alone")["seed=2"]["history"]
     assert len(set(reference["val_loss"])) == 3  # it trained
-    assert seed_2("with_1")["history"] == {**reference, "epoch_seconds": seed_2("with_1")["history"]["epoch_seconds"]}
-    mixed = histories(tmp_path / "with_3")["optim=adam,seed=2"]
-    assert mixed["history"]["val_loss"] == reference["val_loss"] and mixed["stacked"]["replicas"] == 4
+    stacked = histories(tmp_path / "mates")["optim=adam,seed=2"]
+    assert stacked["history"] == {**reference, "epoch_seconds": stacked["history"]["epoch_seconds"]}
+    assert stacked["stacked"]["replicas"] == 6
 
 
 def test_runs_that_differ_in_optimizer_activation_and_rate_stack_and_equal_their_basic_runs(tmp_path):
@@ -144,24 +149,6 @@ def test_a_run_given_twice_trains_once_and_launcher_options_are_checked(tmp_path
     assert "hydra.launcher.max_replicas=0: must be an integer >= 1" in bad.stderr
     assert "hydra.launcher.workers=-1: must be an integer >= 1, or null for one per CPU core" in bad.stderr
     assert not (tmp_path / "bad").exists()
-
-
-def test_stacks_train_in_worker_processes_with_the_basic_launchers_numbers(tmp_path):
-    """Two settings' stacks, side by side in processes of one thread (on a machine of one core,
-    in this process): the numbers of the basic launcher's runs, which train with every thread."""
-    grid = ["-m", "seed=1,2,3", "model.depth=1,3", "data.limit=300", "trainer.max_epochs=2"]
-    stacked = run_cli(*grid, f"hydra.sweep.dir={tmp_path / 'stacked'}", cwd=tmp_path)
-    basic = run_cli(*grid, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'basic'}", cwd=tmp_path)
-    assert stacked.returncode == 0 and basic.returncode == 0, stacked.stderr + basic.stderr
-    output = stacked.stdout + stacked.stderr
-    if len(os.sched_getaffinity(0)) > 1:
-        assert "in 2 processes of one thread each" in output
-        assert output.count("One stacked model of 3 replicas") == 2
-    ours, theirs = histories(tmp_path / "stacked"), histories(tmp_path / "basic")
-    assert len(ours) == 6
-    for name, result in theirs.items():
-        assert same_numbers(ours[name]["history"]["val_loss"], result["history"]["val_loss"]), name
-        assert ours[name]["threads"] == (1 if "in 2 processes" in output else result["threads"])
 
 
 def test_a_stack_off_the_cpu_keeps_each_tensor_whole_and_computes_what_its_replicas_do(monkeypatch):

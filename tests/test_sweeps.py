@@ -20,8 +20,10 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on_then_exits_non_zero(tmp
     proc = run_cli("-m", "model.depth=1,-1,2", *TINY, cwd=tmp_path)
     assert proc.returncode == 2 and "model.depth=-1: this value of the grid cannot run" in proc.stderr
     assert not list(tmp_path.glob("outputs/multirun/*/*/result.json"))
-    # Values wrong only together (2 widths for 3 layers) fail their runs; the others go on.
-    proc = run_cli("-m", "model.depth=2,3", "model.units=[64,32],[64,32,16]", *TINY, cwd=tmp_path)
+    # Values wrong only together (2 widths for 3 layers) fail their runs; the others go on (in one
+    # process, hydra.launcher.workers=1: no worker processes to start for runs this small).
+    proc = run_cli("-m", "model.depth=2,3", "model.units=[64,32],[64,32,16]", *TINY, "hydra.launcher.workers=1",
+                   cwd=tmp_path)
     assert proc.returncode == 1
     sweep = only_sweep(tmp_path)
     rows = {(r["model.depth"], r["model.units"]): r["status"] for r in run_rows(sweep)}
@@ -209,15 +211,17 @@ def test_a_folder_of_a_sweep_with_other_fixed_settings_is_refused(tmp_path):
     """Run folders name what is swept only: a second sweep into the folder of one that held
     data.limit at another value would pass that sweep's runs off as its own."""
     sweep = tmp_path / "sweep"
-    first = run_cli("-m", "model.depth=1,2", "data.limit=200", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
-                    cwd=tmp_path)
+    # One process (hydra.launcher.workers=1): no worker processes to start for runs this small.
+    first = run_cli("-m", "model.depth=1,2", "data.limit=200", "trainer.max_epochs=1", "hydra.launcher.workers=1",
+                    f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert sorted(p.name for p in sweep.glob("model.depth=*")) == ["model.depth=1", "model.depth=2"]
-    other = run_cli("-m", "model.depth=1,2", "data.limit=300", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
-                    cwd=tmp_path)
+    other = run_cli("-m", "model.depth=1,2", "data.limit=300", "trainer.max_epochs=1", "hydra.launcher.workers=1",
+                    f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert other.returncode == 2
     assert "holds a sweep with other fixed settings (data.limit: data.limit=200 before, data.limit=300 now)" in other.stderr
-    again = run_cli("-m", "model.depth=1,2,3", "data.limit=200", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
-                    cwd=tmp_path)  # another depth, the same fixed settings: the sweep continues
+    # Another depth, the same fixed settings: the sweep continues.
+    again = run_cli("-m", "model.depth=1,2,3", "data.limit=200", "trainer.max_epochs=1", "hydra.launcher.workers=1",
+                    f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(list(sweep.glob("model.depth=*/result.json"))) == 3

@@ -44,8 +44,8 @@ def depth_sweep(folder, dataset: str, seeds: str, epochs: int):
     """`mlpbench -m` over depth 1 and 2 on the dataset's CSV: its sweep folder and the process."""
     sweep = folder / "sweep"
     proc = run_cli("-m", "data=table", f"data.path={sklearn_csv(folder, dataset)}", "data.target=target",
-                   "model.depth=1,2", f"seed={seeds}", f"trainer.max_epochs={epochs}", f"hydra.sweep.dir={sweep}",
-                   cwd=folder)
+                   "model.depth=1,2", f"seed={seeds}", f"trainer.max_epochs={epochs}", "hydra.launcher.workers=1",
+                   f"hydra.sweep.dir={sweep}", cwd=folder)
     assert proc.returncode == 0, proc.stderr
     return sweep, proc
 

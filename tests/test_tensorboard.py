@@ -14,8 +14,9 @@ _get, _serve = screenshots.get, screenshots.serve
 
 def test_a_sweep_opens_on_its_curves_and_hparams_lists_the_swept_key_first(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "model.depth=1,3", "data.limit=200", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}",
-                   cwd=tmp_path)
+    # One process (hydra.launcher.workers=1): no worker processes to start for runs this small.
+    proc = run_cli("-m", "model.depth=1,3", "data.limit=200", "trainer.max_epochs=2", "hydra.launcher.workers=1",
+                   f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     server, base = _serve(sweep, runs=2)
     try:
