@@ -64,7 +64,7 @@ def progress_bar():
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             _, y, batch_size = batch
-            self.train_progress_bar.n += -(-len(y) // batch_size)
+            self.train_progress_bar.n += -(-y.shape[-1] // batch_size)  # rows: the last index (stacked: (K, rows))
             self._show(trainer, pl_module)
 
         def on_validation_end(self, trainer, pl_module) -> None:

@@ -470,6 +470,11 @@ def epoch_order(seed: int, epoch: int, rows: int) -> torch.Tensor:
     return torch.randperm(rows, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
+# Off the CPU, the most rows (bytes of float32 features) one chunk of a stack gathers at once
+# (stacked.steps_per_chunk; run.memory_need counts two).
+GPU_CHUNK_BYTES = 256 * 2**20
+
+
 class TensorBatches:
     """Batches as slices of whole-dataset tensors; reshuffled for every epoch when `shuffle`.
 

@@ -156,7 +156,7 @@ def _gpu_hint(accelerator: str) -> str:
 MAX_PREDICTION_ROWS = 16
 
 
-def predictions(logits, x_test, y_test, target_scale: list[float] | None = None,
+def predictions(logits, x_test, y_test, regression: bool = False, target_scale: list[float] | None = None,
                 **log_extra) -> list[dict[str, Any]]:
     """The XOR tutorial's last step: the network's output (`logits` on `x_test`) for each row of
     the table (a single output unit's sigmoid, else the class probabilities; a regression's
@@ -164,8 +164,8 @@ def predictions(logits, x_test, y_test, target_scale: list[float] | None = None,
     logged."""
     import torch
 
-    if target_scale is not None:
-        mean, std = target_scale
+    if regression:
+        mean, std = target_scale or (0.0, 1.0)
         outputs, y_test = logits.float().cpu() * std + mean, y_test.float().cpu() * std + mean
     else:
         outputs = (torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)).cpu()
@@ -263,7 +263,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
                 module.eval()
                 with torch.no_grad():
                     logits = module(splits.x_test.to(module.device, module.dtype))  # 64-true: float64
-                record.update(predictions=predictions(logits, splits.x_test, splits.y_test, target_scale_of(splits)))
+                record.update(predictions=predictions(logits, splits.x_test, splits.y_test, splits.regression,
+                                                      target_scale_of(splits)))
         status = Status.diverged if module.diverged_at is not None else stopped or Status.ok
         record.update(status=status, diverged_at=module.diverged_at,
                       device=str(trainer.strategy.root_device), devices=trainer.world_size,
@@ -361,6 +362,13 @@ def memory_need(cfg: DictConfig, splits, replicas: int = 1) -> MemoryNeed:
         tensors = {t.data_ptr(): t for t in (splits.x_train, splits.y_train, splits.x_val, splits.y_val,
                                              splits.x_test, splits.y_test)}
         data = sum(t.numel() * t.element_size() for t in tensors.values())
+        if splits.train_rows is not None:  # a stack's
+            from mlpbench.data import GPU_CHUNK_BYTES
+
+            # Each replica's row indices (train and its epoch's order, val, test: int64), and two
+            # chunks of gathered rows (one training, the next being fetched).
+            indices = 2 * splits.train_rows.shape[-1] + splits.val_rows.shape[-1] + splits.test_rows.shape[-1]
+            data += 8 * indices * replicas + 2 * GPU_CHUNK_BYTES
     return MemoryNeed(params, params * 4 * 4 * replicas, rows * sum(widths) * 4 * 3 * replicas, data)
 
 
@@ -376,6 +384,8 @@ def _training_memory(cfg: DictConfig) -> Optional[tuple[int, str]]:
         devices = cfg.trainer.devices
         index = int(list(devices)[0]) if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)) else 0
         free, _ = torch.cuda.mem_get_info(index)
+        # What this process's allocator holds cached (an earlier stack's) is free to it too.
+        free += torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
         return free, f"GPU {index} has {free / 1e9:.1f} GB free"
     try:
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -520,9 +530,10 @@ def _discard_unstarted(run_dir: Path, job_name: str) -> None:
 
 
 def _record_failure(run_dir: Path, overrides: list[str], cfg: DictConfig, error: BaseException) -> None:
-    """Record a run that failed before or while training, unless train() already has."""
+    """Record a run that failed before or while training, unless train() already has, or the
+    run had finished (a later stack of its group failed: its own result stays)."""
     previous = read_result(run_dir)
-    if previous is not None and previous.get("status") == Status.failed:
+    if previous is not None and (previous.get("status") == Status.failed or Status(previous["status"]).finished):
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     try:

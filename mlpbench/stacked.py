@@ -38,6 +38,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from mlpbench import sweep
+from mlpbench.data import GPU_CHUNK_BYTES
 from mlpbench.model import MLP, NARROW_UNITS, BatchNorm, HiddenBlock, autocast_operands, batch_stats
 from mlpbench.module import MLPModule, epoch_line, epoch_scalars, history_keys, regression_terms, restore_cuda_rng
 from mlpbench.files import write_atomic
@@ -594,17 +595,28 @@ class ReplicaCheckpoints(Checkpoint):
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="replica-checkpoints") if background else None
         self._writing = None  # the epoch's files in the writer's hands
 
-    def finish(self) -> None:
-        """Wait for the files being written; their error, if any, raised here."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            writing.result()
+    def finish(self, raise_error: bool = True) -> None:
+        """Wait for the files being written; the writer's error raised here, or (ending on
+        another error or an interrupt, which must stay what the runs record) logged."""
+        if self._writing is None:
+            return
+        error = self._writing.exception()  # an interrupt while waiting leaves it to wait for again
+        self._writing = None
+        if error is not None and raise_error:
+            raise error
+        if error is not None:
+            log.error("Writing the runs' checkpoints failed: %s", error, extra={"replica": -1})
 
-    def teardown(self, trainer, pl_module, stage: str) -> None:
+    def close(self) -> None:
+        self.finish(raise_error=False)
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+
+    def on_train_end(self, trainer, pl_module) -> None:
         self.finish()
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        self.finish()
+        self.finish(raise_error=False)
 
     def state_dict(self) -> dict:
         return {"replicas": [c.state_dict() for c in self.replicas]}
@@ -636,11 +648,13 @@ class ReplicaCheckpoints(Checkpoint):
                 callback.best_model_score, callback.best_model_path = score, str(best)
                 callback.best_k_models = {str(best): score}
                 callback.kth_best_model_path, callback.kth_value = str(best), score
-            files.append((last, best if improved else None, self.replica_checkpoint(full, k)))
-        self.finish()  # the previous epoch's files first
-        if self._writer is None:
-            _write_checkpoints(files)
-        else:
+            entry = (last, best if improved else None, self.replica_checkpoint(full, k))
+            if self._writer is None:  # one replica's checkpoint in memory at a time
+                _write_checkpoints([entry])
+            else:
+                files.append(entry)
+        if self._writer is not None:
+            self.finish()  # the previous epoch's files first
             self._writing = self._writer.submit(_write_checkpoints, files)
 
     def replica_checkpoint(self, full: dict, k: int) -> dict:
@@ -677,10 +691,6 @@ class ReplicaCheckpoints(Checkpoint):
 
 
 # ---------------------------------------------------------------------------- a group of runs
-
-# Off the CPU, the most rows (bytes of float32 features) one chunk of a stack gathers at once.
-GPU_CHUNK_BYTES = 256 * 2**20
-
 
 def steps_per_chunk(cfg, replicas: int, features: int, on_cpu: bool) -> int:
     """Optimizer steps per Lightning step for a stack of `replicas` (the updates are the same
@@ -720,12 +730,14 @@ def train_group(jobs: list[Job]) -> list[dict]:
     data = make_stacked_splits(cfg.data, [job.cfg.seed for job in jobs])
     sizes = {"train": data.train_rows.shape[1], "val": data.val_rows.shape[1], "test": data.test_rows.shape[1]}
     fit = replicas_that_fit(cfg, data, len(jobs))
+    check_memory(cfg, data, replicas=fit)  # not even one replica: the error names what it needs
     if fit < len(jobs):  # K for the memory it trains in (a GPU's free memory): stacks one after another
+        parts = -(-len(jobs) // fit)
+        size = -(-len(jobs) // parts)  # as even as they come: 100 in 2 of 50, not 99 + 1
         log.info("%d stacked replicas need about %.1f GB, more than fits where they train: %d stacks of at most %d",
-                 len(jobs), memory_need(cfg, data, len(jobs)).total / 1e9, -(-len(jobs) // fit), fit,
-                 extra={"replica": -1})
-        return [payload for lo in range(0, len(jobs), fit) for payload in train_group(jobs[lo:lo + fit])]
-    check_memory(cfg, data, replicas=len(jobs))
+                 len(jobs), memory_need(cfg, data, len(jobs)).total / 1e9, parts, size, extra={"replica": -1})
+        # Each stack's runs are recorded as they end: a later stack's failure leaves them as they are.
+        return [payload for lo in range(0, len(jobs), size) for payload in train_group(jobs[lo:lo + size])]
     models, rng = [], []
     for job in jobs:
         pl.seed_everything(job.cfg.seed, verbose=False)
@@ -798,7 +810,8 @@ def train_group(jobs: list[Job]) -> list[dict]:
                     logits = module(data.x_test[data.test_rows].to(module.device, module.dtype))  # 64-true: float64
                 for k, record in enumerate(records):
                     record.update(predictions=predictions(logits[k], data.x_test.cpu(), data.y_test.cpu(),
-                                                          target_scale_of(data), replica=k, console=False))
+                                                          data.regression, target_scale_of(data), replica=k,
+                                                          console=False))
         for k, record in enumerate(records):
             diverged = module.replica_diverged[k]
             record.update(status=Status.diverged if diverged else stopped or Status.ok, diverged_at=diverged,
@@ -820,7 +833,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
             record.fail(e)
         raise
     finally:
-        checkpoints.finish()
+        checkpoints.close()
         if resume_file:
             os.unlink(resume_file)
 

@@ -295,8 +295,9 @@ def trains_on_cpu(cfg: DictConfig) -> bool:
     accelerator = str(cfg.trainer.accelerator)
     if accelerator != "auto":
         return accelerator == "cpu"
-    if "torch" not in sys.modules and not glob.glob("/dev/nvidia[0-9]*"):
-        return True  # no NVIDIA GPU: said without importing torch, 1-2 s the launcher would wait for
+    if "torch" not in sys.modules and not (glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/dxg")
+                                           or os.path.exists("/proc/driver/nvidia")):
+        return True  # no NVIDIA GPU (nor WSL's): said without importing torch, 1-2 s the launcher would wait for
     import torch  # only here: the launcher otherwise leaves torch to the processes that train
 
     return not torch.cuda.is_available()

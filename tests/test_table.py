@@ -372,6 +372,6 @@ def test_a_split_column_marks_the_test_rows_and_is_no_feature(tmp_path):
 def test_a_small_regressions_listed_predictions_are_in_the_targets_unit():
     from mlpbench.run import predictions
 
-    rows = predictions(torch.tensor([[0.5], [-1.0]]), torch.zeros(2, 3), torch.tensor([1.0, 0.0]), [150.0, 10.0])
+    rows = predictions(torch.tensor([[0.5], [-1.0]]), torch.zeros(2, 3), torch.tensor([1.0, 0.0]), True, [150.0, 10.0])
     assert [r["output"] for r in rows] == [[155.0], [140.0]]  # mean + std x the standardised value
     assert [r["target"] for r in rows] == [160.0, 150.0]

@@ -173,7 +173,6 @@ class StackedLauncher(Launcher):
                 if job.cfg.trainer.enable_progress_bar is None:
                     job.cfg.trainer.enable_progress_bar = False  # bars side by side would draw over each other
         pending, running = list(groups), {}
-        slots: dict = {}  # a running group's worker slot: runs side by side on a GPU each (spread_over_gpus)
         interrupted = []  # the exit code, once interrupted
 
         def stop(code: int) -> None:
@@ -186,16 +185,13 @@ class StackedLauncher(Launcher):
                 try:
                     while pending and not interrupted and len(running) < workers:
                         group = pending.pop(0)
-                        slot = min(set(range(workers)) - set(slots.values()))
-                        future = pool.submit(train_stack, *self._stack_args(group), slot)
-                        running[future], slots[future] = group, slot
+                        running[pool.submit(train_stack, *self._stack_args(group))] = group
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                 except KeyboardInterrupt:  # the workers ignore Ctrl-C; SIGTERM makes them keep their runs
                     stop(130)
                     continue
                 for future in done:
                     group = running.pop(future, None)
-                    slots.pop(future, None)
                     if group is None:  # of a pool replaced just now
                         continue
                     progress.done(len(group))
@@ -214,7 +210,6 @@ class StackedLauncher(Launcher):
                                   "go on.", ", ".join(lost) or "none")
                         for other in list(running):  # the pool ended the other workers too
                             running.pop(other)
-                            slots.pop(other, None)
                         pool.shutdown(wait=True)
                         pool = _start_workers(workers)
         finally:
@@ -245,16 +240,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
-def train_stack(jobs: list, log_files: list[Path], job_logging, verbose, slot: int = 0) -> None:
+def train_stack(jobs: list, log_files: list[Path], job_logging, verbose) -> None:
     """Train a group of prepared jobs (one stacked model, or one run), each logging into its own
     run's log file; a failure is recorded in every run of the group. In this process or a worker
-    (`slot`: which of the groups training side by side it is: on a machine of several GPUs, its
-    GPU)."""
+    (on a machine of several GPUs, each worker process trains on a GPU of its own)."""
     from mlpbench import run
     from mlpbench.sweep import spread_over_gpus
-
-    for job in jobs:
-        job.cfg = spread_over_gpus(job.cfg, slot)
 
     # The console as Hydra's job logging sets it up, and each run's log file.
     configure_log(job_logging, verbose)
@@ -266,6 +257,8 @@ def train_stack(jobs: list, log_files: list[Path], job_logging, verbose, slot: i
     router = RunLogFiles(log_files, files[0].formatter if files else None)
     root.addHandler(router)
     try:
+        for job in jobs:
+            job.cfg = spread_over_gpus(job.cfg, _worker_index or 0)
         if len(jobs) == 1:
             run.train_job(jobs[0])
         else:
@@ -363,8 +356,9 @@ def _start_workers(workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn: a fresh interpreter per worker; a fork would copy Hydra's state and this process's threads.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_start, initargs=(os.getpid(),))
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
+                               initargs=(os.getpid(), context.Value("i", 0)))
     for _ in range(workers):
         pool.submit(int)  # starts each worker now
     return pool
@@ -397,6 +391,7 @@ def _slots(config) -> int:
 
 
 _parent: int | None = None  # in a worker process: the sweep's
+_worker_index: int | None = None  # in a worker process: 0, 1, ... in the order the workers started
 
 
 def _on_sigterm(signum, frame) -> None:
@@ -407,7 +402,7 @@ def _on_sigterm(signum, frame) -> None:
         os._exit(143)
 
 
-def _worker_start(parent: int) -> None:
+def _worker_start(parent: int, started) -> None:
     """A worker: one thread (its runs' numbers do not depend on it; two processes of one thread
     train more than one process of two), and SIGTERM, which Lightning turns into a kept
     `interrupted` run, when the sweep's process is interrupted or dies (kill -9)."""
@@ -416,8 +411,11 @@ def _worker_start(parent: int) -> None:
 
     import torch
 
-    global _parent
+    global _parent, _worker_index
     _parent = parent
+    with started.get_lock():  # the workers' own numbers: each keeps one GPU for every group it trains
+        _worker_index = started.value
+        started.value += 1
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep's process, which sends SIGTERM
     signal.signal(signal.SIGTERM, _on_sigterm)
