@@ -5,12 +5,15 @@ launcher's checkpoints."""
 import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 
 import torch
 
 import pytest
 
-from tests.conftest import ON_GPU, only_sweep, run_cli, run_rows, same_numbers, start_cli, wait_for_file
+from tests.conftest import ON_GPU, REPO, only_sweep, run_cli, run_rows, same_numbers, start_cli, wait_for_file
 
 # Two settings of 3 seeds: two stacks, side by side in worker processes.
 GRID = ["seed=1,2,3", "model.depth=1,3", "data.limit=400", "data.batch_size=16", "trainer.max_epochs=4"]
@@ -65,6 +68,25 @@ def test_stacked_seeds_train_in_worker_processes_and_write_the_basic_launchers_r
         assert same_numbers(opt_ours["state"][i]["exp_avg_sq"], state["exp_avg_sq"])
     assert ours["callbacks"].keys() == theirs["callbacks"].keys()
     assert len(run_rows(tmp_path / "stacked")) == 6
+
+
+def test_worker_processes_let_go_while_they_start_end_quietly(tmp_path):
+    """A sweep that foresaw several groups but trains one, or none (all finished), lets its
+    starting workers go without waiting for them: they must not fail to read their shared start
+    counter, freed with the pool (tracebacks in README's check)."""
+    script = tmp_path / "let_go.py"
+    script.write_text(textwrap.dedent("""
+        import gc
+        from hydra_plugins.mlpbench_stacked import _start_workers
+        if __name__ == "__main__":
+            pool = _start_workers(2)
+            pool.shutdown(wait=False, cancel_futures=True)
+            del pool
+            gc.collect()  # as Python's collector may at any moment
+    """))
+    proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_runs_that_cannot_share_a_model_train_alone(tmp_path):

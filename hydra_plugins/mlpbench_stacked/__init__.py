@@ -351,14 +351,22 @@ def _groups_foreseen(job_overrides: Sequence[Sequence[str]], max_replicas: int) 
     return sum(-(-n // max_replicas) for n in settings.values())
 
 
+_worker_counters: list = []  # each pool's shared start counter, see _start_workers
+
+
 def _start_workers(workers: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn: a fresh interpreter per worker; a fork would copy Hydra's state and this process's threads.
     context = multiprocessing.get_context("spawn")
+    started = context.Value("i", 0)
+    # Kept for this process's life: a pool shut down without waiting (one group after all) is freed
+    # while its workers still start, and a freed Value unlinks the semaphore they are unpickling
+    # (FileNotFoundError in each worker).
+    _worker_counters.append(started)
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
-                               initargs=(os.getpid(), context.Value("i", 0)))
+                               initargs=(os.getpid(), started))
     for _ in range(workers):
         pool.submit(int)  # starts each worker now
     return pool
