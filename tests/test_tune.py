@@ -194,7 +194,7 @@ def _states(db: Path) -> dict[int, str]:
 
 def test_a_killed_search_continues_the_study_without_repeating_finished_trials(tmp_path):
     # Two trials: the one killed is retried, and the study ends at n_trials ended.
-    args = [*TINY, "tune.n_trials=2", "trainer.max_epochs=30", "tune.pruner=none", "data.limit=1000"]
+    args = [*TINY, "tune.n_trials=2", "trainer.max_epochs=30", "tune.pruner=none", "data.limit=300"]
     proc = start_cli(args, tmp_path)
     db = study_dir(tmp_path) / "study.db"
     # kill -9 once trial 0 has ended and trial 1 is training
