@@ -15,7 +15,7 @@ from mlpbench.run import compose_config
 from mlpbench.schema import ConfigError, checked, device_count
 from tests.conftest import run_cli, run_in_process, same_numbers
 
-MATRIX = ["-m", "data=digits", "model=keras", "model.hidden_bn=true", "trainer.max_epochs=2",
+MATRIX = ["-m", "data=digits", "data.limit=400", "model=keras", "model.hidden_bn=true", "trainer.max_epochs=2",
           "trainer.precision=bf16-mixed,64-true", "seed=1,2"]
 
 

@@ -79,7 +79,7 @@ def test_worker_processes_let_go_while_they_start_end_quietly(tmp_path):
         import gc
         from hydra_plugins.mlpbench_stacked import _start_workers
         if __name__ == "__main__":
-            pool = _start_workers(2)
+            pool = _start_workers(1)
             pool.shutdown(wait=False, cancel_futures=True)
             del pool
             gc.collect()  # as Python's collector may at any moment
