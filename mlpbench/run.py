@@ -619,8 +619,7 @@ def prepare(cfg: DictConfig) -> Job | None:
     if threads:  # hydra/launcher=joblib (a search's tune.n_jobs): runs side by side
         if cfg.trainer.enable_progress_bar is None:
             cfg.trainer.enable_progress_bar = False  # they would draw over each other's bars
-        # A batch of consecutive jobs (a search's batch of trials) on as many GPUs as there are.
-        cfg = sweep.spread_over_gpus(cfg, hc.job.num if in_sweep else 0)
+        cfg = sweep.spread_over_gpus(cfg, hc.sweep.dir if in_sweep else run_dir)  # each worker process a GPU
     return Job(cfg, run_dir, overrides, plan, hc.runtime.choices.get("experiment"),
                hc.job.num if in_sweep else None, threads)
 

@@ -310,14 +310,37 @@ def gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def spread_over_gpus(cfg: DictConfig, slot: int) -> DictConfig:
-    """Runs side by side each on a GPU of their own: a run in a launcher's worker `slot` (0, 1,
-    ... for the runs or stacks training at one time) with trainer.devices=1 trains on GPU
-    slot % GPUs of a machine with several. Devices the user listed, a run on the CPU or a machine
-    of one GPU: as they are."""
+_gpu_slots: dict[Path, tuple[int, Any]] = {}  # this process's slot in each sweep folder, and its held lock
+
+
+def gpu_slot(sweep_dir: str | Path) -> int:
+    """This process's place among the processes of one sweep training side by side: the lowest
+    slot no live process holds (a lock file in the sweep's folder, let go when its process ends),
+    kept for every run the process trains. Not a job's number: jobs end out of order, and job
+    n + GPUs would share a GPU still busy with a slower job n while another GPU idles."""
+    folder = Path(sweep_dir).resolve()
+    if folder not in _gpu_slots:
+        slot = 0
+        while True:
+            handle = open(folder / f".gpu-slot-{slot}.lock", "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                handle.close()
+                slot += 1
+        _gpu_slots[folder] = (slot, handle)
+    return _gpu_slots[folder][0]
+
+
+def spread_over_gpus(cfg: DictConfig, sweep_dir: str | Path) -> DictConfig:
+    """Runs side by side each on a GPU of their own: a run with trainer.devices=1 in a process
+    that trains runs of the sweep in `sweep_dir` (a launcher's worker) trains on GPU
+    gpu_slot % GPUs of a machine with several. Devices the user listed, a run on the CPU or a
+    machine of one GPU: as they are."""
     if trains_on_cpu(cfg) or OmegaConf.is_list(cfg.trainer.devices) or cfg.trainer.devices != 1 or gpus() < 2:
         return cfg
-    cfg.trainer.devices = [slot % gpus()]
+    cfg.trainer.devices = [gpu_slot(sweep_dir) % gpus()]
     return cfg
 
 

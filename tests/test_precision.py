@@ -5,6 +5,9 @@ the GPU check's code at a tiny size. 16-mixed's gradient scaler, several GPUs an
 numbers need a GPU machine (make gpu-check, docs/gpu.md)."""
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -13,7 +16,7 @@ import torch
 from mlpbench import module, optim
 from mlpbench.run import compose_config
 from mlpbench.schema import ConfigError, checked, device_count
-from tests.conftest import run_cli, run_in_process, same_numbers
+from tests.conftest import REPO, run_cli, run_in_process, same_numbers
 
 MATRIX = ["-m", "data=digits", "data.limit=400", "model=keras", "model.hidden_bn=true", "trainer.max_epochs=2",
           "trainer.precision=bf16-mixed,64-true", "seed=1,2"]
@@ -180,20 +183,39 @@ def test_a_group_larger_than_the_memory_trains_as_several_stacks_with_the_same_n
     assert read_result(tmp_path / "split" / "seed=1")["status"] == "ok"
 
 
-def test_runs_side_by_side_get_a_gpu_each_where_a_machine_has_several(monkeypatch):
+def test_runs_side_by_side_get_a_gpu_each_where_a_machine_has_several(tmp_path, monkeypatch):
     from mlpbench import sweep
 
     monkeypatch.setattr(sweep, "trains_on_cpu", lambda cfg: False)
     monkeypatch.setattr(sweep, "gpus", lambda: 3)
-    devices = [sweep.spread_over_gpus(compose_config([]), slot).trainer.devices for slot in range(4)]
-    assert [list(d) for d in devices] == [[0], [1], [2], [0]]
-    listed = sweep.spread_over_gpus(compose_config(["trainer.devices=[2]"]), 0).trainer.devices
+    # This process keeps the lowest free slot, GPU 0, for every run it trains.
+    devices = [sweep.spread_over_gpus(compose_config([]), tmp_path).trainer.devices for _ in range(2)]
+    assert [list(d) for d in devices] == [[0], [0]]
+    # Other processes of the sweep (a launcher's workers): the lowest slots free, 1, 2, then 3 (on
+    # GPU 0 again); a slot is free again once its process ends, whatever the order.
+    claim = ("import sys; from mlpbench.sweep import gpu_slot; print(gpu_slot(sys.argv[1]), flush=True); "
+             "sys.stdin.read()")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+
+    def start():
+        proc = subprocess.Popen([sys.executable, "-c", claim, str(tmp_path)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, env=env)
+        return proc, int(proc.stdout.readline())
+
+    workers = [start() for _ in range(3)]
+    assert [slot for _, slot in workers] == [1, 2, 3]
+    workers[1][0].communicate("")  # the worker of slot 2 ends
+    later, slot = start()
+    assert slot == 2
+    for proc, _ in (*workers, (later, slot)):
+        proc.communicate("")
+    listed = sweep.spread_over_gpus(compose_config(["trainer.devices=[2]"]), tmp_path).trainer.devices
     assert list(listed) == [2]  # the user's choice stays
     monkeypatch.setattr(sweep, "gpus", lambda: 1)
-    assert sweep.spread_over_gpus(compose_config([]), 1).trainer.devices == 1
+    assert sweep.spread_over_gpus(compose_config([]), tmp_path).trainer.devices == 1
     monkeypatch.setattr(sweep, "gpus", lambda: 3)
     monkeypatch.setattr(sweep, "trains_on_cpu", lambda cfg: True)
-    assert sweep.spread_over_gpus(compose_config([]), 1).trainer.devices == 1
+    assert sweep.spread_over_gpus(compose_config([]), tmp_path).trainer.devices == 1
 
 
 def test_a_stacks_chunk_off_the_cpu_keeps_a_runs_steps_within_its_byte_bound():

@@ -72,8 +72,8 @@ def test_stacked_seeds_train_in_worker_processes_and_write_the_basic_launchers_r
 
 def test_worker_processes_let_go_while_they_start_end_quietly(tmp_path):
     """A sweep that foresaw several groups but trains one, or none (all finished), lets its
-    starting workers go without waiting for them: they must not fail to read their shared start
-    counter, freed with the pool (tracebacks in README's check)."""
+    starting workers go without waiting for them: they must end quietly (once they failed to
+    unpickle a start counter freed with the pool: tracebacks in README's check)."""
     script = tmp_path / "let_go.py"
     script.write_text(textwrap.dedent("""
         import gc

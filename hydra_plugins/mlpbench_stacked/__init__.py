@@ -153,7 +153,8 @@ class StackedLauncher(Launcher):
     def _stack_args(self, group: list[JobReturn]) -> tuple:
         """What train_stack needs, in plain data (it may go to a worker process)."""
         paths = [Path(ret.hydra_cfg.hydra.runtime.output_dir) / f"{ret.hydra_cfg.hydra.job.name}.log" for ret in group]
-        return [ret.return_value for ret in group], paths, group[0].hydra_cfg.hydra.job_logging, self.config.hydra.verbose
+        return ([ret.return_value for ret in group], paths, group[0].hydra_cfg.hydra.job_logging, self.config.hydra.verbose,
+                str(self.config.hydra.sweep.dir))
 
     def _train_in_workers(self, groups: list[list[JobReturn]], pool, workers: int, progress: "Progress") -> None:
         """Each group trained in one of the pool's processes of one thread each, at most one group
@@ -240,7 +241,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
-def train_stack(jobs: list, log_files: list[Path], job_logging, verbose) -> None:
+def train_stack(jobs: list, log_files: list[Path], job_logging, verbose, sweep_dir: str) -> None:
     """Train a group of prepared jobs (one stacked model, or one run), each logging into its own
     run's log file; a failure is recorded in every run of the group. In this process or a worker
     (on a machine of several GPUs, each worker process trains on a GPU of its own)."""
@@ -258,7 +259,7 @@ def train_stack(jobs: list, log_files: list[Path], job_logging, verbose) -> None
     root.addHandler(router)
     try:
         for job in jobs:
-            job.cfg = spread_over_gpus(job.cfg, _worker_index or 0)
+            job.cfg = spread_over_gpus(job.cfg, sweep_dir)
         if len(jobs) == 1:
             run.train_job(jobs[0])
         else:
@@ -351,22 +352,13 @@ def _groups_foreseen(job_overrides: Sequence[Sequence[str]], max_replicas: int) 
     return sum(-(-n // max_replicas) for n in settings.values())
 
 
-_worker_counters: list = []  # each pool's shared start counter, see _start_workers
-
-
 def _start_workers(workers: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn: a fresh interpreter per worker; a fork would copy Hydra's state and this process's threads.
     context = multiprocessing.get_context("spawn")
-    started = context.Value("i", 0)
-    # Kept for this process's life: a pool shut down without waiting (one group after all) is freed
-    # while its workers still start, and a freed Value unlinks the semaphore they are unpickling
-    # (FileNotFoundError in each worker).
-    _worker_counters.append(started)
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
-                               initargs=(os.getpid(), started))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),))
     for _ in range(workers):
         pool.submit(int)  # starts each worker now
     return pool
@@ -399,7 +391,6 @@ def _slots(config) -> int:
 
 
 _parent: int | None = None  # in a worker process: the sweep's
-_worker_index: int | None = None  # in a worker process: 0, 1, ... in the order the workers started
 
 
 def _on_sigterm(signum, frame) -> None:
@@ -410,7 +401,7 @@ def _on_sigterm(signum, frame) -> None:
         os._exit(143)
 
 
-def _worker_start(parent: int, started) -> None:
+def _worker_start(parent: int) -> None:
     """A worker: one thread (its runs' numbers do not depend on it; two processes of one thread
     train more than one process of two), and SIGTERM, which Lightning turns into a kept
     `interrupted` run, when the sweep's process is interrupted or dies (kill -9)."""
@@ -419,11 +410,8 @@ def _worker_start(parent: int, started) -> None:
 
     import torch
 
-    global _parent, _worker_index
+    global _parent
     _parent = parent
-    with started.get_lock():  # the workers' own numbers: each keeps one GPU for every group it trains
-        _worker_index = started.value
-        started.value += 1
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep's process, which sends SIGTERM
     signal.signal(signal.SIGTERM, _on_sigterm)
