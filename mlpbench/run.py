@@ -619,7 +619,8 @@ def prepare(cfg: DictConfig) -> Job | None:
     if threads:  # hydra/launcher=joblib (a search's tune.n_jobs): runs side by side
         if cfg.trainer.enable_progress_bar is None:
             cfg.trainer.enable_progress_bar = False  # they would draw over each other's bars
-        cfg = sweep.spread_over_gpus(cfg, hc.sweep.dir if in_sweep else run_dir)  # each worker process a GPU
+        # Each worker process a GPU. The sweep's folder as Hydra made it, from where the command started.
+        cfg = sweep.spread_over_gpus(cfg, Path(hc.runtime.cwd) / hc.sweep.dir if in_sweep else run_dir)
     return Job(cfg, run_dir, overrides, plan, hc.runtime.choices.get("experiment"),
                hc.job.num if in_sweep else None, threads)
 

@@ -154,7 +154,7 @@ class StackedLauncher(Launcher):
         """What train_stack needs, in plain data (it may go to a worker process)."""
         paths = [Path(ret.hydra_cfg.hydra.runtime.output_dir) / f"{ret.hydra_cfg.hydra.job.name}.log" for ret in group]
         return ([ret.return_value for ret in group], paths, group[0].hydra_cfg.hydra.job_logging, self.config.hydra.verbose,
-                str(self.config.hydra.sweep.dir))
+                str(Path(self.config.hydra.sweep.dir).resolve()))
 
     def _train_in_workers(self, groups: list[list[JobReturn]], pool, workers: int, progress: "Progress") -> None:
         """Each group trained in one of the pool's processes of one thread each, at most one group
