@@ -218,6 +218,32 @@ def test_runs_side_by_side_get_a_gpu_each_where_a_machine_has_several(tmp_path, 
     assert sweep.spread_over_gpus(compose_config([]), tmp_path).trainer.devices == 1
 
 
+def test_one_group_is_cut_over_the_gpus_and_runs_alone_stay_whole():
+    from types import SimpleNamespace
+
+    from hydra_plugins.mlpbench_stacked import _spread
+
+    def jobs(n, depth=1):
+        cfg = compose_config([f"model.depth={depth}"])
+        return [SimpleNamespace(return_value=SimpleNamespace(cfg=cfg), name=f"d{depth}s{i}") for i in range(n)]
+
+    def names(groups):
+        return [[job.name for job in group] for group in groups]
+
+    # 1,000 seeds on 4 GPUs: four stacks of 250, every run once.
+    thousand = jobs(1000)
+    parts = _spread([thousand], 4)
+    assert sorted(len(g) for g in parts) == [250] * 4
+    assert sorted(job.name for g in parts for job in g) == sorted(job.name for job in thousand)
+    # Two settings of 3 seeds on 4 GPUs: each cut in two, the costliest part first (a depth-5 run
+    # costs more than two of depth 1).
+    deep, shallow = jobs(3, depth=5), jobs(3)
+    assert names(_spread([deep, shallow], 4)) == [["d5s0", "d5s1"], ["d5s2"], ["d1s0", "d1s1"], ["d1s2"]]
+    # Runs that train on their own cannot be cut; as many groups as GPUs already: as they are.
+    assert names(_spread([jobs(1), jobs(1, depth=2)], 4)) == [["d2s0"], ["d1s0"]]
+    assert names(_spread([deep, shallow], 2)) == names([deep, shallow])
+
+
 def test_a_stacks_chunk_off_the_cpu_keeps_a_runs_steps_within_its_byte_bound():
     from mlpbench.stacked import GPU_CHUNK_BYTES, steps_per_chunk
 

@@ -63,6 +63,7 @@ class StackedLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from mlpbench import run
+        from mlpbench.sweep import trains_on_cpu
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -70,7 +71,10 @@ class StackedLauncher(Launcher):
         # Worker processes start (and import torch and Lightning, ~3 s) while Hydra sets up the
         # jobs, where the overrides say there will be more than one group.
         slots = _slots(self.config)
-        workers = min(self.workers or slots, _groups_foreseen(job_overrides, self.max_replicas or CPU_MAX_REPLICAS))
+        on_gpus = not trains_on_cpu(self.config)
+        # On GPUs a group is cut so that each GPU trains a part (_spread): as many workers as jobs.
+        parts = len(job_overrides) if on_gpus else _groups_foreseen(job_overrides, self.max_replicas or CPU_MAX_REPLICAS)
+        workers = min(self.workers or slots, parts)
         pool = _start_workers(workers) if workers > 1 else None
         try:
             returns: list[JobReturn] = []
@@ -84,6 +88,8 @@ class StackedLauncher(Launcher):
                                        job_subdir_key="hydra.sweep.subdir"))
                 configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
             groups = self._groups(returns)
+            if pool is not None and on_gpus:
+                groups = _spread(groups, workers)
             if pool is not None and len(groups) < 2:  # one group: this process's threads serve it best
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = None
@@ -315,6 +321,22 @@ def _record_setup_failure(ret: JobReturn) -> None:
     run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir)
     job = run.Job(ret.cfg, run_dir, list(ret.overrides or []), None, None, ret.hydra_cfg.hydra.job.num, None)
     run.record_failure(job, error)
+
+
+def _spread(groups: list[list[JobReturn]], workers: int) -> list[list[JobReturn]]:
+    """Off the CPU, fewer groups than workers (one a GPU): the largest cut in halves until each
+    worker has one, so that one group of 1,000 seeds trains on every GPU (on the CPU one group
+    trains best in the launcher's own threads). Each part gives its runs' numbers as the whole
+    would."""
+    groups = list(groups)
+    while len(groups) < workers and groups:
+        largest = max(range(len(groups)), key=lambda i: len(groups[i]))
+        if len(groups[largest]) < 2:
+            break
+        group = groups.pop(largest)
+        half = (len(group) + 1) // 2
+        groups += [group[:half], group[half:]]
+    return sorted(groups, key=_cost, reverse=True)
 
 
 def _balanced(groups: list[list[JobReturn]], workers: int) -> list[list[JobReturn]]:
