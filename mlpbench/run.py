@@ -591,7 +591,9 @@ def prepare(cfg: DictConfig) -> Job | None:
     in_sweep = hc.mode == RunMode.MULTIRUN
     # Lightning's DDP starts ranks 1.. as this same command: they follow rank 0's plan.
     ddp_child = int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
-    if in_sweep and not run_dir.resolve().is_relative_to(Path(hc.sweep.dir).resolve()):
+    # The sweep's folder as Hydra made it, from where the command started (hydra.job.chdir=true moves).
+    sweep_dir = Path(hc.runtime.cwd) / hc.sweep.dir if in_sweep else None
+    if in_sweep and not run_dir.resolve().is_relative_to(sweep_dir.resolve()):
         # hydra.sweep.subdir resolved per run (an interpolation) to a folder outside the sweep:
         # said on the console (its log file goes with the folder Hydra made for it)
         print(f"mlpbench: error: run {run_dir}: not run: hydra.sweep.subdir puts it outside its sweep folder "
@@ -619,8 +621,7 @@ def prepare(cfg: DictConfig) -> Job | None:
     if threads:  # hydra/launcher=joblib (a search's tune.n_jobs): runs side by side
         if cfg.trainer.enable_progress_bar is None:
             cfg.trainer.enable_progress_bar = False  # they would draw over each other's bars
-        # Each worker process a GPU. The sweep's folder as Hydra made it, from where the command started.
-        cfg = sweep.spread_over_gpus(cfg, Path(hc.runtime.cwd) / hc.sweep.dir if in_sweep else run_dir)
+        cfg = sweep.spread_over_gpus(cfg, sweep_dir if in_sweep else run_dir)  # each worker process a GPU
     return Job(cfg, run_dir, overrides, plan, hc.runtime.choices.get("experiment"),
                hc.job.num if in_sweep else None, threads)
 

@@ -223,8 +223,8 @@ def test_one_group_is_cut_over_the_gpus_and_runs_alone_stay_whole():
 
     from hydra_plugins.mlpbench_stacked import _spread
 
-    def jobs(n, depth=1):
-        cfg = compose_config([f"model.depth={depth}"])
+    def jobs(n, depth=1, *overrides):
+        cfg = compose_config([f"model.depth={depth}", *overrides])
         return [SimpleNamespace(return_value=SimpleNamespace(cfg=cfg), name=f"d{depth}s{i}") for i in range(n)]
 
     def names(groups):
@@ -242,6 +242,10 @@ def test_one_group_is_cut_over_the_gpus_and_runs_alone_stay_whole():
     # Runs that train on their own cannot be cut; as many groups as GPUs already: as they are.
     assert names(_spread([jobs(1), jobs(1, depth=2)], 4)) == [["d2s0"], ["d1s0"]]
     assert names(_spread([deep, shallow], 2)) == names([deep, shallow])
+    # A search trial's seeds (its pruning judges their mean) and runs given their own GPUs stay whole.
+    trial = jobs(4, 1, "tune.repeats=4", "+callbacks.trial._target_=mlpbench.tune.trial.TrialPruning")
+    listed = jobs(4, 2, "trainer.devices=[0]")
+    assert [len(g) for g in _spread([trial], 4)] == [4] and [len(g) for g in _spread([listed], 4)] == [4]
 
 
 def test_a_stacks_chunk_off_the_cpu_keeps_a_runs_steps_within_its_byte_bound():

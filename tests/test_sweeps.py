@@ -207,6 +207,15 @@ def test_ddp_inside_a_sweep_is_refused_for_that_run(tmp_path):
     assert rows == {"1": "ok", "2": "failed"} and "without -m" in proc.stderr
 
 
+def test_a_sweep_whose_runs_change_into_their_folders_trains_them(tmp_path):
+    # hydra.job.chdir=true: each run's working folder is its own; its sweep folder is still where
+    # the command started (once every run was refused as "outside its sweep folder").
+    proc = run_cli("-m", "seed=1,2", "data.limit=200", "trainer.max_epochs=1", "hydra.job.chdir=true",
+                   "hydra.launcher.workers=1", "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted((r["seed"], r["status"]) for r in run_rows(tmp_path / "sweep")) == [("1", "ok"), ("2", "ok")]
+
+
 def test_a_folder_of_a_sweep_with_other_fixed_settings_is_refused(tmp_path):
     """Run folders name what is swept only: a second sweep into the folder of one that held
     data.limit at another value would pass that sweep's runs off as its own."""

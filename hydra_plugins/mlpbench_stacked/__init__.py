@@ -63,7 +63,7 @@ class StackedLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from mlpbench import run
-        from mlpbench.sweep import trains_on_cpu
+        from mlpbench.sweep import gpus, trains_on_cpu
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -71,9 +71,10 @@ class StackedLauncher(Launcher):
         # Worker processes start (and import torch and Lightning, ~3 s) while Hydra sets up the
         # jobs, where the overrides say there will be more than one group.
         slots = _slots(self.config)
-        on_gpus = not trains_on_cpu(self.config)
-        # On GPUs a group is cut so that each GPU trains a part (_spread): as many workers as jobs.
-        parts = len(job_overrides) if on_gpus else _groups_foreseen(job_overrides, self.max_replicas or CPU_MAX_REPLICAS)
+        gpus_here = 0 if trains_on_cpu(self.config) else gpus()
+        # On several GPUs a group is cut so that each GPU trains a part (_spread): up to a worker a job.
+        parts = (len(job_overrides) if gpus_here > 1
+                 else _groups_foreseen(job_overrides, self.max_replicas or CPU_MAX_REPLICAS))
         workers = min(self.workers or slots, parts)
         pool = _start_workers(workers) if workers > 1 else None
         try:
@@ -88,8 +89,8 @@ class StackedLauncher(Launcher):
                                        job_subdir_key="hydra.sweep.subdir"))
                 configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
             groups = self._groups(returns)
-            if pool is not None and on_gpus:
-                groups = _spread(groups, workers)
+            if pool is not None and gpus_here > 1:
+                groups = _spread(groups, min(workers, gpus_here))
             if pool is not None and len(groups) < 2:  # one group: this process's threads serve it best
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = None
@@ -323,17 +324,29 @@ def _record_setup_failure(ret: JobReturn) -> None:
     run.record_failure(job, error)
 
 
-def _spread(groups: list[list[JobReturn]], workers: int) -> list[list[JobReturn]]:
-    """Off the CPU, fewer groups than workers (one a GPU): the largest cut in halves until each
-    worker has one, so that one group of 1,000 seeds trains on every GPU (on the CPU one group
-    trains best in the launcher's own threads). Each part gives its runs' numbers as the whole
-    would."""
+def _cuttable(group: list[JobReturn]) -> bool:
+    """A stack that may train as two: not a search trial's seeds, which its pruning judges as one
+    (callbacks.trial: their mean, pruned together)."""
+    return len(group) > 1 and not group[0].return_value.cfg.callbacks
+
+
+def _spread(groups: list[list[JobReturn]], gpus: int) -> list[list[JobReturn]]:
+    """On several GPUs, fewer groups than GPUs: the largest that may be cut (and whose runs take
+    the GPU they are given: trainer.devices=1) cut in halves until each GPU has one, so that one
+    group of 1,000 seeds trains on every GPU (on the CPU one group trains best in the launcher's
+    own threads). Each part gives its runs' numbers as the whole would."""
+    from omegaconf import OmegaConf
+
+    def spreadable(group: list[JobReturn]) -> bool:
+        devices = group[0].return_value.cfg.trainer.devices
+        return _cuttable(group) and not OmegaConf.is_list(devices) and devices == 1
+
     groups = list(groups)
-    while len(groups) < workers and groups:
-        largest = max(range(len(groups)), key=lambda i: len(groups[i]))
-        if len(groups[largest]) < 2:
+    while len(groups) < gpus:
+        cut = [i for i, group in enumerate(groups) if spreadable(group)]
+        if not cut:
             break
-        group = groups.pop(largest)
+        group = groups.pop(max(cut, key=lambda i: len(groups[i])))
         half = (len(group) + 1) // 2
         groups += [group[:half], group[half:]]
     return sorted(groups, key=_cost, reverse=True)
@@ -348,7 +361,7 @@ def _balanced(groups: list[list[JobReturn]], workers: int) -> list[list[JobRetur
         return groups
     cut = []
     for i, group in enumerate(groups):
-        if i >= len(groups) - workers and len(group) > 1:
+        if i >= len(groups) - workers and _cuttable(group):
             half = (len(group) + 1) // 2
             cut += [group[:half], group[half:]]
         else:
