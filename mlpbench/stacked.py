@@ -738,6 +738,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
                  len(jobs), memory_need(cfg, data, len(jobs)).total / 1e9, parts, size, extra={"replica": -1})
         # Each stack's runs are recorded as they end: a later stack's failure leaves them as they are.
         return [payload for lo in range(0, len(jobs), size) for payload in train_group(jobs[lo:lo + size])]
+    on_cpu = sweep.trains_on_cpu(cfg)
     models, rng = [], []
     for job in jobs:
         pl.seed_everything(job.cfg.seed, verbose=False)
@@ -760,11 +761,11 @@ def train_group(jobs: list[Job]) -> list[dict]:
         loggers.append(run_logger(job.run_dir, purge_step=position["step"] if position else None))
     module = StackedModule(models, cfg.model, [job.cfg.optim for job in jobs], loggers,
                            log_every_n_epochs=cfg.trainer.log_every_n_epochs, regression=data.regression,
-                           exact=sweep.trains_on_cpu(cfg))
+                           exact=on_cpu)
     module.model.set_generators(rng)
     common = [o for o in jobs[0].overrides if not o.startswith(("seed=", "sweep.")) and all(o in job.overrides for job in jobs)]
     module.label = shown(common) if common else "stack"
-    checkpoints = ReplicaCheckpoints([j.run_dir for j in jobs], module, background=not sweep.trains_on_cpu(cfg))
+    checkpoints = ReplicaCheckpoints([j.run_dir for j in jobs], module, background=not on_cpu)
     # The group's own callbacks (sweep.alone_because: only a search trial's pruning, shared by its
     # seeds): they watch the stack's metrics, the means over its replicas.
     stoppers = config_callbacks(cfg, jobs[0].overrides)
@@ -798,7 +799,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
                 torch.save(checkpoints.stacked_checkpoint([j.plan.checkpoint for j in jobs]), f)
             resume_file = f.name
         datamodule = MLPDataModule(data, cfg.data.batch_size, [j.cfg.seed for j in jobs],
-                                   steps_per_chunk(cfg, len(jobs), data.num_features, sweep.trains_on_cpu(cfg)),
+                                   steps_per_chunk(cfg, len(jobs), data.num_features, on_cpu),
                                    order=cfg.data.order)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_file, weights_only=True)
         stopped = next((cb.stop_status for cb in stoppers if getattr(cb, "stop_status", None)), None)

@@ -70,8 +70,11 @@ class StackedLauncher(Launcher):
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         # Worker processes start (and import torch and Lightning, ~3 s) while Hydra sets up the
         # jobs, where the overrides say there will be more than one group.
-        slots = _slots(self.config)
-        gpus_here = 0 if trains_on_cpu(self.config) else gpus()
+        on_cpu = trains_on_cpu(self.config)
+        gpus_here = 0 if on_cpu else gpus()
+        # One group per CPU core (one thread each), or one per GPU (a stack keeps a GPU busy;
+        # processes sharing one each pay for a CUDA context).
+        slots = _cores() if on_cpu else max(1, gpus_here)
         # On several GPUs a group is cut so that each GPU trains a part (_spread): up to a worker a job.
         parts = (len(job_overrides) if gpus_here > 1
                  else _groups_foreseen(job_overrides, self.max_replicas or CPU_MAX_REPLICAS))
@@ -414,15 +417,6 @@ def _cores() -> int:
 
 # Replicas in one stack at most on the CPU, where max_replicas is null.
 CPU_MAX_REPLICAS = 64
-
-
-def _slots(config) -> int:
-    """How many groups may train side by side by default: one per CPU core (one thread each),
-    or, where the runs train on GPUs, one per GPU (a stack keeps a GPU busy; processes sharing
-    one each pay for a CUDA context)."""
-    from mlpbench.sweep import gpus, trains_on_cpu
-
-    return _cores() if trains_on_cpu(config) else max(1, gpus())
 
 
 _parent: int | None = None  # in a worker process: the sweep's
