@@ -1,6 +1,7 @@
 import csv
 import glob
 import gzip
+import json
 import logging
 import os
 import signal
@@ -47,13 +48,43 @@ def make_config(*overrides: str):
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`python -m mlpbench ARGS` in cwd. No time limit: a busy machine is slow, not broken.
-    tests/ is importable there, for the faults a test injects (tests/faults.py)."""
+    """`python -m mlpbench ARGS` in cwd, forked from a process that imported torch, Lightning and
+    Hydra already (tests/forked_cli.py); on a GPU (CUDA cannot be used in a child forked after it
+    started) or without fork, a fresh interpreter. No time limit: a busy machine is slow, not
+    broken. tests/ is importable there, for the faults a test injects (tests/faults.py)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+    if ON_GPU or not hasattr(os, "fork"):
+        return subprocess.run([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env,
+                              capture_output=True, text=True)
+    return _forked_cli(list(args), Path(cwd), env)
+
+
+_server: subprocess.Popen | None = None
+
+
+def _forked_cli(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    import base64
+    import locale
+
+    global _server
+    if _server is None or _server.poll() is not None:
+        _server = subprocess.Popen([sys.executable, "-m", "tests.forked_cli"], cwd=REPO, env=env, text=True,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    _server.stdin.write(json.dumps({"args": args, "cwd": str(cwd), "env": env}) + "\n")
+    _server.stdin.flush()
+    reply = _server.stdout.readline()
+    if not reply:
+        raise RuntimeError(f"tests/forked_cli.py ended (exit code {_server.wait()})")
+    reply = json.loads(reply)
+
+    def text(name):  # as subprocess.run(text=True) decodes: the locale's encoding, universal newlines
+        data = base64.b64decode(reply[name]).decode(locale.getpreferredencoding(False))
+        return data.replace("\r\n", "\n").replace("\r", "\n")
+
+    return subprocess.CompletedProcess([sys.executable, "-m", "mlpbench", *args], reply["code"], text("stdout"),
+                                       text("stderr"))
 
 
 def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:

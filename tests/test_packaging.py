@@ -114,3 +114,29 @@ def test_the_cuda_constraints_pin_what_the_cpu_ones_do_with_the_cuda_build_of_to
     assert "constraints-cuda.txt" in makefile and "TORCH ?=" in makefile
     # The documented command: README says how to set up on a GPU machine.
     assert "make setup TORCH=cuda" in (REPO / "README.md").read_text()
+
+
+def test_the_tests_forked_command_is_the_command_a_fresh_interpreter_runs(tmp_path):
+    """run_cli forks its commands from a process that imported torch, Lightning and Hydra already
+    (tests/forked_cli.py): what they print, write and exit with must be a fresh `python -m
+    mlpbench`'s, or the other tests would test something else."""
+    from tests.conftest import run_cli
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env.pop("HYDRA_FULL_ERROR", None)
+
+    def fresh(*args):
+        return subprocess.run([sys.executable, "-m", "mlpbench", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True)
+
+    refused = ("model.depth=-1", "model.units=[3]")
+    a, b = run_cli(*refused, cwd=tmp_path), fresh(*refused)
+    assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr) and a.returncode == 2
+    run = ("data.limit=100", "trainer.max_epochs=2", "trainer.enable_progress_bar=false")
+    a, b = run_cli(*run, f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path), fresh(*run, f"hydra.run.dir={tmp_path / 'b'}")
+    assert a.returncode == b.returncode == 0, a.stderr + b.stderr
+    assert len(a.stdout.splitlines()) == len(b.stdout.splitlines()) and len(a.stderr.splitlines()) == len(b.stderr.splitlines())
+    first, second = (json.loads((tmp_path / name / "result.json").read_text()) for name in "ab")
+    first["history"].pop("epoch_seconds"), second["history"].pop("epoch_seconds")
+    assert first["history"] == second["history"] and len(first["history"]["val_loss"]) == 2
+    assert first["threads"] == second["threads"] and first["device"] == second["device"]

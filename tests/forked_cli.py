@@ -1,0 +1,80 @@
+"""`python -m mlpbench` for the tests, without its imports: a server process that has imported
+what every command imports first (torch, Lightning, Hydra: 4-5 s of a command's 6 on 2 cores,
+most of the suite's time) forks one child per command. The child is the command as a fresh
+interpreter runs it: its own process, arguments, folder, environment, stdin (empty), stdout and
+stderr, exceptions printed and exit code as Python gives them, and Python's own exit (its threads
+waited for, exit functions run). What only a fresh interpreter shows (import order, environment
+read at import, signals to a process group) is tested with fresh processes: start_cli,
+tests/test_packaging.py.
+
+Protocol: one JSON line per command on the server's stdin ({args, cwd, env}); one line back on
+its stdout ({code, stdout, stderr}, the output base64-encoded bytes), once the command has ended
+and every process holding its output has closed it (its own worker processes too), as
+subprocess.run waits."""
+
+import base64
+import json
+import os
+import selectors
+import sys
+
+# Imported once, in the server; a command imports the rest (mlpbench itself included) as usual.
+PRELOADED = ("lightning.pytorch", "hydra", "hydra.main", "omegaconf", "torch.utils.tensorboard")
+
+
+def serve() -> None:
+    for module in PRELOADED:
+        __import__(module)
+    for line in sys.stdin:
+        request = json.loads(line)
+        (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(out_read)
+            os.close(err_read)
+            _run_command(request, out_write, err_write)  # raises SystemExit (or the command's error): the child ends
+        os.close(out_write)
+        os.close(err_write)
+        out, err = _read_to_end(out_read, err_read)
+        _, status = os.waitpid(pid, 0)
+        reply = {"code": os.waitstatus_to_exitcode(status), "stdout": base64.b64encode(out).decode(),
+                 "stderr": base64.b64encode(err).decode()}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+def _read_to_end(*fds: int) -> list[bytes]:
+    chunks: dict[int, list[bytes]] = {fd: [] for fd in fds}
+    with selectors.DefaultSelector() as selector:
+        for fd in fds:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            for key, _ in selector.select():
+                data = os.read(key.fd, 1 << 16)
+                if data:
+                    chunks[key.fd].append(data)
+                else:
+                    selector.unregister(key.fd)
+                    os.close(key.fd)
+    return [b"".join(chunks[fd]) for fd in fds]
+
+
+def _run_command(request: dict, stdout: int, stderr: int) -> None:
+    import runpy
+
+    # The server's request and reply channels (fds 0 and 1) become the command's stdin and output.
+    null = os.open(os.devnull, os.O_RDONLY)
+    for source, fd in ((null, 0), (stdout, 1), (stderr, 2)):
+        os.dup2(source, fd)
+        os.close(source)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.path[0] = request["cwd"]  # as `python -m` puts the folder it starts in first
+    sys.argv = ["-m", *request["args"]]  # run_module sets argv[0] to the module's file, as -m does
+    runpy.run_module("mlpbench", run_name="__main__", alter_sys=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    serve()
