@@ -194,6 +194,35 @@ def startup(workdir: Path, repeats: int) -> dict[str, float]:
     return {"help": help_s, "first": one, "per_run": (many - one) / 9}
 
 
+def compositions(jobs: int) -> dict[str, float]:
+    """A sweep of `jobs` seeds' configs, per job: Hydra's composition against mlpbench's quick one
+    (mlpbench.sweep.QuickCompositions, which the stacked launcher and the grid's value check use),
+    in turn over the same jobs in this process; the two must give the same config."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from mlpbench.run import CONF_MODULE
+    from mlpbench.sweep import QuickCompositions
+
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", overrides=[f"seed=range(1,{jobs + 1})"],
+                                           run_mode=RunMode.MULTIRUN)
+        quick = QuickCompositions(loader.load_sweep_config)
+        spent = {"hydra": 0.0, "quick": 0.0}
+        for seed in range(1, jobs + 1):
+            made = {}
+            for name, compose in (("hydra", loader.load_sweep_config), ("quick", quick)):
+                start = time.perf_counter()
+                made[name] = compose(master, [f"seed={seed}"])
+                spent[name] += time.perf_counter() - start
+            if OmegaConf.to_yaml(made["hydra"]) != OmegaConf.to_yaml(made["quick"]):
+                raise AssertionError(f"seed={seed}: the quick composition differs from Hydra's")
+    return {name: seconds / jobs for name, seconds in spent.items()}
+
+
 # ---------------------------------------------------------------------------- stacked replicas
 
 
@@ -343,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nstart-up: python -m mlpbench --help {s['help']:.2f} s (median of 3); a one-run multirun "
                   f"{s['first']:.2f} s; each further run of a sequential multirun {s['per_run']:.2f} s "
                   f"(runs of 2 training steps: all of it overhead)")
+            c = compositions(100)
+            print(f"a job's config, 100 seeds: Hydra's composition {c['hydra'] * 1e3:.1f} ms, mlpbench's quick one "
+                  f"{c['quick'] * 1e3:.1f} ms ({c['hydra'] / c['quick']:.1f}x; the same configs)")
     return 0
 
 

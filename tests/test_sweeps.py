@@ -234,3 +234,37 @@ def test_a_folder_of_a_sweep_with_other_fixed_settings_is_refused(tmp_path):
                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(list(sweep.glob("model.depth=*/result.json"))) == 3
+
+
+def test_quick_compositions_give_hydras_config_for_every_job_of_a_grid():
+    """The stacked launcher and the grid's value check make a job's config from an earlier job's
+    where only plain values differ (mlpbench.sweep.QuickCompositions): every job's config must be
+    the one Hydra composes, config groups, lists and its own section (override_dirname) included,
+    and a value only Hydra can judge must fail as Hydra fails it."""
+    import itertools
+
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+
+    from mlpbench.run import CONF_MODULE
+    from mlpbench.sweep import QuickCompositions
+
+    grid = {"seed": ["1", "2"], "model.units": ["[8]", "[16,8]", "64"], "optim.lr": ["0.1", "1e-3"],
+            "model": ["mlp", "keras"], "optim": ["adam", "sgd"]}
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration(
+            "config", overrides=["data.limit=100", *(f"{k}={','.join(v)}" for k, v in grid.items())],
+            run_mode=RunMode.MULTIRUN)
+        quick = QuickCompositions(loader.load_sweep_config)
+        for values in itertools.product(*grid.values()):
+            job = ["data.limit=100", *(f"{k}={v}" for k, v in zip(grid, values))]
+            assert OmegaConf.to_yaml(quick(master, job)) == OmegaConf.to_yaml(loader.load_sweep_config(master, job)), job
+        assert len(quick.composed) == 4  # one composition per choice of model and optim; the rest copies
+        with pytest.raises(HydraException, match="model.depth=abc"):
+            loader.load_sweep_config(master, ["model.depth=abc"])
+        quick(master, ["model.depth=1"])
+        with pytest.raises(HydraException, match="model.depth=abc"):
+            quick(master, ["model.depth=abc"])

@@ -293,14 +293,17 @@ KEPT_COMPOSITIONS = 500
 
 def _keep_compositions(loader) -> None:
     """Hydra's sweeper composes every job's config to check the batch (Sweeper.validate_batch_is_
-    legal), then the launcher composes each again, 77 ms each time: here the second call takes the
-    first's result (a copy of it, 4 ms, where the first caller keeps its own), for the first
-    KEPT_COMPOSITIONS jobs of a batch."""
+    legal), then the launcher composes each again: here the second call takes the first's result
+    (a copy of it, 4 ms, where the first caller keeps its own), for the first KEPT_COMPOSITIONS
+    jobs of a batch, and the first is mlpbench.sweep.QuickCompositions (a copy of an earlier
+    job's config where only plain values differ: ~12 ms against Hydra's ~140)."""
     import copy
+
+    from mlpbench.sweep import QuickCompositions
 
     if getattr(loader, "_mlpbench_kept", None) is not None:
         return
-    compose = loader.load_sweep_config
+    compose = QuickCompositions(loader.load_sweep_config)
     kept: dict = {}
 
     def load_sweep_config(master_config, sweep_overrides):
