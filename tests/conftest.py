@@ -72,12 +72,18 @@ def _forked_cli(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedPr
     if _server is None or _server.poll() is not None:
         _server = subprocess.Popen([sys.executable, "-m", "tests.forked_cli"], cwd=REPO, env=env, text=True,
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    _server.stdin.write(json.dumps({"args": args, "cwd": str(cwd), "env": env}) + "\n")
-    _server.stdin.flush()
-    reply = _server.stdout.readline()
-    if not reply:
-        raise RuntimeError(f"tests/forked_cli.py ended (exit code {_server.wait()})")
-    reply = json.loads(reply)
+    try:
+        _server.stdin.write(json.dumps({"args": args, "cwd": str(cwd), "env": env}) + "\n")
+        _server.stdin.flush()
+        reply = _server.stdout.readline()
+        if not reply:
+            raise RuntimeError(f"tests/forked_cli.py ended (exit code {_server.wait()})")
+        reply = json.loads(reply)
+    except BaseException:  # interrupted mid-command: its reply must not become the next command's
+        _server.kill()
+        _server.wait()
+        _server = None
+        raise
 
     def text(name):  # as subprocess.run(text=True) decodes: the locale's encoding, universal newlines
         data = base64.b64decode(reply[name]).decode(locale.getpreferredencoding(False))

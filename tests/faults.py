@@ -27,3 +27,13 @@ class DiskFullInSecondEpoch(pl.Callback):
             import os
 
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+
+
+class LightningLogs(pl.Callback):
+    """Logs a warning on Lightning's own logger as training starts, as Lightning does of what it
+    finds: it must reach the console and run.log as mlpbench's lines do."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        import logging
+
+        logging.getLogger("lightning.pytorch.trainer").warning("a warning of Lightning's own")

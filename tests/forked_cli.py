@@ -5,7 +5,8 @@ interpreter runs it: its own process, arguments, folder, environment, stdin (emp
 stderr, exceptions printed and exit code as Python gives them, and Python's own exit (its threads
 waited for, exit functions run). What only a fresh interpreter shows (import order, environment
 read at import, signals to a process group) is tested with fresh processes: start_cli,
-tests/test_packaging.py.
+tests/test_packaging.py. Known differences: the children share one hash seed (a fresh
+interpreter draws its own), and a traceback out of a command shows this server's frames too.
 
 Protocol: one JSON line per command on the server's stdin ({args, cwd, env}); one line back on
 its stdout ({code, stdout, stderr}, the output base64-encoded bytes), once the command has ended
@@ -23,8 +24,15 @@ PRELOADED = ("lightning.pytorch", "hydra", "hydra.main", "omegaconf", "torch.uti
 
 
 def serve() -> None:
+    import logging
+
+    # Lightning keeps its records from the root logger where that has no handler when it is
+    # imported; a command imports it after Hydra's logging is set up: as there.
+    placeholder = logging.NullHandler()
+    logging.getLogger().addHandler(placeholder)
     for module in PRELOADED:
         __import__(module)
+    logging.getLogger().removeHandler(placeholder)
     for line in sys.stdin:
         request = json.loads(line)
         (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
@@ -67,9 +75,12 @@ def _run_command(request: dict, stdout: int, stderr: int) -> None:
     for source, fd in ((null, 0), (stdout, 1), (stderr, 2)):
         os.dup2(source, fd)
         os.close(source)
+    import tempfile
+
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    tempfile.tempdir = None  # read again from this environment's TMPDIR
     sys.path[0] = request["cwd"]  # as `python -m` puts the folder it starts in first
     sys.argv = ["-m", *request["args"]]  # run_module sets argv[0] to the module's file, as -m does
     runpy.run_module("mlpbench", run_name="__main__", alter_sys=True)

@@ -132,10 +132,14 @@ def test_the_tests_forked_command_is_the_command_a_fresh_interpreter_runs(tmp_pa
     refused = ("model.depth=-1", "model.units=[3]")
     a, b = run_cli(*refused, cwd=tmp_path), fresh(*refused)
     assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr) and a.returncode == 2
-    run = ("data.limit=100", "trainer.max_epochs=2", "trainer.enable_progress_bar=false")
+    run = ("data.limit=100", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+           "+callbacks.lightning_logs={_target_:tests.faults.LightningLogs}")
     a, b = run_cli(*run, f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path), fresh(*run, f"hydra.run.dir={tmp_path / 'b'}")
     assert a.returncode == b.returncode == 0, a.stderr + b.stderr
     assert len(a.stdout.splitlines()) == len(b.stdout.splitlines()) and len(a.stderr.splitlines()) == len(b.stderr.splitlines())
+    for proc, name in ((a, "a"), (b, "b")):  # Lightning's records go where mlpbench's go
+        assert "[lightning.pytorch.trainer][WARNING] - a warning of Lightning's own" in proc.stdout
+        assert "a warning of Lightning's own" in (tmp_path / name / "run.log").read_text()
     first, second = (json.loads((tmp_path / name / "result.json").read_text()) for name in "ab")
     first["history"].pop("epoch_seconds"), second["history"].pop("epoch_seconds")
     assert first["history"] == second["history"] and len(first["history"]["val_loss"]) == 2

@@ -263,6 +263,10 @@ def test_quick_compositions_give_hydras_config_for_every_job_of_a_grid():
             job = ["data.limit=100", *(f"{k}={v}" for k, v in zip(grid, values))]
             assert OmegaConf.to_yaml(quick(master, job)) == OmegaConf.to_yaml(loader.load_sweep_config(master, job)), job
         assert len(quick.composed) == 4  # one composition per choice of model and optim; the rest copies
+        # A key inside another: Hydra applies the two in order, so only Hydra composes it.
+        for job, units in ((["model.units=[16,8]", "model.units.0=3"], [3, 8]),
+                           (["model.units=[8]", "model.units.0=3"], [3])):
+            assert quick(master, job).model.units == units == loader.load_sweep_config(master, job).model.units
         with pytest.raises(HydraException, match="model.depth=abc"):
             loader.load_sweep_config(master, ["model.depth=abc"])
         quick(master, ["model.depth=1"])
