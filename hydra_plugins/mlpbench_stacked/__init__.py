@@ -336,6 +336,11 @@ def _cuttable(group: list[JobReturn]) -> bool:
     return len(group) > 1 and not group[0].return_value.cfg.callbacks
 
 
+def _halves(group: list[JobReturn]) -> list[list[JobReturn]]:
+    half = (len(group) + 1) // 2
+    return [group[:half], group[half:]]
+
+
 def _spread(groups: list[list[JobReturn]], gpus: int) -> list[list[JobReturn]]:
     """On several GPUs, fewer groups than GPUs: the largest that may be cut (and whose runs take
     the GPU they are given: trainer.devices=1) cut in halves until each GPU has one, so that one
@@ -352,9 +357,7 @@ def _spread(groups: list[list[JobReturn]], gpus: int) -> list[list[JobReturn]]:
         cut = [i for i, group in enumerate(groups) if spreadable(group)]
         if not cut:
             break
-        group = groups.pop(max(cut, key=lambda i: len(groups[i])))
-        half = (len(group) + 1) // 2
-        groups += [group[:half], group[half:]]
+        groups += _halves(groups.pop(max(cut, key=lambda i: len(groups[i]))))
     return sorted(groups, key=_cost, reverse=True)
 
 
@@ -368,8 +371,7 @@ def _balanced(groups: list[list[JobReturn]], workers: int) -> list[list[JobRetur
     cut = []
     for i, group in enumerate(groups):
         if i >= len(groups) - workers and _cuttable(group):
-            half = (len(group) + 1) // 2
-            cut += [group[:half], group[half:]]
+            cut += _halves(group)
         else:
             cut.append(group)
     return sorted(cut, key=_cost, reverse=True)
