@@ -156,31 +156,41 @@ def _gpu_hint(accelerator: str) -> str:
 MAX_PREDICTION_ROWS = 16
 
 
-def predictions(logits, x_test, y_test, regression: bool = False, target_scale: list[float] | None = None,
-                **log_extra) -> list[dict[str, Any]]:
+def predictions(logits, x_test, y_test, encoding: dict[str, Any] | None = None, **log_extra) -> list[dict[str, Any]]:
     """The XOR tutorial's last step: the network's output (`logits` on `x_test`) for each row of
-    the table (a single output unit's sigmoid, else the class probabilities; a regression's
-    value and target in the target's unit, `target_scale` = [mean, std] of its training rows),
-    logged."""
+    the table (a single output unit's sigmoid, else the class probabilities), logged. A table's
+    rows (`encoding`, data=table's) read as its file does: inputs as its columns' values, classes
+    by name, a regression's value and target in the target's unit."""
     import torch
 
+    from mlpbench.table import decode, is_regression
+
+    regression = is_regression(encoding)
     if regression:
-        mean, std = target_scale or (0.0, 1.0)
+        mean, std = encoding["target_scale"]
         outputs, y_test = logits.float().cpu() * std + mean, y_test.float().cpu() * std + mean
     else:
         outputs = (torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)).cpu()
+    inputs = decode(x_test.cpu().numpy(), encoding) if encoding else x_test.tolist()
+    names = None if regression or not encoding else encoding["classes"]
     rows = []
     lines = ["Predictions:"]
-    for x, y, out in zip(x_test.tolist(), y_test.tolist(), outputs.tolist()):
-        rows.append({"input": x, "target": y, "output": out})
-        lines.append(f"  {x} -> {' '.join(f'{o:.4f}' for o in out)}  (target {y})")
+    for x, y, out in zip(inputs, y_test.tolist(), outputs.tolist()):
+        # a category no training row had is all zeros: its name is lost
+        shown_x = (" ".join(f"{k}={'(unseen)' if v is None else v}" for k, v in x.items())
+                   if isinstance(x, dict) else x)
+        if names:
+            # one sigmoid unit (mse on two classes) gives p(second class)
+            p = out if len(out) > 1 else [1 - out[0], out[0]]
+            predicted = names[max(range(len(p)), key=p.__getitem__)]
+            rows.append({"input": x, "target": names[y], "output": out, "predicted": predicted})
+            lines.append(f"  {shown_x} -> {predicted} (p {max(p):.4f}; target {names[y]})")
+        else:
+            rows.append({"input": x, "target": y, "output": out})
+            lines.append(f"  {shown_x} -> {out[0]:.4g}  (target {y:.4g})" if regression
+                         else f"  {shown_x} -> {' '.join(f'{o:.4f}' for o in out)}  (target {y})")
     log.info("\n".join(lines), extra=log_extra)
     return rows
-
-
-def target_scale_of(splits) -> list[float] | None:
-    """A regression's [mean, std] of the target's training rows (None for classes)."""
-    return (splits.encoding or {}).get("target_scale") if splits.regression else None
 
 
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str | None = None,
@@ -263,8 +273,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
                 module.eval()
                 with torch.no_grad():
                     logits = module(splits.x_test.to(module.device, module.dtype))  # 64-true: float64
-                record.update(predictions=predictions(logits, splits.x_test, splits.y_test, splits.regression,
-                                                      target_scale_of(splits)))
+                record.update(predictions=predictions(logits, splits.x_test, splits.y_test, splits.encoding))
         status = Status.diverged if module.diverged_at is not None else stopped or Status.ok
         record.update(status=status, diverged_at=module.diverged_at,
                       device=str(trainer.strategy.root_device), devices=trainer.world_size,

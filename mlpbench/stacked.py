@@ -716,7 +716,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
     from mlpbench.hparams import run_hparams, run_logger, write_session_end, write_session_start
     from mlpbench.model import count_params, summary
     from mlpbench.module import AfterEpochMetrics
-    from mlpbench.run import MAX_PREDICTION_ROWS, config_callbacks, make_trainer, predictions, quiet_lightning, target_scale_of
+    from mlpbench.run import MAX_PREDICTION_ROWS, config_callbacks, make_trainer, predictions, quiet_lightning
 
     quiet_lightning()
     # Replicas with one optimizer setting, and within those one activation, side by side: each
@@ -810,9 +810,8 @@ def train_group(jobs: list[Job]) -> list[dict]:
                 with torch.no_grad():
                     logits = module(data.x_test[data.test_rows].to(module.device, module.dtype))  # 64-true: float64
                 for k, record in enumerate(records):
-                    record.update(predictions=predictions(logits[k], data.x_test.cpu(), data.y_test.cpu(),
-                                                          data.regression, target_scale_of(data), replica=k,
-                                                          console=False))
+                    record.update(predictions=predictions(logits[k], data.x_test.cpu(), data.y_test.cpu(), data.encoding,
+                                                          replica=k, console=False))
         for k, record in enumerate(records):
             diverged = module.replica_diverged[k]
             record.update(status=Status.diverged if diverged else stopped or Status.ok, diverged_at=diverged,

@@ -470,3 +470,24 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str) -> np.ndarray:
             seen = np.array(encoding["categories"][name], dtype=object)
             parts.append((text[:, None] == seen[None, :]).astype(float))
     return np.hstack(parts).astype(np.float32) if parts else np.zeros((len(frame), 0), np.float32)
+
+
+def decode(x: np.ndarray, encoding: dict[str, Any]) -> list[dict[str, Any]]:
+    """apply_encoding's inverse, for reading rows back: each row of model inputs as the file's
+    columns and values (a number to 6 significant digits, whole numbers as ints; a category
+    the training rows lacked, all zeros, as None)."""
+    rows: list[dict[str, Any]] = [{} for _ in range(len(x))]
+    column = 0
+    for name in encoding["features"]:
+        if name in encoding["numbers"]:
+            mean, std = encoding["numbers"][name]
+            for row, value in zip(rows, x[:, column].astype(float) * std + mean):
+                value = float(f"{value:.6g}")
+                row[name] = int(value) if value.is_integer() else value
+            column += 1
+        else:
+            seen = encoding["categories"][name]
+            for row, hot in zip(rows, x[:, column:column + len(seen)]):
+                row[name] = seen[int(hot.argmax())] if hot.max() > 0 else None
+            column += len(seen)
+    return rows

@@ -369,9 +369,23 @@ def test_a_split_column_marks_the_test_rows_and_is_no_feature(tmp_path):
                                 "data.test_path=b.csv"]))
 
 
-def test_a_small_regressions_listed_predictions_are_in_the_targets_unit():
+def test_a_small_tables_listed_predictions_read_as_its_file(tmp_path, caplog):
     from mlpbench.run import predictions
 
-    rows = predictions(torch.tensor([[0.5], [-1.0]]), torch.zeros(2, 3), torch.tensor([1.0, 0.0]), True, [150.0, 10.0])
-    assert [r["output"] for r in rows] == [[155.0], [140.0]]  # mean + std x the standardised value
-    assert [r["target"] for r in rows] == [160.0, 150.0]
+    rows = ["colour,size,label"] + [f"{c},{s},{'big' if s > 5 else 'small'}" for c, s in
+                                    zip(["red", "blue", "green"] * 10, range(30))]
+    train = write(tmp_path / "train.csv", "\n".join(rows) + "\n")
+    test = write(tmp_path / "test.csv", "colour,size,label\npurple,3,small\nred,20.5,big\n")
+    *_, x_test, y_test, encoding = table.encode(table_cfg(train, "data.target=label", f"data.test_path={test}"))
+    with caplog.at_level("INFO", logger="mlpbench"):
+        listed = predictions(torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.from_numpy(x_test),
+                             torch.from_numpy(y_test), encoding)
+    # The file's values, not the model's inputs (purple: no training row had it); classes by name.
+    assert [r["input"] for r in listed] == [{"colour": None, "size": 3}, {"colour": "red", "size": 20.5}]
+    assert [(r["predicted"], r["target"]) for r in listed] == [("big", "small"), ("small", "big")]
+    assert "  colour=(unseen) size=3 -> big (p 0.8808; target small)" in caplog.text
+    assert "  colour=red size=20.5 -> small (p 0.8808; target big)" in caplog.text
+    # A regression's value and target in the target's unit: mean + std x the standardised value.
+    regression = {**encoding, "task": "regression", "target_scale": [150.0, 10.0]}
+    listed = predictions(torch.tensor([[0.5], [-1.0]]), torch.from_numpy(x_test), torch.tensor([1.0, 0.0]), regression)
+    assert [r["output"] for r in listed] == [[155.0], [140.0]] and [r["target"] for r in listed] == [160.0, 150.0]
