@@ -543,37 +543,67 @@ MAX_CHECKED_VALUES = 100
 
 
 def check_grid_values(config: DictConfig) -> None:
-    """Each value a grid sweeps, composed with the command's other settings and checked, so that
-    `-m model.depth=2,-1` is refused before depth 2 trains; a ConfigError naming the value.
-    Values only wrong together (`model.depth=3` with two widths) are each run's to refuse."""
+    """The grid's values checked before its first run trains, each composed with the command's
+    other settings: `-m model.depth=2,-1` is refused, naming the value, before depth 2 trains. A
+    value is refused where it fails both beside the other swept keys' first values and alone (they
+    at their defaults): keys swept together (`data.path=a.csv,b.csv` with data=table) pass, and
+    values only wrong in some combinations (`model.depth=3` with two widths) are each run's to
+    refuse. A ConfigError; a long list's values after its first are each run's to check, and a
+    glob() Hydra's to match (its key left at its default here)."""
     from hydra.core.global_hydra import GlobalHydra
 
     from mlpbench.schema import checked
 
     if not GlobalHydra.instance().is_initialized():
+        checked(config)
         return
-    compose = QuickCompositions(GlobalHydra.instance().config_loader().load_sweep_config)
     parsed = _grid_overrides(config)
+    swept: dict[str, list[str]] = {}
+    for o in parsed:
+        if o.is_sweep_override() and o.is_discrete_sweep():
+            try:
+                values = list(o.sweep_string_iterator())
+            except HydraException:  # glob(): the group's options, checked by Hydra as it matches them
+                continue
+            swept[o.get_key_element()] = values[:1] if len(values) > MAX_CHECKED_VALUES else values
+    compose = QuickCompositions(GlobalHydra.instance().config_loader().load_sweep_config)
     # seed=auto is the sweep's, given to its runs as numbers.
     fixed = ["seed=1" if o.input_line == "seed=auto" else o.input_line for o in parsed if not o.is_sweep_override()]
-    for o in parsed:
-        if not o.is_sweep_override() or not o.is_discrete_sweep():
-            continue
+
+    def refusal(overrides: list[str]) -> Optional[Exception]:
         try:
-            values = list(o.sweep_string_iterator())
-        except HydraException:  # glob(): the group's options, checked by Hydra as it matches them
-            continue
-        if len(values) > MAX_CHECKED_VALUES:
-            continue
+            checked(compose(config, [*fixed, *overrides]))
+            return None
+        except (ConfigError, HydraException) as e:
+            return e
+
+    first = {key: f"{key}={values[0]}" for key, values in swept.items()}
+    shared = refusal([])
+    if shared is not None:  # the command's own settings, unless a swept key supplies what they lack
+        if not first:
+            raise shared
+        refused = refusal(list(first.values()))
+        if refused is not None:
+            raise ConfigError(f"the grid's first run ({' '.join(first.values())}) cannot run: {_reason(refused)}")
+    for key, values in swept.items():
+        others = [o for k, o in first.items() if k != key]
         for value in values:
-            override = f"{o.get_key_element()}={value}"
-            try:
-                checked(compose(config, [*fixed, override]))
-            except ConfigError as e:
-                raise ConfigError(f"{override}: this value of the grid cannot run: "
-                                  + " ".join(str(e).replace("invalid configuration:", "").split())) from None
-            except HydraException as e:
-                raise ConfigError(f"{override}: this value of the grid cannot run: {' '.join(str(e).split())}") from None
+            override = f"{key}={value}"
+            refused = refusal([*others, override])
+            if refused is not None and others:
+                refused = refusal([override])
+            if refused is not None:
+                raise ConfigError(f"{override}: this value of the grid cannot run: {_reason(refused)}")
+
+
+def _reason(e: Exception) -> str:
+    """A composition's refusal on one line, with what Hydra's own message leaves in its cause
+    ("Error merging override model.activation=foo" says neither what is wrong nor what is allowed)."""
+    text = " ".join(str(e).replace("invalid configuration:", "").split())
+    cause = e.__cause__
+    if isinstance(e, HydraException) and cause is not None and str(cause).split("\n")[0] not in text:
+        text += ": " + " ".join(str(cause).split("\n")[0].split())
+    return text
 
 
 def empty_sweeps(config: DictConfig) -> Optional[str]:
@@ -625,7 +655,8 @@ class SweepSummary(HydraCallback):
         self.started = time.monotonic()
         try:  # what every run shares is checked once, before any folder is made
             validate_launcher(config.hydra.launcher)
-            checked(config)
+            if not _grid(config):  # a grid's are checked as its runs' (check_grid_values)
+                checked(config)
             usable_folder(config.hydra.sweep.dir, "hydra.sweep.dir")
             check_subdir(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir"),
                          grid_size(config) or 1)

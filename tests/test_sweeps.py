@@ -20,6 +20,10 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on_then_exits_non_zero(tmp
     proc = run_cli("-m", "model.depth=1,-1,2", *TINY, cwd=tmp_path)
     assert proc.returncode == 2 and "model.depth=-1: this value of the grid cannot run" in proc.stderr
     assert not list(tmp_path.glob("outputs/multirun/*/*/result.json"))
+    # Hydra's reason for a value it cannot merge is kept: what is allowed.
+    proc = run_cli("-m", "model.activation=relu,foo", *TINY, cwd=tmp_path)
+    assert proc.returncode == 2 and "model.activation=foo: this value of the grid cannot run" in proc.stderr
+    assert "expected one of [relu, leaky_relu, tanh, sigmoid" in proc.stderr
     # Values wrong only together (2 widths for 3 layers) fail their runs; the others go on (in one
     # process, hydra.launcher.workers=1: no worker processes to start for runs this small).
     proc = run_cli("-m", "model.depth=2,3", "model.units=[64,32],[64,32,16]", *TINY, "hydra.launcher.workers=1",

@@ -13,7 +13,7 @@ from mlpbench import data, predict, table
 from mlpbench.predict import main as predict_main
 from mlpbench.run import compose_config
 from mlpbench.schema import ConfigError, checked
-from tests.conftest import run_cli, summary_rows
+from tests.conftest import run_cli, run_rows, summary_rows
 
 
 def sklearn_csv(folder, dataset: str):
@@ -61,6 +61,27 @@ def test_a_csv_of_your_own_trains_sweeps_and_reports(tmp_path):
     assert encoding["classes"] == ["0", "1"] and encoding["target"] == "target"
     assert len(encoding["features"]) == 30 and encoding["categories"] == {}
     assert result["stacked"]["replicas"] == 2  # seeds of a table stack as any source's
+
+
+def test_a_sweep_over_files_and_target_columns_trains_each(tmp_path):
+    # data.path and data.target are required with data=table: swept, each run has its own, and
+    # the sweep is not refused for the settings without them (the command's own, checked first).
+    rows = ["colour,size,label"] + [f"{c},{s},{'big' if s > 5 else 'small'}" for c, s in
+                                    zip(["red", "blue", "green"] * 10, range(30))]
+    for name in ("a.csv", "b.csv"):
+        write(tmp_path / name, "\n".join(rows) + "\n")
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "data=table", "data.path=a.csv,b.csv", "data.target=label,colour", "trainer.max_epochs=1",
+                   "hydra.launcher.workers=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    classes = {(r["data.path"], r["data.target"]): r["status"] for r in run_rows(sweep)}
+    assert classes == {(p, t): "ok" for p in ("a.csv", "b.csv") for t in ("label", "colour")}
+    result = json.loads(next(sweep.glob("*data.target=colour*/result.json")).read_text())
+    assert result["table"]["classes"] == ["blue", "green", "red"]
+    # A value wrong whatever the other keys say is refused before anything trains, named.
+    proc = run_cli("-m", "data=table,digits", "data.path=a.csv", "data.target=label", cwd=tmp_path)
+    assert proc.returncode == 2 and "data=digits: this value of the grid cannot run: data.path=a.csv: applies to " \
+        "data=table only (this is data=digits)" in proc.stderr
 
 
 def test_parquet_tsv_and_npz_read_the_same_rows_as_csv(tmp_path):
