@@ -258,6 +258,10 @@ def cli() -> None:
         _cli()
     except SystemExit as e:
         _exit_now(e.code)
+    except KeyboardInterrupt:  # outside a run's training (a run keeps what it trained, and says so)
+        print("mlpbench: interrupted (Ctrl-C). Runs that had started keep what they trained: rerun the same "
+              "command with resume=true to continue them", file=sys.stderr)
+        _exit_now(130)
     _exit_now(0)
 
 

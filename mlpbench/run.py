@@ -117,6 +117,7 @@ def make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks, checkpoints: 
     from mlpbench.console import progress_bar
 
     own = [checkpoint_callback(run_dir, score)] if checkpoints else []
+    own.append(_stop_if_asked())
 
     # Lightning draws its bar on stdout; a callback of the user's may be a bar of its own.
     bar = sys.stdout.isatty() if t.enable_progress_bar is None else t.enable_progress_bar
@@ -135,6 +136,22 @@ def make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks, checkpoints: 
         raise ConfigError(f"trainer.accelerator={t.accelerator} trainer.devices={t.devices} trainer.strategy="
                           f"{t.strategy} trainer.precision={t.precision}: Lightning rejects this setting: {e}"
                           + (f" ({hint})" if hint else "")) from None
+
+
+def _stop_if_asked():
+    """A Lightning callback: a run whose process its sweep asked to stop before Lightning's SIGTERM
+    handler was in place (sweep.STOP_ASKED) stops at its first step, as if the signal came then
+    (Lightning's handler; the run kept as interrupted, resume=true continues it)."""
+    import signal
+
+    from lightning.pytorch.callbacks import Callback
+
+    class StopIfAsked(Callback):
+        def on_train_start(self, trainer, pl_module):
+            if sweep.STOP_ASKED.is_set():
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    return StopIfAsked()
 
 
 def _gpu_hint(accelerator: str) -> str:

@@ -3,7 +3,8 @@ there, how parallel runs share the cores, and what the sweep reports when it end
 
 - `hydra.sweep.dir: ${mlpbench_sweep_dir:BASE,${resume}}` is BASE/<date>_<time>, a fresh
   folder; with `resume=true`, the newest folder under BASE that a sweep with the same
-  overrides (in any order) wrote, so rerunning the same command continues it.
+  overrides (in any order) wrote, so rerunning the same command continues it. A single run's
+  `hydra.run.dir: ${mlpbench_run_dir:BASE,${resume}}` alike (BASE/<date>/<time>).
 - In a folder that already holds a run (`plan_run`): ok and diverged runs are skipped,
   interrupted or killed ones continue from their last checkpoint, and so do runs that failed
   through no fault of their own (a dead worker, a full disk); other failed ones start again.
@@ -25,6 +26,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +155,30 @@ def sweep_dir(base: str, resume: bool) -> str:
     raise RuntimeError(f"cannot create a sweep folder under {base_path}")
 
 
+def run_dir(base: str, resume: bool) -> str:
+    """The `mlpbench_run_dir` resolver (hydra.run.dir): BASE/<date>/<time>, as Hydra's `now` gives
+    it; with resume=true, the newest single run under BASE that the same overrides (in any order)
+    started (its .hydra/overrides.yaml), so that rerunning an interrupted run's command with
+    resume=true continues it there. In a sweep (-m) the run folder is unused: not searched."""
+    base_path = Path(base)
+    multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
+    if resume and not multirun:
+        wanted = _sweep_overrides(_command_overrides())
+        saved = sorted(base_path.glob("*/*/.hydra/overrides.yaml"), key=lambda p: p.parts[-4:-2], reverse=True)
+        for path in saved:
+            try:
+                overrides = OmegaConf.to_container(OmegaConf.load(path))
+            except Exception:  # a run killed while Hydra wrote it, or not Hydra's file
+                continue
+            if isinstance(overrides, list) and _sweep_overrides(overrides) == wanted:
+                print(f"Resuming the run in {path.parent.parent}", file=sys.stderr)
+                return str(path.parent.parent)
+        print(f"resume=true: no earlier run with these overrides under {base_path}; starting a new one",
+              file=sys.stderr)
+    now = time.localtime()
+    return str(base_path / time.strftime("%Y-%m-%d", now) / time.strftime("%H-%M-%S", now))
+
+
 # OmegaConf resolves a value whenever a later config is merged over it, so every composition
 # of a preset also claims a folder under the default base (outputs/multirun) that nothing uses.
 # Folders this process claimed and left empty are removed when it exits.
@@ -170,6 +196,7 @@ def _release_unused_claims() -> None:
 
 OmegaConf.register_new_resolver("mlpbench_sweep_dir", sweep_dir, replace=True, use_cache=True)
 OmegaConf.register_new_resolver("mlpbench_run_name", run_name, replace=True)
+OmegaConf.register_new_resolver("mlpbench_run_dir", run_dir, replace=True, use_cache=True)
 
 
 # ---------------------------------------------------------------------------- one run
@@ -361,6 +388,11 @@ def stack_key(cfg: DictConfig, position: Optional[dict] = None) -> str:
 
 
 _held_locks: list = []
+
+# Set in a sweep's worker process by the SIGTERM its sweep sends to stop it when Lightning's own
+# handler is not in place yet (the worker starting, a run loading its rows): the run then stops
+# at its first step (mlpbench.run.make_trainer's callback) instead of training to its end.
+STOP_ASKED = threading.Event()
 # Error types of a run its config refused (mlpbench.schema.ConfigError and its DataError).
 REFUSED = ("ConfigError", "DataError")
 

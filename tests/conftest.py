@@ -95,8 +95,9 @@ def _forked_cli(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedPr
 
 def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
     """`python -m mlpbench ARGS` in the background, in its own process group, with Ctrl-C's
-    default handling (background jobs may ignore it)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    default handling (background jobs may ignore it). tests/ is importable there (tests/faults.py)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     return subprocess.Popen([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

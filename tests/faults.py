@@ -37,3 +37,33 @@ class LightningLogs(pl.Callback):
         import logging
 
         logging.getLogger("lightning.pytorch.trainer").warning("a warning of Lightning's own")
+
+
+class WaitAtStart(pl.Callback):
+    """Built as its run starts, before Lightning's signal handlers are in place: leaves a file
+    `waiting-PID` in `folder`, then waits there until its process is asked to stop (a sweep's
+    worker, mlpbench.sweep.STOP_ASKED) or, without that, for `seconds`."""
+
+    def __init__(self, folder: str, seconds: float = 60):
+        import os
+        from pathlib import Path
+
+        from mlpbench.sweep import STOP_ASKED
+
+        Path(folder, f"waiting-{os.getpid()}").touch()
+        STOP_ASKED.wait(seconds)
+
+
+class CtrlCOnceInSecondEpoch(pl.Callback):
+    """Ctrl-C at the start of the second epoch, once: the file `marker` says it happened (a rerun
+    of the same command, with this callback, trains on)."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        from pathlib import Path
+
+        if trainer.current_epoch == 1 and not Path(self.marker).exists():
+            Path(self.marker).touch()
+            raise KeyboardInterrupt

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from mlpbench.schema import ConfigError, checked
 from mlpbench.sweep import RunPlan, plan_run, threads_per_run
-from tests.conftest import make_config, only_sweep, run_cli, scalars, start_cli, run_rows, wait_for_file
+from tests.conftest import make_config, only_sweep, run_cli, scalars, start_cli, run_rows, wait_for_file, wait_until
 
 TINY = ["data.limit=300", "trainer.max_epochs=2"]
 
@@ -137,6 +137,41 @@ def test_ctrl_c_or_sigterm_reaches_the_runs_training_in_worker_processes(tmp_pat
     for run_dir in run_dirs:
         assert json.loads((run_dir / "result.json").read_text())["status"] == "interrupted"
         assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_ctrl_c_while_the_workers_start_stops_their_runs_at_the_first_step(tmp_path):
+    # Ctrl-C before Lightning's own SIGTERM handler is in place in the workers (loading rows,
+    # building the model): their runs used to train to their end; they stop at their first step.
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    proc = start_cli(["-m", "model.depth=1,2", "data.limit=400", "trainer.max_epochs=100", "hydra.launcher.workers=2",
+                      f"+callbacks.gate={{_target_:tests.faults.WaitAtStart,folder:'{gate}'}}"], tmp_path)
+    wait_until(lambda: len(list(gate.glob("waiting-*"))) == 2, proc, "both workers were building their runs")
+    os.killpg(proc.pid, signal.SIGINT)
+    output = proc.communicate()[0]
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and "resume=true" in output and "Runs trained" not in output
+    for run_dir in sorted(only_sweep(tmp_path).glob("*model.depth=*")):
+        result = json.loads((run_dir / "result.json").read_text())
+        assert result["status"] == "interrupted" and result["epochs"] <= 1, run_dir  # of 100
+
+
+def test_a_single_runs_command_with_resume_true_continues_it_in_its_folder(tmp_path):
+    run = ["data.limit=200", "trainer.max_epochs=3",
+           f"+callbacks.stop={{_target_:tests.faults.CtrlCOnceInSecondEpoch,marker:'{tmp_path / 'stopped'}'}}"]
+    proc = run_cli(*run, cwd=tmp_path)
+    assert proc.returncode == 130 and "Rerun the same command with resume=true" in proc.stdout + proc.stderr
+    (run_dir,) = (tmp_path / "outputs" / "run").glob("*/*")
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "interrupted"
+    proc = run_cli(*reversed(run), "resume=true", cwd=tmp_path)  # the same overrides, in any order
+    assert proc.returncode == 0, proc.stderr
+    assert f"Resuming the run in {run_dir.relative_to(tmp_path)}" in proc.stderr
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "ok" and result["epochs"] == 3 and [r["epoch"] for r in result["resumed"]] == [1]
+    # Another command's run is not this one: a new folder.
+    proc = run_cli("data.limit=200", "trainer.max_epochs=2", "resume=true", cwd=tmp_path)
+    assert proc.returncode == 0 and "no earlier run with these overrides" in proc.stderr
+    assert len(list((tmp_path / "outputs" / "run").glob("*/*"))) == 2
 
 
 def test_a_rerun_skips_finished_runs_continues_stopped_ones_and_restarts_failed_ones(tmp_path):

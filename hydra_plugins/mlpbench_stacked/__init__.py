@@ -184,6 +184,7 @@ class StackedLauncher(Launcher):
                 if job.cfg.trainer.enable_progress_bar is None:
                     job.cfg.trainer.enable_progress_bar = False  # bars side by side would draw over each other
         pending, running = list(groups), {}
+        unstarted = 0  # runs of groups a stop ended before they trained
         interrupted = []  # the exit code, once interrupted
 
         def stop(code: int) -> None:
@@ -205,13 +206,13 @@ class StackedLauncher(Launcher):
                     group = running.pop(future, None)
                     if group is None:  # of a pool replaced just now
                         continue
-                    progress.done(len(group))
                     try:
                         future.result()
                     except SystemExit as e:  # its group was interrupted
                         interrupted.append(e.code or 130)
                     except BrokenProcessPool as e:
-                        if interrupted:  # a worker ended by the SIGTERM sent to stop
+                        if interrupted:  # a worker ended by the SIGTERM sent to stop, as it started
+                            unstarted += len(group)
                             continue
                         reason = " ".join(str(e).split())[:300]
                         lost = record_lost_runs(Path(str(self.config.hydra.sweep.dir)),
@@ -223,10 +224,16 @@ class StackedLauncher(Launcher):
                             running.pop(other)
                         pool.shutdown(wait=True)
                         pool = _start_workers(workers)
+                    if not interrupted:  # runs that stopped are not "trained"
+                        progress.done(len(group))
         finally:
             signal.signal(signal.SIGTERM, previous)
             pool.shutdown(wait=True, cancel_futures=True)
         if interrupted:
+            unstarted += sum(len(g) for g in pending)
+            if unstarted:
+                log.warning("Interrupted: %d run(s) had not started. Rerun the same command with resume=true to "
+                            "train them (and continue any interrupted ones).", unstarted)
             raise SystemExit(interrupted[0])
 
 
@@ -427,12 +434,17 @@ CPU_MAX_REPLICAS = 64
 _parent: int | None = None  # in a worker process: the sweep's
 
 
+_stop_asked = None  # in a worker process: mlpbench.sweep.STOP_ASKED
+
+
 def _on_sigterm(signum, frame) -> None:
-    """A worker between two groups: SIGTERM from a live sweep waits for the pool to end it (the
-    sweep starts no further group); a worker whose sweep died (kill -9) ends now. During training
-    Lightning's own handler takes SIGTERM."""
+    """A worker outside Lightning's training (starting, loading a group's rows, between groups):
+    SIGTERM from a live sweep is kept for the run about to train, which stops at its first step
+    (the sweep starts no further group, and ends the pool); a worker whose sweep died (kill -9)
+    ends now. During training Lightning's own handler takes SIGTERM too."""
     if os.getppid() != _parent:
         os._exit(143)
+    _stop_asked.set()
 
 
 def _worker_start(parent: int) -> None:
@@ -444,8 +456,10 @@ def _worker_start(parent: int) -> None:
 
     import torch
 
-    global _parent
-    _parent = parent
+    from mlpbench import sweep
+
+    global _parent, _stop_asked
+    _parent, _stop_asked = parent, sweep.STOP_ASKED
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep's process, which sends SIGTERM
     signal.signal(signal.SIGTERM, _on_sigterm)
