@@ -409,6 +409,17 @@ def _random_test_rows(rows: int, fraction: float) -> np.ndarray:
     return np.sort(np.random.default_rng(TEST_SPLIT_SEED).permutation(rows)[:n])
 
 
+def _refuse_infinite(frame, name: str, values, where: str) -> None:
+    """A TableError naming the rows where number column `name` (its `values`) is infinite: an
+    input the model cannot read (every loss nan: the run "diverged", for no setting's fault)."""
+    infinite = np.isinf(values.to_numpy(dtype=float))
+    if infinite.any():
+        rows = [_file_row(frame, i) for i in np.flatnonzero(infinite)]
+        raise TableError(f"{where}: column {name} holds {int(infinite.sum())} infinite value(s) "
+                         f"({frame[name].iloc[int(np.flatnonzero(infinite)[0])]}), row(s) {_listed(rows, 5)}; replace "
+                         "them, or leave the column out with data.features")
+
+
 def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing, where: str) -> dict[str, Any]:
     """How each feature column becomes model inputs, fitted on the training rows: a number
     column's mean and standard deviation, a text column's categories (and, with
@@ -422,6 +433,7 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
             raise TableError(f"{where}: column {name} has no value in the training rows; leave it out with data.features")
         if kinds[name] == "number":
             values = _as_numbers(train[name]).astype(float)
+            _refuse_infinite(train, name, values, where)
             std = float(values.std(ddof=0))
             numbers[name] = [float(values.mean()), std if std > 0 else 1.0]  # a constant column: centred only
             fill[name] = numbers[name][0]
@@ -463,6 +475,7 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str) -> np.ndarray:
                 raise TableError(f"{where}: column {name} holds text ({column.iloc[row]!r}, row "
                                  f"{_file_row(frame, row)}) where the "
                                  "training rows had numbers")
+            _refuse_infinite(frame, name, values, where)
             mean, std = encoding["numbers"][name]
             parts.append(((values.fillna(mean) - mean) / std).to_numpy()[:, None])
         else:

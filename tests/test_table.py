@@ -123,6 +123,8 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
     ("header.csv", "a,b,label\n", [], "data.path={path}: a header (a, b, label) but no rows"),
     ("mixed.csv", "a,label\n1,x\n2,y\nthree,x\n4,y\n", [], "column a mixes numbers and text (row 1: '1', row 3: 'three')"),
     ("holes.csv", "a,b,label\n1,,x\n2,5,y\n,6,x\n4,7,y\n", [], "column a has 1 missing value(s), row(s) 3"),
+    ("infinite.csv", "a,b,label\n1,2,x\n2,3,y\n3,-inf,x\n4,5,y\n5,6,x\n6,7,y\n", [],
+     "column b holds 1 infinite value(s) (-inf), row(s) 3; replace them"),
     ("feature.csv", "a,b,label\n1,2,x\n2,3,y\n", ["data.features=[a,c]"], "data.features: {path} has no column c"),
     ("text.xlsx", "a,label\n1,x\n", [], "a .xlsx file; give a .csv, .tsv, .parquet or .npz file"),
 ])
