@@ -16,6 +16,7 @@ the objective (a folder of sweeps: its newest), or `--run NAME`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -125,15 +126,28 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if not args.dir.is_dir():
             raise ConfigError(f"{args.dir}: no such folder")
+        if args.out and args.out.is_dir():
+            raise ConfigError(f"--out {args.out}: a folder; give the file to write, e.g. {args.out / 'predictions.csv'}")
+        if args.out and not args.out.resolve().parent.is_dir():
+            raise ConfigError(f"--out {args.out}: no folder {args.out.parent} to write it in")
         run = choose_run(args.dir, args.run)
         out = predict(run, args.data, args.checkpoint)
     except (ConfigError, TableError, FileNotFoundError) as e:
         parser.error(str(e))
     if args.out:
-        out.to_csv(args.out, index=False)
+        from mlpbench.files import write_atomic
+
+        try:
+            write_atomic(args.out, out.to_csv(index=False).encode())
+        except OSError as e:
+            parser.error(f"--out {args.out}: cannot be written ({e.strerror or e})")
         print(f"{len(out)} predictions of {run} in {args.out}", file=sys.stderr)
     else:
-        out.to_csv(sys.stdout, index=False)
+        try:
+            out.to_csv(sys.stdout, index=False)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own exit flush would fail
     return 0
 
 

@@ -465,8 +465,10 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str) -> np.ndarray:
         gaps = column.isna()
         if gaps.any() and name not in encoding["fill"]:
             rows = [_file_row(frame, i) for i in np.flatnonzero(gaps.to_numpy())]
-            raise TableError(f"{where}: column {name} has {int(gaps.sum())} missing value(s), row(s) {_listed(rows, 5)}"
-                             f"{'; set data.missing=drop or data.missing=mean' if encoding['missing'] == 'refuse' else ''}")
+            # Reached by new rows (predict): the training rows' gaps were refused or dropped before.
+            raise TableError(f"{where}: column {name} has {int(gaps.sum())} missing value(s), row(s) {_listed(rows, 5)}; "
+                             "fill them or leave those rows out (a run trained with data.missing=mean fills them "
+                             "with its training rows' means)")
         if name in encoding["numbers"]:
             values = _as_numbers(column).astype(float)
             bad = values.isna() & ~gaps

@@ -3,6 +3,8 @@ sources are; a file that cannot be used named with its column before anything tr
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import torch
@@ -13,7 +15,7 @@ from mlpbench import data, predict, table
 from mlpbench.predict import main as predict_main
 from mlpbench.run import compose_config
 from mlpbench.schema import ConfigError, checked
-from tests.conftest import run_cli, run_rows, summary_rows
+from tests.conftest import REPO, run_cli, run_rows, summary_rows
 
 
 def sklearn_csv(folder, dataset: str):
@@ -210,7 +212,7 @@ def trained_on_first_rows(folder, dataset: str, rows: int, *options: str):
     return frame, run
 
 
-def test_predict_uses_the_runs_own_encoding_and_reproduces_its_test_accuracy(tmp_path):
+def test_predict_uses_the_runs_own_encoding_and_reproduces_its_test_accuracy(tmp_path, capsys):
     import pandas as pd
 
     frame, run = trained_on_first_rows(tmp_path, "breast_cancer", 450)
@@ -230,6 +232,23 @@ def test_predict_uses_the_runs_own_encoding_and_reproduces_its_test_accuracy(tmp
     assert exit_info.value.code == 2
     with pytest.raises(table.TableError, match="lacks the column.s. mean radius the model reads"):
         predict.predict(run, tmp_path / "short.csv")
+    # Where --out cannot be written: said before anything is predicted.
+    capsys.readouterr()
+    for out, message in ((tmp_path, f"--out {tmp_path}: a folder; give the file to write"),
+                         (tmp_path / "no" / "p.csv", f"no folder {tmp_path / 'no'} to write it in")):
+        with pytest.raises(SystemExit) as exit_info:
+            predict_main([str(run), "--data", str(tmp_path / "test.csv"), "--out", str(out)])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    # Printed into a pipe its reader closes (`| head -1`): no BrokenPipeError traceback.
+    frame.iloc[450:].sample(n=5000, replace=True, random_state=0).to_csv(tmp_path / "many.csv", index=False)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([sys.executable, "-m", "mlpbench.predict", str(run), "--data", str(tmp_path / "many.csv")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().startswith("prediction,p_0,p_1")
+    proc.stdout.close()
+    error = proc.stderr.read()
+    proc.wait()
+    assert "Traceback" not in error and "BrokenPipe" not in error, error
     # The default, best.ckpt: the epoch of the best val_acc.
     best = json.loads((run / "result.json").read_text())["metrics"]["best_epoch"]
     assert best in (1, 2, 3) and len(predict.predict(run, tmp_path / "test.csv")) == 119
