@@ -676,8 +676,12 @@ class SweepSummary(HydraCallback):
 
         try:
             checked(config)
-            usable_folder(OmegaConf.select(config, "hydra.run.dir", throw_on_resolution_failure=False),
-                          "hydra.run.dir")
+            folder = usable_folder(OmegaConf.select(config, "hydra.run.dir", throw_on_resolution_failure=False),
+                                   "hydra.run.dir")
+            try:  # made here, where Hydra's own mkdir would fail with a traceback (/sys, /proc: no access check tells)
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"hydra.run.dir={folder}: cannot write into {folder}: {e.strerror}") from None
         except ConfigError as e:
             _refuse(str(e))
 

@@ -161,6 +161,10 @@ def test_an_override_hydra_cannot_read_and_a_folder_it_cannot_write_get_messages
     proc = run_cli("-m", "model.depth=1", *TINY, f"hydra.sweep.dir={tmp_path / 'a-file' / 'sweep'}", cwd=tmp_path)
     assert proc.returncode == 2 and f"cannot write into {tmp_path / 'a-file' / 'sweep'}" in proc.stderr
     assert "Traceback" not in proc.stderr
+    # A folder no access check refuses but no one can make (/proc's: even root cannot).
+    proc = run_cli(*TINY, "hydra.run.dir=/proc/mlpbench-run", cwd=tmp_path)
+    assert proc.returncode == 2 and "hydra.run.dir=/proc/mlpbench-run: cannot write into /proc/mlpbench-run" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_a_failure_before_training_is_recorded_not_left_running(tmp_path):
