@@ -207,8 +207,8 @@ class Search:
             changed = sorted(k for k in set(saved) | set(settings) if saved.get(k, "-") != settings.get(k, "-"))
             shown = ", ".join(f"{k}: {saved.get(k, '-')} -> {settings.get(k, '-')}" for k in changed[:6])
             raise ConfigError(f"{self.sweep_dir} holds the study {self.tune.study_name!r} of another search "
-                              f"({shown}{', ...' if len(changed) > 6 else ''}). Only tune.n_trials, tune.n_jobs "
-                              "and tune.enqueue may change when a study is continued: choose another "
+                              f"({shown}{', ...' if len(changed) > 6 else ''}). Only tune.n_trials, tune.n_jobs, "
+                              "tune.enqueue, tune.finalists and report.* may change when a study is continued: choose another "
                               "tune.study_name, or delete the folder to start again")
         return study
 
