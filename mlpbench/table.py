@@ -79,6 +79,8 @@ def read_frame(path: Path, key: str):
 
     suffix = path.suffix.lower()
     where = f"{key}={path}"
+    if path.is_dir():
+        raise TableError(f"{where}: a folder; give a .csv, .tsv, .parquet or .npz file")
     if suffix not in FORMATS:
         raise TableError(f"{where}: a {suffix or 'nameless'} file; give a .csv, .tsv, .parquet or .npz file")
     if not path.is_file():
@@ -109,6 +111,18 @@ def read_frame(path: Path, key: str):
     return frame
 
 
+def _separator_hint(frame, path: Path) -> str:
+    """Where a file read as one column holds another separator in its name: what to do."""
+    if len(frame.columns) != 1:
+        return ""
+    found = next((sep for sep in (";", "\t", "|", ",") if sep in str(frame.columns[0])), None)
+    if found is None:
+        return ""
+    expected = "commas" if path.suffix.lower() == ".csv" else "tabs"
+    return (f" (one column: the file seems separated by {found!r}, and a {path.suffix.lower()} file is read "
+            f"as separated by {expected}; save it with {expected}{', or name it .tsv' if found == chr(9) else ''})")
+
+
 def read_npz(path: Path, key: str, labelled: bool = True):
     """x (rows x features) and y (labels) of a NumPy .npz file, as a DataFrame (x0, x1, ...,
     then y), so that it is encoded as a table is. New rows to predict need no y."""
@@ -133,7 +147,8 @@ def read_npz(path: Path, key: str, labelled: bool = True):
     if not np.issubdtype(x.dtype, np.number):
         raise TableError(f"{where}: x holds {x.dtype}, not numbers")
     frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
-    frame["y"] = y
+    if "y" in arrays:
+        frame["y"] = y
     return frame
 
 
@@ -222,7 +237,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     target = "y" if npz else str(data_cfg.target)
     if target not in frame.columns:
         raise TableError(f"data.target={target}: {path} has no such column; its columns: "
-                         f"{_listed(list(frame.columns), 40)}")
+                         f"{_listed(list(frame.columns), 40)}{_separator_hint(frame, path)}")
     split = str(data_cfg.split_column) if data_cfg.split_column else None
     if split is not None and (split not in frame.columns or split == target):
         raise TableError(f"data.split_column={split}: " + (f"{path} has no such column; its columns: "

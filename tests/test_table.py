@@ -125,6 +125,8 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
     ("header.csv", "a,b,label\n", [], "data.path={path}: a header (a, b, label) but no rows"),
     ("mixed.csv", "a,label\n1,x\n2,y\nthree,x\n4,y\n", [], "column a mixes numbers and text (row 1: '1', row 3: 'three')"),
     ("holes.csv", "a,b,label\n1,,x\n2,5,y\n,6,x\n4,7,y\n", [], "column a has 1 missing value(s), row(s) 3"),
+    ("semicolons.csv", "a;b;label\n1;2;x\n2;3;y\n", [], "its columns: a;b;label (one column: the file seems "
+     "separated by ';', and a .csv file is read as separated by commas"),
     ("infinite.csv", "a,b,label\n1,2,x\n2,3,y\n3,-inf,x\n4,5,y\n5,6,x\n6,7,y\n", [],
      "column b holds 1 infinite value(s) (-inf), row(s) 3; replace them"),
     ("feature.csv", "a,b,label\n1,2,x\n2,3,y\n", ["data.features=[a,c]"], "data.features: {path} has no column c"),
@@ -145,12 +147,15 @@ def test_a_binary_file_and_a_damaged_npz_are_named(tmp_path):
     np.savez(tmp_path / "wrong.npz", features=np.zeros((3, 2)))
     with pytest.raises(table.TableError, match="has arrays features; needs x"):
         table.encode(table_cfg(tmp_path / "wrong.npz"))
+    (tmp_path / "rows.csv").mkdir()
+    with pytest.raises(table.TableError, match="rows.csv: a folder; give a .csv"):
+        table.encode(table_cfg(tmp_path / "rows.csv", "data.target=label"))
 
 
 def test_rows_to_predict_need_no_labels(tmp_path):
     np.savez(tmp_path / "new.npz", x=np.ones((3, 2)))
     frame = table.read_table(tmp_path / "new.npz", "--data", labelled=False)
-    assert list(frame.columns[:2]) == ["x0", "x1"] and len(frame) == 3
+    assert list(frame.columns) == ["x0", "x1"] and len(frame) == 3  # no y column it lacks
     with pytest.raises(table.TableError, match="needs x .rows x features. and y"):
         table.read_table(tmp_path / "new.npz", "data.path")
 
