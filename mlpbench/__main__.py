@@ -199,7 +199,11 @@ def _check_choices(args: list[str]) -> None:
     folders = [Path(mlpbench.conf.__file__).parent, *own]
     for o in parsed:
         key = o.key_or_group
-        if o.is_hydra_override() or o.is_add() or o.is_delete() or o.is_force_add() or o.package:
+        if o.is_add() or o.is_delete() or o.is_force_add() or o.package:
+            continue
+        if key.startswith("hydra.launcher.") and key.count(".") == 2:
+            _check_launcher_option(key, args, folders)
+        if o.is_hydra_override():
             continue
         if key in GROUPS:
             options = sorted({f.stem for folder in folders for f in (folder / key).glob("*.yaml")})
@@ -240,6 +244,26 @@ def _check_choices(args: list[str]) -> None:
             path.append(part)
             field_type = next(f.type for f in fields(node) if f.name == part)
             node = _dataclass_of(field_type)
+
+
+def _check_launcher_option(key: str, args: list[str], folders: list[Path]) -> None:
+    """`hydra.launcher.NAME=...` where the launcher chosen on the command line (hydra/launcher=,
+    the stacked one by default) has no option NAME: named with the closest, before Hydra's
+    message (which advises a `+` that would add an option the launcher never reads)."""
+    from omegaconf import OmegaConf
+
+    from mlpbench.overrides import did_you_mean
+
+    chosen = next((a.split("=", 1)[1] for a in reversed(args) if a.startswith("hydra/launcher=")), "stacked")
+    found = [f / "hydra" / "launcher" / f"{chosen}.yaml" for f in folders]
+    spec = next((OmegaConf.load(f) for f in found if f.is_file()), None)
+    if spec is None or "defaults" in spec:  # Hydra's own launchers, or built on one: Hydra knows their options
+        return
+    options = [k for k in spec if k != "_target_"]
+    name = key.split(".")[2]
+    if name not in options:
+        _fail(f"{key}: hydra/launcher={chosen} has no option {name}{did_you_mean(name, options)} "
+              f"(its options: {', '.join(options)})")
 
 
 def _dataclass_of(annotation):

@@ -57,6 +57,9 @@ def test_defaults_are_valid_and_are_the_tutorial_setup():
     (["epochs=3"], ["epochs: the config has no key epochs; did you mean trainer.max_epochs?"]),
     (["-m", "data=digits,mnist_smal"], ["data=mnist_smal: data has no option mnist_smal; did you mean mnist_small"]),
     (["experiment=depht_linear"], ["did you mean depth_linear?"]),
+    (["-m", "hydra.launcher.wrkers=2"], ["hydra.launcher.wrkers: hydra/launcher=stacked has no option wrkers; did you "
+                                         "mean workers?"]),
+    (["-m", "hydra/launcher=joblib", "hydra.launcher.n_job=2"], ["joblib has no option n_job; did you mean n_jobs?"]),
     (["+model.dept=3"], ["model.dept: not a setting of model; did you mean depth?"]),
 ])
 def test_bad_input_ends_before_training_with_one_clear_message(tmp_path, args, expected):
