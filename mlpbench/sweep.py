@@ -393,8 +393,9 @@ _held_locks: list = []
 # handler is not in place yet (the worker starting, a run loading its rows): the run then stops
 # at its first step (mlpbench.run.make_trainer's callback) instead of training to its end.
 STOP_ASKED = threading.Event()
-# Error types of a run its config refused (mlpbench.schema.ConfigError and its DataError).
-REFUSED = ("ConfigError", "DataError")
+# Error types of a run its config refused (mlpbench.schema.ConfigError, its DataError and
+# TableError): the same command fails them the same way again.
+REFUSED = ("ConfigError", "DataError", "TableError")
 
 # Hydra's basic sweeper composes every grid point before the first run: 100,000 points are 11
 # silent minutes. Beyond this the sweep is refused with a message.

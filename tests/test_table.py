@@ -84,6 +84,13 @@ def test_a_sweep_over_files_and_target_columns_trains_each(tmp_path):
     proc = run_cli("-m", "data=table,digits", "data.path=a.csv", "data.target=label", cwd=tmp_path)
     assert proc.returncode == 2 and "data=digits: this value of the grid cannot run: data.path=a.csv: applies to " \
         "data=table only (this is data=digits)" in proc.stderr
+    # A file only its run reads wrong: that run fails; the hint is to fix it, not to retry.
+    write(tmp_path / "short.csv", "colour,label\nred,big\n")
+    proc = run_cli("-m", "data=table", "data.path=a.csv", "data.target=label", "data.test_path=a.csv,short.csv",
+                   "trainer.max_epochs=1", "hydra.launcher.workers=1", f"hydra.sweep.dir={tmp_path / 'tests'}",
+                   cwd=tmp_path)
+    assert proc.returncode == 1 and "TableError: data.test_path=short.csv: lacks the column(s) size" in proc.stderr
+    assert "Fix the value named above" in proc.stderr and "resume=true" not in proc.stderr
 
 
 def test_parquet_tsv_and_npz_read_the_same_rows_as_csv(tmp_path):
