@@ -644,11 +644,18 @@ def answer(sweep: Sweep, settings: Optional[list[Setting]] = None) -> str:
     names = [s.label for s in settings]
     summaries = {s.label: s.summary(sweep.objective) for s in settings}
     found = {s.label: s.verdict for s in settings}
+    # Interrupted or killed (left "running"): not measured yet, whatever the seeds asked for.
+    unfinished = sum(run.status in (Status.interrupted, Status.running) for s in settings for run in s.runs)
+    finish = f"{unfinished} run(s) unfinished (interrupted or killed): the sweep's command with resume=true finishes them"
+    if unfinished and all(summaries[n].n <= 1 for n in names):
+        return f"{sweep.objective}: no verdict yet: {finish}"
     if len(settings) == 1:
         shown = _interval(summaries[names[0]], bounded=sweep.objective in ACCURACIES)
-        return (f"{sweep.objective}: {shown} (n = {summaries[names[0]].n}); a single "
+        text = (f"{sweep.objective}: {shown} (n = {summaries[names[0]].n}); a single "
                 "setting, nothing to compare it with")
-    return headline(names, summaries, found, sweep.objective, digits=3)
+    else:
+        text = headline(names, summaries, found, sweep.objective, digits=3)
+    return f"{text}; {finish}" if unfinished else text
 
 
 # ---------------------------------------------------------------------------- figures

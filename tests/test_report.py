@@ -90,6 +90,14 @@ def test_one_run_per_setting_gives_no_verdict_and_says_how_to_add_seeds(tmp_path
     rows = summary_rows(sweep)
     assert [(r["n"], r["best_val_acc_ci95"], r["verdict"]) for r in rows] == [("1", "", ""), ("1", "", "")]
     assert "no verdict: n = 1 per setting" in capsys.readouterr().out
+    # Interrupted seeds are not measured yet: finish them (resume=true), not "add seeds".
+    for depth in (2, 4):
+        for seed in (1, 2):
+            fake_run(sweep, [f"model.depth={depth}", f"seed={seed}"], [0.5], status="interrupted")
+    assert report.main([str(sweep)]) == 0
+    assert capsys.readouterr().out.startswith(
+        "best_val_acc: no verdict yet: 4 run(s) unfinished (interrupted or killed): the sweep's command with "
+        "resume=true finishes them")
 
 
 def test_a_failed_seed_counts_in_the_status_not_in_n_and_the_test_turns_to_welch(tmp_path):
