@@ -179,9 +179,24 @@ def find_sweep(path: Path) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such folder")
     if (path / RESULT_FILE).is_file() or any(path.glob(f"*/{RESULT_FILE}")) or not any(path.glob(f"*/*/{RESULT_FILE}")):
-        return path
-    sweeps = sorted({p.parent.parent for p in path.glob(f"*/*/{RESULT_FILE}")}, key=lambda p: natural_key(p.name))
-    return sweeps[-1]
+        found = path
+    else:
+        found = sorted({p.parent.parent for p in path.glob(f"*/*/{RESULT_FILE}")}, key=lambda p: natural_key(p.name))[-1]
+    runs = [p.parent for p in found.glob(f"*/{RESULT_FILE}")]
+    if runs and all(_single_run(run) for run in runs):
+        raise ConfigError(f"{found}: a folder of single runs (each started without -m; outputs/run/<date>), not a "
+                          "sweep: their settings were not chosen to be compared. Give one run's folder, or sweep the "
+                          "settings to compare with -m")
+    return found
+
+
+def _single_run(run: Path) -> bool:
+    """A run Hydra started on its own (hydra.mode RUN in its .hydra/hydra.yaml), not a sweep's job."""
+    try:
+        text = (run / ".hydra" / "hydra.yaml").read_text()
+    except OSError:
+        return False
+    return "\n  mode: RUN\n" in text
 
 
 def _load(path: Path) -> list[tuple[Path, dict]]:

@@ -100,6 +100,21 @@ def test_one_run_per_setting_gives_no_verdict_and_says_how_to_add_seeds(tmp_path
         "resume=true finishes them")
 
 
+def test_a_folder_of_single_runs_is_no_sweep_to_report(tmp_path, capsys):
+    # outputs/run/<date>: runs started one by one, on any data; one of them is a run to report.
+    day = tmp_path / "outputs" / "run" / "2026-12-06"
+    for name, acc in (("model.depth=1", 0.9), ("model.depth=2", 0.8)):
+        run = fake_run(day, [name], [acc])
+        (run / ".hydra").mkdir()
+        (run / ".hydra" / "hydra.yaml").write_text("hydra:\n  run:\n    dir: x\n  mode: RUN\n")
+    with pytest.raises(SystemExit) as exit_info:
+        report.main([str(tmp_path / "outputs" / "run")])
+    assert exit_info.value.code == 2
+    assert f"{day}: a folder of single runs (each started without -m" in capsys.readouterr().err
+    assert not (day / "summary.csv").exists()
+    assert report.main([str(day / "model.depth=1")]) == 0
+
+
 def test_a_failed_seed_counts_in_the_status_not_in_n_and_the_test_turns_to_welch(tmp_path):
     sweep = tmp_path / "sweep"
     a, b = [0.90, 0.92, 0.91], [0.80, 0.83, 0.81]
