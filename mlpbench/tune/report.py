@@ -188,8 +188,10 @@ def _finalists(trials: list, config: DictConfig, objective: str, maximize: bool,
         verdict = f"the search's best ({top}) is really better than the runners-up"
     else:
         tied = [o for o in others if found[o].verdict != "worse"]
-        verdict = (f"the search's best ({top}) is not distinguishable from {', '.join(tied)} over these seeds: "
-                   "any of them is as good a choice")
+        # Tied is no evidence of a difference, not evidence of none (at 3 seeds a test has little power).
+        verdict = (f"the search's best ({top}) is not told apart from {', '.join(tied)} over these {len(seeds)} "
+                   "seeds: no evidence that one is better, nor that they are equal (sweep them with seed=auto to "
+                   "tell)")
     return (f"Finalists: the best {len(best)} trials over their {len(seeds)} seeds, judged as a sweep's settings "
             "(paired t-test over seeds, Holm-adjusted; chosen on these same seeds, so a little optimistic):\n\n"
             f"{markdown(list(rows[0]), rows, format_cell)}\n{answer}\nSo {verdict}.")
