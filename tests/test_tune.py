@@ -128,6 +128,17 @@ def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tm
     taken = study.get_trials()[orphan.number]
     assert taken.state.name == first.state.name and taken.user_attrs["run"] == first.user_attrs["run"]
     assert not [t for t in study.get_trials() if t.state.name == "WAITING"]  # nothing queued to train again
+    # A trial cut off with its seeds at different epochs: tried again from the start, so that its
+    # seeds train as one stack again (continued apart, each would report its own value to the pruner).
+    cut = study.ask(first.distributions)
+    for name, epochs in (("cut_seed_1", 2), ("cut_seed_2", 1)):
+        (study_dir(tmp_path) / name).mkdir()
+        (study_dir(tmp_path) / name / "result.json").write_text(json.dumps({"status": "interrupted", "epochs": epochs}))
+    cut.set_user_attr("runs", ["cut_seed_1", "cut_seed_2"])
+    search._recover(study)
+    assert not (study_dir(tmp_path) / "cut_seed_1").exists() and not (study_dir(tmp_path) / "cut_seed_2").exists()
+    queued = [t for t in study.get_trials() if t.state.name == "WAITING"]
+    assert [t.user_attrs["retry_of"] for t in queued] == [cut.number]
     assert retrained["config"]["optim"]["lr"] == best.params["optim.lr"]
 
     # The study continues only with the settings it was started with.

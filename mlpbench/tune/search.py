@@ -228,9 +228,20 @@ class Search:
                 log.warning("Trial %d: its run(s) %s ended after the earlier search did; the result is taken",
                             trial.number, ", ".join(runs))
                 continue
+            stopped_at = sorted({r.get("epochs") if r else 0 for r in results})
+            if len(stopped_at) > 1:
+                # A trial's seeds train as one stack and report their mean to the pruner; seeds
+                # continued from different epochs would train apart, each reporting its own value
+                # for the steps (a partial mean, Optuna warning of steps reported twice).
+                import shutil
+
+                for run in runs:
+                    shutil.rmtree(self.sweep_dir / run, ignore_errors=True)
             retry(study, trial)
-            log.warning("Trial %d was cut off by the end of an earlier search: marked failed, tried again (its run "
-                        "continues from its last checkpoint)", trial.number)
+            log.warning("Trial %d was cut off by the end of an earlier search: marked failed, tried again %s",
+                        trial.number, f"from the start (its seeds had stopped after {', '.join(map(str, stopped_at))} "
+                        "epochs; they train together)" if len(stopped_at) > 1
+                        else "(its runs continue from their last checkpoints)")
 
     # -- the loop
     def run(self) -> Any:
