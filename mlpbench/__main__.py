@@ -146,12 +146,16 @@ def _received_problems(known, variant: list[str]) -> list[tuple[str, object]]:
             continue
         if key.startswith(RECEIVED_MAY_SET) or key.endswith("._target_"):
             continue
+        if key == "hydra.run.dir" and value == FORMER_RUN_DIR:  # a best_config.yaml an earlier version wrote
+            continue
         if all(a.get(key, _ABSENT) != value for a in allowed):
             found.append((key, value))
     return found
 
 
 _ABSENT = object()
+# mlpbench's hydra.run.dir before resume=true found a single run's folder (mlpbench_run_dir).
+FORMER_RUN_DIR = "outputs/run/${now:%Y-%m-%d}/${now:%H-%M-%S}"
 
 
 def _check_names(args: list[str]) -> None:

@@ -600,8 +600,10 @@ def check_grid_values(config: DictConfig) -> None:
                 continue
             swept[o.get_key_element()] = values[:1] if len(values) > MAX_CHECKED_VALUES else values
     compose = QuickCompositions(GlobalHydra.instance().config_loader().load_sweep_config)
-    # seed=auto is the sweep's, given to its runs as numbers.
-    fixed = ["seed=1" if o.input_line == "seed=auto" else o.input_line for o in parsed if not o.is_sweep_override()]
+    # seed=auto is mlpbench's grid sweeper's, given to its runs as numbers (another sweeper refuses it).
+    auto = str(config.hydra.sweeper.get("_target_", "")).endswith("GridSweeper")
+    fixed = ["seed=1" if auto and o.input_line == "seed=auto" else o.input_line
+             for o in parsed if not o.is_sweep_override()]
 
     def refusal(overrides: list[str]) -> Optional[Exception]:
         try:

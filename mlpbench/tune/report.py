@@ -220,7 +220,7 @@ def _write_best(sweep_dir: Path, best, objective: str) -> list[Path]:
         text = ("# The best trial's whole config. Train it again (more epochs: add trainer.max_epochs=N):\n"
                 f"#   mlpbench --config-dir {sweep_dir} --config-name best_config\n"
                 "defaults:\n  - base_config\n  - _self_\n\n"
-                "hydra:\n  run:\n    dir: outputs/run/${now:%Y-%m-%d}/${now:%H-%M-%S}\n\n"
+                "hydra:\n  run:\n    dir: ${mlpbench_run_dir:outputs/run,${resume}}\n\n"
                 + OmegaConf.to_yaml(OmegaConf.create(config)))
         written.append(sweep_dir / "best_config.yaml")
         write_atomic(written[-1], text.encode())
