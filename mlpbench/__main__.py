@@ -258,6 +258,8 @@ def _check_launcher_option(key: str, args: list[str], folders: list[Path]) -> No
 
     from mlpbench.overrides import did_you_mean
 
+    if any(a.startswith(("--config-name", "-cn")) for a in args):
+        return  # another primary config may choose another launcher: Hydra's own message then
     chosen = next((a.split("=", 1)[1] for a in reversed(args) if a.startswith("hydra/launcher=")), "stacked")
     found = [f / "hydra" / "launcher" / f"{chosen}.yaml" for f in folders]
     spec = next((OmegaConf.load(f) for f in found if f.is_file()), None)

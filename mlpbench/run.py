@@ -540,8 +540,11 @@ def _other_model(state: dict, model_cfg) -> str | None:
 def _discard_unstarted(run_dir: Path, job_name: str) -> None:
     """A single run refused by a config check: remove exactly what Hydra made for it (.hydra/'s
     three files and the run's empty log), then the folder if that left it empty, so that no
-    folder without a result looks like a run. Anything else in it stays."""
+    folder without a result looks like a run. Anything else in it stays, and an earlier run's
+    folder (one with a result or checkpoints) is left as it is."""
     logging.shutdown()  # closes the log file Hydra opened in it
+    if (run_dir / "result.json").exists() or (run_dir / "checkpoints").is_dir():
+        return  # an earlier run's folder (resume=true found it): its record stays for the next resume
     made = [run_dir / ".hydra" / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
     log_file = run_dir / f"{job_name}.log"
     if log_file.is_file() and not log_file.stat().st_size:

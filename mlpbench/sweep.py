@@ -615,9 +615,9 @@ def check_grid_values(config: DictConfig) -> None:
     first = {key: f"{key}={values[0]}" for key, values in swept.items()}
     shared = refusal([])
     if shared is not None:  # the command's own settings, unless a swept key supplies what they lack
-        if not first:
-            raise shared
-        refused = refusal(list(first.values()))
+        refused = refusal(list(first.values())) if first else shared
+        if refused is not None and (not first or _reason(refused) == _reason(shared)):
+            raise refused  # the same without the swept values: the command's own settings
         if refused is not None:
             raise ConfigError(f"the grid's first run ({' '.join(first.values())}) cannot run: {_reason(refused)}")
     for key, values in swept.items():
@@ -625,8 +625,8 @@ def check_grid_values(config: DictConfig) -> None:
         for value in values:
             override = f"{key}={value}"
             refused = refusal([*others, override])
-            if refused is not None and others:
-                refused = refusal([override])
+            if refused is not None and others and refusal([override]) is None:
+                refused = None  # right in another combination: that run's to refuse, if any
             if refused is not None:
                 raise ConfigError(f"{override}: this value of the grid cannot run: {_reason(refused)}")
 

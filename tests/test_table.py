@@ -93,6 +93,23 @@ def test_a_sweep_over_files_and_target_columns_trains_each(tmp_path):
     assert "Fix the value named above" in proc.stderr and "resume=true" not in proc.stderr
 
 
+def test_a_resumed_run_refused_by_its_edited_file_keeps_its_folder_for_the_next_resume(tmp_path):
+    rows = ["size,label"] + [f"{s},{'big' if s > 20 else 'small'}" for s in range(40)]
+    write(tmp_path / "rows.csv", "\n".join(rows) + "\n")
+    run = ["data=table", "data.path=rows.csv", "data.target=label", "trainer.max_epochs=3",
+           f"+callbacks.stop={{_target_:tests.faults.CtrlCOnceInSecondEpoch,marker:'{tmp_path / 'stopped'}'}}"]
+    assert run_cli(*run, cwd=tmp_path).returncode == 130
+    (run_dir,) = (tmp_path / "outputs" / "run").glob("*/*")
+    write(tmp_path / "rows.csv", "size,label\n1,big\n2,big\n3,big\n")  # one class: refused
+    proc = run_cli(*run, "resume=true", cwd=tmp_path)
+    assert proc.returncode == 2 and "has one class only" in proc.stderr
+    assert (run_dir / ".hydra" / "overrides.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    write(tmp_path / "rows.csv", "\n".join(rows) + "\n")
+    proc = run_cli(*run, "resume=true", cwd=tmp_path)
+    assert proc.returncode == 0 and f"Resuming the run in {run_dir.relative_to(tmp_path)}" in proc.stderr
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "ok"
+
+
 def test_parquet_tsv_and_npz_read_the_same_rows_as_csv(tmp_path):
     import pandas as pd
 

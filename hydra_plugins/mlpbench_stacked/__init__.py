@@ -184,7 +184,7 @@ class StackedLauncher(Launcher):
                 if job.cfg.trainer.enable_progress_bar is None:
                     job.cfg.trainer.enable_progress_bar = False  # bars side by side would draw over each other
         pending, running = list(groups), {}
-        unstarted = 0  # runs of groups a stop ended before they trained
+        unstarted = 0  # runs of groups a stop ended before they trained, or with their worker
         interrupted = []  # the exit code, once interrupted
 
         def stop(code: int) -> None:
@@ -232,8 +232,9 @@ class StackedLauncher(Launcher):
         if interrupted:
             unstarted += sum(len(g) for g in pending)
             if unstarted:
-                log.warning("Interrupted: %d run(s) had not started. Rerun the same command with resume=true to "
-                            "train them (and continue any interrupted ones).", unstarted)
+                log.warning("Interrupted: %d run(s) not trained (not started, or their worker ended with the stop). "
+                            "Rerun the same command with resume=true to train them (and continue any interrupted "
+                            "ones).", unstarted)
             raise SystemExit(interrupted[0])
 
 

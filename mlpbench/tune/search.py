@@ -228,7 +228,7 @@ class Search:
                 log.warning("Trial %d: its run(s) %s ended after the earlier search did; the result is taken",
                             trial.number, ", ".join(runs))
                 continue
-            stopped_at = sorted({r.get("epochs") if r else 0 for r in results})
+            stopped_at = sorted({(r.get("epochs") or 0) if r else 0 for r in results})
             if len(stopped_at) > 1:
                 # A trial's seeds train as one stack and report their mean to the pruner; seeds
                 # continued from different epochs would train apart, each reporting its own value
