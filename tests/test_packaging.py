@@ -62,6 +62,11 @@ def test_the_wheel_installs_into_a_fresh_environment_and_runs_from_any_folder(tm
     assert helped.returncode == 0, helped.stderr
     assert "experiment: activations, optimizers" in helped.stdout and "max_epochs: 10" in helped.stdout
 
+    # A single run into mlpbench's own folder (outputs/run/<date>/<time>, its resolver's).
+    single = run("data.limit=200", "trainer.max_epochs=1")
+    assert single.returncode == 0, single.stderr
+    assert len(list((work / "outputs" / "run").glob("*/*/result.json"))) == 1
+
     # A sweep through mlpbench's own sweeper (seed=auto: 3 seeds of one setting, one round).
     one = run("-m", "data.limit=200", "trainer.max_epochs=1", "seed=auto", "hydra.sweep.dir=one",
               "hydra.launcher.workers=1")
