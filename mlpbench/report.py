@@ -928,8 +928,9 @@ def figures(sweeps: list[Sweep], out: Path) -> list[Path]:
     made = [plot_curves(sweeps, "val_loss", "validation loss", out / "val_loss.png"),
             plot_curves(sweeps, f"val_{sweeps[0].score}", "validation accuracy" if sweeps[0].score == "acc"
                         else "validation r2", out / f"val_{sweeps[0].score}.png")]
-    numeric = [k for k in swept_keys(sweeps)
-               if _is_numeric([s.values[k] for sweep in sweeps for s in sweep.settings if k in s.values])]
+    values = {k: [s.values[k] for sweep in sweeps for s in sweep.settings if k in s.values] for k in swept_keys(sweeps)}
+    # A curve against a key needs two of its values (one run's report has each of its overrides once).
+    numeric = [k for k, v in values.items() if _is_numeric(v) and len(set(v)) > 1]
     for key in numeric:
         made.append(plot_against(sweeps, key, out / f"against_{key.rsplit('.', 1)[-1]}.png"))
     if not numeric:  # one axis per objective: sweeps judged by different ones get one figure each

@@ -113,6 +113,8 @@ def test_a_folder_of_single_runs_is_no_sweep_to_report(tmp_path, capsys):
     assert f"{day}: a folder of single runs (each started without -m" in capsys.readouterr().err
     assert not (day / "summary.csv").exists()
     assert report.main([str(day / "model.depth=1")]) == 0
+    # One run: no curve against its one depth, its value side by side instead.
+    assert not list((day / "model.depth=1").glob("against_*.png")) and (day / "model.depth=1" / "best_val_acc.png").is_file()
 
 
 def test_a_failed_seed_counts_in_the_status_not_in_n_and_the_test_turns_to_welch(tmp_path):
