@@ -546,6 +546,7 @@ def _discard_unstarted(run_dir: Path, job_name: str) -> None:
     if (run_dir / "result.json").exists() or (run_dir / "checkpoints").is_dir():
         return  # an earlier run's folder (resume=true found it): its record stays for the next resume
     made = [run_dir / ".hydra" / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
+    made.append(run_dir / ".run.lock")  # sweep.SweepSummary's, held until this process ends
     log_file = run_dir / f"{job_name}.log"
     if log_file.is_file() and not log_file.stat().st_size:
         made.append(log_file)

@@ -672,6 +672,7 @@ class SweepSummary(HydraCallback):
     search's) makes that instead."""
 
     LOCK_FILE = ".sweep.lock"
+    RUN_LOCK_FILE = ".run.lock"  # a single run's, in its folder
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """A single run's config and folder, checked before Hydra makes the folder."""
@@ -683,10 +684,22 @@ class SweepSummary(HydraCallback):
                                    "hydra.run.dir")
             try:  # made here, where Hydra's own mkdir would fail with a traceback (/sys, /proc: no access check tells)
                 folder.mkdir(parents=True, exist_ok=True)
+                lock = open(folder / self.RUN_LOCK_FILE, "w")
             except OSError as e:
                 raise ConfigError(f"hydra.run.dir={folder}: cannot write into {folder}: {e.strerror}") from None
         except ConfigError as e:
             _refuse(str(e))
+        # One command a run folder at a time (a rerun with resume=true while the first still trains
+        # would write the same files); Lightning's DDP ranks 1.. are the same run, started by rank 0.
+        if int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0:
+            lock.close()
+            return
+        _held_locks.append(lock)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _refuse(f"another command is running the run in {folder}; wait for it to end or stop it (then the same "
+                    "command with resume=true continues it)")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlpbench.schema import checked, validate_launcher

@@ -168,6 +168,13 @@ def test_a_single_runs_command_with_resume_true_continues_it_in_its_folder(tmp_p
     assert f"Resuming the run in {run_dir.relative_to(tmp_path)}" in proc.stderr
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "ok" and result["epochs"] == 3 and [r["epoch"] for r in result["resumed"]] == [1]
+    # While a run trains, the same command with resume=true is refused (both would write its files).
+    training = start_cli(["data.limit=200", "trainer.max_epochs=1000", "hydra.run.dir=long"], tmp_path)
+    wait_for_file(f"{tmp_path}/long/checkpoints/last.ckpt", training)
+    proc = run_cli("data.limit=200", "trainer.max_epochs=1000", "hydra.run.dir=long", "resume=true", cwd=tmp_path)
+    training.kill()
+    training.wait()
+    assert proc.returncode == 2 and "another command is running the run in long" in proc.stderr
     # Another command's run is not this one: a new folder.
     proc = run_cli("data.limit=200", "trainer.max_epochs=2", "resume=true", cwd=tmp_path)
     assert proc.returncode == 0 and "no earlier run with these overrides" in proc.stderr
