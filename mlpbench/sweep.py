@@ -128,19 +128,31 @@ def _command_overrides() -> list[str]:
     return [o.input_line for o in parse(overrides) if not o.is_hydra_override()]
 
 
+def _earlier(what: str, base: Path, saved) -> Optional[Path]:
+    """resume=true: the first folder of `saved` ((folder, its overrides or None), newest first)
+    that this command's overrides started (in any order), said on stderr, or None (said too)."""
+    wanted = _sweep_overrides(_command_overrides())
+    for folder, overrides in saved:
+        if overrides is not None and _sweep_overrides(overrides) == wanted:
+            print(f"Resuming the {what} in {folder}", file=sys.stderr)
+            return folder
+    print(f"resume=true: no earlier {what} with these overrides under {base}; starting a new one", file=sys.stderr)
+    return None
+
+
 def sweep_dir(base: str, resume: bool) -> str:
     """The `mlpbench_sweep_dir` resolver. Cached by OmegaConf, and the cache travels with the
     config to each job (also to joblib's worker processes): every job sees the same folder."""
     base_path = Path(base)
     if resume:
-        wanted = _sweep_overrides(_command_overrides())
-        for saved in sorted(base_path.glob(f"*/{SWEEP_CONFIG}"), key=lambda p: p.parent.name, reverse=True):
-            config = read_sweep_config(saved.parent)  # None: a sweep killed while Hydra wrote it
-            if config is not None and _sweep_overrides(_as_written(config.hydra.overrides.task)) == wanted:
-                print(f"Resuming the sweep in {saved.parent}", file=sys.stderr)
-                return str(saved.parent)
-        print(f"resume=true: no earlier sweep with these overrides under {base_path}; starting a new one",
-              file=sys.stderr)
+        def task_overrides(folder: Path) -> Optional[list]:
+            config = read_sweep_config(folder)  # None: a sweep killed while Hydra wrote it
+            return None if config is None else _as_written(config.hydra.overrides.task)
+
+        saved = sorted((p.parent for p in base_path.glob(f"*/{SWEEP_CONFIG}")), key=lambda p: p.name, reverse=True)
+        earlier = _earlier("sweep", base_path, ((folder, task_overrides(folder)) for folder in saved))
+        if earlier is not None:
+            return str(earlier)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     # Claim the folder: two sweeps started in the same second must not share one.
     for n in range(1, 1000):
@@ -163,18 +175,17 @@ def run_dir(base: str, resume: bool) -> str:
     base_path = Path(base)
     multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
     if resume and not multirun:
-        wanted = _sweep_overrides(_command_overrides())
-        saved = sorted(base_path.glob("*/*/.hydra/overrides.yaml"), key=lambda p: p.parts[-4:-2], reverse=True)
-        for path in saved:
+        def saved_overrides(path: Path) -> Optional[list]:
             try:
                 overrides = OmegaConf.to_container(OmegaConf.load(path))
             except Exception:  # a run killed while Hydra wrote it, or not Hydra's file
-                continue
-            if isinstance(overrides, list) and _sweep_overrides(overrides) == wanted:
-                print(f"Resuming the run in {path.parent.parent}", file=sys.stderr)
-                return str(path.parent.parent)
-        print(f"resume=true: no earlier run with these overrides under {base_path}; starting a new one",
-              file=sys.stderr)
+                return None
+            return overrides if isinstance(overrides, list) else None
+
+        saved = sorted(base_path.glob("*/*/.hydra/overrides.yaml"), key=lambda p: p.parts[-4:-2], reverse=True)
+        earlier = _earlier("run", base_path, ((path.parent.parent, saved_overrides(path)) for path in saved))
+        if earlier is not None:
+            return str(earlier)
     now = time.localtime()
     return str(base_path / time.strftime("%Y-%m-%d", now) / time.strftime("%H-%M-%S", now))
 
