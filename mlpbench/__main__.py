@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+from mlpbench.console import exit_at_once, refuse
+
 
 def _register_plugins() -> None:
     # Hydra finds plugins by scanning the hydra_plugins namespace, which misses ours in some
@@ -17,11 +19,6 @@ def _register_plugins() -> None:
     Plugins.instance().register(GridSweeper)
     Plugins.instance().register(JoblibLauncher)
     Plugins.instance().register(StackedLauncher)
-
-
-def _fail(message: str) -> None:
-    print(f"mlpbench: error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 # What a config file from another folder may set in Hydra's own section: the sweep it runs (as
@@ -56,14 +53,14 @@ def _check_received_config(args: list[str]) -> None:
                                for o in parsed if o.is_sweep_override() for value in o.sweep_string_iterator()]
         problems = [p for variant in variants for p in _received_problems(known, variant)]
     except Exception as e:  # fail closed: what cannot be read cannot be checked
-        _fail(f"{where}: cannot read its config ({' '.join(str(e).split())[:300]})")
+        refuse(f"{where}: cannot read its config ({' '.join(str(e).split())[:300]})")
     for key, value in problems:
         if key.endswith("._target_") and value is not None and not trusted(value):
-            _fail(f"{key}={value}: a config from {where.split()[-1]} may only name mlpbench's, Hydra's or Lightning's "
+            refuse(f"{key}={value}: a config from {where.split()[-1]} may only name mlpbench's, Hydra's or Lightning's "
                   "callbacks in _target_; refusing to run it (check the file, and give that callable on the "
                   "command line if you trust it)")
         if not key.endswith("._target_"):
-            _fail(f"{key}: set to {value!r} by a config from {where.split()[-1]}; a received config may set only mlpbench's "
+            refuse(f"{key}: set to {value!r} by a config from {where.split()[-1]}; a received config may set only mlpbench's "
                   "own keys (and which runs a sweep makes), not Hydra's environment, logging, callbacks or "
                   "output folders; refusing to run it (give that setting on the command line if you mean it)")
 
@@ -174,7 +171,7 @@ def _check_names(args: list[str]) -> None:
             names = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
             for name in map(str, names):
                 if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name) or ".." in name:
-                    _fail(f"hydra.job.name={name}: must be a name of letters, digits, '.', '_' and '-' "
+                    refuse(f"hydra.job.name={name}: must be a name of letters, digits, '.', '_' and '-' "
                           "(it names the run's log file)")
 
 
@@ -217,7 +214,7 @@ def _check_choices(args: list[str]) -> None:
                 continue
             for value in map(str, wanted):
                 if options and value not in options and value != "null":
-                    _fail(f"{key}={value}: {key} has no option {value}{did_you_mean(value, options)} "
+                    refuse(f"{key}={value}: {key} has no option {value}{did_you_mean(value, options)} "
                           f"(no config {key}/{value}; the options: {', '.join(options)})")
             continue
         # A key of mlpbench's schema: each level must exist (optim.*: in some optimizer's schema).
@@ -233,7 +230,7 @@ def _check_choices(args: list[str]) -> None:
                 path.append(part)
                 rest = key.split(".")[len(path):]
                 if rest and rest[0] not in names_optim:
-                    _fail(f"{key}: optim has no key {rest[0]}"
+                    refuse(f"{key}: optim has no key {rest[0]}"
                           f"{did_you_mean(rest[0], names_optim, shown={n: f'optim.{n}' for n in names_optim})} (see --help)")
                 break
             if part not in names:
@@ -244,7 +241,7 @@ def _check_choices(args: list[str]) -> None:
                     hint = did_you_mean(part, leaves, shown=leaves)
                 else:
                     hint = did_you_mean(part, names, shown={n: ".".join([*path, n]) for n in names})
-                _fail(f"{key}: {'.'.join(path) or 'the config'} has no key {part}{hint} (see --help)")
+                refuse(f"{key}: {'.'.join(path) or 'the config'} has no key {part}{hint} (see --help)")
             path.append(part)
             field_type = next(f.type for f in fields(node) if f.name == part)
             node = _dataclass_of(field_type)
@@ -268,7 +265,7 @@ def _check_launcher_option(key: str, args: list[str], folders: list[Path]) -> No
     options = [k for k in spec if k != "_target_"]
     name = key.split(".")[2]
     if name not in options:
-        _fail(f"{key}: hydra/launcher={chosen} has no option {name}{did_you_mean(name, options)} "
+        refuse(f"{key}: hydra/launcher={chosen} has no option {name}{did_you_mean(name, options)} "
               f"(its options: {', '.join(options)})")
 
 
@@ -296,16 +293,12 @@ def cli() -> None:
 
 
 def _exit_now(code) -> None:
-    """End the process without the interpreter's teardown, which after a run spends 1.1-1.4 s
-    freeing torch's and Lightning's modules one by one (measured; longer than a small sweep's
-    training). What an exit must do still happens: exit functions run, logs and output are
-    flushed. An exception other than SystemExit never gets here: Python reports it as usual.
-    Where other threads or processes are still running (joblib's workers), the exit is Python's
-    own, which waits for them first."""
+    """End the process without the interpreter's teardown (console.exit_at_once). What an exit
+    must do still happens: exit functions run, logs and output are flushed. An exception other
+    than SystemExit never gets here: Python reports it as usual. Where other threads or processes
+    are still running (joblib's workers), the exit is Python's own, which waits for them first."""
     import atexit
-    import logging
     import multiprocessing
-    import os
     import threading
 
     others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
@@ -313,16 +306,10 @@ def _exit_now(code) -> None:
         sys.exit(code)
 
     atexit._run_exitfuncs()
-    logging.shutdown()
     if code is not None and not isinstance(code, int):  # sys.exit("message"), as Python does it
         print(code, file=sys.stderr)
         code = 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code or 0)
+    exit_at_once(code or 0)
 
 
 def _cli() -> None:
@@ -331,9 +318,9 @@ def _cli() -> None:
     for arg in sys.argv[1:]:
         if arg.startswith("+experiment="):
             # Hydra refuses to append a group the defaults list already names (experiment: null).
-            _fail(f"{arg}: presets are chosen with {arg[1:]} (no '+')")
+            refuse(f"{arg}: presets are chosen with {arg[1:]} (no '+')")
         if arg.startswith("="):
-            _fail(f"{arg}: an override is KEY=VALUE, e.g. model.depth=4")
+            refuse(f"{arg}: an override is KEY=VALUE, e.g. model.depth=4")
     for flag, why in (("--config-path", "it replaces mlpbench's own configs; add a folder of configs with "
                                         "--config-dir DIR instead"),
                       ("-cp", "it replaces mlpbench's own configs; add a folder of configs with --config-dir DIR "
@@ -341,7 +328,7 @@ def _cli() -> None:
                       ("--experimental-rerun", "it unpickles a file, which can run any code; rerun a run with "
                                                "--config-dir RUN/.hydra --config-name config")):
         if any(arg == flag or arg.startswith(flag + "=") for arg in sys.argv[1:]):
-            _fail(f"{flag}: not supported by mlpbench: {why}")
+            refuse(f"{flag}: not supported by mlpbench: {why}")
     _check_names(sys.argv[1:])
     _check_choices(sys.argv[1:])
     _check_received_config(sys.argv[1:])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import fcntl
 import html
 import io
 import json
@@ -25,6 +26,19 @@ DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPER
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: os.umask can only be read by setting it
+
+
+def try_lock(path: Path):
+    """The open file `path` (made if missing) holding its exclusive lock, or None where another
+    process holds it. Held while the file stays open, and at most until the process ends (a
+    killed process holds nothing)."""
+    handle = open(path, "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 def write_atomic(path: Path, data: bytes) -> Path:

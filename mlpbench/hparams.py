@@ -1,5 +1,5 @@
 """What a run writes for TensorBoard: one event file (run_logger), and what its HParams dashboard
-shows of the run: the keys that matter, not all 49.
+shows of the run: the keys that matter, not every key of the config.
 
 Each run writes a session start (its hyperparameters) when it starts and a session end (its
 status) when it stops, and no experiment summary: TensorBoard then builds the experiment from

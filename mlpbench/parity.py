@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from mlpbench.files import markdown
+from mlpbench.files import markdown, write_atomic, write_json_atomic
 
 KERAS_SIDE = Path(__file__).with_name("parity_keras.py")
 TUTORIAL = dict(depth=1, units=128, input_bn=True, negative_slope=0.01, batch_size=32, epochs=10,
@@ -136,8 +136,8 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"validation loss within two pooled standard deviations.\n\n{table}")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "parity.md").write_text(table)
-        (args.out / "histories.json").write_text(json.dumps({"mlpbench": ours, "keras": theirs}))
+        write_atomic(args.out / "parity.md", table.encode())
+        write_json_atomic(args.out / "histories.json", {"mlpbench": ours, "keras": theirs})
     return 0 if all(r["agree"] == "yes" for r in rows if not r["case"].startswith("seeded")) else 1
 
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
+from omegaconf import DictConfig
+
 from mlpbench import overrides
 from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.results import (ACCURACIES, RESULT_FILE, Status, as_written, flat_keys, load_results, natural_key,
@@ -1079,9 +1081,12 @@ def _compare_dir(sweeps: list[Sweep]) -> Path:
     return Path("outputs") / "compare" / f"{name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
 
 
-def _sweeper_report(folder: Path):
-    """The report of a sweep whose sweeper makes its own (`report_sweep`, as the search's), or None."""
-    config = read_sweep_config(folder)
+def sweeper_report(folder: Path, config: Optional[DictConfig] = None):
+    """The report of a sweep whose sweeper makes its own (`report_sweep`: the search's, which
+    lives above this module and is reached only through its sweeper's class), as a function that
+    returns False where the sweep failed; None for the runs' own report. `config`: the sweep's,
+    else read from the folder."""
+    config = read_sweep_config(folder) if config is None else config
     if config is None:
         return None
     from hydra.utils import get_class
@@ -1112,7 +1117,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.out is not None and (not str(args.out).strip() or (args.out.exists() and not args.out.is_dir())):
         parser.error(f"--out {args.out}: must name a folder" + (" (it is a file)" if str(args.out).strip() else ""))
     try:
-        own_report = _sweeper_report(args.dirs[0]) if len(args.dirs) == 1 else None
+        own_report = sweeper_report(args.dirs[0]) if len(args.dirs) == 1 else None
         if own_report is not None:  # a search's folder: its sweeper's report (mlpbench.sweep.SweepSummary)
             own_report()
             return 0

@@ -22,6 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlpbench import sweep
+from mlpbench.console import refuse
 from mlpbench.files import DISK_ERRORS
 from mlpbench.overrides import shown
 from mlpbench.results import RunRecord, Status, read_result, score_in
@@ -30,7 +31,6 @@ from mlpbench.schema import ConfigError, checked, device_count, register_configs
 log = logging.getLogger("mlpbench")
 # conf/ ships inside the package as mlpbench.conf (pyproject.toml): found in any install.
 CONF_MODULE = "mlpbench.conf"
-EXIT_BAD_INPUT = 2
 register_configs()
 # conf/hydra/launcher/joblib.yaml takes the plugin's option name on purpose (hydra/launcher=joblib
 # gets mlpbench's launcher); Hydra warns that it matches the plugin's schema, in every worker.
@@ -46,11 +46,6 @@ def compose_config(overrides: list[str], with_hydra: bool = False) -> DictConfig
 
     with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
-
-
-def _fail(message: str) -> None:
-    print(f"mlpbench: error: {message}", file=sys.stderr)
-    sys.exit(EXIT_BAD_INPUT)
 
 
 def quiet_lightning() -> None:
@@ -180,12 +175,11 @@ def predictions(logits, x_test, y_test, encoding: dict[str, Any] | None = None, 
     by name, a regression's value and target in the target's unit."""
     import torch
 
-    from mlpbench.table import decode, is_regression
+    from mlpbench.table import decode, is_regression, unscale_target
 
     regression = is_regression(encoding)
     if regression:
-        mean, std = encoding["target_scale"]
-        outputs, y_test = logits.float().cpu() * std + mean, y_test.float().cpu() * std + mean
+        outputs, y_test = (unscale_target(t.float().cpu().numpy(), encoding) for t in (logits, y_test))
     else:
         outputs = (torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)).cpu()
     inputs = decode(x_test.cpu().numpy(), encoding) if encoding else x_test.tolist()
@@ -472,17 +466,17 @@ def usable_checkpoint(path: Path, model_cfg) -> tuple[Path, dict[str, int]] | No
     return None
 
 
-def checkpoint_position(path: Path, model_cfg=None) -> dict[str, int] | None:
+def checkpoint_position(path: Path, model_cfg) -> dict[str, int] | None:
     """Where a checkpoint stands: epochs finished and optimizer steps taken; None, said in the
     log naming the file, when it cannot be used: cut short, corrupt, holding more than tensors
-    and data, or (given `model_cfg`) another model's weights."""
+    and data, or another model's weights than `model_cfg`'s."""
     import torch
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         history = checkpoint.get("mlpbench", {}).get("history", {})
         position = {"epoch": len(history.get("train_loss", [])), "step": int(checkpoint["global_step"])}
-        other = None if model_cfg is None else _other_model(checkpoint["state_dict"], model_cfg)
+        other = _other_model(checkpoint["state_dict"], model_cfg)
         if other:
             raise ValueError(other)
         # Bytes overwritten inside the file load as numbers still: NaN or inf where a run that
@@ -584,7 +578,7 @@ def print_help(overrides: list[str]) -> None:
     try:
         cfg = compose_config(overrides, with_hydra=True)
     except Exception as e:  # a bad override: say which, as a run would
-        _fail(str(e))
+        refuse(str(e))
     template = cfg.hydra.help.template
     with open_dict(cfg):
         del cfg["hydra"]
@@ -620,7 +614,7 @@ def prepare(cfg: DictConfig) -> Job | None:
     overrides = list(hc.overrides.task)
     in_sweep = hc.mode == RunMode.MULTIRUN
     # Lightning's DDP starts ranks 1.. as this same command: they follow rank 0's plan.
-    ddp_child = int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+    ddp_child = sweep.is_ddp_rank()
     # The sweep's folder as Hydra made it, from where the command started (hydra.job.chdir=true moves).
     sweep_dir = Path(hc.runtime.cwd) / hc.sweep.dir if in_sweep else None
     if in_sweep and not run_dir.resolve().is_relative_to(sweep_dir.resolve()):
@@ -642,7 +636,7 @@ def prepare(cfg: DictConfig) -> Job | None:
     except ConfigError as e:
         if not in_sweep:
             _discard_unstarted(run_dir, hc.job.name)
-            _fail(str(e))
+            refuse(str(e))
         # One bad grid point must not end the sweep: record it, go on to the next.
         _record_failure(run_dir, overrides, cfg, e)
         log.error("Run %s: not run: %s", run_dir.name, e)
@@ -699,7 +693,7 @@ def main(cfg: DictConfig) -> None:
     except Exception as e:
         if job.num is None and isinstance(e, ConfigError):  # found once training was set up
             _discard_unstarted(job.run_dir, HydraConfig.get().job.name)
-            _fail(str(e))
+            refuse(str(e))
         record_failure(job, e)
         if job.num is None:
             sys.exit(1)

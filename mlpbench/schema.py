@@ -336,7 +336,13 @@ class SweepConfig:
 
 # `seed=auto`: the sweep chooses the seeds (mlpbench/seeds.py).
 AUTO_SEED = "auto"
+# Hydra's sweepers and launchers, by the `_target_` their config group (conf/hydra/) gives.
 GRID_SWEEPER = "hydra_plugins.mlpbench_grid.GridSweeper"
+TUNE_SWEEPER = "hydra_plugins.mlpbench_tuner.TuneSweeper"
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+STACKED_LAUNCHER = "hydra_plugins.mlpbench_stacked.StackedLauncher"
+JOBLIB_LAUNCHER = "hydra_plugins.mlpbench_joblib.JoblibLauncher"
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
 @dataclass
@@ -462,8 +468,9 @@ def targets(node: Any, path: str = ""):
 # an epoch before their first step was worth anything; no tutorial goes past 10.
 MAX_DEPTH = 1000
 SEED_RANGE = 2**32  # numpy's and torch's seeds: 0 <= seed < 2^32
-MAX_AUTO_SEEDS = 100
-MAX_REPEATS = 64  # a trial's seeds are one stack: the stacked launcher's max_replicas  # seed=auto's rounds: past 100 seeds a setting, a comparison is no longer the question
+MAX_AUTO_SEEDS = 100  # seed=auto's rounds: past 100 seeds a setting, a comparison is no longer the question
+CPU_MAX_REPLICAS = 64  # replicas in one stack at most on the CPU, where hydra.launcher.max_replicas is null
+MAX_REPEATS = CPU_MAX_REPLICAS  # a trial's seeds are one stack
 # A study's folder is outputs/tune/<study_name>: a name, never a path.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -497,7 +504,7 @@ def validate(cfg: DictConfig) -> None:
         sweeper = OmegaConf.select(cfg, "hydra.sweeper._target_", default=None)
         _check(errors, mode.endswith("MULTIRUN") and sweeper == GRID_SWEEPER, "seed", AUTO_SEED,
                "adds seeds in rounds to a sweep of the grid: give -m (with hydra/sweeper=grid, the default)"
-               + ("; a search repeats its trials with tune.repeats" if str(sweeper).endswith("TuneSweeper") else ""))
+               + ("; a search repeats its trials with tune.repeats" if str(sweeper) == TUNE_SWEEPER else ""))
     else:
         seed = cfg.seed
         _check(errors, isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_RANGE, "seed",
@@ -639,10 +646,6 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
 
 
-STACKED_LAUNCHER = "hydra_plugins.mlpbench_stacked.StackedLauncher"
-
-
-JOBLIB_LAUNCHER = "hydra_plugins.mlpbench_joblib.JoblibLauncher"
 JOBLIB_CHOICES = {"backend": (None, "loky", "multiprocessing", "threading"), "prefer": (None, "processes", "threads"),
                   "require": (None, "sharedmem")}
 

@@ -16,7 +16,6 @@ No torch here: this runs before any training starts.
 from __future__ import annotations
 
 import atexit
-import fcntl
 import glob
 import hashlib
 import json
@@ -37,10 +36,11 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from mlpbench.console import command
+from mlpbench.console import command, refuse
+from mlpbench.files import try_lock
 from mlpbench.overrides import parse
 from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, Status, as_written as _as_written, read_result, read_sweep_config
-from mlpbench.schema import TRIAL_CALLBACK, ConfigError, device_count
+from mlpbench.schema import BASIC_SWEEPER, GRID_SWEEPER, JOBLIB_LAUNCHER, TRIAL_CALLBACK, ConfigError, device_count
 
 log = logging.getLogger("mlpbench")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -267,6 +267,12 @@ def clear_run(run_dir: Path) -> None:
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
 
 
+def is_ddp_rank() -> bool:
+    """A process Lightning's DDP started as rank 1.. of a run (the same command again): it follows
+    rank 0, which planned the run and holds its folder."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+
+
 def cores() -> int:
     """The CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -275,7 +281,7 @@ def cores() -> int:
 def threads_per_run(launcher: DictConfig) -> Optional[int]:
     """torch threads for each of N runs in parallel under hydra/launcher=joblib (a search's
     tune.n_jobs > 1 too): cores / N; None, torch's own choice, for one run at a time."""
-    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
+    n_jobs = launcher.get("n_jobs") if launcher.get("_target_") == JOBLIB_LAUNCHER else None
     if not n_jobs:
         return None
     parallel = cores() + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 = every core
@@ -359,14 +365,8 @@ def gpu_slot(sweep_dir: str | Path) -> int:
     folder = Path(sweep_dir).resolve()
     if folder not in _gpu_slots:
         slot = 0
-        while True:
-            handle = open(folder / f".gpu-slot-{slot}.lock", "w")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                handle.close()
-                slot += 1
+        while (handle := try_lock(folder / f".gpu-slot-{slot}.lock")) is None:
+            slot += 1
         _gpu_slots[folder] = (slot, handle)
     return _gpu_slots[folder][0]
 
@@ -451,7 +451,7 @@ def _swept_counts(config: DictConfig) -> Optional[dict[str, int]]:
 
 def _grid(config: DictConfig) -> bool:
     """A sweep of the grid given with -m: Hydra's basic sweeper or mlpbench's (hydra/sweeper=grid)."""
-    return str(config.hydra.sweeper.get("_target_", "")).endswith(("BasicSweeper", "GridSweeper"))
+    return config.hydra.sweeper.get("_target_") in (BASIC_SWEEPER, GRID_SWEEPER)
 
 
 def grid_size(config: DictConfig) -> Optional[int]:
@@ -464,11 +464,6 @@ def grid_size(config: DictConfig) -> Optional[int]:
     except ConfigError:  # said by the sweep's own check (empty_sweeps)
         return None
     return None if counts is None else math.prod(counts.values())
-
-
-def _refuse(message: str) -> None:
-    print(f"mlpbench: error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def usable_folder(value: Any, key: str) -> Path:
@@ -612,7 +607,7 @@ def check_grid_values(config: DictConfig) -> None:
             swept[o.get_key_element()] = values[:1] if len(values) > MAX_CHECKED_VALUES else values
     compose = QuickCompositions(GlobalHydra.instance().config_loader().load_sweep_config)
     # seed=auto is mlpbench's grid sweeper's, given to its runs as numbers (another sweeper refuses it).
-    auto = str(config.hydra.sweeper.get("_target_", "")).endswith("GridSweeper")
+    auto = config.hydra.sweeper.get("_target_") == GRID_SWEEPER
     fixed = ["seed=1" if auto and o.input_line == "seed=auto" else o.input_line
              for o in parsed if not o.is_sweep_override()]
 
@@ -695,22 +690,19 @@ class SweepSummary(HydraCallback):
                                    "hydra.run.dir")
             try:  # made here, where Hydra's own mkdir would fail with a traceback (/sys, /proc: no access check tells)
                 folder.mkdir(parents=True, exist_ok=True)
-                lock = open(folder / self.RUN_LOCK_FILE, "w")
+                # One command a run folder at a time (a rerun with resume=true while the first still
+                # trains would write the same files); DDP's ranks 1.. are rank 0's run, under its lock.
+                lock = None if is_ddp_rank() else try_lock(folder / self.RUN_LOCK_FILE)
             except OSError as e:
                 raise ConfigError(f"hydra.run.dir={folder}: cannot write into {folder}: {e.strerror}") from None
         except ConfigError as e:
-            _refuse(str(e))
-        # One command a run folder at a time (a rerun with resume=true while the first still trains
-        # would write the same files); Lightning's DDP ranks 1.. are the same run, started by rank 0.
-        if int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0:
-            lock.close()
+            refuse(str(e))
+        if is_ddp_rank():
             return
+        if lock is None:
+            refuse(f"another command is running the run in {folder}; wait for it to end or stop it (then the same "
+                   "command with resume=true continues it)")
         _held_locks.append(lock)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _refuse(f"another command is running the run in {folder}; wait for it to end or stop it (then the same "
-                    "command with resume=true continues it)")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlpbench.schema import checked, validate_launcher
@@ -731,29 +723,23 @@ class SweepSummary(HydraCallback):
                 check_grid_values(config)
                 check_reused_folder(config)
         except ConfigError as e:
-            _refuse(str(e))
+            refuse(str(e))
         folder = Path(config.hydra.sweep.dir)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            lock = open(folder / self.LOCK_FILE, "w")
+            lock = try_lock(folder / self.LOCK_FILE)
         except OSError as e:  # Hydra would turn it into a warning, then fail with a traceback
-            print(f"mlpbench: error: cannot write into {folder}: {e.strerror}", file=sys.stderr)
-            sys.exit(2)
+            refuse(f"cannot write into {folder}: {e.strerror}")
+        if lock is None:  # the folder is the other sweep's: left as it is
+            refuse(f"another sweep is running in {folder}; wait for it to end, or give this one another folder "
+                   "(hydra.sweep.dir=...)")
         # Held until this process ends; kept off the callback, which joblib pickles to its workers.
         _held_locks.append(lock)
         atexit.register(_remove_if_unused, folder)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"mlpbench: error: another sweep is running in {folder}; wait for it to end, or give this "
-                  "one another folder (hydra.sweep.dir=...)", file=sys.stderr)
-            sys.exit(2)
         runs = grid_size(config)
         if runs is not None and runs > MAX_GRID:
-            (folder / self.LOCK_FILE).unlink(missing_ok=True)  # leave no folder behind for nothing
-            print(f"mlpbench: error: the grid has {runs:,} runs, more than {MAX_GRID:,}: Hydra composes every "
-                  "one before the first starts. Split it into several sweeps.", file=sys.stderr)
-            sys.exit(2)
+            refuse(f"the grid has {runs:,} runs, more than {MAX_GRID:,}: Hydra composes every one before the first "
+                   "starts. Split it into several sweeps.")
         if runs is not None and runs > 200:
             print(f"Checking the {runs:,} runs of the grid before the first starts ...", file=sys.stderr)
 
@@ -768,14 +754,12 @@ class SweepSummary(HydraCallback):
             sys.exit(1)
 
     def _report(self, config: DictConfig) -> None:
-        from hydra.utils import get_class
-
-        from mlpbench.report import build
+        from mlpbench.report import build, sweeper_report
 
         sweep = Path(config.hydra.sweep.dir)
-        own_report = getattr(get_class(config.hydra.sweeper._target_), "report_sweep", None)
+        own_report = sweeper_report(sweep, config)
         if own_report is not None:
-            if not own_report(sweep, config):
+            if not own_report():
                 sys.exit(1)
             return
         report = build([sweep])

@@ -189,11 +189,6 @@ def quiet_log():
     logging.getLogger("mlpbench").setLevel(logging.NOTSET)
 
 
-@pytest.fixture
-def fake_mnist(tmp_path: Path) -> Path:
-    return write_fake_mnist(tmp_path / "mnist")
-
-
 # The on-disk array cache (mlpbench/data.py) of this test session, not the user's.
 os.environ.setdefault("MLPBENCH_CACHE", str(Path(tempfile.mkdtemp(prefix="mlpbench-test-cache-"))))
 

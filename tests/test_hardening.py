@@ -204,6 +204,20 @@ def test_a_second_sweep_into_the_same_folder_is_refused_while_the_first_runs(tmp
     assert runs and all(len(list(d.glob("events.out.tfevents.*"))) == 1 for d in runs)  # trained by one sweep
 
 
+def test_a_refused_second_sweep_leaves_the_first_sweeps_folder_as_it_was(tmp_path):
+    import fcntl
+
+    # The first sweep in its first seconds: its lock and config written, no run folder yet.
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    with open(sweep / ".sweep.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        second = run_cli("-m", "seed=1,2", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+        assert second.returncode == 2 and f"another sweep is running in {sweep}" in second.stderr
+        assert sorted(p.name for p in sweep.iterdir()) == [".sweep.lock", "multirun.yaml"]
+
+
 def test_a_huge_grid_is_refused_at_once_and_a_search_reports_its_own_settings(tmp_path):
     proc = run_cli("-m", "model.depth=range(0,100000)", cwd=tmp_path)
     assert proc.returncode == 2 and "the grid has 100,000 runs" in proc.stderr

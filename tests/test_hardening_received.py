@@ -48,8 +48,8 @@ def test_a_received_config_may_not_set_hydras_environment_logging_or_folders(tmp
         cli._check_received_config(["--config-dir", str(tmp_path), "--config-name", "best_config"])
     assert stop.value.code == 2
     message = capsys.readouterr().err
-    assert message.startswith(f"mlpbench: error: {key}") and "a received config may" in message or \
-        "may only name mlpbench's, Hydra's or Lightning's" in message
+    assert message.startswith(f"mlpbench: error: {key}")
+    assert "a received config may" in message or "may only name mlpbench's, Hydra's or Lightning's" in message
 
 
 def test_flags_that_replace_the_configs_or_unpickle_a_file_and_searches_over_hydras_keys_are_refused(tmp_path):

@@ -211,7 +211,7 @@ def test_a_rerun_skips_finished_runs_continues_stopped_ones_and_restarts_failed_
 
 def test_parallel_runs_split_the_cores():
     cores = len(os.sched_getaffinity(0))
-    joblib = lambda n: OmegaConf.create({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+    joblib = lambda n: OmegaConf.create({"_target_": "hydra_plugins.mlpbench_joblib.JoblibLauncher",
                                          "n_jobs": n})  # noqa: E731
     assert threads_per_run(joblib(-1)) == 1
     assert threads_per_run(joblib(1)) == cores

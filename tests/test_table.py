@@ -327,8 +327,10 @@ def test_a_float_target_trains_as_a_regression_with_r2_and_a_verdict_on_val_loss
     assert result["stacked"]["replicas"] == 3 and result["data"] == {"train": 283, "val": 71, "test": 88}
     # Stacked with its seeds, a run's numbers are those it gets alone (to the bit).
     alone = run_cli("data=table", f"data.path={path}", "data.target=target", "model.depth=1", "seed=1",
-                    "trainer.max_epochs=3", f"hydra.run.dir={tmp_path / 'alone'}", cwd=tmp_path)
+                    "trainer.max_epochs=3", "trainer.enable_progress_bar=true", f"hydra.run.dir={tmp_path / 'alone'}",
+                    cwd=tmp_path)
     assert alone.returncode == 0, alone.stderr
+    assert "loss=" in alone.stdout and ", r2=" in alone.stdout and "acc=" not in alone.stdout  # the bar's score
     single = json.loads((tmp_path / "alone" / "result.json").read_text())
     assert single["history"]["val_loss"] == result["history"]["val_loss"]
     assert single["metrics"]["test_r2"] == metrics["test_r2"]

@@ -254,9 +254,11 @@ def test_the_epochs_figure_ticks_whole_trials_and_epochs(tmp_path, monkeypatch):
     matplotlib.use("Agg")
     drawn = {}
     monkeypatch.setattr(tune_report, "save_figure", lambda fig, path: drawn.setdefault("fig", fig) and path)
-    rows = [{"trial": t, "epochs": e, "state": "COMPLETE"} for t, e in ((0, 2), (1, 1), (2, 2))]
+    rows = [{"trial": t, "epochs": e, "state": s} for t, e, s in ((0, 2, "complete"), (1, 1, "pruned"), (2, 2, "complete"))]
     tune_report._plot_epochs(rows, max_epochs=2, grid=None, path=tmp_path / "epochs.png")
     ax = drawn["fig"].axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "complete" in legend and "pruned" in legend and "this search: 5 epochs" in legend
     for ticks in (ax.get_xticks(), ax.get_yticks()):
         assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Sequence
@@ -63,7 +62,8 @@ class StackedLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from mlpbench import run
-        from mlpbench.sweep import gpus, trains_on_cpu
+        from mlpbench.schema import CPU_MAX_REPLICAS
+        from mlpbench.sweep import cores, gpus, trains_on_cpu
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -74,7 +74,7 @@ class StackedLauncher(Launcher):
         gpus_here = 0 if on_cpu else gpus()
         # One group per CPU core (one thread each), or one per GPU (a stack keeps a GPU busy;
         # processes sharing one each pay for a CUDA context).
-        slots = _cores() if on_cpu else max(1, gpus_here)
+        slots = cores() if on_cpu else max(1, gpus_here)
         # On several GPUs a group is cut so that each GPU trains a part (_spread): up to a worker a job.
         parts = (len(job_overrides) if gpus_here > 1
                  else _groups_foreseen(job_overrides, self.max_replicas or CPU_MAX_REPLICAS))
@@ -128,6 +128,7 @@ class StackedLauncher(Launcher):
         """The prepared jobs in groups that train together, the costliest first (so that the
         last to start are the shortest); a run given twice (seed=1,1) once."""
         from mlpbench import run
+        from mlpbench.schema import CPU_MAX_REPLICAS
         from mlpbench.sweep import alone_because, clear_run, stack_key, trains_on_cpu
 
         groups: dict[str, list[JobReturn]] = {}
@@ -292,7 +293,9 @@ def train_stack(jobs: list, log_files: list[Path], job_logging, verbose, sweep_d
         root.removeHandler(router)
         router.close()
         if _parent is not None and os.getppid() != _parent:  # a worker whose sweep was killed: no more
-            _exit_now()
+            from mlpbench.console import exit_at_once
+
+            exit_at_once()
 
 
 # Compositions kept from the sweeper's check to the launcher's set-up, at most (about 400 KB each).
@@ -340,7 +343,7 @@ def _record_setup_failure(ret: JobReturn) -> None:
 
 def _cuttable(group: list[JobReturn]) -> bool:
     """A stack that may train as two: not a search trial's seeds, which its pruning judges as one
-    (callbacks.trial: their mean, pruned together)."""
+    (callbacks.tune_trial: their mean, pruned together)."""
     return len(group) > 1 and not group[0].return_value.cfg.callbacks
 
 
@@ -422,16 +425,6 @@ def _cost(group: list[JobReturn]) -> float:
     return len(group) * cfg.trainer.max_epochs * (1 + cfg.model.depth) * units / cfg.data.batch_size ** 0.5
 
 
-def _cores() -> int:
-    from mlpbench.sweep import cores
-
-    return cores()
-
-
-# Replicas in one stack at most on the CPU, where max_replicas is null.
-CPU_MAX_REPLICAS = 64
-
-
 _parent: int | None = None  # in a worker process: the sweep's
 
 
@@ -458,6 +451,7 @@ def _worker_start(parent: int) -> None:
     import torch
 
     from mlpbench import sweep
+    from mlpbench.console import exit_at_once
 
     global _parent, _stop_asked
     _parent, _stop_asked = parent, sweep.STOP_ASKED
@@ -472,20 +466,10 @@ def _worker_start(parent: int) -> None:
         os._exit(1)
     import mlpbench.stacked  # noqa: F401  (torch, Lightning: imported while Hydra sets up the jobs)
 
-    atexit.register(_exit_now)  # after those imports: the last registered, it runs first
-
-
-def _exit_now() -> None:
-    """A worker's end, once the pool lets it go: multiprocessing has run its own exit work by then
-    (its process's _bootstrap); the interpreter's teardown of torch and Lightning, 1-1.5 s that the
-    sweep would wait for, is skipped. Registered last, so it runs first of the exit functions."""
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(0)
+    # A worker's end, once the pool lets it go: multiprocessing has run its own exit work by then
+    # (its process's _bootstrap); the interpreter's teardown, that the sweep would wait for, is
+    # skipped. Registered after those imports, the last, so it runs first of the exit functions.
+    atexit.register(exit_at_once)
 
 
 def _forward(pool, signum: int) -> None:

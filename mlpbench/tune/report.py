@@ -79,7 +79,7 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     study = load_study(sweep_dir, config)
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}
-    repeats = {t.number for t in trials if "same_as" in t.user_attrs}
+    reused = {t.number for t in trials if "same_as" in t.user_attrs}  # a point tried already: not trained again
     dims = parse_space(config.tune.space)
     objective = objective_key(config.tune)
     maximize = direction(objective) == "maximize"
@@ -88,8 +88,8 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     ranked = _ranked(_rows(trials, dims, sweep_dir, retried, seeds), maximize)
     if not ranked:
         return []
-    trained = [r for r in ranked if r["trial"] not in repeats]
-    rows = trained + [r for r in ranked if r["trial"] in repeats]  # repeats last
+    trained = [r for r in ranked if r["trial"] not in reused]
+    rows = trained + [r for r in ranked if r["trial"] in reused]  # reused last
     columns = list(rows[0])
     counts = {s: sum(r["state"] == s for r in trained) for s in ("complete", "pruned", "failed", "running")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)

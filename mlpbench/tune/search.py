@@ -5,8 +5,9 @@ the study how it ended; then the trials report.
 
 - The study lives in SQLite in the sweep folder (study.db), so the same command continues it.
   A trial still running when the search died is marked failed and tried again, same parameters.
-- `tune.n_jobs` > 1: trials run in batches of that many processes (hydra/launcher=joblib, unless
-  another launcher was chosen, which then gets the batches).
+- `tune.n_jobs` > 1: trials run in batches of that many processes: with tune.repeats > 1 the
+  stacked launcher's workers (each trial's seeds one stack), else hydra/launcher=joblib, unless
+  another launcher than basic or stacked was chosen, which then gets the batches.
 
 Hydra finds the sweeper as hydra_plugins.mlpbench_tuner.TuneSweeper, which imports this module
 only when a search starts.
@@ -15,10 +16,8 @@ only when a search starts.
 from __future__ import annotations
 
 import copy
-import fcntl
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -26,8 +25,10 @@ from typing import Any, Optional, Sequence
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from mlpbench.console import refuse
+from mlpbench.files import try_lock
 from mlpbench.results import Status, read_result
-from mlpbench.schema import STACKED_LAUNCHER, TRIAL_CALLBACK, ConfigError, Pruner, checked
+from mlpbench.schema import BASIC_LAUNCHER, JOBLIB_LAUNCHER, STACKED_LAUNCHER, TRIAL_CALLBACK, ConfigError, Pruner, checked
 from mlpbench.sweep import alone_because, run_name
 from mlpbench.tune.report import write_report
 from mlpbench.tune.space import flat, grid_size, parse_space
@@ -37,7 +38,7 @@ from mlpbench.tune.study import (CONFIG_FILE, STUDY_FILE, comparable, direction,
 
 log = logging.getLogger("mlpbench")
 # Points tried already, proposed in a row, after which the sampler is taken to have converged.
-MAX_REPEATS = 100
+MAX_PROPOSED_AGAIN = 100
 _ABSENT = object()
 
 
@@ -59,15 +60,15 @@ class Tuner:
         # launcher's are made anew for each batch of trials) where a trial is one run; with
         # tune.repeats, the stacked launcher, each trial's seeds one stack (its pruning sees their
         # mean), the trials side by side in tune.n_jobs processes.
-        if config.tune.repeats > 1 and config.hydra.launcher._target_.endswith("StackedLauncher"):
+        if config.tune.repeats > 1 and config.hydra.launcher._target_ == STACKED_LAUNCHER:
             launcher_config = copy.deepcopy(config)
             with read_write(launcher_config), open_dict(launcher_config):
                 launcher_config.hydra.launcher.workers = config.tune.n_jobs
-        elif config.tune.n_jobs > 1 and config.hydra.launcher._target_.endswith(("BasicLauncher", "StackedLauncher")):
+        elif config.tune.n_jobs > 1 and config.hydra.launcher._target_ in (BASIC_LAUNCHER, STACKED_LAUNCHER):
             from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 
             launcher_config = copy.deepcopy(config)
-            joblib = JobLibLauncherConf(_target_="hydra_plugins.mlpbench_joblib.JoblibLauncher", n_jobs=config.tune.n_jobs)
+            joblib = JobLibLauncherConf(_target_=JOBLIB_LAUNCHER, n_jobs=config.tune.n_jobs)
             with read_write(launcher_config), open_dict(launcher_config):
                 launcher_config.hydra.launcher = OmegaConf.structured(joblib)
         self.launcher = Plugins.instance().instantiate_launcher(
@@ -77,8 +78,7 @@ class Tuner:
         try:
             return Search(self, arguments).run()
         except ConfigError as e:
-            print(f"mlpbench: error: {e}", file=sys.stderr)
-            sys.exit(2)
+            refuse(str(e))
 
 
 class Search:
@@ -94,7 +94,7 @@ class Search:
         self.objective = objective_key(self.tune)
         self.distributions = {d.key: d.distribution() for d in self.dims}
         self.grid = grid_size(self.dims)
-        self.repeats = 0  # points tried already that the sampler proposed, in a row
+        self.proposed_again = 0  # points tried already that the sampler proposed, in a row
 
     # -- setting up
     def _check_arguments(self) -> None:
@@ -162,12 +162,10 @@ class Search:
                     raise ConfigError(f"tune.enqueue[{i}].{key}={value}: outside tune.space.{key} ({distribution})")
 
     def _lock(self):
-        handle = open(self.sweep_dir / ".tune.lock", "w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        handle = try_lock(self.sweep_dir / ".tune.lock")
+        if handle is None:
             raise ConfigError(f"another search is running on the study in {self.sweep_dir}; wait for it to end, "
-                              "or choose another tune.study_name") from None
+                              "or choose another tune.study_name")
         return handle
 
     def _open_study_file(self):
@@ -267,9 +265,9 @@ class Search:
                 if self._exhausted(study):
                     log.info("Every one of the %d grid points has been tried: the search ends here", self.grid)
                     break
-                if self.repeats >= MAX_REPEATS:
+                if self.proposed_again >= MAX_PROPOSED_AGAIN:
                     log.warning("The sampler proposed only points tried already, %d times in a row: the search "
-                                "ends here, with %d trials", self.repeats, ended)
+                                "ends here, with %d trials", self.proposed_again, ended)
                     break
                 self._batch(study, min(self.tune.n_jobs, self.tune.n_trials - ended), ended)
                 ended = ended_count(study)
@@ -311,19 +309,19 @@ class Search:
 
     def _batch(self, study, size: int, ended: int) -> None:
         trials, batch = [], []
-        while len(trials) < size and self.repeats < MAX_REPEATS:
+        while len(trials) < size and self.proposed_again < MAX_PROPOSED_AGAIN:
             trial = study.ask(self.distributions)
             overrides = [d.override(trial.params[d.key]) for d in self.dims]
             tried = " ".join(overrides)
             if reuse_earlier(study, trial):
                 # As Keras Tuner, a point is trained once: a repeat costs nothing and is not counted.
-                self.repeats += 1
+                self.proposed_again += 1
                 log.info("Trial %d: %s was tried in trial %d: result reused, nothing trained", trial.number,
                          tried, trial.user_attrs["same_as"])
                 if self._exhausted(study, trials):
                     break
                 continue
-            self.repeats = 0
+            self.proposed_again = 0
             ended += 1
             log.info("Trial %d (%d of %d): %s", trial.number, ended, self.tune.n_trials, tried)
             trials.append(trial)
