@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlpbench.results import load_results
 from mlpbench.run import compose_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -226,13 +227,22 @@ def compositions(jobs: int) -> dict[str, float]:
 # ---------------------------------------------------------------------------- stacked replicas
 
 
-def _sweep(args: list[str], cwd: Path, folder: Path) -> tuple[float, list[dict]]:
-    """A multirun's wall time and its runs' result.json payloads."""
+def timed_sweep(args: list[str], folder: Path) -> tuple[float, list[dict], str]:
+    """`mlpbench -m ARGS` into `folder` (from the folder above it): its wall time, its runs'
+    results (in the runs' order) and, where it failed, the end of its error output."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mlpbench", "-m", *args, f"hydra.sweep.dir={folder}"], cwd=cwd, check=True,
-                   capture_output=True)
+    proc = subprocess.run([sys.executable, "-m", "mlpbench", "-m", *args, "trainer.enable_progress_bar=false",
+                           f"hydra.sweep.dir={folder}"], cwd=folder.parent, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    return wall, [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
+    error = "" if proc.returncode == 0 else " ".join((proc.stderr or proc.stdout).split()[-60:])
+    return wall, [result for _, result in load_results(folder)], error
+
+
+def _sweep(args: list[str], folder: Path) -> tuple[float, list[dict]]:
+    wall, results, error = timed_sweep(args, folder)
+    if error:
+        raise RuntimeError(f"the sweep into {folder} failed: {error}")
+    return wall, results
 
 
 def _epoch_seconds(results: list[dict]) -> float:
@@ -261,8 +271,7 @@ def pairs(workdir: Path, name: str, args: list[str], n: int) -> dict:
         results = {}
         for launcher in order:
             extra = [] if launcher == "default" else ["hydra/launcher=basic"]
-            wall, results[launcher] = _sweep([*args, *extra, "trainer.enable_progress_bar=false"], workdir,
-                                             workdir / f"{name}-{launcher}-{i}")
+            wall, results[launcher] = _sweep([*args, *extra], workdir / f"{name}-{launcher}-{i}")
             walls[launcher].append(wall)
             training[launcher].append(sum(r["seconds"] for r in results[launcher]))
         diff = max(diff, _max_diff(results["default"], results["basic"]))
@@ -279,9 +288,9 @@ def replicas(workdir: Path, data_overrides: list[str], batch_sizes: list[int], e
         for k in ks:
             args = [f"seed=range(1,{k + 1})", *data_overrides, f"data.batch_size={bs}",
                     f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false"]
-            basic_wall, basic = _sweep([*args, "hydra/launcher=basic"], workdir, workdir / f"basic-{bs}-{k}")
+            basic_wall, basic = _sweep([*args, "hydra/launcher=basic"], workdir / f"basic-{bs}-{k}")
             # Stacked at every batch size, to show what stacking does where the launcher would not.
-            stacked_wall, stack = _sweep([*args, "hydra.launcher.cpu_max_batch_size=null"], workdir,
+            stacked_wall, stack = _sweep([*args, "hydra.launcher.cpu_max_batch_size=null"],
                                          workdir / f"stacked-{bs}-{k}")
             rows.append((bs, k, basic_wall, stacked_wall, _epoch_seconds(basic), _epoch_seconds(stack),
                          _max_diff(stack, basic)))

@@ -24,7 +24,6 @@ does, so that the check works when a GPU comes); its numbers mean nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlpbench.bench import REPO, hand_loop, mlpbench_run
+from mlpbench.bench import REPO, hand_loop, mlpbench_run, timed_sweep
 from mlpbench.run import compose_config
 
 # The test files of the paths a GPU changes.
@@ -177,18 +176,6 @@ def sync_check(data_overrides: list[str], replicas: int, device: str, workdir: P
     return title + f"passed: {checked[0]} optimizer steps of {replicas} replicas, no host sync\n"
 
 
-def sweep(args: list[str], folder: Path) -> tuple[float, list[dict], str]:
-    """A multirun's wall time, its runs' result.json payloads (by run folder), and its error
-    output's end if it failed."""
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mlpbench", "-m", *args, "trainer.enable_progress_bar=false",
-                           f"hydra.sweep.dir={folder}"], cwd=folder.parent, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    results = [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
-    error = "" if proc.returncode == 0 else " ".join((proc.stderr or proc.stdout).split()[-60:])
-    return wall, results, error
-
-
 def val_loss_gap(ours: list[dict], theirs: list[dict]) -> float:
     """The largest difference in val_loss between two sweeps' runs, epoch by epoch; inf where
     they did not train the same runs for as many epochs."""
@@ -206,8 +193,8 @@ def val_loss_gap(ours: list[dict], theirs: list[dict]) -> float:
 
 def equality(data_overrides: list[str], sizes: Sizes, workdir: Path) -> str:
     args = ["model.depth=1,10", "seed=1,2,3", *data_overrides, f"trainer.max_epochs={sizes.equality_epochs}"]
-    _, basic, basic_error = sweep([*args, "hydra/launcher=basic"], workdir / "equality-basic")
-    _, stacked, stacked_error = sweep(args, workdir / "equality-stacked")
+    _, basic, basic_error = timed_sweep([*args, "hydra/launcher=basic"], workdir / "equality-basic")
+    _, stacked, stacked_error = timed_sweep(args, workdir / "equality-stacked")
     lines = [f"## 3. Stacked against basic launcher: depths 1 and 10, seeds 1-3, {sizes.equality_epochs} epochs "
              f"({' '.join(data_overrides)})\n", "| depth | runs | largest val_loss difference | bar | verdict |",
              "|---:|---:|---:|---:|---|"]
@@ -238,9 +225,9 @@ def throughput(data_overrides: list[str], sizes: Sizes, workdir: Path) -> str:
              "| stacked training s/run | training ratio | target |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     common = [*data_overrides, f"trainer.max_epochs={sizes.throughput_epochs}"]
     for batch in (32, 128):
-        one, _, error_one = sweep(["seed=1", *common, f"data.batch_size={batch}", "hydra/launcher=basic"],
+        one, _, error_one = timed_sweep(["seed=1", *common, f"data.batch_size={batch}", "hydra/launcher=basic"],
                                   workdir / f"throughput-basic-{batch}-1")
-        many, basic, error = sweep([f"seed=range(1,{sizes.basic_runs + 1})", *common, f"data.batch_size={batch}",
+        many, basic, error = timed_sweep([f"seed=range(1,{sizes.basic_runs + 1})", *common, f"data.batch_size={batch}",
                                     "hydra/launcher=basic"], workdir / f"throughput-basic-{batch}")
         if error or error_one or len(basic) != sizes.basic_runs:
             lines.append(f"| {batch} | - | basic sweep failed: {error or error_one} |")
@@ -249,7 +236,7 @@ def throughput(data_overrides: list[str], sizes: Sizes, workdir: Path) -> str:
         start = one - per_run
         basic_training = per_run_training(basic)
         for k in sizes.replicas:
-            wall, stacked, error = sweep([f"seed=range(1,{k + 1})", *common, f"data.batch_size={batch}",
+            wall, stacked, error = timed_sweep([f"seed=range(1,{k + 1})", *common, f"data.batch_size={batch}",
                                           "hydra.launcher.cpu_max_batch_size=null"],
                                          workdir / f"throughput-stacked-{batch}-{k}")
             if error or len(stacked) != k:
