@@ -14,7 +14,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -204,6 +204,43 @@ def predictions(logits, x_test, y_test, encoding: dict[str, Any] | None = None, 
     return rows
 
 
+def start_record(run_dir: Path, overrides: list[str], cfg: DictConfig, position: dict | None, previous: dict | None,
+                 **fields: Any) -> RunRecord:
+    """A run's result.json as it starts (alone or a replica of a stack): its config, and where it
+    continues an earlier attempt's checkpoint (`position`), that attempt's seconds and resumptions
+    (`previous`, its result.json)."""
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    previous = (previous or {}) if position else {}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = RunRecord(run_dir, overrides, config, seconds_before=previous.get("seconds") or 0.0)
+    record.update(**fields)
+    if position:
+        record.update(resumed=[*previous.get("resumed", []), position])
+    return record
+
+
+def end_record(record: RunRecord, status: Status, diverged_at: dict | None, trainer, devices: int) -> None:
+    """A run's result.json as it ends: how, and where it trained."""
+    import torch
+
+    record.update(status=status, diverged_at=diverged_at, device=str(trainer.strategy.root_device), devices=devices,
+                  threads=torch.get_num_threads(), cpu_kernels=torch.backends.cpu.get_cpu_capability())
+    record.save()
+
+
+def keep_interrupted(records: list[RunRecord], stop: BaseException, message: str, *args: Any) -> NoReturn:
+    """Ctrl-C or SIGTERM during training (Lightning turns them into SystemExit after its graceful
+    shutdown): the runs recorded as interrupted, `message` logged (it says how to continue), and
+    the shell's code for death by SIGTERM or SIGINT, so that a scheduler sees what happened."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    for record in records:
+        record.update(status=Status.interrupted)
+        record.save()
+    log.warning(message, *args)
+    raise SystemExit(143 if isinstance(stop, SIGTERMException) else 130) from None
+
+
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str | None = None,
           resume_from: Path | None = None, previous: dict | None = None, threads: int | None = None,
           callbacks: tuple = (), job: int | None = None) -> dict[str, Any]:
@@ -233,13 +270,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         sweep.clear_run(run_dir)
     resume_from, resumed_at = found or (None, None)
 
-    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    previous = (previous or {}) if resumed_at else {}
-    record = RunRecord(run_dir, overrides, config, seconds_before=previous.get("seconds") or 0.0)
-    record.update(experiment=experiment, job=job)  # job: its place in the sweep, for the report's order
-    if resumed_at:
-        record.update(resumed=[*previous.get("resumed", []), resumed_at])
+    # job: its place in the sweep, for the report's order
+    record = start_record(run_dir, overrides, cfg, resumed_at, previous, experiment=experiment, job=job)
     # On resume, TensorBoard drops what a killed attempt logged past the checkpoint.
     logger = run_logger(run_dir, purge_step=resumed_at["step"] if resumed_at else None)
     callbacks = [*callbacks, *config_callbacks(cfg, overrides)]
@@ -270,7 +302,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     try:
         record.save()
         if record.enabled:  # HParams lists a run from its start, with what was swept first
-            write_session_start(logger.experiment, run_hparams(config, overrides))
+            write_session_start(logger.experiment, run_hparams(record.payload["config"], overrides))
         datamodule = MLPDataModule(splits, cfg.data.batch_size, cfg.seed, cfg.trainer.steps_per_chunk,
                                    order=cfg.data.order)
         # weights_only: a checkpoint is tensors and plain data; unpickling code from a sweep folder
@@ -286,22 +318,11 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
                     logits = module(splits.x_test.to(module.device, module.dtype))  # 64-true: float64
                 record.update(predictions=predictions(logits, splits.x_test, splits.y_test, splits.encoding))
         status = Status.diverged if module.diverged_at is not None else stopped or Status.ok
-        record.update(status=status, diverged_at=module.diverged_at,
-                      device=str(trainer.strategy.root_device), devices=trainer.world_size,
-                      threads=torch.get_num_threads(),
-                      cpu_kernels=torch.backends.cpu.get_cpu_capability())
-        record.save()
+        end_record(record, status, module.diverged_at, trainer, devices=trainer.world_size)
     except (KeyboardInterrupt, SystemExit) as e:
-        # Lightning turns Ctrl-C and SIGTERM into SystemExit after its graceful shutdown.
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-        record.update(status=Status.interrupted)
-        record.save()
-        log.warning("Run %s interrupted after %d epochs; kept %s and %s. Rerun the same command with "
-                    "resume=true to continue it.", run_dir.name, record.payload["epochs"], record.path,
-                    run_dir / "checkpoints")
-        # The shell's codes for death by SIGTERM and SIGINT, so a scheduler sees what happened.
-        raise SystemExit(143 if isinstance(e, SIGTERMException) else 130) from None
+        keep_interrupted([record], e, "Run %s interrupted after %d epochs; kept %s and %s. Rerun the same command "
+                         "with resume=true to continue it.", run_dir.name, record.payload["epochs"], record.path,
+                         run_dir / "checkpoints")
     except Exception as e:
         record.fail(e)
         raise

@@ -34,7 +34,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Checkpoint
-from omegaconf import OmegaConf
 from torch import nn
 
 from mlpbench import sweep
@@ -43,8 +42,8 @@ from mlpbench.model import MLP, NARROW_UNITS, BatchNorm, HiddenBlock, autocast_o
 from mlpbench.module import MLPModule, epoch_line, epoch_scalars, history_keys, regression_terms, restore_cuda_rng
 from mlpbench.files import write_atomic
 from mlpbench.optim import OptimizerStack, build_optimizer
-from mlpbench.overrides import shown
-from mlpbench.results import RunRecord, Status
+from mlpbench.overrides import parse, shown
+from mlpbench.results import Status
 from mlpbench.run import Job, check_memory, checkpoint_callback, memory_need, replicas_that_fit, run_line
 from mlpbench.schema import Loss
 
@@ -716,7 +715,8 @@ def train_group(jobs: list[Job]) -> list[dict]:
     from mlpbench.hparams import run_hparams, run_logger, write_session_end, write_session_start
     from mlpbench.model import count_params, summary
     from mlpbench.module import AfterEpochMetrics
-    from mlpbench.run import MAX_PREDICTION_ROWS, config_callbacks, make_trainer, predictions, quiet_lightning
+    from mlpbench.run import (MAX_PREDICTION_ROWS, config_callbacks, end_record, keep_interrupted, make_trainer,
+                              predictions, quiet_lightning, start_record)
 
     quiet_lightning()
     # Replicas with one optimizer setting, and within those one activation, side by side: each
@@ -748,22 +748,18 @@ def train_group(jobs: list[Job]) -> list[dict]:
 
     records, loggers = [], []
     for job, position in zip(jobs, positions):
-        config = OmegaConf.to_container(job.cfg, resolve=True, enum_to_str=True)
-        previous = (job.plan.previous or {}) if position else {}
-        job.run_dir.mkdir(parents=True, exist_ok=True)
-        record = RunRecord(job.run_dir, job.overrides, config, seconds_before=previous.get("seconds") or 0.0)
+        record = start_record(job.run_dir, job.overrides, job.cfg, position, job.plan.previous,
+                              experiment=job.experiment, job=job.num,
+                              stacked={"replicas": len(jobs), "runs": [j.run_dir.name for j in jobs]})
         record.sharing = len(jobs)
-        record.update(experiment=job.experiment, job=job.num,
-                      stacked={"replicas": len(jobs), "runs": [j.run_dir.name for j in jobs]})
-        if position:
-            record.update(resumed=[*previous.get("resumed", []), position])
         records.append(record)
         loggers.append(run_logger(job.run_dir, purge_step=position["step"] if position else None))
     module = StackedModule(models, cfg.model, [job.cfg.optim for job in jobs], loggers,
                            log_every_n_epochs=cfg.trainer.log_every_n_epochs, regression=data.regression,
                            exact=on_cpu)
     module.model.set_generators(rng)
-    common = [o for o in jobs[0].overrides if not o.startswith(("seed=", "sweep.")) and all(o in job.overrides for job in jobs)]
+    common = [o.input_line for o in parse(jobs[0].overrides) if o.key_or_group != "seed"
+              and not o.key_or_group.startswith("sweep.") and all(o.input_line in job.overrides for job in jobs)]
     module.label = shown(common) if common else "stack"
     checkpoints = ReplicaCheckpoints([j.run_dir for j in jobs], module, background=not on_cpu)
     # The group's own callbacks (sweep.alone_because: only a search trial's pruning, shared by its
@@ -812,22 +808,12 @@ def train_group(jobs: list[Job]) -> list[dict]:
                 for k, record in enumerate(records):
                     record.update(predictions=predictions(logits[k], data.x_test.cpu(), data.y_test.cpu(), data.encoding,
                                                           replica=k, console=False))
-        for k, record in enumerate(records):
-            diverged = module.replica_diverged[k]
-            record.update(status=Status.diverged if diverged else stopped or Status.ok, diverged_at=diverged,
-                          device=str(trainer.strategy.root_device), devices=1, threads=torch.get_num_threads(),
-                      cpu_kernels=torch.backends.cpu.get_cpu_capability())
-            record.save()
+        for record, diverged in zip(records, module.replica_diverged):
+            end_record(record, Status.diverged if diverged else stopped or Status.ok, diverged, trainer, devices=1)
     except (KeyboardInterrupt, SystemExit) as e:
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-        for record in records:
-            record.update(status=Status.interrupted)
-            record.save()
-        log.warning("Runs %s interrupted after %d epochs; kept their results and checkpoints. Rerun the same "
-                    "command with resume=true to continue them.", ", ".join(j.run_dir.name for j in jobs),
-                    records[0].payload["epochs"])
-        raise SystemExit(143 if isinstance(e, SIGTERMException) else 130) from None
+        keep_interrupted(records, e, "Runs %s interrupted after %d epochs; kept their results and checkpoints. Rerun "
+                         "the same command with resume=true to continue them.", ", ".join(j.run_dir.name for j in jobs),
+                         records[0].payload["epochs"])
     except Exception as e:
         for record in records:
             record.fail(e)
