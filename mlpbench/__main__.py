@@ -29,18 +29,27 @@ RECEIVED_MAY_SET = ("hydra.mode", "hydra.sweeper.params", "hydra.runtime", "hydr
                     "hydra.job.config_name", "hydra.job.override_dirname", "hydra.searchpath")
 
 
-def _check_received_config(args: list[str]) -> None:
+def read_args(argv: list[str]):
+    """The command line as Hydra reads it (its flags; `overrides`, the KEY=VALUE arguments)."""
+    from hydra._internal.utils import get_args_parser
+
+    known, unread = get_args_parser().parse_known_args(argv)
+    stray = [a for a in unread if not a.startswith("-")]
+    if stray:  # Hydra takes the overrides as one run of arguments: its own message is argparse's usage
+        refuse(f"{stray[0]}: the overrides must come together, after the flags (-m, --cfg job, --config-dir DIR), "
+               "as in: mlpbench -m model.depth=2,4 seed=1,2")
+    return known
+
+
+def _check_received_config(known) -> None:
     """A config file from another folder (--config-dir, hydra.searchpath) reaches mlpbench's own
     keys only: it may name only trusted `_target_`s (schema.TRUSTED_TARGETS), and choose and set in
     Hydra's section nothing but RECEIVED_MAY_SET, Hydra's and mlpbench's own options and values.
     Composed here as Hydra will compose it, each value of each swept key included, before Hydra
     instantiates or configures anything of it."""
-    from hydra._internal.utils import get_args_parser
-
     from mlpbench.overrides import parse
     from mlpbench.schema import trusted
 
-    known, _ = get_args_parser().parse_known_args(args)  # Hydra's own reading of the flags
     overrides = list(known.overrides or [])
     searched = any("hydra.searchpath" in o for o in overrides)
     if not known.config_dir and not searched:
@@ -57,12 +66,12 @@ def _check_received_config(args: list[str]) -> None:
     for key, value in problems:
         if key.endswith("._target_") and value is not None and not trusted(value):
             refuse(f"{key}={value}: a config from {where.split()[-1]} may only name mlpbench's, Hydra's or Lightning's "
-                  "callbacks in _target_; refusing to run it (check the file, and give that callable on the "
-                  "command line if you trust it)")
+                   "callbacks in _target_; refusing to run it (check the file, and give that callable on the "
+                   "command line if you trust it)")
         if not key.endswith("._target_"):
             refuse(f"{key}: set to {value!r} by a config from {where.split()[-1]}; a received config may set only mlpbench's "
-                  "own keys (and which runs a sweep makes), not Hydra's environment, logging, callbacks or "
-                  "output folders; refusing to run it (give that setting on the command line if you mean it)")
+                   "own keys (and which runs a sweep makes), not Hydra's environment, logging, callbacks or "
+                   "output folders; refusing to run it (give that setting on the command line if you mean it)")
 
 
 def _received_problems(known, variant: list[str]) -> list[tuple[str, object]]:
@@ -155,31 +164,23 @@ _ABSENT = object()
 FORMER_RUN_DIR = "outputs/run/${now:%Y-%m-%d}/${now:%H-%M-%S}"
 
 
-def _check_names(args: list[str]) -> None:
+def _check_names(parsed: list) -> None:
     import re
 
-    from hydra.errors import HydraException
-
-    from mlpbench.overrides import parse
-
-    try:
-        parsed = parse([a for a in args if "=" in a and not a.startswith("-")])
-    except HydraException:
-        return  # an override Hydra cannot read: Hydra says so, naming it
     for o in parsed:
         if o.key_or_group == "hydra.job.name" and o.value() is not None:
             names = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
             for name in map(str, names):
                 if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name) or ".." in name:
                     refuse(f"hydra.job.name={name}: must be a name of letters, digits, '.', '_' and '-' "
-                          "(it names the run's log file)")
+                           "(it names the run's log file)")
 
 
 # Config groups whose options are mlpbench's YAML files (conf/<group>/*.yaml).
 GROUPS = ("data", "model", "optim", "trainer", "experiment")
 
 
-def _check_choices(args: list[str]) -> None:
+def _check_choices(parsed: list, known) -> None:
     """A group option or a key that does not exist, named with the closest ones ("did you mean"),
     before Hydra's own message (which for a group lists its whole search path, and for a key
     advises a `+` that would only add a key nothing reads)."""
@@ -188,22 +189,16 @@ def _check_choices(args: list[str]) -> None:
     from hydra.errors import HydraException
 
     import mlpbench.conf
-    from mlpbench.overrides import did_you_mean, parse
+    from mlpbench.overrides import did_you_mean
     from mlpbench.schema import OPTIM_SCHEMAS, Config
 
-    try:
-        parsed = parse([a for a in args if "=" in a and not a.startswith("-")])
-    except HydraException:
-        return  # an override Hydra cannot read: Hydra says so, naming it
-    own = [Path(a.split("=", 1)[1]) for a in args if a.startswith(("--config-dir=", "-cd="))]
-    own += [Path(b) for a, b in zip(args, args[1:]) if a in ("--config-dir", "-cd")]
-    folders = [Path(mlpbench.conf.__file__).parent, *own]
+    folders = [Path(mlpbench.conf.__file__).parent, *([Path(known.config_dir)] if known.config_dir else [])]
     for o in parsed:
         key = o.key_or_group
         if o.is_add() or o.is_delete() or o.is_force_add() or o.package:
             continue
         if key.startswith("hydra.launcher.") and key.count(".") == 2:
-            _check_launcher_option(key, args, folders)
+            _check_launcher_option(key, parsed, known, folders)
         if o.is_hydra_override():
             continue
         if key in GROUPS:
@@ -215,7 +210,7 @@ def _check_choices(args: list[str]) -> None:
             for value in map(str, wanted):
                 if options and value not in options and value != "null":
                     refuse(f"{key}={value}: {key} has no option {value}{did_you_mean(value, options)} "
-                          f"(no config {key}/{value}; the options: {', '.join(options)})")
+                           f"(no config {key}/{value}; the options: {', '.join(options)})")
             continue
         # A key of mlpbench's schema: each level must exist (optim.*: in some optimizer's schema).
         node, path = Config, []
@@ -231,7 +226,7 @@ def _check_choices(args: list[str]) -> None:
                 rest = key.split(".")[len(path):]
                 if rest and rest[0] not in names_optim:
                     refuse(f"{key}: optim has no key {rest[0]}"
-                          f"{did_you_mean(rest[0], names_optim, shown={n: f'optim.{n}' for n in names_optim})} (see --help)")
+                           f"{did_you_mean(rest[0], names_optim, shown={n: f'optim.{n}' for n in names_optim})} (see --help)")
                 break
             if part not in names:
                 if not path:  # a top-level name: perhaps a section's key without its section (dept)
@@ -247,7 +242,7 @@ def _check_choices(args: list[str]) -> None:
             node = _dataclass_of(field_type)
 
 
-def _check_launcher_option(key: str, args: list[str], folders: list[Path]) -> None:
+def _check_launcher_option(key: str, parsed: list, known, folders: list[Path]) -> None:
     """`hydra.launcher.NAME=...` where the launcher chosen on the command line (hydra/launcher=,
     the stacked one by default) has no option NAME: named with the closest, before Hydra's
     message (which advises a `+` that would add an option the launcher never reads)."""
@@ -255,9 +250,9 @@ def _check_launcher_option(key: str, args: list[str], folders: list[Path]) -> No
 
     from mlpbench.overrides import did_you_mean
 
-    if any(a.startswith(("--config-name", "-cn")) for a in args):
+    if known.config_name:
         return  # another primary config may choose another launcher: Hydra's own message then
-    chosen = next((a.split("=", 1)[1] for a in reversed(args) if a.startswith("hydra/launcher=")), "stacked")
+    chosen = next((str(o.value()) for o in reversed(parsed) if o.key_or_group == "hydra/launcher"), "stacked")
     found = [f / "hydra" / "launcher" / f"{chosen}.yaml" for f in folders]
     spec = next((OmegaConf.load(f) for f in found if f.is_file()), None)
     if spec is None or "defaults" in spec:  # Hydra's own launchers, or built on one: Hydra knows their options
@@ -266,7 +261,7 @@ def _check_launcher_option(key: str, args: list[str], folders: list[Path]) -> No
     name = key.split(".")[2]
     if name not in options:
         refuse(f"{key}: hydra/launcher={chosen} has no option {name}{did_you_mean(name, options)} "
-              f"(its options: {', '.join(options)})")
+               f"(its options: {', '.join(options)})")
 
 
 def _dataclass_of(annotation):
@@ -329,9 +324,18 @@ def _cli() -> None:
                                                "--config-dir RUN/.hydra --config-name config")):
         if any(arg == flag or arg.startswith(flag + "=") for arg in sys.argv[1:]):
             refuse(f"{flag}: not supported by mlpbench: {why}")
-    _check_names(sys.argv[1:])
-    _check_choices(sys.argv[1:])
-    _check_received_config(sys.argv[1:])
+    from hydra.errors import HydraException
+
+    from mlpbench.overrides import parse
+
+    known = read_args(sys.argv[1:])
+    try:
+        parsed = parse(known.overrides or [])
+    except HydraException:
+        parsed = []  # an override Hydra cannot read: Hydra says so, naming it
+    _check_names(parsed)
+    _check_choices(parsed, known)
+    _check_received_config(known)
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         print_help([a for a in sys.argv[1:] if not a.startswith("-")])
         return

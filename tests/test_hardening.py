@@ -96,6 +96,13 @@ def test_bad_values_stop_the_command_with_one_message_and_nothing_written(tmp_pa
     assert not list(tmp_path.parent.glob("*.log"))  # hydra.job.name=../.. wrote no log outside
 
 
+def test_overrides_on_both_sides_of_a_flag_are_refused_with_the_order_hydra_reads(tmp_path):
+    proc = run_cli("model.depth=3", "-m", "seed=1,2", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("mlpbench: error: seed=1,2: the overrides must come together, after the flags")
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_a_damaged_array_cache_is_detected_and_rebuilt(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path / "cache"))
     folder = write_fake_mnist(tmp_path / "mnist")

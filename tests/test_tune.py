@@ -110,7 +110,7 @@ def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tm
     # Its own output folder is mlpbench's (outputs/run/<date>/<time>): the received-config check passes it.
     from mlpbench import __main__ as cli
 
-    cli._check_received_config(["--config-dir", str(study_dir(tmp_path)), "--config-name", "best_config"])
+    cli._check_received_config(cli.read_args(["--config-dir", str(study_dir(tmp_path)), "--config-name", "best_config"]))
     assert retrained["config"]["model"]["units"] == best.params["model.units"]
 
     # The folder holds its study: another study there would take over its trials' folders.
