@@ -284,7 +284,9 @@ def auto_seeds(path: Path) -> Optional[dict]:
 
     task = as_written(config.hydra.overrides.task) or []
     params = as_written(OmegaConf.select(config, "hydra.sweeper.params", default=None)) or {}
-    if f"{REPEAT_KEY}={AUTO_SEED}" not in task and str(params.get(REPEAT_KEY)) != AUTO_SEED:
+    # The seeds the sweeper used: the command's, else the preset's (its sweeper params), as the
+    # grid sweeper merges them (experiment=table_depth seed=1,2,3 is a sweep of three seeds).
+    if str(overrides.settings(task).get(REPEAT_KEY, params.get(REPEAT_KEY))) != AUTO_SEED:
         return None
     rounds, default = as_written(config.get("sweep")) or {}, SweepConfig()
     max_seeds = rounds.get("max_seeds")

@@ -426,3 +426,17 @@ def test_curves_zoom_on_the_differences_and_no_band_is_cut_off(tmp_path, monkeyp
     loss = drawn["val_loss.png"].axes[0]
     band_top = max(max(line.get_ydata()) for line in loss.get_lines())
     assert loss.get_ylim()[1] >= band_top and f"axis from {loss.get_ylim()[0]:.3g}" in loss.get_ylabel()
+
+
+@pytest.mark.parametrize("task, params, auto", [
+    (["experiment=table_depth"], {"model.depth": "1,2,3,4", "seed": "auto"}, True),  # the preset's seeds
+    (["experiment=table_depth", "seed=1,2,3"], {"model.depth": "1,2,3,4", "seed": "auto"}, False),  # the command's
+    (["model.depth=1,2", "seed=auto"], {}, True),
+    (["model.depth=1,2", "seed=1,2"], {}, False),
+])
+def test_a_sweep_is_judged_as_seed_auto_only_where_its_seeds_were_auto(tmp_path, task, params, auto):
+    from omegaconf import OmegaConf
+
+    OmegaConf.save({"hydra": {"overrides": {"task": task}, "sweeper": {"params": params}}},
+                   tmp_path / "multirun.yaml")
+    assert (report.auto_seeds(tmp_path) is not None) == auto
