@@ -21,24 +21,25 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from mlpbench.results import RESULT_FILE, read_result
+from mlpbench.results import RESULT_FILE, load_results, read_result
 from mlpbench.schema import ConfigError
 
 
 def choose_run(folder: Path, name: Optional[str]) -> Path:
     """The run to predict with: the folder itself, `--run NAME` in it, or the best setting's run
-    with the best objective value."""
-    if name:
-        run = folder / name
-        if read_result(run) is None:
-            found = sorted(p.parent.name for p in folder.glob(f"*/{RESULT_FILE}"))
-            raise ConfigError(f"--run {name}: no run of that name in {folder}; its runs: {', '.join(found[:20]) or 'none'}")
-        return run
-    if read_result(folder) is not None:
-        return folder
+    with the best objective value; in a folder of sweeps (outputs/table_depth), its newest's."""
     from mlpbench.report import find_sweep, read_sweep
 
-    folder = find_sweep(folder)  # a folder of sweeps (outputs/table_depth): its newest
+    if name:
+        sweep = folder if read_result(folder / name) is not None else find_sweep(folder)
+        if read_result(sweep / name) is None:
+            found = [run.name for run, _ in load_results(sweep)]
+            raise ConfigError(f"--run {name}: no run of that name in {sweep}; its runs: {', '.join(found[:20]) or 'none'}"
+                              + (", ..." if len(found) > 20 else ""))
+        return sweep / name
+    if read_result(folder) is not None:
+        return folder
+    folder = find_sweep(folder)
     sweep = read_sweep(folder)
     best = [s for s in sweep.settings if s.verdict.verdict == "best"] or sweep.settings
     runs = [r for s in best for r in s.measured if r.value(sweep.objective) is not None]
@@ -143,6 +144,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             parser.error(f"--out {args.out}: cannot be written ({e.strerror or e})")
         print(f"{len(out)} predictions of {run} in {args.out}", file=sys.stderr)
     else:
+        print(f"{len(out)} predictions of {run} ({args.checkpoint}.ckpt):", file=sys.stderr)
         try:
             out.to_csv(sys.stdout, index=False)
             sys.stdout.flush()

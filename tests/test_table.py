@@ -63,6 +63,15 @@ def test_a_csv_of_your_own_trains_sweeps_and_reports(tmp_path):
     assert encoding["classes"] == ["0", "1"] and encoding["target"] == "target"
     assert len(encoding["features"]) == 30 and encoding["categories"] == {}
     assert result["stacked"]["replicas"] == 2  # seeds of a table stack as any source's
+    # predict's run: the best setting's best run, or --run NAME; from the sweep or a folder of sweeps.
+    best_depth = next(r["model.depth"] for r in rows if r["verdict"] == "best")
+    best = max((r for r in run_rows(sweep) if r["model.depth"] == best_depth), key=lambda r: float(r["best_val_acc"]))
+    assert predict.choose_run(tmp_path, None) == sweep / best["run"]
+    for folder in (sweep, tmp_path):
+        assert predict.choose_run(folder, "model.depth=2,seed=1") == sweep / "model.depth=2,seed=1"
+        with pytest.raises(ConfigError, match=f"--run depth=9: no run of that name in {sweep}; its runs: "
+                                              "model.depth=1,seed=1, model.depth=1,seed=2, model.depth=2,seed=1"):
+            predict.choose_run(folder, "depth=9")
 
 
 def test_a_sweep_over_files_and_target_columns_trains_each(tmp_path):
