@@ -565,19 +565,27 @@ FEW = "!"
 FEW_NOTE = f"{FEW} from 2 runs: an interval from fewer than 3 is too wide to read; add seeds."
 
 
-def _interval(summary: Summary, signed: bool = False, bounded: bool = False) -> str:
+def _interval(summary: Summary, signed: bool = False, bounded: bool = False, digits: int = 4) -> str:
     """mean ± half-width of the 95% interval; the mean alone for one run. `bounded` (an accuracy):
     an interval that would leave [0, 1] is shown as its ends inside it, [low, high]."""
     if summary.n == 0:
         return "-"
-    mean = f"{summary.mean:+.4f}" if signed else f"{summary.mean:.4f}"
+    mean = f"{summary.mean:+.{digits}f}" if signed else f"{summary.mean:.{digits}f}"
     if summary.n == 1:
         return mean
     few = FEW if summary.n < 3 else ""
-    low, high = summary.mean - summary.ci95, summary.mean + summary.ci95
-    if bounded and (low < 0 or high > 1):
-        return f"{mean} [{max(low, 0.0):.4f}, {min(high, 1.0):.4f}]{few}"
-    return f"{mean} ± {summary.ci95:.4f}{few}"
+    low, high = _bounds(summary, bounded)
+    if (low, high) != (summary.mean - summary.ci95, summary.mean + summary.ci95):
+        return f"{mean} [{low:.{digits}f}, {high:.{digits}f}]{few}"
+    return f"{mean} ± {summary.ci95:.{digits}f}{few}"
+
+
+def _bounds(summary: Summary, bounded: bool) -> tuple[float, float]:
+    """The 95% interval's ends; `bounded` (an accuracy): inside [0, 1], as a t interval over few
+    seeds need not be."""
+    half = 0.0 if math.isnan(summary.ci95) else summary.ci95
+    low, high = summary.mean - half, summary.mean + half
+    return (max(low, 0.0), min(high, 1.0)) if bounded else (low, high)
 
 
 def _to_decide(verdict: Verdict) -> str:
@@ -673,7 +681,8 @@ def answer(sweep: Sweep, settings: Optional[list[Setting]] = None) -> str:
         text = (f"{sweep.objective}: {shown} (n = {summaries[names[0]].n}); a single "
                 "setting, nothing to compare it with")
     else:
-        text = headline(names, summaries, found, sweep.objective, digits=3)
+        text = headline(names, summaries, found, sweep.objective, digits=3,
+                        shown=lambda s: _interval(s, bounded=sweep.objective in ACCURACIES, digits=3))
     return f"{text}; {finish}" if unfinished else text
 
 
@@ -781,7 +790,7 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
         title = f"{ylabel} per epoch" + (": mean and 95% interval over seeds" if sweep.repeated else "")
         ax.set_title(f"{sweep.label}\n{title}" if len(sweeps) > 1 else title)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one epoch: its tick, not 0.95-1.05
         ax.grid(alpha=0.3)
         legend_beside(ax, title=_legend_title(sweeps))
     if drawn:
@@ -839,7 +848,8 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
             ax.plot(at, y, linestyle, color=line_colors.get(name, "black" if test else "grey"), lw=1.2, zorder=1)
             for xi, yi, sm, (_, s) in zip(at, y, summaries, members):
                 color = line_colors.get(name, "black" if test else colors[s.label])
-                ax.errorbar([xi], [yi], yerr=[0.0 if math.isnan(sm.ci95) else sm.ci95], fmt=marker,
+                low, high = _bounds(sm, metric in ACCURACIES)
+                ax.errorbar([xi], [yi], yerr=[[yi - low], [high - yi]], fmt=marker,
                             color=color, markerfacecolor="white" if test else color, capsize=3, markersize=6,
                             zorder=2)
 
@@ -903,16 +913,16 @@ def plot_objective(sweeps: list[Sweep], path: Path) -> Optional[Path]:
     labels, lows, highs = [], [], []
     for i, (sweep, s) in enumerate(reversed(items)):  # the sweep's first setting on top
         sm = s.summary(sweep.objective)
-        half = 0.0 if math.isnan(sm.ci95) else sm.ci95
-        ax.errorbar([sm.mean], [i], xerr=[half], fmt="o", color=colors[s.label], capsize=4, markersize=7)
+        bounded = sweep.objective in ACCURACIES
+        low, high = _bounds(sm, bounded)
+        ax.errorbar([sm.mean], [i], xerr=[[sm.mean - low], [high - sm.mean]], fmt="o", color=colors[s.label],
+                    capsize=4, markersize=7)
         verdict = f", {s.verdict.verdict}" + (f" (p={_cell('p', s.verdict.p)})" if s.verdict.p is not None else "")
-        note = f"  {sm.mean:.4f}" + (f" ± {half:.4f}" if sm.n > 1 else "") + f"  n={sm.n}" + (
-            verdict if s.verdict.verdict else "")
-        ax.annotate(note, (sm.mean + half, i), xytext=(4, 0), textcoords="offset points", va="center",
-                    fontsize="small")
+        note = f"  {_interval(sm, bounded=bounded)}  n={sm.n}" + (verdict if s.verdict.verdict else "")
+        ax.annotate(note, (high, i), xytext=(4, 0), textcoords="offset points", va="center", fontsize="small")
         labels.append((f"{sweep.label}: " if len(sweeps) > 1 else "") + s.label)
-        lows.append(sm.mean - half)
-        highs.append(sm.mean + half)
+        lows.append(low)
+        highs.append(high)
     ax.set_yticks(range(len(labels)), labels)
     low, high = min(lows), max(highs)
     pad = max(high - low, 0.002)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 from scipy import special, stats
@@ -323,7 +324,10 @@ def _p(p: float) -> str:
 
 
 def headline(labels_in_order: list[str], summaries: dict[str, Summary],
-             verdicts: dict[str, Verdict], metric: str, digits: int = 3) -> str:
+             verdicts: dict[str, Verdict], metric: str, digits: int = 3,
+             shown: Optional[Callable[[Summary], str]] = None) -> str:
+    """One sentence: the best settings, the worse, the not compared. `shown`: how the best's mean
+    and interval are written (the report's table cells), else mean ± half-width."""
     def verdict(k):
         return verdicts.get(k, Verdict(None, None)).verdict
 
@@ -343,7 +347,7 @@ def headline(labels_in_order: list[str], summaries: dict[str, Summary],
     best = next(k for k in top if verdict(k) == "best")
     s = summaries[best]
     parts = [f"{', '.join(top)} {'tied best' if len(top) > 1 else 'best'} "
-             f"({s.mean:.{digits}f} ± {s.ci95:.{digits}f})"]
+             f"({shown(s) if shown else f'{s.mean:.{digits}f} ± {s.ci95:.{digits}f}'})"]
     if worse:
         ps = [verdicts[k].p for k in worse]
         p = _p(max(ps))

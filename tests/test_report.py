@@ -440,3 +440,25 @@ def test_a_sweep_is_judged_as_seed_auto_only_where_its_seeds_were_auto(tmp_path,
     OmegaConf.save({"hydra": {"overrides": {"task": task}, "sweeper": {"params": params}}},
                    tmp_path / "multirun.yaml")
     assert (report.auto_seeds(tmp_path) is not None) == auto
+
+
+def test_an_accuracy_interval_stays_inside_0_and_1_in_the_answer_the_table_and_the_figures(tmp_path, monkeypatch):
+    import matplotlib
+    from matplotlib.axes import Axes
+
+    matplotlib.use("Agg")
+    sweep = tmp_path / "act"
+    # Two seeds each, accuracies near 1: a t interval of 12.7 standard errors would pass 1.
+    for activation, accs in {"relu": [0.98, 0.90], "tanh": [0.97, 0.88]}.items():
+        for seed, acc in enumerate(accs, start=1):
+            fake_run(sweep, [f"model.activation={activation}", f"seed={seed}"], [acc - 0.1, acc])
+    bars = []
+    real_errorbar = Axes.errorbar
+    monkeypatch.setattr(Axes, "errorbar",
+                        lambda ax, x, y, **kw: bars.append((x[0], kw["xerr"])) or real_errorbar(ax, x, y, **kw))
+    built = report.build([sweep])
+    answer = built.text.splitlines()[0]
+    assert answer.startswith("best_val_acc: relu, tanh tied best (0.940 [0.432, 1.000]!)"), answer
+    assert "| relu             | 2 | 0.9400 [0.4318, 1.0000]! |" in built.text
+    # best_val_acc.png: each setting's bar ends at 1 (the interval's end past it is not drawn).
+    assert sorted((round(mean, 4), round(mean + right[0], 4)) for mean, (_, right) in bars) == [(0.925, 1.0), (0.94, 1.0)]
