@@ -693,19 +693,58 @@ def _colors(n: int) -> list[str]:
     import matplotlib
     from matplotlib.colors import to_hex
 
-    if n <= 10:
-        return [to_hex(c) for c in matplotlib.colormaps["tab10"].colors[:n]]
-    # More settings than tab10 tells apart: along viridis, short of its pale yellow end.
+    if n <= 20:  # tab10's, then tab20's pairs of a dark and a light shade
+        return [to_hex(c) for c in matplotlib.colormaps["tab10" if n <= 10 else "tab20"].colors[:n]]
+    # More settings than tab20 tells apart: along viridis, short of its pale yellow end.
     return [to_hex(matplotlib.colormaps["viridis"](0.9 * i / (n - 1))) for i in range(n)]
+
+
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def _settings_in_order(sweeps: list[Sweep]) -> list[Setting]:
+    found: dict[str, Setting] = {}
+    for sweep in sweeps:
+        for s in sweep.settings:
+            found.setdefault(s.label, s)
+    return list(found.values())
+
+
+def _styled_by_keys(sweeps: list[Sweep]) -> Optional[tuple[str, list[str], list[tuple[str, ...]]]]:
+    """Where more than 10 settings are two or more swept keys of few values each (activation x
+    depth: 4 x 3): the first key, its values (a colour each) and the others' combinations (a line
+    style each); else None (a colour per setting)."""
+    settings, keys = _settings_in_order(sweeps), swept_keys(sweeps)
+    if len(settings) <= 10 or len(keys) < 2:
+        return None
+    first = list(dict.fromkeys(s.values.get(keys[0], "") for s in settings))
+    rest = list(dict.fromkeys(tuple(s.values.get(k, "") for k in keys[1:]) for s in settings))
+    return (keys[0], first, rest) if len(first) <= 10 and len(rest) <= len(LINE_STYLES) else None
 
 
 def setting_colors(sweeps: list[Sweep]) -> dict[str, str]:
     """Setting label -> colour, in the report's setting order: a setting is drawn in its colour in
-    every figure of the report, and in each sweep of a comparison."""
-    labels: list[str] = []
-    for sweep in sweeps:
-        labels += [s.label for s in sweep.settings if s.label not in labels]
-    return dict(zip(labels, _colors(len(labels))))
+    every figure of the report, and in each sweep of a comparison; past 10 settings of several
+    keys, one colour per value of the first key (setting_line_styles tells the rest apart)."""
+    settings = _settings_in_order(sweeps)
+    styled = _styled_by_keys(sweeps)
+    if styled is None:
+        return dict(zip([s.label for s in settings], _colors(len(settings))))
+    key, first, _ = styled
+    colors = dict(zip(first, _colors(len(first))))
+    return {s.label: colors[s.values.get(key, "")] for s in settings}
+
+
+def setting_line_styles(sweeps: list[Sweep]) -> dict[str, str]:
+    """Setting label -> a per-epoch curve's line style: solid, or past 10 settings of several keys,
+    one per combination of the keys after the first."""
+    settings = _settings_in_order(sweeps)
+    styled = _styled_by_keys(sweeps)
+    if styled is None:
+        return {s.label: "-" for s in settings}
+    key, _, rest = styled
+    keys = swept_keys(sweeps)[1:]
+    return {s.label: LINE_STYLES[rest.index(tuple(s.values.get(k, "") for k in keys))] for s in settings}
 
 
 def _legend_title(sweeps: list[Sweep]) -> str:
@@ -763,7 +802,7 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
         return None
     accuracy = metric.endswith(("acc", "r2"))  # higher is better, at most 1
     r2 = metric.endswith("r2")
-    colors = setting_colors(sweeps)
+    colors, styles = setting_colors(sweeps), setting_line_styles(sweeps)
     fig, axes = figure(1, len(sweeps), sharey=True)
     drawn: list[tuple[int, float, int]] = []  # (epoch, value, its curve's last epoch), bands too
     for ax, sweep in zip(axes[0], sweeps):
@@ -775,7 +814,7 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
             n = len(s.runs)
             not_ok = [r.status for r in s.runs if r.status not in (Status.ok, Status.running)]
             note = f" (n={n})" + (f", {len(not_ok)} not ok" if not_ok else "")
-            ax.plot(x, mean, "-", color=color, label=s.label + note, marker="o" if len(x) <= 12 else None,
+            ax.plot(x, mean, styles[s.label], color=color, label=s.label + note, marker="o" if len(x) <= 12 else None,
                     markersize=3)
             drawn += [(e, y, x[-1]) for e, y in zip(x, mean)]
             if n > 1:

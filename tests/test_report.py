@@ -462,3 +462,20 @@ def test_an_accuracy_interval_stays_inside_0_and_1_in_the_answer_the_table_and_t
     assert "| relu             | 2 | 0.9400 [0.4318, 1.0000]! |" in built.text
     # best_val_acc.png: each setting's bar ends at 1 (the interval's end past it is not drawn).
     assert sorted((round(mean, 4), round(mean + right[0], 4)) for mean, (_, right) in bars) == [(0.925, 1.0), (0.94, 1.0)]
+
+
+def test_twelve_settings_of_two_keys_get_a_colour_per_activation_and_a_line_style_per_depth(tmp_path):
+    sweep = tmp_path / "act"
+    for activation in ("relu", "leaky_relu", "tanh", "sigmoid"):
+        for depth in (2, 5, 8):
+            fake_run(sweep, [f"model.activation={activation}", f"model.depth={depth}", "seed=1"], [0.8, 0.9])
+    sweeps = report.read_sweeps([sweep])
+    colors, styles = report.setting_colors(sweeps), report.setting_line_styles(sweeps)
+    assert len(colors) == 12 and len(set(colors.values())) == 4 and set(styles.values()) == {"-", "--", ":"}
+    assert len({(colors[label], styles[label]) for label in colors}) == 12  # each curve its own look
+    assert colors["activation=relu/depth=2"] == colors["activation=relu/depth=8"]
+    assert styles["activation=relu/depth=2"] == styles["activation=tanh/depth=2"]
+    # Ten settings or fewer: a colour each, solid.
+    few = report.read_sweeps([sweep])
+    few[0].settings = few[0].settings[:10]
+    assert len(set(report.setting_colors(few).values())) == 10 and set(report.setting_line_styles(few).values()) == {"-"}
