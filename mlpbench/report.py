@@ -7,7 +7,7 @@
 Runs that differ only in `seed` are repeats of one setting. Per setting the report gives n and,
 for each metric, the mean, the standard deviation and the half-width of its 95% interval (t
 distribution); then a verdict against the setting with the best mean of the objective
-(`report.objective`; best_val_acc unless set, val_loss for a regression): `best`, `tied` (not distinguishable at the 5%
+(`report.objective`; best_val_acc unless set, best_val_r2 for a regression): `best`, `tied` (not distinguishable at the 5%
 level) or `worse`, with the Holm-adjusted p-value of a paired t-test over the seeds both ran
 (Welch's test where the seeds differ). With one run per setting there is no verdict. A sweep made
 with seed=auto (its multirun.yaml says so) is judged by the anytime-valid test of its rounds
@@ -41,7 +41,9 @@ from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_ver
 REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
 # report.objective=null: as Keras Tuner's objective='val_accuracy', the best epoch's; a
 # regression's the last epoch's MSE.
-DEFAULT_OBJECTIVE = {"acc": "best_val_acc", "r2": "val_loss"}
+# The best epoch's validation score (Keras Tuner's objective; the epoch best.ckpt keeps, which
+# predict uses): a classifier's accuracy, a regression's r2.
+DEFAULT_OBJECTIVE = {"acc": "best_val_acc", "r2": "best_val_r2"}
 OBJECTIVES = tuple(m.value for m in Metric)  # what report.objective may name
 # Per setting: mean, std and 95% interval of each; the diagnostics' two where they were logged.
 # A run's score is its accuracy, or a regression's r2 (mlpbench.module.score_name).

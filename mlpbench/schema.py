@@ -254,7 +254,7 @@ class ReportConfig:
     """What a sweep's report compares (mlpbench/report.py)."""
 
     # The metric whose best mean over seeds the verdicts compare with (the lowest for val_loss and
-    # val_rmse); null: best_val_acc, or val_loss for a regression (data.task).
+    # val_rmse); null: best_val_acc, or best_val_r2 for a regression (data.task).
     objective: Optional[Metric] = None
     # Swept keys to take each setting at its best value of, then compare (a fair optimizer
     # comparison: [optim.lr] reports each optimizer at its own best learning rate).

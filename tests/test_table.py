@@ -321,7 +321,7 @@ def test_the_table_depth_preset_sweeps_depth_over_seeds_until_decided_on_your_fi
         checked(compose_config(["experiment=table_depth"]))
 
 
-def test_a_float_target_trains_as_a_regression_with_r2_and_a_verdict_on_val_loss(tmp_path):
+def test_a_float_target_trains_as_a_regression_with_r2_and_a_verdict_on_its_best_epochs_r2(tmp_path):
     sweep, proc = depth_sweep(tmp_path, "diabetes", "1,2,3", epochs=3)
     path = tmp_path / "diabetes.csv"
     assert "data.task=regression (inferred)" in proc.stdout + proc.stderr
@@ -344,7 +344,7 @@ def test_a_float_target_trains_as_a_regression_with_r2_and_a_verdict_on_val_loss
     assert single["history"]["val_loss"] == result["history"]["val_loss"]
     assert single["metrics"]["test_r2"] == metrics["test_r2"]
     rows = summary_rows(sweep)
-    assert [r["objective"] for r in rows] == ["val_loss", "val_loss"]
+    assert [r["objective"] for r in rows] == ["best_val_r2", "best_val_r2"]
     assert {r["verdict"] for r in rows} <= {"best", "tied", "worse"} and "best" in {r["verdict"] for r in rows}
     assert all(float(r["val_r2_mean"]) > 0.2 and r["n"] == "3" for r in rows)
     assert (sweep / "val_r2.png").is_file() and (sweep / "against_depth.png").is_file()
