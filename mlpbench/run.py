@@ -168,7 +168,8 @@ def _gpu_hint(accelerator: str) -> str:
 MAX_PREDICTION_ROWS = 16
 
 
-def predictions(logits, x_test, y_test, encoding: dict[str, Any] | None = None, **log_extra) -> list[dict[str, Any]]:
+def predictions(logits, x_test, y_test, encoding: dict[str, Any] | None = None, run: str | None = None,
+                **log_extra) -> list[dict[str, Any]]:
     """The XOR tutorial's last step: the network's output (`logits` on `x_test`) for each row of
     the table (a single output unit's sigmoid, else the class probabilities), logged. A table's
     rows (`encoding`, data=table's) read as its file does: inputs as its columns' values, classes
@@ -185,7 +186,7 @@ def predictions(logits, x_test, y_test, encoding: dict[str, Any] | None = None, 
     inputs = decode(x_test.cpu().numpy(), encoding) if encoding else x_test.tolist()
     names = None if regression or not encoding else encoding["classes"]
     rows = []
-    lines = ["Predictions:"]
+    lines = [f"Run {run}: predictions:" if run else "Predictions:"]  # a stack's runs print theirs in turn
     for x, y, out in zip(inputs, y_test.tolist(), outputs.tolist()):
         # a category no training row had is all zeros: its name is lost
         shown_x = (" ".join(f"{k}={'(unseen)' if v is None else v}" for k, v in x.items())

@@ -805,9 +805,9 @@ def train_group(jobs: list[Job]) -> list[dict]:
                 module.eval()
                 with torch.no_grad():
                     logits = module(data.x_test[data.test_rows].to(module.device, module.dtype))  # 64-true: float64
-                for k, record in enumerate(records):
+                for k, (job, record) in enumerate(zip(jobs, records)):  # printed as each run alone prints them
                     record.update(predictions=predictions(logits[k], data.x_test.cpu(), data.y_test.cpu(), data.encoding,
-                                                          replica=k, console=False))
+                                                          run=job.run_dir.name, replica=k))
         for record, diverged in zip(records, module.replica_diverged):
             end_record(record, Status.diverged if diverged else stopped or Status.ok, diverged, trainer, devices=1)
     except (KeyboardInterrupt, SystemExit) as e:

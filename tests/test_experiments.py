@@ -115,13 +115,15 @@ def test_a_preset_runs_end_to_end_and_reports_one_row_per_setting(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_xor_preset_prints_the_four_predictions(tmp_path):
+def test_xor_preset_prints_the_four_predictions_of_each_run(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli("experiment=xor", "seed=1", "trainer.max_epochs=20", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    # Two seeds: one stack, whose runs print theirs as a run alone does.
+    proc = run_cli("experiment=xor", "seed=1,2", "trainer.max_epochs=20", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     run_dir = sweep / "seed=1"
     output = proc.stdout + proc.stderr
-    assert "Predictions:" in output
+    assert json.loads((run_dir / "result.json").read_text())["stacked"]["replicas"] == 2
+    assert "Run seed=1: predictions:" in output and "Run seed=2: predictions:" in output
     for x, target in (("[0.0, 0.0]", 0), ("[0.0, 1.0]", 1), ("[1.0, 0.0]", 1), ("[1.0, 1.0]", 0)):
         assert x in output and f"(target {target})" in output
     predictions = json.loads((run_dir / "result.json").read_text())["predictions"]
