@@ -18,9 +18,11 @@ from typing import Any, Iterable, Optional
 from mlpbench.overrides import run_settings
 from mlpbench.results import Status, flat_keys
 
-# Besides what the run's overrides set: the keys that say which model was trained, on what.
+# Besides what the run's overrides set: the keys that say which model was trained, on what
+# (model.residual and the BatchNorms: the depth presets differ in them alone).
 DEFINING_KEYS = ("data.source", "data.batch_size", "model.depth", "model.units", "model.activation",
-                 "model.dropout", "optim.name", "optim.lr", "trainer.max_epochs", "seed")
+                 "model.residual", "model.input_bn", "model.hidden_bn", "model.dropout", "optim.name", "optim.lr",
+                 "trainer.max_epochs", "seed")
 
 # How a finished run's session ends; an interrupted one writes no end: it continues on resume.
 _SESSION_STATUS = {Status.ok: "STATUS_SUCCESS", Status.pruned: "STATUS_SUCCESS", Status.diverged: "STATUS_FAILURE"}
@@ -48,12 +50,13 @@ def run_logger(run_dir: Path, purge_step: Optional[int] = None):
     return RunLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False, purge_step=purge_step)
 
 
-def run_hparams(config: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """{key: value} for one run: the keys its overrides set, then DEFINING_KEYS. Values as the
-    resolved config has them (numbers stay numbers, so TensorBoard sorts and filters them as
-    such); a group choice (optim=sgd) and a list (model.units=[256,128]) as text."""
+def run_hparams(config: dict[str, Any], overrides: Iterable[str], experiment: Optional[str] = None) -> dict[str, Any]:
+    """{key: value} for one run: its preset (`experiment`), the keys its overrides set, then
+    DEFINING_KEYS. Values as the resolved config has them (numbers stay numbers, so TensorBoard
+    sorts and filters them as such); a group choice (optim=sgd) and a list (model.units=[256,128])
+    as text."""
     flat = flat_keys(config)
-    chosen = {}
+    chosen: dict[str, Any] = {"experiment": experiment}
     for key, written in run_settings(overrides).items():
         chosen[key] = flat.get(key, written)
     for key in DEFINING_KEYS:

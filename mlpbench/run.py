@@ -303,7 +303,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
     try:
         record.save()
         if record.enabled:  # HParams lists a run from its start, with what was swept first
-            write_session_start(logger.experiment, run_hparams(record.payload["config"], overrides))
+            write_session_start(logger.experiment, run_hparams(record.payload["config"], overrides, experiment))
         datamodule = MLPDataModule(splits, cfg.data.batch_size, cfg.seed, cfg.trainer.steps_per_chunk,
                                    order=cfg.data.order)
         # weights_only: a checkpoint is tensors and plain data; unpickling code from a sweep folder

@@ -789,7 +789,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
     try:
         for job, record, logger in zip(jobs, records, loggers):
             record.save()
-            write_session_start(logger.experiment, run_hparams(record.payload["config"], job.overrides))
+            write_session_start(logger.experiment, run_hparams(record.payload["config"], job.overrides, job.experiment))
         if any(positions):
             with tempfile.NamedTemporaryFile(suffix=".ckpt", delete=False) as f:
                 torch.save(checkpoints.stacked_checkpoint([j.plan.checkpoint for j in jobs]), f)

@@ -45,3 +45,19 @@ def test_a_sweep_opens_on_its_curves_and_hparams_lists_the_swept_key_first(tmp_p
     finally:
         server.terminate()
         server.wait()
+
+
+def test_hparams_tell_the_depth_presets_apart_by_name_and_by_their_shortcuts():
+    from omegaconf import OmegaConf
+
+    from mlpbench.hparams import run_hparams
+    from tests.conftest import make_config
+
+    shown = {}
+    for preset in ("depth_relu", "depth_residual"):
+        config = OmegaConf.to_container(make_config(f"experiment={preset}", "model.depth=4", "seed=1"), resolve=True)
+        shown[preset] = run_hparams(config, ["model.depth=4", "seed=1"], preset)
+    assert [h["experiment"] for h in shown.values()] == ["depth_relu", "depth_residual"]
+    assert [h["model.residual"] for h in shown.values()] == [False, True]
+    assert {key for key, a in shown["depth_relu"].items() if shown["depth_residual"][key] != a} == {"experiment",
+                                                                                                 "model.residual"}
