@@ -301,13 +301,13 @@ def replicas(workdir: Path, data_overrides: list[str], batch_sizes: list[int], e
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlpbench.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per measured run (first left out)")
+    parser = argparse.ArgumentParser(prog="python -m mlpbench.bench", description=__doc__.split("\n\n")[0].removesuffix(":"))
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per measured run (first left out; default 4)")
     parser.add_argument("--rows", type=int, default=60_000, help="training rows (default: all 60k)")
-    parser.add_argument("--batch-sizes", default="128,32")
-    parser.add_argument("--repeats", type=int, default=2, help="measure each stack this many times; keep the fastest")
-    parser.add_argument("--no-keras", action="store_true")
-    parser.add_argument("--no-startup", action="store_true")
+    parser.add_argument("--batch-sizes", default="128,32", help="the batch sizes to time, comma-separated")
+    parser.add_argument("--repeats", type=int, default=2, help="measure each stack this many times; keep the fastest (default 2)")
+    parser.add_argument("--no-keras", action="store_true", help="leave Keras out (it needs tensorflow in this Python)")
+    parser.add_argument("--no-startup", action="store_true", help="leave out the start-up times (a run's, per job)")
     parser.add_argument("--stacked-rows", type=int, default=24_000,
                         help="training rows of the K-seeds comparison (0: leave it out)")
     parser.add_argument("--replicas", default="1,3,5,20", help="seeds per sweep in the K-seeds comparison")
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweeps", default="main,activations,optimizers_tuned",
                         help=f"whole sweeps timed in pairs, default launcher against basic (of: {', '.join(SWEEPS)}; "
                              "empty: none)")
-    parser.add_argument("--pairs", type=int, default=3, help="pairs of each whole sweep")
+    parser.add_argument("--pairs", type=int, default=3, help="pairs of each whole sweep (default 3)")
     parser.add_argument("--sweep-epochs", type=int, default=0, help="trainer.max_epochs of the whole sweeps (0: theirs)")
     parser.add_argument("--keras-worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
