@@ -301,7 +301,8 @@ def replicas(workdir: Path, data_overrides: list[str], batch_sizes: list[int], e
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlpbench.bench", description=__doc__.split("\n\n")[0].removesuffix(":").removesuffix(".") + ".")
+    parser = argparse.ArgumentParser(prog="python -m mlpbench.bench",
+                                     description=__doc__.split("\n\n")[0].removesuffix(":").removesuffix(".") + ".")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per measured run (first left out; default 4)")
     parser.add_argument("--rows", type=int, default=60_000, help="training rows (default: all 60k)")
     parser.add_argument("--batch-sizes", default="128,32", help="the batch sizes to time, comma-separated")

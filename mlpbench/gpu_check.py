@@ -272,7 +272,8 @@ def against_loop(data_overrides: list[str], sizes: Sizes, device: str, workdir: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlpbench.gpu_check", description=__doc__.split("\n\n")[0].removesuffix(":").removesuffix(".") + ".")
+    parser = argparse.ArgumentParser(prog="python -m mlpbench.gpu_check",
+                                     description=__doc__.split("\n\n")[0].removesuffix(":").removesuffix(".") + ".")
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                         help="cuda: the check; cpu: the same code at a tiny size (its numbers mean nothing)")
     parser.add_argument("--data-root", help="a folder with Fashion-MNIST's IDX files (else where mlpbench looks; "

@@ -96,7 +96,8 @@ def compare(ours: list[dict], theirs: list[dict]) -> dict:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlpbench.parity", description=__doc__.split("\n\n")[0].removesuffix(":").removesuffix(".") + ".")
+    parser = argparse.ArgumentParser(prog="python -m mlpbench.parity",
+                                     description=__doc__.split("\n\n")[0].removesuffix(":").removesuffix(".") + ".")
     parser.add_argument("--keras-python", default=sys.executable,
                         help="a Python with tensorflow and keras installed (default: this one)")
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")

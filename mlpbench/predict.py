@@ -113,7 +113,8 @@ def predict(run: Path, data: Path, checkpoint_name: str = "best"):
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlpbench.predict", description=__doc__.split("\n\n")[0].removesuffix(":").removesuffix(".") + ".")
+    parser = argparse.ArgumentParser(prog="python -m mlpbench.predict",
+                                     description=__doc__.split("\n\n")[0].removesuffix(":").removesuffix(".") + ".")
     parser.add_argument("dir", type=Path, help="a data=table run's folder, or a sweep's (its best run)")
     parser.add_argument("--data", type=Path, required=True, help="rows to predict: .csv, .tsv, .parquet or .npz")
     parser.add_argument("--out", type=Path, help="write the predictions here as CSV (default: print them)")
