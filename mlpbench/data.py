@@ -97,7 +97,7 @@ class Splits:
 
 # ---------------------------------------------------------------------------- on-disk cache
 
-CACHE_VERSION = 2  # 2: digests recorded
+CACHE_VERSION = 3  # 2: digests recorded; 3: a table's inferred task says why
 _ARRAY_FIELDS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -361,7 +361,11 @@ def load_table(data_cfg) -> Arrays:
     key = ["table", [table.content_digest(f) for f in files], [str(f) for f in files], data_cfg.target, features,
            str(data_cfg.missing), data_cfg.test_split, None if data_cfg.task is None else str(data_cfg.task),
            data_cfg.split_column]
-    return _disk_cached("table", files, build, key=key)
+    arrays = _disk_cached("table", files, build, key=key)
+    if arrays.encoding.get("task_inferred"):
+        log.info("data.task=regression (inferred): %s; set data.task=classification to treat them as classes",
+                 arrays.encoding["task_inferred"])
+    return arrays
 
 
 def load_arrays(source: Source, root: Optional[str] = None, download: bool = False) -> Arrays:

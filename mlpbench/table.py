@@ -286,7 +286,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     if len(frame) < 2:
         raise TableError(f"{path}: {len(frame)} usable row(s); need at least 2")
 
-    task = _task(data_cfg, frame[target], target, path)
+    task, inferred = _task(data_cfg, frame[target], target, path)
     if task is Task.regression:
         y_all, names = _values_to_predict(frame, target, f"data.target={target}: {path}"), None
     else:
@@ -317,6 +317,8 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
 
     encoding = fit_encoding(train_frame, features, kinds, how, str(path))
     encoding.update(file=str(path), target=target, task=task.value)
+    if inferred:  # said by every run that reads the file, the array cache's too (data.load_table)
+        encoding["task_inferred"] = inferred
     if names is None:
         # The target standardised on the training rows, as the features are: one scale of loss
         # whatever its unit; val_rmse and predictions are in the file's own unit.
@@ -359,12 +361,12 @@ def task_of(data_cfg) -> Task:
     target = "y" if path.suffix.lower() == ".npz" else str(data_cfg.target)
     if target not in frame.columns:
         return Task.classification  # the run names the missing column
-    return _task(data_cfg, frame[target].dropna(), target, path)
+    return _task(data_cfg, frame[target].dropna(), target, path)[0]
 
 
-def _task(data_cfg, labels, target: str, path: Path) -> Task:
+def _task(data_cfg, labels, target: str, path: Path) -> tuple[Task, Optional[str]]:
     """data.task, or what the target looks like: a float column of many values is a number to
-    predict (said in the log), anything else classes."""
+    predict (with why, for the log), anything else classes."""
     import pandas as pd
 
     numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
@@ -373,20 +375,18 @@ def _task(data_cfg, labels, target: str, path: Path) -> Task:
         if task is Task.regression and not numeric and _as_numbers(labels).isna().any():
             raise TableError(f"data.target={target}: {path} holds text ({labels.dropna().iloc[0]!r}), not numbers to "
                              "predict (data.task=regression); data.task=classification takes text labels")
-        return task
+        return task, None
     values = labels.nunique()
     if not numeric or values <= MAX_INFERRED_CLASSES:
-        return Task.classification
+        return Task.classification, None
     numbers = labels.dropna().to_numpy(dtype=float)
     fractions = bool(np.any(np.mod(numbers, 1) != 0))
     # Whole numbers in a float column (151.0) are values to predict where they are too many to be
     # classes (more than one per ten rows); fewer are labels stored as floats (an .npz's y).
     if fractions or (pd.api.types.is_float_dtype(labels) and values * 10 > len(numbers)):
-        log.info("data.task=regression (inferred): %s's column %s holds %d different numbers%s; "
-                 "set data.task=classification to treat them as classes", path, target, values,
-                 " with fractions" if fractions else f" in {len(numbers)} rows")
-        return Task.regression
-    return Task.classification
+        return Task.regression, (f"{path}'s column {target} holds {values} different numbers"
+                                 + (" with fractions" if fractions else f" in {len(numbers)} rows"))
+    return Task.classification, None
 
 
 def _class_labels(labels, target: str, path: Path, rows: int) -> tuple[np.ndarray, list, dict]:

@@ -340,6 +340,8 @@ def test_a_float_target_trains_as_a_regression_with_r2_and_a_verdict_on_its_best
                     cwd=tmp_path)
     assert alone.returncode == 0, alone.stderr
     assert "loss=" in alone.stdout and ", r2=" in alone.stdout and "acc=" not in alone.stdout  # the bar's score
+    # Its arrays come from the cache the sweep filled: the log still says why it is a regression.
+    assert "data.task=regression (inferred): " in (tmp_path / "alone" / "run.log").read_text()
     single = json.loads((tmp_path / "alone" / "result.json").read_text())
     assert single["history"]["val_loss"] == result["history"]["val_loss"]
     assert single["metrics"]["test_r2"] == metrics["test_r2"]
