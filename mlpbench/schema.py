@@ -551,7 +551,7 @@ def validate(cfg: DictConfig) -> None:
     # bundled sources read no folder, and a root given to them was silently ignored.
     if data.root is not None and source in (Source.mnist_small, Source.digits, Source.xor):
         _check(errors, False, "data.root", data.root,
-               f"is not read by data={source.value} (bundled with mlpbench); it applies to data=mnist, "
+               f"is not read by data={source.value} (its rows come with the installed packages); it applies to data=mnist, "
                "data=fashion_mnist (the folder of the IDX files) and data=table (the folder of data.path)")
     if data.limit is not None:
         _check(errors, data.limit >= 2, "data.limit", data.limit, "must be an integer >= 2, or null for all rows")

@@ -340,7 +340,7 @@ def headline(labels_in_order: list[str], summaries: dict[str, Summary],
     if not top:
         if all(n(k) <= 1 for k in labels_in_order):
             return (f"{metric}: no verdict: n = 1 per setting; repeat each setting over seeds "
-                    "to get intervals and verdicts, e.g. add seed=1,2,3,4,5 to the -m command")
+                    "to get intervals and verdicts: the same command with seed=1,2,3,4,5 (or seed=auto)")
         # Some settings have several runs, but not the best one or not two settings.
         return (f"{metric}: no verdict: " + ", ".join(f"{k} (n = {n(k)})" for k in other)
                 + "; a verdict needs at least 2 runs of the best setting and of another")

@@ -479,3 +479,10 @@ def test_twelve_settings_of_two_keys_get_a_colour_per_activation_and_a_line_styl
     few = report.read_sweeps([sweep])
     few[0].settings = few[0].settings[:10]
     assert len(set(report.setting_colors(few).values())) == 10 and set(report.setting_line_styles(few).values()) == {"-"}
+
+
+def test_one_run_alone_is_told_how_to_get_its_interval(tmp_path):
+    fake_run(tmp_path / "one", ["seed=1"], [0.8, 0.9])
+    assert report.build([tmp_path / "one"]).text.splitlines()[0] == (
+        "best_val_acc: 0.9000 (n = 1); a single setting, nothing to compare it with; the same command with "
+        "seed=1,2,3,4,5 gives its interval")

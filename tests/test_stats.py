@@ -175,7 +175,7 @@ def test_headline_end_to_end_and_n1():
     n1 = headline(list(ones), {k: summarize(g.values()) for k, g in ones.items()},
                   verdicts(ones), "acc")
     assert n1 == ("acc: no verdict: n = 1 per setting; repeat each setting over seeds to get "
-                  "intervals and verdicts, e.g. add seed=1,2,3,4,5 to the -m command")
+                  "intervals and verdicts: the same command with seed=1,2,3,4,5 (or seed=auto)")
 
 
 def test_a_tie_says_the_seeds_that_would_decide_it_or_that_it_is_negligible():
