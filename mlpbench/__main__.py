@@ -165,13 +165,13 @@ FORMER_RUN_DIR = "outputs/run/${now:%Y-%m-%d}/${now:%H-%M-%S}"
 
 
 def _check_names(parsed: list) -> None:
-    import re
+    from mlpbench.schema import safe_name
 
     for o in parsed:
         if o.key_or_group == "hydra.job.name" and o.value() is not None:
             names = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
             for name in map(str, names):
-                if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name) or ".." in name:
+                if not safe_name(name):
                     refuse(f"hydra.job.name={name}: must be a name of letters, digits, '.', '_' and '-' "
                            "(it names the run's log file)")
 

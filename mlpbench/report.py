@@ -316,12 +316,13 @@ def preset_settings(name: Any, depth: int = 0) -> dict[str, str]:
     """{key or group: value as written} that the preset conf/experiment/NAME.yaml sets (its
     group choices as `optim: sgd`, and what a preset it builds on sets), its Hydra section aside;
     {} for no such preset."""
-    import re
     from importlib.resources import files
 
     from omegaconf import OmegaConf
 
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_]+", name):  # a name, never a path
+    from mlpbench.schema import safe_name
+
+    if not isinstance(name, str) or not safe_name(name):  # a name, never a path
         return {}
     path = files("mlpbench.conf") / "experiment" / f"{name}.yaml"
     try:

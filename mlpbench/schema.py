@@ -471,8 +471,12 @@ SEED_RANGE = 2**32  # numpy's and torch's seeds: 0 <= seed < 2^32
 MAX_AUTO_SEEDS = 100  # seed=auto's rounds: past 100 seeds a setting, a comparison is no longer the question
 CPU_MAX_REPLICAS = 64  # replicas in one stack at most on the CPU, where hydra.launcher.max_replicas is null
 MAX_REPEATS = CPU_MAX_REPLICAS  # a trial's seeds are one stack
-# A study's folder is outputs/tune/<study_name>: a name, never a path.
+# A study's folder is outputs/tune/<study_name>, a run's log file <hydra.job.name>.log: names, never paths.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def safe_name(text: str) -> bool:
+    return bool(SAFE_NAME.match(text)) and ".." not in text
 
 
 def _non_finite(node: Any, prefix: str) -> list[str]:
@@ -640,7 +644,7 @@ def validate(cfg: DictConfig) -> None:
         if fields:
             errors += [f"{section}.{key}: not a setting of {section}{did_you_mean(key, fields)} (see --help)"
                        for key in sorted(set(cfg[section].keys()) - set(fields))]
-    _check(errors, bool(SAFE_NAME.match(tune.study_name)) and ".." not in tune.study_name, "tune.study_name",
+    _check(errors, safe_name(tune.study_name), "tune.study_name",
            tune.study_name, "must be a name of letters, digits, '.', '_' and '-' (it names a folder)")
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
