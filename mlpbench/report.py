@@ -35,7 +35,7 @@ from mlpbench import overrides
 from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.results import (ACCURACIES, RESULT_FILE, Status, as_written, flat_keys, load_results, natural_key,
                               read_result, read_sweep_config, score_in)
-from mlpbench.schema import AUTO_SEED, ConfigError, Metric, SweepConfig, trusted
+from mlpbench.schema import AUTO_SEED, ConfigError, Metric, SweepConfig, safe_name, trusted
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
 
 REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
@@ -319,8 +319,6 @@ def preset_settings(name: Any, depth: int = 0) -> dict[str, str]:
     from importlib.resources import files
 
     from omegaconf import OmegaConf
-
-    from mlpbench.schema import safe_name
 
     if not isinstance(name, str) or not safe_name(name):  # a name, never a path
         return {}
