@@ -33,8 +33,8 @@ from omegaconf import DictConfig
 
 from mlpbench import overrides
 from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
-from mlpbench.results import (ACCURACIES, RESULT_FILE, Status, as_written, flat_keys, load_results, natural_key,
-                              read_result, read_sweep_config, score_in)
+from mlpbench.results import (ACCURACIES, RESULT_FILE, Status, as_written, flat_keys, load_results, lower_is_better,
+                              natural_key, read_result, read_sweep_config, score_in)
 from mlpbench.schema import AUTO_SEED, ConfigError, Metric, SweepConfig, safe_name, trusted
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
 
@@ -145,7 +145,7 @@ class Sweep:
 
     @property
     def maximize(self) -> bool:
-        return not self.objective.endswith(("loss", "rmse"))
+        return not lower_is_better(self.objective)
 
     @property
     def repeated(self) -> bool:

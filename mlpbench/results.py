@@ -42,6 +42,11 @@ class Status(str, Enum):
         return self.value
 
 
+def lower_is_better(metric: str) -> bool:
+    """A loss or an error (val_loss, val_rmse); accuracies and r2 are higher for better."""
+    return metric.endswith(("loss", "rmse"))
+
+
 def score_in(names) -> str:
     """What a run's history or metrics (their keys) score it by besides the loss: "acc", or a
     regression's "r2" (mlpbench.module.score_name names them so)."""

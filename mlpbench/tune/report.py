@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpbench.console import command
 from mlpbench.files import figure, fit, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
-from mlpbench.results import Status, read_result
+from mlpbench.results import Status, lower_is_better, read_result
 from mlpbench.schema import TRIAL_CALLBACK
 from mlpbench.stats import expected_best, headline, summarize, verdicts
 from mlpbench.tune.space import Dimension, grid_size, parse_space
@@ -330,7 +330,7 @@ def _plot_curves(study, rows: list[dict[str, Any]], objective: str, path: Path) 
         if any(r["state"] == state for r in rows):
             ax.plot([], [], color=color, label=state)
     values = sorted(v for r in rows for v in trials[r["trial"]].intermediate_values.values())
-    if values and not objective.endswith("loss"):  # a few hopeless trials would flatten the rest
+    if values and not lower_is_better(objective):  # a few hopeless trials would flatten the rest
         ax.set_ylim(bottom=max(values[0], values[len(values) // 10] - 0.1), top=values[-1] + 0.01)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")

@@ -12,8 +12,8 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from mlpbench.overrides import NOT_A_SETTING
-from mlpbench.results import SWEEP_CONFIG, Status, read_result, read_sweep_config
-from mlpbench.schema import SAFE_NAME, ConfigError, Objective, Pruner, Sampler
+from mlpbench.results import SWEEP_CONFIG, Status, lower_is_better, read_result, read_sweep_config
+from mlpbench.schema import ConfigError, Objective, Pruner, Sampler, safe_name
 from mlpbench.tune.space import flat, parse_space
 
 log = logging.getLogger("mlpbench")
@@ -41,7 +41,7 @@ def load_config(sweep_dir: Path) -> DictConfig:
         int(config.trainer.max_epochs)
     except Exception as e:  # OmegaConf's, the enum's and the space's errors alike
         raise ConfigError(f"{path}: not a search's config ({' '.join(str(e).split())[:200]})") from None
-    if not SAFE_NAME.match(name):
+    if not safe_name(name):
         raise ConfigError(f"{path}: tune.study_name={name} is not a study's name")
     return config
 
@@ -113,7 +113,7 @@ def objective_key(tune: DictConfig) -> str:
 
 
 def direction(objective: str) -> str:
-    return "minimize" if objective.endswith("loss") else "maximize"
+    return "minimize" if lower_is_better(objective) else "maximize"
 
 
 def search_settings(config: DictConfig) -> dict[str, Any]:
