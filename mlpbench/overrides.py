@@ -10,6 +10,8 @@ from hydra.core.override_parser.types import Override
 
 # Overrides that choose a preset or steer the sweep or the console, not a property of one run.
 NOT_A_SETTING = {"experiment", "resume", "trainer.enable_progress_bar", "trainer.log_every_n_epochs"}
+# The callback a search adds to each trial's run (callbacks.tune_trial: its pruning), not a setting.
+TRIAL_CALLBACK = "tune_trial"
 
 
 def did_you_mean(name: str, names: Iterable[str], shown: Optional[dict[str, str]] = None) -> str:
@@ -43,7 +45,7 @@ def settings(overrides: Iterable[str]) -> dict[str, Optional[str]]:
 def shown(run_overrides: Iterable[str]) -> str:
     """A run's overrides as its log line shows them: what it sets, not Hydra's folder or a search
     trial's callback (a dict of the study's path and the trial's number)."""
-    kept = [o for o in run_overrides if not o.lstrip("+~").startswith(("hydra.", "callbacks.tune_trial"))]
+    kept = [o for o in run_overrides if not o.lstrip("+~").startswith(("hydra.", f"callbacks.{TRIAL_CALLBACK}"))]
     return " ".join(kept) or "(defaults)"
 
 

@@ -284,8 +284,8 @@ class Pruner(str, Enum):
     none = "none"
 
 
-# callbacks.tune_trial: the search's pruning in each trial's run (mlpbench/tune/trial.py).
-TRIAL_CALLBACK = "tune_trial"
+# callbacks.tune_trial (overrides.TRIAL_CALLBACK): the search's pruning in each trial's run
+# (mlpbench/tune/trial.py).
 
 
 @dataclass

@@ -38,9 +38,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpbench.console import command, refuse
 from mlpbench.files import try_lock
-from mlpbench.overrides import parse
+from mlpbench.overrides import TRIAL_CALLBACK, parse
 from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, Status, as_written as _as_written, read_result, read_sweep_config
-from mlpbench.schema import BASIC_SWEEPER, GRID_SWEEPER, JOBLIB_LAUNCHER, TRIAL_CALLBACK, ConfigError, device_count
+from mlpbench.schema import BASIC_SWEEPER, GRID_SWEEPER, JOBLIB_LAUNCHER, ConfigError, device_count
 
 log = logging.getLogger("mlpbench")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlpbench.console import command
 from mlpbench.files import figure, fit, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.results import Status, lower_is_better, read_result
-from mlpbench.schema import TRIAL_CALLBACK
+from mlpbench.overrides import TRIAL_CALLBACK
 from mlpbench.stats import expected_best, headline, summarize, verdicts
 from mlpbench.tune.space import Dimension, grid_size, parse_space
 from mlpbench.tune.study import STUDY_FILE, direction, load_study, objective_key

@@ -27,8 +27,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from mlpbench.console import refuse
 from mlpbench.files import try_lock
+from mlpbench.overrides import TRIAL_CALLBACK
 from mlpbench.results import Status, read_result
-from mlpbench.schema import BASIC_LAUNCHER, JOBLIB_LAUNCHER, STACKED_LAUNCHER, TRIAL_CALLBACK, ConfigError, Pruner, checked
+from mlpbench.schema import BASIC_LAUNCHER, JOBLIB_LAUNCHER, STACKED_LAUNCHER, ConfigError, Pruner, checked
 from mlpbench.sweep import alone_because, run_name
 from mlpbench.tune.report import write_report
 from mlpbench.tune.space import flat, grid_size, parse_space
