@@ -1,4 +1,4 @@
-"""Writing output files: atomically, as Markdown and CSV tables, as PNG figures.
+"""Writing output files: atomically, as Markdown and CSV tables, as PNG figures; lock files.
 
 The one place files are written whole: result.json, the reports of sweeps and searches, and
 the array cache all go through `write_atomic`. No torch here, and matplotlib only when a
