@@ -60,7 +60,8 @@ def test_single_run_writes_result_tensorboard_and_checkpoint(tmp_path):
     start = metadata.parse_session_start_info_plugin_data(content["_hparams_/session_start_info"])
     assert set(start.hparams) == {"data.limit", "trainer.max_epochs", "trainer.log_every_n_steps", "model.depth",
                                   "data.source", "data.batch_size", "model.units", "model.activation",
-                                  "model.dropout", "optim.name", "optim.lr", "seed"}
+                                  "model.residual", "model.input_bn", "model.hidden_bn", "model.dropout", "optim.name",
+                                  "optim.lr", "seed"}
     assert start.hparams["model.depth"].number_value == 2 and start.hparams["optim.name"].string_value == "adam"
     end = metadata.parse_session_end_info_plugin_data(content["_hparams_/session_end_info"])
     assert end.status == api_pb2.Status.Value("STATUS_SUCCESS")
