@@ -337,12 +337,14 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
 
 
 def run_line(name: str, payload: dict[str, Any]) -> str:
-    """Run NAME ok: val_acc 0.9, test_acc 0.9, 3 epochs in 2.0 s (r2 for a regression)."""
+    """Run NAME ok: val_acc 0.9, test_acc 0.9, 3 epochs in 2.0 s (r2 for a regression; no
+    test_acc where the run validated on the test split, data.val_split=null: it is val_acc)."""
     metrics, epochs = payload["metrics"], payload["epochs"]
     score = score_in(metrics)
-    return (f"Run {name} {payload['status']}: val_{score} {metrics[f'val_{score}']:.4f}, test_{score} "
-            f"{metrics[f'test_{score}']:.4f}, {epochs} {'epoch' if epochs == 1 else 'epochs'} in "
-            f"{payload['seconds']:.1f} s")
+    validated_on_test = (payload.get("config") or {}).get("data", {}).get("val_split", 0.2) is None
+    test = "" if validated_on_test else f", test_{score} {metrics[f'test_{score}']:.4f}"
+    return (f"Run {name} {payload['status']}: val_{score} {metrics[f'val_{score}']:.4f}{test}, {epochs} "
+            f"{'epoch' if epochs == 1 else 'epochs'} in {payload['seconds']:.1f} s")
 
 
 def check_memory(cfg: DictConfig, splits, replicas: int = 1) -> None:

@@ -124,6 +124,9 @@ def test_xor_preset_prints_the_four_predictions_of_each_run(tmp_path):
     output = proc.stdout + proc.stderr
     assert json.loads((run_dir / "result.json").read_text())["stacked"]["replicas"] == 2
     assert "Run seed=1: predictions:" in output and "Run seed=2: predictions:" in output
+    # It validates on its test split (the truth table): its run line has no test_acc, which is val_acc.
+    (run_line,) = [line for line in output.splitlines() if "Run seed=1 ok: val_acc" in line]
+    assert "test_acc" not in run_line
     for x, target in (("[0.0, 0.0]", 0), ("[0.0, 1.0]", 1), ("[1.0, 0.0]", 1), ("[1.0, 1.0]", 0)):
         assert x in output and f"(target {target})" in output
     predictions = json.loads((run_dir / "result.json").read_text())["predictions"]
