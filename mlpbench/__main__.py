@@ -29,18 +29,6 @@ RECEIVED_MAY_SET = ("hydra.mode", "hydra.sweeper.params", "hydra.runtime", "hydr
                     "hydra.job.config_name", "hydra.job.override_dirname", "hydra.searchpath")
 
 
-def read_args(argv: list[str]):
-    """The command line as Hydra reads it (its flags; `overrides`, the KEY=VALUE arguments)."""
-    from hydra._internal.utils import get_args_parser
-
-    known, unread = get_args_parser().parse_known_args(argv)
-    stray = [a for a in unread if not a.startswith("-")]
-    if stray:  # Hydra takes the overrides as one run of arguments: its own message is argparse's usage
-        refuse(f"{stray[0]}: the overrides must come together, after the flags (-m, --cfg job, --config-dir DIR), "
-               "as in: mlpbench -m model.depth=2,4 seed=1,2")
-    return known
-
-
 def _check_received_config(known) -> None:
     """A config file from another folder (--config-dir, hydra.searchpath) reaches mlpbench's own
     keys only: it may name only trusted `_target_`s (schema.TRUSTED_TARGETS), and choose and set in
@@ -308,36 +296,36 @@ def _exit_now(code) -> None:
 
 
 def _cli() -> None:
+    from hydra.errors import HydraException
+
+    from mlpbench.overrides import command_line, parse
     from mlpbench.run import main, print_help
 
-    for arg in sys.argv[1:]:
+    known = command_line(sys.argv[1:])
+    overrides = list(known.overrides or [])
+    for arg in overrides:
         if arg.startswith("+experiment="):
             # Hydra refuses to append a group the defaults list already names (experiment: null).
             refuse(f"{arg}: presets are chosen with {arg[1:]} (no '+')")
         if arg.startswith("="):
             refuse(f"{arg}: an override is KEY=VALUE, e.g. model.depth=4")
-    for flag, why in (("--config-path", "it replaces mlpbench's own configs; add a folder of configs with "
-                                        "--config-dir DIR instead"),
-                      ("-cp", "it replaces mlpbench's own configs; add a folder of configs with --config-dir DIR "
-                              "instead"),
-                      ("--experimental-rerun", "it unpickles a file, which can run any code; rerun a run with "
-                                               "--config-dir RUN/.hydra --config-name config")):
-        if any(arg == flag or arg.startswith(flag + "=") for arg in sys.argv[1:]):
+    for flag, given, why in (("--config-path", known.config_path, "it replaces mlpbench's own configs; add a folder "
+                                                                  "of configs with --config-dir DIR instead"),
+                             ("--experimental-rerun", known.experimental_rerun, "it unpickles a file, which can run "
+                              "any code; rerun a run with --config-dir RUN/.hydra --config-name config")):
+        if given is not None:
             refuse(f"{flag}: not supported by mlpbench: {why}")
-    from hydra.errors import HydraException
-
-    from mlpbench.overrides import parse
-
-    known = read_args(sys.argv[1:])
-    try:
-        parsed = parse(known.overrides or [])
-    except HydraException:
-        parsed = []  # an override Hydra cannot read: Hydra says so, naming it
+    parsed = []
+    for arg in overrides:  # each alone: one Hydra cannot read (Hydra names it) leaves the others checked
+        try:
+            parsed += parse([arg])
+        except HydraException:
+            pass
     _check_names(parsed)
     _check_choices(parsed, known)
     _check_received_config(known)
-    if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
-        print_help([a for a in sys.argv[1:] if not a.startswith("-")])
+    if known.help and not (known.config_dir or known.config_name):  # other configs: Hydra's own --help
+        print_help(overrides)
         return
     _register_plugins()
     main()

@@ -23,6 +23,21 @@ def did_you_mean(name: str, names: Iterable[str], shown: Optional[dict[str, str]
     return f"; did you mean {' or '.join((shown or {}).get(c, c) for c in close)}?" if close else ""
 
 
+def command_line(argv: list[str]):
+    """The command line as Hydra reads it: its flags (multirun, config_dir, help, ...) and
+    `overrides`, the KEY=VALUE arguments, which Hydra takes as one run of arguments."""
+    from hydra._internal.utils import get_args_parser
+
+    from mlpbench.console import refuse
+
+    known, unread = get_args_parser().parse_known_args(argv)
+    stray = [a for a in unread if not a.startswith("-")]
+    if stray:  # Hydra's own message would be argparse's usage
+        refuse(f"{stray[0]}: the overrides must come together, after the flags (-m, --cfg job, --config-dir DIR), "
+               "as in: mlpbench -m model.depth=2,4 seed=1,2")
+    return known
+
+
 def parse(overrides: Iterable[str]) -> list[Override]:
     return OverridesParser.create().parse_overrides([str(o) for o in overrides])
 

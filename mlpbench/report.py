@@ -680,8 +680,8 @@ def answer(sweep: Sweep, settings: Optional[list[Setting]] = None) -> str:
     if len(settings) == 1:
         shown = _interval(summaries[names[0]], bounded=sweep.objective in ACCURACIES)
         text = (f"{sweep.objective}: {shown} (n = {summaries[names[0]].n}); a single "
-                "setting, nothing to compare it with" + ("; the same command with seed=1,2,3,4,5 gives its interval"
-                                                         if summaries[names[0]].n == 1 else ""))
+                "setting, nothing to compare it with" + ("; the same command with -m and seed=1,2,3,4,5 gives its "
+                                                         "interval" if summaries[names[0]].n == 1 else ""))
     else:
         text = headline(names, summaries, found, sweep.objective, digits=3,
                         shown=lambda s: _interval(s, bounded=sweep.objective in ACCURACIES, digits=3))

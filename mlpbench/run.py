@@ -231,14 +231,15 @@ def end_record(record: RunRecord, status: Status, diverged_at: dict | None, trai
 
 def keep_interrupted(records: list[RunRecord], stop: BaseException, message: str, *args: Any) -> NoReturn:
     """Ctrl-C or SIGTERM during training (Lightning turns them into SystemExit after its graceful
-    shutdown): the runs recorded as interrupted, `message` logged (it says how to continue), and
-    the shell's code for death by SIGTERM or SIGINT, so that a scheduler sees what happened."""
+    shutdown): the runs recorded as interrupted, `message` logged (it says how to continue; its
+    `{epochs}`: the epochs kept, known once the records are saved), and the shell's code for
+    death by SIGTERM or SIGINT, so that a scheduler sees what happened."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     for record in records:
         record.update(status=Status.interrupted)
         record.save()
-    log.warning(message, *args)
+    log.warning(message.replace("{epochs}", str(records[0].payload["epochs"])), *args)
     raise SystemExit(143 if isinstance(stop, SIGTERMException) else 130) from None
 
 
@@ -321,9 +322,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         status = Status.diverged if module.diverged_at is not None else stopped or Status.ok
         end_record(record, status, module.diverged_at, trainer, devices=trainer.world_size)
     except (KeyboardInterrupt, SystemExit) as e:
-        keep_interrupted([record], e, "Run %s interrupted after %d epochs; kept %s and %s. Rerun the same command "
-                         "with resume=true to continue it.", run_dir.name, record.payload["epochs"], record.path,
-                         run_dir / "checkpoints")
+        keep_interrupted([record], e, "Run %s interrupted after {epochs} epochs; kept %s and %s. Rerun the same "
+                         "command with resume=true to continue it.", run_dir.name, record.path, run_dir / "checkpoints")
     except Exception as e:
         record.fail(e)
         raise

@@ -338,6 +338,8 @@ def headline(labels_in_order: list[str], summaries: dict[str, Summary],
     worse = [k for k in labels_in_order if verdict(k) == "worse"]
     other = [k for k in labels_in_order if verdict(k) is None]
     if not top:
+        if all(n(k) == 0 for k in labels_in_order):
+            return f"{metric}: no verdict: no run finished ok (the status column says how they ended)"
         if all(n(k) <= 1 for k in labels_in_order):
             return (f"{metric}: no verdict: n = 1 per setting; repeat each setting over seeds "
                     "to get intervals and verdicts: the same command with seed=1,2,3,4,5 (or seed=auto)")

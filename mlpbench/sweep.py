@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpbench.console import command, refuse
 from mlpbench.files import try_lock
-from mlpbench.overrides import TRIAL_CALLBACK, parse
+from mlpbench.overrides import TRIAL_CALLBACK, command_line, parse
 from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, Status, as_written as _as_written, read_result, read_sweep_config
 from mlpbench.schema import BASIC_SWEEPER, GRID_SWEEPER, JOBLIB_LAUNCHER, ConfigError, device_count
 
@@ -124,8 +124,7 @@ def _sweep_overrides(overrides: Any) -> list[str]:
 
 def _command_overrides() -> list[str]:
     """The task overrides of this command line, as Hydra saves them in multirun.yaml."""
-    overrides = [arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]
-    return [o.input_line for o in parse(overrides) if not o.is_hydra_override()]
+    return [o.input_line for o in parse(command_line(sys.argv[1:]).overrides or []) if not o.is_hydra_override()]
 
 
 def _earlier(what: str, base: Path, saved) -> Optional[Path]:
@@ -173,7 +172,7 @@ def run_dir(base: str, resume: bool) -> str:
     started (its .hydra/overrides.yaml), so that rerunning an interrupted run's command with
     resume=true continues it there. In a sweep (-m) the run folder is unused: not searched."""
     base_path = Path(base)
-    multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
+    multirun = command_line(sys.argv[1:]).multirun
     if resume and not multirun:
         def saved_overrides(path: Path) -> Optional[list]:
             try:

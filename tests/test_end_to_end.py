@@ -144,7 +144,8 @@ def test_a_crash_mid_run_keeps_the_finished_epochs(tmp_path, monkeypatch):
     assert len(saved["history"]["train_loss"]) == 1 and saved["epochs"] == 1
 
 
-def test_ctrl_c_mid_run_records_interrupted_and_keeps_a_checkpoint(tmp_path, monkeypatch):
+def test_ctrl_c_mid_run_records_interrupted_and_keeps_a_checkpoint(tmp_path, monkeypatch, caplog):
+    import logging
     import signal
 
     from mlpbench.module import MLPModule
@@ -159,12 +160,13 @@ def test_ctrl_c_mid_run_records_interrupted_and_keeps_a_checkpoint(tmp_path, mon
     monkeypatch.setattr(MLPModule, "training_step", ctrl_c_in_third_epoch)
     sigint = signal.getsignal(signal.SIGINT)
     try:
-        with pytest.raises(SystemExit):  # Lightning's graceful shutdown exits with status 1
+        with pytest.raises(SystemExit), caplog.at_level(logging.WARNING, logger="mlpbench"):
             run_in_process(tmp_path, "data.limit=200", "trainer.max_epochs=5")
     finally:
         signal.signal(signal.SIGINT, sigint)  # Lightning ignores further Ctrl-C while it shuts down
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["status"] == "interrupted" and saved["epochs"] == 2
+    assert f"Run {tmp_path.name} interrupted after 2 epochs; kept" in caplog.text
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 

@@ -12,6 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from mlpbench import __main__ as cli
+from mlpbench.overrides import command_line
 from mlpbench import data, report, sweep
 from mlpbench.results import read_result, read_sweep_config
 from mlpbench.schema import ConfigError, checked
@@ -45,7 +46,7 @@ BEST = ("defaults:\n  - base_config\n  - _self_\n"
 def test_a_received_config_may_not_set_hydras_environment_logging_or_folders(tmp_path, capsys, hydra, key):
     (tmp_path / "best_config.yaml").write_text(BEST.replace("{hydra}", hydra).replace("{{", "{").replace("}}", "}"))
     with pytest.raises(SystemExit) as stop:
-        cli._check_received_config(cli.read_args(["--config-dir", str(tmp_path), "--config-name", "best_config"]))
+        cli._check_received_config(command_line(["--config-dir", str(tmp_path), "--config-name", "best_config"]))
     assert stop.value.code == 2
     message = capsys.readouterr().err
     assert message.startswith(f"mlpbench: error: {key}")
@@ -69,14 +70,14 @@ def test_flags_that_replace_the_configs_or_unpickle_a_file_and_searches_over_hyd
 def test_a_received_config_may_keep_mlpbenchs_values_and_the_user_may_type_any(tmp_path, capsys):
     (tmp_path / "best_config.yaml").write_text(BEST.replace("{hydra}", "").replace("{{", "{").replace("}}", "}"))
     args = ["--config-dir", str(tmp_path), "--config-name", "best_config"]
-    cli._check_received_config(cli.read_args(args))  # a search's best_config.yaml: nothing refused
-    cli._check_received_config(cli.read_args([*args, "+hydra.job.env_set.OMP_NUM_THREADS=1", "hydra.run.dir=/tmp/mine"]))
+    cli._check_received_config(command_line(args))  # a search's best_config.yaml: nothing refused
+    cli._check_received_config(command_line([*args, "+hydra.job.env_set.OMP_NUM_THREADS=1", "hydra.run.dir=/tmp/mine"]))
     (tmp_path / "hydra" / "job_logging").mkdir(parents=True)
     (tmp_path / "hydra" / "job_logging" / "mine.yaml").write_text("version: 1\n")
     chooses = BEST.replace("  - _self_", "  - override hydra/job_logging: mine\n  - _self_", 1)
     (tmp_path / "best_config.yaml").write_text(chooses.replace("{hydra}", "").replace("{{", "{").replace("}}", "}"))
     with pytest.raises(SystemExit):  # an option of Hydra's groups that only the folder has
-        cli._check_received_config(cli.read_args(args))
+        cli._check_received_config(command_line(args))
     assert "hydra/job_logging: set to 'mine'" in capsys.readouterr().err
 
 

@@ -484,5 +484,5 @@ def test_twelve_settings_of_two_keys_get_a_colour_per_activation_and_a_line_styl
 def test_one_run_alone_is_told_how_to_get_its_interval(tmp_path):
     fake_run(tmp_path / "one", ["seed=1"], [0.8, 0.9])
     assert report.build([tmp_path / "one"]).text.splitlines()[0] == (
-        "best_val_acc: 0.9000 (n = 1); a single setting, nothing to compare it with; the same command with "
+        "best_val_acc: 0.9000 (n = 1); a single setting, nothing to compare it with; the same command with -m and "
         "seed=1,2,3,4,5 gives its interval")

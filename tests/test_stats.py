@@ -176,6 +176,9 @@ def test_headline_end_to_end_and_n1():
                   verdicts(ones), "acc")
     assert n1 == ("acc: no verdict: n = 1 per setting; repeat each setting over seeds to get "
                   "intervals and verdicts: the same command with seed=1,2,3,4,5 (or seed=auto)")
+    # No run finished ok: nothing to repeat yet.
+    assert headline(list(ones), {k: summarize([]) for k in ones}, {}, "acc") == (
+        "acc: no verdict: no run finished ok (the status column says how they ended)")
 
 
 def test_a_tie_says_the_seeds_that_would_decide_it_or_that_it_is_negligible():

@@ -135,8 +135,9 @@ def test_ctrl_c_or_sigterm_reaches_the_runs_training_in_worker_processes(tmp_pat
     run_dirs = sorted(only_sweep(tmp_path).glob("*model.depth=*"))
     assert len(run_dirs) == 2
     for run_dir in run_dirs:
-        assert json.loads((run_dir / "result.json").read_text())["status"] == "interrupted"
-        assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+        result = json.loads((run_dir / "result.json").read_text())
+        assert result["status"] == "interrupted" and (run_dir / "checkpoints" / "last.ckpt").is_file()
+        assert f"Run {run_dir.name} interrupted after {result['epochs']} epochs" in (run_dir / "run.log").read_text()
 
 
 def test_ctrl_c_while_the_workers_start_stops_their_runs_at_the_first_step(tmp_path):

@@ -109,8 +109,9 @@ def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tm
     retrained = json.loads((tmp_path / "best" / "result.json").read_text())
     # Its own output folder is mlpbench's (outputs/run/<date>/<time>): the received-config check passes it.
     from mlpbench import __main__ as cli
+    from mlpbench.overrides import command_line
 
-    cli._check_received_config(cli.read_args(["--config-dir", str(study_dir(tmp_path)), "--config-name", "best_config"]))
+    cli._check_received_config(command_line(["--config-dir", str(study_dir(tmp_path)), "--config-name", "best_config"]))
     assert retrained["config"]["model"]["units"] == best.params["model.units"]
 
     # The folder holds its study: another study there would take over its trials' folders.
