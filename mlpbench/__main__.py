@@ -160,7 +160,7 @@ def _check_names(parsed: list) -> None:
             names = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
             for name in map(str, names):
                 if not safe_name(name):
-                    refuse(f"hydra.job.name={name}: must be a name of letters, digits, '.', '_' and '-' "
+                    refuse(f"hydra.job.name={name}: must be a name of at most 100 letters, digits, '.', '_' and '-' "
                            "(it names the run's log file)")
 
 

@@ -476,7 +476,8 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def safe_name(text: str) -> bool:
-    return bool(SAFE_NAME.match(text)) and ".." not in text
+    """Letters, digits, '.', '_' and '-', at most 100 of them, no '..' (fullmatch: no newline)."""
+    return bool(SAFE_NAME.fullmatch(text)) and ".." not in text
 
 
 def _non_finite(node: Any, prefix: str) -> list[str]:
@@ -645,7 +646,7 @@ def validate(cfg: DictConfig) -> None:
             errors += [f"{section}.{key}: not a setting of {section}{did_you_mean(key, fields)} (see --help)"
                        for key in sorted(set(cfg[section].keys()) - set(fields))]
     _check(errors, safe_name(tune.study_name), "tune.study_name",
-           tune.study_name, "must be a name of letters, digits, '.', '_' and '-' (it names a folder)")
+           tune.study_name, "must be a name of at most 100 letters, digits, '.', '_' and '-' (it names a folder)")
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
 

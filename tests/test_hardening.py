@@ -85,6 +85,7 @@ def test_values_that_would_train_wrongly_are_refused_by_name(override, message):
 @pytest.mark.parametrize("override, message", [
     ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1.0: must be > 0"),
     ("hydra.job.name=../..", "hydra.job.name=../..: must be a name"),
+    ("hydra.job.name=" + "a" * 101, "must be a name of at most 100 letters"),
     ("model.units=2000000", "parameters need about"),
     ("=5", "=5: an override is KEY=VALUE"),
 ])
