@@ -31,7 +31,10 @@ def choose_run(folder: Path, name: Optional[str]) -> Path:
     from mlpbench.report import find_sweep, read_sweep
 
     if name:
-        sweep = folder if read_result(folder / name) is not None else find_sweep(folder)
+        try:  # a folder of sweeps: its newest; a folder of single runs (outputs/run/<date>): itself
+            sweep = folder if read_result(folder / name) is not None else find_sweep(folder)
+        except ConfigError:
+            sweep = folder
         if read_result(sweep / name) is None:
             found = [run.name for run, _ in load_results(sweep)]
             raise ConfigError(f"--run {name}: no run of that name in {sweep}; its runs: {', '.join(found[:20]) or 'none'}"
@@ -118,7 +121,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("dir", type=Path, help="a data=table run's folder, or a sweep's (its best run)")
     parser.add_argument("--data", type=Path, required=True, help="rows to predict: .csv, .tsv, .parquet or .npz")
     parser.add_argument("--out", type=Path, help="write the predictions here as CSV (default: print them)")
-    parser.add_argument("--run", help="in a sweep's folder, the run to use (its folder's name)")
+    parser.add_argument("--run", help="the run to use (its folder's name) in a sweep's folder (a folder of sweeps: "
+                                      "its newest), or in a folder of single runs")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="best: the epoch of the best val_acc or val_r2 (default); last: the last epoch's, "
                              "as the test metrics")
