@@ -13,8 +13,8 @@ import shutil
 import sys
 from typing import NoReturn
 
-# A command refused for its input (an option's value, a folder in use): argparse's code, as
-# Hydra's own refusals of an override.
+# A command refused for its input (an option's value, a folder in use): argparse's code for a
+# usage error (Hydra's own refusals exit 1).
 EXIT_BAD_INPUT = 2
 
 

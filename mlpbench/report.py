@@ -39,9 +39,7 @@ from mlpbench.schema import AUTO_SEED, ConfigError, Metric, SweepConfig, safe_na
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
 
 REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
-# report.objective=null: as Keras Tuner's objective='val_accuracy', the best epoch's; a
-# regression's the last epoch's MSE.
-# The best epoch's validation score (Keras Tuner's objective; the epoch best.ckpt keeps, which
+# report.objective=null: the best epoch's validation score (Keras Tuner's objective; the epoch best.ckpt keeps, which
 # predict uses): a classifier's accuracy, a regression's r2.
 DEFAULT_OBJECTIVE = {"acc": "best_val_acc", "r2": "best_val_r2"}
 OBJECTIVES = tuple(m.value for m in Metric)  # what report.objective may name
@@ -566,7 +564,7 @@ FEW = "!"
 FEW_NOTE = f"{FEW} from 2 runs: an interval from fewer than 3 is too wide to read; add seeds."
 
 
-def _interval(summary: Summary, signed: bool = False, bounded: bool = False, digits: int = 4) -> str:
+def interval(summary: Summary, signed: bool = False, bounded: bool = False, digits: int = 4) -> str:
     """mean ± half-width of the 95% interval; the mean alone for one run. `bounded` (an accuracy):
     an interval that would leave [0, 1] is shown as its ends inside it, [low, high]."""
     if summary.n == 0:
@@ -618,7 +616,7 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
         row: dict[str, Any] = {k: s.values.get(k, "-") for k in sweep.keys} if sweep.keys else {"setting": s.label}
         row["n"] = s.summary(sweep.objective).n
         for metric in sweep.metrics():
-            row[metric] = _interval(s.summary(metric), signed=metric == "gap", bounded=metric in ACCURACIES)
+            row[metric] = interval(s.summary(metric), signed=metric == "gap", bounded=metric in ACCURACIES)
         row.update({"verdict": s.verdict.verdict or "-", "p": s.verdict.p, "seeds for 80% power": _to_decide(s.verdict)})
         if sweep.rounds:
             row["stopped"] = stopped(sweep, s) or "-"
@@ -646,7 +644,7 @@ def comparison_table(sweeps: list[Sweep]) -> str:
         row: dict[str, Any] = {first: label}
         for sweep in sweeps:
             s = next((s for s in sweep.settings if s.label == label), None)
-            cell = "-" if s is None else _interval(s.summary(sweep.objective), bounded=sweep.objective in ACCURACIES)
+            cell = "-" if s is None else interval(s.summary(sweep.objective), bounded=sweep.objective in ACCURACIES)
             if s is not None and s.verdict.verdict:
                 cell += f" ({s.verdict.verdict})"
             row[_column(sweep, sweeps)] = cell
@@ -678,13 +676,13 @@ def answer(sweep: Sweep, settings: Optional[list[Setting]] = None) -> str:
     if unfinished and all(summaries[n].n <= 1 for n in names):
         return f"{sweep.objective}: no verdict yet: {finish}"
     if len(settings) == 1:
-        shown = _interval(summaries[names[0]], bounded=sweep.objective in ACCURACIES)
+        shown = interval(summaries[names[0]], bounded=sweep.objective in ACCURACIES)
         text = (f"{sweep.objective}: {shown} (n = {summaries[names[0]].n}); a single "
                 "setting, nothing to compare it with" + ("; the same command with -m and seed=1,2,3,4,5 gives its "
                                                          "interval" if summaries[names[0]].n == 1 else ""))
     else:
         text = headline(names, summaries, found, sweep.objective, digits=3,
-                        shown=lambda s: _interval(s, bounded=sweep.objective in ACCURACIES, digits=3))
+                        shown=lambda s: interval(s, bounded=sweep.objective in ACCURACIES, digits=3))
     return f"{text}; {finish}" if unfinished else text
 
 
@@ -959,7 +957,7 @@ def plot_objective(sweeps: list[Sweep], path: Path) -> Optional[Path]:
         ax.errorbar([sm.mean], [i], xerr=[[sm.mean - low], [high - sm.mean]], fmt="o", color=colors[s.label],
                     capsize=4, markersize=7)
         verdict = f", {s.verdict.verdict}" + (f" (p={_cell('p', s.verdict.p)})" if s.verdict.p is not None else "")
-        note = f"  {_interval(sm, bounded=bounded)}  n={sm.n}" + (verdict if s.verdict.verdict else "")
+        note = f"  {interval(sm, bounded=bounded)}  n={sm.n}" + (verdict if s.verdict.verdict else "")
         ax.annotate(note, (high, i), xytext=(4, 0), textcoords="offset points", va="center", fontsize="small")
         labels.append((f"{sweep.label}: " if len(sweeps) > 1 else "") + s.label)
         lows.append(low)

@@ -452,16 +452,25 @@ def test_an_accuracy_interval_stays_inside_0_and_1_in_the_answer_the_table_and_t
     for activation, accs in {"relu": [0.98, 0.90], "tanh": [0.97, 0.88]}.items():
         for seed, acc in enumerate(accs, start=1):
             fake_run(sweep, [f"model.activation={activation}", f"seed={seed}"], [acc - 0.1, acc])
-    bars = []
+    bars = []  # (figure's file, the point, the error bar's arms) of each errorbar drawn
     real_errorbar = Axes.errorbar
-    monkeypatch.setattr(Axes, "errorbar",
-                        lambda ax, x, y, **kw: bars.append((x[0], kw["xerr"])) or real_errorbar(ax, x, y, **kw))
+    monkeypatch.setattr(Axes, "errorbar", lambda ax, x, y, **kw: bars.append(
+        (ax.figure, x[0] if "xerr" in kw else y[0], kw.get("xerr", kw.get("yerr")))) or real_errorbar(ax, x, y, **kw))
     built = report.build([sweep])
     answer = built.text.splitlines()[0]
     assert answer.startswith("best_val_acc: relu, tanh tied best (0.940 [0.432, 1.000]!)"), answer
     assert "| relu             | 2 | 0.9400 [0.4318, 1.0000]! |" in built.text
     # best_val_acc.png: each setting's bar ends at 1 (the interval's end past it is not drawn).
-    assert sorted((round(mean, 4), round(mean + right[0], 4)) for mean, (_, right) in bars) == [(0.925, 1.0), (0.94, 1.0)]
+    assert sorted((round(mean, 4), round(mean + arms[1][0], 4)) for _, mean, arms in bars) == [(0.925, 1.0), (0.94, 1.0)]
+    # against_depth.png: the accuracy panel's bars too (its gap panel is no accuracy: not bounded).
+    bars.clear()
+    depths = tmp_path / "depth"
+    for depth, accs in {2: [0.98, 0.90], 4: [0.97, 0.88]}.items():
+        for seed, acc in enumerate(accs, start=1):
+            fake_run(depths, [f"model.depth={depth}", f"seed={seed}"], [acc - 0.1, acc])
+    report.build([depths])
+    tops = [round(mean + arms[1][0], 4) for _, mean, arms in bars if mean > 0.5]  # best_val_acc and test_acc
+    assert len(tops) == 4 and max(tops) == 1.0
 
 
 def test_twelve_settings_of_two_keys_get_a_colour_per_activation_and_a_line_style_per_depth(tmp_path):
