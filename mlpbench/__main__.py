@@ -302,6 +302,10 @@ def _cli() -> None:
     from mlpbench.run import main, print_help
 
     known = command_line(sys.argv[1:])
+    stray = [a for a in known.unread if not a.startswith("-")]
+    if stray:  # Hydra's own message would be argparse's usage
+        refuse(f"{stray[0]}: the overrides must come together, after the flags (-m, --cfg job, --config-dir DIR), "
+               "as in: mlpbench -m model.depth=2,4 seed=1,2")
     overrides = list(known.overrides or [])
     for arg in overrides:
         if arg.startswith("+experiment="):

@@ -24,17 +24,13 @@ def did_you_mean(name: str, names: Iterable[str], shown: Optional[dict[str, str]
 
 
 def command_line(argv: list[str]):
-    """The command line as Hydra reads it: its flags (multirun, config_dir, help, ...) and
-    `overrides`, the KEY=VALUE arguments, which Hydra takes as one run of arguments."""
+    """The command line as Hydra reads it: its flags (multirun, config_dir, help, ...),
+    `overrides`, the KEY=VALUE arguments, which Hydra takes as one run of arguments, and
+    `unread`, what Hydra's parser does not take (it refuses them)."""
     from hydra._internal.utils import get_args_parser
 
-    from mlpbench.console import refuse
-
     known, unread = get_args_parser().parse_known_args(argv)
-    stray = [a for a in unread if not a.startswith("-")]
-    if stray:  # Hydra's own message would be argparse's usage
-        refuse(f"{stray[0]}: the overrides must come together, after the flags (-m, --cfg job, --config-dir DIR), "
-               "as in: mlpbench -m model.depth=2,4 seed=1,2")
+    known.unread = unread
     return known
 
 
