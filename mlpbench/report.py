@@ -710,41 +710,31 @@ def _settings_in_order(sweeps: list[Sweep]) -> list[Setting]:
     return list(found.values())
 
 
-def _styled_by_keys(sweeps: list[Sweep]) -> Optional[tuple[str, list[str], list[tuple[str, ...]]]]:
-    """Where more than 10 settings are two or more swept keys of few values each (activation x
-    depth: 4 x 3): the first key, its values (a colour each) and the others' combinations (a line
-    style each); else None (a colour per setting)."""
+def _looks(sweeps: list[Sweep]) -> tuple[dict[str, str], dict[str, str]]:
+    """Setting label -> colour, and -> line style, in the report's setting order: a colour each,
+    solid; where more than 10 settings are two or more swept keys of few values each (activation
+    x depth: 4 x 3), a colour per value of the first key and a line style per combination of the
+    others."""
     settings, keys = _settings_in_order(sweeps), swept_keys(sweeps)
-    if len(settings) <= 10 or len(keys) < 2:
-        return None
-    first = list(dict.fromkeys(s.values.get(keys[0], "") for s in settings))
-    rest = list(dict.fromkeys(tuple(s.values.get(k, "") for k in keys[1:]) for s in settings))
-    return (keys[0], first, rest) if len(first) <= 10 and len(rest) <= len(LINE_STYLES) else None
+    if len(settings) > 10 and len(keys) > 1:
+        first = list(dict.fromkeys(s.values.get(keys[0], "") for s in settings))
+        rest = list(dict.fromkeys(tuple(s.values.get(k, "") for k in keys[1:]) for s in settings))
+        if len(first) <= 10 and len(rest) <= len(LINE_STYLES):
+            colors, styles = dict(zip(first, _colors(len(first)))), dict(zip(rest, LINE_STYLES))
+            return ({s.label: colors[s.values.get(keys[0], "")] for s in settings},
+                    {s.label: styles[tuple(s.values.get(k, "") for k in keys[1:])] for s in settings})
+    return (dict(zip([s.label for s in settings], _colors(len(settings)))), {s.label: "-" for s in settings})
 
 
 def setting_colors(sweeps: list[Sweep]) -> dict[str, str]:
-    """Setting label -> colour, in the report's setting order: a setting is drawn in its colour in
-    every figure of the report, and in each sweep of a comparison; past 10 settings of several
-    keys, one colour per value of the first key (setting_line_styles tells the rest apart)."""
-    settings = _settings_in_order(sweeps)
-    styled = _styled_by_keys(sweeps)
-    if styled is None:
-        return dict(zip([s.label for s in settings], _colors(len(settings))))
-    key, first, _ = styled
-    colors = dict(zip(first, _colors(len(first))))
-    return {s.label: colors[s.values.get(key, "")] for s in settings}
+    """Setting label -> colour (_looks): a setting is drawn in its colour in every figure of the
+    report, and in each sweep of a comparison."""
+    return _looks(sweeps)[0]
 
 
 def setting_line_styles(sweeps: list[Sweep]) -> dict[str, str]:
-    """Setting label -> a per-epoch curve's line style: solid, or past 10 settings of several keys,
-    one per combination of the keys after the first."""
-    settings = _settings_in_order(sweeps)
-    styled = _styled_by_keys(sweeps)
-    if styled is None:
-        return {s.label: "-" for s in settings}
-    key, _, rest = styled
-    keys = swept_keys(sweeps)[1:]
-    return {s.label: LINE_STYLES[rest.index(tuple(s.values.get(k, "") for k in keys))] for s in settings}
+    """Setting label -> a per-epoch curve's line style (_looks)."""
+    return _looks(sweeps)[1]
 
 
 def _legend_title(sweeps: list[Sweep]) -> str:
@@ -802,7 +792,7 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
         return None
     accuracy = metric.endswith(("acc", "r2"))  # higher is better, at most 1
     r2 = metric.endswith("r2")
-    colors, styles = setting_colors(sweeps), setting_line_styles(sweeps)
+    colors, styles = _looks(sweeps)
     fig, axes = figure(1, len(sweeps), sharey=True)
     drawn: list[tuple[int, float, int]] = []  # (epoch, value, its curve's last epoch), bands too
     for ax, sweep in zip(axes[0], sweeps):
