@@ -475,7 +475,7 @@ def epoch_order(seed: int, epoch: int, rows: int) -> torch.Tensor:
 
 
 # Off the CPU, the most rows (bytes of float32 features) one chunk of a stack gathers at once
-# (stacked.steps_per_chunk; run.memory_need counts two).
+# (stacked.steps_per_chunk; memory.memory_need counts two).
 GPU_CHUNK_BYTES = 256 * 2**20
 
 

@@ -128,7 +128,7 @@ def sync_check(data_overrides: list[str], replicas: int, device: str, workdir: P
     from mlpbench.data import MLPDataModule, make_stacked_splits
     from mlpbench.hparams import run_logger
     from mlpbench.model import MLP
-    from mlpbench.run import quiet_lightning
+    from mlpbench.trainer import quiet_lightning
     from mlpbench.stacked import StackedModule, steps_per_chunk
 
     quiet_lightning()

@@ -8,13 +8,11 @@ starts; what a rerun does with runs already there is mlpbench/sweep.py's.
 from __future__ import annotations
 
 import logging
-import os
-import re
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -22,11 +20,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlpbench import sweep
+from mlpbench.checkpoints import usable_checkpoint
 from mlpbench.console import refuse
 from mlpbench.files import DISK_ERRORS
+from mlpbench.memory import check_memory
 from mlpbench.overrides import shown
 from mlpbench.results import RunRecord, Status, read_result, score_in
-from mlpbench.schema import ConfigError, checked, device_count, register_configs, targets, trusted
+from mlpbench.schema import ConfigError, checked, device_count, register_configs
+from mlpbench.trainer import config_callbacks, make_trainer, quiet_lightning
 
 log = logging.getLogger("mlpbench")
 # conf/ ships inside the package as mlpbench.conf (pyproject.toml): found in any install.
@@ -46,122 +47,6 @@ def compose_config(overrides: list[str], with_hydra: bool = False) -> DictConfig
 
     with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
-
-
-def quiet_lightning() -> None:
-    # Lightning announces every accelerator it did not find; keep its warnings, drop that.
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
-                 "lightning.pytorch.accelerators.cuda"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # Lightning 2.6 calls a torch 2.13 pytree API that warns on every run; not ours to fix.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    # Small datasets have fewer batches than the logging interval; the epoch scalars still log.
-    warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
-    # A resumed run continues in its own checkpoint folder: that is the point, not a hazard.
-    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-
-
-def checkpoint_callback(run_dir: Path, score: str = "acc"):
-    """A run's checkpoints: checkpoints/last.ckpt after every epoch (what resume continues
-    from), checkpoints/best.ckpt at the best val_acc (a regression's val_r2) so far."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    class RunCheckpoint(ModelCheckpoint):
-        """Lightning (2.6) writes last.ckpt only along with a new best.ckpt: after an epoch that
-        did not improve, last.ckpt was an earlier epoch's, not the weights the run's test metrics
-        were measured with (nor the newest a resume could continue from). A diverged run's epoch
-        is not saved at all: its NaN weights could score a finite val_acc (every row class 0) and
-        become best.ckpt; it keeps its last finite checkpoint, as a stacked replica does."""
-
-        def on_validation_end(self, trainer, pl_module) -> None:
-            self._saving(super().on_validation_end, trainer, pl_module, at_epoch_end=False)
-
-        def on_train_epoch_end(self, trainer, pl_module) -> None:
-            self._saving(super().on_train_epoch_end, trainer, pl_module, at_epoch_end=True)
-
-        def on_train_end(self, trainer, pl_module) -> None:
-            if pl_module.diverged_at is None:  # (Lightning's: last.ckpt if none was written)
-                super().on_train_end(trainer, pl_module)
-
-        def _saving(self, lightnings_hook, trainer, pl_module, at_epoch_end: bool) -> None:
-            """Lightning's saving at this hook, then last.ckpt where it left it unwritten."""
-            if pl_module.diverged_at is not None:
-                return
-            saved = self._last_global_step_saved
-            lightnings_hook(trainer, pl_module)
-            if (self._should_save_on_train_epoch_end(trainer) == at_epoch_end and self._last_global_step_saved == saved
-                    and not self._should_skip_saving_checkpoint(trainer)):
-                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-        @property
-        def state_key(self) -> str:  # as ModelCheckpoint's: checkpoints of earlier versions resume
-            return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
-
-    return RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=f"val_{score}", mode="max",
-                         save_last=True, save_top_k=1)
-
-
-def make_trainer(t: DictConfig, run_dir: Path, logger, *callbacks, checkpoints: bool = True, score: str = "acc"):
-    """The Lightning Trainer for `trainer.*`; Lightning's own checks of these values become
-    a config error here, before anything is trained or written. `checkpoints=False`: the
-    caller writes them (stacked replicas, each into its own run folder)."""
-    import lightning.pytorch as pl
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-    from lightning.pytorch.callbacks import ProgressBar
-
-    from mlpbench.console import progress_bar
-
-    own = [checkpoint_callback(run_dir, score)] if checkpoints else []
-    own.append(_stop_if_asked())
-
-    # Lightning draws its bar on stdout; a callback of the user's may be a bar of its own.
-    bar = sys.stdout.isatty() if t.enable_progress_bar is None else t.enable_progress_bar
-    ours = bar and not any(isinstance(cb, ProgressBar) for cb in callbacks)
-    try:
-        return pl.Trainer(
-            accelerator=t.accelerator, strategy=t.strategy, precision=t.precision,
-            devices=OmegaConf.to_object(t.devices) if OmegaConf.is_config(t.devices) else t.devices,
-            max_epochs=t.max_epochs, log_every_n_steps=t.log_every_n_steps,
-            enable_progress_bar=bar, deterministic=t.deterministic,
-            logger=logger, callbacks=[*own, *([progress_bar()] if ours else []), *callbacks],
-            enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(run_dir),
-        )
-    except (ValueError, TypeError, ImportError, MisconfigurationException) as e:
-        hint = _gpu_hint(t.accelerator)
-        raise ConfigError(f"trainer.accelerator={t.accelerator} trainer.devices={t.devices} trainer.strategy="
-                          f"{t.strategy} trainer.precision={t.precision}: Lightning rejects this setting: {e}"
-                          + (f" ({hint})" if hint else "")) from None
-
-
-def _stop_if_asked():
-    """A Lightning callback: a run whose process its sweep asked to stop before Lightning's SIGTERM
-    handler was in place (sweep.STOP_ASKED) stops at its first step, as if the signal came then
-    (Lightning's handler; the run kept as interrupted, resume=true continues it)."""
-    import signal
-
-    from lightning.pytorch.callbacks import Callback
-
-    class StopIfAsked(Callback):
-        def on_train_start(self, trainer, pl_module):
-            if sweep.STOP_ASKED.is_set():
-                os.kill(os.getpid(), signal.SIGTERM)
-
-    return StopIfAsked()
-
-
-def _gpu_hint(accelerator: str) -> str:
-    """Why a GPU is not found, where torch can tell: a CPU build of torch (the default set-up's),
-    or a CUDA build that sees no GPU."""
-    import torch
-
-    if accelerator not in ("gpu", "cuda"):
-        return ""
-    if torch.version.cuda is None:
-        return (f"torch {torch.__version__} is a CPU build, which cannot use a GPU; on a machine with an NVIDIA "
-                "GPU install the CUDA build: make setup TORCH=cuda")
-    if not torch.cuda.is_available():
-        return f"torch is a CUDA {torch.version.cuda} build, but it sees no GPU: the driver, CUDA_VISIBLE_DEVICES?"
-    return ""
 
 
 # A test split this small is a truth table (XOR): its outputs are worth reading row by row.
@@ -345,214 +230,6 @@ def run_line(name: str, payload: dict[str, Any]) -> str:
     test = "" if validated_on_test else f", test_{score} {metrics[f'test_{score}']:.4f}"
     return (f"Run {name} {payload['status']}: val_{score} {metrics[f'val_{score}']:.4f}{test}, {epochs} "
             f"{'epoch' if epochs == 1 else 'epochs'} in {payload['seconds']:.1f} s")
-
-
-def check_memory(cfg: DictConfig, splits, replicas: int = 1) -> None:
-    """A model too large for the memory it trains in is a config error before torch tries to
-    allocate it (memory_need: weights, gradients, optimizer state, a batch's activations, times
-    the replicas trained as one stacked model; on a GPU the rows too), against the GPU's free
-    memory or this machine's."""
-    found = _training_memory(cfg)
-    if found is None:
-        return
-    available, where = found
-    need = memory_need(cfg, splits, replicas)
-    if need.total > 0.8 * available:
-        raise ConfigError(f"model.units={cfg.model.units} model.depth={cfg.model.depth} data.batch_size="
-                          f"{cfg.data.batch_size}: {need.params:,} parameters need about {need.weights / 1e9:.1f} GB "
-                          f"(weights, gradients, optimizer state{f', {replicas} stacked replicas' if replicas > 1 else ''})"
-                          f" and a batch's activations {need.activations / 1e9:.1f} GB"
-                          f"{f', the rows {need.data / 1e9:.1f} GB' if need.data else ''}; {where}")
-
-
-def replicas_that_fit(cfg: DictConfig, splits, wanted: int) -> int:
-    """How many of `wanted` stacked replicas the memory a stack trains in holds (memory_need
-    within 80% of it, as check_memory asks): `wanted` where it cannot tell; at least 1 (one
-    that does not fit is check_memory's error, naming what it needs)."""
-    found = _training_memory(cfg)
-    if found is None:
-        return wanted
-    one, two = memory_need(cfg, splits, 1), memory_need(cfg, splits, 2)
-    per_replica = two.total - one.total
-    fit = int((0.8 * found[0] - (one.total - per_replica)) // per_replica)
-    return max(1, min(wanted, fit))
-
-
-@dataclass
-class MemoryNeed:
-    params: int  # one replica's
-    weights: int  # bytes: weights, gradients and up to two optimizer moments, float32
-    activations: int  # bytes: a batch's activations and their gradients
-    data: int  # bytes: the rows, where they are kept on the device (a GPU)
-
-    @property
-    def total(self) -> int:
-        return self.weights + self.activations + self.data
-
-
-def memory_need(cfg: DictConfig, splits, replicas: int = 1) -> MemoryNeed:
-    """What training `replicas` stacked models of `cfg` takes, roughly: weights, gradients and
-    up to two optimizer moments, and a batch's activations and their gradients (evaluation's
-    batches are 1,024 rows or more), float32, times the replicas; on a GPU the rows (kept there,
-    each tensor once: a stack's validation rows are its training tensor)."""
-    from mlpbench.model import hidden_widths, output_size
-
-    features, classes = splits.num_features, splits.num_classes
-    widths = [features, *hidden_widths(cfg.model, features, classes), output_size(cfg.model, classes)]
-    params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
-    rows = min(max(cfg.data.batch_size, 1024), max(splits.sizes().values()))
-    data = 0
-    if not sweep.trains_on_cpu(cfg):
-        tensors = {t.data_ptr(): t for t in (splits.x_train, splits.y_train, splits.x_val, splits.y_val,
-                                             splits.x_test, splits.y_test)}
-        data = sum(t.numel() * t.element_size() for t in tensors.values())
-        if splits.train_rows is not None:  # a stack's
-            from mlpbench.data import GPU_CHUNK_BYTES
-
-            # Each replica's row indices (train and its epoch's order, val, test: int64), and two
-            # chunks of gathered rows (one training, the next being fetched).
-            indices = 2 * splits.train_rows.shape[-1] + splits.val_rows.shape[-1] + splits.test_rows.shape[-1]
-            data += 8 * indices * replicas + 2 * GPU_CHUNK_BYTES
-    return MemoryNeed(params, params * 4 * 4 * replicas, rows * sum(widths) * 4 * 3 * replicas, data)
-
-
-def _training_memory(cfg: DictConfig) -> Optional[tuple[int, str]]:
-    """The bytes a run may use where it trains, and what that is: the free memory of the GPU it
-    will train on (trainer.accelerator, trainer.devices), else this machine's memory."""
-    import torch
-
-    accelerator = str(cfg.trainer.accelerator)
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            return None  # Lightning refuses the setting, saying why (_gpu_hint)
-        devices = cfg.trainer.devices
-        index = int(list(devices)[0]) if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)) else 0
-        free, _ = torch.cuda.mem_get_info(index)
-        # What this process's allocator holds cached (an earlier stack's) is free to it too.
-        free += torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
-        return free, f"GPU {index} has {free / 1e9:.1f} GB free"
-    try:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-    return available, f"this machine has {available / 1e9:.1f} GB"
-
-
-# What a run logs for Lightning's callbacks to watch (EarlyStopping, ModelCheckpoint: `monitor`).
-MONITORED = ("train_loss", "val_loss", "val_acc", "val_r2")  # val_r2: a regression's
-
-
-def config_callbacks(cfg: DictConfig, overrides: list[str]) -> list:
-    """The Lightning callbacks `callbacks.*` names, built; a ConfigError for one that cannot be."""
-    # Every _target_ instantiate would build, nested and interpolated ones too, is trusted or was
-    # typed by the user on the command line; a config file cannot bring its own.
-    typed = set(re.findall(r"_target_\s*[:=]\s*'?([\w.]+)", " ".join(overrides)))
-    for key, target in targets(OmegaConf.to_container(cfg.callbacks, resolve=True), "callbacks"):
-        if target not in typed and not trusted(target):
-            raise ConfigError(f"{key}={target}: a config file may name only mlpbench's or Lightning's "
-                              "callbacks; give this one on the command line if you trust it")
-    # `+callbacks.NAME=null` is no callback (as Hydra drops a null config).
-    return [_callback(key, spec) for key, spec in cfg.callbacks.items() if spec is not None]
-
-
-def _callback(key: str, spec: DictConfig):
-    """`callbacks.KEY` built, or a ConfigError naming it: arguments its class does not take, or
-    a metric to watch that no run logs (found before training, not at the first epoch's end)."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    from lightning.pytorch import Callback
-
-    try:
-        callback = instantiate(spec)
-    except (InstantiationException, TypeError, ValueError, ImportError, OSError) as e:
-        raise ConfigError(f"callbacks.{key}: cannot be built ({' '.join(str(e).split())[:300]})") from None
-    if not isinstance(callback, Callback):
-        raise ConfigError(f"callbacks.{key}: {type(callback).__name__} is not a Lightning callback "
-                          "(lightning.pytorch.Callback)")
-    monitor = getattr(callback, "monitor", None)
-    if isinstance(monitor, str) and monitor not in MONITORED:
-        raise ConfigError(f"callbacks.{key}.monitor={monitor}: no run logs it; watch one of: {', '.join(MONITORED)}")
-    folder = getattr(callback, "dirpath", None)  # ModelCheckpoint's: checked as output folders are
-    if folder:
-        sweep.usable_folder(folder, f"callbacks.{key}.dirpath")
-    return callback
-
-
-def usable_checkpoint(path: Path, model_cfg) -> tuple[Path, dict[str, int]] | None:
-    """The checkpoint a run continues from and where it stands: `path` (last.ckpt), else the
-    best.ckpt beside it (an earlier epoch, but not lost); None if neither can be used."""
-    for candidate in (Path(path), Path(path).with_name("best.ckpt")):
-        if candidate.is_file():
-            position = checkpoint_position(candidate, model_cfg)
-            if position is not None:
-                return candidate, position
-    return None
-
-
-def checkpoint_position(path: Path, model_cfg) -> dict[str, int] | None:
-    """Where a checkpoint stands: epochs finished and optimizer steps taken; None, said in the
-    log naming the file, when it cannot be used: cut short, corrupt, holding more than tensors
-    and data, or another model's weights than `model_cfg`'s."""
-    import torch
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        history = checkpoint.get("mlpbench", {}).get("history", {})
-        position = {"epoch": len(history.get("train_loss", [])), "step": int(checkpoint["global_step"])}
-        other = _other_model(checkpoint["state_dict"], model_cfg)
-        if other:
-            raise ValueError(other)
-        # Bytes overwritten inside the file load as numbers still: NaN or inf where a run that
-        # kept this checkpoint had none (a diverged run keeps its last finite one).
-        tensors = [*checkpoint["state_dict"].values(), *_tensors(checkpoint.get("optimizer_states"))]
-        if not all(torch.isfinite(t).all() for t in tensors if t.is_floating_point()):
-            raise ValueError("it holds weights or optimizer state that are not finite (damaged)")
-        return position
-    except Exception as e:
-        first_line = re.sub(r"\x1b\[[0-9;]*m", "", (str(e).strip().splitlines() or [""])[0])[:200]
-        log.warning("Run %s: its checkpoint %s cannot be used (%s: %s); %s", path.parent.parent.name, path,
-                    type(e).__name__, first_line,
-                    "trying best.ckpt" if path.name == "last.ckpt" else "the run starts over")
-        return None
-
-
-def _tensors(node: Any) -> list:
-    """The tensors in nested dicts and lists (an optimizer's state)."""
-    import torch
-
-    if isinstance(node, torch.Tensor):
-        return [node]
-    items = node.values() if isinstance(node, dict) else node if isinstance(node, (list, tuple)) else ()
-    return [t for item in items for t in _tensors(item)]
-
-
-def _other_model(state: dict, model_cfg) -> str | None:
-    """Why a checkpoint's weights are not those of a model_cfg network (a checkpoint copied in
-    from another run), or None: its tensors' shapes against the network's, built without memory
-    (torch's meta device) for the inputs and outputs the checkpoint has."""
-    import torch
-
-    from mlpbench.model import MLP
-
-    shapes = {k.removeprefix("model."): tuple(v.shape) for k, v in state.items()}
-    dense = [s for s in shapes.values() if len(s) == 2]
-    if not dense:
-        return "it holds no layer's weights"
-    outputs = dense[-1][0]
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in MLP(model_cfg, dense[0][1], 2 if outputs == 1 else outputs)
-                    .state_dict().items()}
-    if shapes == expected:
-        return None
-
-    def widths(layers: list[tuple]) -> str:
-        return " -> ".join(str(w) for w in [layers[0][1], *(s[0] for s in layers)])
-
-    theirs, ours = widths(dense), widths([s for s in expected.values() if len(s) == 2])
-    if theirs == ours:
-        return f"it holds another network: widths {ours} as this run's, other BatchNorm or residual layers"
-    return f"it holds another network: widths {theirs}, this run's {ours}"
 
 
 def _discard_unstarted(run_dir: Path, job_name: str) -> None:

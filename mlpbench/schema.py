@@ -434,13 +434,13 @@ def checked(cfg: DictConfig) -> DictConfig:
 
 # `_target_`s a config file may name unless the user typed them on the command line: mlpbench's
 # own, Hydra's and its plugins', Lightning's callbacks. Anything else in a config someone sent
-# (a best_config.yaml) could run any code (mlpbench/__main__.py, mlpbench/run.py).
+# (a best_config.yaml) could run any code (mlpbench/__main__.py, mlpbench/trainer.py).
 TRUSTED_TARGETS = ("mlpbench.", "hydra_plugins.", "hydra._internal.", "lightning.pytorch.callbacks.")
 
 
 def trusted(target: Any) -> bool:
     """A `_target_` a config file may name: under TRUSTED_TARGETS, and what it names defined there
-    too (Hydra follows attributes: `mlpbench.run.os.system` is os.system)."""
+    too (Hydra follows attributes: `mlpbench.trainer.os.system` is os.system)."""
     if not isinstance(target, str) or not target.startswith(TRUSTED_TARGETS):
         return False
     from hydra._internal.utils import _locate

@@ -37,15 +37,18 @@ from lightning.pytorch.callbacks import Checkpoint
 from torch import nn
 
 from mlpbench import sweep
+from mlpbench.checkpoints import checkpoint_callback
 from mlpbench.data import GPU_CHUNK_BYTES
 from mlpbench.model import MLP, NARROW_UNITS, BatchNorm, HiddenBlock, autocast_operands, batch_stats
 from mlpbench.module import MLPModule, epoch_line, epoch_scalars, history_keys, regression_terms, restore_cuda_rng
 from mlpbench.files import write_atomic
+from mlpbench.memory import check_memory, memory_need, replicas_that_fit
 from mlpbench.optim import OptimizerStack, build_optimizer
 from mlpbench.overrides import parse, shown
 from mlpbench.results import Status
-from mlpbench.run import Job, check_memory, checkpoint_callback, memory_need, replicas_that_fit, run_line
+from mlpbench.run import Job, run_line
 from mlpbench.schema import Loss
+from mlpbench.trainer import config_callbacks, make_trainer, quiet_lightning
 
 log = logging.getLogger("mlpbench")
 
@@ -715,8 +718,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
     from mlpbench.hparams import run_hparams, run_logger, write_session_end, write_session_start
     from mlpbench.model import count_params, summary
     from mlpbench.module import AfterEpochMetrics
-    from mlpbench.run import (MAX_PREDICTION_ROWS, config_callbacks, end_record, keep_interrupted, make_trainer,
-                              predictions, quiet_lightning, start_record)
+    from mlpbench.run import MAX_PREDICTION_ROWS, end_record, keep_interrupted, predictions, start_record
 
     quiet_lightning()
     # Replicas with one optimizer setting, and within those one activation, side by side: each

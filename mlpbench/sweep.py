@@ -401,7 +401,7 @@ _held_locks: list = []
 
 # Set in a sweep's worker process by the SIGTERM its sweep sends to stop it when Lightning's own
 # handler is not in place yet (the worker starting, a run loading its rows): the run then stops
-# at its first step (mlpbench.run.make_trainer's callback) instead of training to its end.
+# at its first step (mlpbench.trainer.make_trainer's callback) instead of training to its end.
 STOP_ASKED = threading.Event()
 # Error types of a run its config refused (mlpbench.schema.ConfigError, its DataError and
 # TableError): the same command fails them the same way again.

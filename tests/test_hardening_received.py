@@ -197,9 +197,9 @@ def test_what_would_fail_at_run_time_is_a_config_error_naming_the_key(overrides,
 
 
 def test_refused_values_leave_no_folder_and_sweeps_check_their_launcher_and_values(tmp_path):
-    from mlpbench import run
     from mlpbench.run import compose_config
     from mlpbench.schema import validate_launcher
+    from mlpbench.trainer import _callback
 
     proc = run_cli(*TINY, "seed=${oc.env:MLPBENCH_NO_SUCH_VARIABLE}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode == 2 and "seed: " in proc.stderr and "Traceback" not in proc.stderr
@@ -228,7 +228,7 @@ def test_refused_values_leave_no_folder_and_sweeps_check_their_launcher_and_valu
                            "callbacks.es.dirpath=")):
         es = OmegaConf.create({"_target_": "lightning.pytorch.callbacks.EarlyStopping", **spec})
         with pytest.raises(ConfigError, match=message):
-            run._callback("es", es)
+            _callback("es", es)
 
 
 def test_a_search_refuses_pruning_that_cannot_prune_and_points_outside_its_space(tmp_path):
@@ -271,7 +271,7 @@ def test_output_folders_are_checked_before_anything_is_written(tmp_path, monkeyp
 
 
 def test_checkpoints_stand_alone_and_a_swapped_one_is_named_and_not_used(tmp_path, caplog):
-    from mlpbench import run
+    from mlpbench.checkpoints import usable_checkpoint
 
     sweep_dir = tmp_path / "sweep"
     # One process (hydra.launcher.workers=1): no worker processes to start for runs this small.
@@ -282,17 +282,17 @@ def test_checkpoints_stand_alone_and_a_swapped_one_is_named_and_not_used(tmp_pat
     assert (two / "last.ckpt").stat().st_ino != (two / "best.ckpt").stat().st_ino  # stacked: two files
     cfg = checked(make_config("model.depth=2"))
     (two / "last.ckpt").write_bytes((two / "last.ckpt").read_bytes()[:100])  # cut short: best.ckpt serves
-    assert run.usable_checkpoint(two / "last.ckpt", cfg.model)[0] == two / "best.ckpt"
+    assert usable_checkpoint(two / "last.ckpt", cfg.model)[0] == two / "best.ckpt"
     checkpoint = torch.load(two / "best.ckpt", weights_only=True)  # bytes overwritten inside: NaN weights
     next(iter(checkpoint["state_dict"].values())).fill_(float("nan"))
     torch.save(checkpoint, two / "last.ckpt")
     with caplog.at_level(logging.WARNING, logger="mlpbench"):
-        assert run.usable_checkpoint(two / "last.ckpt", cfg.model)[0] == two / "best.ckpt"
+        assert usable_checkpoint(two / "last.ckpt", cfg.model)[0] == two / "best.ckpt"
     assert "not finite (damaged)" in caplog.text
     for name in ("last.ckpt", "best.ckpt"):
         (two / name).write_bytes((one / name).read_bytes())  # depth 1's, copied into depth 2's run
     with caplog.at_level(logging.WARNING, logger="mlpbench"):
-        assert run.usable_checkpoint(two / "last.ckpt", cfg.model) is None
+        assert usable_checkpoint(two / "last.ckpt", cfg.model) is None
     assert f"{two / 'last.ckpt'} cannot be used" in caplog.text
     assert "widths 784 -> 128 -> 10, this run's 784 -> 128 -> 128 -> 10" in caplog.text
 

@@ -122,7 +122,7 @@ def test_keras_adam_counts_its_steps_without_reading_the_device_and_resumes_from
 
 def test_a_model_too_large_for_the_gpus_free_memory_is_refused_naming_it(monkeypatch):
     from mlpbench.data import make_splits
-    from mlpbench.run import check_memory
+    from mlpbench.memory import check_memory
 
     cfg = checked(compose_config(["data=digits", "trainer.accelerator=gpu", "trainer.devices=[1]"]))
     splits = make_splits(cfg.data, cfg.seed)
@@ -138,7 +138,7 @@ def test_a_model_too_large_for_the_gpus_free_memory_is_refused_naming_it(monkeyp
 
 def test_a_stack_takes_as_many_replicas_as_the_gpus_free_memory_holds(monkeypatch):
     from mlpbench.data import make_stacked_splits
-    from mlpbench.run import check_memory, replicas_that_fit
+    from mlpbench.memory import check_memory, replicas_that_fit
 
     cfg = checked(compose_config(["data=digits", "trainer.accelerator=gpu"]))
     splits = make_stacked_splits(cfg.data, [1, 2])

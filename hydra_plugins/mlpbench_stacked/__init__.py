@@ -127,7 +127,7 @@ class StackedLauncher(Launcher):
     def _groups(self, returns: list[JobReturn]) -> list[list[JobReturn]]:
         """The prepared jobs in groups that train together, the costliest first (so that the
         last to start are the shortest); a run given twice (seed=1,1) once."""
-        from mlpbench import run
+        from mlpbench.checkpoints import usable_checkpoint
         from mlpbench.schema import CPU_MAX_REPLICAS
         from mlpbench.sweep import alone_because, clear_run, stack_key, trains_on_cpu
 
@@ -149,7 +149,7 @@ class StackedLauncher(Launcher):
                 alone.append([ret])
                 continue
             if job.plan.checkpoint is not None:
-                found = run.usable_checkpoint(job.plan.checkpoint, job.cfg.model)  # train_group reads it from here
+                found = usable_checkpoint(job.plan.checkpoint, job.cfg.model)  # train_group reads it from here
                 if found is None:  # unusable: the run starts over, as on its own
                     clear_run(job.run_dir)
                 job.plan.checkpoint, job.position = found or (None, None)
