@@ -232,6 +232,9 @@ def run_line(name: str, payload: dict[str, Any]) -> str:
             f"{'epoch' if epochs == 1 else 'epochs'} in {payload['seconds']:.1f} s")
 
 
+# ---------------------------------------------------------------------------- the Hydra app
+
+
 def _discard_unstarted(run_dir: Path, job_name: str) -> None:
     """A single run refused by a config check: remove exactly what Hydra made for it (.hydra/'s
     three files and the run's empty log), then the folder if that left it empty, so that no
