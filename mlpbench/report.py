@@ -8,8 +8,8 @@ Runs that differ only in `seed` are repeats of one setting. Per setting the repo
 for each metric, the mean, the standard deviation and the half-width of its 95% interval (t
 distribution); then a verdict against the setting with the best mean of the objective
 (`report.objective`; best_val_acc unless set, best_val_r2 for a regression): `best`, `tied` (not distinguishable at the 5%
-level) or `worse`, with the Holm-adjusted p-value of a paired t-test over the seeds both ran
-(Welch's test where the seeds differ). With one run per setting there is no verdict. A sweep made
+level) or `worse`, with the p-value of a paired t-test over the seeds both ran (Welch's test
+without two in common), Holm-adjusted over every pair of settings. With one run per setting there is no verdict. A sweep made
 with seed=auto (its multirun.yaml says so) is judged by the anytime-valid test of its rounds
 (mlpbench.stats.sequential_verdicts), and each setting says why it stopped.
 
@@ -1057,8 +1057,8 @@ def _fixed_header(sweeps: list[Sweep], differences: dict[str, list[tuple[str, st
 
 SEQUENTIAL_NOTE = ("seed=auto added seeds in rounds, so the test is one that stays valid however often it is "
                    "looked at: the paired t-test's e-value (Lai 1976; Grunwald et al. 2024), p = m / e for m "
-                   "comparisons; `stopped` says why a setting got no more seeds")
-FIXED_NOTE = "paired t-test over shared seeds, else Welch; Holm-adjusted p"
+                   "pairs of settings; `stopped` says why a setting got no more seeds")
+FIXED_NOTE = "paired t-test over shared seeds, else Welch; p Holm-adjusted over every pair of settings"
 
 
 def _test_named(sweeps: list[Sweep]) -> str:

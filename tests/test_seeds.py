@@ -3,6 +3,7 @@
 real sweep."""
 
 import json
+import math
 import zlib
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from scipy import special
+from scipy import stats as sps
 
 from mlpbench.report import read_sweep, stopped
 from mlpbench.seeds import SeedRounds
-from mlpbench.stats import sequential_verdicts
+from mlpbench.stats import Verdict, sequential_verdicts
 from tests.conftest import run_cli, summary_rows
 from tests.test_report import fake_run
 
@@ -59,6 +61,49 @@ def test_a_difference_of_1_5_standard_deviations_is_decided_in_80_percent_within
     assert decided >= 0.8
     assert seeds < MAX_SEEDS
 
+
+
+def test_every_seed_the_same_difference_is_evidence_that_grows_with_the_seeds_not_proof():
+    # Accuracies are discrete: two settings may differ by the same amount on every seed. That is
+    # t = infinity, whose e-value is finite: 4 at 3 seeds, 42.6 at 6 (the first over 1 / 0.05).
+    from mlpbench.stats import evidence
+
+    same = [evidence(dict.fromkeys(range(n), 0.978), dict.fromkeys(range(n), 0.967))[0] for n in range(2, 8)]
+    assert same == pytest.approx([1.8615, 4.0, 8.7800, 19.333, 42.596, 93.867], rel=1e-4)
+    found = sequential_verdicts({"a": dict.fromkeys(range(3), 0.978), "b": dict.fromkeys(range(3), 0.967)}, 10)
+    assert found["b"] == Verdict("tied", pytest.approx(0.25), seeds_needed=2)
+    six = sequential_verdicts({"a": dict.fromkeys(range(6), 0.978), "b": dict.fromkeys(range(6), 0.967)}, 10)
+    assert six["b"].verdict == "worse" and six["b"].p == pytest.approx(1 / 42.596, rel=1e-4)
+
+
+def test_the_e_value_is_the_ratio_of_noncentral_t_densities_and_stays_finite_past_scipys_reach():
+    from mlpbench.stats import DESIGN_EFFECT, evidence
+
+    for n, t in ((3, 0.5), (5, 2.0), (10, -3.0), (50, 4.0)):
+        d = np.random.default_rng(n).normal(0, 1, n)
+        d = (d - d.mean()) / d.std(ddof=1) + t / np.sqrt(n)  # its t statistic is t
+        shift = DESIGN_EFFECT * np.sqrt(n)
+        expected = (sps.nct.pdf(t, n - 1, shift) + sps.nct.pdf(t, n - 1, -shift)) / 2 / sps.t.pdf(t, n - 1)
+        e, seeds = evidence(dict(enumerate(map(float, d))), dict.fromkeys(range(n), 0.0))
+        assert seeds == n and e == pytest.approx(expected, rel=1e-6)
+    # Many seeds: scipy's density of the -shift side is nan at 200 (it read as no evidence, e = 0)
+    # and overflows at 400 (an exception).
+    for n, effect in ((200, 0.5), (400, 1.0)):
+        d = np.random.default_rng(0).normal(effect, 1, n)  # t 7.6, 19.3
+        e, _ = evidence(dict(enumerate(map(float, d))), dict.fromkeys(range(n), 0.0))
+        assert 100 < e < math.inf
+
+
+def test_a_setting_ahead_of_the_best_on_every_seed_both_ran_is_never_worse():
+    # b stopped after seeds 0-7, where a is ahead of it on each; a and c ran on, to seeds where
+    # every setting scores far lower. No setting is ahead of all others on the seeds they share,
+    # so the best is the highest mean, b's: a is no `worse` for it, however large the evidence.
+    high = [0.9, 0.91, 0.89, 0.9, 0.92, 0.9, 0.91, 0.9]
+    a = {s: high[s] + 0.05 + 0.001 * (s % 3) for s in range(8)} | {8 + s: high[s] - 0.4 for s in range(8)}
+    b = {s: high[s] + 0.03 + 0.001 * (s % 2) for s in range(8)}
+    c = {s: high[s] + 0.01 for s in range(8)} | {8 + s: high[s] - 0.3 + 0.001 * (s % 2) for s in range(8)}
+    found = sequential_verdicts({"a": a, "b": b, "c": c}, 16)
+    assert found["b"].verdict == "best" and found["a"].verdict == "tied" and found["a"].p < 0.05
 
 # ---------------------------------------------------------------------------- rounds
 

@@ -46,14 +46,18 @@ def test_compare_paired_when_seeds_match():
     assert compare(dict(reversed(A.items())), B).p == pytest.approx(expected)
 
 
-def test_compare_welch_when_a_seed_failed():
-    b = {**B, 3: None}
-    c = compare(A, b)
-    xb = [v for v in b.values() if v is not None]
-    expected = sps.ttest_ind(list(A.values()), xb, equal_var=False).pvalue
-    assert c.test == "Welch t" and c.p == pytest.approx(expected)
-    # A seed present on one side only also means Welch.
-    assert compare(A, {**B, 6: 0.9}).test == "Welch t"
+def test_compare_pairs_over_the_seeds_both_ran_and_welch_without_two_of_them():
+    # A failed run drops its seed's pair, not the pairing (Welch here: p 0.16 instead of 0.10).
+    c = compare(A, {**B, 3: None})
+    expected = sps.ttest_rel([A[s] for s in (1, 2, 4, 5)], [B[s] for s in (1, 2, 4, 5)]).pvalue
+    assert c.test == "paired t" and c.p == pytest.approx(expected)
+    assert compare(A, {**B, 6: 0.9}) == compare(A, B)  # a seed one side ran alone is left out
+    # Fewer than 2 seeds in common: unpaired, unequal variances.
+    other = {6: 0.89, 7: 0.92, 8: 0.90}
+    c = compare(A, other)
+    assert c.test == "Welch t" and c.p == pytest.approx(
+        sps.ttest_ind(list(A.values()), list(other.values()), equal_var=False).pvalue)
+    assert compare(A, {**other, 1: 0.9}).test == "Welch t"
 
 
 def test_compare_impossible():
@@ -90,12 +94,13 @@ def test_verdicts_aa_never_worse():
 def test_verdicts_clear_difference():
     bad = {s: v - 0.2 + 0.01 * (s % 2) for s, v in A.items()}
     v = verdicts({"b": B, "a": A, "bad": bad})
-    pb, pbad = compare(A, B).p, compare(A, bad).p
-    assert pbad < pb < 0.05
+    pb, pbad, pother = compare(A, B).p, compare(A, bad).p, compare(B, bad).p
+    assert pbad < pother < pb < 0.05 / 1
     assert v["a"] == Verdict("best", None)
-    # Holm over 2 tests: the smaller p times 2, the larger times 1 (monotone).
-    assert v["bad"] == Verdict("worse", pytest.approx(2 * pbad))
-    assert v["b"] == Verdict("worse", pytest.approx(pb))
+    # Holm over the 3 pairs (b against bad too: the best is picked from these data): the
+    # smallest p times 3, the next times 2, the largest times 1, monotone.
+    assert v["bad"] == Verdict("worse", pytest.approx(3 * pbad))
+    assert v["b"] == Verdict("worse", pytest.approx(max(pb, 2 * pother)))
     # At a stricter alpha the same difference is only a tie.
     strict = verdicts({"a": A, "b": B}, alpha=0.01)["b"]
     assert (strict.verdict, strict.p) == ("tied", pytest.approx(pb))
@@ -124,13 +129,29 @@ def test_verdicts_without_values_or_single_run_among_others():
     assert v["one"] == v["none"] == Verdict(None, None)
 
 
-def test_verdicts_failed_seed_falls_back_to_welch():
+def test_verdicts_after_a_failed_seed_pair_the_rest_and_never_call_the_setting_ahead_on_them_worse():
     b = {**B, 3: None}
     v = verdicts({"a": A, "b": b})
-    xb = [x for x in b.values() if x is not None]
-    expected = sps.ttest_ind(list(A.values()), xb, equal_var=False).pvalue
-    assert (v["b"].verdict, v["b"].p) == ("tied", pytest.approx(expected))
-    assert expected != pytest.approx(compare(A, B).p)
+    assert compare(A, b).test == "paired t" and v["b"].p == pytest.approx(compare(A, b).p)  # 0.10, not Welch's 0.16
+    # The best mean owes its lead to seeds the other lost; on the seeds both ran the other is ahead
+    # on each: however small p, the other is no `worse`.
+    best = {1: 0.80, 2: 0.81, 3: 0.80, 4: 0.99, 5: 0.99, 6: 0.99}
+    other = {1: 0.85, 2: 0.87, 3: 0.85, 4: None, 5: None, 6: None}
+    v = verdicts({"best": best, "other": other})
+    assert v["best"].verdict == "best" and v["other"].verdict == "tied" and v["other"].p < 0.05
+
+
+def test_verdicts_call_equal_settings_worse_at_most_5_percent_of_the_time_however_many():
+    # 5 equal settings, 5 seeds, a shared per-seed effect: Holm against the best alone (4 tests)
+    # called one of them worse in 6.7% of these cases; over all 10 pairs, in 3.3%.
+    rng = np.random.default_rng(20261206)
+    false_worse = 0
+    cases = 600
+    for _ in range(cases):
+        seed_effect = rng.normal(0, 1, 5)
+        groups = {k: {s: float(seed_effect[s] + rng.normal(0, 0.3)) for s in range(5)} for k in "abcde"}
+        false_worse += any(v.verdict == "worse" for v in verdicts(groups).values())
+    assert false_worse / cases <= 0.05
 
 
 def test_verdicts_minimize_picks_lowest():

@@ -195,7 +195,7 @@ def _finalists(trials: list, config: DictConfig, objective: str, maximize: bool,
                    "seeds: no evidence that one is better, nor that they are equal (sweep them with seed=auto to "
                    "tell)")
     return (f"Finalists: the best {len(best)} trials over their {len(seeds)} seeds, judged as a sweep's settings "
-            "(paired t-test over seeds, Holm-adjusted; chosen on these same seeds, so a little optimistic):\n\n"
+            "(paired t-test over seeds, Holm-adjusted over every pair; chosen on these same seeds, so a little optimistic):\n\n"
             f"{markdown(list(rows[0]), rows, format_cell)}\n{answer}\nSo {verdict}.")
 
 
