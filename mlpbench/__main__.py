@@ -328,6 +328,14 @@ def _cli() -> None:
     _check_names(parsed)
     _check_choices(parsed, known)
     _check_received_config(known)
+    if not known.multirun:
+        from mlpbench.schema import ConfigError
+        from mlpbench.sweep import check_reused_run_folder
+
+        try:
+            check_reused_run_folder(overrides)
+        except ConfigError as e:
+            refuse(str(e))
     if known.help and not (known.config_dir or known.config_name):  # other configs: Hydra's own --help
         print_help(overrides)
         return

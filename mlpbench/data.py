@@ -97,7 +97,7 @@ class Splits:
 
 # ---------------------------------------------------------------------------- on-disk cache
 
-CACHE_VERSION = 3  # 2: digests recorded; 3: a table's inferred task says why
+CACHE_VERSION = 4  # 2: digests recorded; 3: a table's inferred task says why; 4: a table's text stripped
 _ARRAY_FIELDS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -363,7 +363,9 @@ def load_table(data_cfg) -> Arrays:
            data_cfg.split_column]
     arrays = _disk_cached("table", files, build, key=key)
     if arrays.encoding.get("task_inferred"):
-        log.info("data.task=regression (inferred): %s; set data.task=classification to treat them as classes",
+        log.info("data.task=regression (inferred): %s; set data.task=classification to treat them as classes"
+                 if is_regression(arrays.encoding) else
+                 "data.task=classification (inferred): %s; set data.task=regression to predict it as a number",
                  arrays.encoding["task_inferred"])
     return arrays
 

@@ -115,6 +115,32 @@ def check_reused_folder(config: DictConfig) -> None:
                           "or the same settings to continue that sweep")
 
 
+def check_reused_run_folder(overrides: list[str]) -> None:
+    """A single run given `hydra.run.dir=DIR` where DIR holds an earlier run skips it (finished)
+    or continues it (killed): only if it is the same run. One of other settings (another file,
+    more epochs) would pass its result off as this command's: refused, naming the settings.
+    Checked before Hydra writes this run's config over the earlier run's (.hydra/)."""
+    from mlpbench.overrides import NOT_A_SETTING, settings
+
+    given = [o for o in parse(overrides) if o.key_or_group == "hydra.run.dir" and not o.is_sweep_override()]
+    folder = str(given[-1].value()) if given else ""
+    if not folder or "${" in folder:
+        return
+    previous = read_result(Path(folder).expanduser())
+    if previous is None:
+        return
+
+    def kept(run_overrides) -> dict:
+        return {k: v for k, v in settings(run_overrides).items() if k not in NOT_A_SETTING}
+
+    before, now = kept(previous.get("overrides") or []), kept(overrides)
+    differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if differ:
+        shown = "; ".join(f"{k}: {before.get(k, 'not set')} before, {now.get(k, 'not set')} now" for k in differ)
+        raise ConfigError(f"hydra.run.dir={folder}: holds a run with other settings ({shown}); its result would pass "
+                          "for this command's. Give another folder, or the same settings to continue that run")
+
+
 def _sweep_overrides(overrides: Any) -> list[str]:
     """What a command sweeps, in one order whatever the order typed (the last value of a key
     counts, as in Hydra); `resume=true` is how a sweep is continued, not part of what it runs."""

@@ -90,14 +90,20 @@ def read_frame(path: Path, key: str):
     if suffix in (".csv", ".tsv"):
         with open(path, "rb") as f:
             head = f.read(8192)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode Text" export
+            raise TableError(f"{where}: UTF-16 text; save it as UTF-8 (Excel: CSV UTF-8)")
         if b"\x00" in head:
             raise TableError(f"{where}: not a text file (a binary file with a {suffix} name?)")
+        sep = "," if suffix == ".csv" else "\t"
         try:
-            frame = pd.read_csv(path, sep="," if suffix == ".csv" else "\t", skipinitialspace=True)
+            frame = pd.read_csv(path, sep=sep, skipinitialspace=True)
+            header = pd.read_csv(path, sep=sep, skipinitialspace=True, header=None, nrows=1, dtype=str,
+                                 na_filter=False).iloc[0].tolist()
         except UnicodeDecodeError:
-            raise TableError(f"{where}: not UTF-8 text (a binary file with a {suffix} name?)") from None
+            raise TableError(f"{where}: not UTF-8 text; save it as UTF-8 (Excel: CSV UTF-8)") from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise TableError(f"{where}: cannot be read as a {suffix[1:].upper()} table: {e}") from None
+        frame = _checked_header(frame, header, where)
     else:
         try:
             frame = pd.read_parquet(path)
@@ -108,6 +114,36 @@ def read_frame(path: Path, key: str):
     if len(frame.columns) and len(frame) == 0:
         raise TableError(f"{where}: a header ({_listed(list(frame.columns))}) but no rows")
     frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _checked_header(frame, header: list, where: str):
+    """A text table's columns as its header names them. Names given twice are refused (pandas
+    would rename the second `label.1`, an input holding a copy of the label); a column without
+    a name is left out, said: pandas' to_csv writes its row numbers so, and as an input they
+    would tell the model the order the rows were saved in (a sorted file's labels)."""
+    import pandas as pd
+
+    names = [str(n).strip() for n in header]
+    if len(names) != len(frame.columns):  # a header shorter than its rows: pandas' own reading
+        return frame.set_axis([str(c).strip() for c in frame.columns], axis=1)
+    twice = sorted({n for n in names if n and names.count(n) > 1})
+    if twice:
+        raise TableError(f"{where}: the header names {_listed(twice)} more than once; give each column its own name")
+    nameless = [i for i, n in enumerate(names) if not n]
+    frame = frame.set_axis([n or f"(column {i + 1})" for i, n in enumerate(names)], axis=1)
+    for i in nameless:
+        column = frame.columns[i]
+        if frame[column].isna().all():
+            log.info("%s: column %d has no name and no value (a separator at each line's end?); left out", where, i + 1)
+        else:
+            log.warning("%s: column %d has no name in the header (row numbers that pandas' to_csv wrote?); left "
+                        "out: name it in the header to use it", where, i + 1)
+    frame = frame.drop(columns=[frame.columns[i] for i in nameless])
+    # Text as the file reads it, less the spaces around it ("yes " and "yes" are one class).
+    for column in frame.columns:
+        if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: (v.strip() or None) if isinstance(v, str) else v)
     return frame
 
 
@@ -131,11 +167,16 @@ def read_npz(path: Path, key: str, labelled: bool = True):
     where = f"{key}={path}"
     if not path.is_file():
         raise TableError(f"{where}: no such file")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if not magic.startswith(b"PK"):  # an .npz is a zip archive
+        saved = "one NumPy array (np.save's .npy)" if magic == b"\x93NUMPY" else "not a NumPy .npz file"
+        raise TableError(f"{where}: {saved}; save x and y with np.savez(path, x=x, y=y)")
     try:
         with np.load(path, allow_pickle=False) as npz:  # no pickled objects: loading runs no code
             arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError) as e:
-        raise TableError(f"{where}: cannot be read as a NumPy .npz file: {e}") from None
+        raise TableError(f"{where}: cannot be read as a NumPy .npz file: {' '.join(str(e).split())[:200]}") from None
     if "x" not in arrays or ("y" not in arrays and labelled):
         raise TableError(f"{where}: has arrays {_listed(sorted(arrays)) or 'none'}; needs x (rows x features) "
                          "and y (a label per row)")
@@ -169,6 +210,12 @@ def _column_kind(column, name: str, path: Path) -> str:
     parsed = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
     if parsed.notna().all():
         return "number"
+    text = present.astype(str).str.strip()
+    for pattern, written in ((r"[+-]?\d*,\d+|[+-]?\d+", "with a decimal comma"), (r"[+-]?\d*\.?\d+ ?%", "as percentages")):
+        if len(text) and text.str.fullmatch(pattern).all():  # else each value a category: 139 inputs
+            raise TableError(f"{path}: column {name} holds numbers written {written} ({text.iloc[0]!r}), read as text; "
+                             "write them as plain numbers with a decimal point (pandas: to_csv(decimal='.')), or "
+                             "leave the column out with data.features")
     if parsed.notna().any():
         numbers, words = present[parsed.notna()], present[parsed.isna()]
         raise TableError(f"{path}: column {name} mixes numbers and text (row {numbers.index[0] + 1}: "
@@ -386,7 +433,7 @@ def _task(data_cfg, labels, target: str, path: Path) -> tuple[Task, Optional[str
     if fractions or (pd.api.types.is_float_dtype(labels) and values * 10 > len(numbers)):
         return Task.regression, (f"{path}'s column {target} holds {values} different numbers"
                                  + (" with fractions" if fractions else f" in {len(numbers)} rows"))
-    return Task.classification, None
+    return Task.classification, f"{path}'s column {target} holds {values} different whole numbers, read as classes"
 
 
 def _class_labels(labels, target: str, path: Path, rows: int) -> tuple[np.ndarray, list, dict]:
@@ -500,6 +547,18 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str) -> np.ndarray:
             seen = np.array(encoding["categories"][name], dtype=object)
             parts.append((text[:, None] == seen[None, :]).astype(float))
     return np.hstack(parts).astype(np.float32) if parts else np.zeros((len(frame), 0), np.float32)
+
+
+def unseen_categories(frame, encoding: dict[str, Any]) -> dict[str, tuple[int, list[str]]]:
+    """Per text column, the rows of `frame` holding a category the training rows lacked (read as
+    none of its categories: all zeros): their number and the first of those values."""
+    found = {}
+    for name, seen in encoding["categories"].items():
+        text = frame[name].astype("string")
+        unseen = text.notna() & ~text.isin(seen)
+        if unseen.any():
+            found[name] = (int(unseen.sum()), list(dict.fromkeys(text[unseen].tolist()))[:SHOWN])
+    return found
 
 
 def decode(x: np.ndarray, encoding: dict[str, Any]) -> list[dict[str, Any]]:

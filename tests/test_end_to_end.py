@@ -87,7 +87,7 @@ def test_multirun_gives_each_run_a_folder_named_by_what_it_sweeps(tmp_path):
     # Progress: runs trained of the sweep's, the time so far and left; the whole sweep's time; where
     # each run trained.
     log = proc.stdout + proc.stderr
-    assert "Runs trained: 1 of 2" in log and "about" in log and "Runs trained: 2 of 2" in log
+    assert "Runs done: 1 of 2" in log and "about" in log and "Runs done: 2 of 2" in log
     assert re.search(rf"2 runs in {re.escape(str(sweep))} \(\d+\.\d min\)", log)
     assert re.search(r"Run model\.depth=0 ok: .* on cpu ->", log)
 

@@ -270,6 +270,20 @@ def test_output_folders_are_checked_before_anything_is_written(tmp_path, monkeyp
 # ---------------------------------------------------------------------------- 5. lost or mixed
 
 
+def test_a_single_run_into_another_runs_folder_is_refused_and_into_its_own_skipped(tmp_path):
+    folder = tmp_path / "mine"
+    first = run_cli(*TINY, "model.depth=1", f"hydra.run.dir={folder}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    config = (folder / ".hydra" / "config.yaml").read_text()
+    other = run_cli(*TINY, "model.depth=2", f"hydra.run.dir={folder}", cwd=tmp_path)
+    assert other.returncode == 2 and "Traceback" not in other.stderr
+    assert (f"hydra.run.dir={folder}: holds a run with other settings (model.depth: 1 before, 2 now); its result "
+            "would pass for this command's") in other.stderr
+    assert (folder / ".hydra" / "config.yaml").read_text() == config  # the earlier run's record as it was
+    same = run_cli("trainer.enable_progress_bar=true", *TINY, "model.depth=1", f"hydra.run.dir={folder}", cwd=tmp_path)
+    assert same.returncode == 0 and "already ok" in same.stdout + same.stderr
+
+
 def test_checkpoints_stand_alone_and_a_swapped_one_is_named_and_not_used(tmp_path, caplog):
     from mlpbench.checkpoints import usable_checkpoint
 

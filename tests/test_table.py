@@ -164,6 +164,12 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
      "column b holds 1 infinite value(s) (-inf), row(s) 3; replace them"),
     ("feature.csv", "a,b,label\n1,2,x\n2,3,y\n", ["data.features=[a,c]"], "data.features: {path} has no column c"),
     ("text.xlsx", "a,label\n1,x\n", [], "a .xlsx file; give a .csv, .tsv, .parquet or .npz file"),
+    # pandas would read the second `label` as `label.1`: an input holding a copy of the label
+    ("twice.csv", "a,a,label,label\n1,2,x,x\n3,4,y,y\n", [], "the header names a, label more than once"),
+    # else each value a category of its own: 1,5 and 3,25 one-hot
+    ("comma.tsv", "preis\tlabel\n1,5\tx\n2\ty\n3,25\tx\n4,5\ty\n", [],
+     "column preis holds numbers written with a decimal comma ('1,5'), read as text"),
+    ("percent.csv", "a,label\n5%,x\n10%,y\n12.5 %,x\n1%,y\n", [], "column a holds numbers written as percentages ('5%')"),
 ])
 def test_a_file_that_cannot_be_used_is_named_with_its_column(tmp_path, name, text, options, message):
     path = write(tmp_path / name, text)
@@ -177,12 +183,45 @@ def test_a_binary_file_and_a_damaged_npz_are_named(tmp_path):
     binary.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
     with pytest.raises(table.TableError, match=r"not a text file \(a binary file with a .csv name\?\)"):
         table.encode(table_cfg(binary, "data.target=label"))
+    (tmp_path / "latin1.csv").write_bytes("a,label\n1,café\n2,thé\n".encode("latin-1"))
+    with pytest.raises(table.TableError, match="latin1.csv: not UTF-8 text; save it as UTF-8"):
+        table.encode(table_cfg(tmp_path / "latin1.csv", "data.target=label"))
+    (tmp_path / "excel.tsv").write_bytes("a\tlabel\n1\tx\n".encode("utf-16"))
+    with pytest.raises(table.TableError, match="excel.tsv: UTF-16 text; save it as UTF-8"):
+        table.encode(table_cfg(tmp_path / "excel.tsv", "data.target=label"))
+    np.save(tmp_path / "x.npy", np.zeros((3, 2)))
+    (tmp_path / "x.npy").rename(tmp_path / "array.npz")
+    with pytest.raises(table.TableError, match=r"array.npz: one NumPy array \(np.save's .npy\); save x and y with"):
+        table.encode(table_cfg(tmp_path / "array.npz"))
     np.savez(tmp_path / "wrong.npz", features=np.zeros((3, 2)))
     with pytest.raises(table.TableError, match="has arrays features; needs x"):
         table.encode(table_cfg(tmp_path / "wrong.npz"))
     (tmp_path / "rows.csv").mkdir()
     with pytest.raises(table.TableError, match="rows.csv: a folder; give a .csv"):
         table.encode(table_cfg(tmp_path / "rows.csv", "data.target=label"))
+
+
+def test_a_nameless_column_is_left_out_and_said_and_spaces_around_a_text_are_no_part_of_it(tmp_path, caplog):
+    # pandas' to_csv writes its row numbers as a first column without a name: here they would
+    # give the label away (the rows sorted by it); a separator at each line's end, an empty one.
+    labels = sorted(["yes", "no", "yes "] * 10)
+    path = write(tmp_path / "saved.csv", ",v,label,\n" + "".join(f"{i},{i % 7},{y},\n" for i, y in enumerate(labels)))
+    with caplog.at_level("INFO", logger="mlpbench"):
+        x, y, *_, encoding = table.encode(table_cfg(path, "data.target=label"))
+    assert encoding["features"] == ["v"] and x.shape[1] == 1
+    assert encoding["classes"] == ["no", "yes"]  # "yes " is yes
+    assert f"data.path={path}: column 1 has no name in the header (row numbers that pandas' to_csv wrote?); " \
+           "left out" in caplog.text
+    assert f"data.path={path}: column 4 has no name and no value" in caplog.text
+
+
+def test_a_whole_number_target_read_as_classes_is_said(tmp_path, caplog):
+    path = write(tmp_path / "price.csv", "a,price\n" + "".join(f"{i},{i % 30}\n" for i in range(300)))
+    with caplog.at_level("INFO", logger="mlpbench"):
+        arrays = data.load_table(table_cfg(path, "data.target=price"))
+    assert arrays.num_classes == 30
+    assert (f"data.task=classification (inferred): {path}'s column price holds 30 different whole numbers, read as "
+            "classes; set data.task=regression to predict it as a number") in caplog.text
 
 
 def test_rows_to_predict_need_no_labels(tmp_path):
@@ -468,8 +507,32 @@ def test_a_small_tables_listed_predictions_read_as_its_file(tmp_path, caplog):
     assert [r["input"] for r in listed] == [{"colour": None, "size": 3}, {"colour": "red", "size": 20.5}]
     assert [(r["predicted"], r["target"]) for r in listed] == [("big", "small"), ("small", "big")]
     assert "  colour=(unseen) size=3 -> big (p 0.8808; target small)" in caplog.text
+    assert table.unseen_categories(table.read_table(test, "--data"), encoding) == {"colour": (1, ["purple"])}
     assert "  colour=red size=20.5 -> small (p 0.8808; target big)" in caplog.text
     # A regression's value and target in the target's unit: mean + std x the standardised value.
     regression = {**encoding, "task": "regression", "target_scale": [150.0, 10.0]}
     listed = predictions(torch.tensor([[0.5], [-1.0]]), torch.from_numpy(x_test), torch.tensor([1.0, 0.0]), regression)
     assert [r["output"] for r in listed] == [[155.0], [140.0]] and [r["target"] for r in listed] == [160.0, 150.0]
+
+def test_predict_says_which_categories_it_never_saw_and_refuses_an_npz_of_another_width(tmp_path, monkeypatch,
+                                                                                         capsys):
+    rows = ["colour,size,label"] + [f"{c},{s},{'big' if s > 5 else 'small'}" for c, s in
+                                    zip(["red", "blue", "green"] * 10, range(30))]
+    *_, encoding = table.encode(table_cfg(write(tmp_path / "train.csv", "\n".join(rows) + "\n"), "data.target=label"))
+    trained = {"table": encoding, "config": {"model": {}}}
+    monkeypatch.setattr(predict, "load_model", lambda run, checkpoint_name="best": (torch.nn.Linear(4, 2), trained))
+    out = predict.predict(tmp_path, write(tmp_path / "new.csv", "colour,size\npurple,3\nred,4\npink,1\npurple,2\n"))
+    assert len(out) == 4  # still predicted: such a category is none of the known ones (all zeros)
+    assert ("note: column colour: 3 row(s) hold a category the training rows lacked (purple, pink); the model reads "
+            "it as none of its categories") in capsys.readouterr().err
+    # An .npz's columns are positions: 3 where the model was trained on 2 would be other data.
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "train.npz", x=rng.normal(size=(40, 2)), y=np.arange(40) % 2)
+    *_, encoding = table.encode(table_cfg(tmp_path / "train.npz"))
+    trained = {"table": encoding, "config": {"model": {}}}
+    monkeypatch.setattr(predict, "load_model", lambda run, checkpoint_name="best": (torch.nn.Linear(2, 2), trained))
+    np.savez(tmp_path / "wide.npz", x=np.zeros((3, 3)))
+    with pytest.raises(table.TableError, match="wide.npz: x has 3 columns; the model reads 2, as the x it was"):
+        predict.predict(tmp_path, tmp_path / "wide.npz")
+    np.savez(tmp_path / "same.npz", x=np.zeros((3, 2)))
+    assert len(predict.predict(tmp_path, tmp_path / "same.npz")) == 3

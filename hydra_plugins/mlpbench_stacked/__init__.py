@@ -113,7 +113,7 @@ class StackedLauncher(Launcher):
             else:
                 for group in groups:
                     train_stack(*self._stack_args(group))
-                    progress.done(len(group))
+                    progress.done(group)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -226,7 +226,7 @@ class StackedLauncher(Launcher):
                         pool.shutdown(wait=True)
                         pool = _start_workers(workers)
                     if not interrupted:  # runs that stopped are not "trained"
-                        progress.done(len(group))
+                        progress.done(group)
         finally:
             signal.signal(signal.SIGTERM, previous)
             pool.shutdown(wait=True, cancel_futures=True)
@@ -240,20 +240,25 @@ class StackedLauncher(Launcher):
 
 
 class Progress:
-    """"Runs k of N trained, T so far, about T' left" after each group, the time left from the
-    runs so far (a sweep of many groups is otherwise a wall of epoch lines without an end)."""
+    """"Runs done: k of N (F failed), T so far, about T' left" after each group, the time left
+    from the runs so far (a sweep of many groups is otherwise a wall of epoch lines without an
+    end); failed ones counted from their records, so that "done" never hides that none trained."""
 
     def __init__(self, total: int):
-        self.total, self.trained, self.started = total, 0, time.monotonic()
+        self.total, self.done_runs, self.failed, self.started = total, 0, 0, time.monotonic()
 
-    def done(self, runs: int) -> None:
-        self.trained += runs
+    def done(self, group: list[JobReturn]) -> None:
+        from mlpbench.results import Status, read_result
+
+        self.done_runs += len(group)
+        self.failed += sum((read_result(ret.return_value.run_dir) or {}).get("status") == Status.failed for ret in group)
         if self.total < 2:
             return
         elapsed = time.monotonic() - self.started
-        left = elapsed / self.trained * (self.total - self.trained)
-        log.info("Runs trained: %d of %d, %s so far%s", self.trained, self.total, _duration(elapsed),
-                 f", about {_duration(left)} left" if self.trained < self.total else "")
+        left = elapsed / self.done_runs * (self.total - self.done_runs)
+        log.info("Runs done: %d of %d%s, %s so far%s", self.done_runs, self.total,
+                 f" ({self.failed} failed)" if self.failed else "", _duration(elapsed),
+                 f", about {_duration(left)} left" if self.done_runs < self.total else "")
 
 
 def _duration(seconds: float) -> str:
