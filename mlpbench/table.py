@@ -147,6 +147,25 @@ def _checked_header(frame, header: list, where: str):
     return frame
 
 
+def _column_hint(given: str, frame, key: str) -> str:
+    """For a column not found: the closest names (case aside first), and where the command line
+    turned the name into a bool or a number (true -> True, 1e3 -> 1000.0), how to keep it text."""
+    from mlpbench.overrides import did_you_mean
+
+    columns = [str(c) for c in frame.columns]
+    same = [c for c in columns if c.lower() == given.lower()]
+    hint = f"; did you mean {same[0]}?" if same else did_you_mean(given, columns)
+    try:
+        float(given)
+        number = True
+    except ValueError:
+        number = False
+    if given in ("True", "False") or number:
+        hint += (f" (the command line reads an unquoted true or 1e3 as a bool or a number, {given}: quote a "
+                 f"column's name, {key}='NAME')")
+    return hint
+
+
 def _separator_hint(frame, path: Path) -> str:
     """Where a file read as one column holds another separator in its name: what to do."""
     if len(frame.columns) != 1:
@@ -181,11 +200,13 @@ def read_npz(path: Path, key: str, labelled: bool = True):
         raise TableError(f"{where}: has arrays {_listed(sorted(arrays)) or 'none'}; needs x (rows x features) "
                          "and y (a label per row)")
     x = arrays["x"]
+    if not labelled:  # rows to predict: a y beside them is not read (a Keras-style (n, 1) one too)
+        arrays.pop("y", None)
     y = arrays["y"] if "y" in arrays else np.zeros(len(x) if x.ndim else 0)
     if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or not len(y):
         raise TableError(f"{where}: x must be rows x features and y one label per row; they are {x.shape} and "
                          f"{y.shape}")
-    if not np.issubdtype(x.dtype, np.number):
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):  # bools: 1 and 0, as a CSV's
         raise TableError(f"{where}: x holds {x.dtype}, not numbers")
     frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
     if "y" in arrays:
@@ -283,8 +304,8 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     npz = path.suffix.lower() == ".npz"
     target = "y" if npz else str(data_cfg.target)
     if target not in frame.columns:
-        raise TableError(f"data.target={target}: {path} has no such column; its columns: "
-                         f"{_listed(list(frame.columns), 40)}{_separator_hint(frame, path)}")
+        raise TableError(f"data.target={target}: {path} has no such column{_column_hint(target, frame, 'data.target')}; its "
+                         f"columns: {_listed(list(frame.columns), 40)}{_separator_hint(frame, path)}")
     split = str(data_cfg.split_column) if data_cfg.split_column else None
     if split is not None and (split not in frame.columns or split == target):
         raise TableError(f"data.split_column={split}: " + (f"{path} has no such column; its columns: "
@@ -294,8 +315,8 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
                 else [c for c in frame.columns if c not in (target, split)])
     unknown = [f for f in features if f not in frame.columns]
     if unknown:
-        raise TableError(f"data.features: {path} has no column {_listed(unknown)}; its columns: "
-                         f"{_listed(list(frame.columns), 40)}")
+        raise TableError(f"data.features: {path} has no column {_listed(unknown)}{_column_hint(unknown[0], frame, 'data.features')}; "
+                         f"its columns: {_listed(list(frame.columns), 40)}")
     if target in features:
         raise TableError(f"data.features: lists the target column {target}; a model may not read its own label")
     if split is not None and split in features:
@@ -427,7 +448,7 @@ def _task(data_cfg, labels, target: str, path: Path) -> tuple[Task, Optional[str
     if not numeric or values <= MAX_INFERRED_CLASSES:
         return Task.classification, None
     numbers = labels.dropna().to_numpy(dtype=float)
-    fractions = bool(np.any(np.mod(numbers, 1) != 0))
+    fractions = bool(np.any(np.mod(numbers[np.isfinite(numbers)], 1) != 0))  # (inf: _values_to_predict's)
     # Whole numbers in a float column (151.0) are values to predict where they are too many to be
     # classes (more than one per ten rows); fewer are labels stored as floats (an .npz's y).
     if fractions or (pd.api.types.is_float_dtype(labels) and values * 10 > len(numbers)):
@@ -460,7 +481,9 @@ def _values_to_predict(frame, target: str, where: str) -> np.ndarray:
     values = _as_numbers(frame[target]).to_numpy(dtype=float)
     if not np.isfinite(values).all():
         row = int(np.flatnonzero(~np.isfinite(values))[0])
-        raise TableError(f"{where} row {_file_row(frame, row)} holds {frame[target].iloc[row]!r}, not a number to "
+        value = frame[target].iloc[row]
+        shown = repr(value) if isinstance(value, str) else str(value)  # inf, not np.float64(inf)
+        raise TableError(f"{where} row {_file_row(frame, row)} holds {shown}, not a number to "
                          "predict (data.task=regression)")
     return values
 
@@ -508,6 +531,10 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
             if len(categories[name]) > MAX_CATEGORIES and len(categories[name]) > len(text) / 2:
                 raise TableError(f"{where}: column {name} has {len(categories[name])} different texts in {len(text)} training "
                                  "rows: an identifier or free text, not a category; leave it out with data.features")
+            if len(categories[name]) > MAX_INFERRED_CLASSES and len(categories[name]) > len(text) / 2:
+                log.warning("%s: column %s has %d different texts in %d training rows, one input each: an identifier "
+                            "or a date, which a new row never matches? Leave it out with data.features",
+                            where, name, len(categories[name]), len(text))
             columns += [f"{name}={value}" for value in categories[name]]
     return {"features": list(features), "numbers": numbers, "categories": categories, "columns": columns,
             "missing": how.value, "fill": fill if how is Missing.mean else {}}
@@ -520,7 +547,7 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str) -> np.ndarray:
     lacking = [c for c in encoding["features"] if c not in frame.columns]
     if lacking:
         raise TableError(f"{where}: lacks the column(s) {_listed(lacking)} the model reads; it has "
-                         f"{_listed(list(frame.columns), 40)}")
+                         f"{_listed(list(frame.columns), 40)}{_separator_hint(frame, Path(where))}")
     parts = []
     for name in encoding["features"]:
         column = frame[name]

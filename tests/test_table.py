@@ -170,6 +170,9 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
     ("comma.tsv", "preis\tlabel\n1,5\tx\n2\ty\n3,25\tx\n4,5\ty\n", [],
      "column preis holds numbers written with a decimal comma ('1,5'), read as text"),
     ("percent.csv", "a,label\n5%,x\n10%,y\n12.5 %,x\n1%,y\n", [], "column a holds numbers written as percentages ('5%')"),
+    ("bools.csv", "a,true\n1,x\n2,y\n", ["data.target=true"], "data.target=True: {path} has no such column; did you "
+     "mean true? (the command line reads an unquoted true or 1e3 as a bool or a number, True: quote a column's name"),
+    ("case.csv", "a,label\n1,x\n2,y\n", ["data.features=[A]"], "has no column A; did you mean a?; its columns: a, label"),
 ])
 def test_a_file_that_cannot_be_used_is_named_with_its_column(tmp_path, name, text, options, message):
     path = write(tmp_path / name, text)
@@ -215,6 +218,13 @@ def test_a_nameless_column_is_left_out_and_said_and_spaces_around_a_text_are_no_
     assert f"data.path={path}: column 4 has no name and no value" in caplog.text
 
 
+def test_a_text_column_of_mostly_different_values_is_said_to_look_like_an_identifier(tmp_path, caplog):
+    path = write(tmp_path / "ids.csv", "id,a,label\n" + "".join(f"cust-{i:05},{i % 3},{i % 2}\n" for i in range(60)))
+    with caplog.at_level("INFO", logger="mlpbench"):
+        table.encode(table_cfg(path, "data.target=label"))
+    assert f"{path}: column id has 48 different texts in 48 training rows, one input each: an identifier" in caplog.text
+
+
 def test_a_whole_number_target_read_as_classes_is_said(tmp_path, caplog):
     path = write(tmp_path / "price.csv", "a,price\n" + "".join(f"{i},{i % 30}\n" for i in range(300)))
     with caplog.at_level("INFO", logger="mlpbench"):
@@ -228,6 +238,17 @@ def test_rows_to_predict_need_no_labels(tmp_path):
     np.savez(tmp_path / "new.npz", x=np.ones((3, 2)))
     frame = table.read_table(tmp_path / "new.npz", "--data", labelled=False)
     assert list(frame.columns) == ["x0", "x1"] and len(frame) == 3  # no y column it lacks
+    np.savez(tmp_path / "keras.npz", x=np.ones((3, 2)), y=np.zeros((3, 1)))  # a y beside them is not read
+    assert list(table.read_table(tmp_path / "keras.npz", "--data", labelled=False).columns) == ["x0", "x1"]
+    np.savez(tmp_path / "flags.npz", x=np.eye(4, dtype=bool)[np.arange(20) % 4], y=np.arange(20) % 2)
+    x, *_ = table.encode(table_cfg(tmp_path / "flags.npz"))  # bools are 1 and 0, as in a CSV
+    assert x.shape[1] == 4 and np.isfinite(x).all()
+    *_, encoding = table.encode(table_cfg(write(tmp_path / "t.csv", "a,b,label\n" + "1,2,x\n3,4,y\n" * 5),
+                                          "data.target=label"))
+    semicolons = tmp_path / "new.csv"
+    with pytest.raises(table.TableError, match="lacks the column.s. a, b the model reads; it has a;b .one column: the "
+                                               "file seems separated by ';'"):
+        table.apply_encoding(table.read_table(write(semicolons, "a;b\n1;2\n"), "--data"), encoding, str(semicolons))
     with pytest.raises(table.TableError, match="needs x .rows x features. and y"):
         table.read_table(tmp_path / "new.npz", "data.path")
 
@@ -416,6 +437,9 @@ def test_a_regression_run_predicts_values_that_give_its_own_test_r2_and_rmse(tmp
 @pytest.mark.parametrize("text, options, message", [
     ("a,label\n1,x\n2,y\n3,x\n", ["data.task=regression"], "holds text ('x'), not numbers to predict"),
     ("a,label\n" + "".join(f"{i},{i}\n" for i in range(10)), [], "then set data.task=regression"),
+    # inferred a regression (fractions), one value infinite: named as the file writes it
+    ("a,label\n" + "".join(f"{i},{i / 7:.3f}\n" for i in range(30)) + "30,inf\n", [],
+     "row 31 holds inf, not a number to predict"),
 ])
 def test_a_target_that_is_no_number_to_predict_is_named(tmp_path, text, options, message):
     path = write(tmp_path / "t.csv", text)
