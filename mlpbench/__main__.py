@@ -252,6 +252,28 @@ def _check_launcher_option(key: str, parsed: list, known, folders: list[Path]) -
                f"(its options: {', '.join(options)})")
 
 
+def _check_reused_run_folder(overrides: list[str]) -> None:
+    """hydra.run.dir naming a folder that holds another config's run: refused (sweep.check_reused_run)."""
+    from mlpbench.sweep import check_reused_run, reused_run_folder
+
+    found = reused_run_folder(overrides)
+    if found is None:
+        return
+    from omegaconf import OmegaConf
+
+    from mlpbench.run import compose_config
+    from mlpbench.schema import ConfigError
+
+    try:
+        config = OmegaConf.to_container(compose_config(overrides), resolve=True, enum_to_str=True)
+    except Exception:  # a config error: the run names it, as without an earlier run
+        return
+    try:
+        check_reused_run(*found, config)
+    except ConfigError as e:
+        refuse(str(e))
+
+
 def _dataclass_of(annotation):
     """The dataclass a schema field holds, or None (a plain value or a mapping)."""
     from dataclasses import is_dataclass
@@ -328,14 +350,8 @@ def _cli() -> None:
     _check_names(parsed)
     _check_choices(parsed, known)
     _check_received_config(known)
-    if not known.multirun:
-        from mlpbench.schema import ConfigError
-        from mlpbench.sweep import check_reused_run_folder
-
-        try:
-            check_reused_run_folder(overrides)
-        except ConfigError as e:
-            refuse(str(e))
+    if not (known.multirun or known.config_dir or known.config_name or known.help or known.cfg):
+        _check_reused_run_folder(overrides)
     if known.help and not (known.config_dir or known.config_name):  # other configs: Hydra's own --help
         print_help(overrides)
         return

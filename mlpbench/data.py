@@ -97,7 +97,7 @@ class Splits:
 
 # ---------------------------------------------------------------------------- on-disk cache
 
-CACHE_VERSION = 4  # 2: digests recorded; 3: a table's inferred task says why; 4: a table's text stripped
+CACHE_VERSION = 4  # 2: digests recorded; 3: a table's inferred task says why; 4: its text stripped, its notes
 _ARRAY_FIELDS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -362,6 +362,8 @@ def load_table(data_cfg) -> Arrays:
            str(data_cfg.missing), data_cfg.test_split, None if data_cfg.task is None else str(data_cfg.task),
            data_cfg.split_column]
     arrays = _disk_cached("table", files, build, key=key)
+    for note in arrays.encoding.get("notes", []):  # what encoding the file left out or doubts
+        log.warning("%s", note)
     if arrays.encoding.get("task_inferred"):
         log.info("data.task=regression (inferred): %s; set data.task=classification to treat them as classes"
                  if is_regression(arrays.encoding) else

@@ -97,11 +97,10 @@ def predict(run: Path, data: Path, checkpoint_name: str = "best"):
     model, result = load_model(run, checkpoint_name)
     encoding = result["table"]
     frame = table.read_table(data, "--data", labelled=False)
-    if data.suffix.lower() == ".npz":  # columns by position: another width is other data
-        width = sum(1 for c in frame.columns if c != "y")
-        if width != len(encoding["features"]):
-            raise table.TableError(f"--data={data}: x has {width} columns; the model reads "
-                                   f"{len(encoding['features'])}, as the x it was trained on")
+    width = sum(1 for c in frame.columns if c != "y")
+    if data.suffix.lower() == ".npz" and width != encoding.get("x_width", width):  # columns by position
+        raise table.TableError(f"--data={data}: x has {width} columns; the x the model was trained on had "
+                               f"{encoding['x_width']}")
     x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data)))
     for name, (rows, values) in table.unseen_categories(frame, encoding).items():
         print(f"note: column {name}: {rows} row(s) hold a category the training rows lacked ({', '.join(values)}); "

@@ -195,8 +195,8 @@ def verdicts(groups: dict[str, dict[int, float | None]], maximize: bool = True,
     for k, p in against_best.items():
         if p is None:
             continue
-        if p < alpha and _favours(groups[best], groups[k], maximize):
-            out[k] = Verdict("worse", p)
+        if p < alpha:  # else ahead of the best where both ran: more seeds would not make it worse
+            out[k] = Verdict("worse", p) if _favours(groups[best], groups[k], maximize) else Verdict("tied", p)
         elif min_difference is not None and abs(_effect(groups[best], groups[k])[0]) < min_difference:
             out[k] = Verdict("tied", p, negligible=True)
         else:
@@ -306,8 +306,9 @@ def sequential_verdicts(groups: dict[str, dict[int, float | None]], max_seeds: i
     for k in made:
         e, _ = found[k]
         p = min(1.0, m / e) if e > 0 else 1.0
-        if p < alpha and _favours(groups[best], groups[k], maximize):
-            out[k] = Verdict("worse", p, stopped="decided")
+        if p < alpha:  # else ahead of the best where both ran: open, as more seeds may make it the best
+            out[k] = (Verdict("worse", p, stopped="decided") if _favours(groups[best], groups[k], maximize)
+                      else Verdict("tied", p))
             continue
         # What more seeds could do, from the seeds both ran (the pairs the test sees).
         a, b = _by_seed(groups[best]), _by_seed(groups[k])

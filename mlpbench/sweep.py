@@ -115,30 +115,44 @@ def check_reused_folder(config: DictConfig) -> None:
                           "or the same settings to continue that sweep")
 
 
-def check_reused_run_folder(overrides: list[str]) -> None:
-    """A single run given `hydra.run.dir=DIR` where DIR holds an earlier run skips it (finished)
-    or continues it (killed): only if it is the same run. One of other settings (another file,
-    more epochs) would pass its result off as this command's: refused, naming the settings.
-    Checked before Hydra writes this run's config over the earlier run's (.hydra/)."""
-    from mlpbench.overrides import NOT_A_SETTING, settings
-
-    given = [o for o in parse(overrides) if o.key_or_group == "hydra.run.dir" and not o.is_sweep_override()]
+def reused_run_folder(overrides: list[str]) -> Optional[tuple[Path, dict]]:
+    """The folder `hydra.run.dir=DIR` names and the record of the run it holds, where a single run
+    would skip it (finished) or continue it (killed: a checkpoint), else None. (A run that failed
+    for its own reasons starts over there: nothing of it would be passed off.) An override
+    Hydra's grammar refuses: None, for Hydra to name."""
+    try:
+        given = [o for o in parse(overrides) if o.key_or_group == "hydra.run.dir" and not o.is_sweep_override()]
+    except HydraException:
+        return None
     folder = str(given[-1].value()) if given else ""
     if not folder or "${" in folder:
-        return
-    previous = read_result(Path(folder).expanduser())
+        return None
+    previous = read_result(Path(folder))  # as Hydra takes it: relative to here, no ~ expanded
     if previous is None:
-        return
+        return None
+    plan = plan_run(Path(folder), clear=False)
+    return (Path(folder), previous) if plan.skip or plan.checkpoint else None
 
-    def kept(run_overrides) -> dict:
-        return {k: v for k, v in settings(run_overrides).items() if k not in NOT_A_SETTING}
 
-    before, now = kept(previous.get("overrides") or []), kept(overrides)
+def check_reused_run(folder: Path, previous: dict, config: dict) -> None:
+    """A single run into a folder that holds an earlier run of another config (another file,
+    more epochs, another preset) would pass that run's result off as its own: refused, naming
+    the settings that differ (the resolved configs compared, so a default spelled out or a
+    value quoted is the same run). Checked before Hydra writes this run's config over the
+    earlier run's (.hydra/)."""
+    from mlpbench.overrides import NOT_A_SETTING
+    from mlpbench.results import flat_keys
+
+    def kept(cfg: dict) -> dict:
+        return {k: v for k, v in flat_keys(cfg).items() if k not in NOT_A_SETTING and k != "resume"}
+
+    before, now = kept(previous.get("config") or {}), kept(config)
     differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
     if differ:
-        shown = "; ".join(f"{k}: {before.get(k, 'not set')} before, {now.get(k, 'not set')} now" for k in differ)
-        raise ConfigError(f"hydra.run.dir={folder}: holds a run with other settings ({shown}); its result would pass "
-                          "for this command's. Give another folder, or the same settings to continue that run")
+        shown = "; ".join(f"{k}: {before.get(k, 'not set')} before, {now.get(k, 'not set')} now" for k in differ[:6])
+        more = f" and {len(differ) - 6} more" if len(differ) > 6 else ""
+        raise ConfigError(f"hydra.run.dir={folder}: holds a run with other settings ({shown}{more}); its result would "
+                          "pass for this command's. Give another folder, or the same settings to continue that run")
 
 
 def _sweep_overrides(overrides: Any) -> list[str]:

@@ -119,27 +119,23 @@ def read_frame(path: Path, key: str):
 
 def _checked_header(frame, header: list, where: str):
     """A text table's columns as its header names them. Names given twice are refused (pandas
-    would rename the second `label.1`, an input holding a copy of the label); a column without
-    a name is left out, said: pandas' to_csv writes its row numbers so, and as an input they
-    would tell the model the order the rows were saved in (a sorted file's labels)."""
+    would rename the second `label.1`, an input holding a copy of the label). A column without a
+    name keeps pandas' name for it (`Unnamed: 0`), and frame.attrs["nameless"] lists them: no
+    input unless data.features names it (encode), as pandas' to_csv writes its row numbers so,
+    and as an input they would tell the model the order the rows were saved in."""
+    import collections
+
     import pandas as pd
 
     names = [str(n).strip() for n in header]
     if len(names) != len(frame.columns):  # a header shorter than its rows: pandas' own reading
         return frame.set_axis([str(c).strip() for c in frame.columns], axis=1)
-    twice = sorted({n for n in names if n and names.count(n) > 1})
+    twice = sorted(n for n, count in collections.Counter(names).items() if n and count > 1)
     if twice:
         raise TableError(f"{where}: the header names {_listed(twice)} more than once; give each column its own name")
-    nameless = [i for i, n in enumerate(names) if not n]
-    frame = frame.set_axis([n or f"(column {i + 1})" for i, n in enumerate(names)], axis=1)
-    for i in nameless:
-        column = frame.columns[i]
-        if frame[column].isna().all():
-            log.info("%s: column %d has no name and no value (a separator at each line's end?); left out", where, i + 1)
-        else:
-            log.warning("%s: column %d has no name in the header (row numbers that pandas' to_csv wrote?); left "
-                        "out: name it in the header to use it", where, i + 1)
-    frame = frame.drop(columns=[frame.columns[i] for i in nameless])
+    frame = frame.set_axis([n or f"Unnamed: {i}" for i, n in enumerate(names)], axis=1)
+    frame.attrs["nameless"] = {f"Unnamed: {i}": bool(frame.iloc[:, i].isna().all()) for i, n in enumerate(names)
+                               if not n}
     # Text as the file reads it, less the spaces around it ("yes " and "yes" are one class).
     for column in frame.columns:
         if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
@@ -232,11 +228,12 @@ def _column_kind(column, name: str, path: Path) -> str:
     if parsed.notna().all():
         return "number"
     text = present.astype(str).str.strip()
-    for pattern, written in ((r"[+-]?\d*,\d+|[+-]?\d+", "with a decimal comma"), (r"[+-]?\d*\.?\d+ ?%", "as percentages")):
+    for pattern, written in ((r"[+-]?\d*,\d+|[+-]?\d+", "with a decimal comma or a thousands separator"), (r"[+-]?\d*\.?\d+ ?%", "as percentages")):
         if len(text) and text.str.fullmatch(pattern).all():  # else each value a category: 139 inputs
-            raise TableError(f"{path}: column {name} holds numbers written {written} ({text.iloc[0]!r}), read as text; "
-                             "write them as plain numbers with a decimal point (pandas: to_csv(decimal='.')), or "
-                             "leave the column out with data.features")
+            raise TableError(f"{path}: column {name} holds numbers written {written} ({text.iloc[0]!r}), read as text "
+                             "(each value would be a category of its own); write them as plain numbers: a decimal "
+                             "point, no thousands separator or % (pandas: to_csv(decimal='.')), or leave the column "
+                             "out with data.features")
     if parsed.notna().any():
         numbers, words = present[parsed.notna()], present[parsed.isna()]
         raise TableError(f"{path}: column {name} mixes numbers and text (row {numbers.index[0] + 1}: "
@@ -311,8 +308,13 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         raise TableError(f"data.split_column={split}: " + (f"{path} has no such column; its columns: "
                                                             f"{_listed(list(frame.columns), 40)}" if split != target
                                                             else "is the target column"))
+    nameless = frame.attrs.get("nameless", {})
+    notes = [f"{path}: column {int(c.split(': ')[1]) + 1} has " + (
+        "no name and no value (a separator at each line's end?); left out" if empty else
+        "no name in the header (row numbers that pandas' to_csv wrote?); left out: name it, or give "
+        f"data.features=[...,'{c}'], to use it") for c, empty in nameless.items()]
     features = ([str(f) for f in data_cfg.features] if data_cfg.features
-                else [c for c in frame.columns if c not in (target, split)])
+                else [c for c in frame.columns if c not in (target, split, *nameless)])
     unknown = [f for f in features if f not in frame.columns]
     if unknown:
         raise TableError(f"data.features: {path} has no column {_listed(unknown)}{_column_hint(unknown[0], frame, 'data.features')}; "
@@ -385,6 +387,9 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
 
     encoding = fit_encoding(train_frame, features, kinds, how, str(path))
     encoding.update(file=str(path), target=target, task=task.value)
+    encoding["notes"] = [*notes, *encoding["notes"]]  # said by every run, the array cache's too (data.load_table)
+    if npz:  # its columns are positions: new rows must have as many (predict)
+        encoding["x_width"] = sum(1 for c in frame.columns if c != "y")
     if inferred:  # said by every run that reads the file, the array cache's too (data.load_table)
         encoding["task_inferred"] = inferred
     if names is None:
@@ -511,6 +516,7 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
     data.missing=mean, what fills a gap)."""
     numbers: dict[str, list[float]] = {}
     categories: dict[str, list[str]] = {}
+    notes: list[str] = []
     fill: dict[str, Any] = {}
     columns: list[str] = []
     for name in features:
@@ -532,12 +538,12 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
                 raise TableError(f"{where}: column {name} has {len(categories[name])} different texts in {len(text)} training "
                                  "rows: an identifier or free text, not a category; leave it out with data.features")
             if len(categories[name]) > MAX_INFERRED_CLASSES and len(categories[name]) > len(text) / 2:
-                log.warning("%s: column %s has %d different texts in %d training rows, one input each: an identifier "
-                            "or a date, which a new row never matches? Leave it out with data.features",
-                            where, name, len(categories[name]), len(text))
+                notes.append(f"{where}: column {name} has {len(categories[name])} different texts in {len(text)} "
+                             "training rows, one input each: an identifier or a date, which a new row never "
+                             "matches? Leave it out with data.features")
             columns += [f"{name}={value}" for value in categories[name]]
     return {"features": list(features), "numbers": numbers, "categories": categories, "columns": columns,
-            "missing": how.value, "fill": fill if how is Missing.mean else {}}
+            "missing": how.value, "fill": fill if how is Missing.mean else {}, "notes": notes}
 
 
 def apply_encoding(frame, encoding: dict[str, Any], where: str) -> np.ndarray:

@@ -280,8 +280,15 @@ def test_a_single_run_into_another_runs_folder_is_refused_and_into_its_own_skipp
     assert (f"hydra.run.dir={folder}: holds a run with other settings (model.depth: 1 before, 2 now); its result "
             "would pass for this command's") in other.stderr
     assert (folder / ".hydra" / "config.yaml").read_text() == config  # the earlier run's record as it was
-    same = run_cli("trainer.enable_progress_bar=true", *TINY, "model.depth=1", f"hydra.run.dir={folder}", cwd=tmp_path)
+    # The same config, a default spelled out and the overrides in another order: the same run.
+    same = run_cli("model.activation=relu", *TINY, "model.depth=1", f"hydra.run.dir={folder}", cwd=tmp_path)
     assert same.returncode == 0 and "already ok" in same.stdout + same.stderr
+    # A run that failed of itself starts over there: another config may take the folder.
+    result = json.loads((folder / "result.json").read_text())
+    (folder / "result.json").write_text(json.dumps({**result, "status": "failed", "error": {"type": "ValueError"}}))
+    other = run_cli(*TINY, "model.depth=2", f"hydra.run.dir={folder}", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    assert json.loads((folder / "result.json").read_text())["config"]["model"]["depth"] == 2
 
 
 def test_checkpoints_stand_alone_and_a_swapped_one_is_named_and_not_used(tmp_path, caplog):

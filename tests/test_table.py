@@ -168,7 +168,7 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
     ("twice.csv", "a,a,label,label\n1,2,x,x\n3,4,y,y\n", [], "the header names a, label more than once"),
     # else each value a category of its own: 1,5 and 3,25 one-hot
     ("comma.tsv", "preis\tlabel\n1,5\tx\n2\ty\n3,25\tx\n4,5\ty\n", [],
-     "column preis holds numbers written with a decimal comma ('1,5'), read as text"),
+     "column preis holds numbers written with a decimal comma or a thousands separator ('1,5'), read as text"),
     ("percent.csv", "a,label\n5%,x\n10%,y\n12.5 %,x\n1%,y\n", [], "column a holds numbers written as percentages ('5%')"),
     ("bools.csv", "a,true\n1,x\n2,y\n", ["data.target=true"], "data.target=True: {path} has no such column; did you "
      "mean true? (the command line reads an unquoted true or 1e3 as a bool or a number, True: quote a column's name"),
@@ -210,19 +210,27 @@ def test_a_nameless_column_is_left_out_and_said_and_spaces_around_a_text_are_no_
     labels = sorted(["yes", "no", "yes "] * 10)
     path = write(tmp_path / "saved.csv", ",v,label,\n" + "".join(f"{i},{i % 7},{y},\n" for i, y in enumerate(labels)))
     with caplog.at_level("INFO", logger="mlpbench"):
-        x, y, *_, encoding = table.encode(table_cfg(path, "data.target=label"))
-    assert encoding["features"] == ["v"] and x.shape[1] == 1
+        arrays = data.load_table(table_cfg(path, "data.target=label"))
+    encoding = arrays.encoding
+    assert encoding["features"] == ["v"] and arrays.x_train.shape[1] == 1
     assert encoding["classes"] == ["no", "yes"]  # "yes " is yes
-    assert f"data.path={path}: column 1 has no name in the header (row numbers that pandas' to_csv wrote?); " \
-           "left out" in caplog.text
-    assert f"data.path={path}: column 4 has no name and no value" in caplog.text
+    said = (f"{path}: column 1 has no name in the header (row numbers that pandas' to_csv wrote?); left out: name "
+            "it, or give data.features=[...,'Unnamed: 0'], to use it")
+    assert said in caplog.text and f"{path}: column 4 has no name and no value" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="mlpbench"):  # every run says it, from the array cache too
+        data.load_table(table_cfg(path, "data.target=label"))
+    assert said in caplog.text
+    # Named in data.features, it is an input; new rows to predict keep it by pandas' name.
+    x, *_, encoding = table.encode(table_cfg(path, "data.target=label", "data.features=[v,'Unnamed: 0']"))
+    assert encoding["features"] == ["v", "Unnamed: 0"] and x.shape[1] == 2
 
 
 def test_a_text_column_of_mostly_different_values_is_said_to_look_like_an_identifier(tmp_path, caplog):
     path = write(tmp_path / "ids.csv", "id,a,label\n" + "".join(f"cust-{i:05},{i % 3},{i % 2}\n" for i in range(60)))
-    with caplog.at_level("INFO", logger="mlpbench"):
-        table.encode(table_cfg(path, "data.target=label"))
-    assert f"{path}: column id has 48 different texts in 48 training rows, one input each: an identifier" in caplog.text
+    *_, encoding = table.encode(table_cfg(path, "data.target=label"))
+    assert encoding["notes"] == [f"{path}: column id has 48 different texts in 48 training rows, one input each: an "
+                                 "identifier or a date, which a new row never matches? Leave it out with data.features"]
 
 
 def test_a_whole_number_target_read_as_classes_is_said(tmp_path, caplog):
@@ -556,7 +564,13 @@ def test_predict_says_which_categories_it_never_saw_and_refuses_an_npz_of_anothe
     trained = {"table": encoding, "config": {"model": {}}}
     monkeypatch.setattr(predict, "load_model", lambda run, checkpoint_name="best": (torch.nn.Linear(2, 2), trained))
     np.savez(tmp_path / "wide.npz", x=np.zeros((3, 3)))
-    with pytest.raises(table.TableError, match="wide.npz: x has 3 columns; the model reads 2, as the x it was"):
+    with pytest.raises(table.TableError, match="wide.npz: x has 3 columns; the x the model was trained on had 2"):
         predict.predict(tmp_path, tmp_path / "wide.npz")
     np.savez(tmp_path / "same.npz", x=np.zeros((3, 2)))
     assert len(predict.predict(tmp_path, tmp_path / "same.npz")) == 3
+    # Trained on some of the columns (data.features=[x0,x2]): new rows have the file's width.
+    np.savez(tmp_path / "train5.npz", x=rng.normal(size=(40, 5)), y=np.arange(40) % 2)
+    *_, encoding = table.encode(table_cfg(tmp_path / "train5.npz", "data.features=[x0,x2]"))
+    trained = {"table": encoding, "config": {"model": {}}}
+    np.savez(tmp_path / "five.npz", x=np.zeros((3, 5)))
+    assert len(predict.predict(tmp_path, tmp_path / "five.npz")) == 3

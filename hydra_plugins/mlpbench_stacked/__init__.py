@@ -221,8 +221,8 @@ class StackedLauncher(Launcher):
                         log.error("A worker process died (killed, or out of memory?). Recorded as failed: %s. "
                                   "Rerun the same command with resume=true to run them again; the other runs "
                                   "go on.", ", ".join(lost) or "none")
-                        for other in list(running):  # the pool ended the other workers too
-                            running.pop(other)
+                        for other in list(running):  # the pool ended the other workers too: failed as well
+                            progress.done(running.pop(other))
                         pool.shutdown(wait=True)
                         pool = _start_workers(workers)
                     if not interrupted:  # runs that stopped are not "trained"
