@@ -262,10 +262,10 @@ def _check_reused_run_folder(overrides: list[str]) -> None:
     from omegaconf import OmegaConf
 
     from mlpbench.run import compose_config
-    from mlpbench.schema import ConfigError
+    from mlpbench.schema import ConfigError, checked
 
-    try:
-        config = OmegaConf.to_container(compose_config(overrides), resolve=True, enum_to_str=True)
+    try:  # as the run records it: checked, its derived values filled in
+        config = OmegaConf.to_container(checked(compose_config(overrides)), resolve=True, enum_to_str=True)
     except Exception:  # a config error: the run names it, as without an earlier run
         return
     try:
