@@ -114,6 +114,10 @@ def read_frame(path: Path, key: str):
     if len(frame.columns) and len(frame) == 0:
         raise TableError(f"{where}: a header ({_listed(list(frame.columns))}) but no rows")
     frame.columns = [str(c).strip() for c in frame.columns]
+    # Text as the file holds it, less the spaces around it ("yes " and "yes" are one class).
+    for column in frame.columns:
+        if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: (v.strip() or None) if isinstance(v, str) else v)
     return frame
 
 
@@ -125,8 +129,6 @@ def _checked_header(frame, header: list, where: str):
     and as an input they would tell the model the order the rows were saved in."""
     import collections
 
-    import pandas as pd
-
     names = [str(n).strip() for n in header]
     if len(names) != len(frame.columns):  # a header shorter than its rows: pandas' own reading
         return frame.set_axis([str(c).strip() for c in frame.columns], axis=1)
@@ -136,10 +138,6 @@ def _checked_header(frame, header: list, where: str):
     frame = frame.set_axis([n or f"Unnamed: {i}" for i, n in enumerate(names)], axis=1)
     frame.attrs["nameless"] = {f"Unnamed: {i}": bool(frame.iloc[:, i].isna().all()) for i, n in enumerate(names)
                                if not n}
-    # Text as the file reads it, less the spaces around it ("yes " and "yes" are one class).
-    for column in frame.columns:
-        if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
-            frame[column] = frame[column].map(lambda v: (v.strip() or None) if isinstance(v, str) else v)
     return frame
 
 

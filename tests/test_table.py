@@ -214,6 +214,10 @@ def test_a_nameless_column_is_left_out_and_said_and_spaces_around_a_text_are_no_
     encoding = arrays.encoding
     assert encoding["features"] == ["v"] and arrays.x_train.shape[1] == 1
     assert encoding["classes"] == ["no", "yes"]  # "yes " is yes
+    import pandas as pd
+
+    pd.DataFrame({"v": range(30), "label": labels}).to_parquet(tmp_path / "saved.parquet")  # a Parquet file's too
+    assert table.encode(table_cfg(tmp_path / "saved.parquet", "data.target=label"))[4]["classes"] == ["no", "yes"]
     said = (f"{path}: column 1 has no name in the header (row numbers that pandas' to_csv wrote?); left out: name "
             "it, or give data.features=[...,'Unnamed: 0'], to use it")
     assert said in caplog.text and f"{path}: column 4 has no name and no value" in caplog.text
