@@ -62,10 +62,9 @@ def _check_received_config(known) -> None:
                    "output folders; refusing to run it (give that setting on the command line if you mean it)")
 
 
-def _received_problems(known, variant: list[str]) -> list[tuple[str, object]]:
-    """(key, value) that a received config sets and may not: every `_target_` (the caller keeps
-    the untrusted ones), and each key of Hydra's section outside RECEIVED_MAY_SET whose value is
-    neither what the same command gives without the received folder nor Hydra's own default."""
+def _composed(known, overrides: list[str], config_name, received: bool):
+    """The config (Hydra's section too) as Hydra's command line composes it for a single run; with
+    `received`, --config-dir's folder searched as Hydra searches it."""
     from pathlib import Path
 
     from hydra._internal.hydra import Hydra
@@ -73,6 +72,24 @@ def _received_problems(known, variant: list[str]) -> list[tuple[str, object]]:
     from hydra.core.config_search_path import SearchPathQuery
     from hydra.core.global_hydra import GlobalHydra
     from hydra.types import RunMode
+
+    # The search path as Hydra's command line makes it: the package's configs, then the
+    # --config-dir folder (hydra/_internal/utils.py, add_conf_dir), then hydra.searchpath's.
+    search_path = create_automatic_config_search_path(None, None, "pkg://mlpbench.conf")
+    if received and known.config_dir:
+        search_path.prepend(provider="command-line", path=f"file://{Path(known.config_dir).resolve()}",
+                            anchor=SearchPathQuery(provider="schema"))
+    hydra = Hydra.create_main_hydra2(task_name="mlpbench", config_search_path=search_path)
+    try:
+        return hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN, with_log_configuration=False)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _received_problems(known, variant: list[str]) -> list[tuple[str, object]]:
+    """(key, value) that a received config sets and may not: every `_target_` (the caller keeps
+    the untrusted ones), and each key of Hydra's section outside RECEIVED_MAY_SET whose value is
+    neither what the same command gives without the received folder nor Hydra's own default."""
     from omegaconf import OmegaConf
 
     from mlpbench.overrides import parse
@@ -80,17 +97,7 @@ def _received_problems(known, variant: list[str]) -> list[tuple[str, object]]:
     from mlpbench.schema import targets
 
     def composed(overrides: list[str], config_name, received: bool):
-        # The search path as Hydra's command line makes it: the package's configs, then the
-        # --config-dir folder (hydra/_internal/utils.py, add_conf_dir), then hydra.searchpath's.
-        search_path = create_automatic_config_search_path(None, None, "pkg://mlpbench.conf")
-        if received and known.config_dir:
-            search_path.prepend(provider="command-line", path=f"file://{Path(known.config_dir).resolve()}",
-                                anchor=SearchPathQuery(provider="schema"))
-        hydra = Hydra.create_main_hydra2(task_name="mlpbench", config_search_path=search_path)
-        try:
-            return hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN, with_log_configuration=False)
-        finally:
-            GlobalHydra.instance().clear()
+        return _composed(known, overrides, config_name, received)
 
     def job_targets(cfg) -> list:
         job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
@@ -252,20 +259,22 @@ def _check_launcher_option(key: str, parsed: list, known, folders: list[Path]) -
                f"(its options: {', '.join(options)})")
 
 
-def _check_reused_run_folder(overrides: list[str]) -> None:
+def _check_reused_run_folder(known) -> None:
     """hydra.run.dir naming a folder that holds another config's run: refused (sweep.check_reused_run)."""
     from mlpbench.sweep import check_reused_run, reused_run_folder
 
+    overrides = list(known.overrides or [])
     found = reused_run_folder(overrides)
     if found is None:
         return
     from omegaconf import OmegaConf
 
-    from mlpbench.run import compose_config
     from mlpbench.schema import ConfigError, checked
 
-    try:  # as the run records it: checked, its derived values filled in
-        config = OmegaConf.to_container(checked(compose_config(overrides)), resolve=True, enum_to_str=True)
+    try:  # as the run records it: checked, its derived values filled in (Hydra's section aside)
+        composed = _composed(known, overrides, known.config_name or "config", received=True)
+        job = OmegaConf.masked_copy(composed, [k for k in composed if k != "hydra"])
+        config = OmegaConf.to_container(checked(job), resolve=True, enum_to_str=True)
     except Exception:  # a config error: the run names it, as without an earlier run
         return
     try:
@@ -338,7 +347,7 @@ def _cli() -> None:
     for flag, given, why in (("--config-path", known.config_path, "it replaces mlpbench's own configs; add a folder "
                                                                   "of configs with --config-dir DIR instead"),
                              ("--experimental-rerun", known.experimental_rerun, "it unpickles a file, which can run "
-                              "any code; rerun a run with --config-dir RUN/.hydra --config-name config")):
+                              "any code; rerun a run with the overrides its RUN/.hydra/overrides.yaml lists")):
         if given is not None:
             refuse(f"{flag}: not supported by mlpbench: {why}")
     parsed = []
@@ -350,8 +359,8 @@ def _cli() -> None:
     _check_names(parsed)
     _check_choices(parsed, known)
     _check_received_config(known)
-    if not (known.multirun or known.config_dir or known.config_name or known.help or known.cfg):
-        _check_reused_run_folder(overrides)
+    if not (known.multirun or known.help or known.cfg):
+        _check_reused_run_folder(known)
     if known.help and not (known.config_dir or known.config_name):  # other configs: Hydra's own --help
         print_help(overrides)
         return

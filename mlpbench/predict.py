@@ -98,9 +98,12 @@ def predict(run: Path, data: Path, checkpoint_name: str = "best"):
     encoding = result["table"]
     frame = table.read_table(data, "--data", labelled=False)
     width = sum(1 for c in frame.columns if c != "y")
-    if data.suffix.lower() == ".npz" and width != encoding.get("x_width", width):  # columns by position
-        raise table.TableError(f"--data={data}: x has {width} columns; the x the model was trained on had "
-                               f"{encoding['x_width']}")
+    # An .npz's columns are positions. A run recorded before x_width was: its features, where they
+    # are all of x (x0, x1, ...), say the width.
+    trained = encoding.get("x_width") or (len(encoding["features"]) if encoding["features"] == [
+        f"x{i}" for i in range(len(encoding["features"]))] else None)
+    if data.suffix.lower() == ".npz" and trained is not None and width != trained:
+        raise table.TableError(f"--data={data}: x has {width} columns; the x the model was trained on had {trained}")
     x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data)))
     for name, (rows, values) in table.unseen_categories(frame, encoding).items():
         print(f"note: column {name}: {rows} row(s) hold a category the training rows lacked ({', '.join(values)}); "

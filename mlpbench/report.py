@@ -593,6 +593,8 @@ def _to_decide(verdict: Verdict) -> str:
         return "-"
     if verdict.negligible:
         return "below report.min_difference"
+    if verdict.ahead:
+        return "ahead where both ran"
     return f"over {MAX_SEEDS}" if verdict.seeds_needed is None else str(verdict.seeds_needed)
 
 

@@ -103,6 +103,9 @@ class Verdict:
     # report.min_difference, so no number of seeds makes it matter.
     seeds_needed: int | None = None
     negligible: bool = False
+    # A tie whose test is significant the other way: ahead of the best on the seeds both ran (the
+    # best's mean owing its lead to seeds this one lacks). No number of seeds makes it `worse`.
+    ahead: bool = False
     # seed=auto (`sequential_verdicts`): why this comparison takes no more seeds: "decided" (worse),
     # "negligible" (below report.min_difference), "futile" (sweep.max_seeds would not decide it);
     # None: still open.
@@ -196,7 +199,7 @@ def verdicts(groups: dict[str, dict[int, float | None]], maximize: bool = True,
         if p is None:
             continue
         if p < alpha:  # else ahead of the best where both ran: more seeds would not make it worse
-            out[k] = Verdict("worse", p) if _favours(groups[best], groups[k], maximize) else Verdict("tied", p)
+            out[k] = Verdict("worse", p) if _favours(groups[best], groups[k], maximize) else Verdict("tied", p, ahead=True)
         elif min_difference is not None and abs(_effect(groups[best], groups[k])[0]) < min_difference:
             out[k] = Verdict("tied", p, negligible=True)
         else:
@@ -308,7 +311,7 @@ def sequential_verdicts(groups: dict[str, dict[int, float | None]], max_seeds: i
         p = min(1.0, m / e) if e > 0 else 1.0
         if p < alpha:  # else ahead of the best where both ran: open, as more seeds may make it the best
             out[k] = (Verdict("worse", p, stopped="decided") if _favours(groups[best], groups[k], maximize)
-                      else Verdict("tied", p))
+                      else Verdict("tied", p, ahead=True))
             continue
         # What more seeds could do, from the seeds both ran (the pairs the test sees).
         a, b = _by_seed(groups[best]), _by_seed(groups[k])

@@ -143,6 +143,9 @@ def check_reused_run(folder: Path, previous: dict, config: dict) -> None:
     from mlpbench.overrides import NOT_A_SETTING
     from mlpbench.results import flat_keys
 
+    if not previous.get("config"):  # a record cut short (a full disk): nothing to compare
+        return
+
     def kept(cfg: dict) -> dict:
         return {k: v for k, v in flat_keys(cfg).items() if k not in NOT_A_SETTING and k != "resume"}
 

@@ -135,9 +135,12 @@ def _checked_header(frame, header: list, where: str):
     twice = sorted(n for n, count in collections.Counter(names).items() if n and count > 1)
     if twice:
         raise TableError(f"{where}: the header names {_listed(twice)} more than once; give each column its own name")
-    frame = frame.set_axis([n or f"Unnamed: {i}" for i, n in enumerate(names)], axis=1)
-    frame.attrs["nameless"] = {f"Unnamed: {i}": bool(frame.iloc[:, i].isna().all()) for i, n in enumerate(names)
-                               if not n}
+    # pandas' name, unless a named column has it (a table saved twice with its row numbers)
+    filled = [n or (f"Unnamed: {i}" if f"Unnamed: {i}" not in names else f"(column {i + 1})")
+              for i, n in enumerate(names)]
+    frame = frame.set_axis(filled, axis=1)
+    frame.attrs["nameless"] = {filled[i]: (i + 1, bool(frame.iloc[:, i].isna().all()))
+                               for i, n in enumerate(names) if not n}
     return frame
 
 
@@ -307,12 +310,12 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
                                                             f"{_listed(list(frame.columns), 40)}" if split != target
                                                             else "is the target column"))
     nameless = frame.attrs.get("nameless", {})
-    notes = [f"{path}: column {int(c.split(': ')[1]) + 1} has " + (
-        "no name and no value (a separator at each line's end?); left out" if empty else
-        "no name in the header (row numbers that pandas' to_csv wrote?); left out: name it, or give "
-        f"data.features=[...,'{c}'], to use it") for c, empty in nameless.items()]
     features = ([str(f) for f in data_cfg.features] if data_cfg.features
                 else [c for c in frame.columns if c not in (target, split, *nameless)])
+    notes = [f"{path}: column {place} has " + (
+        "no name and no value (a separator at each line's end?); left out" if empty else
+        "no name in the header (row numbers that pandas' to_csv wrote?); left out: name it, or give "
+        f"data.features=[...,'{c}'], to use it") for c, (place, empty) in nameless.items() if c not in features]
     unknown = [f for f in features if f not in frame.columns]
     if unknown:
         raise TableError(f"data.features: {path} has no column {_listed(unknown)}{_column_hint(unknown[0], frame, 'data.features')}; "

@@ -283,6 +283,16 @@ def test_a_single_run_into_another_runs_folder_is_refused_and_into_its_own_skipp
     # The same config, a default spelled out and the overrides in another order: the same run.
     same = run_cli("model.activation=relu", *TINY, "model.depth=1", f"hydra.run.dir={folder}", cwd=tmp_path)
     assert same.returncode == 0 and "already ok" in same.stdout + same.stderr
+    # Configs from another folder (--config-dir) are composed as Hydra composes them, then compared.
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "notes.yaml").write_text("{}\n")
+    other = run_cli("--config-dir", str(tmp_path / "extra"), *TINY, "model.depth=5", f"hydra.run.dir={folder}",
+                    cwd=tmp_path)
+    assert other.returncode == 2 and "(model.depth: 1 before, 5 now)" in other.stderr
+    # A record a full disk cut short (no config) is continued as the message says, not refused.
+    from mlpbench.sweep import check_reused_run
+
+    check_reused_run(folder, {"status": "failed", "error": {"resumable": True}}, {"model": {"depth": 9}})
     # A run that failed of itself starts over there: another config may take the folder.
     result = json.loads((folder / "result.json").read_text())
     (folder / "result.json").write_text(json.dumps({**result, "status": "failed", "error": {"type": "ValueError"}}))

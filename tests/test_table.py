@@ -228,6 +228,13 @@ def test_a_nameless_column_is_left_out_and_said_and_spaces_around_a_text_are_no_
     # Named in data.features, it is an input; new rows to predict keep it by pandas' name.
     x, *_, encoding = table.encode(table_cfg(path, "data.target=label", "data.features=[v,'Unnamed: 0']"))
     assert encoding["features"] == ["v", "Unnamed: 0"] and x.shape[1] == 2
+    assert not any("column 1 " in note for note in encoding["notes"])  # it is not left out
+    # Saved twice with its row numbers: the first save's column has pandas' name; the new one may not.
+    again = write(tmp_path / "again.csv", ",Unnamed: 0,v,label\n" + "".join(f"{i},{i},{i % 7},{y}\n"
+                                                                          for i, y in enumerate(labels)))
+    *_, encoding = table.encode(table_cfg(again, "data.target=label"))
+    assert encoding["features"] == ["Unnamed: 0", "v"]
+    assert "column 1 has no name in the header" in encoding["notes"][0] and "'(column 1)'" in encoding["notes"][0]
 
 
 def test_a_text_column_of_mostly_different_values_is_said_to_look_like_an_identifier(tmp_path, caplog):
@@ -577,4 +584,13 @@ def test_predict_says_which_categories_it_never_saw_and_refuses_an_npz_of_anothe
     *_, encoding = table.encode(table_cfg(tmp_path / "train5.npz", "data.features=[x0,x2]"))
     trained = {"table": encoding, "config": {"model": {}}}
     np.savez(tmp_path / "five.npz", x=np.zeros((3, 5)))
+    assert len(predict.predict(tmp_path, tmp_path / "five.npz")) == 3
+    # A run recorded before the width was: all of x read (x0, x1), its features say the width...
+    *_, encoding = table.encode(table_cfg(tmp_path / "train.npz"))
+    trained = {"table": {k: v for k, v in encoding.items() if k != "x_width"}, "config": {"model": {}}}
+    with pytest.raises(table.TableError, match="wide.npz: x has 3 columns; the x the model was trained on had 2"):
+        predict.predict(tmp_path, tmp_path / "wide.npz")
+    # ... some of it (x0, x2): nothing to check against.
+    *_, encoding = table.encode(table_cfg(tmp_path / "train5.npz", "data.features=[x0,x2]"))
+    trained = {"table": {k: v for k, v in encoding.items() if k != "x_width"}, "config": {"model": {}}}
     assert len(predict.predict(tmp_path, tmp_path / "five.npz")) == 3
