@@ -106,13 +106,18 @@ def check_reused_folder(config: DictConfig) -> None:
         before = grid_constants(earlier)
     except Exception:  # an earlier multirun.yaml that Hydra's parser cannot read: nothing to compare
         return
-    now = grid_constants(config)
-    differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-    if differ:
-        shown = "; ".join(f"{k}: {before.get(k, 'not set')} before, {now.get(k, 'not set')} now" for k in differ)
+    shown = _differences(before, grid_constants(config))
+    if shown:
         raise ConfigError(f"hydra.sweep.dir={config.hydra.sweep.dir}: holds a sweep with other fixed settings ({shown}); "
                           "its runs are named by what is swept and would pass for this command's. Give another folder, "
                           "or the same settings to continue that sweep")
+
+
+def _differences(before: dict, now: dict, listed: int = 6) -> str:
+    """The settings an earlier run or sweep had otherwise, as a refusal names them; "" if none."""
+    differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    shown = "; ".join(f"{k}: {before.get(k, 'not set')} before, {now.get(k, 'not set')} now" for k in differ[:listed])
+    return shown + (f" and {len(differ) - listed} more" if len(differ) > listed else "")
 
 
 def reused_run_folder(overrides: list[str]) -> Optional[tuple[Path, dict]]:
@@ -127,11 +132,8 @@ def reused_run_folder(overrides: list[str]) -> Optional[tuple[Path, dict]]:
     folder = str(given[-1].value()) if given else ""
     if not folder or "${" in folder:
         return None
-    previous = read_result(Path(folder))  # as Hydra takes it: relative to here, no ~ expanded
-    if previous is None:
-        return None
-    plan = plan_run(Path(folder), clear=False)
-    return (Path(folder), previous) if plan.skip or plan.checkpoint else None
+    plan = plan_run(Path(folder), clear=False)  # as Hydra takes it: relative to here, no ~ expanded
+    return (Path(folder), plan.previous) if plan.previous and (plan.skip or plan.checkpoint) else None
 
 
 def check_reused_run(folder: Path, previous: dict, config: dict) -> None:
@@ -149,12 +151,9 @@ def check_reused_run(folder: Path, previous: dict, config: dict) -> None:
     def kept(cfg: dict) -> dict:
         return {k: v for k, v in flat_keys(cfg).items() if k not in NOT_A_SETTING and k != "resume"}
 
-    before, now = kept(previous.get("config") or {}), kept(config)
-    differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-    if differ:
-        shown = "; ".join(f"{k}: {before.get(k, 'not set')} before, {now.get(k, 'not set')} now" for k in differ[:6])
-        more = f" and {len(differ) - 6} more" if len(differ) > 6 else ""
-        raise ConfigError(f"hydra.run.dir={folder}: holds a run with other settings ({shown}{more}); its result would "
+    shown = _differences(kept(previous["config"]), kept(config))
+    if shown:
+        raise ConfigError(f"hydra.run.dir={folder}: holds a run with other settings ({shown}); its result would "
                           "pass for this command's. Give another folder, or the same settings to continue that run")
 
 
