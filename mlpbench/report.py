@@ -48,6 +48,10 @@ OBJECTIVES = tuple(m.value for m in Metric)  # what report.objective may name
 METRICS = {"acc": ("best_val_acc", "val_acc", "val_loss", "test_acc", "gap"),
            "r2": ("best_val_r2", "val_r2", "val_loss", "val_rmse", "test_r2", "gap")}
 DIAGNOSTICS = ("first_grad_norm", "grad_ratio")
+# What a comparison of diagnosed sweeps prints beside the objective: vanishing gradients against overfitting.
+DIAGNOSTIC_PIVOTS = (("first_grad_norm", "the first layer's gradient norm, each run's mean over its steps; near 0: "
+                                         "that layer barely learns"),
+                     ("gap", "train minus validation {score} in the last epoch; above 0: overfitting"))
 STATUS_ORDER = {s.value: i for i, s in enumerate((Status.ok, Status.running, Status.interrupted, Status.pruned,
                                                    Status.diverged, Status.failed))}
 
@@ -631,9 +635,9 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
     return markdown(list(rows[0]), rows, _cell) + "".join(f"\n{note}\n" for note in notes)
 
 
-def comparison_table(sweeps: list[Sweep]) -> str:
+def comparison_table(sweeps: list[Sweep], metric: Optional[str] = None) -> str:
     """Several sweeps: the swept key's values as rows, the sweeps as columns, each cell the
-    objective's mean ± interval and the verdict within its sweep."""
+    objective's mean ± interval and the verdict within its sweep; or `metric`'s, without one."""
     labels: list[str] = []
     for sweep in sweeps:
         labels += [s.label for s in sweep.settings if s.label not in labels]
@@ -646,8 +650,9 @@ def comparison_table(sweeps: list[Sweep]) -> str:
         row: dict[str, Any] = {first: label}
         for sweep in sweeps:
             s = next((s for s in sweep.settings if s.label == label), None)
-            cell = "-" if s is None else interval(s.summary(sweep.objective), bounded=sweep.objective in ACCURACIES)
-            if s is not None and s.verdict.verdict:
+            shown = metric or sweep.objective
+            cell = "-" if s is None else interval(s.summary(shown), signed=shown == "gap", bounded=shown in ACCURACIES)
+            if s is not None and s.verdict.verdict and metric is None:
                 cell += f" ({s.verdict.verdict})"
             row[_column(sweep, sweeps)] = cell
         rows.append(row)
@@ -1021,6 +1026,10 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True, for
     if several:
         parts.insert(0, f"{objective} per setting (mean ± 95% interval, verdict within each sweep):\n\n"
                         + comparison_table(sweeps))
+        if "first_grad_norm" in _metrics_of(sweeps):  # diagnostics=true: why a setting falls behind, in numbers
+            score = "accuracy" if sweeps[0].score == "acc" else "R²"
+            parts[1:1] = [f"{metric} per setting ({title.format(score=score)}; mean ± 95% interval):\n\n"
+                          + comparison_table(sweeps, metric) for metric, title in DIAGNOSTIC_PIVOTS]
     text = "\n\n".join(parts)
     title = " vs ".join(s.label for s in sweeps)
     n_settings = sum(len(s.settings) for s in sweeps)

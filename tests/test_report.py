@@ -235,6 +235,42 @@ def test_several_sweeps_share_one_table_with_the_sweeps_as_columns(tmp_path, dep
     assert (out / "against_depth.png").is_file() and (out / "val_acc.png").is_file()
 
 
+def test_diagnosed_sweeps_compared_print_the_first_layers_gradient_and_the_gap_per_setting(tmp_path, capsys):
+    # depth_linear's and depth_relu's question (why does accuracy fall with depth?) answered in
+    # numbers beside the figure: the first layer's gradient norm and the train-val gap, pivoted.
+    sweeps = []
+    for name, gradient in (("depth_linear", 1.0), ("depth_relu", 0.1)):
+        sweep = tmp_path / name / "2026-11-23_10-00-00"
+        for depth in (2, 10):
+            for seed, acc in enumerate((0.80, 0.84, 0.82), start=1):
+                fake_run(sweep, [f"model.depth={depth}", f"seed={seed}"], [acc - 0.1, acc], experiment=name,
+                         grad_ratio=gradient * seed / depth)
+        sweeps.append(str(sweep))
+    assert report.main([*sweeps, "--out", str(tmp_path / "compare"), "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    heading = printed.index("first_grad_norm per setting (the first layer's gradient norm")
+    assert printed.index("best_val_acc per setting") < heading < printed.index("gap per setting (train minus validation accuracy")
+    gradient_rows = [line for line in printed[heading:].splitlines() if line.startswith("| 10 ")]
+    # first_grad_norm is grad_ratio / 10 in fake_run: seeds 1-3 at depth 10 give 0.01, 0.02, 0.03 x gradient.
+    half = sps.t.ppf(0.975, 2) * np.std([1, 2, 3], ddof=1) / math.sqrt(3)
+    assert gradient_rows[0] == (f"| 10          | {0.02:.4f} ± {half / 100:.4f} | {0.002:.4f} ± {half / 1000:.4f} |")
+    # fake_run's training accuracy is 0.05 above its validation accuracy: the gap, signed, no verdict.
+    assert "| +0.0500 ± 0.0000 | +0.0500 ± 0.0000 |" in gradient_rows[1]
+    assert "(best)" not in printed[heading:printed.index("## ")]
+    # Sweeps without diagnostics print no such tables.
+    plain = tmp_path / "plain" / "2026-11-23_10-00-00"
+    for depth in (2, 10):
+        for seed in (1, 2, 3):
+            fake_run(plain, [f"model.depth={depth}", f"seed={seed}"], [0.8, 0.9], experiment="depth_relu")
+    assert report.main([sweeps[0], str(plain), "--out", str(tmp_path / "c2"), "--no-plots", "--force"]) == 0
+    assert "first_grad_norm per setting" in capsys.readouterr().out  # one of them diagnosed: shown
+    plain2 = tmp_path / "plain2" / "2026-11-23_10-00-00"
+    for seed in (1, 2, 3):
+        fake_run(plain2, ["model.depth=2", f"seed={seed}"], [0.8, 0.9], experiment="depth_relu")
+    assert report.main([str(plain), str(plain2), "--out", str(tmp_path / "c3"), "--no-plots", "--force"]) == 0
+    assert "gradient" not in capsys.readouterr().out
+
+
 def test_a_folder_without_results_is_a_clear_error(tmp_path, capsys):
     assert report.main([str(tmp_path)]) == 1
     assert f"no sweep in {tmp_path}" in capsys.readouterr().err
