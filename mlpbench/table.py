@@ -65,6 +65,17 @@ def content_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_digests(data_cfg) -> dict[str, str]:
+    """data=table's files (data.path, data.test_path) that exist, by their content digest; {} for
+    the other sources, which mlpbench ships or fetches as they are."""
+    from mlpbench.schema import Source
+
+    if Source(data_cfg.source) is not Source.table:
+        return {}
+    files = [file_path(p, data_cfg.root) for p in (data_cfg.path, data_cfg.test_path) if p]
+    return {str(f): content_digest(f) for f in files if f.is_file()}
+
+
 def _listed(items: list, n: int = SHOWN) -> str:
     shown = ", ".join(str(i) for i in items[:n])
     return shown + (f" ... ({len(items)} in all)" if len(items) > n else "")

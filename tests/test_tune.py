@@ -62,6 +62,10 @@ def test_float_log_ranges_and_list_choices_are_search_dimensions():
     ({"optim": {"lr": {"type": "categorical", "choices": []}}}, "must be a non-empty list"),
     ({"optim": {"lr": {"type": "categorical", "choices": [1], "step": 2}}}, "step not allowed"),
     ({"model": {"units": 128}}, "tune.space.model.units=128"),
+    # Optuna would quietly search 32 alone, or 32..480: a step must fit the range whole.
+    ({"model": {"units": {"type": "int", "low": 32, "high": 64, "step": 1000}}}, "high=1032 would be"),
+    ({"model": {"units": {"type": "int", "low": 32, "high": 500, "step": 32}}}, "step=32: the range 32..500"),
+    ({"optim": {"lr": {"type": "float", "low": 0.1, "high": 0.25, "step": 0.1}}}, "high=0.2 would be"),
 ])
 def test_a_malformed_search_dimension_names_its_key(space, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
@@ -75,6 +79,11 @@ def test_a_space_value_no_run_can_use_stops_the_search_before_any_trial(tmp_path
     assert not list(study_dir(tmp_path).glob("trial_*"))
     proc = run_cli(*TINY, "model.depth=1,2", cwd=tmp_path)  # a grid: the tuner samples instead
     assert proc.returncode == 2 and "make model.depth a search dimension in tune.space" in proc.stderr
+    # A seed searched would be overridden by tune.repeats' seeds; trainer.max_epochs is the pruner's budget.
+    proc = run_cli(*TINY, "+tune.space.seed={type:int,low:1,high:100}", cwd=tmp_path)
+    assert proc.returncode == 2 and "tune.space.seed: a seed is no design choice" in proc.stderr
+    proc = run_cli(*TINY, "+tune.space.trainer.max_epochs={type:int,low:2,high:9}", cwd=tmp_path)
+    assert proc.returncode == 2 and "is trainer.max_epochs=3 for every trial" in proc.stderr
 
 
 def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tmp_path):
@@ -133,6 +142,30 @@ def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tm
     taken = study.get_trials()[orphan.number]
     assert taken.state.name == first.state.name and taken.user_attrs["run"] == first.user_attrs["run"]
     assert not [t for t in study.get_trials() if t.state.name == "WAITING"]  # nothing queued to train again
+    # A launcher's worker that died stops its batch: a trial whose run failed on its own is failed,
+    # one cut off is tried again, at most MAX_ATTEMPTS times in all.
+    from optuna.trial import TrialState
+
+    from mlpbench.tune.study import MAX_ATTEMPTS
+
+    for name, status in (("own_failure", "failed"), ("cut_off", "interrupted")):
+        (study_dir(tmp_path) / name).mkdir()
+        (study_dir(tmp_path) / name / "result.json").write_text(json.dumps({"status": status, "epochs": 1}))
+    failed, cut_off, last = (study.ask(first.distributions) for _ in range(3))
+    failed.set_user_attr("run", "own_failure")
+    for trial, attempt in ((cut_off, 1), (last, MAX_ATTEMPTS)):
+        trial.set_user_attr("run", "cut_off")
+        trial.set_user_attr("attempt", attempt)
+    for trial in (failed, cut_off, last):
+        search._settle(study, trial, "a launcher failure", attempts=MAX_ATTEMPTS)
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states[failed.number] == states[cut_off.number] == states[last.number] == "FAIL"
+    queued = [t for t in study.get_trials() if t.state.name == "WAITING"]
+    assert [(t.user_attrs["retry_of"], t.user_attrs["attempt"], t.user_attrs["continued_from"]) for t in queued] == [
+        (cut_off.number, 2, 1)]
+    popped = study.ask(first.distributions)
+    assert popped.number == queued[0].number  # tried again first
+    study.tell(popped, state=TrialState.FAIL)
     # A trial cut off with its seeds at different epochs: tried again from the start, so that its
     # seeds train as one stack again (continued apart, each would report its own value to the pruner).
     cut = study.ask(first.distributions)
@@ -144,6 +177,7 @@ def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tm
     assert not (study_dir(tmp_path) / "cut_seed_1").exists() and not (study_dir(tmp_path) / "cut_seed_2").exists()
     queued = [t for t in study.get_trials() if t.state.name == "WAITING"]
     assert [t.user_attrs["retry_of"] for t in queued] == [cut.number]
+    assert queued[0].user_attrs["continued_from"] == 0 and study.trials[cut.number].user_attrs["epochs"] == 2
     assert retrained["config"]["optim"]["lr"] == best.params["optim.lr"]
 
     # The study continues only with the settings it was started with.
@@ -179,7 +213,7 @@ def test_repeats_train_a_trials_seeds_as_one_stack_prune_on_their_mean_and_judge
     assert "replica-epochs (2 seeds a trial)" in proc.stdout
     assert "Finalists: the best 2 trials over their 2 seeds" in proc.stdout
     assert "So the search's best (trial " in proc.stdout
-    assert "Expected best val_acc of n trials" in proc.stdout and (study_dir(tmp_path) / "expected_best.png").is_file()
+    assert "Expected best val_acc of n of these trials" in proc.stdout and (study_dir(tmp_path) / "expected_best.png").is_file()
     # A trial's seeds cannot train one after another: its pruning must see their mean.
     refused = run_cli(*TINY[:-1], "tune.repeats=2", "hydra/launcher=basic", "hydra.sweep.dir=other", cwd=tmp_path)
     assert refused.returncode == 2 and "tune.repeats=2 trains each trial's seeds as one stacked model: it needs " \
@@ -221,6 +255,7 @@ def test_a_killed_search_continues_the_study_without_repeating_finished_trials(t
     before = _states(db)
     assert before[0] == "COMPLETE" and before[1] == "RUNNING"
     first = json.loads(next(study_dir(tmp_path).glob("trial_000*/result.json")).read_text())
+    cut_at = json.loads(next(study_dir(tmp_path).glob("trial_001*/result.json")).read_text())["epochs"]
 
     rerun = run_cli(*args, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
@@ -228,11 +263,32 @@ def test_a_killed_search_continues_the_study_without_repeating_finished_trials(t
     rows = {int(r["trial"]): r for r in trial_rows(tmp_path)}
     assert rows[0]["state"] == "complete"
     assert rows[1]["state"] == "failed" and rows[1]["note"] == "retried as trial 2"
-    assert rows[2]["note"] == "retry of trial 1" and rows[2]["model.units"] == rows[1]["model.units"]
+    assert rows[2]["note"] == "retry of trial 1" + (f", from epoch {cut_at}" if cut_at else "")
+    assert rows[2]["model.units"] == rows[1]["model.units"]
+    # The cut-off trial keeps the epochs it trained; its retry continues its run and counts only
+    # the epochs it adds: 30 + 30 in all, not the retry's 30 twice.
+    assert rows[1]["epochs"] == str(cut_at) and rows[2]["epochs"] == "30"
+    assert "Epochs trained: 60 epochs in 3 trials" in rerun.stdout
     assert sum(r["state"] in ("complete", "pruned") for r in trained(tmp_path)) == 2  # n_trials ended
     # Trial 0 was not run again: its result is the first run's, to the second.
     again = json.loads(next(study_dir(tmp_path).glob("trial_000*/result.json")).read_text())
     assert again["seconds"] == first["seconds"] and "Trial 0 (" not in rerun.stdout
+
+
+def test_a_study_continued_on_an_edited_data_file_is_refused(tmp_path):
+    # Trials of two datasets ranked in one table, the best config the old data's: refused.
+    table = tmp_path / "rows.csv"
+    rows = [f"{a},{b},{int(a > b)}" for a in range(12) for b in range(12)]
+    table.write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    args = ["experiment=tune_units", "data=table", f"data.path={table}", "data.target=label", "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false", "tune.repeats=1", "tune.pruner=none",
+            "tune.space.model.units.label=width"]  # a label names a dimension: no part of the search
+    assert run_cli(*args, "tune.n_trials=1", cwd=tmp_path).returncode == 0
+    table.write_text("a,b,label\n" + "\n".join(r[:-1] + str(1 - int(r[-1])) for r in rows) + "\n")
+    refused = run_cli(*args[:-1], "tune.n_trials=2", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert f"the content of {table}: " in refused.stderr and "Only tune.n_trials, " in refused.stderr
+    assert len(trial_rows(tmp_path)) == 1
 
 
 def test_parallel_trials_share_the_study_and_the_cores(tmp_path):

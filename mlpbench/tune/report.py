@@ -37,8 +37,11 @@ def _rows(trials: list, dims: list[Dimension], sweep_dir: Path, retried: dict[in
             result = read_result(sweep_dir / t.user_attrs["run"]) if t.user_attrs.get("run") else None
             epochs = (result or {}).get("epochs", len(t.intermediate_values))
             seconds = (result or {}).get("seconds")
+        # A pruned trial's value: the mean of its runs' best epochs, as a completed one's (Optuna
+        # keeps its last reported epoch's).
+        value = t.user_attrs.get("value", t.value) if t.state.name == "PRUNED" else t.value
         row = {"trial": t.number, "state": "failed" if t.state.name == "FAIL" else t.state.name.lower(),
-               "value": t.value}
+               "value": value}
         if len(seeds) > 1:
             values = t.user_attrs.get("values") or []
             row.update({f"seed {seed}": values[k] if k < len(values) else None for k, seed in enumerate(seeds)})
@@ -47,7 +50,9 @@ def _rows(trials: list, dims: list[Dimension], sweep_dir: Path, retried: dict[in
             "epochs": epochs,
             "seconds": None if seconds is None else round(seconds, 1),
             "note": (f"retried as trial {retried[t.number]}" if t.number in retried else
-                     f"retry of trial {t.user_attrs['retry_of']}" if "retry_of" in t.user_attrs else
+                     f"retry of trial {t.user_attrs['retry_of']}" + (f", from epoch {t.user_attrs['continued_from']}"
+                                                                    if t.user_attrs.get("continued_from") else "")
+                     if "retry_of" in t.user_attrs else
                      f"as trial {t.user_attrs['same_as']}, not trained again" if "same_as" in t.user_attrs else
                      "" if t.user_attrs.get("status") in (None, Status.ok, Status.pruned) else t.user_attrs["status"]),
             "run": t.user_attrs.get("run", ""),
@@ -103,14 +108,14 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     written = [sweep_dir / "trials.csv", sweep_dir / "trials.md"]
 
     max_epochs = int(config.trainer.max_epochs)
-    epochs = sum(int(r["epochs"] or 0) for r in rows)
+    # A retry continues its cut-off trial's runs: it adds only the epochs after theirs.
+    continued = {t.number: int(t.user_attrs.get("continued_from") or 0) for t in trials}
+    epochs = sum(int(r["epochs"] or 0) - continued.get(r["trial"], 0) for r in rows)
     grid = grid_size(dims)
     lines = []
     if any(t.state.name == "COMPLETE" for t in trials):
         best = study.best_trial
-        steps = sorted(best.intermediate_values.items(), key=lambda kv: (kv[1] if maximize else -kv[1], -kv[0]))
-        at = f" at epoch {steps[-1][0] + 1} of {len(steps)}" if steps else ""
-        lines.append(f"Best trial {best.number}: {objective} {best.value:.4f}{at}")
+        lines.append(f"Best trial {best.number}: {objective} {best.value:.4f}{_best_epoch(best, sweep_dir, objective)}")
         lines += [f"Best {d.label}: {_shown(best.params[d.key])}" for d in dims]
         written += _write_best(sweep_dir, best, objective)
     else:
@@ -126,7 +131,7 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     finalists = _finalists(trials, config, objective, maximize, seeds)
     if finalists:
         write_atomic(sweep_dir / "trials.md", (sweep_dir / "trials.md").read_bytes() + f"\n\n{finalists}\n".encode())
-    written += _figures(study, config, sweep_dir, trained, grid)
+    written += _figures(study, config, sweep_dir, trained, grid, continued)
     if not quiet:
         top = markdown(columns[:-1], trained[:10], _cell)
         print("\n".join(["", f"Trials, best first ({min(10, len(trained))} of {len(trained)}; all in trials.md):",
@@ -134,6 +139,21 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
                          f"Report: {', '.join(p.name for p in written)} in {sweep_dir}",
                          f"Compare the trials: {command('tensorboard')} --logdir {sweep_dir}"]))
     return [r for r in rows if r["state"] == "failed" and r["trial"] not in retried]
+
+
+def _best_epoch(trial, sweep_dir: Path, objective: str) -> str:
+    """Where the best trial's value comes from: its run's best epoch, or with tune.repeats the
+    mean of its seeds' best epochs (each its own)."""
+    runs = trial.user_attrs.get("runs") or []
+    if len(runs) > 1:
+        return f", the mean of its {len(runs)} seeds' best epochs"
+    result = read_result(sweep_dir / trial.user_attrs["run"]) if trial.user_attrs.get("run") else None
+    history = [v for v in ((result or {}).get("history") or {}).get(objective, [])]
+    scored = [(v, i) for i, v in enumerate(history) if v is not None]
+    if not scored:
+        return ""
+    pick = min if lower_is_better(objective) else max
+    return f" at epoch {pick(scored, key=lambda vi: (vi[0], -vi[1]))[1] + 1} of {len(history)}"
 
 
 def _values(rows: list[dict[str, Any]]) -> list[float]:
@@ -151,9 +171,9 @@ def _more_trials(rows: list[dict[str, Any]], objective: str, maximize: bool) -> 
     cells = ", ".join(f"{n}: {mean:.4f} ± {spread:.4f}" for n in shown
                       for mean, spread in [expected_best(values, n, maximize)])
     half, whole = expected_best(values, max(1, m // 2), maximize)[0], expected_best(values, m, maximize)[0]
-    return [f"Expected best {objective} of n trials, mean ± sd (Dodge et al. 2019, from these {m} trials' values): "
-            f"{cells}; from {max(1, m // 2)} to {m} trials it gained {whole - half:+.4f} "
-            "(expected_best.png)"]
+    return [f"Expected best {objective} of n of these trials, mean ± sd (Dodge et al. 2019, n drawn from these {m} "
+            f"trials' values): {cells}; from {max(1, m // 2)} to {m} trials it gained {whole - half:+.4f} "
+            "(expected_best.png; it describes the values met, it cannot exceed the best found)"]
 
 
 def _finalists(trials: list, config: DictConfig, objective: str, maximize: bool, seeds: list[int]) -> str:
@@ -167,7 +187,7 @@ def _finalists(trials: list, config: DictConfig, objective: str, maximize: bool,
     if not seeds:
         return (f"Finalists: one seed per trial gives no interval, so the {len(best)} best trials cannot be told "
                 f"apart from seed noise; tune.repeats=3 trains each trial over 3 seeds and judges the best "
-                f"{count} here")
+                f"{len(best)} here")
     groups = {f"trial {t.number}": dict(zip(t.user_attrs.get("seeds") or seeds, t.user_attrs.get("values") or []))
               for t in best}
     found = verdicts(groups, maximize=maximize)
@@ -187,7 +207,8 @@ def _finalists(trials: list, config: DictConfig, objective: str, maximize: bool,
     if found[top].verdict != "best":
         verdict = "too few seeds finished to judge them"
     elif all(found[o].verdict == "worse" for o in others):
-        verdict = f"the search's best ({top}) is really better than the runners-up"
+        verdict = (f"the search's best ({top}) is better than the runners-up at the 5% level over these "
+                   f"{len(seeds)} seeds (the trials were chosen on them)")
     else:
         tied = [o for o in others if found[o].verdict != "worse"]
         # Tied is no evidence of a difference, not evidence of none (at 3 seeds a test has little power).
@@ -229,7 +250,8 @@ def _write_best(sweep_dir: Path, best, objective: str) -> list[Path]:
     return written
 
 
-def _figures(study, config: DictConfig, sweep_dir: Path, rows: list[dict[str, Any]], grid: Optional[int]) -> list[Path]:
+def _figures(study, config: DictConfig, sweep_dir: Path, rows: list[dict[str, Any]], grid: Optional[int],
+             continued: dict[int, int]) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -241,7 +263,9 @@ def _figures(study, config: DictConfig, sweep_dir: Path, rows: list[dict[str, An
     # Optuna's plots switch matplotlib to its ggplot style: keep that to them.
     with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        for name, (plot, title) in optuna_plots(objective).items():
+        # Optuna draws empty axes, with warnings, for a study without a completed trial.
+        plots = optuna_plots(objective) if any(t.state.name == "COMPLETE" for t in study.trials) else {}
+        for name, (plot, title) in plots.items():
             try:
                 fig = optuna_figure(plot, study, title)
             except Exception as e:  # e.g. importances need two completed trials that differ
@@ -251,7 +275,7 @@ def _figures(study, config: DictConfig, sweep_dir: Path, rows: list[dict[str, An
             made.append(save_figure(fig, sweep_dir / name))
     made.append(_plot_curves(study, rows, objective, sweep_dir / "curves.png"))
     made.append(_plot_epochs(rows, int(config.trainer.max_epochs), grid, sweep_dir / "epochs.png",
-                             int(config.tune.get("repeats", 1))))
+                             int(config.tune.get("repeats", 1)), continued))
     if len(_values(rows)) >= 2:
         made.append(_plot_expected_best(rows, objective, direction(objective) == "maximize",
                                         sweep_dir / "expected_best.png"))
@@ -259,25 +283,28 @@ def _figures(study, config: DictConfig, sweep_dir: Path, rows: list[dict[str, An
 
 
 def _plot_expected_best(rows: list[dict[str, Any]], objective: str, maximize: bool, path: Path) -> Path:
-    """The expected best value of n trials against n (Dodge et al. 2019): where the curve has
-    flattened, more trials of this search would hardly find better."""
+    """The expected best value of n of these trials against n (Dodge et al. 2019): a description
+    of the values the search met (it flattens at the best found), not a forecast of new points."""
     from matplotlib.ticker import MaxNLocator
 
     values = _values(rows)
     n = list(range(1, len(values) + 1))
     found = [expected_best(values, k, maximize) for k in n]
     mean = [f[0] for f in found]
+    best = max(values) if maximize else min(values)
+    # The best of n draws from these values is never past the best found: the band stops there.
+    low, high = [m - s for m, s in found], [m + s for m, s in found]
+    low, high = (low, [min(v, best) for v in high]) if maximize else ([max(v, best) for v in low], high)
     fig, axes = figure()
     ax = axes[0][0]
-    ax.fill_between(n, [m - s for m, s in found], [m + s for m, s in found], color="tab:blue", alpha=0.2, lw=0,
-                    label="± 1 sd")
+    ax.fill_between(n, low, high, color="tab:blue", alpha=0.2, lw=0, label="± 1 sd")
     ax.plot(n, mean, "-", color="tab:blue", label="expected best")
-    ax.axhline(max(values) if maximize else min(values), color="grey", ls="--", lw=0.8,
-               label="best trial found")
+    ax.axhline(best, color="grey", ls="--", lw=0.8, label="best trial found")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trials")
     ax.set_ylabel(f"expected best {objective}")
-    ax.set_title(f"expected best {objective} of n trials (Dodge et al. 2019)\nflat: more trials would hardly help")
+    ax.set_title(f"expected best {objective} of n of these trials (Dodge et al. 2019)\n"
+                 "flat: these values rarely beat the best found; points not tried may")
     ax.grid(alpha=0.3)
     legend_beside(ax)
     return save_figure(fig, path)
@@ -333,7 +360,7 @@ def _plot_curves(study, rows: list[dict[str, Any]], objective: str, path: Path) 
             ax.plot([], [], color=color, label=state)
     values = sorted(v for r in rows for v in trials[r["trial"]].intermediate_values.values())
     if values and not lower_is_better(objective):  # a few hopeless trials would flatten the rest
-        ax.set_ylim(bottom=max(values[0], values[len(values) // 10] - 0.1), top=values[-1] + 0.01)
+        ax.set_ylim(bottom=max(values[0], values[len(values) // 10] - 0.1) - 0.01, top=values[-1] + 0.01)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(objective)
@@ -344,29 +371,31 @@ def _plot_curves(study, rows: list[dict[str, Any]], objective: str, path: Path) 
 
 
 def _plot_epochs(rows: list[dict[str, Any]], max_epochs: int, grid: Optional[int], path: Path,
-                 repeats: int = 1) -> Path:
+                 repeats: int = 1, continued: Optional[dict[int, int]] = None) -> Path:
     """Epochs trained as the search goes, against the same trials unpruned and a full grid; with
-    tune.repeats=K, replica-epochs (a trial's epoch trains its K seeds)."""
+    tune.repeats=K, replica-epochs (a trial's epoch trains its K seeds); a retry's only from the
+    epoch it `continued` from."""
     from matplotlib.ticker import MaxNLocator
 
     rows = sorted(rows, key=lambda r: r["trial"])
     x = list(range(1, len(rows) + 1))
     done, total = [], 0
     for r in rows:
-        total += int(r["epochs"] or 0) * repeats
+        total += (int(r["epochs"] or 0) - (continued or {}).get(r["trial"], 0)) * repeats
         done.append(total)
     max_epochs *= repeats
     fig, axes = figure()
     ax = axes[0][0]
-    ax.plot(x, [n * max_epochs for n in x], "--", color="grey", label=f"every trial {max_epochs} epochs")
-    ax.plot(x, done, "-", color="tab:blue", label=f"this search: {total} epochs")
+    unit = "epochs" if repeats == 1 else "replica-epochs"
+    ax.plot(x, [n * max_epochs for n in x], "--", color="grey", label=f"every trial {max_epochs} {unit}")
+    ax.plot(x, done, "-", color="tab:blue", label=f"this search: {total} {unit}")
     for state, color in STATE_COLORS.items():
         points = [(xi, d) for xi, d, r in zip(x, done, rows) if r["state"] == state]
         if points:
             ax.scatter(*zip(*points), color=color, s=18, zorder=3, label=state)
     if grid:
         ax.axhline(grid * max_epochs, color="black", lw=0.8)
-        ax.text(1, grid * max_epochs, f" full grid: {grid} points x {max_epochs} epochs = {grid * max_epochs}",
+        ax.text(1, grid * max_epochs, f" full grid: {grid} points x {max_epochs} {unit} = {grid * max_epochs}",
                 va="bottom", fontsize="small")
     ax.set_xlabel("trials")
     for axis in (ax.xaxis, ax.yaxis):  # both count: no tick at 1.5 trials

@@ -33,9 +33,9 @@ from mlpbench.schema import BASIC_LAUNCHER, JOBLIB_LAUNCHER, STACKED_LAUNCHER, C
 from mlpbench.sweep import alone_because, run_name
 from mlpbench.tune.report import write_report
 from mlpbench.tune.space import flat, grid_size, parse_space
-from mlpbench.tune.study import (CONFIG_FILE, STUDY_FILE, comparable, direction, ended_count, make_pruner, make_sampler,
-                                 objective_key, point, retry, reuse_earlier, search_settings, storage, tell,
-                                 tried_points, unopenable)
+from mlpbench.tune.study import (CONFIG_FILE, MAX_ATTEMPTS, RESUMABLE_CHANGES, STUDY_FILE, comparable, direction,
+                                 ended_count, make_pruner, make_sampler, objective_key, point, retry, reuse_earlier,
+                                 search_settings, storage, tell, trial_runs, tried_points, unopenable)
 
 log = logging.getLogger("mlpbench")
 # Points tried already, proposed in a row, after which the sampler is taken to have converged.
@@ -139,6 +139,12 @@ class Search:
         """What Optuna would pass over in silence: pruning that can never stop a trial, points to
         try first outside the space."""
         tune, epochs, pruner = self.tune, self.config.trainer.max_epochs, Pruner(self.tune.pruner)
+        if "seed" in self.distributions:
+            raise ConfigError("tune.space.seed: a seed is no design choice to search; tune.repeats=K trains each "
+                              "trial over K seeds (seed .. seed+K-1) and judges the best trials over them")
+        if "trainer.max_epochs" in self.distributions:
+            raise ConfigError(f"tune.space.trainer.max_epochs: the pruner's budget (its rungs, a trial's last epoch) "
+                              f"is trainer.max_epochs={epochs} for every trial; set that instead")
         if tune.repeats > 1:  # a trial's seeds are one stack: what keeps runs out of stacks cannot be
             launcher = str(OmegaConf.select(self.config, "hydra.launcher._target_", default=STACKED_LAUNCHER))
             alone = ("it needs hydra/launcher=stacked (the default)" if launcher != STACKED_LAUNCHER else
@@ -199,16 +205,16 @@ class Search:
         study.sampler = make_sampler(self.tune, self.config.seed + len(study.get_trials(deepcopy=False)))
         settings = search_settings(self.config)
         saved = study.user_attrs.get("settings")
-        saved = None if saved is None else comparable(saved)
         if saved is None:
             study.set_user_attr("settings", settings)
-        elif saved != settings:
+        elif comparable(saved) != comparable(settings, saved):
+            saved, settings = comparable(saved), comparable(settings, saved)
             changed = sorted(k for k in set(saved) | set(settings) if saved.get(k, "-") != settings.get(k, "-"))
             shown = ", ".join(f"{k}: {saved.get(k, '-')} -> {settings.get(k, '-')}" for k in changed[:6])
+            may = ", ".join(k.rstrip(".") + ("*" if k.endswith(".") else "") for k in RESUMABLE_CHANGES)
             raise ConfigError(f"{self.sweep_dir} holds the study {self.tune.study_name!r} of another search "
-                              f"({shown}{', ...' if len(changed) > 6 else ''}). Only tune.n_trials, tune.n_jobs, "
-                              "tune.enqueue, tune.finalists and report.* may change when a study is continued: choose another "
-                              "tune.study_name, or delete the folder to start again")
+                              f"({shown}{', ...' if len(changed) > 6 else ''}). Only {may} may change when a study "
+                              "is continued: choose another tune.study_name, or delete the folder to start again")
         return study
 
     def _recover(self, study) -> None:
@@ -218,29 +224,40 @@ class Search:
         from optuna.trial import TrialState
 
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            runs = trial.user_attrs.get("runs") or ([trial.user_attrs["run"]] if trial.user_attrs.get("run") else [])
-            results = [read_result(self.sweep_dir / run) for run in runs]
-            if runs and all(r is not None and Status(r["status"]).finished for r in results):
-                # its runs ended after the search did
-                tell(study, optuna.trial.Trial(study, trial._trial_id), [self.sweep_dir / run for run in runs],
-                     self.objective)
-                log.warning("Trial %d: its run(s) %s ended after the earlier search did; the result is taken",
-                            trial.number, ", ".join(runs))
-                continue
-            stopped_at = sorted({(r.get("epochs") or 0) if r else 0 for r in results})
-            if len(stopped_at) > 1:
-                # A trial's seeds train as one stack and report their mean to the pruner; seeds
-                # continued from different epochs would train apart, each reporting its own value
-                # for the steps (a partial mean, Optuna warning of steps reported twice).
-                import shutil
+            self._settle(study, optuna.trial.Trial(study, trial._trial_id), "the end of an earlier search")
 
-                for run in runs:
-                    shutil.rmtree(self.sweep_dir / run, ignore_errors=True)
-            retry(study, trial)
-            log.warning("Trial %d was cut off by the end of an earlier search: marked failed, tried again %s",
-                        trial.number, f"from the start (its seeds had stopped after {', '.join(map(str, stopped_at))} "
-                        "epochs; they train together)" if len(stopped_at) > 1
-                        else "(its runs continue from their last checkpoints)")
+    def _settle(self, study, trial, cut_off_by: str, attempts: Optional[int] = None) -> None:
+        """A trial whose runs a dying search or launcher worker left: taken as its runs ended
+        where each has (a worker may finish one after the search died; a run that failed failed),
+        else failed and tried again first, up to `attempts` times where given."""
+        from optuna.trial import TrialState
+
+        runs = trial_runs(trial)
+        results = [read_result(self.sweep_dir / run) for run in runs]
+        if runs and all(r is not None and (Status(r["status"]).finished or r["status"] == Status.failed)
+                        for r in results):
+            tell(study, trial, [self.sweep_dir / run for run in runs], self.objective)
+            log.warning("Trial %d: its run(s) %s ended despite %s; the result is taken", trial.number,
+                        ", ".join(runs), cut_off_by)
+            return
+        if attempts is not None and trial.user_attrs.get("attempt", 1) >= attempts:
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            log.error("Trial %d was cut off by %s %d times: failed, not tried again (its log: %s)", trial.number,
+                      cut_off_by, attempts, self.sweep_dir / runs[0] / "run.log" if runs else "none")
+            return
+        stopped_at = sorted({(r.get("epochs") or 0) if r else 0 for r in results})
+        if len(stopped_at) > 1:
+            # A trial's seeds train as one stack and report their mean to the pruner; seeds
+            # continued from different epochs would train apart, each reporting its own value
+            # for the steps (a partial mean, Optuna warning of steps reported twice).
+            import shutil
+
+            for run in runs:
+                shutil.rmtree(self.sweep_dir / run, ignore_errors=True)
+        retry(study, trial, results, from_start=len(stopped_at) > 1)
+        log.warning("Trial %d was cut off by %s: marked failed, tried again %s", trial.number, cut_off_by,
+                    f"from the start (its seeds had stopped after {', '.join(map(str, stopped_at))} epochs; they "
+                    "train together)" if len(stopped_at) > 1 else "(its runs continue from their last checkpoints)")
 
     # -- the loop
     def run(self) -> Any:
@@ -259,9 +276,10 @@ class Search:
             self._recover(study)
             ended = ended_count(study)
             started = (ended, time.monotonic())
-            log.info("Search %s in %s: %s; %d of %d trials ended already", self.tune.study_name, self.sweep_dir,
+            log.info("Search %s in %s: %s; %d of %d trials ended already%s", self.tune.study_name, self.sweep_dir,
                      ", ".join(d.key for d in self.dims) + (f" ({self.grid} grid points)" if self.grid else ""),
-                     ended, self.tune.n_trials)
+                     ended, self.tune.n_trials, f" (more: tune.n_trials={ended + 10} and the like)"
+                     if ended >= self.tune.n_trials else "")
             while ended < self.tune.n_trials:
                 if self._exhausted(study):
                     log.info("Every one of the %d grid points has been tried: the search ends here", self.grid)
@@ -293,8 +311,8 @@ class Search:
         repeats = int(self.tune.repeats)
         seeds = [[]] if repeats == 1 else [[f"seed={self.config.seed + k}"] for k in range(repeats)]
         # A trial tried again (retry) continues in the run folders of the trial it repeats.
-        folders = trial.user_attrs.get("runs") or ([trial.user_attrs["run"]] if trial.user_attrs.get("run") else [
-            f"trial_{trial.number:03d}_{run_name(','.join(sorted(overrides + seed)), trial.number)}" for seed in seeds])
+        folders = trial_runs(trial) or [
+            f"trial_{trial.number:03d}_{run_name(','.join(sorted(overrides + seed)), trial.number)}" for seed in seeds]
         # Known even if the search dies before the trial ends.
         trial.set_user_attr("run", folders[0])
         if repeats > 1:
@@ -333,14 +351,16 @@ class Search:
             returns = self.sweeper.launcher.launch(batch, initial_job_idx=trials[0].number)
         except (KeyboardInterrupt, SystemExit):
             for trial in trials:
-                retry(study, trial)
+                retry(study, trial, [read_result(self.sweep_dir / run) for run in trial_runs(trial)])
             write_report(self.sweep_dir, self.config, quiet=True)
             log.warning("Search interrupted; trial(s) %s will be tried again. Run the same command to continue "
                         "the study in %s", ", ".join(str(t.number) for t in trials), self.sweep_dir)
             raise
-        except Exception as e:  # a launcher's worker died: these trials failed, the search goes on
+        except Exception as e:  # a launcher's worker died: its pool stopped the batch's other trials too
             log.error("Trials %s: the launcher failed: %s: %s", [t.number for t in trials], type(e).__name__, e)
-            returns = [None] * len(batch)
+            for trial in trials:
+                self._settle(study, trial, "a launcher failure", attempts=MAX_ATTEMPTS)
+            return
         repeats = int(self.tune.repeats)
         for i, trial in enumerate(trials):
             jobs = returns[i * repeats:(i + 1) * repeats]

@@ -102,6 +102,11 @@ def _dimension(key: str, spec: Mapping) -> Dimension:
         raise ConfigError(f"{name}: log=true needs low > 0, not {low}")
     if log_scale and step not in (None, 1):
         raise ConfigError(f"{name}: log=true cannot be combined with step={step}")
+    steps = None if step is None else (high - low) / step
+    if steps is not None and (steps < 1 or abs(steps - round(steps)) > 1e-9 * steps):
+        # Optuna would move high to the last whole step (low alone, for a step wider than the range), with a warning.
+        raise ConfigError(f"{name}.step={step}: the range {low}..{high} must be a whole number of steps (at least "
+                          f"one); high={low + max(1, math.floor(steps)) * step:g} would be")
     if kind == "float":
         low, high, step = float(low), float(high), None if step is None else float(step)
     return Dimension(key, kind, low, high, step, log_scale, label=label)

@@ -25,6 +25,10 @@ CONFIG_FILE = SWEEP_CONFIG
 # settings).
 RESUMABLE_CHANGES = ("tune.n_trials", "tune.n_jobs", "tune.enqueue", "tune.finalists", "report.",
                      *sorted(NOT_A_SETTING - {"experiment"}))
+CONTENT_OF = "the content of "  # a data file's digest among a study's settings
+# A trial cut off by a dying launcher worker is tried again this many times at most (a trial that
+# kills its worker each time would otherwise be tried for ever).
+MAX_ATTEMPTS = 3
 
 
 def load_config(sweep_dir: Path) -> DictConfig:
@@ -117,16 +121,23 @@ def direction(objective: str) -> str:
 
 
 def search_settings(config: DictConfig) -> dict[str, Any]:
-    """What a study searched (everything but hydra.* and the settings a rerun may change); a
-    key at null is as absent (a key added since the study began, at its default)."""
+    """What a study searched (everything but hydra.* and the settings a rerun may change), and
+    the content of data=table's files (an edited file would mix two datasets' trials in one
+    ranking); a key at null is as absent (a key added since the study began, at its default)."""
+    from mlpbench.table import file_digests
+
     job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
-    return comparable(flat(OmegaConf.to_container(job, resolve=True, enum_to_str=True)))
+    settings = comparable(flat(OmegaConf.to_container(job, resolve=True, enum_to_str=True)))
+    return {**settings, **{f"{CONTENT_OF}{path}": digest for path, digest in file_digests(config.data).items()}}
 
 
-def comparable(settings: dict[str, Any]) -> dict[str, Any]:
+def comparable(settings: dict[str, Any], saved: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """Settings as two runs of one study must share them: a study's saved ones too, which an
-    earlier version may have saved with keys since left out."""
-    return {k: v for k, v in settings.items() if not k.startswith(RESUMABLE_CHANGES) and v is not None}
+    earlier version may have saved with keys since left out (the files' content, where `saved`
+    holds none of it). A dimension's label is a name for the report, not part of the search."""
+    contents = saved is None or any(k.startswith(CONTENT_OF) for k in saved)
+    return {k: v for k, v in settings.items() if not k.startswith(RESUMABLE_CHANGES) and v is not None
+            and not (k.startswith("tune.space.") and k.endswith(".label")) and (contents or not k.startswith(CONTENT_OF))}
 
 
 def reuse_earlier(study, trial) -> bool:
@@ -148,12 +159,28 @@ def reuse_earlier(study, trial) -> bool:
     return False
 
 
-def retry(study, trial) -> None:
+def trial_runs(trial) -> list[str]:
+    """The folders of a trial's runs in the search's folder: its seeds' (tune.repeats), or its one run's."""
+    return trial.user_attrs.get("runs") or ([trial.user_attrs["run"]] if trial.user_attrs.get("run") else [])
+
+
+def retry(study, trial, results: list[Optional[dict]], from_start: bool = False) -> None:
+    """Fail a trial cut off before its runs ended (`results`: their records as they were left)
+    and ask for its point again, first. The repeat continues in the same run folders, from their
+    last checkpoints (`from_start`: the folders were cleared). The cut-off trial keeps the epochs
+    and seconds it had trained; its repeat counts only those it adds."""
     from optuna.trial import TrialState
 
+    epochs = max(((r or {}).get("epochs") or 0 for r in results), default=0)
+    seconds = [r["seconds"] for r in results if r and r.get("seconds") is not None]
+    store = study._storage  # Optuna's storage API: the trial may be another process's, or a FrozenTrial
+    if store.get_trial(trial._trial_id).state == TrialState.RUNNING:
+        store.set_trial_user_attr(trial._trial_id, "epochs", epochs)
+        store.set_trial_user_attr(trial._trial_id, "seconds", sum(seconds) if seconds else None)
     study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-    # The repeat continues in the same run folder: from its last checkpoint, or its result if done.
-    again = {"retry_of": trial.number, **{key: trial.user_attrs[key] for key in ("run", "runs") if trial.user_attrs.get(key)}}
+    again = {"retry_of": trial.number, "attempt": trial.user_attrs.get("attempt", 1) + 1,
+             "continued_from": 0 if from_start else epochs,
+             **{key: trial.user_attrs[key] for key in ("run", "runs") if trial.user_attrs.get(key)}}
     study.enqueue_trial(dict(trial.params), user_attrs=again)
 
 
@@ -201,6 +228,9 @@ def tell(study, trial, run_dirs: list[Optional[Path]], objective: str) -> None:
     status = next((s for s in (Status.failed, Status.interrupted, Status.running, Status.pruned, Status.diverged)
                    if s in statuses), Status.ok)
     trial.set_user_attr("status", status.value)
+    if scores and all(v is not None for v in scores):
+        # The trial's value as the report gives it: Optuna keeps a pruned trial's last epoch's.
+        trial.set_user_attr("value", math.fsum(scores) / len(scores))
     trial.set_user_attr("epochs", max((r.get("epochs", 0) or 0 for r in results), default=0))
     seconds = [r.get("seconds") for r in results if r.get("seconds") is not None]
     trial.set_user_attr("seconds", sum(seconds) if seconds else None)
