@@ -22,6 +22,7 @@ going, cut off or failed are reported as they are. No torch here: a report never
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -33,8 +34,8 @@ from omegaconf import DictConfig
 
 from mlpbench import overrides
 from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
-from mlpbench.results import (ACCURACIES, RESULT_FILE, Status, as_written, flat_keys, load_results, lower_is_better,
-                              natural_key, read_result, read_sweep_config, score_in)
+from mlpbench.results import (ACCURACIES, RESULT_FILE, ROUNDS_FILE, Status, as_written, flat_keys, load_results,
+                              lower_is_better, natural_key, read_result, read_sweep_config, score_in)
 from mlpbench.schema import AUTO_SEED, ConfigError, Metric, SweepConfig, safe_name, trusted
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
 
@@ -280,7 +281,15 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
 
 
 def auto_seeds(path: Path) -> Optional[dict]:
-    """The `sweep` settings of a sweep made with seed=auto (its multirun.yaml says so), else None."""
+    """The `sweep` settings of a sweep made with seed=auto (its rounds.json, or for a sweep made
+    before those, its multirun.yaml says so), with why its rounds ended; else None."""
+    try:
+        record = json.loads((path / ROUNDS_FILE).read_text())
+    except (OSError, ValueError):
+        record = None
+    if isinstance(record, dict) and isinstance(record.get("max_seeds"), int):
+        return {"min_seeds": record.get("min_seeds"), "max_seeds": record["max_seeds"],
+                "max_minutes": _number(record.get("max_minutes")), "ended": record.get("ended")}
     config = read_sweep_config(path)
     if config is None:
         return None
@@ -612,6 +621,8 @@ def stopped(sweep: Sweep, setting: Setting) -> Optional[str]:
         return {"decided": "all compared" if setting.verdict.verdict == "best" else "decided"}.get(reason, reason)
     if len({run.seed for run in setting.runs}) >= sweep.rounds["max_seeds"]:
         return "budget: max_seeds"
+    if "ended" in sweep.rounds:  # rounds.json says why the rounds ended: None where a kill or Ctrl-C did
+        return "budget: max_minutes" if sweep.rounds["ended"] == "max_minutes" else "unfinished"
     return "budget: max_minutes" if sweep.rounds.get("max_minutes") else "unfinished"
 
 

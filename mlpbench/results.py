@@ -20,6 +20,10 @@ from mlpbench.files import DISK_ERRORS, write_json_atomic
 
 RESULT_FILE = "result.json"
 SWEEP_CONFIG = "multirun.yaml"  # Hydra writes it into every sweep folder
+# seed=auto's record in its sweep folder: its rounds' settings and why they ended. Kept apart from
+# multirun.yaml, which a later sweep into the folder (more seeds given by hand) writes over: the
+# runs the rounds chose stay judged by the test of rounds.
+ROUNDS_FILE = "rounds.json"
 log = logging.getLogger("mlpbench")
 
 

@@ -24,9 +24,12 @@ from typing import Any, Optional, Sequence
 
 from omegaconf import DictConfig
 
+from mlpbench.files import write_json_atomic
 from mlpbench.overrides import run_settings
 from mlpbench.report import REPEAT_KEY, Setting, Sweep, read_sweep, stopped
+from mlpbench.results import ROUNDS_FILE
 from mlpbench.schema import AUTO_SEED
+from mlpbench.stats import seeds_to_decide
 
 log = logging.getLogger("mlpbench")
 AUTO = f"{REPEAT_KEY}={AUTO_SEED}"
@@ -62,8 +65,24 @@ class SeedRounds:
         self.next_job += len(batch)
         return returns
 
+    def _record(self, ended: Optional[str]) -> None:
+        """rounds.json: what the report judges these runs by, and why the rounds ended (None while
+        they run, and where a kill or Ctrl-C ended them)."""
+        write_json_atomic(self.sweep_dir / ROUNDS_FILE, {
+            "min_seeds": self.min_seeds, "max_seeds": self.max_seeds, "max_minutes": self.max_minutes,
+            "seeds_per_round": self.per_round, "ended": ended})
+
     def run(self) -> list[Sequence[Any]]:
         keys = [_key(run_settings(job)) for job in self.jobs]
+        self._record(None)
+        needed = seeds_to_decide(len(self.jobs))
+        if needed is None or needed > self.max_seeds:
+            log.warning("seed=auto: with %d settings the test of rounds calls no difference real before %s seeds a "
+                        "setting, even one every seed shows alike (its bar: 0.05 over the %d pairs); "
+                        "sweep.max_seeds=%d stops before, so every verdict will be tied and no round is added. Raise "
+                        "sweep.max_seeds, compare fewer settings, or give seeds (seed=1,2,3,4,5: a paired t-test)",
+                        len(self.jobs), needed or "over 1000", len(self.jobs) * (len(self.jobs) - 1) // 2,
+                        self.max_seeds)
         # Round 0: the first seeds, and every seed an earlier attempt of this sweep started (resume:
         # finished runs are skipped, cut-off ones continue).
         earlier = self._settings(read_sweep(self.sweep_dir)) if any(self.sweep_dir.glob("*/result.json")) else {}
@@ -73,18 +92,28 @@ class SeedRounds:
             f", with the {started} runs an earlier attempt of this sweep started (finished ones are skipped)"
             if started else ""))]
         # Each round trains a seed some setting had not tried: at most max_seeds x settings rounds.
+        planned: dict[int, list[int]] = {}
         for round_number in itertools.count(1):
             sweep = read_sweep(self.sweep_dir)
             settings = self._settings(sweep)
             plan = self._plan(sweep, [settings.get(key) for key in keys])
             if not plan:
+                self._record("decided")
                 self._say_end(sweep, round_number)
                 break
             minutes = (time.monotonic() - self.started) / 60
             if self.max_minutes is not None and minutes >= self.max_minutes:
+                self._record("max_minutes")
                 log.info("seed=auto: sweep.max_minutes=%g reached after %.1f minutes; no new round", self.max_minutes,
                          minutes)
                 break
+            if plan == planned:  # the runs of the round before gave no result (each failed to start?)
+                self._record("no new seed")
+                log.error("seed=auto: round %d would train the seeds of the round before again (%s); their runs "
+                          "left no result: the rounds end here", round_number, "; ".join(
+                              f"{_label(self.jobs[i])}: seeds {seeds}" for i, seeds in plan.items()))
+                break
+            planned = plan
             opened = [s.label for s in sweep.settings if s.verdict.verdict == "tied" and s.verdict.stopped is None]
             returns.append(self._launch(plan, f"round {round_number}, {len(opened)} comparison"
                                               f"{'' if len(opened) == 1 else 's'} open ({', '.join(opened)})"))
@@ -123,3 +152,7 @@ class SeedRounds:
 def _seeds(setting: Optional[Setting]) -> set[int]:
     """The seeds a setting has tried, whatever became of them."""
     return {run.seed for run in setting.runs if run.seed is not None} if setting is not None else set()
+
+
+def _label(job: list[str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in run_settings(job).items() if k != REPEAT_KEY) or "the setting"

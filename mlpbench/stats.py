@@ -291,6 +291,15 @@ def _e_value(r: float, df: int, shift: float) -> float:
     return math.exp(min(-shift * shift / 2 + top + math.log(area), 700.0))
 
 
+def seeds_to_decide(settings: int, alpha: float = 0.05, limit: int = MAX_SEEDS) -> int | None:
+    """The fewest seeds both sides of a comparison need before sequential_verdicts can call one
+    of `settings` settings worse than the best: even where every seed shows the same difference
+    (the e-value's most) it must pass m / alpha, m the pairs of settings; None past `limit`."""
+    pairs = settings * (settings - 1) // 2
+    return next((n for n in range(2, limit + 1) if _e_value(1.0, n - 1, DESIGN_EFFECT * math.sqrt(n)) > pairs / alpha),
+                None)
+
+
 def sequential_verdicts(groups: dict[str, dict[int, float | None]], max_seeds: int, maximize: bool = True,
                         alpha: float = 0.05, min_difference: float | None = None) -> dict[str, Verdict]:
     """Verdicts against the best mean, by the anytime-valid test above (p = min(1, m / e)), each
@@ -306,6 +315,8 @@ def sequential_verdicts(groups: dict[str, dict[int, float | None]], max_seeds: i
         return out
     # Every pair of the settings compared (the best among them) could be the one tested.
     m = len(made) * (len(made) + 1) // 2
+    # Within max_seeds no e-value reaches m / alpha: more seeds cannot decide any comparison.
+    reachable = _e_value(1.0, max_seeds - 1, DESIGN_EFFECT * math.sqrt(max_seeds)) > m / alpha
     for k in made:
         e, _ = found[k]
         p = min(1.0, m / e) if e > 0 else 1.0
@@ -324,7 +335,8 @@ def sequential_verdicts(groups: dict[str, dict[int, float | None]], max_seeds: i
             continue
         chance = 0.0 if difference == 0 else 1.0 if spread == 0 else power(difference / spread, max_seeds, True,
                                                                               alpha / m)
-        out[k] = Verdict("tied", p, seeds_needed=needed, stopped="futile" if chance < FUTILE_POWER else None)
+        out[k] = Verdict("tied", p, seeds_needed=needed,
+                         stopped="futile" if chance < FUTILE_POWER or not reachable else None)
     out[best] = Verdict("best", None, stopped=None if any(out[k].stopped is None for k in made) else "decided")
     return out
 

@@ -159,8 +159,12 @@ def check_reused_run(folder: Path, previous: dict, config: dict) -> None:
 
 def _sweep_overrides(overrides: Any) -> list[str]:
     """What a command sweeps, in one order whatever the order typed (the last value of a key
-    counts, as in Hydra); `resume=true` is how a sweep is continued, not part of what it runs."""
-    last = {(o.key_or_group, o.package): o.input_line for o in parse(overrides) if o.key_or_group != "resume"}
+    counts, as in Hydra); not what is no property of a run (`resume=true`, how a sweep is
+    continued; the console's settings) nor seed=auto's budgets (sweep.*: more seeds continue it)."""
+    from mlpbench.overrides import NOT_A_SETTING
+
+    last = {(o.key_or_group, o.package): o.input_line for o in parse(overrides)
+            if o.key_or_group not in NOT_A_SETTING - {"experiment"} and not o.key_or_group.startswith("sweep.")}
     return sorted(last.values())
 
 

@@ -4,6 +4,7 @@ real sweep."""
 
 import json
 import math
+import sys
 import zlib
 from pathlib import Path
 
@@ -204,14 +205,31 @@ def test_a_sweep_cut_off_in_the_middle_of_a_round_continues_to_the_same_end(tmp_
     assert seeds_of(cut) == seeds_of(whole)
 
 
-def test_a_budget_of_seeds_ends_an_open_comparison_and_says_so(tmp_path):
-    sweep = tmp_path / "sweep"
-    SeedRounds(FakeLauncher(sweep), sweep, auto_sweep(sweep, max_seeds=4), OmegaConf.create(
-        {"min_seeds": 3, "max_seeds": 4, "max_minutes": None})).run()
+def test_a_budget_of_seeds_ends_an_open_comparison_and_says_so(tmp_path, monkeypatch):
+    # b 0.01 below a (its noise 0.01 a seed): 7 seeds cannot decide it, 8 can.
+    def closer(setting: str, seed: int, apart=value) -> float:
+        return apart(setting, seed) + (0.02 if setting == "b" else 0.0)
 
+    monkeypatch.setattr(sys.modules[__name__], "value", closer)
+    sweep = tmp_path / "sweep"
+    SeedRounds(FakeLauncher(sweep), sweep, auto_sweep(sweep, max_seeds=7), OmegaConf.create(
+        {"min_seeds": 3, "max_seeds": 7, "max_minutes": None})).run()
     result = read_sweep(sweep)
     assert {s.label: (len(s.runs), stopped(result, s)) for s in result.settings} == {
-        "a": (4, "budget: max_seeds"), "b": (4, "budget: max_seeds"), "c": (3, "futile")}
+        "a": (7, "budget: max_seeds"), "b": (7, "budget: max_seeds"), "c": (3, "futile")}
+
+
+def test_a_budget_too_small_for_any_verdict_adds_no_round_and_says_so(tmp_path, caplog):
+    # Three settings: even a difference every seed shows alike is called real at 7 seeds, not before.
+    sweep = tmp_path / "sweep"
+    launcher = FakeLauncher(sweep)
+    SeedRounds(launcher, sweep, auto_sweep(sweep, max_seeds=6), OmegaConf.create(
+        {"min_seeds": 3, "max_seeds": 6, "max_minutes": None})).run()
+    assert len(launcher.batches) == 1  # the first seeds only: no round could decide anything
+    assert "calls no difference real before 7 seeds a setting" in caplog.text and "sweep.max_seeds=6" in caplog.text
+    result = read_sweep(sweep)
+    assert {s.label: (len(s.runs), stopped(result, s)) for s in result.settings} == {
+        "a": (3, "all compared"), "b": (3, "futile"), "c": (3, "futile")}
 
 
 def test_a_time_budget_starts_no_new_round_and_the_report_says_so(tmp_path):
@@ -228,19 +246,50 @@ def test_a_time_budget_starts_no_new_round_and_the_report_says_so(tmp_path):
         "a": "budget: max_minutes", "b": "budget: max_minutes", "c": "futile"}
 
 
+def test_rounds_cut_off_say_unfinished_and_stay_judged_as_rounds_when_seeds_are_added_by_hand(tmp_path):
+    sweep = tmp_path / "sweep"
+    jobs = auto_sweep(sweep)
+    with pytest.raises(SystemExit):  # Ctrl-C in round 1, with a time budget far from spent
+        SeedRounds(FakeLauncher(sweep, stop_after=9), sweep, jobs, OmegaConf.create(
+            {"min_seeds": 3, "max_seeds": 10, "max_minutes": 60})).run()
+    result = read_sweep(sweep)
+    assert stopped(result, next(s for s in result.settings if s.label == "b")) == "unfinished"
+    SeedRounds(FakeLauncher(sweep), sweep, jobs, ROUNDS).run()
+    judged = {s.label: s.verdict for s in read_sweep(sweep).settings}
+    # A later sweep into the folder with seeds given (seed=1,2) writes its own multirun.yaml: the
+    # runs the rounds chose are still judged by the test of rounds, not by a t-test they would fool.
+    config = OmegaConf.load(sweep / "multirun.yaml")
+    config.hydra.overrides.task = ["model.activation=a,b,c", "seed=1,2"]
+    OmegaConf.save(config, sweep / "multirun.yaml")
+    again = read_sweep(sweep)
+    assert again.rounds is not None and {s.label: s.verdict for s in again.settings} == judged
+
+
+def test_a_round_whose_runs_leave_no_result_ends_the_rounds_instead_of_repeating_them(tmp_path, caplog):
+    class Skipping(FakeLauncher):  # b's seed 4 never trains (as seed=1 of a grid mixing 1 and auto did)
+        def launch(self, batch, initial_job_idx):
+            return super().launch([job for job in batch if job != ["model.activation=b", "seed=4"]], initial_job_idx)
+
+    sweep = tmp_path / "sweep"
+    launcher = Skipping(sweep)
+    SeedRounds(launcher, sweep, auto_sweep(sweep), ROUNDS).run()
+    assert len(launcher.batches) <= 4 and "would train the seeds of the round before again" in caplog.text
+    assert "model.activation=b: seeds [4]" in caplog.text
+
+
 # ---------------------------------------------------------------------------- a real sweep
 
 
 def test_seed_auto_trains_rounds_and_reports_seeds_and_reasons(tmp_path):
     out = run_cli("-m", "data=digits", "model.units=16", "trainer.max_epochs=1", "data.limit=300",
-                  "model.activation=relu,sigmoid", "seed=auto", "sweep.max_seeds=4", "hydra.launcher.workers=1",
+                  "model.activation=relu,sigmoid", "seed=auto", "sweep.max_seeds=6", "hydra.launcher.workers=1",
                   "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     log = out.stdout + out.stderr
     assert "seed=auto: the first 3 seeds of 2 settings: 6 runs" in log and "seed=auto: ended after" in log
     rows = summary_rows(tmp_path / "sweep")
     assert {r["model.activation"] for r in rows} == {"relu", "sigmoid"}
-    assert all(r["stopped"] for r in rows) and all(3 <= int(r["n"]) <= 4 for r in rows)
+    assert all(r["stopped"] for r in rows) and all(3 <= int(r["n"]) <= 6 for r in rows)
     assert "stopped" in (tmp_path / "sweep" / "summary.md").read_text()
     # The run folders carry the seed the rounds gave them.
     assert len(list((tmp_path / "sweep").glob("*model.activation=relu*,seed=1"))) == 1
@@ -253,6 +302,9 @@ def test_seed_auto_trains_rounds_and_reports_seeds_and_reasons(tmp_path):
     (["-m", "seed=auto", "sweep.min_seeds=1"], "sweep.min_seeds=1: must be an integer >= 2"),
     (["-m", "seed=auto", "hydra/sweeper=basic"], "seed=auto: adds seeds in rounds to a sweep of the grid"),
     (["-m", "seed=abc"], "seed=abc: must be an integer in [0, 4294967296), or auto in a sweep (-m)"),
+    # auto swept with seeds: its rounds never trained the seed the other value held (an endless loop).
+    (["-m", "seed=auto,1"], "seed=auto,1: auto chooses every seed of a setting itself"),
+    (["-m", "seed=1,'auto'"], "seed=1,auto: auto chooses every seed of a setting itself"),
 ])
 def test_seed_auto_refused_where_it_cannot_work(tmp_path, args, message):
     out = run_cli(*args, "hydra.sweep.dir=sweep", "hydra.run.dir=run", cwd=tmp_path)

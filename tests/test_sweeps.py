@@ -319,3 +319,16 @@ def test_quick_compositions_give_hydras_config_for_every_job_of_a_grid():
         quick(master, ["model.depth=1"])
         with pytest.raises(HydraException, match="model.depth=abc"):
             quick(master, ["model.depth=abc"])
+
+
+def test_resume_finds_the_sweep_its_command_started_whatever_its_budget_of_seeds_or_console():
+    from mlpbench.sweep import _sweep_overrides
+
+    started = ["model.depth=2,4", "seed=auto", "experiment=activations"]
+    # More seeds (sweep.max_seeds), another progress bar, resume=true: the same sweep, continued.
+    again = ["seed=auto", "sweep.max_seeds=20", "model.depth=2,4", "trainer.enable_progress_bar=false", "resume=true",
+             "experiment=activations"]
+    assert _sweep_overrides(again) == _sweep_overrides(started)
+    # Another preset or another grid: another sweep.
+    assert _sweep_overrides(["model.depth=2,4", "seed=auto", "experiment=width"]) != _sweep_overrides(started)
+    assert _sweep_overrides(["model.depth=2,6", "seed=auto", "experiment=activations"]) != _sweep_overrides(started)

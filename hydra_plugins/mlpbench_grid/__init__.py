@@ -32,6 +32,7 @@ class GridSweeper(Sweeper):
 
         name_runs_by_swept_keys(basic.config)
         (jobs,) = basic.split_arguments(parser.parse_overrides([*basic._parse_config(), *arguments]), None)
+        jobs = _auto_seeds_alone(jobs)
         if not jobs or f"seed={AUTO_SEED}" not in jobs[0]:
             return basic.sweep(arguments)
         from mlpbench.seeds import SeedRounds
@@ -40,3 +41,23 @@ class GridSweeper(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(basic.config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
         return SeedRounds(basic.launcher, sweep_dir, jobs, basic.config.sweep).run()
+
+
+def _auto_seeds_alone(jobs: list[list[str]]) -> list[list[str]]:
+    """The grid's jobs, with `seed=auto` written one way ('auto' quoted too); refused before any
+    run where auto is swept with seeds (seed=auto,1: the rounds choose every seed of a setting)."""
+    from mlpbench.console import refuse
+    from mlpbench.schema import AUTO_SEED
+
+    def seed_of(job: list[str]) -> Optional[str]:
+        given = [o.split("=", 1)[1] for o in job if o.split("=", 1)[0].lstrip("+") == "seed"]
+        return given[-1].strip("'\"") if given else None
+
+    autos = [seed_of(job) == AUTO_SEED for job in jobs]
+    if any(autos) and not all(autos):
+        shown = ",".join(dict.fromkeys(str(seed_of(job)) for job in jobs))
+        refuse(f"seed={shown}: auto chooses every seed of a setting itself; give seed=auto alone, or seeds "
+               "(seed=1,2,3)")
+    if not any(autos):
+        return jobs
+    return [[f"seed={AUTO_SEED}" if o.split("=", 1)[0].lstrip("+") == "seed" else o for o in job] for job in jobs]
