@@ -388,10 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# The sweeps timed in pairs (--sweeps): README's main job with 5 seeds, two presets, and a sweep
+# The sweeps timed in pairs (--sweeps): README's main job with 5 seeds and with seed=auto, two presets, and a sweep
 # of seconds that checks the table works (the tests run it).
 SWEEPS = {
     "main": ["model.depth=2,4,6,8,10", "seed=1,2,3,4,5"],
+    # README's main job as `make run` runs it: seeds in rounds, a launch a round.
+    "main_auto": ["model.depth=2,4,6,8,10", "seed=auto"],
     "activations": ["experiment=activations"],
     "optimizers_tuned": ["experiment=optimizers_tuned"],
     "tiny": ["model.depth=1,2", "seed=1,2", "data.limit=200", "trainer.max_epochs=1"],

@@ -89,6 +89,30 @@ def test_worker_processes_let_go_while_they_start_end_quietly(tmp_path):
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
 
 
+def test_worker_processes_are_kept_from_one_launch_to_the_next_and_end_with_the_sweep(tmp_path):
+    """seed=auto launches a round at a time, a search a batch of trials: the same workers serve
+    them all (a new pool a round cost ~3 s of imports each time), and a sweep that ends with its
+    workers idle ends quietly, without waiting on them."""
+    script = tmp_path / "kept.py"
+    script.write_text(textwrap.dedent("""
+        import os
+        from hydra_plugins.mlpbench_stacked import StackedLauncher
+        if __name__ == "__main__":
+            launcher = StackedLauncher()
+            first = launcher._kept_pool(2)
+            worker = first.submit(os.getpid).result()
+            assert launcher._kept_pool(2) is first and launcher._kept_pool(1) is first  # the next launches
+            assert first.submit(os.getpid).result() in {p.pid for p in first._processes.values()}
+            assert launcher._kept_pool(3) is not first  # more processes asked for: a larger pool
+            print("ok", worker != os.getpid(), flush=True)
+            # ends here with the larger pool's workers idle
+    """))
+    proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith("ok True")
+
+
 def test_runs_that_cannot_share_a_model_train_alone(tmp_path):
     # Seeds of one setting, which would stack but for the callback; one process
     # (hydra.launcher.workers=1): no worker processes to start for runs this small.
