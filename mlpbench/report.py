@@ -857,6 +857,7 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
     the curves; with several, the x axis already tells the settings apart, and each line (a
     sweep: depth_linear against depth_relu) has a colour and a marker of its own."""
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullLocator
 
     with_ratio = "grad_ratio" in _metrics_of(sweeps)
     score = sweeps[0].score  # read_sweeps: one task per report
@@ -868,30 +869,38 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
     lines: dict[str, list[tuple[Sweep, Setting]]] = {}
     for sweep in sweeps:
         for s in sweep.settings:
-            if key in s.values:
+            if key in s.values and s.summary(sweep.objective).n:  # a setting without a result (diverged) has no point
                 others = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in s.values.items() if k != key)
                 name = " / ".join(x for x in ((sweep.label if len(sweeps) > 1 else ""), others) if x)
                 lines.setdefault(name, []).append((sweep, s))
     short = key.rsplit(".", 1)[-1]
     markers = "osD^vP*X<>"
     values = sorted({float(s.values[key]) for members in lines.values() for _, s in members})
-    step = min((b - a for a, b in zip(values, values[1:])), default=1.0)  # the closest two values
+    if not values:
+        values = [0.0]
+    # Values over two decades and more (learning rates): a log axis, where they would otherwise
+    # crowd at its left end. Offsets below are in the axis' own units (log10 there).
+    log_x = values[0] > 0 and values[-1] / values[0] >= 100
+    scale = (lambda v: math.log10(v)) if log_x else (lambda v: v)
+    place = (lambda v, offset: v * 10 ** offset) if log_x else (lambda v, offset: v + offset)
+    scaled = [scale(v) for v in values]
+    step = min((b - a for a, b in zip(scaled, scaled[1:])), default=1.0)  # the closest two values
     # Lines a little apart, so that points at one value do not hide each other; a line's test_acc
     # half-way to the next line's points.
-    spacing = 0.015 * (values[-1] - values[0]) or 0.05 * step
+    spacing = 0.015 * (scaled[-1] - scaled[0]) or 0.05 * step
     tested = False
     line_colors = {name: f"C{i % 10}" for i, name in enumerate(lines)} if len(lines) > 1 else {}
     for i, ((name, members), marker) in enumerate(zip(lines.items(), markers * len(lines))):
         members = sorted(members, key=lambda m: float(m[1].values[key]))
         dodge = (i - (len(lines) - 1) / 2) * spacing
-        x = [float(s.values[key]) + dodge for _, s in members]
+        x = [place(float(s.values[key]), dodge) for _, s in members]
 
         def draw(ax, metric: str, linestyle: str, test: bool = False) -> None:
             summaries = [s.summary(metric) for _, s in members]
             y = [sm.mean for sm in summaries]
             # test_acc beside best_val_acc, not on it, hollow, and (with one line) in black.
             shift = (0.12 * step if len(lines) == 1 else 0.5 * spacing) if test else 0.0
-            at = [xi + shift for xi in x]
+            at = [place(xi, shift) for xi in x]
             ax.plot(at, y, linestyle, color=line_colors.get(name, "black" if test else "grey"), lw=1.2, zorder=1)
             for xi, yi, sm, (_, s) in zip(at, y, summaries, members):
                 color = line_colors.get(name, "black" if test else colors[s.label])
@@ -920,8 +929,11 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
     for ax, panel in zip(axes, panels):
         ylabel, title = titles[panel]
         ax.set_xlabel(key)
+        if log_x:
+            ax.set_xscale("log")
         if len(values) <= 12:
             ax.set_xticks(values, [f"{v:g}" for v in values])
+            ax.xaxis.set_minor_locator(NullLocator())  # a log axis' own ticks between them
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)

@@ -198,6 +198,7 @@ def sweep_dir(base: str, resume: bool) -> str:
         earlier = _earlier("sweep", base_path, ((folder, task_overrides(folder)) for folder in saved))
         if earlier is not None:
             return str(earlier)
+    _remove_stale_claims(base_path)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     # Claim the folder: two sweeps started in the same second must not share one.
     for n in range(1, 1000):
@@ -239,6 +240,23 @@ def run_dir(base: str, resume: bool) -> str:
 # of a preset also claims a folder under the default base (outputs/multirun) that nothing uses.
 # Folders this process claimed and left empty are removed when it exits.
 _claimed: list[Path] = []
+
+
+STALE_CLAIM_S = 3600  # an empty folder this old was claimed by a process killed before it could remove it
+_STAMPED = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d(-\d+)?")
+
+
+def _remove_stale_claims(base: Path) -> None:
+    """Empty time-stamped folders under `base` that processes killed with kill -9 claimed and could
+    not remove (a search's trials compose configs a few times each); a sweep's own folder holds
+    its multirun.yaml within its first second."""
+    now = time.time()
+    for folder in base.glob("*"):
+        try:
+            if _STAMPED.fullmatch(folder.name) and now - folder.stat().st_mtime > STALE_CLAIM_S:
+                folder.rmdir()  # only if empty
+        except OSError:
+            pass
 
 
 @atexit.register

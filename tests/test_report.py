@@ -330,6 +330,30 @@ def test_figures_are_large_enough_to_read(tmp_path, depth_sweep):
         assert width >= 1000 and height >= 400, (png.name, width, height)
 
 
+def test_learning_rates_are_drawn_on_a_log_axis_without_a_setting_that_left_no_result(tmp_path, monkeypatch):
+    from mlpbench import files
+
+    drawn = {}
+
+    def keep(fig, path):  # the figure as drawn, before it is saved and closed
+        drawn[Path(path).name] = fig
+        return files.save_figure(fig, path)
+
+    monkeypatch.setattr(report, "save_figure", keep)
+    sweep = tmp_path / "lr"
+    for lr, acc in ((0.001, 0.8), (0.01, 0.9), (0.1, 0.85)):
+        for seed in (1, 2):
+            fake_run(sweep, [f"optim.lr={lr}", f"seed={seed}"], [acc - 0.1, acc + seed / 100])
+    for seed in (1, 2):  # diverged at once: no accuracy to draw
+        fake_run(sweep, ["optim.lr=1000000000.0", f"seed={seed}"], [0.1], status="failed")
+    assert report.main([str(sweep)]) == 0
+    accuracy = drawn["against_lr.png"].axes[0]
+    assert accuracy.get_xscale() == "log"
+    low, high = accuracy.get_xlim()
+    assert low < 0.001 and 0.1 < high < 1.0  # 1e9 set no range: the three rates spread over the axis
+    assert [t.get_text() for t in accuracy.get_xticklabels()] == ["0.001", "0.01", "0.1"]
+
+
 def test_a_setting_has_one_colour_in_every_figure(tmp_path, depth_sweep, monkeypatch):
     from matplotlib.colors import to_hex
 

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -332,3 +333,19 @@ def test_resume_finds_the_sweep_its_command_started_whatever_its_budget_of_seeds
     # Another preset or another grid: another sweep.
     assert _sweep_overrides(["model.depth=2,4", "seed=auto", "experiment=width"]) != _sweep_overrides(started)
     assert _sweep_overrides(["model.depth=2,6", "seed=auto", "experiment=activations"]) != _sweep_overrides(started)
+
+
+def test_empty_sweep_folders_left_by_killed_processes_are_removed_by_a_later_sweep(tmp_path):
+    from mlpbench.sweep import STALE_CLAIM_S, sweep_dir
+
+    base = tmp_path / "multirun"
+    stale, fresh, used = (base / name for name in ("2026-01-01_00-00-00", "2026-01-01_00-00-01", "2026-01-01_00-00-02"))
+    for folder in (stale, fresh, used):
+        folder.mkdir(parents=True)
+    (used / "multirun.yaml").write_text("{}")
+    (base / "mine").mkdir()  # not a name a sweep claims: the user's
+    old = time.time() - STALE_CLAIM_S - 60
+    for folder in (stale, used, base / "mine"):
+        os.utime(folder, (old, old))
+    made = Path(sweep_dir(str(base), False))
+    assert not stale.exists() and fresh.is_dir() and used.is_dir() and (base / "mine").is_dir() and made.is_dir()

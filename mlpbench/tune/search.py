@@ -57,8 +57,8 @@ class Tuner:
         self.hydra_context = hydra_context
         self.config = config
         launcher_config = config
-        # Trials side by side: joblib's processes, which live through the whole search (the stacked
-        # launcher's are made anew for each batch of trials) where a trial is one run; with
+        # Trials side by side: joblib's processes, which live through the whole search, where a
+        # trial is one run (the stacked launcher's do too, kept from one batch to the next); with
         # tune.repeats, the stacked launcher, each trial's seeds one stack (its pruning sees their
         # mean), the trials side by side in tune.n_jobs processes.
         if config.tune.repeats > 1 and config.hydra.launcher._target_ == STACKED_LAUNCHER:
