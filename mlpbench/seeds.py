@@ -114,7 +114,7 @@ class SeedRounds:
                               f"{_label(self.jobs[i])}: seeds {seeds}" for i, seeds in plan.items()))
                 break
             planned = plan
-            opened = [s.label for s in sweep.settings if s.verdict.verdict == "tied" and s.verdict.stopped is None]
+            opened = [_named(s) for s in sweep.settings if s.verdict.verdict == "tied" and s.verdict.stopped is None]
             returns.append(self._launch(plan, f"round {round_number}, {len(opened)} comparison"
                                               f"{'' if len(opened) == 1 else 's'} open ({', '.join(opened)})"))
         return returns
@@ -143,7 +143,9 @@ class SeedRounds:
     def _say_end(self, sweep: Sweep, rounds: int) -> None:
         reasons: dict[str, list[str]] = {}
         for s in sweep.settings:
-            reasons.setdefault(stopped(sweep, s) or "no verdict", []).append(f"{s.label} (n = {len(s.runs)})")
+            # n as the table counts it: the runs with a result (not those that diverged or failed).
+            reasons.setdefault(stopped(sweep, s) or "no verdict", []).append(
+                f"{_named(s)} (n = {s.summary(sweep.objective).n})")
         minutes = (time.monotonic() - self.started) / 60
         log.info("seed=auto: ended after %d round%s, %.1f minutes: %s", rounds, "" if rounds == 1 else "s", minutes,
                  "; ".join(f"{reason}: {', '.join(labels)}" for reason, labels in reasons.items()))
@@ -156,3 +158,8 @@ def _seeds(setting: Optional[Setting]) -> set[int]:
 
 def _label(job: list[str]) -> str:
     return " ".join(f"{k}={v}" for k, v in run_settings(job).items() if k != REPEAT_KEY) or "the setting"
+
+
+def _named(setting: Setting) -> str:
+    """A setting as its overrides write it (model.depth=4), not its bare value."""
+    return ",".join(f"{k}={v}" for k, v in setting.values.items()) or setting.label

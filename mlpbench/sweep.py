@@ -104,19 +104,24 @@ def check_reused_folder(config: DictConfig) -> None:
         return
     try:
         before = grid_constants(earlier)
+        # A key the earlier sweep swept is "swept", not "not set", before.
+        swept = {o.key_or_group: "swept" for o in _grid_overrides(earlier) if o.is_sweep_override()}
     except Exception:  # an earlier multirun.yaml that Hydra's parser cannot read: nothing to compare
         return
-    shown = _differences(before, grid_constants(config))
+    shown = _differences(before, grid_constants(config), shown_absent=swept)
     if shown:
         raise ConfigError(f"hydra.sweep.dir={config.hydra.sweep.dir}: holds a sweep with other fixed settings ({shown}); "
                           "its runs are named by what is swept and would pass for this command's. Give another folder, "
                           "or the same settings to continue that sweep")
 
 
-def _differences(before: dict, now: dict, listed: int = 6) -> str:
-    """The settings an earlier run or sweep had otherwise, as a refusal names them; "" if none."""
+def _differences(before: dict, now: dict, listed: int = 6, shown_absent: Optional[dict] = None) -> str:
+    """The settings an earlier run or sweep had otherwise, as a refusal names them; "" if none.
+    `shown_absent`: what to say of a key absent before ("swept"), where not "not set"."""
+    absent = shown_absent or {}
     differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-    shown = "; ".join(f"{k}: {before.get(k, 'not set')} before, {now.get(k, 'not set')} now" for k in differ[:listed])
+    shown = "; ".join(f"{k}: {before.get(k, absent.get(k, 'not set'))} before, {now.get(k, 'not set')} now"
+                      for k in differ[:listed])
     return shown + (f" and {len(differ) - listed} more" if len(differ) > listed else "")
 
 

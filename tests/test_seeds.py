@@ -287,6 +287,7 @@ def test_seed_auto_trains_rounds_and_reports_seeds_and_reasons(tmp_path):
     assert out.returncode == 0, out.stderr
     log = out.stdout + out.stderr
     assert "seed=auto: the first 3 seeds of 2 settings: 6 runs" in log and "seed=auto: ended after" in log
+    assert "model.activation=relu (n = " in log  # settings named as the command writes them
     rows = summary_rows(tmp_path / "sweep")
     assert {r["model.activation"] for r in rows} == {"relu", "sigmoid"}
     assert all(r["stopped"] for r in rows) and all(3 <= int(r["n"]) <= 6 for r in rows)

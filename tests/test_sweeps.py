@@ -282,6 +282,10 @@ def test_a_folder_of_a_sweep_with_other_fixed_settings_is_refused(tmp_path):
                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(list(sweep.glob("model.depth=*/result.json"))) == 3
+    # One depth of it, fixed: named as what the earlier sweep swept, not as a key it left unset.
+    one = run_cli("-m", "model.depth=2", "data.limit=200", "trainer.max_epochs=1", "hydra.launcher.workers=1",
+                  f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert one.returncode == 2 and "(model.depth: swept before, model.depth=2 now)" in one.stderr, one.stderr
 
 
 def test_quick_compositions_give_hydras_config_for_every_job_of_a_grid():
