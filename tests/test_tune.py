@@ -291,6 +291,40 @@ def test_a_study_continued_on_an_edited_data_file_is_refused(tmp_path):
     assert len(trial_rows(tmp_path)) == 1
 
 
+def _workers(pid: int) -> list[int]:
+    """The worker processes (multiprocessing's spawn) the process `pid` started."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            parent = next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("PPid:"))
+            command = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, StopIteration):
+            continue
+        if int(parent) == pid and "spawn_main" in command:
+            found.append(int(status.parent.name))
+    return found
+
+
+def test_a_worker_killed_mid_trial_has_its_trials_tried_again_not_failed(tmp_path):
+    # Two trials side by side, each its 2 seeds' stack, in the stacked launcher's 2 workers: one
+    # worker killed (the OOM killer) fails its runs and stops its neighbour's; both trials are
+    # tried again from their checkpoints, as a search killed whole would try them.
+    args = [*TINY[:-1], "tune.repeats=2", "tune.n_jobs=2", "tune.n_trials=2", "trainer.max_epochs=40",
+            "tune.pruner=none"]
+    proc = start_cli(args, tmp_path)
+    wait_until(lambda: len(list(study_dir(tmp_path).glob("trial_00[01]*/checkpoints/last.ckpt"))) >= 2, proc,
+               "both trials trained an epoch")
+    os.kill(wait_until(lambda: _workers(proc.pid), proc, "the workers")[0], signal.SIGKILL)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert "cut off by a worker process's death" in output
+    rows = {int(r["trial"]): r for r in trial_rows(tmp_path)}
+    assert [rows[n]["state"] for n in (0, 1)] == ["failed", "failed"]
+    assert {rows[n]["note"] for n in (0, 1)} == {"retried as trial 2", "retried as trial 3"}
+    assert [rows[n]["state"] for n in (2, 3)] == ["complete", "complete"]
+    assert all(rows[n]["note"].startswith(f"retry of trial {n - 2}") for n in (2, 3))
+
+
 def test_parallel_trials_share_the_study_and_the_cores(tmp_path):
     proc = run_cli(*TINY, "tune.n_trials=4", "tune.n_jobs=2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

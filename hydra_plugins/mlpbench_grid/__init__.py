@@ -33,14 +33,19 @@ class GridSweeper(Sweeper):
         name_runs_by_swept_keys(basic.config)
         (jobs,) = basic.split_arguments(parser.parse_overrides([*basic._parse_config(), *arguments]), None)
         jobs = _auto_seeds_alone(jobs)
-        if not jobs or f"seed={AUTO_SEED}" not in jobs[0]:
-            return basic.sweep(arguments)
-        from mlpbench.seeds import SeedRounds
+        try:
+            if not jobs or f"seed={AUTO_SEED}" not in jobs[0]:
+                return basic.sweep(arguments)
+            from mlpbench.seeds import SeedRounds
 
-        sweep_dir = Path(basic.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(basic.config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
-        return SeedRounds(basic.launcher, sweep_dir, jobs, basic.config.sweep).run()
+            sweep_dir = Path(basic.config.hydra.sweep.dir)
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(basic.config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
+            return SeedRounds(basic.launcher, sweep_dir, jobs, basic.config.sweep).run()
+        finally:
+            close = getattr(basic.launcher, "close", None)  # the stacked launcher's kept worker processes
+            if close is not None:
+                close()
 
 
 def _auto_seeds_alone(jobs: list[list[str]]) -> list[list[str]]:

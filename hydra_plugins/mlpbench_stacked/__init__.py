@@ -130,16 +130,26 @@ class StackedLauncher(Launcher):
 
     def _kept_pool(self, workers: int):
         """A pool of at least `workers` processes: the one kept from an earlier launch if it is as
-        large, else a new one."""
-        if self._pool is None or self._pool_size < workers:
+        large and whole (a worker killed while it waited breaks it), else a new one."""
+        if self._pool is None or self._pool_size < workers or _broken(self._pool):
             self._end_pool()
             self._pool, self._pool_size = _start_workers(workers), workers
         return self._pool
 
     def _end_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pool, self._pool_size = None, 0
+        """Let the kept workers go: at the end of a sweep (its sweeper calls `close`), after an
+        interruption, or when a worker died (then the others are killed first: the pool's own
+        clean-up could wait on them for ever)."""
+        pool, self._pool, self._pool_size = self._pool, None, 0
+        if pool is None:
+            return
+        if _broken(pool):
+            _forward(pool, signal.SIGKILL)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        """The sweep's end: its kept worker processes end now, not in the interpreter's teardown."""
+        self._end_pool()
 
     def _groups(self, returns: list[JobReturn]) -> list[list[JobReturn]]:
         """The prepared jobs in groups that train together, the costliest first (so that the
@@ -215,7 +225,14 @@ class StackedLauncher(Launcher):
                 try:
                     while pending and not interrupted and len(running) < workers:
                         group = pending.pop(0)
-                        running[pool.submit(train_stack, *self._stack_args(group))] = group
+                        try:
+                            running[pool.submit(train_stack, *self._stack_args(group))] = group
+                        except BrokenProcessPool:  # a worker died as it waited: this group starts in a new pool
+                            pending.insert(0, group)
+                            if running:  # their futures fail too: handled below, which replaces the pool
+                                break
+                            self._end_pool()
+                            pool = self._kept_pool(workers)
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                 except KeyboardInterrupt:  # the workers ignore Ctrl-C; SIGTERM makes them keep their runs
                     stop(130)
@@ -491,6 +508,12 @@ def _worker_start(parent: int) -> None:
     # (its process's _bootstrap); the interpreter's teardown, that the sweep would wait for, is
     # skipped. Registered after those imports, the last, so it runs first of the exit functions.
     atexit.register(exit_at_once)
+
+
+def _broken(pool) -> bool:
+    """A pool with a worker gone (killed, out of memory), whether or not it has noticed yet."""
+    return bool(getattr(pool, "_broken", False)) or any(
+        not process.is_alive() for process in list(getattr(pool, "_processes", {}).values()))
 
 
 def _forward(pool, signum: int) -> None:

@@ -30,7 +30,7 @@ from mlpbench.files import try_lock
 from mlpbench.overrides import TRIAL_CALLBACK
 from mlpbench.results import Status, read_result
 from mlpbench.schema import BASIC_LAUNCHER, JOBLIB_LAUNCHER, STACKED_LAUNCHER, ConfigError, Pruner, checked
-from mlpbench.sweep import alone_because, run_name
+from mlpbench.sweep import WORKER_DIED, alone_because, run_name
 from mlpbench.tune.report import write_report
 from mlpbench.tune.space import flat, grid_size, parse_space
 from mlpbench.tune.study import (CONFIG_FILE, MAX_ATTEMPTS, RESUMABLE_CHANGES, STUDY_FILE, comparable, direction,
@@ -234,8 +234,7 @@ class Search:
 
         runs = trial_runs(trial)
         results = [read_result(self.sweep_dir / run) for run in runs]
-        if runs and all(r is not None and (Status(r["status"]).finished or r["status"] == Status.failed)
-                        for r in results):
+        if runs and not any(_cut_off(r) for r in results):
             tell(study, trial, [self.sweep_dir / run for run in runs], self.objective)
             log.warning("Trial %d: its run(s) %s ended despite %s; the result is taken", trial.number,
                         ", ".join(runs), cut_off_by)
@@ -293,6 +292,9 @@ class Search:
                 self._say_progress(ended, started)
         finally:
             lock.close()
+            close = getattr(self.sweeper.launcher, "close", None)  # the stacked launcher's kept worker processes
+            if close is not None:
+                close()
         return None
 
     def _say_progress(self, ended: int, started: tuple[int, float]) -> None:
@@ -364,8 +366,24 @@ class Search:
         repeats = int(self.tune.repeats)
         for i, trial in enumerate(trials):
             jobs = returns[i * repeats:(i + 1) * repeats]
-            tell(study, trial, [Path(job.hydra_cfg.hydra.runtime.output_dir) if job is not None and job.hydra_cfg
-                                else None for job in jobs], self.objective)
+            dirs = [Path(job.hydra_cfg.hydra.runtime.output_dir) if job is not None and job.hydra_cfg else None
+                    for job in jobs]
+            if any(d is not None and _cut_off(read_result(d)) for d in dirs):
+                # A worker died (the launcher recorded its runs failed, and stopped the others'):
+                # the trial is tried again, not failed for what its network did.
+                self._settle(study, trial, "a worker process's death", attempts=MAX_ATTEMPTS)
+            else:
+                tell(study, trial, dirs, self.objective)
+
+
+def _cut_off(result: Optional[dict]) -> bool:
+    """A run that ended with no outcome of its own: killed, stopped with its pool, or failed
+    because its worker process died (not by anything its network did)."""
+    if result is None:
+        return True
+    error = result.get("error") or {}
+    return result.get("status") in (Status.running, Status.interrupted) or (
+        result.get("status") == Status.failed and error.get("type") == WORKER_DIED)
 
 
 def _quoted(text: str) -> str:
