@@ -79,7 +79,8 @@ class SeedRounds:
         if needed is None or needed > self.max_seeds:
             log.warning("seed=auto: with %d settings the test of rounds calls no difference real before %s seeds a "
                         "setting, even one every seed shows alike (its bar: 0.05 over the %d pairs); "
-                        "sweep.max_seeds=%d stops before, so every verdict will be tied and no round is added. Raise "
+                        "sweep.max_seeds=%d stops before: while every setting gives results, no round is added and "
+                        "every verdict stays tied. Raise "
                         "sweep.max_seeds, compare fewer settings, or give seeds (seed=1,2,3,4,5: a paired t-test)",
                         len(self.jobs), needed or "over 1000", len(self.jobs) * (len(self.jobs) - 1) // 2,
                         self.max_seeds)
