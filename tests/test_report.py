@@ -36,6 +36,21 @@ def fake_run(sweep: Path, overrides: list[str], val_acc: list[float], status: st
     return run_dir
 
 
+@pytest.fixture
+def drawn(monkeypatch) -> dict:
+    """The report's figures by file name, as drawn, before they are saved and closed."""
+    from mlpbench import files
+
+    figures = {}
+
+    def keep(fig, path):
+        figures[Path(path).name] = fig
+        return files.save_figure(fig, path)
+
+    monkeypatch.setattr(report, "save_figure", keep)
+    return figures
+
+
 # best_val_acc of depth 2, 5 and 10 over seeds 1..4
 ACC = {2: [0.90, 0.92, 0.91, 0.93], 5: [0.70, 0.74, 0.69, 0.72], 10: [0.89, 0.93, 0.90, 0.92]}
 
@@ -330,16 +345,7 @@ def test_figures_are_large_enough_to_read(tmp_path, depth_sweep):
         assert width >= 1000 and height >= 400, (png.name, width, height)
 
 
-def test_learning_rates_are_drawn_on_a_log_axis_without_a_setting_that_left_no_result(tmp_path, monkeypatch):
-    from mlpbench import files
-
-    drawn = {}
-
-    def keep(fig, path):  # the figure as drawn, before it is saved and closed
-        drawn[Path(path).name] = fig
-        return files.save_figure(fig, path)
-
-    monkeypatch.setattr(report, "save_figure", keep)
+def test_learning_rates_are_drawn_on_a_log_axis_without_a_setting_that_left_no_result(tmp_path, drawn):
     sweep = tmp_path / "lr"
     for lr, acc in ((0.001, 0.8), (0.01, 0.9), (0.1, 0.85)):
         for seed in (1, 2):
@@ -354,18 +360,9 @@ def test_learning_rates_are_drawn_on_a_log_axis_without_a_setting_that_left_no_r
     assert [t.get_text() for t in accuracy.get_xticklabels()] == ["0.001", "0.01", "0.1"]
 
 
-def test_a_setting_has_one_colour_in_every_figure(tmp_path, depth_sweep, monkeypatch):
+def test_a_setting_has_one_colour_in_every_figure(tmp_path, depth_sweep, drawn):
     from matplotlib.colors import to_hex
 
-    from mlpbench import files
-
-    drawn = {}
-
-    def keep(fig, path):  # the figure as drawn, before it is saved and closed
-        drawn[Path(path).name] = fig
-        return files.save_figure(fig, path)
-
-    monkeypatch.setattr(report, "save_figure", keep)
     relu = tmp_path / "depth_relu"
     for depth in (10, 2, 5):  # run in another order: the colours follow the settings, not the runs
         fake_run(relu, [f"model.depth={depth}", "seed=1"], [0.9], experiment="depth_relu")
@@ -468,11 +465,9 @@ def test_a_report_says_what_was_held_fixed_and_leaves_out_a_test_acc_that_valida
     assert "trainer.max_epochs (activations (activations): 3, activations (activations_full): 10)" in error.stderr
 
 
-def test_curves_zoom_on_the_differences_and_no_band_is_cut_off(tmp_path, monkeypatch):
+def test_curves_zoom_on_the_differences_and_no_band_is_cut_off(tmp_path, drawn):
     """val_acc from 0.1 in the first epoch to 0.88-0.93 after: the axis spans the later epochs
     (and says the first run off it); val_loss's axis holds every band whole."""
-    drawn = {}
-    monkeypatch.setattr(report, "save_figure", lambda fig, path: drawn.setdefault(Path(path).name, fig) and path)
     sweep = tmp_path / "sweep"
     for depth, top in ((2, 0.93), (10, 0.88)):
         for seed in (1, 2, 3):
