@@ -298,12 +298,24 @@ def cli() -> None:
     try:
         _cli()
     except SystemExit as e:
+        if e.code in (130, 143):
+            _say_report_so_far()
         _exit_now(e.code)
     except KeyboardInterrupt:  # outside a run's training (a run keeps what it trained, and says so)
         print("mlpbench: interrupted (Ctrl-C). Runs that had started keep what they trained: rerun the same "
               "command with resume=true to continue them", file=sys.stderr)
+        _say_report_so_far()
         _exit_now(130)
     _exit_now(0)
+
+
+def _say_report_so_far() -> None:
+    """An interrupted sweep ends without its report (a stop should be quick): how to make it."""
+    from mlpbench.sweep import started_sweeps
+
+    for folder in started_sweeps:
+        if folder.is_dir() and any(folder.glob("*/result.json")):
+            print(f"The report of the runs so far: python -m mlpbench.report {folder}", file=sys.stderr)
 
 
 def _exit_now(code) -> None:

@@ -467,6 +467,8 @@ def stack_key(cfg: DictConfig, position: Optional[dict] = None) -> str:
 
 
 _held_locks: list = []
+# The sweep folders this process started: an interrupted sweep's command names them (mlpbench.__main__).
+started_sweeps: list[Path] = []
 
 # Set in a sweep's worker process by the SIGTERM its sweep sends to stop it when Lightning's own
 # handler is not in place yet (the worker starting, a run loading its rows): the run then stops
@@ -804,6 +806,7 @@ class SweepSummary(HydraCallback):
         # Held until this process ends; kept off the callback, which joblib pickles to its workers.
         _held_locks.append(lock)
         atexit.register(_remove_if_unused, folder)
+        started_sweeps.append(folder)
         runs = grid_size(config)
         if runs is not None and runs > MAX_GRID:
             refuse(f"the grid has {runs:,} runs, more than {MAX_GRID:,}: Hydra composes every one before the first "

@@ -153,6 +153,8 @@ def test_ctrl_c_while_the_workers_start_stops_their_runs_at_the_first_step(tmp_p
     output = proc.communicate()[0]
     assert proc.returncode == 130, output
     assert "Traceback" not in output and "resume=true" in output and "Runs done" not in output
+    assert f"The report of the runs so far: python -m mlpbench.report {only_sweep(tmp_path).relative_to(tmp_path)}" \
+        in output
     for run_dir in sorted(only_sweep(tmp_path).glob("*model.depth=*")):
         result = json.loads((run_dir / "result.json").read_text())
         assert result["status"] == "interrupted" and result["epochs"] <= 1, run_dir  # of 100
