@@ -345,6 +345,16 @@ def prepare(cfg: DictConfig) -> Job | None:
         _record_failure(run_dir, overrides, cfg, e)
         log.error("Run %s: not run: %s", run_dir.name, e)
         return None
+    checkpoints = run_dir / sweep.LAST_CHECKPOINT.parent
+    try:  # made now: a folder one run cannot write (its checkpoints a file) fails that run, not its stack-mates
+        checkpoints.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        message = f"run {run_dir.name}: cannot make {checkpoints}: {e.strerror}"
+        if not in_sweep:
+            refuse(message)
+        _record_failure(run_dir, overrides, cfg, type(e)(message))
+        log.error("Run %s: not run: %s", run_dir.name, message)
+        return None
     threads = sweep.threads_per_run(hc.launcher)
     if threads:  # hydra/launcher=joblib (a search's tune.n_jobs): runs side by side
         if cfg.trainer.enable_progress_bar is None:

@@ -355,3 +355,16 @@ def test_empty_sweep_folders_left_by_killed_processes_are_removed_by_a_later_swe
         os.utime(folder, (old, old))
     made = Path(sweep_dir(str(base), False))
     assert not stale.exists() and fresh.is_dir() and used.is_dir() and (base / "mine").is_dir() and made.is_dir()
+
+
+def test_a_run_whose_folder_cannot_be_written_fails_alone_not_its_stack(tmp_path):
+    # seed 2's checkpoints folder is a file: that run fails, its stack-mates (seeds 1 and 3) train.
+    sweep = tmp_path / "sweep"
+    (sweep / "model.depth=1,seed=2").mkdir(parents=True)
+    (sweep / "model.depth=1,seed=2" / "checkpoints").write_text("")
+    proc = run_cli("-m", "model.depth=1,2", "seed=1,2,3", "data=digits", "trainer.max_epochs=1",
+                   "hydra.launcher.workers=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "model.depth=1,seed=2: FileExistsError: run model.depth=1,seed=2: cannot make" in proc.stderr
+    statuses = {r["run"]: r["status"] for r in run_rows(sweep)}
+    assert statuses.pop("model.depth=1,seed=2") == "failed" and set(statuses.values()) == {"ok"} and len(statuses) == 5
