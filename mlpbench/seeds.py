@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from mlpbench.files import write_json_atomic
 from mlpbench.overrides import run_settings
-from mlpbench.report import REPEAT_KEY, Setting, Sweep, read_sweep, stopped
+from mlpbench.report import REPEAT_KEY, Setting, Sweep, judge, read_sweep, stopped
 from mlpbench.results import ROUNDS_FILE
 from mlpbench.schema import AUTO_SEED
 from mlpbench.stats import seeds_to_decide
@@ -95,7 +95,7 @@ class SeedRounds:
         # Each round trains a seed some setting had not tried: at most max_seeds x settings rounds.
         planned: dict[int, list[int]] = {}
         for round_number in itertools.count(1):
-            sweep = read_sweep(self.sweep_dir)
+            sweep = self._read(keys)
             settings = self._settings(sweep)
             plan = self._plan(sweep, [settings.get(key) for key in keys])
             if not plan:
@@ -119,6 +119,15 @@ class SeedRounds:
             returns.append(self._launch(plan, f"round {round_number}, {len(opened)} comparison"
                                               f"{'' if len(opened) == 1 else 's'} open ({', '.join(opened)})"))
         return returns
+
+    def _read(self, keys: list[tuple]) -> Sweep:
+        """The sweep as the report reads it, judged among this grid's settings alone: a folder
+        reused from another sweep may hold others, which would take part in the verdicts (and,
+        the best among them, leave no comparison of this grid open)."""
+        sweep = read_sweep(self.sweep_dir)
+        sweep.settings = [s for s in sweep.settings if s.runs and _key(s.runs[0].settings) in set(keys)]
+        judge(sweep.settings, sweep)
+        return sweep
 
     def _plan(self, sweep: Sweep, settings: list[Optional[Setting]]) -> dict[int, list[int]]:
         """{grid point: the seeds it trains next}. For each open comparison, the seeds one side

@@ -265,6 +265,19 @@ def test_rounds_cut_off_say_unfinished_and_stay_judged_as_rounds_when_seeds_are_
     assert again.rounds is not None and {s.label: s.verdict for s in again.settings} == judged
 
 
+def test_settings_of_an_earlier_sweep_in_the_folder_take_no_part_in_the_rounds(tmp_path):
+    # The folder held a better setting d from another sweep: the rounds of a, b and c go as they
+    # would alone (d as the best would have left none of their comparisons open).
+    whole = tmp_path / "whole"
+    SeedRounds(FakeLauncher(whole), whole, auto_sweep(whole), ROUNDS).run()
+    reused = tmp_path / "reused"
+    jobs = auto_sweep(reused)
+    for seed in (1, 2, 3):
+        fake_run(reused, ["model.activation=d", f"seed={seed}"], [0.5, 0.99], config={"seed": seed})
+    SeedRounds(FakeLauncher(reused), reused, jobs, ROUNDS).run()
+    assert {k: v for k, v in seeds_of(reused).items() if k != "d"} == seeds_of(whole)
+
+
 def test_a_round_whose_runs_leave_no_result_ends_the_rounds_instead_of_repeating_them(tmp_path, caplog):
     class Skipping(FakeLauncher):  # b's seed 4 never trains (as seed=1 of a grid mixing 1 and auto did)
         def launch(self, batch, initial_job_idx):
