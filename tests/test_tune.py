@@ -234,6 +234,14 @@ def test_a_clearly_bad_learning_rate_is_pruned_after_the_first_rung(tmp_path):
     assert pruned["status"] == "pruned" and pruned["epochs"] == 2
 
 
+def test_a_search_whose_every_trial_diverged_says_it_found_nothing(tmp_path):
+    proc = run_cli(*TINY, "optim=sgd", "tune.space.optim.lr.choices=[1000.0]", "tune.n_trials=1",
+                   "trainer.max_epochs=1", "tune.pruner=none", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert trial_rows(tmp_path)[0]["note"] == "diverged"
+    assert "Every completed trial diverged" in proc.stdout and "Narrow tune.space" in proc.stdout
+
+
 def _states(db: Path) -> dict[int, str]:
     try:
         with sqlite3.connect(db, timeout=10) as con:

@@ -113,6 +113,10 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     epochs = sum(int(r["epochs"] or 0) - continued.get(r["trial"], 0) for r in rows)
     grid = grid_size(dims)
     lines = []
+    complete = [t for t in trials if t.state.name == "COMPLETE" and "same_as" not in t.user_attrs]
+    if complete and all(t.user_attrs.get("status") == Status.diverged for t in complete):
+        lines.append("Every completed trial diverged (a NaN or infinite loss): no point of this space trained; its "
+                     "best is no result. Narrow tune.space (smaller learning rates?) and search again")
     if any(t.state.name == "COMPLETE" for t in trials):
         best = study.best_trial
         lines.append(f"Best trial {best.number}: {objective} {best.value:.4f}{_best_epoch(best, sweep_dir, objective)}")
