@@ -349,7 +349,7 @@ def load_table(data_cfg) -> Arrays:
     settings that shape them, so that an edited file is never served stale."""
     from mlpbench import table
 
-    files = [table.file_path(p, data_cfg.root) for p in (data_cfg.path, data_cfg.test_path) if p]
+    files = table.table_files(data_cfg)
     if not all(f.is_file() for f in files):  # say which, as reading it would
         table.encode(data_cfg)
 

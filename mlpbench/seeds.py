@@ -112,10 +112,11 @@ class SeedRounds:
                 self._record("no new seed")
                 log.error("seed=auto: round %d would train the seeds of the round before again (%s); their runs "
                           "left no result: the rounds end here", round_number, "; ".join(
-                              f"{_label(self.jobs[i])}: seeds {seeds}" for i, seeds in plan.items()))
+                              f"{_named(run_settings(self.jobs[i]))}: seeds {seeds}" for i, seeds in plan.items()))
                 break
             planned = plan
-            opened = [_named(s) for s in sweep.settings if s.verdict.verdict == "tied" and s.verdict.stopped is None]
+            opened = [_named(s.values, s.label) for s in sweep.settings
+                      if s.verdict.verdict == "tied" and s.verdict.stopped is None]
             returns.append(self._launch(plan, f"round {round_number}, {len(opened)} comparison"
                                               f"{'' if len(opened) == 1 else 's'} open ({', '.join(opened)})"))
         return returns
@@ -124,8 +125,8 @@ class SeedRounds:
         """The sweep as the report reads it, judged among this grid's settings alone: a folder
         reused from another sweep may hold others, which would take part in the verdicts (and,
         the best among them, leave no comparison of this grid open)."""
-        sweep = read_sweep(self.sweep_dir)
-        sweep.settings = [s for s in sweep.settings if s.runs and _key(s.runs[0].settings) in set(keys)]
+        sweep, grid = read_sweep(self.sweep_dir), set(keys)
+        sweep.settings = [s for s in sweep.settings if s.runs and _key(s.runs[0].settings) in grid]
         judge(sweep.settings, sweep)
         return sweep
 
@@ -155,7 +156,7 @@ class SeedRounds:
         for s in sweep.settings:
             # n as the table counts it: the runs with a result (not those that diverged or failed).
             reasons.setdefault(stopped(sweep, s) or "no verdict", []).append(
-                f"{_named(s)} (n = {s.summary(sweep.objective).n})")
+                f"{_named(s.values, s.label)} (n = {s.summary(sweep.objective).n})")
         minutes = (time.monotonic() - self.started) / 60
         log.info("seed=auto: ended after %d round%s, %.1f minutes: %s", rounds, "" if rounds == 1 else "s", minutes,
                  "; ".join(f"{reason}: {', '.join(labels)}" for reason, labels in reasons.items()))
@@ -166,10 +167,7 @@ def _seeds(setting: Optional[Setting]) -> set[int]:
     return {run.seed for run in setting.runs if run.seed is not None} if setting is not None else set()
 
 
-def _label(job: list[str]) -> str:
-    return " ".join(f"{k}={v}" for k, v in run_settings(job).items() if k != REPEAT_KEY) or "the setting"
-
-
-def _named(setting: Setting) -> str:
-    """A setting as its overrides write it (model.depth=4), not its bare value."""
-    return ",".join(f"{k}={v}" for k, v in setting.values.items()) or setting.label
+def _named(values: dict[str, str], alone: str = "the setting") -> str:
+    """A setting as its overrides write it (model.depth=4), not its bare value; its seed aside
+    (`alone`: the name of a sweep's only setting, which sets nothing)."""
+    return ",".join(f"{k}={v}" for k, v in values.items() if k != REPEAT_KEY) or alone

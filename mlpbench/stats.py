@@ -296,8 +296,12 @@ def seeds_to_decide(settings: int, alpha: float = 0.05, limit: int = MAX_SEEDS) 
     of `settings` settings worse than the best: even where every seed shows the same difference
     (the e-value's most) it must pass m / alpha, m the pairs of settings; None past `limit`."""
     pairs = settings * (settings - 1) // 2
-    return next((n for n in range(2, limit + 1) if _e_value(1.0, n - 1, DESIGN_EFFECT * math.sqrt(n)) > pairs / alpha),
-                None)
+    return next((n for n in range(2, limit + 1) if _most_evidence(n) > pairs / alpha), None)
+
+
+def _most_evidence(seeds: int) -> float:
+    """The largest e-value `seeds` shared seeds can give: every seed the same difference."""
+    return _e_value(1.0, seeds - 1, DESIGN_EFFECT * math.sqrt(seeds))
 
 
 def sequential_verdicts(groups: dict[str, dict[int, float | None]], max_seeds: int, maximize: bool = True,
@@ -316,7 +320,7 @@ def sequential_verdicts(groups: dict[str, dict[int, float | None]], max_seeds: i
     # Every pair of the settings compared (the best among them) could be the one tested.
     m = len(made) * (len(made) + 1) // 2
     # Within max_seeds no e-value reaches m / alpha: more seeds cannot decide any comparison.
-    reachable = _e_value(1.0, max_seeds - 1, DESIGN_EFFECT * math.sqrt(max_seeds)) > m / alpha
+    reachable = _most_evidence(max_seeds) > m / alpha
     for k in made:
         e, _ = found[k]
         p = min(1.0, m / e) if e > 0 else 1.0

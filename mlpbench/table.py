@@ -72,8 +72,12 @@ def file_digests(data_cfg) -> dict[str, str]:
 
     if Source(data_cfg.source) is not Source.table:
         return {}
-    files = [file_path(p, data_cfg.root) for p in (data_cfg.path, data_cfg.test_path) if p]
-    return {str(f): content_digest(f) for f in files if f.is_file()}
+    return {str(f): content_digest(f) for f in table_files(data_cfg) if f.is_file()}
+
+
+def table_files(data_cfg) -> list[Path]:
+    """data.path, and data.test_path where given, each relative to data.root."""
+    return [file_path(p, data_cfg.root) for p in (data_cfg.path, data_cfg.test_path) if p]
 
 
 def _listed(items: list, n: int = SHOWN) -> str:

@@ -19,7 +19,7 @@ from mlpbench.results import ACCURACIES, Status, lower_is_better, read_result
 from mlpbench.overrides import TRIAL_CALLBACK
 from mlpbench.stats import expected_best, headline, summarize, verdicts
 from mlpbench.tune.space import Dimension, grid_size, parse_space
-from mlpbench.tune.study import STUDY_FILE, direction, load_study, objective_key
+from mlpbench.tune.study import STUDY_FILE, direction, load_study, objective_key, trial_runs
 
 log = logging.getLogger("mlpbench")
 
@@ -148,11 +148,11 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
 def _best_epoch(trial, sweep_dir: Path, objective: str) -> str:
     """Where the best trial's value comes from: its run's best epoch, or with tune.repeats the
     mean of its seeds' best epochs (each its own)."""
-    runs = trial.user_attrs.get("runs") or []
+    runs = trial_runs(trial)
     if len(runs) > 1:
         return f", the mean of its {len(runs)} seeds' best epochs"
-    result = read_result(sweep_dir / trial.user_attrs["run"]) if trial.user_attrs.get("run") else None
-    history = [v for v in ((result or {}).get("history") or {}).get(objective, [])]
+    result = read_result(sweep_dir / runs[0]) if runs else None
+    history = ((result or {}).get("history") or {}).get(objective, [])
     scored = [(v, i) for i, v in enumerate(history) if v is not None]
     if not scored:
         return ""
