@@ -24,7 +24,7 @@ from mlpbench.checkpoints import usable_checkpoint
 from mlpbench.console import refuse
 from mlpbench.files import DISK_ERRORS
 from mlpbench.memory import check_memory
-from mlpbench.overrides import shown
+from mlpbench.overrides import TRIAL_CALLBACK, shown
 from mlpbench.results import RunRecord, Status, read_result, score_in
 from mlpbench.schema import ConfigError, checked, device_count, register_configs
 from mlpbench.trainer import config_callbacks, make_trainer, quiet_lightning
@@ -114,9 +114,10 @@ def end_record(record: RunRecord, status: Status, diverged_at: dict | None, trai
     record.save()
 
 
-def keep_interrupted(records: list[RunRecord], stop: BaseException, message: str, *args: Any) -> NoReturn:
+def keep_interrupted(records: list[RunRecord], stop: BaseException, cfg: DictConfig, message: str,
+                     *args: Any) -> NoReturn:
     """Ctrl-C or SIGTERM during training (Lightning turns them into SystemExit after its graceful
-    shutdown): the runs recorded as interrupted, `message` logged (it says how to continue; its
+    shutdown): the runs recorded as interrupted, `message` logged and how to continue them (its
     `{epochs}`: the epochs kept, known once the records are saved), and the shell's code for
     death by SIGTERM or SIGINT, so that a scheduler sees what happened."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -124,7 +125,11 @@ def keep_interrupted(records: list[RunRecord], stop: BaseException, message: str
     for record in records:
         record.update(status=Status.interrupted)
         record.save()
-    log.warning(message.replace("{epochs}", str(records[0].payload["epochs"])), *args)
+    # A search's trial continues when its command runs again: resume=true is for runs and sweeps.
+    how = ("to continue the search" if TRIAL_CALLBACK in (cfg.get("callbacks") or {})
+           else f"with resume=true to continue {'it' if len(records) == 1 else 'them'}")
+    log.warning(message.replace("{epochs}", str(records[0].payload["epochs"])) + f" Rerun the same command {how}.",
+                *args)
     raise SystemExit(143 if isinstance(stop, SIGTERMException) else 130) from None
 
 
@@ -207,8 +212,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
         status = Status.diverged if module.diverged_at is not None else stopped or Status.ok
         end_record(record, status, module.diverged_at, trainer, devices=trainer.world_size)
     except (KeyboardInterrupt, SystemExit) as e:
-        keep_interrupted([record], e, "Run %s interrupted after {epochs} epochs; kept %s and %s. Rerun the same "
-                         "command with resume=true to continue it.", run_dir.name, record.path, run_dir / "checkpoints")
+        keep_interrupted([record], e, cfg, "Run %s interrupted after {epochs} epochs; kept %s and %s.", run_dir.name,
+                         record.path, run_dir / "checkpoints")
     except Exception as e:
         record.fail(e)
         raise

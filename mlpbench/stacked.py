@@ -813,9 +813,8 @@ def train_group(jobs: list[Job]) -> list[dict]:
         for record, diverged in zip(records, module.replica_diverged):
             end_record(record, Status.diverged if diverged else stopped or Status.ok, diverged, trainer, devices=1)
     except (KeyboardInterrupt, SystemExit) as e:
-        keep_interrupted(records, e, "Runs %s interrupted after {epochs} epochs; kept their results and "
-                         "checkpoints. Rerun the same command with resume=true to continue them.",
-                         ", ".join(j.run_dir.name for j in jobs))
+        keep_interrupted(records, e, jobs[0].cfg, "Runs %s interrupted after {epochs} epochs; kept their results and "
+                         "checkpoints.", ", ".join(j.run_dir.name for j in jobs))
     except Exception as e:
         for record in records:
             record.fail(e)

@@ -283,6 +283,21 @@ def test_a_killed_search_continues_the_study_without_repeating_finished_trials(t
     assert again["seconds"] == first["seconds"] and "Trial 0 (" not in rerun.stdout
 
 
+def test_ctrl_c_mid_search_writes_the_report_and_says_to_run_the_command_again(tmp_path):
+    args = [*TINY, "tune.n_trials=3", "trainer.max_epochs=30", "tune.pruner=none"]
+    proc = start_cli(args, tmp_path)
+    db = study_dir(tmp_path) / "study.db"
+    wait_until(lambda: db.exists() and _states(db).get(1) == "RUNNING"
+               and list(study_dir(tmp_path).glob("trial_001*/checkpoints/last.ckpt")), proc, "trial 1 trained")
+    os.killpg(proc.pid, signal.SIGINT)
+    output = proc.communicate()[0]
+    assert proc.returncode == 130, output
+    assert "trial(s) 1 will be tried again. Run the same command to continue the study" in output
+    assert "Rerun the same command to continue the search." in output  # the trial's run says so too
+    assert "resume=true" not in output and "mlpbench.report" not in output  # a search needs neither
+    assert [r["state"] for r in trial_rows(tmp_path)] == ["complete", "failed"]  # the report so far
+
+
 def test_a_study_continued_on_an_edited_data_file_is_refused(tmp_path):
     # Trials of two datasets ranked in one table, the best config the old data's: refused.
     table = tmp_path / "rows.csv"

@@ -30,7 +30,7 @@ from mlpbench.files import try_lock
 from mlpbench.overrides import TRIAL_CALLBACK
 from mlpbench.results import Status, read_result
 from mlpbench.schema import BASIC_LAUNCHER, JOBLIB_LAUNCHER, STACKED_LAUNCHER, ConfigError, Pruner, checked
-from mlpbench.sweep import WORKER_DIED, alone_because, run_name
+from mlpbench.sweep import WORKER_DIED, alone_because, run_name, started_sweeps
 from mlpbench.tune.report import write_report
 from mlpbench.tune.space import flat, grid_size, parse_space
 from mlpbench.tune.study import (CONFIG_FILE, MAX_ATTEMPTS, RESUMABLE_CHANGES, STUDY_FILE, comparable, direction,
@@ -351,13 +351,18 @@ class Search:
             return
         try:
             returns = self.sweeper.launcher.launch(batch, initial_job_idx=trials[0].number)
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit) as e:
             for trial in trials:
                 retry(study, trial, [read_result(self.sweep_dir / run) for run in trial_runs(trial)])
             write_report(self.sweep_dir, self.config, quiet=True)
             log.warning("Search interrupted; trial(s) %s will be tried again. Run the same command to continue "
-                        "the study in %s", ", ".join(str(t.number) for t in trials), self.sweep_dir)
-            raise
+                        "the study in %s (its report so far is there)", ", ".join(str(t.number) for t in trials),
+                        self.sweep_dir)
+            # Said all: the command's own lines for an interrupted sweep (resume=true, how to make
+            # the report) are not for a search, which continues without resume=true.
+            if self.sweep_dir in started_sweeps:
+                started_sweeps.remove(self.sweep_dir)
+            raise SystemExit(e.code if isinstance(e, SystemExit) else 130) from None
         except Exception as e:  # a launcher's worker died: its pool stopped the batch's other trials too
             log.error("Trials %s: the launcher failed: %s: %s", [t.number for t in trials], type(e).__name__, e)
             for trial in trials:
