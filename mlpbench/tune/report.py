@@ -114,14 +114,19 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     grid = grid_size(dims)
     lines = []
     complete = [t for t in trials if t.state.name == "COMPLETE" and "same_as" not in t.user_attrs]
-    if complete and all(t.user_attrs.get("status") == Status.diverged for t in complete):
+    all_diverged = complete and all(t.user_attrs.get("status") == Status.diverged for t in complete)
+    if all_diverged:
         lines.append("Every completed trial diverged (a NaN or infinite loss): no point of this space trained; its "
-                     "best is no result. Narrow tune.space (smaller learning rates?) and search again")
+                     "best is no result, and no best_config.yaml is written. Narrow tune.space (smaller learning "
+                     "rates?) and search again")
+        for name in ("best.yaml", "best_config.yaml"):
+            (sweep_dir / name).unlink(missing_ok=True)
     if any(t.state.name == "COMPLETE" for t in trials):
         best = study.best_trial
         lines.append(f"Best trial {best.number}: {objective} {best.value:.4f}{_best_epoch(best, sweep_dir, objective)}")
         lines += [f"Best {d.label}: {_shown(best.params[d.key])}" for d in dims]
-        written += _write_best(sweep_dir, best, objective)
+        if not all_diverged:
+            written += _write_best(sweep_dir, best, objective)
     else:
         lines.append("No trial has completed yet")
     # With tune.repeats=K a trial's epoch trains K replicas: the budget counts replica-epochs.
