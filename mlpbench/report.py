@@ -454,11 +454,22 @@ def read_sweeps(paths: list[Path]) -> list[Sweep]:
                           "report them apart")
     labels = [s.label for s in sweeps]
     if len(set(labels)) < len(labels):  # e.g. two sweeps of one preset: tell them apart by folder
-        for sweep in sweeps:
-            sweep.label = f"{sweep.label} ({sweep.path.name})"
+        folders = _shortest_unique_tails([sweep.path.resolve() for sweep in sweeps])
+        for sweep, folder in zip(sweeps, folders):
+            sweep.label = f"{sweep.label} ({folder})"
             for item in (*sweep.runs, *sweep.settings):
                 item.sweep = sweep.label
     return sweeps
+
+
+def _shortest_unique_tails(paths: list[Path]) -> list[str]:
+    """The fewest last parts of each path that tell it from the others (runs/bc/depth and
+    runs/wine/depth: bc/depth and wine/depth)."""
+    for parts in range(1, max(len(p.parts) for p in paths) + 1):
+        tails = ["/".join(p.parts[-parts:]) for p in paths]
+        if len(set(tails)) == len(tails):
+            return tails
+    return [str(p) for p in paths]
 
 
 def best_of(sweep: Sweep) -> list[Setting]:

@@ -250,6 +250,16 @@ def test_several_sweeps_share_one_table_with_the_sweeps_as_columns(tmp_path, dep
     assert (out / "against_depth.png").is_file() and (out / "val_acc.png").is_file()
 
 
+def test_sweeps_of_one_preset_in_folders_of_one_name_are_told_apart_by_their_parents(tmp_path):
+    # runs/bc/depth and runs/wine/depth: both "depth_linear (depth)" by their last folder alone.
+    for data, acc in (("bc", 0.8), ("wine", 0.6)):
+        for seed in (1, 2, 3):
+            fake_run(tmp_path / "runs" / data / "depth", ["model.depth=2", f"seed={seed}"], [acc + seed / 100])
+    sweeps = report.read_sweeps([tmp_path / "runs" / "bc" / "depth", tmp_path / "runs" / "wine" / "depth"])
+    assert [s.label for s in sweeps] == ["depth_linear (bc/depth)", "depth_linear (wine/depth)"]
+    assert [round(s.settings[0].summary("best_val_acc").mean, 2) for s in sweeps] == [0.82, 0.62]
+
+
 def test_diagnosed_sweeps_compared_print_the_first_layers_gradient_and_the_gap_per_setting(tmp_path, capsys):
     # depth_linear's and depth_relu's question (why does accuracy fall with depth?) answered in
     # numbers beside the figure: the first layer's gradient norm and the train-val gap, pivoted.
