@@ -104,7 +104,7 @@ def predict(run: Path, data: Path, checkpoint_name: str = "best"):
         f"x{i}" for i in range(len(encoding["features"]))] else None)
     if data.suffix.lower() == ".npz" and trained is not None and width != trained:
         raise table.TableError(f"--data={data}: x has {width} columns; the x the model was trained on had {trained}")
-    x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data)))
+    x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data), training=False))
     for name, (rows, values) in table.unseen_categories(frame, encoding).items():
         print(f"note: column {name}: {rows} row(s) hold a category the training rows lacked ({', '.join(values)}); "
               "the model reads it as none of its categories", file=sys.stderr)
@@ -144,6 +144,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise ConfigError(f"{args.dir}: no such folder")
         if args.out and args.out.is_dir():
             raise ConfigError(f"--out {args.out}: a folder; give the file to write, e.g. {args.out / 'predictions.csv'}")
+        if args.out and args.out.resolve() == args.data.resolve():
+            raise ConfigError(f"--out {args.out}: the --data file itself; the predictions would replace the rows "
+                              "they are of. Give another file")
         if args.out and not args.out.resolve().parent.is_dir():
             raise ConfigError(f"--out {args.out}: no folder {args.out.parent} to write it in")
         run = choose_run(args.dir, args.run)

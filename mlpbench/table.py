@@ -515,15 +515,17 @@ def _random_test_rows(rows: int, fraction: float) -> np.ndarray:
     return np.sort(np.random.default_rng(TEST_SPLIT_SEED).permutation(rows)[:n])
 
 
-def _refuse_infinite(frame, name: str, values, where: str) -> None:
-    """A TableError naming the rows where number column `name` (its `values`) is infinite: an
-    input the model cannot read (every loss nan: the run "diverged", for no setting's fault)."""
-    infinite = np.isinf(values.to_numpy(dtype=float))
+def _refuse_infinite(frame, name: str, values, where: str, training: bool = True) -> None:
+    """A TableError naming the rows where number column `name` (its `values`) is infinite or
+    beyond float32's range (it becomes inf in the model's float32 inputs): an input the model
+    cannot read (every loss nan: the run "diverged", for no setting's fault; a prediction nan)."""
+    infinite = ~(np.abs(values.to_numpy(dtype=float)) <= np.finfo(np.float32).max) & values.notna().to_numpy()
     if infinite.any():
         rows = [_file_row(frame, i) for i in np.flatnonzero(infinite)]
-        raise TableError(f"{where}: column {name} holds {int(infinite.sum())} infinite value(s) "
-                         f"({frame[name].iloc[int(np.flatnonzero(infinite)[0])]}), row(s) {_listed(rows, 5)}; replace "
-                         "them, or leave the column out with data.features")
+        fix = "or leave the column out with data.features" if training else "the model reads this column"
+        raise TableError(f"{where}: column {name} holds {int(infinite.sum())} infinite value(s) or beyond float32's "
+                         f"±3.4e38 ({frame[name].iloc[int(np.flatnonzero(infinite)[0])]}), row(s) {_listed(rows, 5)}; "
+                         f"replace them, {fix}")
 
 
 def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing, where: str) -> dict[str, Any]:
@@ -562,10 +564,11 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
             "missing": how.value, "fill": fill if how is Missing.mean else {}, "notes": notes}
 
 
-def apply_encoding(frame, encoding: dict[str, Any], where: str) -> np.ndarray:
+def apply_encoding(frame, encoding: dict[str, Any], where: str, training: bool = True) -> np.ndarray:
     """Rows of `frame` as the model's float32 inputs, by a fitted encoding: the columns it
     names (others ignored); a category it has not seen is all zeros. A gap is filled where the
-    encoding says how (data.missing=mean), else refused with the column and rows named."""
+    encoding says how (data.missing=mean), else refused with the column and rows named.
+    `training`: rows of a run's data (not new rows to predict), whose columns it may leave out."""
     lacking = [c for c in encoding["features"] if c not in frame.columns]
     if lacking:
         raise TableError(f"{where}: lacks the column(s) {_listed(lacking)} the model reads; it has "
@@ -588,9 +591,12 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str) -> np.ndarray:
                 raise TableError(f"{where}: column {name} holds text ({column.iloc[row]!r}, row "
                                  f"{_file_row(frame, row)}) where the "
                                  "training rows had numbers")
-            _refuse_infinite(frame, name, values, where)
+            _refuse_infinite(frame, name, values, where, training)
             mean, std = encoding["numbers"][name]
-            parts.append(((values.fillna(mean) - mean) / std).to_numpy()[:, None])
+            # Standardized by the training rows' spread, a value far outside them may still pass float32's range.
+            standardized = (values.fillna(mean) - mean) / std
+            _refuse_infinite(frame, name, standardized, f"{where} (standardized by the training rows)", training)
+            parts.append(standardized.to_numpy()[:, None])
         else:
             text = column.astype("string").fillna(encoding["fill"].get(name, "")).to_numpy()
             seen = np.array(encoding["categories"][name], dtype=object)

@@ -161,7 +161,9 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
     ("semicolons.csv", "a;b;label\n1;2;x\n2;3;y\n", [], "its columns: a;b;label (one column: the file seems "
      "separated by ';', and a .csv file is read as separated by commas"),
     ("infinite.csv", "a,b,label\n1,2,x\n2,3,y\n3,-inf,x\n4,5,y\n5,6,x\n6,7,y\n", [],
-     "column b holds 1 infinite value(s) (-inf), row(s) 3; replace them"),
+     "column b holds 1 infinite value(s) or beyond float32's ±3.4e38 (-inf), row(s) 3; replace them, or leave"),
+    ("huge.csv", "a,b,label\n1,2,x\n2,3,y\n3,1e300,x\n4,5,y\n5,6,x\n6,7,y\n", [],  # inf once float32
+     "column b holds 1 infinite value(s) or beyond float32's ±3.4e38 (1e+300), row(s) 3; replace them"),
     ("feature.csv", "a,b,label\n1,2,x\n2,3,y\n", ["data.features=[a,c]"], "data.features: {path} has no column c"),
     ("text.xlsx", "a,label\n1,x\n", [], "a .xlsx file; give a .csv, .tsv, .parquet or .npz file"),
     # pandas would read the second `label` as `label.1`: an input holding a copy of the label
@@ -352,10 +354,21 @@ def test_predict_uses_the_runs_own_encoding_and_reproduces_its_test_accuracy(tmp
     # Where --out cannot be written: said before anything is predicted.
     capsys.readouterr()
     for out, message in ((tmp_path, f"--out {tmp_path}: a folder; give the file to write"),
-                         (tmp_path / "no" / "p.csv", f"no folder {tmp_path / 'no'} to write it in")):
+                         (tmp_path / "no" / "p.csv", f"no folder {tmp_path / 'no'} to write it in"),
+                         (tmp_path / "." / "test.csv", "the --data file itself")):
         with pytest.raises(SystemExit) as exit_info:
             predict_main([str(run), "--data", str(tmp_path / "test.csv"), "--out", str(out)])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert pd.read_csv(tmp_path / "test.csv").shape == frame.iloc[450:].shape  # the rows, still there
+    # A value float32 cannot hold, raw or standardized: refused, not predicted as nan.
+    for column, value, where in (("mean radius", 1e300, "huge.csv:"),  # 3e38 / its sd, 0.014: beyond
+                                 ("mean smoothness", 3e38, "huge.csv (standardized by the training rows):")):
+        frame.iloc[450:452].assign(**{column: value}).to_csv(tmp_path / "huge.csv", index=False)
+        with pytest.raises(SystemExit):
+            predict_main([str(run), "--data", str(tmp_path / "huge.csv")])
+        error = capsys.readouterr().err
+        assert f"{where} column {column} holds 2 infinite value(s) or beyond float32's" in error, error
+        assert "replace them, the model reads this column" in error and "data.features" not in error
     # Printed into a pipe its reader closes (`| head -1`): no BrokenPipeError traceback.
     frame.iloc[450:].sample(n=5000, replace=True, random_state=0).to_csv(tmp_path / "many.csv", index=False)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
