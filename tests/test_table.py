@@ -246,6 +246,24 @@ def test_a_text_column_of_mostly_different_values_is_said_to_look_like_an_identi
                                  "identifier or a date, which a new row never matches? Leave it out with data.features"]
 
 
+def test_rows_repeated_across_the_test_split_are_said_to_make_scores_optimistic(tmp_path):
+    rows = "".join(f"{i},{i * 7 % 11},{i % 2}\n" for i in range(100))
+    once = write(tmp_path / "once.csv", "a,b,label\n" + rows)
+    *_, encoding = table.encode(table_cfg(once, "data.target=label"))
+    assert encoding["notes"] == []
+    thrice = write(tmp_path / "thrice.csv", "a,b,label\n" + rows * 3)
+    x_train, _, x_test, _, encoding = table.encode(table_cfg(thrice, "data.target=label"))
+    # The 100 distinct rows, 3 copies each: a test row lacks a training copy only where all 3 are test rows.
+    distinct_train = len(np.unique(x_train, axis=0))
+    in_train = sum((x_train == row).all(axis=1).any() for row in x_test)
+    assert len(x_test) == 60 and in_train > 50
+    assert encoding["notes"] == [f"{thrice}: {in_train} of 60 test rows have the same inputs as a training row, and "
+                                 f"{240 - distinct_train} of 240 training rows as another: copies on both sides of a "
+                                 "split make val and test scores optimistic. Drop repeated rows (pandas: "
+                                 "drop_duplicates), or keep each row's copies on one side of the test split "
+                                 "(data.split_column)"]
+
+
 def test_a_whole_number_target_read_as_classes_is_said(tmp_path, caplog):
     path = write(tmp_path / "price.csv", "a,price\n" + "".join(f"{i},{i % 30}\n" for i in range(300)))
     with caplog.at_level("INFO", logger="mlpbench"):
