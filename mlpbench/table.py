@@ -424,7 +424,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
 
 def _copies_note(x_train: np.ndarray, x_test: np.ndarray, where: str) -> list[str]:
     """A note where rows repeat: a test row whose inputs a training row has too is no held-out
-    row (a file of three copies of random labels tests at 0.87, not 0.5), and copies among the
+    row (random labels, each row written three times: test_acc 0.87 in one run, not 0.5), and copies among the
     training rows fall on both sides of the validation split alike."""
     seen = {row.tobytes() for row in x_train}
     test_copies = sum(row.tobytes() in seen for row in x_test)
