@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from pathlib import Path
 from typing import Any, Optional
 
@@ -136,6 +137,22 @@ def read_frame(path: Path, key: str):
     return frame
 
 
+NO_HEADER_HINT = " (its first row looks like data, not names: a file without a header row? Add one naming the columns)"
+
+
+def _header_looks_like_data(names: list[str]) -> bool:
+    """A header of mostly numbers with fractions or repeats (0.125,1.2,blue,yes; an MNIST row
+    5,0,0,...) is a row of data read as names; pandas' to_csv of unnamed columns writes 0,1,2."""
+    numbers = []
+    for name in names:
+        try:
+            numbers.append(float(name))
+        except ValueError:
+            pass
+    return bool(names) and len(numbers) >= len(names) / 2 and (
+        any(n != int(n) for n in numbers if math.isfinite(n)) or len(set(names)) < len(names))
+
+
 def _checked_header(frame, header: list, where: str):
     """A text table's columns as its header names them. Names given twice are refused (pandas
     would rename the second `label.1`, an input holding a copy of the label). A column without a
@@ -149,7 +166,8 @@ def _checked_header(frame, header: list, where: str):
         return frame.set_axis([str(c).strip() for c in frame.columns], axis=1)
     twice = sorted(n for n, count in collections.Counter(names).items() if n and count > 1)
     if twice:
-        raise TableError(f"{where}: the header names {_listed(twice)} more than once; give each column its own name")
+        raise TableError(f"{where}: the header names {_listed(twice)} more than once; give each column its own name"
+                         + (NO_HEADER_HINT if _header_looks_like_data(names) else ""))
     # pandas' name, unless a named column has it (a table saved twice with its row numbers)
     filled = [n or (f"Unnamed: {i}" if f"Unnamed: {i}" not in names else f"(column {i + 1})")
               for i, n in enumerate(names)]
@@ -318,7 +336,8 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     target = "y" if npz else str(data_cfg.target)
     if target not in frame.columns:
         raise TableError(f"data.target={target}: {path} has no such column{_column_hint(target, frame, 'data.target')}; its "
-                         f"columns: {_listed(list(frame.columns), 40)}{_separator_hint(frame, path)}")
+                         f"columns: {_listed(list(frame.columns), 40)}{_separator_hint(frame, path)}"
+                         + (NO_HEADER_HINT if not npz and _header_looks_like_data(list(frame.columns)) else ""))
     split = str(data_cfg.split_column) if data_cfg.split_column else None
     if split is not None and (split not in frame.columns or split == target):
         raise TableError(f"data.split_column={split}: " + (f"{path} has no such column; its columns: "
@@ -331,6 +350,9 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         "no name and no value (a separator at each line's end?); left out" if empty else
         "no name in the header (row numbers that pandas' to_csv wrote?); left out: name it, or give "
         f"data.features=[...,'{c}'], to use it") for c, (place, empty) in nameless.items() if c not in features]
+    if not npz and _header_looks_like_data(list(frame.columns)):
+        notes.append(f"{path}: the header ({_listed(list(frame.columns), 5)}) reads as names"
+                     + NO_HEADER_HINT.replace(" (its", "; its").removesuffix(")"))
     unknown = [f for f in features if f not in frame.columns]
     if unknown:
         raise TableError(f"data.features: {path} has no column {_listed(unknown)}{_column_hint(unknown[0], frame, 'data.features')}; "

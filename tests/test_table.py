@@ -175,6 +175,11 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
     ("bools.csv", "a,true\n1,x\n2,y\n", ["data.target=true"], "data.target=True: {path} has no such column; did you "
      "mean true? (the command line reads an unquoted true or 1e3 as a bool or a number, True: quote a column's name"),
     ("case.csv", "a,label\n1,x\n2,y\n", ["data.features=[A]"], "has no column A; did you mean a?; its columns: a, label"),
+    # a file without a header row: its first row read as names
+    ("no_header.csv", "0.125,1.5,x\n0.25,2.5,y\n0.5,3.5,x\n", [], "its columns: 0.125, 1.5, x (its first row "
+     "looks like data, not names: a file without a header row? Add one naming the columns)"),
+    ("pixels.csv", "5,0,0,0\n0,0,1,0\n", [], "the header names 0 more than once; give each column its own name "
+     "(its first row looks like data"),
 ])
 def test_a_file_that_cannot_be_used_is_named_with_its_column(tmp_path, name, text, options, message):
     path = write(tmp_path / name, text)
@@ -244,6 +249,17 @@ def test_a_text_column_of_mostly_different_values_is_said_to_look_like_an_identi
     *_, encoding = table.encode(table_cfg(path, "data.target=label"))
     assert encoding["notes"] == [f"{path}: column id has 48 different texts in 48 training rows, one input each: an "
                                  "identifier or a date, which a new row never matches? Leave it out with data.features"]
+
+
+def test_a_header_that_reads_as_data_is_said_but_pandas_numbered_columns_are_names(tmp_path):
+    rows = "".join(f"{i / 7},{i % 3},{'yes' if i % 2 else 'no'}\n" for i in range(40))
+    path = write(tmp_path / "no_header.csv", "0.5,2,no\n" + rows)
+    *_, encoding = table.encode(table_cfg(path, "data.target=no"))
+    assert encoding["notes"] == [f"{path}: the header (0.5, 2, no) reads as names; its first row looks like data, not "
+                                 "names: a file without a header row? Add one naming the columns"]
+    numbered = write(tmp_path / "numbered.csv", "0,1,2\n" + rows)  # pandas' to_csv of unnamed columns
+    *_, encoding = table.encode(table_cfg(numbered, "data.target=2"))
+    assert encoding["notes"] == []
 
 
 def test_rows_repeated_across_the_test_split_are_said_to_make_scores_optimistic(tmp_path):
