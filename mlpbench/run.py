@@ -246,7 +246,8 @@ def _discard_unstarted(run_dir: Path, job_name: str) -> None:
     folder without a result looks like a run. Anything else in it stays, and an earlier run's
     folder (one with a result or checkpoints) is left as it is."""
     logging.shutdown()  # closes the log file Hydra opened in it
-    if (run_dir / "result.json").exists() or (run_dir / "checkpoints").is_dir():
+    checkpoints = run_dir / sweep.LAST_CHECKPOINT.parent  # made empty by prepare()
+    if (run_dir / "result.json").exists() or any(checkpoints.glob("*")):
         return  # an earlier run's folder (resume=true found it): its record stays for the next resume
     made = [run_dir / ".hydra" / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
     made.append(run_dir / ".run.lock")  # sweep.SweepSummary's, held until this process ends
@@ -255,7 +256,11 @@ def _discard_unstarted(run_dir: Path, job_name: str) -> None:
         made.append(log_file)
     for path in made:
         path.unlink(missing_ok=True)
-    for folder in (run_dir / ".hydra", run_dir):
+    # Then the date folder (outputs/run/DATE) and those above it that held only this run, up to
+    # where the command started.
+    start = Path.cwd().resolve()
+    above = [p for p in run_dir.resolve().parents if p.is_relative_to(start) and p != start]
+    for folder in (checkpoints, run_dir / ".hydra", run_dir, *above):
         try:
             folder.rmdir()  # only if empty
         except OSError:

@@ -50,6 +50,10 @@ def test_a_run_refused_by_a_config_check_leaves_no_folder_and_nothing_else_is_re
     assert run_cli("model.depth=-1", f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 2
     assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")) == [".hydra", ".hydra/mine.yaml",
                                                                                    "notes.log"]
+    # Refused once Hydra made the folder (its data cannot be read): the folder goes too.
+    proc = run_cli("data=table", "data.path=nope.csv", "data.target=label", cwd=tmp_path)
+    assert proc.returncode == 2 and "data.path=nope.csv: no such file" in proc.stderr
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_outside_its_environment_the_tool_says_what_to_do(tmp_path):
