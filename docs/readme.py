@@ -239,11 +239,24 @@ def small(argv: list[str]) -> list[str]:
     presets = [a.split("=", 1)[1] for a in argv if a.startswith("experiment=")]
     if presets == ["tune_units"] or any(a.startswith("hydra/sweeper=tune") for a in argv):
         out.append(f"tune.n_trials={SMALL_MORE_TRIALS if trials else SMALL_TRIALS}")
+    elif any(_preset_seeds(p) == "auto" for p in presets) and not any(a.startswith("seed=") for a in argv):
+        out.append("seed=auto")  # the preset's own seeds, in their first round (below)
     elif (presets or "-m" in argv or any(a.startswith("seed=") for a in argv)) and not any(a.startswith("seed=") for a in out):
         out.append("seed=1")
     if "seed=auto" in out and not any(a.startswith("sweep.max_seeds=") for a in out):
         out.append("sweep.max_seeds=3")  # the first round only
     return out
+
+
+def _preset_seeds(name: str) -> Optional[str]:
+    """The seeds preset NAME sweeps (conf/experiment/NAME.yaml's hydra.sweeper.params.seed)."""
+    from omegaconf import OmegaConf
+
+    path = ROOT / "conf" / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    seeds = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params.seed")
+    return None if seeds is None else str(seeds)
 
 
 def substitute(argv: list[str], sweep_folder: Optional[str]) -> list[str]:
@@ -272,6 +285,8 @@ def skip_reason(argv: list[str]) -> Optional[str]:
         return "a server"
     if program not in ("mlpbench", "python"):
         return f"{program}: not a command of this project"
+    if program == "python" and argv[1:2] == ["-c"]:
+        return None  # a one-line set-up, such as the table blocks' writing their CSV file
     if program == "python" and not (len(argv) > 2 and argv[1] == "-m" and argv[2].startswith("mlpbench")):
         return "not an mlpbench command"
     settings = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))

@@ -98,6 +98,12 @@ def test_small_size_shrinks_epochs_seeds_and_trials():
     assert "tune.n_trials=2" in small(["mlpbench", "experiment=tune_units"])
     assert "tune.n_trials=3" in small(["mlpbench", "experiment=tune_units", "tune.n_trials=40"])
     assert small(["mlpbench", "--help"]) == ["mlpbench", "--help"]
+    # A preset of seeds until decided keeps them, in their first round: its report's columns.
+    assert small(["mlpbench", "experiment=table_depth"])[-3:] == ["trainer.max_epochs=1", "seed=auto",
+                                                                   "sweep.max_seeds=3"]
+    # A block's one-line set-up (the table blocks write their CSV file) runs; other programs do not.
+    assert readme.skip_reason(["python", "-c", "print(1)"]) is None
+    assert readme.skip_reason(["python", "script.py"]) == "not an mlpbench command"
     assert readme.substitute(["python", "-m", "mlpbench.report", "DIR"], "outputs/x") == [
         "python", "-m", "mlpbench.report", "outputs/x"]
     with pytest.raises(readme.ReadmeError):
