@@ -434,7 +434,7 @@ def _strata(y: np.ndarray, encoding: Optional[dict]) -> Optional[np.ndarray]:
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
-    # Rows taken by index are fresh arrays already; a memory-mapped cache file is copied once.
+    # Rows taken by index are fresh arrays already; others are copied only where torch needs it.
     return torch.from_numpy(np.require(a, requirements=["C", "W"]))
 
 
