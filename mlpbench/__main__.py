@@ -367,7 +367,11 @@ def _cli() -> None:
         try:
             parsed += parse([arg])
         except HydraException:
-            pass
+            key, _, value = arg.partition("=")
+            if not value.isascii() and value[:1] not in ("'", '"'):  # Hydra's lexer reads only ASCII unquoted
+                shown = f"'{value}'" if "," not in value else ",".join(f"'{v}'" for v in value.split(","))
+                refuse(f"{arg}: Hydra reads a value with letters beyond ASCII (é, ß, 中) only in quotes; write "
+                       f"\"{key}={shown}\" (the double quotes keep the single ones from the shell)")
     _check_names(parsed)
     _check_choices(parsed, known)
     _check_received_config(known)

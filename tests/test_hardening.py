@@ -88,6 +88,9 @@ def test_values_that_would_train_wrongly_are_refused_by_name(override, message):
     ("hydra.job.name=" + "a" * 101, "must be a name of at most 100 letters"),
     ("model.units=2000000", "parameters need about"),
     ("=5", "=5: an override is KEY=VALUE"),
+    # Hydra's own error for it is a lexer's exception, saying nothing of quotes
+    ("data.target=étiquette", "data.target=étiquette: Hydra reads a value with letters beyond ASCII (é, ß, 中) only in "
+     "quotes; write \"data.target='étiquette'\""),
 ])
 def test_bad_values_stop_the_command_with_one_message_and_nothing_written(tmp_path, override, message):
     proc = run_cli(override, "model.depth=3", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
