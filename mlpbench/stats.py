@@ -332,6 +332,10 @@ def sequential_verdicts(groups: dict[str, dict[int, float | None]], max_seeds: i
         a, b = _by_seed(groups[best]), _by_seed(groups[k])
         a, b = ({s: x[s] for s in a.keys() & b.keys()} for x in (a, b))
         needed = seeds_for_power(a, b, alpha / m)
+        # Never fewer than this test can decide at all (every seed the same difference): a fixed
+        # test's 3 beside a tie at 3 seeds would read as a contradiction.
+        fewest = seeds_to_decide(len(made) + 1, alpha)
+        needed = None if needed is None or fewest is None else max(needed, fewest)
         difference, spread, _ = _effect(a, b)
         difference = abs(difference)
         if min_difference is not None and difference < min_difference:
