@@ -399,6 +399,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         y_all, names = _values_to_predict(frame, target, f"data.target={target}: {path}"), None
     else:
         y_all, names, index = _class_labels(frame[target], target, path, len(frame))
+        notes += _case_note(names, target, path)
 
     if test_frame is None:
         test_rows = (_stratified_test_rows(y_all, float(data_cfg.test_split)) if names is not None
@@ -533,6 +534,19 @@ def _class_labels(labels, target: str, path: Path, rows: int) -> tuple[np.ndarra
                          "(then set data.task=regression)?")
     index = {value: i for i, value in enumerate(names)}
     return np.array([index[v] for v in labels.tolist()], dtype=np.int64), names, index
+
+
+def _case_note(names: list, target: str, path: Path) -> list[str]:
+    """A note where classes differ only in case (yes, Yes, YES): a class each, as written, where
+    one may be meant."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(str(name).casefold(), []).append(str(name))
+    alike = [group for group in groups.values() if len(group) > 1]
+    if not alike:
+        return []
+    return [f"{path}: column {target}'s classes {'; '.join(', '.join(g) for g in alike)} differ only in case: "
+            f"{len(names)} classes, {len(groups)} if those are one each. Write each class one way to make them one"]
 
 
 def _values_to_predict(frame, target: str, where: str) -> np.ndarray:

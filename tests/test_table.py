@@ -262,6 +262,15 @@ def test_a_header_that_reads_as_data_is_said_but_pandas_numbered_columns_are_nam
     assert encoding["notes"] == []
 
 
+def test_classes_that_differ_only_in_case_are_said(tmp_path):
+    path = write(tmp_path / "case.csv", "a,label\n" + "".join(f"{i},{['yes', 'no', 'Yes', 'NO'][i % 4]}\n"
+                                                                for i in range(40)))
+    *_, encoding = table.encode(table_cfg(path, "data.target=label"))
+    assert encoding["classes"] == ["NO", "Yes", "no", "yes"]  # as written: a class each
+    assert encoding["notes"] == [f"{path}: column label's classes NO, no; Yes, yes differ only in case: 4 classes, "
+                                 "2 if those are one each. Write each class one way to make them one"]
+
+
 def test_rows_repeated_across_the_test_split_are_said_to_make_scores_optimistic(tmp_path):
     rows = "".join(f"{i},{i * 7 % 11},{i % 2}\n" for i in range(100))
     once = write(tmp_path / "once.csv", "a,b,label\n" + rows)
