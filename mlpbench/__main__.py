@@ -235,6 +235,10 @@ def _check_choices(parsed: list, known) -> None:
             path.append(part)
             field_type = next(f.type for f in fields(node) if f.name == part)
             node = _dataclass_of(field_type)
+            given = o.value()
+            if node is None and "list[" in str(field_type) and isinstance(given, (str, int, float)) \
+                    and not isinstance(given, bool) and not o.is_sweep_override():
+                refuse(f"{key}={given}: {key} is a list; write {key}=[{given}]")  # Hydra: "str is not a ListConfig"
 
 
 def _check_launcher_option(key: str, parsed: list, known, folders: list[Path]) -> None:

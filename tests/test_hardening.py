@@ -88,6 +88,7 @@ def test_values_that_would_train_wrongly_are_refused_by_name(override, message):
     ("hydra.job.name=" + "a" * 101, "must be a name of at most 100 letters"),
     ("model.units=2000000", "parameters need about"),
     ("=5", "=5: an override is KEY=VALUE"),
+    ("data.features=x1", "data.features=x1: data.features is a list; write data.features=[x1]"),  # Hydra: ListConfig
     # Hydra's own error for it is a lexer's exception, saying nothing of quotes
     ("data.target=étiquette", "data.target=étiquette: Hydra reads a value with letters beyond ASCII (é, ß, 中) only in "
      "quotes; write \"data.target='étiquette'\""),
