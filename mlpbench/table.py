@@ -505,10 +505,13 @@ def _task(data_cfg, labels, target: str, path: Path) -> tuple[Task, Optional[str
                              "predict (data.task=regression); data.task=classification takes text labels")
         return task, None
     values = labels.nunique()
-    if not numeric or values <= MAX_INFERRED_CLASSES:
+    if not numeric:
         return Task.classification, None
     numbers = labels.dropna().to_numpy(dtype=float)
     fractions = bool(np.any(np.mod(numbers[np.isfinite(numbers)], 1) != 0))  # (inf: _values_to_predict's)
+    if values <= MAX_INFERRED_CLASSES:  # a rating of 1.0, 1.5, ... 5.0: classes, said where it has fractions
+        return Task.classification, (f"{path}'s column {target} holds {values} different numbers with fractions, "
+                                     "read as classes" if fractions else None)
     # Whole numbers in a float column (151.0) are values to predict where they are too many to be
     # classes (more than one per ten rows); fewer are labels stored as floats (an .npz's y).
     if fractions or (pd.api.types.is_float_dtype(labels) and values * 10 > len(numbers)):

@@ -296,6 +296,14 @@ def test_a_whole_number_target_read_as_classes_is_said(tmp_path, caplog):
     assert arrays.num_classes == 30
     assert (f"data.task=classification (inferred): {path}'s column price holds 30 different whole numbers, read as "
             "classes; set data.task=regression to predict it as a number") in caplog.text
+    # A rating in half steps: few values, so classes, but with fractions, so said too.
+    rating = write(tmp_path / "rating.csv", "a,rating\n" + "".join(f"{i},{1 + i % 9 / 2}\n" for i in range(90)))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="mlpbench"):
+        arrays = data.load_table(table_cfg(rating, "data.target=rating"))
+    assert arrays.num_classes == 9
+    assert (f"data.task=classification (inferred): {rating}'s column rating holds 9 different numbers with "
+            "fractions, read as classes; set data.task=regression") in caplog.text
 
 
 def test_rows_to_predict_need_no_labels(tmp_path):
