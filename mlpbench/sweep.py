@@ -662,9 +662,10 @@ def check_grid_values(config: DictConfig) -> None:
     from hydra.core.global_hydra import GlobalHydra
 
     from mlpbench.schema import checked
+    from mlpbench.table import check_files
 
     if not GlobalHydra.instance().is_initialized():
-        checked(config)
+        check_files(checked(config).data)
         return
     parsed = _grid_overrides(config)
     swept: dict[str, list[str]] = {}
@@ -683,7 +684,8 @@ def check_grid_values(config: DictConfig) -> None:
 
     def refusal(overrides: list[str]) -> Optional[Exception]:
         try:
-            checked(compose(config, [*fixed, *overrides]))
+            # A data file that is not there: said once, not by each run that would read it.
+            check_files(checked(compose(config, [*fixed, *overrides])).data)
             return None
         except (ConfigError, HydraException) as e:
             return e
@@ -836,16 +838,23 @@ class SweepSummary(HydraCallback):
         report = build([sweep])
         took = time.monotonic() - getattr(self, "started", time.monotonic())
         if report.text:
+            trained = any(run.status != Status.failed for run in report.runs)  # else no curve to compare
             print(f"\n{report.text}\n{len(report.runs)} runs in {sweep} ({took / 60:.1f} min); report: "
-                  f"{', '.join(p.name for p in report.written)}\nCompare the curves: {command('tensorboard')} --logdir {sweep}")
+                  f"{', '.join(p.name for p in report.written)}"
+                  + (f"\nCompare the curves: {command('tensorboard')} --logdir {sweep}" if trained else ""))
         failed = [run for run in report.runs if run.status == Status.failed]
         if failed:
             print(f"\n{len(failed)} run(s) failed:", file=sys.stderr)
+            # Runs that failed alike (a data file every run reads) are named together, the error once.
+            alike: dict[tuple[str, str], list[str]] = {}
             for run in failed:
                 error = run.result.get("error") or {}
-                message = " ".join(str(error.get("message", "")).split())
-                print(f"  {run.name}: {error.get('type', '?')}: {message} "
-                      f"(log: {sweep / run.name / 'run.log'})", file=sys.stderr)
+                why = (str(error.get("type", "?")), " ".join(str(error.get("message", "")).split()))
+                alike.setdefault(why, []).append(run.name)
+            for (kind, message), names in alike.items():
+                where = (f"log: {sweep / names[0] / 'run.log'}" if len(names) == 1 else
+                         f"{len(names)} runs; logs: each run's run.log in {sweep}")
+                print(f"  {'; '.join(names)}: {kind}: {message} ({where})", file=sys.stderr)
             # A refused config fails the same way every time: only the others can succeed again.
             refused = {run.name for run in failed if (run.result.get("error") or {}).get("type") in REFUSED}
             if refused:

@@ -81,6 +81,30 @@ def table_files(data_cfg) -> list[Path]:
     return [file_path(p, data_cfg.root) for p in (data_cfg.path, data_cfg.test_path) if p]
 
 
+def check_file(path: Path, key: str) -> None:
+    """TableError where `path` (given as `key`) is no file of a format read here, or empty: what
+    a sweep checks once before its first run, and each run again as it reads the file."""
+    suffix, where = path.suffix.lower(), f"{key}={path}"
+    if path.is_dir():
+        raise TableError(f"{where}: a folder; give a .csv, .tsv, .parquet or .npz file")
+    if suffix not in FORMATS:
+        raise TableError(f"{where}: a {suffix or 'nameless'} file; give a .csv, .tsv, .parquet or .npz file")
+    if not path.is_file():
+        raise TableError(f"{where}: no such file")
+    if path.stat().st_size == 0:
+        raise TableError(f"{where}: the file is empty")
+
+
+def check_files(data_cfg) -> None:
+    """check_file for data=table's files (data.path, data.test_path); nothing for other sources."""
+    from mlpbench.schema import Source
+
+    if Source(data_cfg.source) is Source.table:
+        for key in ("path", "test_path"):
+            if data_cfg[key]:
+                check_file(file_path(data_cfg[key], data_cfg.root), f"data.{key}")
+
+
 def _listed(items: list, n: int = SHOWN) -> str:
     shown = ", ".join(str(i) for i in items[:n])
     return shown + (f" ... ({len(items)} in all)" if len(items) > n else "")
@@ -95,14 +119,7 @@ def read_frame(path: Path, key: str):
 
     suffix = path.suffix.lower()
     where = f"{key}={path}"
-    if path.is_dir():
-        raise TableError(f"{where}: a folder; give a .csv, .tsv, .parquet or .npz file")
-    if suffix not in FORMATS:
-        raise TableError(f"{where}: a {suffix or 'nameless'} file; give a .csv, .tsv, .parquet or .npz file")
-    if not path.is_file():
-        raise TableError(f"{where}: no such file")
-    if path.stat().st_size == 0:
-        raise TableError(f"{where}: the file is empty")
+    check_file(path, key)
     if suffix in (".csv", ".tsv"):
         with open(path, "rb") as f:
             head = f.read(8192)

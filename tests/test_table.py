@@ -188,6 +188,24 @@ def test_a_file_that_cannot_be_used_is_named_with_its_column(tmp_path, name, tex
     assert message.format(path=path) in str(error.value)
 
 
+def test_a_sweep_on_a_file_it_cannot_use_says_so_once(tmp_path):
+    # No such file: refused before any run, no sweep folder left.
+    proc = run_cli("-m", "data=table", f"data.path={tmp_path / 'nope.csv'}", "data.target=label", "model.depth=1,2",
+                   cwd=tmp_path)
+    assert proc.returncode == 2 and f"data.path={tmp_path / 'nope.csv'}: no such file" in proc.stderr
+    assert not (tmp_path / "outputs").exists()
+    # Missing values, found as each run reads the file: the runs that failed alike, named together.
+    holes = write(tmp_path / "holes.csv", "a,label\n" + "".join(f"{'' if i == 3 else i},{i % 2}\n" for i in range(40)))
+    proc = run_cli("-m", "data=table", f"data.path={holes}", "data.target=label", "model.depth=1,2", "seed=1,2",
+                   "trainer.max_epochs=1", cwd=tmp_path)
+    assert proc.returncode == 1
+    failures = [line for line in proc.stderr.splitlines() if "TableError" in line]
+    assert len(failures) == 1 and "column a has 1 missing value(s), row(s) 4" in failures[0]
+    assert failures[0].startswith("  model.depth=1,seed=1; model.depth=1,seed=2; model.depth=2,seed=1; "
+                                  "model.depth=2,seed=2: TableError:") and "(4 runs; logs:" in failures[0]
+    assert "Compare the curves" not in proc.stdout  # no run trained
+
+
 def test_a_binary_file_and_a_damaged_npz_are_named(tmp_path):
     binary = tmp_path / "model.csv"
     binary.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
