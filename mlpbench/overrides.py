@@ -38,6 +38,37 @@ def parse(overrides: Iterable[str]) -> list[Override]:
     return OverridesParser.create().parse_overrides([str(o) for o in overrides])
 
 
+def grid_overrides(params: dict, task: Iterable[str]) -> list[Override]:
+    """The overrides a grid sweeps and fixes, as Hydra's basic sweeper takes them: a preset's
+    (hydra.sweeper.params, {key: values as written}), then the command's (`task`), the command's
+    winning for a key both give."""
+    merged = {str(k): f"{k}={v}" for k, v in params.items()}
+    for o in parse(task):
+        merged[o.key_or_group] = o.input_line
+    return parse(merged.values())
+
+
+def grid_runs(overrides: list[Override]) -> Optional[list[tuple[str, ...]]]:
+    """Each run of the grid `overrides` sweep, as its swept `key=value` overrides, written as
+    Hydra's basic sweeper writes them into the run's; None where the values are Hydra's to find
+    (glob(): a group's options) or no grid's (interval())."""
+    import itertools
+
+    from hydra.errors import HydraException
+
+    values = []
+    for o in overrides:
+        if not o.is_sweep_override():
+            continue
+        if not o.is_discrete_sweep():
+            return None
+        try:
+            values.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
+        except (HydraException, ValueError):
+            return None
+    return list(itertools.product(*values))
+
+
 def settings(overrides: Iterable[str]) -> dict[str, Optional[str]]:
     """{key or group: value as written} ("2,4" for a sweep, None for a deletion); hydra.* left out."""
     found: dict[str, Optional[str]] = {}

@@ -36,7 +36,8 @@ from mlpbench import overrides
 from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.results import (ACCURACIES, RESULT_FILE, ROUNDS_FILE, Status, as_written, flat_keys, load_results,
                               lower_is_better, natural_key, read_result, read_sweep_config, score_in)
-from mlpbench.schema import AUTO_SEED, ConfigError, Metric, SweepConfig, safe_name, trusted
+from mlpbench.schema import (AUTO_SEED, BASIC_SWEEPER, GRID_SWEEPER, ConfigError, Metric, SweepConfig, safe_name,
+                             trusted)
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
 
 REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
@@ -145,6 +146,9 @@ class Sweep:
     # {key: (value as shown, "command" or "preset")} (held_fixed).
     fixed: dict[str, tuple[str, str]] = field(default_factory=dict)
     score: str = "acc"  # "r2": a regression's runs (score_of)
+    # Runs of the grid its multirun.yaml asks for that have no folder (an interrupted sweep), by
+    # their swept overrides: model.depth=3,seed=2.
+    never_started: list[str] = field(default_factory=list)
 
     @property
     def maximize(self) -> bool:
@@ -275,9 +279,33 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
                   objective=objectives[0] if objectives else DEFAULT_OBJECTIVE[score],
                   best_over=[k for k in best_over if isinstance(k, str) and k in keys],
                   min_difference=_number((report_cfgs[0] if report_cfgs else {}).get("min_difference")),
-                  rounds=auto_seeds(path), fixed=held_fixed(runs, keys), score=score)
+                  rounds=auto_seeds(path), fixed=held_fixed(runs, keys), score=score,
+                  never_started=never_started(path, runs))
     judge(sweep.settings, sweep)
     return sweep
+
+
+# A grid larger than this is not matched run by run against its folders.
+MAX_MATCHED_GRID = 100_000
+
+
+def never_started(path: Path, runs: list[Run]) -> list[str]:
+    """The runs of the grid a sweep folder's multirun.yaml asks for that left no result there:
+    an interrupted sweep's report says which settings it lacks, not only those it has. A search
+    asks for its own trials, and glob() is Hydra's to match: nothing said for those."""
+    config = read_sweep_config(path)
+    if config is None or config.hydra.sweeper.get("_target_") not in (BASIC_SWEEPER, GRID_SWEEPER):
+        return []
+    from omegaconf import OmegaConf
+
+    swept = overrides.grid_overrides(as_written(OmegaConf.select(config, "hydra.sweeper.params", default=None)) or {},
+                                     as_written(config.hydra.overrides.task) or [])
+    grid = overrides.grid_runs(swept)
+    if not grid or len(grid) > MAX_MATCHED_GRID:
+        return []
+    keys = {o.get_key_element() for o in swept if o.is_sweep_override()}
+    found = {frozenset(o for o in run.result.get("overrides", []) if o.split("=", 1)[0] in keys) for run in runs}
+    return [",".join(run) for run in grid if frozenset(run) not in found]
 
 
 def auto_seeds(path: Path) -> Optional[dict]:
@@ -702,6 +730,13 @@ def answer(sweep: Sweep, settings: Optional[list[Setting]] = None) -> str:
     # Interrupted or killed (left "running"): not measured yet, whatever the seeds asked for.
     unfinished = sum(run.status in (Status.interrupted, Status.running) for s in settings for run in s.runs)
     finish = f"{unfinished} run(s) unfinished (interrupted or killed): the sweep's command with resume=true finishes them"
+    missing = sweep.never_started
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" ... ({len(missing)} in all)" if len(missing) > 5 else "")
+        finish = (f"{finish}; " if unfinished else "") + (
+            f"{len(missing)} run(s) of the grid never started ({shown}): the sweep's command with resume=true "
+            "runs them")
+        unfinished += len(missing)
     if unfinished and all(summaries[n].n <= 1 for n in names):
         return f"{sweep.objective}: no verdict yet: {finish}"
     if len(settings) == 1:

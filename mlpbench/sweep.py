@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpbench.console import command, refuse
 from mlpbench.files import try_lock
-from mlpbench.overrides import TRIAL_CALLBACK, command_line, parse
+from mlpbench.overrides import TRIAL_CALLBACK, command_line, grid_overrides, parse
 from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, Status, as_written as _as_written, read_result, read_sweep_config
 from mlpbench.schema import BASIC_SWEEPER, GRID_SWEEPER, JOBLIB_LAUNCHER, ConfigError, device_count
 
@@ -484,12 +484,9 @@ MAX_GRID = 10_000
 
 
 def _grid_overrides(config: DictConfig) -> list:
-    """The overrides a grid sweeps and fixes, as Hydra's basic sweeper takes them: the preset's
-    (hydra.sweeper.params), then the command's, the command's winning for a key both give."""
-    params = {str(k): f"{k}={v}" for k, v in _as_written(config.hydra.sweeper.get("params") or {}).items()}
-    for o in parse(_as_written(config.hydra.overrides.task)):
-        params[o.key_or_group] = o.input_line
-    return parse(params.values())
+    """A sweep config's grid overrides (overrides.grid_overrides)."""
+    return grid_overrides(_as_written(config.hydra.sweeper.get("params") or {}),
+                          _as_written(config.hydra.overrides.task))
 
 
 def _swept_counts(config: DictConfig) -> Optional[dict[str, int]]:

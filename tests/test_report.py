@@ -507,6 +507,29 @@ def test_a_sweep_is_judged_as_seed_auto_only_where_its_seeds_were_auto(tmp_path,
     assert (report.auto_seeds(tmp_path) is not None) == auto
 
 
+def test_an_interrupted_sweeps_report_names_the_runs_of_its_grid_that_never_started(tmp_path):
+    from omegaconf import OmegaConf
+
+    from mlpbench.schema import GRID_SWEEPER
+
+    sweep = tmp_path / "sweep"
+    for depth, seed in ((2, 1), (2, 2), (5, 1)):
+        fake_run(sweep, [f"model.depth={depth}", f"seed={seed}", "data.limit=500"], [0.8, 0.8 + seed / 100])
+    # The preset sweeps depth, the command seeds and 'units' (one value: fixed).
+    OmegaConf.save({"hydra": {"overrides": {"task": ["seed=1,2", "data.limit=500"]},
+                              "sweeper": {"_target_": GRID_SWEEPER, "params": {"model.depth": "2,5,8"}}}},
+                   sweep / "multirun.yaml")
+    found = report.read_sweeps([sweep])[0]
+    assert found.never_started == ["model.depth=5,seed=2", "model.depth=8,seed=1", "model.depth=8,seed=2"]
+    assert report.answer(found).endswith("3 run(s) of the grid never started (model.depth=5,seed=2, model.depth=8,"
+                                         "seed=1, model.depth=8,seed=2): the sweep's command with resume=true runs them")
+    # Every run there: nothing said.
+    for depth, seed in ((5, 2), (8, 1), (8, 2)):
+        fake_run(sweep, [f"model.depth={depth}", f"seed={seed}", "data.limit=500"], [0.8, 0.8 + seed / 100])
+    found = report.read_sweeps([sweep])[0]
+    assert found.never_started == [] and "never started" not in report.answer(found)
+
+
 def test_an_accuracy_interval_stays_inside_0_and_1_in_the_answer_the_table_and_the_figures(tmp_path, monkeypatch):
     import matplotlib
     from matplotlib.axes import Axes
