@@ -312,6 +312,56 @@ def plan_run(run_dir: Path, clear: bool = True) -> RunPlan:
     return RunPlan(previous=previous)
 
 
+class Progress:
+    """"Runs done: k of N (F failed), T so far, about T' left" after each group of runs, the time
+    left from the runs so far (a sweep of many groups is otherwise a wall of epoch lines without
+    an end); failed ones counted from their records, so that "done" never hides that none trained."""
+
+    def __init__(self, total: int):
+        self.total, self.done_runs, self.failed, self.started = total, 0, 0, time.monotonic()
+
+    def done(self, group: list) -> None:
+        """`group`: the JobReturns of the runs that just ended."""
+        self.done_runs += len(group)
+        self.failed += sum((read_result(_run_dir(ret)) or {}).get("status") == Status.failed for ret in group)
+        if self.total < 2:
+            return
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done_runs * (self.total - self.done_runs)
+        log.info("Runs done: %d of %d%s, %s so far%s", self.done_runs, self.total,
+                 f" ({self.failed} failed)" if self.failed else "", _duration(elapsed),
+                 f", about {_duration(left)} left" if self.done_runs < self.total else "")
+
+
+def _run_dir(ret) -> Path:
+    """A JobReturn's run folder: the stacked launcher's Job has it; Hydra's own launchers' returns
+    carry the run's Hydra config."""
+    job = ret.return_value
+    return job.run_dir if hasattr(job, "run_dir") else Path(ret.hydra_cfg.hydra.runtime.output_dir)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+class ProgressLauncher:
+    """Hydra's basic launcher, given the grid a run at a time (it runs them one by one anyway)
+    and saying Progress's line after each. The stacked launcher says its own; joblib's gets the
+    grid whole, as its workers then take the next run as soon as they are free (batches would
+    wait for their slowest run)."""
+
+    def __init__(self, launcher, total: int):
+        self.launcher, self.progress = launcher, Progress(total)
+
+    def launch(self, job_overrides, initial_job_idx: int):
+        returns = self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
+        self.progress.done(returns)
+        return returns
+
+    def __getattr__(self, name: str):
+        return getattr(self.launcher, name)
+
+
 def record_lost_runs(sweep: Path, message: str) -> list[str]:
     """Runs of a sweep left `running` by a process that died: recorded as failed, with why.
     Returns their names."""

@@ -31,6 +31,10 @@ def test_stacked_seeds_train_in_worker_processes_and_write_the_basic_launchers_r
     stacked = run_cli("-m", *GRID, f"hydra.sweep.dir={tmp_path / 'stacked'}", cwd=tmp_path)
     assert basic.returncode == 0, basic.stderr
     assert stacked.returncode == 0, stacked.stderr
+    # The basic launcher says how far the grid is after each run, as the stacked one after each stack.
+    done = [line.split("Runs done: ")[1].split(",")[0] for line in (basic.stdout + basic.stderr).splitlines()
+            if "Runs done: " in line]
+    assert done == [f"{k} of 6" for k in range(1, 7)]
     output = stacked.stdout + stacked.stderr
     assert "One stacked model of 3 replicas" in output
     if len(os.sched_getaffinity(0)) > 1:

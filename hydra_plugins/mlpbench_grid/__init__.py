@@ -35,6 +35,12 @@ class GridSweeper(Sweeper):
         jobs = _auto_seeds_alone(jobs)
         try:
             if not jobs or f"seed={AUTO_SEED}" not in jobs[0]:
+                from mlpbench.schema import BASIC_LAUNCHER
+                from mlpbench.sweep import ProgressLauncher
+
+                if basic.config.hydra.launcher.get("_target_") == BASIC_LAUNCHER and basic.max_batch_size is None:
+                    basic.max_batch_size = 1  # a run a launch, and how far the grid is after each
+                    basic.launcher = ProgressLauncher(basic.launcher, len(jobs))
                 return basic.sweep(arguments)
             from mlpbench.seeds import SeedRounds
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -68,7 +67,7 @@ class StackedLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from mlpbench import run
         from mlpbench.schema import CPU_MAX_REPLICAS
-        from mlpbench.sweep import cores, gpus, trains_on_cpu
+        from mlpbench.sweep import Progress, cores, gpus, trains_on_cpu
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -194,7 +193,7 @@ class StackedLauncher(Launcher):
         return ([ret.return_value for ret in group], paths, group[0].hydra_cfg.hydra.job_logging, self.config.hydra.verbose,
                 str(Path(self.config.hydra.sweep.dir).resolve()))
 
-    def _train_in_workers(self, groups: list[list[JobReturn]], pool, workers: int, progress: "Progress") -> None:
+    def _train_in_workers(self, groups: list[list[JobReturn]], pool, workers: int, progress) -> None:
         """Each group trained in one of the pool's processes of one thread each, at most one group
         a process at a time, so that nothing waits in a queue: Ctrl-C and SIGTERM reach the groups
         training (their runs keep what they trained: resume=true) and no further group starts. A
@@ -272,30 +271,6 @@ class StackedLauncher(Launcher):
             raise SystemExit(interrupted[0])
 
 
-class Progress:
-    """"Runs done: k of N (F failed), T so far, about T' left" after each group, the time left
-    from the runs so far (a sweep of many groups is otherwise a wall of epoch lines without an
-    end); failed ones counted from their records, so that "done" never hides that none trained."""
-
-    def __init__(self, total: int):
-        self.total, self.done_runs, self.failed, self.started = total, 0, 0, time.monotonic()
-
-    def done(self, group: list[JobReturn]) -> None:
-        from mlpbench.results import Status, read_result
-
-        self.done_runs += len(group)
-        self.failed += sum((read_result(ret.return_value.run_dir) or {}).get("status") == Status.failed for ret in group)
-        if self.total < 2:
-            return
-        elapsed = time.monotonic() - self.started
-        left = elapsed / self.done_runs * (self.total - self.done_runs)
-        log.info("Runs done: %d of %d%s, %s so far%s", self.done_runs, self.total,
-                 f" ({self.failed} failed)" if self.failed else "", _duration(elapsed),
-                 f", about {_duration(left)} left" if self.done_runs < self.total else "")
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def train_stack(jobs: list, log_files: list[Path], job_logging, verbose, sweep_dir: str) -> None:
