@@ -1099,6 +1099,8 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True, for
             score = "accuracy" if sweeps[0].score == "acc" else "R²"
             parts[1:1] = [f"{metric} per setting ({title.format(score=score)}; mean ± 95% interval):\n\n"
                           + comparison_table(sweeps, metric) for metric, title in DIAGNOSTIC_PIVOTS]
+    if any(src == "command" for cells in differences.values() for _, src in cells):
+        parts.insert(0, _differences_text(sweeps, differences))  # what --force let through, said where it is read
     text = "\n\n".join(parts)
     title = " vs ".join(s.label for s in sweeps)
     n_settings = sum(len(s.settings) for s in sweeps)
@@ -1125,14 +1127,19 @@ def _fixed_header(sweeps: list[Sweep], differences: dict[str, list[tuple[str, st
     lines = [f"Held fixed: {fixed_text(shared) or 'nothing'}; everything else at mlpbench's defaults "
              "(each run's .hydra/config.yaml has them all)."]
     if differences:
-        rows = [{"setting": k, **{sweep.label: f"{value}" + (" (command line)" if source == "command" else "")
-                                  for sweep, (value, source) in zip(sweeps, cells)}}
-                for k, cells in differences.items()]
-        lines += ["", "Held fixed differently by the sweeps (a difference set on a command line was let through "
-                      "with --force):" if any(src == "command" for cells in differences.values() for _, src in cells)
-                  else "Held fixed differently by the sweeps (their presets: what they compare):", "",
-                  markdown(list(rows[0]), rows, _cell)]
+        lines += ["", _differences_text(sweeps, differences)]
     return "\n".join(lines)
+
+
+def _differences_text(sweeps: list[Sweep], differences: dict[str, list[tuple[str, str]]]) -> str:
+    """The settings the sweeps held fixed differently, a row each, a sweep a column."""
+    rows = [{"setting": k, **{sweep.label: f"{value}" + (" (command line)" if source == "command" else "")
+                              for sweep, (value, source) in zip(sweeps, cells)}}
+            for k, cells in differences.items()]
+    forced = any(src == "command" for cells in differences.values() for _, src in cells)
+    return ("Held fixed differently by the sweeps (a difference set on a command line was let through with --force):"
+            if forced else "Held fixed differently by the sweeps (their presets: what they compare):") + \
+        "\n\n" + markdown(list(rows[0]), rows, _cell)
 
 
 SEQUENTIAL_NOTE = ("seed=auto added seeds in rounds, so the test is one that stays valid however often it is "

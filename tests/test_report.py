@@ -241,6 +241,11 @@ def test_several_sweeps_share_one_table_with_the_sweeps_as_columns(tmp_path, dep
     assert {(r["sweep"], r["model.depth"]) for r in rows} == {
         (s, d) for s in ("depth_linear", "depth_relu") for d in ("2", "5", "10")}
     printed = capsys.readouterr().out
+    # What --force let through is printed too, before the tables it qualifies.
+    assert printed.index("Held fixed differently by the sweeps (a difference set on a command line was let "
+                         "through with --force)") < printed.index("| model.depth")
+    row = next(line for line in printed.splitlines() if line.startswith("| data.limit "))
+    assert [cell.strip() for cell in row.split("|")[2:4]] == ["500 (command line)", "default"]
     header = next(line for line in printed.splitlines() if line.startswith("| model.depth"))
     assert [cell.strip() for cell in header.split("|")[2:4]] == ["depth_linear", "depth_relu"]
     # An accuracy interval that would pass 1 is shown by its ends inside [0, 1].
