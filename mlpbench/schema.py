@@ -127,6 +127,9 @@ class DataConfig:
     path: Optional[str] = None
     target: Optional[str] = None
     features: Optional[list[str]] = None
+    # Columns left out, the others all inputs (null: none): an identifier among 3,000 columns,
+    # without listing the 2,999 others in data.features.
+    drop: Optional[list[str]] = None
     missing: Missing = Missing.refuse
     test_path: Optional[str] = None
     # A column of the file that marks the test rows with "test" (others train and validate); it is
@@ -537,12 +540,15 @@ def validate(cfg: DictConfig) -> None:
     _check(errors, 0.0 < data.test_split < 1.0, "data.test_split", data.test_split, "must be a fraction in (0, 1)")
     source = Source(data.source)
     table_keys = {"data.path": data.path, "data.target": data.target, "data.features": data.features,
-                  "data.test_path": data.test_path, "data.split_column": data.split_column}
+                  "data.drop": data.drop, "data.test_path": data.test_path, "data.split_column": data.split_column}
     if source is Source.table:
         _check(errors, bool(data.path), "data.path", data.path,
                "is required with data=table: the .csv, .tsv, .parquet or .npz file to read")
         _check(errors, not (data.test_path and data.split_column), "data.split_column", data.split_column,
                "and data.test_path both say which rows are the test split; give one")
+        _check(errors, not (data.features and data.drop), "data.drop", data.drop,
+               "and data.features both choose the inputs; give one (data.features: the columns to read, "
+               "data.drop: those to leave out)")
         npz = str(data.path or "").lower().endswith(".npz")
         if not npz:
             _check(errors, bool(data.target), "data.target", data.target,

@@ -154,6 +154,13 @@ def read_frame(path: Path, key: str):
     return frame
 
 
+def _drop(name: str) -> str:
+    """`data.drop=[NAME]` as the command line takes it: a name Hydra would not read bare quoted."""
+    import re
+
+    return f"data.drop=[{name if re.fullmatch(r'[A-Za-z_][A-Za-z0-9_.-]*', name) else repr(name)}]"
+
+
 NO_HEADER_HINT = " (its first row looks like data, not names: a file without a header row? Add one naming the columns)"
 
 
@@ -284,12 +291,12 @@ def _column_kind(column, name: str, path: Path) -> str:
             raise TableError(f"{path}: column {name} holds numbers written {written} ({text.iloc[0]!r}), read as text "
                              "(each value would be a category of its own); write them as plain numbers: a decimal "
                              "point, no thousands separator or % (pandas: to_csv(decimal='.')), or leave the column "
-                             "out with data.features")
+                             f"out with {_drop(name)}")
     if parsed.notna().any():
         numbers, words = present[parsed.notna()], present[parsed.isna()]
         raise TableError(f"{path}: column {name} mixes numbers and text (row {numbers.index[0] + 1}: "
                          f"{numbers.iloc[0]!r}, row {words.index[0] + 1}: {words.iloc[0]!r}); make it one or the "
-                         f"other, or leave it out with data.features")
+                         f"other, or leave it out with {_drop(name)}")
     return "text"
 
 
@@ -361,8 +368,15 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
                                                             f"{_listed(list(frame.columns), 40)}" if split != target
                                                             else "is the target column"))
     nameless = frame.attrs.get("nameless", {})
+    dropped = [str(c) for c in data_cfg.get("drop") or []]
+    lacking = [c for c in dropped if c not in frame.columns]
+    if lacking:
+        raise TableError(f"data.drop: {path} has no column {_listed(lacking)}{_column_hint(lacking[0], frame, 'data.drop')}; "
+                         f"its columns: {_listed(list(frame.columns), 40)}")
+    if target in dropped:
+        raise TableError(f"data.drop: lists the target column {target}, the labels to learn")
     features = ([str(f) for f in data_cfg.features] if data_cfg.features
-                else [c for c in frame.columns if c not in (target, split, *nameless)])
+                else [c for c in frame.columns if c not in (target, split, *nameless, *dropped)])
     notes = [f"{path}: column {place} has " + (
         "no name and no value (a separator at each line's end?); left out" if empty else
         "no name in the header (row numbers that pandas' to_csv wrote?); left out: name it, or give "
@@ -594,7 +608,7 @@ def _refuse_infinite(frame, name: str, values, where: str, training: bool = True
     infinite = ~(np.abs(values.to_numpy(dtype=float)) <= np.finfo(np.float32).max) & values.notna().to_numpy()
     if infinite.any():
         rows = [_file_row(frame, i) for i in np.flatnonzero(infinite)]
-        fix = "or leave the column out with data.features" if training else "the model reads this column"
+        fix = f"or leave the column out with {_drop(name)}" if training else "the model reads this column"
         raise TableError(f"{where}: column {name} holds {int(infinite.sum())} infinite value(s) or beyond float32's "
                          f"±3.4e38 ({frame[name].iloc[int(np.flatnonzero(infinite)[0])]}), row(s) {_listed(rows, 5)}; "
                          f"replace them, {fix}")
@@ -611,7 +625,8 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
     columns: list[str] = []
     for name in features:
         if train[name].isna().all():
-            raise TableError(f"{where}: column {name} has no value in the training rows; leave it out with data.features")
+            raise TableError(f"{where}: column {name} has no value in the training rows; leave it out with "
+                             f"{_drop(name)}")
         if kinds[name] == "number":
             values = _as_numbers(train[name]).astype(float)
             _refuse_infinite(train, name, values, where)
@@ -626,11 +641,11 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
             categories[name] = sorted(text.dropna().unique().tolist())
             if len(categories[name]) > MAX_CATEGORIES and len(categories[name]) > len(text) / 2:
                 raise TableError(f"{where}: column {name} has {len(categories[name])} different texts in {len(text)} training "
-                                 "rows: an identifier or free text, not a category; leave it out with data.features")
+                                 f"rows: an identifier or free text, not a category; leave it out with {_drop(name)}")
             if len(categories[name]) > MAX_INFERRED_CLASSES and len(categories[name]) > len(text) / 2:
                 notes.append(f"{where}: column {name} has {len(categories[name])} different texts in {len(text)} "
                              "training rows, one input each: an identifier or a date, which a new row never "
-                             "matches? Leave it out with data.features")
+                             f"matches? Leave it out with {_drop(name)}")
             columns += [f"{name}={value}" for value in categories[name]]
     return {"features": list(features), "numbers": numbers, "categories": categories, "columns": columns,
             "missing": how.value, "fill": fill if how is Missing.mean else {}, "notes": notes}

@@ -266,7 +266,18 @@ def test_a_text_column_of_mostly_different_values_is_said_to_look_like_an_identi
     path = write(tmp_path / "ids.csv", "id,a,label\n" + "".join(f"cust-{i:05},{i % 3},{i % 2}\n" for i in range(60)))
     *_, encoding = table.encode(table_cfg(path, "data.target=label"))
     assert encoding["notes"] == [f"{path}: column id has 48 different texts in 48 training rows, one input each: an "
-                                 "identifier or a date, which a new row never matches? Leave it out with data.features"]
+                                 "identifier or a date, which a new row never matches? Leave it out with data.drop=[id]"]
+    # As the note says: every other column an input, the identifier not.
+    *_, encoding = table.encode(table_cfg(path, "data.target=label", "data.drop=[id]"))
+    assert encoding["features"] == ["a"] and not any("identifier" in note for note in encoding["notes"])
+    for drop, message in (("[idd]", "data.drop: {path} has no column idd; did you mean id?; its columns: id, a, label"),
+                          ("[label]", "data.drop: lists the target column label, the labels to learn")):
+        with pytest.raises(table.TableError) as error:
+            table.encode(table_cfg(path, "data.target=label", f"data.drop={drop}"))
+        assert message.format(path=path) in str(error.value)
+    with pytest.raises(ConfigError, match="data.drop=.'id'.: and data.features both choose the inputs; give one"):
+        checked(compose_config(["data=table", f"data.path={path}", "data.target=label", "data.drop=[id]",
+                                "data.features=[a]"]))
 
 
 def test_a_header_that_reads_as_data_is_said_but_pandas_numbered_columns_are_names(tmp_path):
