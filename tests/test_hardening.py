@@ -168,7 +168,8 @@ def test_idx_files_with_the_wrong_content_are_named_before_training(tmp_path, mo
 
 def test_an_override_hydra_cannot_read_and_a_folder_it_cannot_write_get_messages(tmp_path):
     proc = run_cli("model.activation=réLU", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert proc.returncode == 1 and "model.activation=réLU" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "model.activation=réLU: Hydra reads a value with letters beyond ASCII" in proc.stderr
     (tmp_path / "a-file").write_text("")
     proc = run_cli("-m", "model.depth=1", *TINY, f"hydra.sweep.dir={tmp_path / 'a-file' / 'sweep'}", cwd=tmp_path)
     assert proc.returncode == 2 and f"cannot write into {tmp_path / 'a-file' / 'sweep'}" in proc.stderr
