@@ -368,13 +368,8 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
                                                             f"{_listed(list(frame.columns), 40)}" if split != target
                                                             else "is the target column"))
     nameless = frame.attrs.get("nameless", {})
-    dropped = [str(c) for c in data_cfg.get("drop") or []]
-    lacking = [c for c in dropped if c not in frame.columns]
-    if lacking:
-        raise TableError(f"data.drop: {path} has no column {_listed(lacking)}{_column_hint(lacking[0], frame, 'data.drop')}; "
-                         f"its columns: {_listed(list(frame.columns), 40)}")
-    if target in dropped:
-        raise TableError(f"data.drop: lists the target column {target}, the labels to learn")
+    dropped = _named_columns([str(c) for c in data_cfg.get("drop") or []], "data.drop", frame, path, target,
+                             "the labels to learn, never an input")
     features = ([str(f) for f in data_cfg.features] if data_cfg.features
                 else [c for c in frame.columns if c not in (target, split, *nameless, *dropped)])
     notes = [f"{path}: column {place} has " + (
@@ -384,12 +379,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     if not npz and _header_looks_like_data(list(frame.columns)):
         notes.append(f"{path}: the header ({_listed(list(frame.columns), 5)}) reads as names"
                      + NO_HEADER_HINT.replace(" (its", "; its").removesuffix(")"))
-    unknown = [f for f in features if f not in frame.columns]
-    if unknown:
-        raise TableError(f"data.features: {path} has no column {_listed(unknown)}{_column_hint(unknown[0], frame, 'data.features')}; "
-                         f"its columns: {_listed(list(frame.columns), 40)}")
-    if target in features:
-        raise TableError(f"data.features: lists the target column {target}; a model may not read its own label")
+    _named_columns(features, "data.features", frame, path, target, "a model may not read its own label")
     if split is not None and split in features:
         raise TableError(f"data.features: lists the split column {split}; which rows are tested is no input")
     if not features:
@@ -489,6 +479,18 @@ def _copies_note(x_train: np.ndarray, x_test: np.ndarray, where: str) -> list[st
             f"{train_copies} of {len(x_train)} training rows as another: copies on both sides of a split make "
             "val and test scores optimistic. Drop repeated rows (pandas: drop_duplicates), or keep each row's "
             "copies on one side of the test split (data.split_column)"]
+
+
+def _named_columns(names: list[str], key: str, frame, path: Path, target: str, why_not_target: str) -> list[str]:
+    """The columns `key` (data.features, data.drop) names, or TableError for one the file lacks
+    (with the closest names) or for the target among them."""
+    unknown = [c for c in names if c not in frame.columns]
+    if unknown:
+        raise TableError(f"{key}: {path} has no column {_listed(unknown)}{_column_hint(unknown[0], frame, key)}; "
+                         f"its columns: {_listed(list(frame.columns), 40)}")
+    if target in names:
+        raise TableError(f"{key}: lists the target column {target}; {why_not_target}")
+    return names
 
 
 def is_regression(encoding: Optional[dict[str, Any]]) -> bool:

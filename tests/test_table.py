@@ -271,7 +271,7 @@ def test_a_text_column_of_mostly_different_values_is_said_to_look_like_an_identi
     *_, encoding = table.encode(table_cfg(path, "data.target=label", "data.drop=[id]"))
     assert encoding["features"] == ["a"] and not any("identifier" in note for note in encoding["notes"])
     for drop, message in (("[idd]", "data.drop: {path} has no column idd; did you mean id?; its columns: id, a, label"),
-                          ("[label]", "data.drop: lists the target column label, the labels to learn")):
+                          ("[label]", "data.drop: lists the target column label; the labels to learn, never an input")):
         with pytest.raises(table.TableError) as error:
             table.encode(table_cfg(path, "data.target=label", f"data.drop={drop}"))
         assert message.format(path=path) in str(error.value)
