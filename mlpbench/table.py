@@ -603,17 +603,22 @@ def _random_test_rows(rows: int, fraction: float) -> np.ndarray:
     return np.sort(np.random.default_rng(TEST_SPLIT_SEED).permutation(rows)[:n])
 
 
-def _refuse_infinite(frame, name: str, values, where: str, training: bool = True) -> None:
-    """A TableError naming the rows where number column `name` (its `values`) is infinite or
-    beyond float32's range (it becomes inf in the model's float32 inputs): an input the model
-    cannot read (every loss nan: the run "diverged", for no setting's fault; a prediction nan)."""
-    infinite = ~(np.abs(values.to_numpy(dtype=float)) <= np.finfo(np.float32).max) & values.notna().to_numpy()
-    if infinite.any():
-        rows = [_file_row(frame, i) for i in np.flatnonzero(infinite)]
-        fix = f"or leave the column out with {_drop(name)}" if training else "the model reads this column"
-        raise TableError(f"{where}: column {name} holds {int(infinite.sum())} infinite value(s) or beyond float32's "
-                         f"±3.4e38 ({frame[name].iloc[int(np.flatnonzero(infinite)[0])]}), row(s) {_listed(rows, 5)}; "
-                         f"replace them, {fix}")
+def _refuse_infinite(frame, name: str, values, where: str, training: bool = True, standardized=None) -> None:
+    """A TableError naming the rows where number column `name` (its `values`) is infinite, or
+    with `standardized` (the values as the model reads them) beyond float32's range there: an
+    input the model cannot read (every loss nan: the run "diverged", for no setting's fault; a
+    prediction nan). A large value itself is no fault: it is standardized in float64."""
+    if standardized is None:
+        bad, what = np.isinf(values.to_numpy(dtype=float)), "infinite value(s)"
+    else:
+        bad = ~(np.abs(standardized.to_numpy(dtype=float)) <= np.finfo(np.float32).max) & values.notna().to_numpy()
+        what = "value(s) so far from the training rows' mean that, standardized, they pass float32's ±3.4e38"
+    if bad.any():
+        rows = [_file_row(frame, i) for i in np.flatnonzero(bad)]
+        fix = f", or leave the column out with {_drop(name)}" if training else " (the model reads this column)"
+        raise TableError(f"{where}: column {name} holds {int(bad.sum())} {what} "
+                         f"({frame[name].iloc[int(np.flatnonzero(bad)[0])]}), row(s) {_listed(rows, 5)}; replace "
+                         f"them{fix}")
 
 
 def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing, where: str) -> dict[str, Any]:
@@ -632,8 +637,13 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
         if kinds[name] == "number":
             values = _as_numbers(train[name]).astype(float)
             _refuse_infinite(train, name, values, where)
-            std = float(values.std(ddof=0))
-            numbers[name] = [float(values.mean()), std if std > 0 else 1.0]  # a constant column: centred only
+            with np.errstate(over="ignore", invalid="ignore"):  # said below, not as numpy's warning
+                mean, std = float(values.mean()), float(values.std(ddof=0))
+            if not (math.isfinite(mean) and math.isfinite(std)):  # values near float64's ±1.8e308
+                raise TableError(f"{where}: column {name}'s values are too large to standardize (mean {mean}, standard "
+                                 f"deviation {std}); rescale them (a log, another unit), or leave the column out with "
+                                 f"{_drop(name)}")
+            numbers[name] = [mean, std if std > 0 else 1.0]  # a constant column: centred only
             fill[name] = numbers[name][0]
             columns.append(name)
         else:
@@ -682,9 +692,8 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str, training: bool =
                                  "training rows had numbers")
             _refuse_infinite(frame, name, values, where, training)
             mean, std = encoding["numbers"][name]
-            # Standardized by the training rows' spread, a value far outside them may still pass float32's range.
-            standardized = (values.fillna(mean) - mean) / std
-            _refuse_infinite(frame, name, standardized, f"{where} (standardized by the training rows)", training)
+            standardized = (values.fillna(mean) - mean) / std  # float64: a value of 1e44 is no fault
+            _refuse_infinite(frame, name, values, where, training, standardized)
             parts.append(standardized.to_numpy()[:, None])
         else:
             text = column.astype("string").fillna(encoding["fill"].get(name, "")).to_numpy()

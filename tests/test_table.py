@@ -161,9 +161,10 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
     ("semicolons.csv", "a;b;label\n1;2;x\n2;3;y\n", [], "its columns: a;b;label (one column: the file seems "
      "separated by ';', and a .csv file is read as separated by commas"),
     ("infinite.csv", "a,b,label\n1,2,x\n2,3,y\n3,-inf,x\n4,5,y\n5,6,x\n6,7,y\n", [],
-     "column b holds 1 infinite value(s) or beyond float32's ±3.4e38 (-inf), row(s) 3; replace them, or leave"),
-    ("huge.csv", "a,b,label\n1,2,x\n2,3,y\n3,1e300,x\n4,5,y\n5,6,x\n6,7,y\n", [],  # inf once float32
-     "column b holds 1 infinite value(s) or beyond float32's ±3.4e38 (1e+300), row(s) 3; replace them"),
+     "column b holds 1 infinite value(s) (-inf), row(s) 3; replace them, or leave the column out with data.drop=[b]"),
+    # float64's own range: no mean or spread to standardize by
+    ("huge.csv", "a,b,label\n1,2,x\n2,3,y\n3,1e308,x\n4,1.7e308,y\n5,6,x\n6,7,y\n", [],
+     "column b's values are too large to standardize (mean inf, standard deviation"),
     ("feature.csv", "a,b,label\n1,2,x\n2,3,y\n", ["data.features=[a,c]"], "data.features: {path} has no column c"),
     ("text.xlsx", "a,label\n1,x\n", [], "a .xlsx file; give a .csv, .tsv, .parquet or .npz file"),
     # pandas would read the second `label` as `label.1`: an input holding a copy of the label
@@ -204,6 +205,15 @@ def test_a_sweep_on_a_file_it_cannot_use_says_so_once(tmp_path):
     assert failures[0].startswith("  model.depth=1,seed=1; model.depth=1,seed=2; model.depth=2,seed=1; "
                                   "model.depth=2,seed=2: TableError:") and "(4 runs; logs:" in failures[0]
     assert "Compare the curves" not in proc.stdout  # no run trained
+
+
+def test_large_values_train_standardized_in_float64(tmp_path):
+    # Luminosities in cgs units (1e38 to 1e44): beyond float32 as written, ordinary once standardized.
+    rng = np.random.default_rng(0)
+    lum = 10 ** rng.uniform(38, 44, 100)
+    path = write(tmp_path / "astro.csv", "lum,label\n" + "".join(f"{v!r},{int(v > 1e41)}\n" for v in lum))
+    x_train, *_ = table.encode(table_cfg(path, "data.target=label"))
+    assert np.isfinite(x_train).all() and abs(float(x_train.mean())) < 0.5
 
 
 def test_a_binary_file_and_a_damaged_npz_are_named(tmp_path):
@@ -440,15 +450,15 @@ def test_predict_uses_the_runs_own_encoding_and_reproduces_its_test_accuracy(tmp
             predict_main([str(run), "--data", str(tmp_path / "test.csv"), "--out", str(out)])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert pd.read_csv(tmp_path / "test.csv").shape == frame.iloc[450:].shape  # the rows, still there
-    # A value float32 cannot hold, raw or standardized: refused, not predicted as nan.
-    for column, value, where in (("mean radius", 1e300, "huge.csv:"),  # 3e38 / its sd, 0.014: beyond
-                                 ("mean smoothness", 3e38, "huge.csv (standardized by the training rows):")):
+    # A value float32 cannot hold once standardized by the training rows: refused, not predicted as nan.
+    for column, value in (("mean radius", 1e300), ("mean smoothness", 3e38)):  # 3e38 / its sd, 0.014: beyond
         frame.iloc[450:452].assign(**{column: value}).to_csv(tmp_path / "huge.csv", index=False)
         with pytest.raises(SystemExit):
             predict_main([str(run), "--data", str(tmp_path / "huge.csv")])
         error = capsys.readouterr().err
-        assert f"{where} column {column} holds 2 infinite value(s) or beyond float32's" in error, error
-        assert "replace them, the model reads this column" in error and "data.features" not in error
+        assert (f"huge.csv: column {column} holds 2 value(s) so far from the training rows' mean that, standardized, "
+                "they pass float32's ±3.4e38") in error, error
+        assert "replace them (the model reads this column)" in error and "data.drop" not in error
     # Printed into a pipe its reader closes (`| head -1`): no BrokenPipeError traceback.
     frame.iloc[450:].sample(n=5000, replace=True, random_state=0).to_csv(tmp_path / "many.csv", index=False)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
