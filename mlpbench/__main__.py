@@ -346,7 +346,7 @@ def _cli() -> None:
     from hydra.errors import HydraException
 
     from mlpbench.overrides import command_line, parse
-    from mlpbench.run import main, print_help
+    from mlpbench.run import main, note_folders_before, print_help
 
     known = command_line(sys.argv[1:])
     stray = [a for a in known.unread if not a.startswith("-")]
@@ -385,6 +385,8 @@ def _cli() -> None:
         print_help(overrides)
         return
     _register_plugins()
+    if not known.multirun:
+        note_folders_before(list(known.overrides or []))
     main()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,6 +241,29 @@ def run_line(name: str, payload: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- the Hydra app
 
 
+# The nearest folder above a single run's that existed before Hydra made the run's (noted by
+# note_folders_before): a refused run removes the empty folders below it, which the command made
+# (outputs/run/<date>), and none of the user's.
+_existed_above: Path | None = None
+
+
+def note_folders_before(overrides: list[str]) -> None:
+    """Before Hydra makes a single run's folder: the nearest existing folder above where it will
+    be (hydra.run.dir as given, else outputs/run/<today>)."""
+    global _existed_above
+    from mlpbench.overrides import parse
+
+    try:
+        given = [o for o in parse(overrides) if o.key_or_group == "hydra.run.dir" and not o.is_sweep_override()]
+    except Exception:  # Hydra names what it cannot read
+        return
+    folder = str(given[-1].value()) if given else str(Path("outputs/run") / time.strftime("%Y-%m-%d") / "_")
+    if "${" in folder:
+        return
+    target = (Path.cwd() / folder).resolve()
+    _existed_above = next((p for p in target.parents if p.is_dir()), None)
+
+
 def _discard_unstarted(run_dir: Path, job_name: str) -> None:
     """A single run refused by a config check: remove exactly what Hydra made for it (.hydra/'s
     three files and the run's empty log), then the folder if that left it empty, so that no
@@ -256,10 +280,9 @@ def _discard_unstarted(run_dir: Path, job_name: str) -> None:
         made.append(log_file)
     for path in made:
         path.unlink(missing_ok=True)
-    # Then the date folder (outputs/run/DATE) and those above it that held only this run, up to
-    # where the command started.
-    start = Path.cwd().resolve()
-    above = [p for p in run_dir.resolve().parents if p.is_relative_to(start) and p != start]
+    # Then the folders above it that this command made (outputs/run/<date>), left empty.
+    existed = _existed_above
+    above = [p for p in run_dir.resolve().parents if existed is not None and p.is_relative_to(existed) and p != existed]
     for folder in (checkpoints, run_dir / ".hydra", run_dir, *above):
         try:
             folder.rmdir()  # only if empty

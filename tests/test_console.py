@@ -54,6 +54,11 @@ def test_a_run_refused_by_a_config_check_leaves_no_folder_and_nothing_else_is_re
     proc = run_cli("data=table", "data.path=nope.csv", "data.target=label", cwd=tmp_path)
     assert proc.returncode == 2 and "data.path=nope.csv: no such file" in proc.stderr
     assert not (tmp_path / "outputs").exists()
+    # Folders of the user's above the run's, empty, stay.
+    (tmp_path / "results" / "exp1").mkdir(parents=True)
+    proc = run_cli("data=table", "data.path=nope.csv", "data.target=label", "hydra.run.dir=results/exp1/run1",
+                   cwd=tmp_path)
+    assert proc.returncode == 2 and sorted(p.name for p in (tmp_path / "results").rglob("*")) == ["exp1"]
 
 
 def test_outside_its_environment_the_tool_says_what_to_do(tmp_path):
