@@ -164,17 +164,39 @@ def _drop(name: str) -> str:
 NO_HEADER_HINT = " (its first row looks like data, not names: a file without a header row? Add one naming the columns)"
 
 
-def _header_looks_like_data(names: list[str]) -> bool:
-    """A header of mostly numbers with fractions or repeats (0.125,1.2,blue,yes; an MNIST row
-    5,0,0,...) is a row of data read as names; pandas' to_csv of unnamed columns writes 0,1,2."""
-    numbers = []
+def _numbers_repeated(names: list[str]) -> bool:
+    """A header of mostly numbers, some of them twice: an MNIST-style row (5,0,0,...) read as names."""
+    numbers = 0
     for name in names:
         try:
-            numbers.append(float(name))
+            float(name)
+            numbers += 1
         except ValueError:
             pass
-    return bool(names) and len(numbers) >= len(names) / 2 and (
-        any(n != int(n) for n in numbers if math.isfinite(n)) or len(set(names)) < len(names))
+    return bool(names) and numbers * 2 >= len(names) and len(set(names)) < len(names)
+
+
+def _header_looks_like_data(frame) -> bool:
+    """A CSV or TSV whose header row reads as one of its rows: for at least half of the columns
+    the name is a number inside the column's range, or a text among its values (0.84,2.27,blue,
+    yes over columns of such values). Numbers as names alone are no sign (a spectrum's 1100.0,
+    1100.5, ...; pandas' 0,1,2 of unnamed columns)."""
+    import pandas as pd
+
+    names = [str(c) for c in frame.columns]
+    if len(names) < 2 or names == [str(i) for i in range(len(names))]:
+        return False
+    alike = 0
+    for name in names:
+        column = frame[name].dropna()
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            try:
+                alike += bool(len(column)) and float(column.min()) <= float(name) <= float(column.max())
+            except ValueError:
+                pass
+        elif name in set(column.astype(str)):
+            alike += 1
+    return alike * 2 >= len(names)
 
 
 def _checked_header(frame, header: list, where: str):
@@ -191,7 +213,7 @@ def _checked_header(frame, header: list, where: str):
     twice = sorted(n for n, count in collections.Counter(names).items() if n and count > 1)
     if twice:
         raise TableError(f"{where}: the header names {_listed(twice)} more than once; give each column its own name"
-                         + (NO_HEADER_HINT if _header_looks_like_data(names) else ""))
+                         + (NO_HEADER_HINT if _numbers_repeated(names) else ""))
     # pandas' name, unless a named column has it (a table saved twice with its row numbers)
     filled = [n or (f"Unnamed: {i}" if f"Unnamed: {i}" not in names else f"(column {i + 1})")
               for i, n in enumerate(names)]
@@ -357,11 +379,12 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     path = file_path(data_cfg.path, data_cfg.root)
     frame = read_table(path, "data.path")
     npz = path.suffix.lower() == ".npz"
+    text_file = path.suffix.lower() in (".csv", ".tsv")  # a header row: perhaps a row of data
     target = "y" if npz else str(data_cfg.target)
     if target not in frame.columns:
         raise TableError(f"data.target={target}: {path} has no such column{_column_hint(target, frame, 'data.target')}; its "
                          f"columns: {_listed(list(frame.columns), 40)}{_separator_hint(frame, path)}"
-                         + (NO_HEADER_HINT if not npz and _header_looks_like_data(list(frame.columns)) else ""))
+                         + (NO_HEADER_HINT if text_file and _header_looks_like_data(frame) else ""))
     split = str(data_cfg.split_column) if data_cfg.split_column else None
     if split is not None and (split not in frame.columns or split == target):
         raise TableError(f"data.split_column={split}: " + (f"{path} has no such column; its columns: "
@@ -376,7 +399,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         "no name and no value (a separator at each line's end?); left out" if empty else
         "no name in the header (row numbers that pandas' to_csv wrote?); left out: name it, or give "
         f"data.features=[...,'{c}'], to use it") for c, (place, empty) in nameless.items() if c not in features]
-    if not npz and _header_looks_like_data(list(frame.columns)):
+    if text_file and _header_looks_like_data(frame):
         notes.append(f"{path}: the header ({_listed(list(frame.columns), 5)}) reads as names"
                      + NO_HEADER_HINT.replace(" (its", "; its").removesuffix(")"))
     _named_columns(features, "data.features", frame, path, target, "a model may not read its own label")

@@ -177,7 +177,7 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
      "mean true? (the command line reads an unquoted true or 1e3 as a bool or a number, True: quote a column's name"),
     ("case.csv", "a,label\n1,x\n2,y\n", ["data.features=[A]"], "has no column A; did you mean a?; its columns: a, label"),
     # a file without a header row: its first row read as names
-    ("no_header.csv", "0.125,1.5,x\n0.25,2.5,y\n0.5,3.5,x\n", [], "its columns: 0.125, 1.5, x (its first row "
+    ("no_header.csv", "0.3,2.5,x\n0.25,1.5,y\n0.5,3.5,x\n", [], "its columns: 0.3, 2.5, x (its first row "
      "looks like data, not names: a file without a header row? Add one naming the columns)"),
     ("pixels.csv", "5,0,0,0\n0,0,1,0\n", [], "the header names 0 more than once; give each column its own name "
      "(its first row looks like data"),
@@ -299,6 +299,16 @@ def test_a_header_that_reads_as_data_is_said_but_pandas_numbered_columns_are_nam
     numbered = write(tmp_path / "numbered.csv", "0,1,2\n" + rows)  # pandas' to_csv of unnamed columns
     *_, encoding = table.encode(table_cfg(numbered, "data.target=2"))
     assert encoding["notes"] == []
+    # A spectrum's wavelengths as names: numbers, but not of its values; in Parquet no header row at all.
+    import pandas as pd
+
+    spectrum = pd.DataFrame({"1100.0": np.linspace(0, 1, 40), "1100.5": np.linspace(1, 0, 40) ** 2,
+                             "label": ["a", "b"] * 20})
+    spectrum.to_csv(tmp_path / "spectrum.csv", index=False)
+    spectrum.rename(columns={"1100.0": "0.5", "1100.5": "0.25"}).to_parquet(tmp_path / "spectrum.parquet")  # as CSV: said
+    for name in ("spectrum.csv", "spectrum.parquet"):
+        *_, encoding = table.encode(table_cfg(tmp_path / name, "data.target=label"))
+        assert not any("header" in note for note in encoding["notes"]), name
 
 
 def test_classes_that_differ_only_in_case_are_said(tmp_path):
