@@ -485,23 +485,29 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         encoding["classes"] = [str(n) for n in names]
     x_train = apply_encoding(train_frame, encoding, str(path))
     x_test = apply_encoding(test_frame, encoding, str(test_path))
-    encoding["notes"] += _copies_note(x_train, x_test, str(path))
+    # Equal inputs are expected where every input takes few values (binary flags, small counts);
+    # where one is a measurement of many values, they are copies of a row.
+    measured = any(name in encoding["numbers"] and train_frame[name].nunique() > MAX_INFERRED_CLASSES
+                   for name in features)
+    encoding["notes"] += _copies_note(x_train, x_test, str(path)) if measured else []
     return x_train, y_train, x_test, test_labels, encoding
 
 
 def _copies_note(x_train: np.ndarray, x_test: np.ndarray, where: str) -> list[str]:
     """A note where rows repeat: a test row whose inputs a training row has too is no held-out
-    row (random labels, each row written three times: test_acc 0.87 in one run, not 0.5), and copies among the
-    training rows fall on both sides of the validation split alike."""
-    seen = {row.tobytes() for row in x_train}
-    test_copies = sum(row.tobytes() in seen for row in x_test)
+    row (random labels, each row written three times: test_acc 0.87 in one run, not 0.5), and
+    copies among the training rows fall on both sides of the validation split alike. Rows are
+    compared by their hashes: no copy of the arrays."""
+    seen = {hash(row.tobytes()) for row in x_train}
+    test_copies = sum(hash(row.tobytes()) in seen for row in x_test)
     train_copies = len(x_train) - len(seen)
     if test_copies <= 0.01 * len(x_test) and train_copies <= 0.01 * len(x_train):
         return []
     return [f"{where}: {test_copies} of {len(x_test)} test rows have the same inputs as a training row, and "
             f"{train_copies} of {len(x_train)} training rows as another: copies on both sides of a split make "
-            "val and test scores optimistic. Drop repeated rows (pandas: drop_duplicates), or keep each row's "
-            "copies on one side of the test split (data.split_column)"]
+            "val and test scores optimistic. Keep one row of each (pandas: drop_duplicates(subset=the input "
+            "columns)), or keep each row's copies on one side of the test split (data.split_column, or a "
+            "data.test_path file without them)"]
 
 
 def _named_columns(names: list[str], key: str, frame, path: Path, target: str, why_not_target: str) -> list[str]:

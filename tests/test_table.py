@@ -333,9 +333,14 @@ def test_rows_repeated_across_the_test_split_are_said_to_make_scores_optimistic(
     assert len(x_test) == 60 and in_train > 50
     assert encoding["notes"] == [f"{thrice}: {in_train} of 60 test rows have the same inputs as a training row, and "
                                  f"{240 - distinct_train} of 240 training rows as another: copies on both sides of a "
-                                 "split make val and test scores optimistic. Drop repeated rows (pandas: "
-                                 "drop_duplicates), or keep each row's copies on one side of the test split "
-                                 "(data.split_column)"]
+                                 "split make val and test scores optimistic. Keep one row of each (pandas: "
+                                 "drop_duplicates(subset=the input columns)), or keep each row's copies on one side "
+                                 "of the test split (data.split_column, or a data.test_path file without them)"]
+    # Inputs of few values each (binary flags): equal rows are the population, not copies.
+    flags = write(tmp_path / "flags.csv", "a,b,c,label\n" + "".join(f"{i % 2},{i // 2 % 2},{i // 4 % 2},{i % 3 % 2}\n"
+                                                                     for i in range(300)))
+    *_, encoding = table.encode(table_cfg(flags, "data.target=label"))
+    assert encoding["notes"] == []
 
 
 def test_a_whole_number_target_read_as_classes_is_said(tmp_path, caplog):
