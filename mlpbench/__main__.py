@@ -235,10 +235,13 @@ def _check_choices(parsed: list, known) -> None:
             path.append(part)
             field_type = next(f.type for f in fields(node) if f.name == part)
             node = _dataclass_of(field_type)
-            given = o.value()
-            if node is None and "list[" in str(field_type) and isinstance(given, (str, int, float)) \
-                    and not isinstance(given, bool) and not o.is_sweep_override():
-                refuse(f"{key}={given}: {key} is a list; write {key}=[{given}]")  # Hydra: "str is not a ListConfig"
+            written = o.input_line.split("=", 1)[1] if "=" in o.input_line else ""
+            if node is None and "list[" in str(field_type) and isinstance(o.value(), (str, int, float)) \
+                    and "${" not in written and not o.is_sweep_override():  # Hydra: "str is not a ListConfig"
+                inner = written.strip("'\"")
+                shown = inner if inner.startswith("[") else f"[{written}]" if written[:1] in "'\"" else \
+                    f"['{written}']" if isinstance(o.value(), bool) else f"[{written}]"
+                refuse(f"{key}={written}: {key} is a list; write {key}={shown}")
 
 
 def _check_launcher_option(key: str, parsed: list, known, folders: list[Path]) -> None:
@@ -373,7 +376,9 @@ def _cli() -> None:
         except HydraException:
             key, _, value = arg.partition("=")
             if not value.isascii() and value[:1] not in ("'", '"'):  # Hydra's lexer reads only ASCII unquoted
-                shown = f"'{value}'" if "," not in value else ",".join(f"'{v}'" for v in value.split(","))
+                listed = value.startswith("[") and value.endswith("]")  # the quotes go on each item
+                items = ",".join(f"'{v.strip()}'" for v in (value[1:-1] if listed else value).split(","))
+                shown = f"[{items}]" if listed else items
                 refuse(f"{arg}: Hydra reads a value with letters beyond ASCII (é, ß, 中) only in quotes; write "
                        f"\"{key}={shown}\" (the double quotes keep the single ones from the shell)")
     _check_names(parsed)

@@ -158,7 +158,9 @@ def _drop(name: str) -> str:
     """`data.drop=[NAME]` as the command line takes it: a name Hydra would not read bare quoted."""
     import re
 
-    return f"data.drop=[{name if re.fullmatch(r'[A-Za-z_][A-Za-z0-9_.-]*', name) else repr(name)}]"
+    bare = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name) and name.lower() not in ("true", "false", "null", "nan",
+                                                                                      "inf", "none")
+    return f"data.drop=[{name if bare else repr(name)}]"
 
 
 NO_HEADER_HINT = " (its first row looks like data, not names: a file without a header row? Add one naming the columns)"

@@ -89,6 +89,9 @@ def test_values_that_would_train_wrongly_are_refused_by_name(override, message):
     ("model.units=2000000", "parameters need about"),
     ("=5", "=5: an override is KEY=VALUE"),
     ("data.features=x1", "data.features=x1: data.features is a list; write data.features=[x1]"),  # Hydra: ListConfig
+    ("data.drop=true", "data.drop=true: data.drop is a list; write data.drop=['true']"),  # a column named true
+    ("data.drop='[a]'", "data.drop='[a]': data.drop is a list; write data.drop=[a]"),
+    ("data.features=[größe,alter]", "write \"data.features=['größe','alter']\""),
     # Hydra's own error for it is a lexer's exception, saying nothing of quotes
     ("data.target=étiquette", "data.target=étiquette: Hydra reads a value with letters beyond ASCII (é, ß, 中) only in "
      "quotes; write \"data.target='étiquette'\""),
@@ -99,6 +102,14 @@ def test_bad_values_stop_the_command_with_one_message_and_nothing_written(tmp_pa
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "result.json").exists()
     assert not list(tmp_path.parent.glob("*.log"))  # hydra.job.name=../.. wrote no log outside
+
+
+def test_a_list_key_given_by_an_interpolation_is_left_to_omegaconf(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 5},{i % 2}\n" for i in range(40)))
+    proc = run_cli("data=table", "data.path=t.csv", "data.target=label", 'data.features=${oc.decode:"[a,b]"}',
+                   "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["table"]["features"] == ["a", "b"]
 
 
 def test_overrides_on_both_sides_of_a_flag_are_refused_with_the_order_hydra_reads(tmp_path):

@@ -285,6 +285,10 @@ def test_a_text_column_of_mostly_different_values_is_said_to_look_like_an_identi
         with pytest.raises(table.TableError) as error:
             table.encode(table_cfg(path, "data.target=label", f"data.drop={drop}"))
         assert message.format(path=path) in str(error.value)
+    # A name Hydra would read as a bool or null is quoted in the advice, as the command line needs it.
+    null = write(tmp_path / "null.csv", "true,a,label\n" + "".join(f"cust-{i:05},{i % 3},{i % 2}\n" for i in range(60)))
+    *_, encoding = table.encode(table_cfg(null, "data.target=label"))
+    assert encoding["notes"][0].endswith("Leave it out with data.drop=['true']")
     with pytest.raises(ConfigError, match="data.drop=.'id'.: and data.features both choose the inputs; give one"):
         checked(compose_config(["data=table", f"data.path={path}", "data.target=label", "data.drop=[id]",
                                 "data.features=[a]"]))
