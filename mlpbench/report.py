@@ -1099,8 +1099,6 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True, for
             score = "accuracy" if sweeps[0].score == "acc" else "R²"
             parts[1:1] = [f"{metric} per setting ({title.format(score=score)}; mean ± 95% interval):\n\n"
                           + comparison_table(sweeps, metric) for metric, title in DIAGNOSTIC_PIVOTS]
-    if any(src == "command" for cells in differences.values() for _, src in cells):
-        parts.insert(0, _differences_text(sweeps, differences))  # what --force let through, said where it is read
     text = "\n\n".join(parts)
     title = " vs ".join(s.label for s in sweeps)
     n_settings = sum(len(s.settings) for s in sweeps)
@@ -1116,6 +1114,9 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True, for
     written = [out / "summary.csv", out / "summary.md", out / "runs.csv"]
     if plots:
         written += figures(sweeps, out)
+    if any(src == "command" for cells in differences.values() for _, src in cells):
+        # What --force let through, printed too (summary.md has it in its header).
+        text = _differences_text(sweeps, differences) + "\n\n" + text
     return Report(text, written, runs)
 
 

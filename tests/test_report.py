@@ -234,6 +234,7 @@ def test_several_sweeps_share_one_table_with_the_sweeps_as_columns(tmp_path, dep
     assert "--force" in error and not out.exists()
     assert report.main([str(depth_sweep.parent), str(relu), "--out", str(out), "--force"]) == 0
     summary = (out / "summary.md").read_text()
+    assert summary.count("Held fixed differently by the sweeps") == 1
     row = next(line for line in summary.splitlines() if line.startswith("| data.limit "))
     assert [cell.strip() for cell in row.split("|")[2:4]] == ["500 (command line)", "default"]
     assert "Held fixed: model=keras, optim=sgd, data.batch_size=128" in summary  # depth_relu builds on depth_linear
