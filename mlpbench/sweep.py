@@ -698,6 +698,15 @@ class QuickCompositions:
 MAX_CHECKED_VALUES = 100
 
 
+def _check_data_files(cfg: DictConfig) -> None:
+    """A data file that is not there: said once, before the first run, not by each run that would
+    read it. Not on resume=true, whose finished runs read nothing (their file may have moved)."""
+    from mlpbench.table import check_files
+
+    if not cfg.resume:
+        check_files(cfg.data)
+
+
 def check_grid_values(config: DictConfig) -> None:
     """The grid's values checked before its first run trains, each composed with the command's
     other settings: `-m model.depth=2,-1` is refused, naming the value, before depth 2 trains. A
@@ -709,10 +718,9 @@ def check_grid_values(config: DictConfig) -> None:
     from hydra.core.global_hydra import GlobalHydra
 
     from mlpbench.schema import checked
-    from mlpbench.table import check_files
 
     if not GlobalHydra.instance().is_initialized():
-        check_files(checked(config).data)
+        _check_data_files(checked(config))
         return
     parsed = _grid_overrides(config)
     swept: dict[str, list[str]] = {}
@@ -731,8 +739,7 @@ def check_grid_values(config: DictConfig) -> None:
 
     def refusal(overrides: list[str]) -> Optional[Exception]:
         try:
-            # A data file that is not there: said once, not by each run that would read it.
-            check_files(checked(compose(config, [*fixed, *overrides])).data)
+            _check_data_files(checked(compose(config, [*fixed, *overrides])))
             return None
         except (ConfigError, HydraException) as e:
             return e

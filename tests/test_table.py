@@ -216,6 +216,17 @@ def test_large_values_train_standardized_in_float64(tmp_path):
     assert np.isfinite(x_train).all() and abs(float(x_train.mean())) < 0.5
 
 
+def test_a_finished_sweep_resumes_after_its_file_moved_as_its_runs_read_nothing(tmp_path):
+    path = write(tmp_path / "g.csv", "a,label\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    args = ["-m", "data=table", "data.path=g.csv", "data.target=label", "model.depth=1,2", "trainer.max_epochs=1",
+            "hydra.sweep.dir=s"]
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    path.rename(tmp_path / "g.bak")
+    proc = run_cli(*args, "resume=true", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("already ok") + proc.stdout.count("already ok") == 2  # skipped, as before
+
+
 def test_a_binary_file_and_a_damaged_npz_are_named(tmp_path):
     binary = tmp_path / "model.csv"
     binary.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
