@@ -608,7 +608,7 @@ def _case_note(names: list, target: str, path: Path) -> list[str]:
     one may be meant."""
     groups: dict[str, list[str]] = {}
     for name in names:
-        groups.setdefault(str(name).casefold(), []).append(str(name))
+        groups.setdefault(str(name).lower(), []).append(str(name))  # (casefold would join ß and ss)
     alike = [group for group in groups.values() if len(group) > 1]
     if not alike:
         return []

@@ -241,6 +241,7 @@ def test_a_search_whose_every_trial_diverged_says_it_found_nothing(tmp_path):
     assert trial_rows(tmp_path)[0]["note"] == "diverged"
     assert "Every completed trial diverged" in proc.stdout and "Narrow tune.space" in proc.stdout
     assert not (study_dir(tmp_path) / "best_config.yaml").exists()  # nothing to train again
+    assert "Best trial" not in proc.stdout and "Finalists" not in proc.stdout
 
 
 def _states(db: Path) -> dict[int, str]:

@@ -121,13 +121,12 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
                      "rates?) and search again")
         for name in ("best.yaml", "best_config.yaml"):
             (sweep_dir / name).unlink(missing_ok=True)
-    if any(t.state.name == "COMPLETE" for t in trials):
+    if any(t.state.name == "COMPLETE" for t in trials) and not all_diverged:
         best = study.best_trial
         lines.append(f"Best trial {best.number}: {objective} {best.value:.4f}{_best_epoch(best, sweep_dir, objective)}")
         lines += [f"Best {d.label}: {_shown(best.params[d.key])}" for d in dims]
-        if not all_diverged:
-            written += _write_best(sweep_dir, best, objective)
-    else:
+        written += _write_best(sweep_dir, best, objective)
+    elif not all_diverged:
         lines.append("No trial has completed yet")
     # With tune.repeats=K a trial's epoch trains K replicas: the budget counts replica-epochs.
     unit = "epochs" if per_trial == 1 else f"replica-epochs ({per_trial} seeds a trial)"
@@ -137,7 +136,7 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
                                                      f"{grid * full} ({1 - epochs / (grid * full):.0%} fewer)"
                                                      if grid else ""))
     lines += _more_trials(trained, objective, maximize)
-    finalists = _finalists(trials, config, objective, maximize, seeds)
+    finalists = None if all_diverged else _finalists(trials, config, objective, maximize, seeds)
     if finalists:
         write_atomic(sweep_dir / "trials.md", (sweep_dir / "trials.md").read_bytes() + f"\n\n{finalists}\n".encode())
     written += _figures(study, config, sweep_dir, trained, grid, continued)
