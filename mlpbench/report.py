@@ -33,9 +33,10 @@ from typing import Any, NamedTuple, Optional
 from omegaconf import DictConfig
 
 from mlpbench import overrides
-from mlpbench.files import figure, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
-from mlpbench.results import (ACCURACIES, RESULT_FILE, ROUNDS_FILE, Status, as_written, flat_keys, load_results,
-                              lower_is_better, natural_key, read_result, read_sweep_config, score_in)
+from mlpbench.files import (figure, format_cell, legend_beside, markdown, save_figure, try_lock, write_atomic,
+                            write_csv)
+from mlpbench.results import (ACCURACIES, RESULT_FILE, ROUNDS_FILE, SWEEP_LOCK, Status, as_written, flat_keys,
+                              load_results, lower_is_better, natural_key, read_result, read_sweep_config, score_in)
 from mlpbench.schema import (AUTO_SEED, BASIC_SWEEPER, GRID_SWEEPER, ConfigError, Metric, SweepConfig, safe_name,
                              trusted)
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
@@ -296,6 +297,15 @@ def never_started(path: Path, runs: list[Run]) -> list[str]:
     config = read_sweep_config(path)
     if config is None or config.hydra.sweeper.get("_target_") not in (BASIC_SWEEPER, GRID_SWEEPER):
         return []
+    if (path / SWEEP_LOCK).exists():
+        try:
+            held = try_lock(path / SWEEP_LOCK)
+        except OSError:  # a folder this reader may not write: no sweep of its own runs there
+            held = True
+        if held is None:
+            return []  # the sweep still runs: its runs to come are not "never started"
+        if held is not True:
+            held.close()
     from omegaconf import OmegaConf
 
     swept = overrides.grid_overrides(as_written(OmegaConf.select(config, "hydra.sweeper.params", default=None)) or {},

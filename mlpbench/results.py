@@ -20,6 +20,7 @@ from mlpbench.files import DISK_ERRORS, write_json_atomic
 
 RESULT_FILE = "result.json"
 SWEEP_CONFIG = "multirun.yaml"  # Hydra writes it into every sweep folder
+SWEEP_LOCK = ".sweep.lock"  # held by the process running the sweep (sweep.SweepSummary)
 # seed=auto's record in its sweep folder: its rounds' settings and why they ended. Kept apart from
 # multirun.yaml, which a later sweep into the folder (more seeds given by hand) writes over: the
 # runs the rounds chose stay judged by the test of rounds.

@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlpbench.console import command, refuse
 from mlpbench.files import try_lock
 from mlpbench.overrides import TRIAL_CALLBACK, command_line, grid_overrides, parse
-from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, Status, as_written as _as_written, read_result, read_sweep_config
+from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, SWEEP_LOCK, Status, as_written as _as_written, read_result, read_sweep_config
 from mlpbench.schema import BASIC_SWEEPER, GRID_SWEEPER, JOBLIB_LAUNCHER, ConfigError, device_count
 
 log = logging.getLogger("mlpbench")
@@ -780,7 +780,7 @@ def empty_sweeps(config: DictConfig) -> Optional[str]:
 
 
 # What a sweep that trained nothing leaves (refused by a check after its folder was made).
-_BOOKKEEPING = {".sweep.lock", ".tune.lock", SWEEP_CONFIG}
+_BOOKKEEPING = {SWEEP_LOCK, ".tune.lock", SWEEP_CONFIG}
 
 
 def _remove_if_unused(folder: Path) -> None:
@@ -803,7 +803,7 @@ class SweepSummary(HydraCallback):
     any did. A sweeper with a report of its own (`report_sweep(sweep_dir, config) -> ok`, as the
     search's) makes that instead."""
 
-    LOCK_FILE = ".sweep.lock"
+    LOCK_FILE = SWEEP_LOCK
     RUN_LOCK_FILE = ".run.lock"  # a single run's, in its folder
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -529,6 +529,15 @@ def test_an_interrupted_sweeps_report_names_the_runs_of_its_grid_that_never_star
     assert found.never_started == ["model.depth=5,seed=2", "model.depth=8,seed=1", "model.depth=8,seed=2"]
     assert report.answer(found).endswith("3 run(s) of the grid never started (model.depth=5,seed=2, model.depth=8,"
                                          "seed=1, model.depth=8,seed=2): the sweep's command with resume=true runs them")
+    # While the sweep runs (its lock held), the runs to come are not called never started.
+    from mlpbench.files import try_lock
+
+    running = try_lock(sweep / ".sweep.lock")
+    try:
+        assert report.read_sweeps([sweep])[0].never_started == []
+    finally:
+        running.close()
+    assert len(report.read_sweeps([sweep])[0].never_started) == 3
     # Every run there: nothing said.
     for depth, seed in ((5, 2), (8, 1), (8, 2)):
         fake_run(sweep, [f"model.depth={depth}", f"seed={seed}", "data.limit=500"], [0.8, 0.8 + seed / 100])
