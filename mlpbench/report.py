@@ -504,7 +504,7 @@ def _shortest_unique_tails(paths: list[Path]) -> list[str]:
     """The fewest last parts of each path that tell it from the others (runs/bc/depth and
     runs/wine/depth: bc/depth and wine/depth)."""
     for parts in range(1, max(len(p.parts) for p in paths) + 1):
-        tails = ["/".join(p.parts[-parts:]) for p in paths]
+        tails = [str(Path(*p.parts[-parts:])) for p in paths]
         if len(set(tails)) == len(tails):
             return tails
     return [str(p) for p in paths]
