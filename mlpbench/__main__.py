@@ -238,10 +238,18 @@ def _check_choices(parsed: list, known) -> None:
             written = o.input_line.split("=", 1)[1] if "=" in o.input_line else ""
             if node is None and "list[" in str(field_type) and isinstance(o.value(), (str, int, float)) \
                     and "${" not in written and not o.is_sweep_override():  # Hydra: "str is not a ListConfig"
-                inner = written.strip("'\"")
-                shown = inner if inner.startswith("[") else f"[{written}]" if written[:1] in "'\"" else \
-                    f"['{written}']" if isinstance(o.value(), bool) else f"[{written}]"
-                refuse(f"{key}={written}: {key} is a list; write {key}={shown}")
+                refuse(f"{key}={written}: {key} is a list; write {key}={_as_list(written, o.value())}")
+
+
+def _as_list(written: str, value) -> str:
+    """One value given to a list key, as the list meant: '[a]' unquoted, a quoted name kept in its
+    quotes, true or null quoted (a column of that name), anything else in brackets."""
+    inner = written.strip("'\"")
+    if inner.startswith("["):
+        return inner
+    if written[:1] in ("'", '"') or not isinstance(value, bool):
+        return f"[{written}]"
+    return f"['{written}']"
 
 
 def _check_launcher_option(key: str, parsed: list, known, folders: list[Path]) -> None:

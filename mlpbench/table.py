@@ -163,7 +163,7 @@ def _drop(name: str) -> str:
     return f"data.drop=[{name if bare else repr(name)}]"
 
 
-NO_HEADER_HINT = " (its first row looks like data, not names: a file without a header row? Add one naming the columns)"
+NO_HEADER = "its first row looks like data, not names: a file without a header row? Add one naming the columns"
 
 
 def _numbers_repeated(names: list[str]) -> bool:
@@ -215,7 +215,7 @@ def _checked_header(frame, header: list, where: str):
     twice = sorted(n for n, count in collections.Counter(names).items() if n and count > 1)
     if twice:
         raise TableError(f"{where}: the header names {_listed(twice)} more than once; give each column its own name"
-                         + (NO_HEADER_HINT if _numbers_repeated(names) else ""))
+                         + (f" ({NO_HEADER})" if _numbers_repeated(names) else ""))
     # pandas' name, unless a named column has it (a table saved twice with its row numbers)
     filled = [n or (f"Unnamed: {i}" if f"Unnamed: {i}" not in names else f"(column {i + 1})")
               for i, n in enumerate(names)]
@@ -386,7 +386,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     if target not in frame.columns:
         raise TableError(f"data.target={target}: {path} has no such column{_column_hint(target, frame, 'data.target')}; its "
                          f"columns: {_listed(list(frame.columns), 40)}{_separator_hint(frame, path)}"
-                         + (NO_HEADER_HINT if text_file and _header_looks_like_data(frame) else ""))
+                         + (f" ({NO_HEADER})" if text_file and _header_looks_like_data(frame) else ""))
     split = str(data_cfg.split_column) if data_cfg.split_column else None
     if split is not None and (split not in frame.columns or split == target):
         raise TableError(f"data.split_column={split}: " + (f"{path} has no such column; its columns: "
@@ -402,8 +402,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         "no name in the header (row numbers that pandas' to_csv wrote?); left out: name it, or give "
         f"data.features=[...,'{c}'], to use it") for c, (place, empty) in nameless.items() if c not in features]
     if text_file and _header_looks_like_data(frame):
-        notes.append(f"{path}: the header ({_listed(list(frame.columns), 5)}) reads as names"
-                     + NO_HEADER_HINT.replace(" (its", "; its").removesuffix(")"))
+        notes.append(f"{path}: the header ({_listed(list(frame.columns), 5)}) reads as names; {NO_HEADER}")
     _named_columns(features, "data.features", frame, path, target, "a model may not read its own label")
     if split is not None and split in features:
         raise TableError(f"data.features: lists the split column {split}; which rows are tested is no input")
