@@ -239,6 +239,10 @@ def _check_choices(parsed: list, known) -> None:
             if node is None and "list[" in str(field_type) and isinstance(o.value(), (str, int, float)) \
                     and "${" not in written and not o.is_sweep_override():  # Hydra: "str is not a ListConfig"
                 refuse(f"{key}={written}: {key} is a list; write {key}={_as_list(written, o.value())}")
+            if node is None and "list[" in str(field_type) and o.is_sweep_override() and o.is_discrete_sweep() \
+                    and "${" not in written and "(" not in written and not written.lstrip().startswith("["):  # a,b
+                refuse(f"{key}={written}: {key} is a list; write {key}=[{written}] for one list, or "
+                       f"{key}={','.join(f'[{v}]' for v in written.split(','))} to sweep over lists")
 
 
 def _as_list(written: str, value) -> str:

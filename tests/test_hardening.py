@@ -91,6 +91,8 @@ def test_values_that_would_train_wrongly_are_refused_by_name(override, message):
     ("data.features=x1", "data.features=x1: data.features is a list; write data.features=[x1]"),  # Hydra: ListConfig
     ("data.drop=true", "data.drop=true: data.drop is a list; write data.drop=['true']"),  # a column named true
     ("data.drop='[a]'", "data.drop='[a]': data.drop is a list; write data.drop=[a]"),
+    ("data.drop=a,b", "data.drop=a,b: data.drop is a list; write data.drop=[a,b] for one list, or data.drop=[a],[b] "
+     "to sweep over lists"),
     ("data.features=[größe,alter]", "write \"data.features=['größe','alter']\""),
     # Hydra's own error for it is a lexer's exception, saying nothing of quotes
     ("data.target=étiquette", "data.target=étiquette: Hydra reads a value with letters beyond ASCII (é, ß, 中) only in "
