@@ -401,6 +401,8 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         "no name and no value (a separator at each line's end?); left out" if empty else
         "no name in the header (row numbers that pandas' to_csv wrote?); left out: name it, or give "
         f"data.features=[...,'{c}'], to use it") for c, (place, empty) in nameless.items() if c not in features]
+    if npz and data_cfg.target:
+        notes.append(f"data.target={data_cfg.target}: not read: {path}'s labels are its array y")
     if text_file and _header_looks_like_data(frame):
         notes.append(f"{path}: the header ({_listed(list(frame.columns), 5)}) reads as names; {NO_HEADER}")
     _named_columns(features, "data.features", frame, path, target, "a model may not read its own label")

@@ -132,6 +132,9 @@ def test_parquet_tsv_and_npz_read_the_same_rows_as_csv(tmp_path):
         found = table.encode(table_cfg(tmp_path / name, *([] if name.endswith("npz") else ["data.target=target"])))
         for mine, theirs in zip(found[:4], reference[:4]):
             np.testing.assert_allclose(mine, theirs, rtol=1e-6, err_msg=name)
+    # An .npz's labels are its y: a data.target given with one is said to go unread.
+    *_, encoding = table.encode(table_cfg(tmp_path / "bc.npz", "data.target=target"))
+    assert f"data.target=target: not read: {tmp_path / 'bc.npz'}'s labels are its array y" in encoding["notes"]
 
 
 def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
