@@ -41,6 +41,21 @@ def try_lock(path: Path):
     return handle
 
 
+def locked_elsewhere(path: Path) -> bool:
+    """Whether another open file holds `path`'s lock (try_lock's) now: a sweep still running.
+    False where there is no such file, or it cannot be opened to ask (a folder read-only here)."""
+    if not path.exists():
+        return False
+    try:
+        handle = try_lock(path)
+    except OSError:
+        return False
+    if handle is None:
+        return True
+    handle.close()
+    return False
+
+
 def write_atomic(path: Path, data: bytes) -> Path:
     """Readers never see a half-written file (someone may be reading the last report): write a
     temp file of a unique name beside it, then rename it over; the temp file goes on failure."""

@@ -38,12 +38,23 @@ def parse(overrides: Iterable[str]) -> list[Override]:
     return OverridesParser.create().parse_overrides([str(o) for o in overrides])
 
 
-def grid_overrides(params: dict, task: Iterable[str]) -> list[Override]:
-    """The overrides a grid sweeps and fixes, as Hydra's basic sweeper takes them: a preset's
-    (hydra.sweeper.params, {key: values as written}), then the command's (`task`), the command's
-    winning for a key both give."""
+def as_written(node):
+    """A config node as plain data, interpolations as typed (`seed=${oc.env:X}` stays text):
+    overrides read back from a sweep's config."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+
+
+def grid_overrides(config) -> list[Override]:
+    """The overrides a sweep config's grid sweeps and fixes, as Hydra's basic sweeper takes them:
+    the preset's (hydra.sweeper.params), then the command's (hydra.overrides.task), the command's
+    winning for a key both give. Values as written: interpolations unresolved."""
+    from omegaconf import OmegaConf
+
+    params = as_written(OmegaConf.select(config, "hydra.sweeper.params", default=None)) or {}
     merged = {str(k): f"{k}={v}" for k, v in params.items()}
-    for o in parse(task):
+    for o in parse(as_written(config.hydra.overrides.task) or []):
         merged[o.key_or_group] = o.input_line
     return parse(merged.values())
 

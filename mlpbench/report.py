@@ -33,10 +33,10 @@ from typing import Any, NamedTuple, Optional
 from omegaconf import DictConfig
 
 from mlpbench import overrides
-from mlpbench.files import (figure, format_cell, legend_beside, markdown, save_figure, try_lock, write_atomic,
-                            write_csv)
-from mlpbench.results import (ACCURACIES, RESULT_FILE, ROUNDS_FILE, SWEEP_LOCK, Status, as_written, flat_keys,
-                              load_results, lower_is_better, natural_key, read_result, read_sweep_config, score_in)
+from mlpbench.files import (figure, format_cell, legend_beside, locked_elsewhere, markdown, save_figure,
+                            write_atomic, write_csv)
+from mlpbench.results import (ACCURACIES, RESULT_FILE, ROUNDS_FILE, SWEEP_LOCK, Status, flat_keys, load_results,
+                              lower_is_better, natural_key, read_result, read_sweep_config, score_in)
 from mlpbench.schema import (AUTO_SEED, BASIC_SWEEPER, GRID_SWEEPER, ConfigError, Metric, SweepConfig, safe_name,
                              trusted)
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
@@ -246,6 +246,7 @@ def _ordered(settings: list[Setting], keys: list[str]) -> list[Setting]:
 
 
 def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
+    config = read_sweep_config(path)  # multirun.yaml: its seeds (seed=auto?) and its grid
     runs = [Run(sweep="", name=run_dir.name, result=result, settings=overrides.run_settings(result.get("overrides", [])))
             for run_dir, result in _load(path)]
     keys: list[str] = []
@@ -280,8 +281,8 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
                   objective=objectives[0] if objectives else DEFAULT_OBJECTIVE[score],
                   best_over=[k for k in best_over if isinstance(k, str) and k in keys],
                   min_difference=_number((report_cfgs[0] if report_cfgs else {}).get("min_difference")),
-                  rounds=auto_seeds(path), fixed=held_fixed(runs, keys), score=score,
-                  never_started=never_started(path, runs))
+                  rounds=auto_seeds(path, config), fixed=held_fixed(runs, keys), score=score,
+                  never_started=never_started(path, runs, config))
     judge(sweep.settings, sweep)
     return sweep
 
@@ -290,26 +291,16 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
 MAX_MATCHED_GRID = 100_000
 
 
-def never_started(path: Path, runs: list[Run]) -> list[str]:
-    """The runs of the grid a sweep folder's multirun.yaml asks for that left no result there:
-    an interrupted sweep's report says which settings it lacks, not only those it has. A search
-    asks for its own trials, and glob() is Hydra's to match: nothing said for those."""
-    config = read_sweep_config(path)
+def never_started(path: Path, runs: list[Run], config) -> list[str]:
+    """The runs of the grid the sweep's `config` (its multirun.yaml) asks for that left no result
+    in `path`: an interrupted sweep's report says which settings it lacks, not only those it has.
+    A search asks for its own trials, glob() is Hydra's to match, and a sweep still running has
+    runs to come: nothing said for those."""
     if config is None or config.hydra.sweeper.get("_target_") not in (BASIC_SWEEPER, GRID_SWEEPER):
         return []
-    if (path / SWEEP_LOCK).exists():
-        try:
-            held = try_lock(path / SWEEP_LOCK)
-        except OSError:  # a folder this reader may not write: no sweep of its own runs there
-            held = True
-        if held is None:
-            return []  # the sweep still runs: its runs to come are not "never started"
-        if held is not True:
-            held.close()
-    from omegaconf import OmegaConf
-
-    swept = overrides.grid_overrides(as_written(OmegaConf.select(config, "hydra.sweeper.params", default=None)) or {},
-                                     as_written(config.hydra.overrides.task) or [])
+    if locked_elsewhere(path / SWEEP_LOCK):
+        return []
+    swept = overrides.grid_overrides(config)
     grid = overrides.grid_runs(swept)
     if not grid or len(grid) > MAX_MATCHED_GRID:
         return []
@@ -318,9 +309,10 @@ def never_started(path: Path, runs: list[Run]) -> list[str]:
     return [",".join(run) for run in grid if frozenset(run) not in found]
 
 
-def auto_seeds(path: Path) -> Optional[dict]:
+def auto_seeds(path: Path, config=None) -> Optional[dict]:
     """The `sweep` settings of a sweep made with seed=auto (its rounds.json, or for a sweep made
-    before those, its multirun.yaml says so), with why its rounds ended; else None."""
+    before those, its multirun.yaml, `config` where read already, says so), with why its rounds
+    ended; else None."""
     try:
         record = json.loads((path / ROUNDS_FILE).read_text())
     except (OSError, ValueError):
@@ -328,18 +320,15 @@ def auto_seeds(path: Path) -> Optional[dict]:
     if isinstance(record, dict) and isinstance(record.get("max_seeds"), int):
         return {"min_seeds": record.get("min_seeds"), "max_seeds": record["max_seeds"],
                 "max_minutes": _number(record.get("max_minutes")), "ended": record.get("ended")}
-    config = read_sweep_config(path)
+    config = read_sweep_config(path) if config is None else config
     if config is None:
         return None
-    from omegaconf import OmegaConf
-
-    task = as_written(config.hydra.overrides.task) or []
-    params = as_written(OmegaConf.select(config, "hydra.sweeper.params", default=None)) or {}
-    # The seeds the sweeper used: the command's, else the preset's (its sweeper params), as the
-    # grid sweeper merges them (experiment=table_depth seed=1,2,3 is a sweep of three seeds).
-    if str(overrides.settings(task).get(REPEAT_KEY, params.get(REPEAT_KEY))) != AUTO_SEED:
+    # The seeds the sweeper used: the command's, else the preset's (its sweeper params)
+    # (experiment=table_depth seed=1,2,3 is a sweep of three seeds).
+    seed = next((o for o in overrides.grid_overrides(config) if o.key_or_group == REPEAT_KEY), None)
+    if seed is None or seed.is_sweep_override() or seed.get_value_element_as_str() != AUTO_SEED:
         return None
-    rounds, default = as_written(config.get("sweep")) or {}, SweepConfig()
+    rounds, default = overrides.as_written(config.get("sweep")) or {}, SweepConfig()
     max_seeds = rounds.get("max_seeds")
     return {"min_seeds": rounds.get("min_seeds"),
             "max_seeds": max_seeds if isinstance(max_seeds, int) else default.max_seeds,

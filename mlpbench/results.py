@@ -277,14 +277,6 @@ def result_problem(result: Any) -> Optional[str]:
     return None
 
 
-def as_written(node: Any) -> Any:
-    """A config node as plain data, interpolations as typed (`seed=${oc.env:X}` stays text):
-    overrides read back from a sweep's config."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
-
-
 def read_sweep_config(folder: Path):
     """A sweep folder's multirun.yaml as a DictConfig, or None where it has none that can be
     used: missing, not YAML, or without the overrides it ran (hydra.overrides.task, a list of

@@ -38,8 +38,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpbench.console import command, refuse
 from mlpbench.files import try_lock
-from mlpbench.overrides import TRIAL_CALLBACK, command_line, grid_overrides, parse
-from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, SWEEP_LOCK, Status, as_written as _as_written, read_result, read_sweep_config
+from mlpbench.overrides import TRIAL_CALLBACK, as_written as _as_written, command_line, grid_overrides, parse
+from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, SWEEP_LOCK, Status, read_result, read_sweep_config
 from mlpbench.schema import BASIC_SWEEPER, GRID_SWEEPER, JOBLIB_LAUNCHER, ConfigError, device_count
 
 log = logging.getLogger("mlpbench")
@@ -68,7 +68,7 @@ def grid_constants(config: DictConfig) -> dict[str, str]:
     the sweep or the console, aside."""
     from mlpbench.overrides import NOT_A_SETTING
 
-    return {o.key_or_group: o.input_line for o in _grid_overrides(config)
+    return {o.key_or_group: o.input_line for o in grid_overrides(config)
             if not o.is_hydra_override() and not o.is_sweep_override() and o.key_or_group != "seed"
             and o.key_or_group not in NOT_A_SETTING and not o.key_or_group.startswith("sweep.")}
 
@@ -105,7 +105,7 @@ def check_reused_folder(config: DictConfig) -> None:
     try:
         before = grid_constants(earlier)
         # A key the earlier sweep swept is "swept", not "not set", before.
-        swept = {o.key_or_group: "swept" for o in _grid_overrides(earlier) if o.is_sweep_override()}
+        swept = {o.key_or_group: "swept" for o in grid_overrides(earlier) if o.is_sweep_override()}
     except Exception:  # an earlier multirun.yaml that Hydra's parser cannot read: nothing to compare
         return
     shown = _differences(before, grid_constants(config), shown_absent=swept)
@@ -533,17 +533,11 @@ REFUSED = ("ConfigError", "DataError", "TableError")
 MAX_GRID = 10_000
 
 
-def _grid_overrides(config: DictConfig) -> list:
-    """A sweep config's grid overrides (overrides.grid_overrides)."""
-    return grid_overrides(_as_written(config.hydra.sweeper.get("params") or {}),
-                          _as_written(config.hydra.overrides.task))
-
-
 def _swept_counts(config: DictConfig) -> Optional[dict[str, int]]:
     """{swept override: how many values it gives}; None where Hydra alone can count them
     (glob(), interval())."""
     counts = {}
-    for o in _grid_overrides(config):
+    for o in grid_overrides(config):
         if not o.is_sweep_override():
             continue
         if isinstance(o.value(), IntervalSweep):
@@ -722,7 +716,7 @@ def check_grid_values(config: DictConfig) -> None:
     if not GlobalHydra.instance().is_initialized():
         _check_data_files(checked(config))
         return
-    parsed = _grid_overrides(config)
+    parsed = grid_overrides(config)
     swept: dict[str, list[str]] = {}
     for o in parsed:
         if o.is_sweep_override() and o.is_discrete_sweep():
