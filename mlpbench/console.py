@@ -31,6 +31,16 @@ def exit_at_once(code: int = 0) -> NoReturn:
     os._exit(code)
 
 
+def print_out(text: str) -> None:
+    """`text` on stdout, quietly cut short where its reader closed the pipe (`| head`: the reader
+    has what it wanted), instead of a BrokenPipeError traceback."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own exit flush would fail
+
+
 def refuse(message: str) -> NoReturn:
     """A command refused before it trains: one line that names the option and what is allowed,
     no traceback."""

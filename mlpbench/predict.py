@@ -16,11 +16,11 @@ the objective (a folder of sweeps: its newest), or `--run NAME`.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Optional
 
+from mlpbench.console import print_out
 from mlpbench.results import RESULT_FILE, load_results, read_result
 from mlpbench.schema import ConfigError
 
@@ -163,11 +163,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"{len(out)} predictions of {run} in {args.out}", file=sys.stderr)
     else:
         print(f"{len(out)} predictions of {run} ({args.checkpoint}.ckpt):", file=sys.stderr)
-        try:
-            out.to_csv(sys.stdout, index=False)
-            sys.stdout.flush()
-        except BrokenPipeError:  # `| head`: the reader has what it wanted
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own exit flush would fail
+        print_out(out.to_csv(index=False))
     return 0
 
 

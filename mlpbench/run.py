@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlpbench import sweep
 from mlpbench.checkpoints import usable_checkpoint
-from mlpbench.console import refuse
+from mlpbench.console import print_out, refuse
 from mlpbench.files import DISK_ERRORS
 from mlpbench.memory import check_memory
 from mlpbench.overrides import TRIAL_CALLBACK, shown
@@ -319,7 +319,7 @@ def print_help(overrides: list[str]) -> None:
     template = cfg.hydra.help.template
     with open_dict(cfg):
         del cfg["hydra"]
-    print(string.Template(template).safe_substitute(CONFIG=OmegaConf.to_yaml(cfg)))
+    print_out(string.Template(template).safe_substitute(CONFIG=OmegaConf.to_yaml(cfg)) + "\n")
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """What a user reads on the terminal: the progress bar, the epoch lines, and errors without tracebacks."""
 
 import logging
+import os
 import subprocess
 import sys
 
@@ -59,6 +60,17 @@ def test_a_run_refused_by_a_config_check_leaves_no_folder_and_nothing_else_is_re
     proc = run_cli("data=table", "data.path=nope.csv", "data.target=label", "hydra.run.dir=results/exp1/run1",
                    cwd=tmp_path)
     assert proc.returncode == 2 and sorted(p.name for p in (tmp_path / "results").rglob("*")) == ["exp1"]
+
+
+def test_help_into_a_pipe_its_reader_closed_ends_without_a_traceback(tmp_path):
+    # `mlpbench --help | head -3`: head may be gone before the page is written.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([sys.executable, "-m", "mlpbench", "--help"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the interpreter has even started
+    error = proc.stderr.read()
+    proc.wait()
+    assert "Traceback" not in error and "BrokenPipe" not in error, error
 
 
 def test_outside_its_environment_the_tool_says_what_to_do(tmp_path):
