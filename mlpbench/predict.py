@@ -102,7 +102,7 @@ def predict(run: Path, data: Path, checkpoint_name: str = "best"):
     # are all of x (x0, x1, ...), say the width.
     trained = encoding.get("x_width") or (len(encoding["features"]) if encoding["features"] == [
         f"x{i}" for i in range(len(encoding["features"]))] else None)
-    if data.suffix.lower() == ".npz" and trained is not None and width != trained:
+    if table.table_format(data) == ".npz" and trained is not None and width != trained:
         raise table.TableError(f"--data={data}: x has {width} columns; the x the model was trained on had {trained}")
     x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data), training=False))
     for name, (rows, values) in table.unseen_categories(frame, encoding).items():
@@ -129,15 +129,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlpbench.predict",
                                      description=__doc__.split("\n\n")[0].removesuffix(":").removesuffix(".") + ".")
     parser.add_argument("dir", type=Path, help="a data=table run's folder, or a sweep's (its best run)")
-    parser.add_argument("--data", type=Path, required=True, help="rows to predict: .csv, .tsv, .parquet or .npz")
-    parser.add_argument("--out", type=Path, help="write the predictions here as CSV (default: print them)")
+    parser.add_argument("--data", type=Path, required=True, help="rows to predict: .csv, .tsv (or .csv.gz ...), .parquet or .npz")
+    parser.add_argument("--out", type=Path, help="write the predictions here: CSV, or TSV where the name ends "
+                             ".tsv, compressed where it ends .gz, .bz2 or .xz (default: print them as CSV)")
     parser.add_argument("--run", help="the run to use (its folder's name) in a sweep's folder (a folder of sweeps: "
                                       "its newest), or in a folder of single runs")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="best: the epoch of the best val_acc or val_r2 (default); last: the last epoch's, "
                              "as the test metrics")
     args = parser.parse_args(argv)
-    from mlpbench.table import TableError
+    from mlpbench.table import TableError, as_named, table_format
 
     try:
         if not args.dir.is_dir():
@@ -147,6 +148,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.out and args.out.resolve() == args.data.resolve():
             raise ConfigError(f"--out {args.out}: the --data file itself; the predictions would replace the rows "
                               "they are of. Give another file")
+        if args.out and table_format(args.out) in (".parquet", ".npz"):
+            raise ConfigError(f"--out {args.out}: predictions are written as text; give a .csv or .tsv name "
+                              "(either may end .gz, .bz2 or .xz)")
         if args.out and not args.out.resolve().parent.is_dir():
             raise ConfigError(f"--out {args.out}: no folder {args.out.parent} to write it in")
         run = choose_run(args.dir, args.run)
@@ -157,7 +161,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         from mlpbench.files import write_atomic
 
         try:
-            write_atomic(args.out, out.to_csv(index=False).encode())
+            sep = "\t" if table_format(args.out) == ".tsv" else ","
+            write_atomic(args.out, as_named(args.out, out.to_csv(index=False, sep=sep)))
         except OSError as e:
             parser.error(f"--out {args.out}: cannot be written ({e.strerror or e})")
         print(f"{len(out)} predictions of {run} in {args.out}", file=sys.stderr)

@@ -21,8 +21,11 @@ scale.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import logging
+import lzma
 import math
 from pathlib import Path
 from typing import Any, Optional
@@ -34,6 +37,10 @@ from mlpbench.schema import ConfigError, Missing, Task
 log = logging.getLogger("mlpbench")
 
 FORMATS = (".csv", ".tsv", ".parquet", ".npz")
+TEXT_FORMATS = (".csv", ".tsv")
+# A text table may come compressed (data.csv.gz): pandas inflates it as it reads.
+COMPRESSED = {".gz": gzip, ".bz2": bz2, ".xz": lzma}
+FORMATS_WANTED = "give a .csv, .tsv (either may be .gz, .bz2 or .xz), .parquet or .npz file"
 # The held-out test rows of a source without a test split (a table's; mnist_small's, digits')
 # never depend on the run's seed.
 TEST_SPLIT_SEED = 12345
@@ -81,14 +88,29 @@ def table_files(data_cfg) -> list[Path]:
     return [file_path(p, data_cfg.root) for p in (data_cfg.path, data_cfg.test_path) if p]
 
 
+def table_format(path: Path) -> str:
+    """The format a file is read in, by its name: .csv, .tsv, .parquet or .npz; a compressed
+    text table (data.csv.gz) by the name under its compression."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] in COMPRESSED and suffixes[-2] in TEXT_FORMATS:
+        return suffixes[-2]
+    return path.suffix.lower()
+
+
+def as_named(path: Path, text: str) -> bytes:
+    """A text table's bytes as `path`'s name asks: compressed where it ends .gz, .bz2 or .xz."""
+    compression = COMPRESSED.get(path.suffix.lower())
+    return compression.compress(text.encode()) if compression else text.encode()
+
+
 def check_file(path: Path, key: str) -> None:
     """TableError where `path` (given as `key`) is no file of a format read here, or empty: what
     a sweep checks once before its first run, and each run again as it reads the file."""
-    suffix, where = path.suffix.lower(), f"{key}={path}"
+    suffix, where = table_format(path), f"{key}={path}"
     if path.is_dir():
-        raise TableError(f"{where}: a folder; give a .csv, .tsv, .parquet or .npz file")
+        raise TableError(f"{where}: a folder; {FORMATS_WANTED}")
     if suffix not in FORMATS:
-        raise TableError(f"{where}: a {suffix or 'nameless'} file; give a .csv, .tsv, .parquet or .npz file")
+        raise TableError(f"{where}: a {suffix or 'nameless'} file; {FORMATS_WANTED}")
     if not path.is_file():
         raise TableError(f"{where}: no such file")
     if path.stat().st_size == 0:
@@ -117,12 +139,17 @@ def read_frame(path: Path, key: str):
     """The file as a pandas DataFrame (.csv, .tsv, .parquet), or TableError naming it."""
     import pandas as pd
 
-    suffix = path.suffix.lower()
+    suffix = table_format(path)
     where = f"{key}={path}"
     check_file(path, key)
-    if suffix in (".csv", ".tsv"):
-        with open(path, "rb") as f:
-            head = f.read(8192)
+    if suffix in TEXT_FORMATS:
+        compression = path.suffix.lower() if path.suffix.lower() in COMPRESSED else None
+        try:
+            with (COMPRESSED[compression].open if compression else open)(path, "rb") as f:
+                head = f.read(8192)
+        except (OSError, EOFError, lzma.LZMAError) as e:  # not compressed after all, or cut short
+            raise TableError(f"{where}: cannot be read as {compression} ({e}); a plain text file is named "
+                             f"without {compression}, a cut-short one needs copying again") from None
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode Text" export
             raise TableError(f"{where}: UTF-16 text; save it as UTF-8 (Excel: CSV UTF-8)")
         if b"\x00" in head:
@@ -134,6 +161,9 @@ def read_frame(path: Path, key: str):
                                  na_filter=False).iloc[0].tolist()
         except UnicodeDecodeError:
             raise TableError(f"{where}: not UTF-8 text; save it as UTF-8 (Excel: CSV UTF-8)") from None
+        except (OSError, EOFError, lzma.LZMAError) as e:  # the compressed stream cut short past its head
+            raise TableError(f"{where}: truncated or corrupt {compression} file ({e}); copy or compress it "
+                             "again") from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise TableError(f"{where}: cannot be read as a {suffix[1:].upper()} table: {e}") from None
         frame = _checked_header(frame, header, where)
@@ -251,8 +281,8 @@ def _separator_hint(frame, path: Path) -> str:
     found = next((sep for sep in (";", "\t", "|", ",") if sep in str(frame.columns[0])), None)
     if found is None:
         return ""
-    expected = "commas" if path.suffix.lower() == ".csv" else "tabs"
-    return (f" (one column: the file seems separated by {found!r}, and a {path.suffix.lower()} file is read "
+    expected = "commas" if table_format(path) == ".csv" else "tabs"
+    return (f" (one column: the file seems separated by {found!r}, and a {table_format(path)} file is read "
             f"as separated by {expected}; save it with {expected}{', or name it .tsv' if found == chr(9) else ''})")
 
 
@@ -293,7 +323,7 @@ def read_npz(path: Path, key: str, labelled: bool = True):
 
 
 def read_table(path: Path, key: str, labelled: bool = True):
-    return read_npz(path, key, labelled) if path.suffix.lower() == ".npz" else read_frame(path, key)
+    return read_npz(path, key, labelled) if table_format(path) == ".npz" else read_frame(path, key)
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -380,8 +410,8 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
 
     path = file_path(data_cfg.path, data_cfg.root)
     frame = read_table(path, "data.path")
-    npz = path.suffix.lower() == ".npz"
-    text_file = path.suffix.lower() in (".csv", ".tsv")  # a header row: perhaps a row of data
+    npz = table_format(path) == ".npz"
+    text_file = table_format(path) in TEXT_FORMATS  # a header row: perhaps a row of data
     target = "y" if npz else str(data_cfg.target)
     if target not in frame.columns:
         raise TableError(f"data.target={target}: {path} has no such column{_column_hint(target, frame, 'data.target')}; its "
@@ -551,7 +581,7 @@ def task_of(data_cfg) -> Task:
         return Task(data_cfg.task)
     path = file_path(data_cfg.path, data_cfg.root)
     frame = read_table(path, "data.path")
-    target = "y" if path.suffix.lower() == ".npz" else str(data_cfg.target)
+    target = "y" if table_format(path) == ".npz" else str(data_cfg.target)
     if target not in frame.columns:
         return Task.classification  # the run names the missing column
     return _task(data_cfg, frame[target].dropna(), target, path)[0]
