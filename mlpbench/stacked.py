@@ -394,7 +394,7 @@ class StackedModule(MLPModule):
     log line, TensorBoard scalars and divergence its own run's."""
 
     def __init__(self, models: list[MLP], model_cfg, optim_cfgs: list, loggers: list, log_every_n_epochs: int = 1,
-                 regression: bool = False, exact: bool = True):
+                 regression: bool = False, exact: bool = True, run_dirs: list | None = None):
         optim_groups = _runs([sweep.as_text(c) for c in optim_cfgs])
         super().__init__(model_cfg, optim_cfgs[0], 0, 0, log_every_n_epochs=log_every_n_epochs,
                          model=StackedMLP(models, optim_groups, exact), regression=regression)
@@ -402,6 +402,7 @@ class StackedModule(MLPModule):
         self.replicas = len(models)
         self.label = "stack"  # names the stack on the console, where stacks train side by side
         self.replica_loggers = loggers  # a TensorBoardLogger per replica; the Trainer has none
+        self.run_dirs = run_dirs or [None] * len(models)  # whose log file takes each replica's lines
         self.histories = [{k: [] for k in history_keys(self.score)} for _ in models]
         self.replica_tests: list[dict[str, float]] = [{} for _ in models]
         self.replica_diverged: list[dict[str, int] | None] = [None for _ in models]
@@ -492,12 +493,12 @@ class StackedModule(MLPModule):
         for k, h in enumerate(self.histories):
             if len(h["train_loss"]) >= epoch:
                 log.info("Epoch %d/%d - %.2fs - %s", epoch, self.trainer.max_epochs, h["epoch_seconds"][epoch - 1],
-                         epoch_line(h, epoch, self.score), extra={"replica": k, "console": False})
+                         epoch_line(h, epoch, self.score), extra={"log_to": self.run_dirs[k], "console": False})
         val = f"val_{self.score}"
         last = [h[val][epoch - 1] for h in self.histories if len(h[val]) >= epoch]
         log.info("Epoch %d/%d - %s - %.2fs for %d replicas - %s %s", epoch, self.trainer.max_epochs,
                  self.label, self.histories[0]["epoch_seconds"][epoch - 1] * self.replicas, self.replicas,
-                 val, " ".join(f"{a:.4f}" for a in last), extra={"replica": -1})
+                 val, " ".join(f"{a:.4f}" for a in last), extra={"log_to": ()})
 
     def on_train_end(self) -> None:
         epochs = max(len(h["train_loss"]) for h in self.histories)
@@ -607,7 +608,7 @@ class ReplicaCheckpoints(Checkpoint):
         if error is not None and raise_error:
             raise error
         if error is not None:
-            log.error("Writing the runs' checkpoints failed: %s", error, extra={"replica": -1})
+            log.error("Writing the runs' checkpoints failed: %s", error, extra={"log_to": ()})
 
     def close(self) -> None:
         self.finish(raise_error=False)
@@ -737,7 +738,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
         parts = -(-len(jobs) // fit)
         size = -(-len(jobs) // parts)  # as even as they come: 100 in 2 of 50, not 99 + 1
         log.info("%d stacked replicas need about %.1f GB, more than fits where they train: %d stacks of at most %d",
-                 len(jobs), memory_need(cfg, data, len(jobs)).total / 1e9, parts, size, extra={"replica": -1})
+                 len(jobs), memory_need(cfg, data, len(jobs)).total / 1e9, parts, size, extra={"log_to": ()})
         # Each stack's runs are recorded as they end: a later stack's failure leaves them as they are.
         return [payload for lo in range(0, len(jobs), size) for payload in train_group(jobs[lo:lo + size])]
     on_cpu = sweep.trains_on_cpu(cfg)
@@ -758,10 +759,12 @@ def train_group(jobs: list[Job]) -> list[dict]:
         loggers.append(run_logger(job.run_dir, purge_step=position["step"] if position else None))
     module = StackedModule(models, cfg.model, [job.cfg.optim for job in jobs], loggers,
                            log_every_n_epochs=cfg.trainer.log_every_n_epochs, regression=data.regression,
-                           exact=on_cpu)
+                           exact=on_cpu, run_dirs=[job.run_dir for job in jobs])
     module.model.set_generators(rng)
-    common = [o.input_line for o in parse(jobs[0].overrides) if o.key_or_group != "seed"
-              and not o.key_or_group.startswith("sweep.") and all(o.input_line in job.overrides for job in jobs)]
+    # Named by the training settings its runs share (not seed, report.*, resume, sweep.*).
+    common = [o.input_line for o in parse(jobs[0].overrides)
+              if (o.key_or_group.split(".")[0],) not in sweep.NOT_TRAINING
+              and all(o.input_line in job.overrides for job in jobs)]
     module.label = shown(common) if common else "stack"
     checkpoints = ReplicaCheckpoints([j.run_dir for j in jobs], module, background=not on_cpu)
     # The group's own callbacks (sweep.alone_because: only a search trial's pruning, shared by its
@@ -774,15 +777,17 @@ def train_group(jobs: list[Job]) -> list[dict]:
     settings = len(_runs([[sweep.setting(job.cfg, keys) for keys in sweep.STACKED_SETTINGS[:-1]] for job in jobs]))
     log.info("One stacked model of %d replicas (%s params each; %d setting%s): runs %s", len(jobs),
              f"{params['total']:,}", settings, "" if settings == 1 else "s", ", ".join(j.run_dir.name for j in jobs),
-             extra={"replica": -1})
+             extra={"log_to": ()})
     for k, job in enumerate(jobs):
         log.info("Run %s: %s (%s params), trained stacked with %d others", job.run_dir.name,
                  shown(job.overrides), f"{params['total']:,}", len(jobs) - 1,
-                 extra={"replica": k, "console": False})
+                 extra={"log_to": job.run_dir, "console": False})
         if positions[k]:
             log.info("Run %s: continuing after epoch %d (step %d) from %s", job.run_dir.name, positions[k]["epoch"],
-                     positions[k]["step"], job.plan.checkpoint, extra={"replica": k})
-    log.info("%s", summary(models[0], data.num_features), extra={"console": jobs[0].num in (None, 0)})
+                     positions[k]["step"], job.plan.checkpoint, extra={"log_to": job.run_dir})
+        # Its own model's summary (the layers' names say its activation); on the console the first's.
+        log.info("%s", summary(models[k], data.num_features),
+                 extra={"log_to": job.run_dir, "console": k == 0 and jobs[0].num in (None, 0)})
     for k, record in enumerate(records):
         record.source = Replica(module, k)
         record.update(params=params, data=sizes, **({"table": data.encoding} if data.encoding else {}))
@@ -809,7 +814,7 @@ def train_group(jobs: list[Job]) -> list[dict]:
                     logits = module(data.x_test[data.test_rows].to(module.device, module.dtype))  # 64-true: float64
                 for k, (job, record) in enumerate(zip(jobs, records)):  # printed as each run alone prints them
                     record.update(predictions=predictions(logits[k], data.x_test.cpu(), data.y_test.cpu(), data.encoding,
-                                                          run=job.run_dir.name, replica=k))
+                                                          run=job.run_dir.name, log_to=job.run_dir))
         for record, diverged in zip(records, module.replica_diverged):
             end_record(record, Status.diverged if diverged else stopped or Status.ok, diverged, trainer, devices=1)
     except (KeyboardInterrupt, SystemExit) as e:
@@ -828,5 +833,5 @@ def train_group(jobs: list[Job]) -> list[dict]:
         write_session_end(logger.experiment, record.payload["status"])
         logger.close()
         log.info("%s (its share) on %s -> %s", run_line(job.run_dir.name, record.payload),
-                 record.payload.get("device", "?"), record.path, extra={"replica": k})
+                 record.payload.get("device", "?"), record.path, extra={"log_to": job.run_dir})
     return [r.payload for r in records]

@@ -193,6 +193,13 @@ def test_runs_that_differ_in_optimizer_activation_and_rate_stack_and_equal_their
     for name, result in theirs.items():
         assert same_numbers(ours[name]["history"]["val_loss"], result["history"]["val_loss"]), name
         assert ours[name]["config"]["optim"] == result["config"]["optim"]
+        # Its log is its own, though the stack trains its runs in another order than the sweep's:
+        # its own lines, numbers and model summary, no other run's.
+        log = (tmp_path / "stacked" / name / "run.log").read_text()
+        assert f"Run {name} ok" in log and not any(f"Run {other}" in log for other in ours if other != name)
+        assert f"val_loss {result['history']['val_loss'][-1]:.4f}" in log.split("Epoch 2/2")[1]
+        activation = result["config"]["model"]["activation"]
+        assert f"\n{activation}_" in log and ("sigmoid_" if activation == "relu" else "relu_") not in log
 
 
 def test_a_run_given_twice_trains_once_and_launcher_options_are_checked(tmp_path):

@@ -26,23 +26,26 @@ log = logging.getLogger("mlpbench")
 
 
 class RunLogFiles(logging.Handler):
-    """Log records into the run folders' log files: a record with `replica=k` (extra) into
-    run k's only, with `replica=-1` into none (the console's summary of all), others into all."""
+    """Log records into the run folders' log files: a record with `log_to=RUN_DIR` (extra) into
+    that run's only, with `log_to=()` into none (the console's summary of all), others into all.
+    By folder, not by position: a stack trains its runs in its own order."""
 
     def __init__(self, paths: list[Path], formatter: logging.Formatter | None):
         super().__init__()
-        self.files = [logging.FileHandler(p, mode="a") for p in paths]
-        for handler in self.files:
+        self.files = {p.parent.resolve(): logging.FileHandler(p, mode="a") for p in paths}
+        for handler in self.files.values():
             handler.setFormatter(formatter)
 
     def emit(self, record: logging.LogRecord) -> None:
-        replica = getattr(record, "replica", None)
-        for k, handler in enumerate(self.files):
-            if replica is None or replica == k:
+        target = getattr(record, "log_to", None)
+        if target is None:
+            for handler in self.files.values():
                 handler.handle(record)
+        elif target != ():
+            self.files[Path(target).resolve()].handle(record)
 
     def close(self) -> None:
-        for handler in self.files:
+        for handler in self.files.values():
             handler.close()
         super().close()
 
