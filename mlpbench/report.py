@@ -36,7 +36,7 @@ from mlpbench import overrides
 from mlpbench.files import (figure, format_cell, legend_beside, locked_elsewhere, markdown, save_figure,
                             write_atomic, write_csv)
 from mlpbench.results import (ACCURACIES, RESULT_FILE, ROUNDS_FILE, SWEEP_LOCK, Status, flat_keys, load_results,
-                              lower_is_better, natural_key, read_result, read_sweep_config, score_in)
+                              lower_is_better, natural_key, read_result, read_sweep_config, resolution, score_in)
 from mlpbench.schema import (AUTO_SEED, BASIC_SWEEPER, GRID_SWEEPER, ConfigError, Metric, SweepConfig, safe_name,
                              trusted)
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
@@ -458,11 +458,12 @@ def judge(settings: list[Setting], sweep: Sweep) -> None:
     """Each setting's verdict against the best mean of the sweep's objective (mlpbench.stats.verdicts;
     after seed=auto's rounds, sequential_verdicts)."""
     groups = {id(s): s.by_seed(sweep.objective) for s in settings}
+    step = resolution(sweep.objective, [r.result for s in settings for r in s.measured])
     if sweep.rounds:
         found = sequential_verdicts(groups, sweep.rounds["max_seeds"], maximize=sweep.maximize,
-                                    min_difference=sweep.min_difference)
+                                    min_difference=sweep.min_difference, resolution=step)
     else:
-        found = verdicts(groups, maximize=sweep.maximize, min_difference=sweep.min_difference)
+        found = verdicts(groups, maximize=sweep.maximize, min_difference=sweep.min_difference, resolution=step)
     for s in settings:
         s.verdict = found[id(s)]
 

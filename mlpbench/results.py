@@ -228,6 +228,17 @@ MEASURED = {score: ("val_loss", f"val_{score}", f"best_val_{score}") for score i
 ACCURACIES = ("val_acc", "best_val_acc", "test_acc")  # what reports compare settings by
 
 
+def resolution(metric: str, results: list[dict]) -> float:
+    """The step `metric` is measured in across these runs' results: an accuracy counts rows, so
+    on N validation (test) rows it moves in steps of 1/N (the coarsest where runs differ in N);
+    other metrics, 0."""
+    if metric not in ACCURACIES:
+        return 0.0
+    split = "test" if metric.startswith("test") else "val"
+    rows = [n for r in results if isinstance(n := (r.get("data") or {}).get(split), int) and n > 0]
+    return 1 / min(rows) if rows else 0.0
+
+
 def result_problem(result: Any) -> Optional[str]:
     """Why `result` is not a run's record as RunRecord writes it, or None: every field a reader
     uses, of the type it uses (someone else's JSON, a hand edit, a cut-off copy)."""

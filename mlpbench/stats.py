@@ -6,7 +6,6 @@ the same data)."""
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -57,27 +56,45 @@ def _shared(a: dict, b: dict) -> list:
     return shared if len(shared) >= 2 else []
 
 
-def compare(a: dict, b: dict) -> Comparison:
+# The standard deviation of a value rounded to a step of 1 (its rounding error is uniform over
+# the step): an accuracy on N rows is a count of rows, rounded to steps of 1/N.
+ROUNDING_SD = 1 / math.sqrt(12)
+
+
+def _spreads(a: dict, b: dict, resolution: float) -> tuple[np.ndarray | None, float, float]:
+    """What the test of a against b sees: the paired differences over the seeds both ran and
+    their standard deviation (twice), or, unpaired, None and each side's standard deviation. Each spread is at least the rounding of values measured in steps of `resolution`:
+    3 seeds each exactly one validation row apart have no spread, but say no more than 'about one
+    row' (with a spread of 0, that read as p = 0)."""
+    seeds = _shared(a, b)
+    if seeds:
+        d = np.array([a[s] - b[s] for s in seeds])
+        spread = max(float(d.std(ddof=1)), resolution * ROUNDING_SD * math.sqrt(2))  # a difference of two roundings
+        return d, spread, spread
+    xa, xb = np.array(list(a.values())), np.array(list(b.values()))
+    floor = resolution * ROUNDING_SD
+    return None, max(float(xa.std(ddof=1)), floor), max(float(xb.std(ddof=1)), floor)
+
+
+def compare(a: dict, b: dict, resolution: float = 0.0) -> Comparison:
+    """Whether a and b (values by seed) differ: a paired t-test over the seeds both ran, else
+    Welch's. `resolution`: the step the values are measured in (an accuracy on N rows: 1/N)."""
     a, b = _by_seed(a), _by_seed(b)
-    # scipy warns about precision loss on (nearly) constant data; the exactly constant
-    # cases, where it answers nan, are decided here instead.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        seeds = _shared(a, b)
-        if seeds:
-            d = np.array([a[s] - b[s] for s in seeds])
-            if np.all(d == d[0]):
-                return Comparison(1.0 if d[0] == 0 else 0.0, "paired t")
-            p = stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue
-            return Comparison(float(p), "paired t")
-        if len(a) >= 2 and len(b) >= 2:
-            # No two seeds in common (other seed lists): unpaired, unequal variances.
-            xa, xb = np.array(list(a.values())), np.array(list(b.values()))
-            if np.all(xa == xa[0]) and np.all(xb == xb[0]):
-                return Comparison(1.0 if xa[0] == xb[0] else 0.0, "Welch t")
-            p = stats.ttest_ind(xa, xb, equal_var=False).pvalue
-            return Comparison(float(p), "Welch t")
-    return Comparison(None, None)
+    if not _shared(a, b) and (len(a) < 2 or len(b) < 2):
+        return Comparison(None, None)
+    d, sa, sb = _spreads(a, b, resolution)
+    if d is not None:
+        n, mean = len(d), float(d.mean())
+        if sa == 0:  # every seed the same difference, in a metric of no step: no spread to scale it by
+            return Comparison(1.0 if mean == 0 else 0.0, "paired t")
+        t = mean / (sa / math.sqrt(n))
+        return Comparison(float(2 * special.stdtr(n - 1, -abs(t))), "paired t")
+    # No two seeds in common (other seed lists): unpaired, unequal variances.
+    xa, xb = np.array(list(a.values())), np.array(list(b.values()))
+    if sa == 0 and sb == 0:
+        return Comparison(1.0 if xa[0] == xb[0] else 0.0, "Welch t")
+    p = stats.ttest_ind_from_stats(xa.mean(), sa, len(xa), xb.mean(), sb, len(xb), equal_var=False).pvalue
+    return Comparison(float(p), "Welch t")
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -116,18 +133,17 @@ POWER = 0.8
 MAX_SEEDS = 1000
 
 
-def _effect(best: dict, other: dict) -> tuple[float, float, bool] | None:
+def _effect(best: dict, other: dict, resolution: float = 0.0) -> tuple[float, float, bool] | None:
     """(observed difference best - other, its spread, paired) as the test `compare` makes sees
     them; None without 2 measurements a side."""
     a, b = _by_seed(best), _by_seed(other)
     if len(a) < 2 or len(b) < 2:
         return None
-    seeds = _shared(a, b)
-    if seeds:
-        d = np.array([a[s] - b[s] for s in seeds])
-        return float(d.mean()), float(d.std(ddof=1)), True
+    d, sa, sb = _spreads(a, b, resolution)
+    if d is not None:
+        return float(d.mean()), sa, True
     xa, xb = np.array(list(a.values())), np.array(list(b.values()))
-    return float(xa.mean() - xb.mean()), math.sqrt((float(xa.var(ddof=1)) + float(xb.var(ddof=1))) / 2), False
+    return float(xa.mean() - xb.mean()), math.sqrt((sa * sa + sb * sb) / 2), False
 
 
 def _favours(best: dict, other: dict, maximize: bool) -> bool:
@@ -149,11 +165,12 @@ def power(effect: float, n: int, paired: bool = True, alpha: float = 0.05) -> fl
     return exact if math.isfinite(exact) else float(stats.norm.sf(critical - nc) + stats.norm.cdf(-critical - nc))
 
 
-def seeds_for_power(best: dict, other: dict, alpha: float = 0.05, target: float = POWER) -> int | None:
+def seeds_for_power(best: dict, other: dict, alpha: float = 0.05, target: float = POWER,
+                    resolution: float = 0.0) -> int | None:
     """Seeds per setting that the test `compare` makes (paired t over shared seeds, else Welch's)
     needs to detect the observed difference with probability `target` at level `alpha`, taking the
     observed spread as the true one; None for no difference or more than MAX_SEEDS."""
-    found = _effect(best, other)
+    found = _effect(best, other, resolution)
     if found is None or found[0] == 0:
         return None
     difference, spread, paired = abs(found[0]), found[1], found[2]
@@ -176,7 +193,9 @@ def seeds_for_power(best: dict, other: dict, alpha: float = 0.05, target: float 
 
 
 def verdicts(groups: dict[str, dict[int, float | None]], maximize: bool = True,
-             alpha: float = 0.05, min_difference: float | None = None) -> dict[str, Verdict]:
+             alpha: float = 0.05, min_difference: float | None = None, resolution: float = 0.0) -> dict[str, Verdict]:
+    """Each setting against the best mean: `worse`, `tied` or `best`. `resolution`: the step the
+    values are measured in (an accuracy on N rows: 1/N), the least spread a difference has."""
     none = Verdict(None, None)
     summaries = {k: summarize(v.values()) for k, v in groups.items()}
     best = _best(summaries, maximize)
@@ -187,7 +206,7 @@ def verdicts(groups: dict[str, dict[int, float | None]], maximize: bool = True,
     # that could have been made: Holm over every pair of settings keeps a false `worse` at alpha
     # (against the best alone, 5 equal settings had one called worse in 6.7% of tests/test_stats.py's cases).
     labels = list(groups)
-    tests = {(i, j): compare(groups[i], groups[j]) for n, i in enumerate(labels) for j in labels[n + 1:]}
+    tests = {(i, j): compare(groups[i], groups[j], resolution) for n, i in enumerate(labels) for j in labels[n + 1:]}
     made = [pair for pair, c in tests.items() if c.p is not None]
     adjusted = dict(zip(made, holm([tests[pair].p for pair in made])))
     against_best = {k: adjusted.get((best, k), adjusted.get((k, best))) for k in labels if k != best}
@@ -205,7 +224,8 @@ def verdicts(groups: dict[str, dict[int, float | None]], maximize: bool = True,
         else:
             # At Holm's strictest level, alpha / m: the seeds that would make the verdict `worse`
             # whatever the other comparisons' p-values.
-            out[k] = Verdict("tied", p, seeds_needed=seeds_for_power(groups[best], groups[k], alpha / len(made)))
+            out[k] = Verdict("tied", p, seeds_needed=seeds_for_power(groups[best], groups[k], alpha / len(made),
+                                                                     resolution=resolution))
     out[best] = Verdict("best", None)
     return out
 
@@ -253,16 +273,15 @@ DESIGN_EFFECT = 1.0
 FUTILE_POWER = 0.5
 
 
-def evidence(best: dict, other: dict, effect: float = DESIGN_EFFECT) -> tuple[float, int] | None:
+def evidence(best: dict, other: dict, effect: float = DESIGN_EFFECT,
+             resolution: float = 0.0) -> tuple[float, int] | None:
     """(e-value against "no difference", shared seeds) of the paired differences over the seeds
-    both ran; None with fewer than 2."""
+    both ran; None with fewer than 2. `resolution`: as `compare`'s."""
     a, b = _by_seed(best), _by_seed(other)
-    shared = sorted(a.keys() & b.keys())
-    n = len(shared)
-    if n < 2:
+    if not _shared(a, b):
         return None
-    d = np.array([a[s] - b[s] for s in shared])
-    mean, spread = float(d.mean()), float(d.std(ddof=1))
+    d, spread, _ = _spreads(a, b, resolution)
+    n, mean = len(d), float(d.mean())
     if mean == 0:
         return _e_value(0.0, n - 1, effect * math.sqrt(n)), n
     # t / sqrt(t^2 + df): 1 where every seed has the same difference (t infinite), whose e-value
@@ -305,7 +324,8 @@ def _most_evidence(seeds: int) -> float:
 
 
 def sequential_verdicts(groups: dict[str, dict[int, float | None]], max_seeds: int, maximize: bool = True,
-                        alpha: float = 0.05, min_difference: float | None = None) -> dict[str, Verdict]:
+                        alpha: float = 0.05, min_difference: float | None = None,
+                        resolution: float = 0.0) -> dict[str, Verdict]:
     """Verdicts against the best mean, by the anytime-valid test above (p = min(1, m / e)), each
     with why it needs no more seeds (`Verdict.stopped`), or None while it is open."""
     summaries = {k: summarize(v.values()) for k, v in groups.items()}
@@ -313,7 +333,7 @@ def sequential_verdicts(groups: dict[str, dict[int, float | None]], max_seeds: i
     out = {k: Verdict(None, None) for k in groups}
     if best is None:
         return out
-    found = {k: evidence(groups[best], v) for k, v in groups.items() if k != best}
+    found = {k: evidence(groups[best], v, resolution=resolution) for k, v in groups.items() if k != best}
     made = [k for k, e in found.items() if e is not None]
     if not made:
         return out
@@ -331,12 +351,12 @@ def sequential_verdicts(groups: dict[str, dict[int, float | None]], max_seeds: i
         # What more seeds could do, from the seeds both ran (the pairs the test sees).
         a, b = _by_seed(groups[best]), _by_seed(groups[k])
         a, b = ({s: x[s] for s in a.keys() & b.keys()} for x in (a, b))
-        needed = seeds_for_power(a, b, alpha / m)
+        needed = seeds_for_power(a, b, alpha / m, resolution=resolution)
         # Never fewer than this test can decide at all (every seed the same difference): a fixed
         # test's 3 beside a tie at 3 seeds would read as a contradiction.
         fewest = seeds_to_decide(len(made) + 1, alpha)
         needed = None if needed is None or fewest is None else max(needed, fewest)
-        difference, spread, _ = _effect(a, b)
+        difference, spread, _ = _effect(a, b, resolution)
         difference = abs(difference)
         if min_difference is not None and difference < min_difference:
             out[k] = Verdict("tied", p, negligible=True, stopped="negligible")

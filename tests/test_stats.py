@@ -73,6 +73,29 @@ def test_compare_degenerate():
     assert compare({1: 0.5, 2: 0.5}, {3: 0.4, 4: 0.4}) == Comparison(0.0, "Welch t")
 
 
+def test_a_difference_of_the_same_rows_on_every_seed_is_judged_with_the_measurements_rounding():
+    # Adam one validation row of 800 behind RMSprop on each of 3 seeds (a user's sweep): no spread,
+    # but accuracies counted in rows are rounded to 1/800, which a difference of one row is within.
+    step = 1 / 800
+    rmsprop = {1: 744 * step, 2: 739 * step, 3: 726 * step}
+    adam = {seed: value - step for seed, value in rmsprop.items()}
+    one_row = compare(rmsprop, adam, resolution=step)
+    # The paired t with the two roundings' spread, step * sqrt(2 / 12): t = sqrt(18), 2 degrees of freedom.
+    assert one_row.p == pytest.approx(2 * sps.t.sf(math.sqrt(18), 2)) and 0.05 < one_row.p < 0.06
+    assert verdicts({"rmsprop": rmsprop, "adam": adam}, resolution=step)["adam"].verdict == "tied"
+    assert compare(rmsprop, adam) == Comparison(0.0, "paired t")  # a metric of no step: as before
+    # The same row on 10 seeds is a real difference; so are 3 seeds of 10 rows each.
+    ten = {seed: 0.9 + seed * step for seed in range(10)}
+    assert verdicts({"a": ten, "b": {s: v - step for s, v in ten.items()}}, resolution=step)["b"].verdict == "worse"
+    assert compare(rmsprop, {s: v - 10 * step for s, v in rmsprop.items()}, resolution=step).p < 0.01
+    # Unpaired (no seed in common), each side constant: each has the rounding's spread.
+    welch = compare({1: 0.5, 2: 0.5}, {3: 0.5 - step, 4: 0.5 - step}, resolution=step)
+    assert welch.test == "Welch t" and welch.p == pytest.approx(sps.ttest_ind_from_stats(
+        0.5, step / math.sqrt(12), 2, 0.5 - step, step / math.sqrt(12), 2, equal_var=False).pvalue)
+    # A spread larger than the rounding's is the test's own: the step changes nothing there.
+    assert compare(A, B, resolution=step) == compare(A, B)
+
+
 def test_holm_hand_computed():
     # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> max 0.06
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])

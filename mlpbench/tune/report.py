@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlpbench.console import command
 from mlpbench.files import figure, fit, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.report import interval
-from mlpbench.results import ACCURACIES, Status, lower_is_better, read_result
+from mlpbench.results import ACCURACIES, Status, lower_is_better, read_result, resolution
 from mlpbench.overrides import TRIAL_CALLBACK
 from mlpbench.stats import expected_best, headline, summarize, verdicts
 from mlpbench.tune.space import Dimension, grid_size, parse_space
@@ -136,7 +136,7 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
                                                      f"{grid * full} ({1 - epochs / (grid * full):.0%} fewer)"
                                                      if grid else ""))
     lines += _more_trials(trained, objective, maximize)
-    finalists = None if all_diverged else _finalists(trials, config, objective, maximize, seeds)
+    finalists = None if all_diverged else _finalists(trials, config, objective, maximize, seeds, sweep_dir)
     if finalists:
         write_atomic(sweep_dir / "trials.md", (sweep_dir / "trials.md").read_bytes() + f"\n\n{finalists}\n".encode())
     written += _figures(study, config, sweep_dir, trained, grid, continued)
@@ -184,7 +184,8 @@ def _more_trials(rows: list[dict[str, Any]], objective: str, maximize: bool) -> 
             "(expected_best.png; it describes the values met, it cannot exceed the best found)"]
 
 
-def _finalists(trials: list, config: DictConfig, objective: str, maximize: bool, seeds: list[int]) -> str:
+def _finalists(trials: list, config: DictConfig, objective: str, maximize: bool, seeds: list[int],
+               sweep_dir: Path) -> str:
     """The best tune.finalists completed trials judged as a sweep's settings: their seeds' values,
     mean ± 95% interval, verdicts against the best (mlpbench.stats.verdicts); "" for one trial."""
     done = [t for t in trials if t.state.name == "COMPLETE" and "same_as" not in t.user_attrs]
@@ -198,7 +199,8 @@ def _finalists(trials: list, config: DictConfig, objective: str, maximize: bool,
                 f"{len(best)} here")
     groups = {f"trial {t.number}": dict(zip(t.user_attrs.get("seeds") or seeds, t.user_attrs.get("values") or []))
               for t in best}
-    found = verdicts(groups, maximize=maximize)
+    results = [r for t in best for run in trial_runs(t) if (r := read_result(sweep_dir / run))]
+    found = verdicts(groups, maximize=maximize, resolution=resolution(objective, results))
     summaries = {label: summarize(values.values()) for label, values in groups.items()}
     dims = parse_space(config.tune.space)
     rows = []
