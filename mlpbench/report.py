@@ -616,27 +616,39 @@ FEW = "!"
 FEW_NOTE = f"{FEW} from 2 runs: an interval from fewer than 3 is too wide to read; add seeds."
 
 
-def interval(summary: Summary, signed: bool = False, bounded: bool = False, digits: int = 4) -> str:
-    """mean ± half-width of the 95% interval; the mean alone for one run. `bounded` (an accuracy):
-    an interval that would leave [0, 1] is shown as its ends inside it, [low, high]."""
+def interval(summary: Summary, metric: str | None = None, digits: int = 4) -> str:
+    """mean ± half-width of the 95% interval of `metric`; the mean alone for one run. An interval
+    that would leave the values the metric can take (an accuracy's [0, 1], a loss's [0, inf)) is
+    shown as its ends inside them, [low, high]; a gap is signed."""
     if summary.n == 0:
         return "-"
-    mean = f"{summary.mean:+.{digits}f}" if signed else f"{summary.mean:.{digits}f}"
+    mean = f"{summary.mean:+.{digits}f}" if metric == "gap" else f"{summary.mean:.{digits}f}"
     if summary.n == 1:
         return mean
     few = FEW if summary.n < 3 else ""
-    low, high = _bounds(summary, bounded)
+    low, high = _bounds(summary, metric)
     if (low, high) != (summary.mean - summary.ci95, summary.mean + summary.ci95):
         return f"{mean} [{low:.{digits}f}, {high:.{digits}f}]{few}"
     return f"{mean} ± {summary.ci95:.{digits}f}{few}"
 
 
-def _bounds(summary: Summary, bounded: bool) -> tuple[float, float]:
-    """The 95% interval's ends; `bounded` (an accuracy): inside [0, 1], as a t interval over few
-    seeds need not be."""
+def _limits(metric: str | None) -> tuple[float, float]:
+    """The values `metric` can take: an accuracy's [0, 1], r2's at most 1, a loss's and an
+    rmse's at least 0 (a t interval over few seeds knows none of these)."""
+    if metric and metric.endswith("acc"):
+        return 0.0, 1.0
+    if metric and metric.endswith("r2"):
+        return -math.inf, 1.0
+    if metric and metric.endswith(("loss", "rmse")):
+        return 0.0, math.inf
+    return -math.inf, math.inf
+
+
+def _bounds(summary: Summary, metric: str | None) -> tuple[float, float]:
+    """The 95% interval's ends, inside the values `metric` can take."""
     half = 0.0 if math.isnan(summary.ci95) else summary.ci95
-    low, high = summary.mean - half, summary.mean + half
-    return (max(low, 0.0), min(high, 1.0)) if bounded else (low, high)
+    lowest, highest = _limits(metric)
+    return max(summary.mean - half, lowest), min(summary.mean + half, highest)
 
 
 def _to_decide(verdict: Verdict) -> str:
@@ -672,7 +684,7 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
         row: dict[str, Any] = {k: s.values.get(k, "-") for k in sweep.keys} if sweep.keys else {"setting": s.label}
         row["n"] = s.summary(sweep.objective).n
         for metric in sweep.metrics():
-            row[metric] = interval(s.summary(metric), signed=metric == "gap", bounded=metric in ACCURACIES)
+            row[metric] = interval(s.summary(metric), metric)
         row.update({"verdict": s.verdict.verdict or "-", "p": s.verdict.p, "seeds for 80% power": _to_decide(s.verdict)})
         if sweep.rounds:
             row["stopped"] = stopped(sweep, s) or "-"
@@ -701,7 +713,7 @@ def comparison_table(sweeps: list[Sweep], metric: Optional[str] = None) -> str:
         for sweep in sweeps:
             s = next((s for s in sweep.settings if s.label == label), None)
             shown = metric or sweep.objective
-            cell = "-" if s is None else interval(s.summary(shown), signed=shown == "gap", bounded=shown in ACCURACIES)
+            cell = "-" if s is None else interval(s.summary(shown), shown)
             if s is not None and s.verdict.verdict and metric is None:
                 cell += f" ({s.verdict.verdict})"
             row[_column(sweep, sweeps)] = cell
@@ -740,13 +752,14 @@ def answer(sweep: Sweep, settings: Optional[list[Setting]] = None) -> str:
     if unfinished and all(summaries[n].n <= 1 for n in names):
         return f"{sweep.objective}: no verdict yet: {finish}"
     if len(settings) == 1:
-        shown = interval(summaries[names[0]], bounded=sweep.objective in ACCURACIES)
+        shown = interval(summaries[names[0]], sweep.objective)
         text = (f"{sweep.objective}: {shown} (n = {summaries[names[0]].n}); a single "
                 "setting, nothing to compare it with" + ("; the same command with -m and seed=1,2,3,4,5 gives its "
                                                          "interval" if summaries[names[0]].n == 1 else ""))
     else:
         text = headline(names, summaries, found, sweep.objective, digits=3,
-                        shown=lambda s: interval(s, bounded=sweep.objective in ACCURACIES, digits=3))
+                        shown=lambda s: interval(s, sweep.objective, digits=3),
+                        unmeasured={s.label: _status(s) for s in settings if s.runs and not summaries[s.label].n})
     return f"{text}; {finish}" if unfinished else text
 
 
@@ -871,9 +884,9 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
             ax.plot(x, mean, styles[s.label], color=color, label=s.label + note, marker="o" if len(x) <= 12 else None,
                     markersize=3)
             drawn += [(e, y, x[-1]) for e, y in zip(x, mean)]
-            if n > 1:
-                if accuracy:  # a t interval over few seeds can pass 0 or 1; accuracy cannot (r2 not 1)
-                    low, high = [v if r2 else max(0.0, v) for v in low], [min(1.0, v) for v in high]
+            if n > 1:  # a t interval over few seeds can pass 0 or 1; an accuracy cannot, nor a loss 0
+                lowest, highest = _limits(metric)
+                low, high = [max(lowest, v) for v in low], [min(highest, v) for v in high]
                 # A light fill with its edges drawn: where bands overlap, each stays visible in
                 # its colour (denser fills mixed into brown).
                 ax.fill_between(x, low, high, color=color, alpha=0.10, lw=0)
@@ -950,7 +963,7 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
             ax.plot(at, y, linestyle, color=line_colors.get(name, "black" if test else "grey"), lw=1.2, zorder=1)
             for xi, yi, sm, (_, s) in zip(at, y, summaries, members):
                 color = line_colors.get(name, "black" if test else colors[s.label])
-                low, high = _bounds(sm, metric in ACCURACIES)
+                low, high = _bounds(sm, metric)
                 ax.errorbar([xi], [yi], yerr=[[yi - low], [high - yi]], fmt=marker,
                             color=color, markerfacecolor="white" if test else color, capsize=3, markersize=6,
                             zorder=2)
@@ -1018,12 +1031,11 @@ def plot_objective(sweeps: list[Sweep], path: Path) -> Optional[Path]:
     labels, lows, highs = [], [], []
     for i, (sweep, s) in enumerate(reversed(items)):  # the sweep's first setting on top
         sm = s.summary(sweep.objective)
-        bounded = sweep.objective in ACCURACIES
-        low, high = _bounds(sm, bounded)
+        low, high = _bounds(sm, sweep.objective)
         ax.errorbar([sm.mean], [i], xerr=[[sm.mean - low], [high - sm.mean]], fmt="o", color=colors[s.label],
                     capsize=4, markersize=7)
         verdict = f", {s.verdict.verdict}" + (f" (p={_cell('p', s.verdict.p)})" if s.verdict.p is not None else "")
-        note = f"  {interval(sm, bounded=bounded)}  n={sm.n}" + (verdict if s.verdict.verdict else "")
+        note = f"  {interval(sm, sweep.objective)}  n={sm.n}" + (verdict if s.verdict.verdict else "")
         ax.annotate(note, (high, i), xytext=(4, 0), textcoords="offset points", va="center", fontsize="small")
         labels.append((f"{sweep.label}: " if len(sweeps) > 1 else "") + s.label)
         lows.append(low)

@@ -408,14 +408,18 @@ def _p(p: float) -> str:
 
 def headline(labels_in_order: list[str], summaries: dict[str, Summary],
              verdicts: dict[str, Verdict], metric: str, digits: int = 3,
-             shown: Optional[Callable[[Summary], str]] = None) -> str:
+             shown: Optional[Callable[[Summary], str]] = None, unmeasured: Optional[dict[str, str]] = None) -> str:
     """One sentence: the best settings, the worse, the not compared. `shown`: how the best's mean
-    and interval are written (the report's table cells), else mean ± half-width."""
+    and interval are written (the report's table cells), else mean ± half-width. `unmeasured`:
+    how the runs of a setting without a measurement ended ("3 diverged"), said beside its n = 0."""
     def verdict(k):
         return verdicts.get(k, Verdict(None, None)).verdict
 
     def n(k):
         return summaries[k].n if k in summaries else 0
+
+    def n_is(k):
+        return f"n = {n(k)}" + (f": {unmeasured[k]}" if unmeasured and k in unmeasured and not n(k) else "")
 
     top = [k for k in labels_in_order if verdict(k) in ("best", "tied")]
     worse = [k for k in labels_in_order if verdict(k) == "worse"]
@@ -427,7 +431,7 @@ def headline(labels_in_order: list[str], summaries: dict[str, Summary],
             return (f"{metric}: no verdict: n = 1 per setting; repeat each setting over seeds "
                     "to get intervals and verdicts: the same command with seed=1,2,3,4,5 (or seed=auto)")
         # Some settings have several runs, but not the best one or not two settings.
-        return (f"{metric}: no verdict: " + ", ".join(f"{k} (n = {n(k)})" for k in other)
+        return (f"{metric}: no verdict: " + ", ".join(f"{k} ({n_is(k)})" for k in other)
                 + "; a verdict needs at least 2 runs of the best setting and of another")
     best = next(k for k in top if verdict(k) == "best")
     s = summaries[best]
@@ -440,9 +444,9 @@ def headline(labels_in_order: list[str], summaries: dict[str, Summary],
             p = p.replace("=", "≤")
         parts.append(f"{', '.join(worse)} worse (p {p})")
     if other:
-        ns = {n(k) for k in other}
+        ns = {n_is(k) for k in other}
         if len(ns) == 1:
-            parts.append(f"{', '.join(other)} not compared (n = {ns.pop()})")
+            parts.append(f"{', '.join(other)} not compared ({ns.pop()})")
         else:
-            parts.append(", ".join(f"{k} (n = {n(k)})" for k in other) + " not compared")
+            parts.append(", ".join(f"{k} ({n_is(k)})" for k in other) + " not compared")
     return f"{metric}: " + "; ".join(parts)

@@ -559,10 +559,18 @@ def test_an_accuracy_interval_stays_inside_0_and_1_in_the_answer_the_table_and_t
     real_errorbar = Axes.errorbar
     monkeypatch.setattr(Axes, "errorbar", lambda ax, x, y, **kw: bars.append(
         (ax.figure, x[0] if "xerr" in kw else y[0], kw.get("xerr", kw.get("yerr")))) or real_errorbar(ax, x, y, **kw))
+    bands = []  # the lower edge of each band drawn in the figures of epochs
+    real_fill = Axes.fill_between
+    monkeypatch.setattr(Axes, "fill_between", lambda ax, x, low, high, **kw: bands.append(min(low)) or real_fill(
+        ax, x, low, high, **kw))
     built = report.build([sweep])
     answer = built.text.splitlines()[0]
     assert answer.startswith("best_val_acc: relu, tanh tied best (0.940 [0.432, 1.000]!)"), answer
     assert "| relu             | 2 | 0.9400 [0.4318, 1.0000]! |" in built.text
+    # A loss is never below 0: relu's val_loss (0.22 and 0.30) has its interval's end there, in
+    # the table and in val_loss.png's band.
+    assert "| 0.2600 [0.0000, 0.7682]! |" in built.text.split("| relu ")[1].splitlines()[0]
+    assert len(bands) == 4 and min(bands) == 0.0
     # best_val_acc.png: each setting's bar ends at 1 (the interval's end past it is not drawn).
     assert sorted((round(mean, 4), round(mean + arms[1][0], 4)) for _, mean, arms in bars) == [(0.925, 1.0), (0.94, 1.0)]
     # against_depth.png: the accuracy panel's bars too (its gap panel is no accuracy: not bounded).
@@ -598,3 +606,13 @@ def test_one_run_alone_is_told_how_to_get_its_interval(tmp_path):
     assert report.build([tmp_path / "one"]).text.splitlines()[0] == (
         "best_val_acc: 0.9000 (n = 1); a single setting, nothing to compare it with; the same command with -m and "
         "seed=1,2,3,4,5 gives its interval")
+
+
+def test_a_setting_whose_runs_all_diverged_is_said_so_in_the_answer(tmp_path):
+    sweep = tmp_path / "lr"
+    for seed in (1, 2, 3):
+        fake_run(sweep, ["optim.lr=0.01", f"seed={seed}"], [0.8, 0.9 + seed / 100])
+        fake_run(sweep, ["optim.lr=1000", f"seed={seed}"], [0.1, 0.1], status="diverged")
+        fake_run(sweep, ["optim.lr=0.1", f"seed={seed}"], [0.7, 0.8 + seed / 100])
+    answer = report.build([sweep]).text.splitlines()[0]
+    assert answer.endswith("; 1000 not compared (n = 0: 3 diverged)"), answer

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlpbench.console import command
 from mlpbench.files import figure, fit, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.report import interval
-from mlpbench.results import ACCURACIES, Status, lower_is_better, read_result, resolution
+from mlpbench.results import Status, lower_is_better, read_result, resolution
 from mlpbench.overrides import TRIAL_CALLBACK
 from mlpbench.stats import expected_best, headline, summarize, verdicts
 from mlpbench.tune.space import Dimension, grid_size, parse_space
@@ -207,11 +207,11 @@ def _finalists(trials: list, config: DictConfig, objective: str, maximize: bool,
     for t, label in zip(best, groups):
         s = summaries[label]
         row = {"trial": t.number, **{d.key: _shown(t.params[d.key]) for d in dims if d.key in t.params}, "n": s.n,
-               objective: interval(s, bounded=objective in ACCURACIES),
+               objective: interval(s, objective),
                "verdict": found[label].verdict or "-", "p": "-" if found[label].p is None else f"{found[label].p:.3f}"}
         rows.append(row)
     answer = headline(list(groups), summaries, found, objective, digits=4,
-                      shown=lambda s: interval(s, bounded=objective in ACCURACIES))
+                      shown=lambda s: interval(s, objective))
     top = next(iter(groups))
     others = [label for label in groups if label != top]
     if found[top].verdict != "best":
