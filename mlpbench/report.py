@@ -35,7 +35,7 @@ from omegaconf import DictConfig
 from mlpbench import overrides
 from mlpbench.files import (figure, format_cell, legend_beside, locked_elsewhere, markdown, save_figure,
                             write_atomic, write_csv)
-from mlpbench.results import (ACCURACIES, RESULT_FILE, ROUNDS_FILE, SWEEP_LOCK, Status, flat_keys, load_results,
+from mlpbench.results import (RESULT_FILE, ROUNDS_FILE, SWEEP_LOCK, Status, flat_keys, load_results,
                               lower_is_better, natural_key, read_result, read_sweep_config, resolution, score_in)
 from mlpbench.schema import (AUTO_SEED, BASIC_SWEEPER, GRID_SWEEPER, ConfigError, Metric, SweepConfig, safe_name,
                              trusted)
