@@ -694,7 +694,33 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
         return ""
     few = any(s.summary(metric).n == 2 for s in settings for metric in sweep.metrics())
     notes = [FEW_NOTE] * few + [TEST_VALIDATED_NOTE.format(score=sweep.score)] * sweep.test_validated
+    notes += [note] if (note := _ahead_on_other_seeds(sweep, settings)) else []
     return markdown(list(rows[0]), rows, _cell) + "".join(f"\n{note}\n" for note in notes)
+
+
+def _ahead_on_other_seeds(sweep: Sweep, settings: list[Setting]) -> str:
+    """Where a setting's mean passes the best's over other seeds than the best's (seed=auto
+    stopped it sooner, or runs failed): its mean and the best's over the seeds both ran, which
+    the verdicts compare."""
+    best = next((s for s in settings if s.verdict.verdict == "best"), None)
+    if best is None:
+        return ""
+    sign = -1.0 if lower_is_better(sweep.objective) else 1.0
+    ours, parts = best.by_seed(sweep.objective), []
+    for s in settings:
+        theirs = {seed: v for seed, v in s.by_seed(sweep.objective).items() if v is not None}
+        shared = sorted(theirs.keys() & ours.keys())
+        if s is best or len(shared) < 2 or set(shared) == set(theirs) == set(ours):
+            continue
+        if sign * (s.summary(sweep.objective).mean - best.summary(sweep.objective).mean) > 0:
+            mean = (lambda values: sum(values[seed] for seed in shared) / len(shared))
+            parts.append(f"{s.label}: {mean(theirs):.4f} against {mean(ours):.4f} for the best ({best.label}) on "
+                         f"seeds {', '.join(map(str, shared))}")
+    if not parts:
+        return ""
+    return (f"n differs: means over different seeds do not rank settings, and the verdicts compare each with the "
+            f"best on the seeds both ran. Ahead of the best's mean only over other seeds ({sweep.objective}): "
+            + "; ".join(parts) + ".")
 
 
 def comparison_table(sweeps: list[Sweep], metric: Optional[str] = None) -> str:

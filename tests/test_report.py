@@ -13,7 +13,7 @@ from scipy import stats as sps
 from mlpbench import report
 from mlpbench.files import write_json_atomic
 from mlpbench.results import final_metrics
-from mlpbench.stats import holm
+from mlpbench.stats import Verdict, holm
 from tests.conftest import run_cli, run_rows, summary_rows
 
 
@@ -616,3 +616,22 @@ def test_a_setting_whose_runs_all_diverged_is_said_so_in_the_answer(tmp_path):
         fake_run(sweep, ["optim.lr=0.1", f"seed={seed}"], [0.7, 0.8 + seed / 100])
     answer = report.build([sweep]).text.splitlines()[0]
     assert answer.endswith("; 1000 not compared (n = 0: 3 diverged)"), answer
+
+
+def test_a_mean_ahead_of_the_best_only_over_other_seeds_is_explained_under_the_table(tmp_path):
+    # As seed=auto leaves it: depth 1 over 5 seeds (two hard ones), depth 3 stopped after 3,
+    # behind depth 1 on each of them; seed=auto's test picks depth 1, ahead where both ran.
+    sweep = tmp_path / "auto"
+    for seed, acc in enumerate([0.80, 0.82, 0.84, 0.60, 0.62], start=1):
+        fake_run(sweep, ["model.depth=1", f"seed={seed}"], [acc - 0.1, acc])
+        if seed <= 3:
+            fake_run(sweep, ["model.depth=3", f"seed={seed}"], [acc - 0.1, acc - 0.01])
+    (found,) = report.read_sweeps([sweep])
+    one, three = found.settings
+    one.verdict, three.verdict = Verdict("best", None), Verdict("tied", 1.0)
+    table = report.settings_table(found, found.settings)
+    assert ("Ahead of the best's mean only over other seeds (best_val_acc): 3: 0.8100 against 0.8200 for the best "
+            "(1) on seeds 1, 2, 3.") in table
+    # Over the same seeds, or behind the best's mean: nothing to explain.
+    three.verdict, one.verdict = Verdict("best", None), Verdict("tied", 1.0)
+    assert "Ahead of the best" not in report.settings_table(found, found.settings)
