@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, Optional
 from omegaconf import DictConfig
 
 from mlpbench import overrides
+from mlpbench.console import print_out
 from mlpbench.files import (figure, format_cell, legend_beside, locked_elsewhere, markdown, save_figure,
                             write_atomic, write_csv)
 from mlpbench.results import (RESULT_FILE, ROUNDS_FILE, SWEEP_LOCK, Status, flat_keys, load_results,
@@ -245,7 +246,9 @@ def _ordered(settings: list[Setting], keys: list[str]) -> list[Setting]:
                                            for k in keys])
 
 
-def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
+def read_sweep(path: Path, label: Optional[str] = None, judged_by: Optional[dict] = None) -> Sweep:
+    """The sweep at `path`, judged as its runs' report.* config says, or by `judged_by` (report.*
+    given to the report: another objective, min_difference or best_over for runs already made)."""
     config = read_sweep_config(path)  # multirun.yaml: its seeds (seed=auto?) and its grid
     runs = [Run(sweep="", name=run_dir.name, result=result, settings=overrides.run_settings(result.get("overrides", [])))
             for run_dir, result in _load(path)]
@@ -261,7 +264,7 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
         run.sweep = label
         swept = {k: run.settings.get(k, "-") for k in keys}
         groups.setdefault(tuple(swept.values()), Setting(label, swept, [])).runs.append(run)
-    report_cfgs = [_report_config(r) for r in runs]
+    report_cfgs = [{**_report_config(r), **(judged_by or {})} for r in runs]
     score = score_of(runs)
     objectives = sorted({str(c.get("objective") or DEFAULT_OBJECTIVE[score]) for c in report_cfgs})
     unknown = [o for o in objectives if o not in OBJECTIVES]
@@ -277,6 +280,9 @@ def read_sweep(path: Path, label: Optional[str] = None) -> Sweep:
         raise ConfigError(f"{path}: its runs were compared by different objectives ({', '.join(objectives)}); "
                           "a report ranks a sweep by one: report them apart")
     best_over = (report_cfgs[0].get("best_over") if report_cfgs else None) or []
+    if judged_by and [k for k in judged_by.get("best_over", []) if k not in keys]:
+        raise ConfigError(f"report.best_over=[{','.join(judged_by['best_over'])}]: {path} varies "
+                          f"{', '.join(keys) if keys else 'no key but seed'}; name keys among those")
     sweep = Sweep(label, path, runs, keys, _ordered(list(groups.values()), keys),
                   objective=objectives[0] if objectives else DEFAULT_OBJECTIVE[score],
                   best_over=[k for k in best_over if isinstance(k, str) and k in keys],
@@ -468,14 +474,14 @@ def judge(settings: list[Setting], sweep: Sweep) -> None:
         s.verdict = found[id(s)]
 
 
-def read_sweeps(paths: list[Path]) -> list[Sweep]:
+def read_sweeps(paths: list[Path], judged_by: Optional[dict] = None) -> list[Sweep]:
     """The sweeps at `paths`, each once however often it is named (a folder of sweeps and its
-    newest sweep are the same sweep): a run counts once."""
+    newest sweep are the same sweep): a run counts once. `judged_by`: as read_sweep's."""
     found: dict[Path, Path] = {}
     for path in paths:
         sweep = find_sweep(path)
         found.setdefault(sweep.resolve(), sweep)
-    sweeps = [read_sweep(p) for p in found.values()]
+    sweeps = [read_sweep(p, judged_by=judged_by) for p in found.values()]
     tasks = {sweep.score for sweep in sweeps if sweep.runs}
     if len(tasks) > 1:
         raise ConfigError("these sweeps are a classifier's and a regression's: accuracy and r2 are not one scale; "
@@ -1116,11 +1122,13 @@ def _sweep_text(sweep: Sweep, heading: Optional[str]) -> str:
     return f"## {heading}\n\n{text}" if heading else text
 
 
-def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True, force: bool = False) -> Report:
+def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True, force: bool = False,
+          judged_by: Optional[dict] = None) -> Report:
     """Write summary.csv, summary.md, runs.csv and the figures; return the text printed at the end
     of a sweep, the files written and the runs they were made from. Sweeps held fixed differently
-    on their command lines are refused unless `force` (check_comparable)."""
-    sweeps = read_sweeps(paths)
+    on their command lines are refused unless `force` (check_comparable). `judged_by`: report.*
+    to judge by instead of the runs' own (judge_by())."""
+    sweeps = read_sweeps(paths, judged_by)
     runs = [run for sweep in sweeps for run in sweep.runs]
     if not runs:
         return Report("", [], runs)
@@ -1269,12 +1277,53 @@ def sweeper_report(folder: Path, config: Optional[DictConfig] = None):
     return None if report_sweep is None else (lambda: report_sweep(Path(folder), config))
 
 
+def judge_by(given: list[str]) -> dict:
+    """report.* overrides given to the report (`report.objective=val_loss`), checked as a run
+    checks them, as the values read_sweep judges by."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from mlpbench.overrides import did_you_mean, parse
+    from mlpbench.schema import ReportConfig
+
+    cfg, judged = OmegaConf.structured(ReportConfig), {}
+    try:
+        parsed = parse(given)
+    except Exception as e:  # Hydra's override grammar: a value it cannot read
+        raise ConfigError(f"{' '.join(given)}: {' '.join(str(e).split())}") from None
+    for o in parsed:
+        key = o.key_or_group.removeprefix("report.")
+        if key not in ReportConfig.__dataclass_fields__:
+            raise ConfigError(f"{o.input_line}: the report takes report.objective, report.min_difference and "
+                              "report.best_over" + did_you_mean(o.key_or_group, [f"report.{k}" for k in
+                                                                                 ReportConfig.__dataclass_fields__]))
+        if o.is_sweep_override():
+            raise ConfigError(f"{o.input_line}: one value; a report judges by one (report each apart)")
+        allowed = {"objective": f"one of {', '.join(m.value for m in Metric)}",
+                   "min_difference": "a number > 0 (in the objective's units), or null",
+                   "best_over": "a list of keys the sweep varies, e.g. [optim.lr]"}[key]
+        try:
+            cfg[key] = o.value()
+        except OmegaConfBaseException:
+            raise ConfigError(f"{o.input_line}: must be {allowed}") from None
+        if key == "min_difference" and cfg.min_difference is not None and not cfg.min_difference > 0:
+            raise ConfigError(f"{o.input_line}: must be {allowed}")
+        value = cfg[key]
+        judged[key] = value.value if isinstance(value, Metric) else (
+            list(value) if key == "best_over" else value)
+    return judged
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mlpbench.report",
-        description="Summarise sweeps as summary.csv, summary.md, runs.csv and PNG figures.")
+        description="Summarise sweeps as summary.csv, summary.md, runs.csv and PNG figures.",
+        epilog="report.objective=M, report.min_difference=D and report.best_over=[KEY] after the folders judge "
+               "the runs made by these instead of by what their runs were given, without training again "
+               "(python -m mlpbench.report outputs/depth_linear report.objective=val_loss).")
     parser.add_argument("dirs", nargs="+", type=Path,
-                        help="sweep folders, or folders of sweeps (their newest is used)")
+                        help="sweep folders, or folders of sweeps (their newest is used); then any report.* "
+                             "to judge them by")
     parser.add_argument("--out", type=Path, help="where to write (default: the sweep folder; for "
                         "several sweeps outputs/compare/<names>_<time>)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
@@ -1283,12 +1332,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.out is not None and (not str(args.out).strip() or (args.out.exists() and not args.out.is_dir())):
         parser.error(f"--out {args.out}: must name a folder" + (" (it is a file)" if str(args.out).strip() else ""))
+    # report.* given after the folders (a folder of that name, if one exists, is a folder).
+    given = [str(d) for d in args.dirs if str(d).startswith("report.") and "=" in str(d) and not d.exists()]
+    args.dirs = [d for d in args.dirs if str(d) not in given]
     try:
+        if not args.dirs:
+            raise ConfigError(f"{' '.join(given)}: give the sweep folders to judge first")
+        judged_by = judge_by(given) if given else None
         own_report = sweeper_report(args.dirs[0]) if len(args.dirs) == 1 else None
         if own_report is not None:  # a search's folder: its sweeper's report (mlpbench.sweep.SweepSummary)
+            if judged_by:
+                raise ConfigError(f"{' '.join(given)}: a search's report judges its trials by its tune.objective")
             own_report()
             return 0
-        report = build(args.dirs, args.out, plots=not args.no_plots, force=args.force)
+        report = build(args.dirs, args.out, plots=not args.no_plots, force=args.force, judged_by=judged_by)
     except (FileNotFoundError, ConfigError) as e:
         parser.error(str(e))
     except OSError as e:  # --out below a file, or a folder that cannot be written
@@ -1298,9 +1355,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         hint = f"; give a sweep's folder or a folder of sweeps, e.g. {Path(args.dirs[0]) / deeper[0]}" if deeper else ""
         print(f"mlpbench.report: no sweep in {', '.join(map(str, args.dirs))}{hint}", file=sys.stderr)
         return 1
-    print(report.text)
     folders = sorted({str(p.parent) for p in report.written})
-    print(f"Wrote {', '.join(p.name for p in report.written)} in {', '.join(folders)}")
+    print_out(f"{report.text}\nWrote {', '.join(p.name for p in report.written)} in {', '.join(folders)}\n")
     return 0
 
 

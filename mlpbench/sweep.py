@@ -181,13 +181,29 @@ def _command_overrides() -> list[str]:
 def _earlier(what: str, base: Path, saved) -> Optional[Path]:
     """resume=true: the first folder of `saved` ((folder, its overrides or None), newest first)
     that this command's overrides started (in any order), said on stderr, or None (said too)."""
-    wanted = _sweep_overrides(_command_overrides())
+    command = _command_overrides()
+    wanted = _sweep_overrides(command)
+    saved = [(folder, overrides) for folder, overrides in saved if overrides is not None]
     for folder, overrides in saved:
-        if overrides is not None and _sweep_overrides(overrides) == wanted:
+        if _sweep_overrides(overrides) == wanted:
             print(f"Resuming the {what} in {folder}", file=sys.stderr)
             return folder
+    # The same runs judged otherwise: report.* trains nothing, and a new sweep would train them all again.
+    judged = [o for o in command if o.startswith("report.")]
+    for folder, overrides in saved:
+        if judged and _sweep_overrides(o for o in overrides if not o.startswith("report.")) == _sweep_overrides(
+                o for o in command if not o.startswith("report.")):
+            # Said and ended here: this runs inside OmegaConf's resolver, which would wrap an error.
+            refuse(f"resume=true: the {what} in {folder} differs from this command only in {', '.join(judged)}, "
+                   f"which trains nothing; to judge its runs by it: python -m mlpbench.report {folder} "
+                   f"{' '.join(_quoted(o) for o in judged)}")
     print(f"resume=true: no earlier {what} with these overrides under {base}; starting a new one", file=sys.stderr)
     return None
+
+
+def _quoted(override: str) -> str:
+    """An override as a shell takes it: quoted where it holds brackets or spaces."""
+    return f"'{override}'" if any(c in override for c in "[] ()*?") else override
 
 
 def sweep_dir(base: str, resume: bool) -> str:

@@ -97,6 +97,22 @@ def test_each_setting_is_its_seeds_mean_with_scipys_interval(depth_sweep, capsys
     assert "| 2           | 4 | 0.9150 ± 0.0205 |" in printed
 
 
+def test_report_options_given_to_the_report_judge_the_runs_made_by_them(depth_sweep, capsys):
+    # The sweep's runs were judged by best_val_acc, with no least difference that matters.
+    assert report.main([str(depth_sweep), "report.objective=val_loss", "report.min_difference=0.05"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("val_loss: 2, 10 tied best (0.285 ± 0.021); 5 worse (p < 0.001)"), printed
+    assert "| tied    | 0.391 | below report.min_difference |" in printed
+    for given, message in (("report.objective=foo", "report.objective=foo: must be one of best_val_acc, val_acc"),
+                           ("report.objectiv=val_loss", "did you mean report.objective"),
+                           ("report.objective=val_loss,val_acc", "one value; a report judges by one"),
+                           ("report.min_difference=-1", "must be a number > 0 (in the objective's units), or null"),
+                           ("report.best_over=[optim.lr]", "varies model.depth; name keys among those")):
+        with pytest.raises(SystemExit) as exit_info:
+            report.main([str(depth_sweep), given])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err, given
+
+
 def test_one_run_per_setting_gives_no_verdict_and_says_how_to_add_seeds(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     for depth, acc in ((2, 0.9), (4, 0.8)):

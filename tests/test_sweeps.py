@@ -368,3 +368,19 @@ def test_a_run_whose_folder_cannot_be_written_fails_alone_not_its_stack(tmp_path
     assert "model.depth=1,seed=2: FileExistsError: run model.depth=1,seed=2: cannot make" in proc.stderr
     statuses = {r["run"]: r["status"] for r in run_rows(sweep)}
     assert statuses.pop("model.depth=1,seed=2") == "failed" and set(statuses.values()) == {"ok"} and len(statuses) == 5
+
+
+def test_resume_asked_to_judge_a_finished_sweep_otherwise_says_how_instead_of_training_it_again(tmp_path, capsys):
+    from mlpbench import report
+
+    grid = ["-m", "model.depth=1,2", "seed=1,2", *TINY]
+    assert run_cli(*grid, cwd=tmp_path).returncode == 0
+    (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
+    proc = run_cli(*grid, "report.objective=val_loss", "resume=true", cwd=tmp_path)
+    assert proc.returncode == 2 and len(list((tmp_path / "outputs" / "multirun").iterdir())) == 1
+    assert (f"differs from this command only in report.objective=val_loss, which trains nothing; to judge its runs "
+            f"by it: python -m mlpbench.report {Path('outputs/multirun') / sweep.name} report.objective=val_loss"
+            ) in proc.stderr, proc.stderr
+    capsys.readouterr()
+    assert report.main([str(sweep), "report.objective=val_loss", "--no-plots"]) == 0
+    assert capsys.readouterr().out.startswith("val_loss: ")
