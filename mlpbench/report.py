@@ -691,7 +691,7 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
         row["n"] = s.summary(sweep.objective).n
         for metric in sweep.metrics():
             row[metric] = interval(s.summary(metric), metric)
-        row.update({"verdict": s.verdict.verdict or "-", "p": s.verdict.p, "seeds for 80% power": _to_decide(s.verdict)})
+        row.update({"verdict": s.verdict.word or "-", "p": s.verdict.p, "seeds for 80% power": _to_decide(s.verdict)})
         if sweep.rounds:
             row["stopped"] = stopped(sweep, s) or "-"
         row["status"] = _status(s)
@@ -747,7 +747,7 @@ def comparison_table(sweeps: list[Sweep], metric: Optional[str] = None) -> str:
             shown = metric or sweep.objective
             cell = "-" if s is None else interval(s.summary(shown), shown)
             if s is not None and s.verdict.verdict and metric is None:
-                cell += f" ({s.verdict.verdict})"
+                cell += f" ({s.verdict.word})"
             row[_column(sweep, sweeps)] = cell
         rows.append(row)
     if not rows:
@@ -1066,7 +1066,7 @@ def plot_objective(sweeps: list[Sweep], path: Path) -> Optional[Path]:
         low, high = _bounds(sm, sweep.objective)
         ax.errorbar([sm.mean], [i], xerr=[[sm.mean - low], [high - sm.mean]], fmt="o", color=colors[s.label],
                     capsize=4, markersize=7)
-        verdict = f", {s.verdict.verdict}" + (f" (p={_cell('p', s.verdict.p)})" if s.verdict.p is not None else "")
+        verdict = f", {s.verdict.word}" + (f" (p={_cell('p', s.verdict.p)})" if s.verdict.p is not None else "")
         note = f"  {interval(sm, sweep.objective)}  n={sm.n}" + (verdict if s.verdict.verdict else "")
         ax.annotate(note, (high, i), xytext=(4, 0), textcoords="offset points", va="center", fontsize="small")
         labels.append((f"{sweep.label}: " if len(sweeps) > 1 else "") + s.label)

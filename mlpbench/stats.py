@@ -123,10 +123,18 @@ class Verdict:
     # A tie whose test is significant the other way: ahead of the best on the seeds both ran (the
     # best's mean owing its lead to seeds this one lacks). No number of seeds makes it `worse`.
     ahead: bool = False
+    # A tie only for the number of comparisons: by itself the difference from the best passes the
+    # test (p < alpha), adjusted for every pair of settings it does not. More seeds decide it.
+    by_itself: bool = False
     # seed=auto (`sequential_verdicts`): why this comparison takes no more seeds: "decided" (worse),
     # "negligible" (below report.min_difference), "futile" (sweep.max_seeds would not decide it);
     # None: still open.
     stopped: str | None = None
+
+    @property
+    def word(self) -> str | None:
+        """The verdict as tables write it: a tie only for the number of comparisons is `undecided`."""
+        return "undecided" if self.by_itself else self.verdict
 
 
 POWER = 0.8
@@ -224,8 +232,10 @@ def verdicts(groups: dict[str, dict[int, float | None]], maximize: bool = True,
         else:
             # At Holm's strictest level, alpha / m: the seeds that would make the verdict `worse`
             # whatever the other comparisons' p-values.
+            alone = tests[(best, k) if (best, k) in tests else (k, best)].p
             out[k] = Verdict("tied", p, seeds_needed=seeds_for_power(groups[best], groups[k], alpha / len(made),
-                                                                     resolution=resolution))
+                                                                     resolution=resolution),
+                             by_itself=alone < alpha and _favours(groups[best], groups[k], maximize))
     out[best] = Verdict("best", None)
     return out
 
@@ -421,7 +431,9 @@ def headline(labels_in_order: list[str], summaries: dict[str, Summary],
     def n_is(k):
         return f"n = {n(k)}" + (f": {unmeasured[k]}" if unmeasured and k in unmeasured and not n(k) else "")
 
-    top = [k for k in labels_in_order if verdict(k) in ("best", "tied")]
+    # Ties only for the number of comparisons: named apart, as "tied best" would read as equal.
+    by_itself = [k for k in labels_in_order if verdict(k) == "tied" and verdicts[k].by_itself]
+    top = [k for k in labels_in_order if verdict(k) in ("best", "tied") and k not in by_itself]
     worse = [k for k in labels_in_order if verdict(k) == "worse"]
     other = [k for k in labels_in_order if verdict(k) is None]
     if not top:
@@ -437,6 +449,9 @@ def headline(labels_in_order: list[str], summaries: dict[str, Summary],
     s = summaries[best]
     parts = [f"{', '.join(top)} {'tied best' if len(top) > 1 else 'best'} "
              f"({shown(s) if shown else f'{s.mean:.{digits}f} ± {s.ci95:.{digits}f}'})"]
+    if by_itself:
+        parts.append(f"{', '.join(by_itself)} undecided (behind the best at p < 0.05 alone, not once adjusted for "
+                     "the other comparisons; more seeds decide)")
     if worse:
         ps = [verdicts[k].p for k in worse]
         p = _p(max(ps))

@@ -259,3 +259,19 @@ def test_expected_best_of_n_trials_is_the_mean_of_the_best_of_n_random_draws():
         assert lowest == pytest.approx(np.mean([min(draw) for draw in product(values, repeat=n)]))
     assert expected_best(values, 1)[0] == pytest.approx(np.mean(values))
     assert expected_best(values, 1000)[0] == pytest.approx(0.93)  # enough trials find the best one
+
+
+def test_a_tie_only_for_the_number_of_comparisons_is_named_undecided():
+    # 6 settings, 15 pairs: "c" is behind the best on every seed (p 0.012 alone), not after Holm.
+    best = {1: 0.90, 2: 0.92, 3: 0.91}
+    groups = {"best": best, "c": {1: 0.87, 2: 0.90, 3: 0.88},
+              **{f"same{i}": {s: v + (0.004 if (s + i) % 2 else -0.004) for s, v in best.items()} for i in range(4)}}
+    found = verdicts(groups)
+    alone = compare(best, groups["c"]).p
+    assert alone < 0.05 <= found["c"].p and found["c"].verdict == "tied" and found["c"].by_itself
+    assert found["c"].word == "undecided" and not any(found[f"same{i}"].by_itself for i in range(4))
+    summaries = {k: summarize(v.values()) for k, v in groups.items()}
+    answer = headline(list(groups), summaries, found, "acc")
+    assert answer.startswith("acc: best, same0, same1, same2, same3 tied best (") and answer.endswith(
+        "; c undecided (behind the best at p < 0.05 alone, not once adjusted for the other comparisons; more seeds "
+        "decide)"), answer

@@ -208,7 +208,7 @@ def _finalists(trials: list, config: DictConfig, objective: str, maximize: bool,
         s = summaries[label]
         row = {"trial": t.number, **{d.key: _shown(t.params[d.key]) for d in dims if d.key in t.params}, "n": s.n,
                objective: interval(s, objective),
-               "verdict": found[label].verdict or "-", "p": "-" if found[label].p is None else f"{found[label].p:.3f}"}
+               "verdict": found[label].word or "-", "p": "-" if found[label].p is None else f"{found[label].p:.3f}"}
         rows.append(row)
     answer = headline(list(groups), summaries, found, objective, digits=4,
                       shown=lambda s: interval(s, objective))
