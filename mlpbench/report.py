@@ -943,18 +943,19 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
 def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
     """Metrics against a numeric swept key (depth, units), each point a setting's mean with its
     95% interval as an error bar: accuracy, the train-val gap and, with diagnostics, the first
-    layer's gradient and the first/last gradient ratio. One line per sweep, and per
+    layer's gradient. (Not the first/last gradient ratio: where a deep ReLU net stops learning, the
+    last layer's gradient shrinks with the first's, and the ratio stayed flat in depth_relu while
+    its first layer's gradient fell tenfold; it is in summary.csv and TensorBoard.) One line per sweep, and per
     combination of the other swept keys. With one line a point has its setting's colour, as in
     the curves; with several, the x axis already tells the settings apart, and each line (a
     sweep: depth_linear against depth_relu) has a colour and a marker of its own."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import NullLocator
 
-    with_ratio = "grad_ratio" in _metrics_of(sweeps)
+    with_gradient = "first_grad_norm" in _metrics_of(sweeps)
     score = sweeps[0].score  # read_sweeps: one task per report
-    panels = ["accuracy", "gap"] + (["first_grad_norm", "grad_ratio"] if with_ratio else [])
-    columns = 2 if len(panels) == 4 else len(panels)
-    fig, grid = figure(len(panels) // columns, columns)
+    panels = ["accuracy", "gap"] + (["first_grad_norm"] if with_gradient else [])
+    fig, grid = figure(1, len(panels))
     axes = list(grid.flat)
     colors = setting_colors(sweeps)
     lines: dict[str, list[tuple[Sweep, Setting]]] = {}
@@ -1005,18 +1006,15 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
             tested = True
             draw(axes[0], f"test_{score}", "--", test=True)
         draw(axes[1], "gap", "-")
-        if with_ratio:
+        if with_gradient:
             draw(axes[2], "first_grad_norm", "-")
-            draw(axes[3], "grad_ratio", "-")
     repeated = any(sweep.repeated for sweep in sweeps)
     bars = " (mean, 95% interval over seeds)" if repeated else ""
     name = "accuracy" if score == "acc" else "r2"
     titles = {"accuracy": (name, f"{name} against {short}{bars}"),
               "gap": (f"train {score} - val {score}", f"overfitting: train-val gap against {short}"),
               "first_grad_norm": ("first layer gradient norm",
-                                  f"first layer's gradient against {short}\n(tiny: the layer barely learns)"),
-              "grad_ratio": ("first / last layer gradient (RMS)",
-                             f"first to last layer gradient against {short}\n(per weight; below 1: smaller at the input)")}
+                                  f"first layer's gradient against {short}\n(tiny: the layer barely learns)")}
     for ax, panel in zip(axes, panels):
         ylabel, title = titles[panel]
         ax.set_xlabel(key)
@@ -1028,7 +1026,7 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        if panel in ("grad_ratio", "first_grad_norm"):
+        if panel == "first_grad_norm":
             ax.set_yscale("log")
         if panel == "gap":
             ax.axhline(0.0, color="grey", lw=0.8)
