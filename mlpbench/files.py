@@ -133,6 +133,7 @@ def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> Pat
 FIGURE_SIZE = (10.0, 5.5)
 FIGURE_DPI = 150
 COLUMN_WIDTH = 7.0  # inches per panel when panels stand side by side
+LEGEND_SHARE = 0.25  # of a figure's width, that a legend beside its axes may take
 
 
 def figure(rows: int = 1, columns: int = 1, height: float | None = None, **subplots):
@@ -156,8 +157,14 @@ def legend_beside(ax, **kwargs) -> None:
     """The axes' legend to their right, outside them: over the curves it would hide some."""
     labels = ax.get_legend_handles_labels()[1]
     if labels:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small",
-                  ncol=1 if len(labels) <= 18 else 2, **kwargs)
+        legend = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small",
+                           ncol=1 if len(labels) <= 18 else 2, **kwargs)
+        # A legend wider than a quarter of the figure (20 settings' long names in two columns
+        # took over half of it): the figure grows by the rest, and the axes keep their width.
+        fig = ax.figure
+        wide = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+        if wide > LEGEND_SHARE * fig.get_figwidth():
+            fig.set_figwidth(fig.get_figwidth() + wide - LEGEND_SHARE * fig.get_figwidth())
 
 
 def save_figure(fig, path: Path) -> Path:

@@ -651,3 +651,21 @@ def test_a_mean_ahead_of_the_best_only_over_other_seeds_is_explained_under_the_t
     # Over the same seeds, or behind the best's mean: nothing to explain.
     three.verdict, one.verdict = Verdict("best", None), Verdict("tied", 1.0)
     assert "Ahead of the best" not in report.settings_table(found, found.settings)
+
+
+def test_a_legend_of_many_long_names_widens_its_figure_instead_of_squeezing_the_axes():
+    import matplotlib
+
+    from mlpbench import files
+
+    matplotlib.use("Agg")
+    widths = {}
+    for count, name in ((2, "relu"), (20, "optim=rmsprop/lr=0.0001 (n=3)")):
+        fig, axes = files.figure()
+        for i in range(count):
+            axes[0][0].plot([1, 2], [i, i + 1], label=f"{name} {i}")
+        files.legend_beside(axes[0][0])
+        widths[count] = fig.get_figwidth()
+        legend = axes[0][0].get_legend().get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+        assert legend <= files.LEGEND_SHARE * files.FIGURE_SIZE[0] + fig.get_figwidth() - files.FIGURE_SIZE[0] + 1e-6
+    assert widths[2] == files.FIGURE_SIZE[0] and widths[20] > files.FIGURE_SIZE[0] + 2
