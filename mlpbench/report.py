@@ -687,7 +687,8 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
     """summary.md's table: a row per setting, `mean ± ci95` cells, the verdict last."""
     rows = []
     for s in settings:
-        row: dict[str, Any] = {k: s.values.get(k, "-") for k in sweep.keys} if sweep.keys else {"setting": s.label}
+        row: dict[str, Any] = ({k: s.values.get(k, "-") for k in sweep.keys} if sweep.keys
+                               else {"setting": s.label if len(settings) > 1 else _one_setting(sweep)})
         row["n"] = s.summary(sweep.objective).n
         for metric in sweep.metrics():
             row[metric] = interval(s.summary(metric), metric)
@@ -702,6 +703,13 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
     notes = [FEW_NOTE] * few + [TEST_VALIDATED_NOTE.format(score=sweep.score)] * sweep.test_validated
     notes += [note] if (note := _ahead_on_other_seeds(sweep, settings)) else []
     return markdown(list(rows[0]), rows, _cell) + "".join(f"\n{note}\n" for note in notes)
+
+
+def _one_setting(sweep: Sweep) -> str:
+    """A sweep of one setting (seeds only) named by what its command set, else as the defaults:
+    not by its folder, a time stamp."""
+    given = [f"{k}={v}" for k, (v, source) in sweep.fixed.items() if source == "command"]
+    return " ".join(given) if given else (sweep.label if "experiment" in sweep.fixed else "the defaults")
 
 
 def _ahead_on_other_seeds(sweep: Sweep, settings: list[Setting]) -> str:

@@ -669,3 +669,11 @@ def test_a_legend_of_many_long_names_widens_its_figure_instead_of_squeezing_the_
         legend = axes[0][0].get_legend().get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
         assert legend <= files.LEGEND_SHARE * files.FIGURE_SIZE[0] + fig.get_figwidth() - files.FIGURE_SIZE[0] + 1e-6
     assert widths[2] == files.FIGURE_SIZE[0] and widths[20] > files.FIGURE_SIZE[0] + 2
+
+
+def test_a_sweep_of_one_setting_names_its_row_by_its_command_not_its_folders_time_stamp(tmp_path):
+    sweep = tmp_path / "2026-12-06_20-56-43"
+    for seed in (1, 2, 3):
+        fake_run(sweep, ["trainer.max_epochs=1", f"seed={seed}"], [0.8, 0.85 + seed / 100], experiment=None)
+    table = report.build([sweep]).text
+    assert "| trainer.max_epochs=1 | 3 |" in table and "2026-12-06_20-56-43 |" not in table
