@@ -8,6 +8,7 @@ starts; what a rerun does with runs already there is mlpbench/sweep.py's.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 import warnings
@@ -233,7 +234,10 @@ def run_line(name: str, payload: dict[str, Any]) -> str:
     metrics, epochs = payload["metrics"], payload["epochs"]
     score = score_in(metrics)
     validated_on_test = (payload.get("config") or {}).get("data", {}).get("val_split", 0.2) is None
-    test = "" if validated_on_test else f", test_{score} {metrics[f'test_{score}']:.4f}"
+    tested = metrics.get(f"test_{score}")
+    # Not tested (diverged, pruned or stopped runs are not): said as such, not as nan.
+    test = "" if validated_on_test else (f", test_{score} {tested:.4f}" if tested is not None and math.isfinite(
+        tested) else ", not tested")
     return (f"Run {name} {payload['status']}: val_{score} {metrics[f'val_{score}']:.4f}{test}, {epochs} "
             f"{'epoch' if epochs == 1 else 'epochs'} in {payload['seconds']:.1f} s")
 

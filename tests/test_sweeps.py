@@ -72,6 +72,10 @@ def test_a_huge_learning_rate_is_recorded_as_diverged_within_the_first_epoch(tmp
     steps_per_epoch = 400 // 32 + 1
     assert diverged["diverged_at"]["epoch"] == 1 and diverged["diverged_at"]["step"] < steps_per_epoch
     assert {r["status"] for r in run_rows(sweep)} == {"diverged", "ok"}
+    # Its run line says it was not tested, not "test_acc nan".
+    log = proc.stdout + proc.stderr
+    assert "Run optim.lr=1000000.0 diverged: val_acc " in log and ", not tested, 1 epoch in" in log
+    assert "nan" not in log.split("Run optim.lr=1000000.0 diverged")[1].splitlines()[0]
 
 
 def test_a_sweep_killed_mid_run_resumes_with_every_run_once_and_a_continuous_history(tmp_path):
