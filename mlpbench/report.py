@@ -618,6 +618,7 @@ def _cell(column: str, value: Any) -> str:
 
 
 # Shown after an interval from 2 runs: its t quantile is 12.7, the interval too wide to read.
+EACH_SEED_UP_TO = 3  # settings in a figure of epochs whose seeds' own curves are drawn too
 FEW = "!"
 FEW_NOTE = f"{FEW} from 2 runs: an interval from fewer than 3 is too wide to read; add seeds."
 
@@ -913,6 +914,7 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
     fig, axes = figure(1, len(sweeps), sharey=True)
     drawn: list[tuple[int, float, int]] = []  # (epoch, value, its curve's last epoch), bands too
     for ax, sweep in zip(axes[0], sweeps):
+        each_seed = False
         for s in sweep.settings:
             x, mean, low, high = _epoch_band(s.measured or s.runs, metric)
             if not x:
@@ -924,6 +926,14 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
             ax.plot(x, mean, styles[s.label], color=color, label=s.label + note, marker="o" if len(x) <= 12 else None,
                     markersize=3)
             drawn += [(e, y, x[-1]) for e, y in zip(x, mean)]
+            if n > 1 and len(sweep.settings) <= EACH_SEED_UP_TO:
+                # Few curves: each seed's own, thin, under the mean (XOR's one stuck seed of three
+                # made a wide band around a mean that no seed followed).
+                for run in s.measured:
+                    values = run.history.get(metric) or []
+                    ax.plot(range(1, len(values) + 1), values, "-", color=color, lw=0.7, alpha=0.5)
+                    drawn += [(e + 1, y, len(values)) for e, y in enumerate(values)]
+                each_seed = True
             if n > 1:  # a t interval over few seeds can pass 0 or 1; an accuracy cannot, nor a loss 0
                 lowest, highest = _limits(metric)
                 low, high = [max(lowest, v) for v in low], [min(highest, v) for v in high]
@@ -933,7 +943,8 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
                 for edge in (low, high):
                     ax.plot(x, edge, "-", color=color, lw=0.6, alpha=0.55)
                 drawn += [(e, y, x[-1]) for e, y in [*zip(x, low), *zip(x, high)]]
-        title = f"{ylabel} per epoch" + (": mean and 95% interval over seeds" if sweep.repeated else "")
+        title = f"{ylabel} per epoch" + (": mean and 95% interval over seeds" if sweep.repeated else "") + (
+            " (thin: each seed)" if each_seed else "")
         ax.set_title(f"{sweep.label}\n{title}" if len(sweeps) > 1 else title)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one epoch: its tick, not 0.95-1.05
@@ -1094,7 +1105,9 @@ def figures(sweeps: list[Sweep], out: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    made = [plot_curves(sweeps, "val_loss", "validation loss", out / "val_loss.png"),
+    # Keras' history plot: the training loss beside the validation loss (their distance, overfitting).
+    made = [plot_curves(sweeps, "train_loss", "training loss", out / "train_loss.png"),
+            plot_curves(sweeps, "val_loss", "validation loss", out / "val_loss.png"),
             plot_curves(sweeps, f"val_{sweeps[0].score}", "validation accuracy" if sweeps[0].score == "acc"
                         else "validation r2", out / f"val_{sweeps[0].score}.png")]
     values = {k: [s.values[k] for sweep in sweeps for s in sweep.settings if k in s.values] for k in swept_keys(sweeps)}

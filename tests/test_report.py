@@ -371,7 +371,8 @@ def test_figures_are_large_enough_to_read(tmp_path, depth_sweep):
     report.main([str(depth_sweep)])
     report.main([str(activations)])
     pngs = [*depth_sweep.glob("*.png"), *activations.glob("*.png")]
-    assert {p.name for p in pngs} == {"val_loss.png", "val_acc.png", "against_depth.png", "best_val_acc.png"}
+    assert {p.name for p in pngs} == {"train_loss.png", "val_loss.png", "val_acc.png", "against_depth.png",
+                                      "best_val_acc.png"}
     for png in pngs:
         width, height = _png_size(png)
         assert width >= 1000 and height >= 400, (png.name, width, height)
@@ -586,7 +587,7 @@ def test_an_accuracy_interval_stays_inside_0_and_1_in_the_answer_the_table_and_t
     # A loss is never below 0: relu's val_loss (0.22 and 0.30) has its interval's end there, in
     # the table and in val_loss.png's band.
     assert "| 0.2600 [0.0000, 0.7682]! |" in built.text.split("| relu ")[1].splitlines()[0]
-    assert len(bands) == 4 and min(bands) == 0.0
+    assert len(bands) == 6 and min(bands) == 0.0  # 2 settings x train_loss, val_loss, val_acc
     # best_val_acc.png: each setting's bar ends at 1 (the interval's end past it is not drawn).
     assert sorted((round(mean, 4), round(mean + arms[1][0], 4)) for _, mean, arms in bars) == [(0.925, 1.0), (0.94, 1.0)]
     # against_depth.png: the accuracy panel's bars too (its gap panel is no accuracy: not bounded).
@@ -677,3 +678,22 @@ def test_a_sweep_of_one_setting_names_its_row_by_its_command_not_its_folders_tim
         fake_run(sweep, ["trainer.max_epochs=1", f"seed={seed}"], [0.8, 0.85 + seed / 100], experiment=None)
     table = report.build([sweep]).text
     assert "| trainer.max_epochs=1 | 3 |" in table and "2026-12-06_20-56-43 |" not in table
+
+
+def test_few_settings_show_each_seeds_curve_under_their_mean(tmp_path, drawn):
+    # XOR: two seeds learn it, one is stuck at 0.75; the mean, 0.92, is a curve no seed followed.
+    xor = tmp_path / "xor"
+    for seed, acc in ((1, 1.0), (2, 1.0), (3, 0.75)):
+        fake_run(xor, [f"seed={seed}"], [0.5, acc], experiment="xor")
+    report.build([xor])
+    ax = drawn["val_acc.png"].axes[0]
+    thin = sorted(tuple(line.get_ydata()) for line in ax.get_lines() if line.get_linewidth() == 0.7)
+    assert thin == [(0.5, 0.75), (0.5, 1.0), (0.5, 1.0)] and "(thin: each seed)" in ax.get_title()
+    # Four settings or more: the means and bands alone.
+    many = tmp_path / "many"
+    for activation in ("relu", "tanh", "sigmoid", "elu"):
+        for seed in (1, 2):
+            fake_run(many, [f"model.activation={activation}", f"seed={seed}"], [0.5, 0.8 + seed / 100])
+    report.build([many])
+    ax = drawn["val_acc.png"].axes[0]
+    assert not [line for line in ax.get_lines() if line.get_linewidth() == 0.7] and "thin" not in ax.get_title()
