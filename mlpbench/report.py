@@ -758,11 +758,27 @@ def comparison_table(sweeps: list[Sweep], metric: Optional[str] = None) -> str:
             if s is not None and s.verdict.verdict and metric is None:
                 cell += f" ({s.verdict.word})"
             row[_column(sweep, sweeps)] = cell
+        if metric is None and not _mixed(sweeps):
+            row["across the sweeps"] = _across(sweeps, label)
         rows.append(row)
     if not rows:
         return ""
     few = any(FEW in str(cell) for row in rows for cell in row.values())
     return markdown(list(rows[0]), rows, _cell) + (f"\n{FEW_NOTE}\n" if few else "")
+
+
+def _across(sweeps: list[Sweep], label: str) -> str:
+    """A row of the comparison table judged across its sweeps (depth 8: residual against plain
+    ReLU), as a sweep judges its settings: paired by seed, Holm over the row's pairs."""
+    found = {_column(sweep, sweeps): s for sweep in sweeps for s in sweep.settings if s.label == label}
+    if len(found) < 2:
+        return "-"
+    objective = sweeps[0].objective
+    groups = {name: s.by_seed(objective) for name, s in found.items()}
+    step = resolution(objective, [r.result for s in found.values() for r in s.measured])
+    judged = verdicts(groups, maximize=sweeps[0].maximize, min_difference=sweeps[0].min_difference, resolution=step)
+    summaries = {name: s.summary(objective) for name, s in found.items()}
+    return headline(list(found), summaries, judged, objective, with_value=False).removeprefix(f"{objective}: ")
 
 
 def _mixed(sweeps: list[Sweep]) -> bool:
@@ -1158,7 +1174,8 @@ def build(paths: list[Path], out: Optional[Path] = None, plots: bool = True, for
     parts = [_sweep_text(sweep, _column(sweep, sweeps) if several else None) for sweep in sweeps]
     objective = "each sweep's objective (in its column)" if _mixed(sweeps) else sweeps[0].objective
     if several:
-        parts.insert(0, f"{objective} per setting (mean ± 95% interval, verdict within each sweep):\n\n"
+        across = "" if _mixed(sweeps) else "; the last column judges each row across the sweeps, paired by seed"
+        parts.insert(0, f"{objective} per setting (mean ± 95% interval, verdict within each sweep{across}):\n\n"
                         + comparison_table(sweeps))
         if "first_grad_norm" in _metrics_of(sweeps):  # diagnostics=true: why a setting falls behind, in numbers
             score = "accuracy" if sweeps[0].score == "acc" else "R²"

@@ -418,10 +418,12 @@ def _p(p: float) -> str:
 
 def headline(labels_in_order: list[str], summaries: dict[str, Summary],
              verdicts: dict[str, Verdict], metric: str, digits: int = 3,
-             shown: Optional[Callable[[Summary], str]] = None, unmeasured: Optional[dict[str, str]] = None) -> str:
+             shown: Optional[Callable[[Summary], str]] = None, unmeasured: Optional[dict[str, str]] = None,
+             with_value: bool = True) -> str:
     """One sentence: the best settings, the worse, the not compared. `shown`: how the best's mean
     and interval are written (the report's table cells), else mean ± half-width. `unmeasured`:
-    how the runs of a setting without a measurement ended ("3 diverged"), said beside its n = 0."""
+    how the runs of a setting without a measurement ended ("3 diverged"), said beside its n = 0.
+    `with_value`: the best's mean and interval in parentheses (not where a table shows them)."""
     def verdict(k):
         return verdicts.get(k, Verdict(None, None)).verdict
 
@@ -447,8 +449,8 @@ def headline(labels_in_order: list[str], summaries: dict[str, Summary],
                 + "; a verdict needs at least 2 runs of the best setting and of another")
     best = next(k for k in top if verdict(k) == "best")
     s = summaries[best]
-    parts = [f"{', '.join(top)} {'tied best' if len(top) > 1 else 'best'} "
-             f"({shown(s) if shown else f'{s.mean:.{digits}f} ± {s.ci95:.{digits}f}'})"]
+    value = f" ({shown(s) if shown else f'{s.mean:.{digits}f} ± {s.ci95:.{digits}f}'})" if with_value else ""
+    parts = [f"{', '.join(top)} {'tied best' if len(top) > 1 else 'best'}{value}"]
     if by_itself:
         parts.append(f"{', '.join(by_itself)} undecided (behind the best at p < 0.05 alone, not once adjusted for "
                      "the other comparisons; more seeds decide)")

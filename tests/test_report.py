@@ -13,7 +13,7 @@ from scipy import stats as sps
 from mlpbench import report
 from mlpbench.files import write_json_atomic
 from mlpbench.results import final_metrics
-from mlpbench.stats import Verdict, holm
+from mlpbench.stats import Verdict, compare, holm
 from tests.conftest import run_cli, run_rows, summary_rows
 
 
@@ -697,3 +697,19 @@ def test_few_settings_show_each_seeds_curve_under_their_mean(tmp_path, drawn):
     report.build([many])
     ax = drawn["val_acc.png"].axes[0]
     assert not [line for line in ax.get_lines() if line.get_linewidth() == 0.7] and "thin" not in ax.get_title()
+
+
+def test_several_sweeps_judge_each_row_across_the_sweeps(tmp_path):
+    # At depth 8 the shortcuts keep the accuracy plain ReLU loses; at depth 2 the two are alike.
+    accs = {"depth_relu": {2: [0.90, 0.91, 0.92], 8: [0.40, 0.45, 0.50]},
+            "depth_residual": {2: [0.905, 0.912, 0.915], 8: [0.90, 0.91, 0.93]}}
+    for name, by_depth in accs.items():
+        for depth, values in by_depth.items():
+            for seed, acc in enumerate(values, start=1):
+                fake_run(tmp_path / name, [f"model.depth={depth}", f"seed={seed}"], [acc - 0.1, acc], experiment=name)
+    text = report.build([tmp_path / "depth_relu", tmp_path / "depth_residual"], out=tmp_path / "compare").text
+    assert "the last column judges each row across the sweeps, paired by seed" in text
+    rows = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in text.split("\n\n")[1].splitlines()[2:]}
+    p = compare(dict(enumerate(accs["depth_residual"][8], 1)), dict(enumerate(accs["depth_relu"][8], 1))).p
+    assert rows["8"] == f"depth_residual best; depth_relu worse (p = {p:.2g})" and p < 0.05
+    assert rows["2"] == "depth_relu, depth_residual tied best"  # in the order of the columns
