@@ -886,6 +886,11 @@ class SweepSummary(HydraCallback):
         except ConfigError as e:  # a file the report needs that cannot be used: its message names it
             print(f"mlpbench: error: the sweep's report could not be made: {e}", file=sys.stderr)
             sys.exit(1)
+        except OSError as e:  # a full disk or a folder that cannot be written: what, and how to make it later
+            print(f"mlpbench: error: the sweep's report could not be written: {e.strerror or e}"
+                  f"{f' ({e.filename})' if e.filename else ''}. Free the space (or the folder), then: python -m "
+                  f"mlpbench.report {config.hydra.sweep.dir}", file=sys.stderr)
+            sys.exit(1)
         except Exception as e:  # Hydra would turn it into a warning and exit 0
             log.exception("The sweep's report could not be made: %s: %s", type(e).__name__, e)
             sys.exit(1)

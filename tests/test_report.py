@@ -713,3 +713,23 @@ def test_several_sweeps_judge_each_row_across_the_sweeps(tmp_path):
     p = compare(dict(enumerate(accs["depth_residual"][8], 1)), dict(enumerate(accs["depth_relu"][8], 1))).p
     assert rows["8"] == f"depth_residual best; depth_relu worse (p = {p:.2g})" and p < 0.05
     assert rows["2"] == "depth_relu, depth_residual tied best"  # in the order of the columns
+
+
+def test_a_sweeps_report_that_cannot_be_written_says_why_and_how_to_make_it_later(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from omegaconf import OmegaConf
+
+    from mlpbench.sweep import SweepSummary
+
+    def full(config):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "summary.md"))
+
+    monkeypatch.setattr(SweepSummary, "_report", lambda self, config: full(config))
+    with pytest.raises(SystemExit) as exit_info:
+        SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    assert err.strip() == (f"mlpbench: error: the sweep's report could not be written: No space left on device "
+                           f"({tmp_path / 'summary.md'}). Free the space (or the folder), then: python -m mlpbench.report "
+                           f"{tmp_path}")
