@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlpbench import sweep
+from mlpbench import sweep, table
 from mlpbench.checkpoints import usable_checkpoint
 from mlpbench.console import print_out, refuse
 from mlpbench.files import DISK_ERRORS
@@ -101,7 +101,8 @@ def start_record(run_dir: Path, overrides: list[str], cfg: DictConfig, position:
     previous = (previous or {}) if position else {}
     run_dir.mkdir(parents=True, exist_ok=True)
     record = RunRecord(run_dir, overrides, config, seconds_before=previous.get("seconds") or 0.0)
-    record.update(**fields)
+    # Which file (and which content of it) the run reads: a resume checks it is still the same.
+    record.update(**fields, **({"files": files} if (files := table.files_read(cfg.data)) else {}))
     if position:
         record.update(resumed=[*previous.get("resumed", []), position])
     return record
@@ -370,6 +371,8 @@ def prepare(cfg: DictConfig) -> Job | None:
         log.info("Run %s: already %s in %s; skipped", run_dir.name, plan.skip, run_dir)
         return None
     try:
+        if plan.checkpoint and plan.previous:  # continued: on the data it began with
+            sweep.check_run_files(plan.previous, run_dir)
         cfg = checked(cfg)
         if in_sweep and device_count(cfg.trainer.devices) > 1:
             raise ConfigError(f"trainer.devices={cfg.trainer.devices}: a DDP run starts its own processes; "

@@ -39,8 +39,10 @@ from omegaconf import DictConfig, OmegaConf
 from mlpbench.console import command, refuse
 from mlpbench.files import try_lock
 from mlpbench.overrides import TRIAL_CALLBACK, as_written as _as_written, command_line, grid_overrides, parse
-from mlpbench.results import RESULT_FILE, SWEEP_CONFIG, SWEEP_LOCK, Status, read_result, read_sweep_config
+from mlpbench.results import (RESULT_FILE, SWEEP_CONFIG, SWEEP_LOCK, Status, load_results, read_result,
+                              read_sweep_config)
 from mlpbench.schema import BASIC_SWEEPER, GRID_SWEEPER, JOBLIB_LAUNCHER, ConfigError, device_count
+from mlpbench.table import check_unchanged
 
 log = logging.getLogger("mlpbench")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -99,6 +101,14 @@ def check_reused_folder(config: DictConfig) -> None:
     skipped). Run folders name only what is swept, so an earlier sweep that held a setting fixed
     otherwise (data.limit=1000 against 2000) would pass its runs off as this one's: refused,
     naming the settings. More values or seeds of what is swept are fine."""
+    # Its runs' files as they read them (data=table): an edited file would give the runs continued
+    # or added a dataset the others did not see.
+    read: dict[tuple[str, str], list[str]] = {}
+    for run_dir, result in load_results(Path(config.hydra.sweep.dir)):
+        for path, digest in (result.get("files") or {}).items():
+            read.setdefault((path, digest), []).append(run_dir.name)
+    check_unchanged([(path, digest, f"run {runs[0]}" + (f" and {len(runs) - 1} more" if len(runs) > 1 else ""))
+                     for (path, digest), runs in read.items()])
     earlier = read_sweep_config(Path(config.hydra.sweep.dir))
     if earlier is None:
         return
@@ -160,6 +170,13 @@ def check_reused_run(folder: Path, previous: dict, config: dict) -> None:
     if shown:
         raise ConfigError(f"hydra.run.dir={folder}: holds a run with other settings ({shown}); its result would "
                           "pass for this command's. Give another folder, or the same settings to continue that run")
+    check_run_files(previous, folder)
+
+
+def check_run_files(previous: dict, folder: Path) -> None:
+    """ConfigError where a file the run in `folder` read (its record, `previous`) was edited since:
+    a resume would train the rest of its epochs on other data."""
+    check_unchanged([(path, digest, f"the run in {folder}") for path, digest in (previous.get("files") or {}).items()])
 
 
 def _sweep_overrides(overrides: Any) -> list[str]:

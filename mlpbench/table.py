@@ -83,6 +83,26 @@ def file_digests(data_cfg) -> dict[str, str]:
     return {str(f): content_digest(f) for f in table_files(data_cfg) if f.is_file()}
 
 
+def files_read(data_cfg) -> dict[str, str]:
+    """What a run records of the files it reads (result.json's `files`): each one's full path and
+    content digest; {} for the sources mlpbench ships or fetches."""
+    return {str(Path(path).resolve()): digest for path, digest in file_digests(data_cfg).items()}
+
+
+def check_unchanged(recorded: list[tuple[str, str, str]]) -> None:
+    """ConfigError where a file that runs recorded reading, as (path, digest, which runs), now
+    holds other content: continuing them, or adding runs beside them, would mix two versions of
+    the data in one result. A file no longer there is not checked (a finished run reads nothing)."""
+    now: dict[str, str] = {}
+    for path, digest, runs in recorded:
+        if path not in now and Path(path).is_file():
+            now[path] = content_digest(Path(path))
+        if now.get(path, digest) != digest:
+            raise ConfigError(f"{path}: its content changed since {runs} read it (digest {digest[:8]} -> "
+                              f"{now[path][:8]}); continuing would mix two versions of the data in one result. Put "
+                              "the file back as it was, or start over in another folder (without resume=true)")
+
+
 def table_files(data_cfg) -> list[Path]:
     """data.path, and data.test_path where given, each relative to data.root."""
     return [file_path(p, data_cfg.root) for p in (data_cfg.path, data_cfg.test_path) if p]

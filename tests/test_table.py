@@ -109,14 +109,35 @@ def test_a_resumed_run_refused_by_its_edited_file_keeps_its_folder_for_the_next_
            f"+callbacks.stop={{_target_:tests.faults.CtrlCOnceInSecondEpoch,marker:'{tmp_path / 'stopped'}'}}"]
     assert run_cli(*run, cwd=tmp_path).returncode == 130
     (run_dir,) = (tmp_path / "outputs" / "run").glob("*/*")
-    write(tmp_path / "rows.csv", "size,label\n1,big\n2,big\n3,big\n")  # one class: refused
+    write(tmp_path / "rows.csv", "size,label\n1,big\n2,big\n3,big\n")  # another file: refused
     proc = run_cli(*run, "resume=true", cwd=tmp_path)
-    assert proc.returncode == 2 and "has one class only" in proc.stderr
+    assert proc.returncode == 2 and (f"{tmp_path / 'rows.csv'}: its content changed since the run in {run_dir} "
+                                     "read it") in proc.stderr, proc.stderr
+    assert "continuing would mix two versions of the data in one result" in proc.stderr
     assert (run_dir / ".hydra" / "overrides.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     write(tmp_path / "rows.csv", "\n".join(rows) + "\n")
     proc = run_cli(*run, "resume=true", cwd=tmp_path)
     assert proc.returncode == 0 and f"Resuming the run in {run_dir.relative_to(tmp_path)}" in proc.stderr
     assert json.loads((run_dir / "result.json").read_text())["status"] == "ok"
+
+
+def test_a_sweep_continued_or_given_more_seeds_after_its_file_was_edited_is_refused(tmp_path):
+    rows = ["size,label"] + [f"{s},{'big' if s > 20 else 'small'}" for s in range(40)]
+    write(tmp_path / "rows.csv", "\n".join(rows) + "\n")
+    grid = ["-m", "data=table", "data.path=rows.csv", "data.target=label", "model.depth=1,2", "trainer.max_epochs=1",
+            "hydra.sweep.dir=s"]
+    assert run_cli(*grid, "seed=1", cwd=tmp_path).returncode == 0
+    runs = sorted(p.name for p in (tmp_path / "s").iterdir() if (p / "result.json").is_file())
+    recorded = json.loads((tmp_path / "s" / runs[0] / "result.json").read_text())["files"]
+    assert recorded == {str(tmp_path / "rows.csv"): table.content_digest(tmp_path / "rows.csv")}
+    # The labels flipped: seed 2's runs would read them, seed 1's did not.
+    write(tmp_path / "rows.csv", "\n".join(rows).replace("big", "x").replace("small", "big").replace("x", "small"))
+    proc = run_cli(*grid, "seed=1,2", cwd=tmp_path)
+    assert proc.returncode == 2 and (f"{tmp_path / 'rows.csv'}: its content changed since run {runs[0]} and 1 more "
+                                     "read it") in proc.stderr, proc.stderr
+    assert not list((tmp_path / "s").glob("*seed=2*"))  # nothing trained
+    write(tmp_path / "rows.csv", "\n".join(rows) + "\n")  # put back: the sweep goes on
+    assert run_cli(*grid, "seed=1,2", cwd=tmp_path).returncode == 0
 
 
 def test_parquet_tsv_and_npz_read_the_same_rows_as_csv(tmp_path):
