@@ -37,7 +37,7 @@ from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
 from mlpbench.console import command, refuse
-from mlpbench.files import try_lock
+from mlpbench.files import locked_elsewhere, try_lock
 from mlpbench.overrides import TRIAL_CALLBACK, as_written as _as_written, command_line, grid_overrides, parse
 from mlpbench.results import (RESULT_FILE, SWEEP_CONFIG, SWEEP_LOCK, Status, load_results, read_result,
                               read_sweep_config)
@@ -160,6 +160,9 @@ def check_reused_run(folder: Path, previous: dict, config: dict) -> None:
     from mlpbench.overrides import NOT_A_SETTING
     from mlpbench.results import flat_keys
 
+    if locked_elsewhere(folder.parent / SWEEP_LOCK):  # a sweep's runs take no lock of their own
+        raise ConfigError(f"hydra.run.dir={folder}: a run of the sweep still running in {folder.parent}; two "
+                          "commands would train it at once. Wait for the sweep to end")
     if not previous.get("config"):  # a record cut short (a full disk): nothing to compare
         return
 

@@ -183,6 +183,14 @@ def test_a_single_runs_command_with_resume_true_continues_it_in_its_folder(tmp_p
     training.kill()
     training.wait()
     assert proc.returncode == 2 and "another command is running the run in long" in proc.stderr
+    # A sweep's run too (its runs take no lock of their own: the sweep's is asked).
+    training = start_cli(["-m", "data.limit=200", "trainer.max_epochs=1000", "seed=0,1", "hydra.sweep.dir=sw"], tmp_path)
+    wait_for_file(f"{tmp_path}/sw/seed=0/checkpoints/last.ckpt", training)
+    proc = run_cli("data.limit=200", "trainer.max_epochs=1000", "seed=0", "hydra.run.dir='sw/seed=0'", "resume=true",
+                   cwd=tmp_path)
+    training.kill()
+    training.wait()
+    assert proc.returncode == 2 and "hydra.run.dir=sw/seed=0: a run of the sweep still running in sw" in proc.stderr
     # Another command's run is not this one: a new folder.
     proc = run_cli("data.limit=200", "trainer.max_epochs=2", "resume=true", cwd=tmp_path)
     assert proc.returncode == 0 and "no earlier run with these overrides" in proc.stderr
