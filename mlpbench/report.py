@@ -778,7 +778,8 @@ def _across(sweeps: list[Sweep], label: str) -> str:
     step = resolution(objective, [r.result for s in found.values() for r in s.measured])
     judged = verdicts(groups, maximize=sweeps[0].maximize, min_difference=sweeps[0].min_difference, resolution=step)
     summaries = {name: s.summary(objective) for name, s in found.items()}
-    return headline(list(found), summaries, judged, objective, with_value=False).removeprefix(f"{objective}: ")
+    sentence = headline(list(found), summaries, judged, objective, with_value=False).removeprefix(f"{objective}: ")
+    return sentence.replace("p < 0.001", "p ≤ 0.001")  # as a table cell writes "<": &lt;
 
 
 def _mixed(sweeps: list[Sweep]) -> bool:

@@ -67,3 +67,19 @@ class CtrlCOnceInSecondEpoch(pl.Callback):
         if trainer.current_epoch == 1 and not Path(self.marker).exists():
             Path(self.marker).touch()
             raise KeyboardInterrupt
+
+
+class DeleteFolderOnce(pl.Callback):
+    """At the start of training, once (the file `marker` says it happened), delete `folder`: a
+    run of the sweep that has not started yet, as a user's rm while the sweep runs."""
+
+    def __init__(self, folder: str, marker: str):
+        self.folder, self.marker = folder, marker
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        import shutil
+        from pathlib import Path
+
+        if not Path(self.marker).exists():
+            Path(self.marker).touch()
+            shutil.rmtree(self.folder)

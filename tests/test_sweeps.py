@@ -396,3 +396,15 @@ def test_resume_asked_to_judge_a_finished_sweep_otherwise_says_how_instead_of_tr
     capsys.readouterr()
     assert report.main([str(sweep), "report.objective=val_loss", "--no-plots"]) == 0
     assert capsys.readouterr().out.startswith("val_loss: ")
+
+
+def test_a_run_folder_deleted_before_its_stack_starts_is_made_again_and_the_sweep_goes_on(tmp_path):
+    # Stacks in turn in this process, the costlier first: depth 2 deletes a folder of depth 1 as it starts.
+    gone = tmp_path / "s" / "model.depth=1,seed=1"
+    proc = run_cli("-m", "model.depth=1,2", "seed=1,2", *TINY, "hydra.launcher.workers=1", "hydra.sweep.dir=s",
+                   f"+callbacks.rm={{_target_:tests.faults.DeleteFolderOnce,folder:'{gone}',marker:'{tmp_path / 'rm'}'}}",
+                   cwd=tmp_path)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert (tmp_path / "rm").exists()
+    assert {r["status"] for r in run_rows(tmp_path / "s")} == {"ok"} and len(run_rows(tmp_path / "s")) == 4
+    assert json.loads((gone / "result.json").read_text())["status"] == "ok" and (gone / "run.log").is_file()

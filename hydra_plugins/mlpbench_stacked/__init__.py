@@ -281,9 +281,14 @@ def train_stack(jobs: list, log_files: list[Path], job_logging, verbose, sweep_d
     run's log file; a failure is recorded in every run of the group. In this process or a worker
     (on a machine of several GPUs, each worker process trains on a GPU of its own)."""
     from mlpbench import run
-    from mlpbench.sweep import spread_over_gpus
+    from mlpbench.sweep import LAST_CHECKPOINT, spread_over_gpus
 
-    # The console as Hydra's job logging sets it up, and each run's log file.
+    # The console as Hydra's job logging sets it up, and each run's log file. A run folder deleted
+    # since the launch made it (the user's rm while earlier stacks trained) is made again: logging's
+    # set-up would fail, and with it the whole sweep, in a traceback.
+    for path, job in zip(log_files, jobs):
+        (job.run_dir / LAST_CHECKPOINT.parent).mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
     configure_log(job_logging, verbose)
     root = logging.getLogger()
     files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
