@@ -129,7 +129,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlpbench.predict",
                                      description=__doc__.split("\n\n")[0].removesuffix(":").removesuffix(".") + ".")
     parser.add_argument("dir", type=Path, help="a data=table run's folder, or a sweep's (its best run)")
-    parser.add_argument("--data", type=Path, required=True, help="rows to predict: .csv, .tsv (or .csv.gz ...), .parquet or .npz")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="rows to predict: .csv, .tsv (or .csv.gz ...), .parquet or .npz")
     parser.add_argument("--out", type=Path, help="write the predictions here: CSV, or TSV where the name ends "
                              ".tsv, compressed where it ends .gz, .bz2 or .xz (default: print them as CSV)")
     parser.add_argument("--run", help="the run to use (its folder's name) in a sweep's folder (a folder of sweeps: "

@@ -63,9 +63,10 @@ ROUNDING_SD = 1 / math.sqrt(12)
 
 def _spreads(a: dict, b: dict, resolution: float) -> tuple[np.ndarray | None, float, float]:
     """What the test of a against b sees: the paired differences over the seeds both ran and
-    their standard deviation (twice), or, unpaired, None and each side's standard deviation. Each spread is at least the rounding of values measured in steps of `resolution`:
-    3 seeds each exactly one validation row apart have no spread, but say no more than 'about one
-    row' (with a spread of 0, that read as p = 0)."""
+    their standard deviation (twice), or, unpaired, None and each side's standard deviation.
+    Each spread is at least the rounding of values measured in steps of `resolution`: 3 seeds
+    each exactly one validation row apart have no spread, but say no more than 'about one row'
+    (with a spread of 0, that read as p = 0)."""
     seeds = _shared(a, b)
     if seeds:
         d = np.array([a[s] - b[s] for s in seeds])

@@ -102,9 +102,11 @@ def check_reused_folder(config: DictConfig) -> None:
     otherwise (data.limit=1000 against 2000) would pass its runs off as this one's: refused,
     naming the settings. More values or seeds of what is swept are fine."""
     # Its runs' files as they read them (data=table): an edited file would give the runs continued
-    # or added a dataset the others did not see.
+    # or added a dataset the others did not see. Failed runs start over: a file fixed for them is fine.
     read: dict[tuple[str, str], list[str]] = {}
     for run_dir, result in load_results(Path(config.hydra.sweep.dir)):
+        if result.get("status") == Status.failed.value:
+            continue
         for path, digest in (result.get("files") or {}).items():
             read.setdefault((path, digest), []).append(run_dir.name)
     check_unchanged([(path, digest, f"run {runs[0]}" + (f" and {len(runs) - 1} more" if len(runs) > 1 else ""))

@@ -182,6 +182,8 @@ def read_frame(path: Path, key: str):
         except UnicodeDecodeError:
             raise TableError(f"{where}: not UTF-8 text; save it as UTF-8 (Excel: CSV UTF-8)") from None
         except (OSError, EOFError, lzma.LZMAError) as e:  # the compressed stream cut short past its head
+            if compression is None:
+                raise
             raise TableError(f"{where}: truncated or corrupt {compression} file ({e}); copy or compress it "
                              "again") from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:

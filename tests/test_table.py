@@ -138,6 +138,14 @@ def test_a_sweep_continued_or_given_more_seeds_after_its_file_was_edited_is_refu
     assert not list((tmp_path / "s").glob("*seed=2*"))  # nothing trained
     write(tmp_path / "rows.csv", "\n".join(rows) + "\n")  # put back: the sweep goes on
     assert run_cli(*grid, "seed=1,2", cwd=tmp_path).returncode == 0
+    # Runs that failed start over: the file fixed for them is no edit to refuse.
+    holes = ["size,label"] + [f"{'' if s == 3 else s},{'big' if s > 20 else 'small'}" for s in range(40)]
+    write(tmp_path / "holes.csv", "\n".join(holes) + "\n")
+    failing = [*grid[:2], "data.path=holes.csv", *grid[3:-1], "hydra.sweep.dir=h", "seed=1"]
+    assert run_cli(*failing, cwd=tmp_path).returncode == 1
+    write(tmp_path / "holes.csv", "\n".join(rows) + "\n")
+    proc = run_cli(*failing, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_parquet_tsv_and_npz_read_the_same_rows_as_csv(tmp_path):
