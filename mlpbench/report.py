@@ -728,8 +728,8 @@ def _ahead_on_other_seeds(sweep: Sweep, settings: list[Setting]) -> str:
         if s is best or len(shared) < 2 or set(shared) == set(theirs) == set(ours):
             continue
         if sign * (s.summary(sweep.objective).mean - best.summary(sweep.objective).mean) > 0:
-            mean = (lambda values: sum(values[seed] for seed in shared) / len(shared))
-            parts.append(f"{s.label}: {mean(theirs):.4f} against {mean(ours):.4f} for the best ({best.label}) on "
+            mine, the_best = (sum(values[seed] for seed in shared) / len(shared) for values in (theirs, ours))
+            parts.append(f"{s.label}: {mine:.4f} against {the_best:.4f} for the best ({best.label}) on "
                          f"seeds {', '.join(map(str, shared))}")
     if not parts:
         return ""
