@@ -404,12 +404,19 @@ def prepare(cfg: DictConfig) -> Job | None:
                hc.job.num if in_sweep else None, threads)
 
 
+def _underlying(error: BaseException) -> BaseException:
+    """A file error a library wrapped in its own (Lightning's logger: "you tried to log 0.12 which
+    is currently not supported", for an events file whose folder was deleted): the file error."""
+    cause = error.__cause__
+    return cause if not isinstance(error, OSError) and isinstance(cause, OSError) else error
+
+
 def record_failure(job: Job, error: BaseException, say: bool = True) -> None:
     """A run that failed: its record says why, its log has the traceback (not for a config
     that Lightning or the memory check refused: the message says it all)."""
     run_dir = job.run_dir
     try:
-        _record_failure(run_dir, job.overrides, job.cfg, error)
+        _record_failure(run_dir, job.overrides, job.cfg, _underlying(error))
     except OSError:
         pass  # the disk that failed the run may refuse its record too; the log says why
     if say:  # else the caller has said it, once for several runs
@@ -422,6 +429,7 @@ def say_failure(run_dirs: list[Path], error: BaseException, **log_extra) -> None
     the runs' logs)."""
     names = ", ".join(d.name for d in run_dirs)
     runs = f"Run {names}" if len(run_dirs) == 1 else f"Runs {names}"
+    error = _underlying(error)
     if isinstance(error, ConfigError):  # Lightning's checks, memory: found once training was set up
         log.error("%s: not run: %s", runs, error, extra=log_extra)
     elif isinstance(error, FileNotFoundError) and not all(d.is_dir() for d in run_dirs):

@@ -408,3 +408,21 @@ def test_a_run_folder_deleted_before_its_stack_starts_is_made_again_and_the_swee
     assert (tmp_path / "rm").exists()
     assert {r["status"] for r in run_rows(tmp_path / "s")} == {"ok"} and len(run_rows(tmp_path / "s")) == 4
     assert json.loads((gone / "result.json").read_text())["status"] == "ok" and (gone / "run.log").is_file()
+
+
+def test_a_file_error_a_library_wrapped_is_said_as_the_file_error(tmp_path, caplog):
+    from mlpbench.run import say_failure
+
+    # Lightning's TensorBoardLogger, its events file gone with its folder (a user's rm mid-stack).
+    gone, mate = tmp_path / "model.depth=2,seed=1", tmp_path / "model.depth=2,seed=0"
+    mate.mkdir()
+    try:
+        try:
+            raise FileNotFoundError(2, "No such file or directory", str(gone / "events.out.tfevents.1"))
+        except FileNotFoundError as e:
+            raise ValueError("\n you tried to log 0.1188 which is currently not supported.") from e
+    except ValueError as wrapped:
+        with caplog.at_level("ERROR", logger="mlpbench"):
+            say_failure([mate, gone], wrapped)
+    assert caplog.messages == [f"Runs {mate.name}, {gone.name} failed: {gone} was removed while it trained; rerun the "
+                               "command to train it again"]
