@@ -35,6 +35,7 @@ class RunLogFiles(logging.Handler):
         self.files = {p.parent.resolve(): logging.FileHandler(p, mode="a") for p in paths}
         for handler in self.files.values():
             handler.setFormatter(formatter)
+        self._targets: dict = {}  # log_to as the records give it -> its handler: resolved once, not per record
 
     def emit(self, record: logging.LogRecord) -> None:
         target = getattr(record, "log_to", None)
@@ -42,7 +43,9 @@ class RunLogFiles(logging.Handler):
             for handler in self.files.values():
                 handler.handle(record)
         elif target != ():
-            self.files[Path(target).resolve()].handle(record)
+            if target not in self._targets:
+                self._targets[target] = self.files[Path(target).resolve()]
+            self._targets[target].handle(record)
 
     def close(self) -> None:
         for handler in self.files.values():
