@@ -94,6 +94,14 @@ def _mean(values: Optional[list[float]]) -> Optional[float]:
     return sum(finite) / len(finite) if finite else None
 
 
+def recorded_in(error: BaseException) -> set[Path]:
+    """The result.json files that recorded this error (RunRecord.fail)."""
+    try:
+        return error.__dict__.setdefault("_mlpbench_recorded_in", set())
+    except AttributeError:  # no __dict__ (a C extension's exception): never noted
+        return set()
+
+
 class RunRecord:
     """The result.json payload of one run, saved whenever something worth keeping happened."""
 
@@ -126,6 +134,9 @@ class RunRecord:
 
     def fail(self, error: BaseException) -> None:
         self.update(status=Status.failed, error={"type": type(error).__name__, "message": str(error)})
+        # Noted on the error: a caller that records failures (run.record_failure) leaves this
+        # record, which has the run's epochs, as it is, and still records any other failure.
+        recorded_in(error).add(self.path.resolve())
         if isinstance(error, OSError) and error.errno in DISK_ERRORS:
             self.payload["error"]["resumable"] = True  # the disk failed, not the run: it continues
         try:

@@ -27,7 +27,7 @@ from mlpbench.console import print_out, refuse
 from mlpbench.files import DISK_ERRORS
 from mlpbench.memory import check_memory
 from mlpbench.overrides import TRIAL_CALLBACK, shown
-from mlpbench.results import RunRecord, Status, read_result, score_in
+from mlpbench.results import RESULT_FILE, RunRecord, Status, read_result, recorded_in, score_in
 from mlpbench.schema import ConfigError, checked, device_count, register_configs
 from mlpbench.trainer import config_callbacks, make_trainer, quiet_lightning
 
@@ -296,11 +296,15 @@ def _discard_unstarted(run_dir: Path, job_name: str) -> None:
 
 
 def _record_failure(run_dir: Path, overrides: list[str], cfg: DictConfig, error: BaseException) -> None:
-    """Record a run that failed before or while training, unless train() already has, or the
-    run had finished (a later stack of its group failed: its own result stays)."""
-    previous = read_result(run_dir)
-    if previous is not None and (previous.get("status") == Status.failed or Status(previous["status"]).finished):
+    """Record a run that failed before or while training, unless train() already recorded this
+    error, or the run had finished (a later stack of its group failed: its own result stays). A
+    resumed run's earlier failure (its worker died) is replaced by the new one."""
+    if (run_dir / RESULT_FILE).resolve() in recorded_in(error):
         return
+    previous = read_result(run_dir)
+    if previous is not None and Status(previous["status"]).finished:
+        return
+    error = _underlying(error)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
@@ -416,7 +420,7 @@ def record_failure(job: Job, error: BaseException, say: bool = True) -> None:
     that Lightning or the memory check refused: the message says it all)."""
     run_dir = job.run_dir
     try:
-        _record_failure(run_dir, job.overrides, job.cfg, _underlying(error))
+        _record_failure(run_dir, job.overrides, job.cfg, error)
     except OSError:
         pass  # the disk that failed the run may refuse its record too; the log says why
     if say:  # else the caller has said it, once for several runs

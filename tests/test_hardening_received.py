@@ -341,6 +341,30 @@ def test_a_run_failed_by_its_disk_continues_and_resume_finds_its_sweep_in_any_or
         sweep._sweep_overrides(["model.depth=2", "seed=1,2"])
 
 
+def test_a_resumed_run_that_fails_again_records_its_new_error_and_trains_record_stays(tmp_path):
+    from mlpbench.results import RunRecord
+    from mlpbench.run import _record_failure
+
+    cfg = make_config()
+    run_dir = fake_run(tmp_path / "sweep", ["seed=1"], [0.5], status="failed")
+    died = {**json.loads((run_dir / "result.json").read_text()), "error": {"type": "WorkerDied", "resumable": True}}
+    (run_dir / "result.json").write_text(json.dumps(died))
+    # Resumed, then refused before training (its data file edited): the record says so, not WorkerDied.
+    _record_failure(run_dir, ["seed=1"], cfg, ConfigError("data.csv: its content changed"))
+    assert read_result(run_dir)["error"] == {"type": "ConfigError", "message": "data.csv: its content changed"}
+    # A failure train() recorded (with its epochs) is left as it is by the caller that records again.
+    error = RuntimeError("bug at epoch 3")
+    record = RunRecord(run_dir, ["seed=1"], {})
+    record.update(epochs=3)
+    record.fail(error)
+    _record_failure(run_dir, ["seed=1"], cfg, error)
+    assert read_result(run_dir)["epochs"] == 3
+    # A finished run keeps its result when a later stack of its group fails.
+    finished = fake_run(tmp_path / "sweep", ["seed=2"], [0.5])
+    _record_failure(finished, ["seed=2"], cfg, RuntimeError("a stack-mate failed"))
+    assert read_result(finished)["status"] == "ok"
+
+
 # A study bound to its folder, a finished orphaned trial taken: tests/test_tune.py (a search's folder).
 
 
