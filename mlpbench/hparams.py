@@ -47,6 +47,14 @@ def run_logger(run_dir: Path, purge_step: Optional[int] = None):
         def close(self) -> None:
             super().finalize("success")
 
+        def close_failed(self) -> None:
+            """After a failure: the writer's file and thread closed (a stacked worker lives on to
+            train the next group), whatever the disk that may have failed the run says."""
+            try:
+                super().finalize("failed")
+            except Exception:  # noqa: BLE001 - the run's own error is the news
+                pass
+
     return RunLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False, purge_step=purge_step)
 
 

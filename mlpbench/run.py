@@ -219,6 +219,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], experiment: str 
                          record.path, run_dir / "checkpoints")
     except Exception as e:
         record.fail(e)
+        logger.close_failed()
         raise
 
     if not record.enabled:  # a DDP process other than rank 0: rank 0 reports the run

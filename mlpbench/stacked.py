@@ -821,8 +821,9 @@ def train_group(jobs: list[Job]) -> list[dict]:
         keep_interrupted(records, e, jobs[0].cfg, "Runs %s interrupted after {epochs} epochs; kept their results and "
                          "checkpoints.", ", ".join(j.run_dir.name for j in jobs))
     except Exception as e:
-        for record in records:
+        for record, logger in zip(records, loggers):
             record.fail(e)
+            logger.close_failed()
         raise
     finally:
         checkpoints.close()

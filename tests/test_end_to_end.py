@@ -2,6 +2,7 @@
 
 import json
 import re
+import threading
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, EventAccumulator
@@ -135,13 +136,19 @@ def test_a_crash_mid_run_keeps_the_finished_epochs(tmp_path, monkeypatch):
             raise RuntimeError("boom")
         return original(self, batch, batch_idx)
 
+    def event_writers() -> int:  # TensorBoard's writer thread, one per open event file
+        return sum(type(t).__name__ == "_AsyncWriterThread" for t in threading.enumerate())
+
     monkeypatch.setattr(MLPModule, "training_step", crash_in_second_epoch)
+    writers_before = event_writers()
     with pytest.raises(RuntimeError, match="boom"):
         run_in_process(tmp_path, "data.limit=200", "trainer.max_epochs=3")
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["status"] == "failed"
     assert saved["error"] == {"type": "RuntimeError", "message": "boom"}
     assert len(saved["history"]["train_loss"]) == 1 and saved["epochs"] == 1
+    # Its event file closed: a process that trains on (a stacked worker) keeps no writer per failure.
+    assert event_writers() == writers_before
 
 
 def test_ctrl_c_mid_run_records_interrupted_and_keeps_a_checkpoint(tmp_path, monkeypatch, caplog):
