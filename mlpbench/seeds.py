@@ -99,7 +99,7 @@ class SeedRounds:
             settings = self._settings(sweep)
             plan = self._plan(sweep, [settings.get(key) for key in keys])
             if not plan:
-                self._record("decided")
+                self._record(_why_no_round(sweep))
                 self._say_end(sweep, round_number)
                 break
             minutes = (time.monotonic() - self.started) / 60
@@ -160,6 +160,15 @@ class SeedRounds:
         minutes = (time.monotonic() - self.started) / 60
         log.info("seed=auto: ended after %d round%s, %.1f minutes: %s", rounds, "" if rounds == 1 else "s", minutes,
                  "; ".join(f"{reason}: {', '.join(labels)}" for reason, labels in reasons.items()))
+
+
+def _why_no_round(sweep: Sweep) -> str:
+    """Why a round planned no seed: every comparison decided, an open one out of seeds
+    (sweep.max_seeds), or no best to compare with (no run gave a result)."""
+    verdicts = [s.verdict for s in sweep.settings]
+    if not any(v.verdict == "best" for v in verdicts):
+        return "no verdict"
+    return "max_seeds" if any(v.verdict == "tied" and v.stopped is None for v in verdicts) else "decided"
 
 
 def _seeds(setting: Optional[Setting]) -> set[int]:

@@ -177,6 +177,7 @@ def test_rounds_add_seeds_only_where_a_comparison_is_open_and_stop_with_a_reason
     assert rows is None  # the report is the sweep callback's, not the rounds'
     found = {s.label: (s.verdict.verdict, s.verdict.stopped) for s in read_sweep(sweep).settings}
     assert found == {"a": ("best", "decided"), "b": ("worse", "decided"), "c": ("tied", "futile")}
+    assert json.loads((sweep / "rounds.json").read_text())["ended"] == "decided"
 
 
 def test_seeds_per_round_adds_that_many_seeds_to_each_open_comparison_and_the_best(tmp_path):
@@ -218,6 +219,7 @@ def test_a_budget_of_seeds_ends_an_open_comparison_and_says_so(tmp_path, monkeyp
     result = read_sweep(sweep)
     assert {s.label: (len(s.runs), stopped(result, s)) for s in result.settings} == {
         "a": (7, "budget: max_seeds"), "b": (7, "budget: max_seeds"), "c": (3, "futile")}
+    assert json.loads((sweep / "rounds.json").read_text())["ended"] == "max_seeds"
 
 
 def test_a_budget_too_small_for_any_verdict_adds_no_round_and_says_so(tmp_path, caplog):
@@ -289,6 +291,21 @@ def test_a_round_whose_runs_leave_no_result_ends_the_rounds_instead_of_repeating
     SeedRounds(launcher, sweep, auto_sweep(sweep), ROUNDS).run()
     assert len(launcher.batches) <= 4 and "would train the seeds of the round before again" in caplog.text
     assert "model.activation=b: seeds [4]" in caplog.text
+
+
+def test_rounds_where_every_run_failed_end_with_no_verdict_not_decided(tmp_path):
+    class Failing(FakeLauncher):
+        def launch(self, batch, initial_job_idx):
+            for job in batch:
+                fake_run(self.sweep, job, [0.5], status="failed", config={"seed": int(job[1].split("=")[1])})
+            self.batches.append(batch)
+            return []
+
+    sweep = tmp_path / "sweep"
+    launcher = Failing(sweep)
+    SeedRounds(launcher, sweep, auto_sweep(sweep), ROUNDS).run()
+    assert len(launcher.batches) == 1
+    assert json.loads((sweep / "rounds.json").read_text())["ended"] == "no verdict"
 
 
 # ---------------------------------------------------------------------------- a real sweep
