@@ -16,6 +16,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,17 +29,22 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: os.umask can only be read by setting it
 
 
-def try_lock(path: Path):
+def try_lock(path: Path, wait: float = 0.25):
     """The open file `path` (made if missing) holding its exclusive lock, or None where another
-    process holds it. Held while the file stays open, and at most until the process ends (a
-    killed process holds nothing)."""
+    process holds it for `wait` seconds. Held while the file stays open, and at most until the
+    process ends (a killed process holds nothing). The wait: `locked_elsewhere` asks by taking
+    the lock for an instant, which must not refuse a sweep starting in that instant."""
     handle = open(path, "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    return handle
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.close()
+                return None
+            time.sleep(0.01)
 
 
 def locked_elsewhere(path: Path) -> bool:

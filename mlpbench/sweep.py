@@ -521,7 +521,7 @@ def gpu_slot(sweep_dir: str | Path) -> int:
     folder = Path(sweep_dir).resolve()
     if folder not in _gpu_slots:
         slot = 0
-        while (handle := try_lock(folder / f".gpu-slot-{slot}.lock")) is None:
+        while (handle := try_lock(folder / f".gpu-slot-{slot}.lock", wait=0)) is None:  # held: the next
             slot += 1
         _gpu_slots[folder] = (slot, handle)
     return _gpu_slots[folder][0]

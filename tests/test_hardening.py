@@ -244,6 +244,21 @@ def test_a_refused_second_sweep_leaves_the_first_sweeps_folder_as_it_was(tmp_pat
         assert sorted(p.name for p in sweep.iterdir()) == [".sweep.lock", "multirun.yaml"]
 
 
+def test_a_lock_taken_for_an_instant_to_ask_does_not_refuse_a_sweep_starting_then(tmp_path):
+    import threading
+
+    from mlpbench.files import locked_elsewhere, try_lock
+
+    lock = tmp_path / ".sweep.lock"
+    asking = try_lock(lock)  # what locked_elsewhere holds while it asks (a report of the folder)
+    threading.Timer(0.01, asking.close).start()
+    starting = try_lock(lock, wait=30)  # let go while this one waits: taken
+    assert starting is not None
+    assert locked_elsewhere(lock) and try_lock(lock, wait=0.05) is None  # held for good: refused
+    starting.close()
+    assert not locked_elsewhere(lock)
+
+
 def test_a_huge_grid_is_refused_at_once_and_a_search_reports_its_own_settings(tmp_path):
     proc = run_cli("-m", "model.depth=range(0,100000)", cwd=tmp_path)
     assert proc.returncode == 2 and "the grid has 100,000 runs" in proc.stderr
