@@ -177,6 +177,8 @@ def save_figure(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=FIGURE_DPI)
-    plt.close(fig)
+    try:
+        fig.savefig(buffer, format="png", dpi=FIGURE_DPI)
+    finally:
+        plt.close(fig)  # a failed figure too: pyplot keeps every open one
     return write_atomic(path, buffer.getvalue())

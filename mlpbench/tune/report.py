@@ -101,9 +101,8 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     if len(rows) > len(trained):
         summary += f"; and {len(rows) - len(trained)} repeat(s) of a point tried already, not trained again"
-    write_atomic(sweep_dir / "trials.md", (
-        f"# Search {config.tune.study_name}: {objective} ({direction(objective)}), best epoch of each trial\n\n"
-        f"{len(trained)} trials: {summary}.\n\n{markdown(columns, rows, _cell)}").encode())
+    trials_md = (f"# Search {config.tune.study_name}: {objective} ({direction(objective)}), best epoch of each "
+                 f"trial\n\n{len(trained)} trials: {summary}.\n\n{markdown(columns, rows, _cell)}")
     write_csv(sweep_dir / "trials.csv", columns, rows)
     written = [sweep_dir / "trials.csv", sweep_dir / "trials.md"]
 
@@ -137,8 +136,8 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
                                                      if grid else ""))
     lines += _more_trials(trained, objective, maximize)
     finalists = None if all_diverged else _finalists(trials, config, objective, maximize, seeds, sweep_dir)
-    if finalists:
-        write_atomic(sweep_dir / "trials.md", (sweep_dir / "trials.md").read_bytes() + f"\n\n{finalists}\n".encode())
+    # Written once, the finalists' comparison with it: a reader never finds the table without it.
+    write_atomic(sweep_dir / "trials.md", (trials_md + (f"\n\n{finalists}\n" if finalists else "")).encode())
     written += _figures(study, config, sweep_dir, trained, grid, continued)
     if not quiet:
         top = markdown(columns[:-1], trained[:10], _cell)
