@@ -40,7 +40,7 @@ from mlpbench.results import (RESULT_FILE, ROUNDS_FILE, SWEEP_LOCK, Status, flat
                               lower_is_better, natural_key, read_result, read_sweep_config, resolution, score_in)
 from mlpbench.schema import (AUTO_SEED, BASIC_SWEEPER, GRID_SWEEPER, ConfigError, Metric, SweepConfig, safe_name,
                              trusted)
-from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, sequential_verdicts, summarize, verdicts
+from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, p_cell, sequential_verdicts, summarize, verdicts
 
 REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
 # report.objective=null: the best epoch's validation score (Keras Tuner's objective; the epoch best.ckpt keeps, which
@@ -604,8 +604,8 @@ def _cell(column: str, value: Any) -> str:
         return "-"
     if isinstance(value, str):
         return value
-    if column == "p":  # small ones as 2e-05: a "<" would be escaped in the Markdown table
-        return f"{value:.3f}" if value >= 0.001 else f"{value:.0e}"
+    if column == "p":
+        return p_cell(value)
     if column.startswith(DIAGNOSTICS):
         return f"{value:.3g}"
     if column.startswith("gap"):

@@ -414,7 +414,13 @@ def _best(summaries: dict[str, Summary], maximize: bool):
 
 
 def _p(p: float) -> str:
+    """A p-value in a sentence: "p < 0.001", "p = 0.033"."""
     return "< 0.001" if p < 0.001 else f"= {p:.2g}"
+
+
+def p_cell(p: float) -> str:
+    """A p-value in a table cell: 0.033, small ones as 2e-05 (a "<" would be escaped in Markdown)."""
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.0e}"
 
 
 def headline(labels_in_order: list[str], summaries: dict[str, Summary],

@@ -38,7 +38,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpbench.console import command, refuse
 from mlpbench.files import locked_elsewhere, try_lock
-from mlpbench.overrides import TRIAL_CALLBACK, as_written as _as_written, command_line, grid_overrides, parse
+from mlpbench.overrides import (NOT_A_SETTING, TRIAL_CALLBACK, as_written as _as_written, command_line, grid_overrides,
+                                parse)
 from mlpbench.results import (RESULT_FILE, SWEEP_CONFIG, SWEEP_LOCK, Status, load_results, read_result,
                               read_sweep_config)
 from mlpbench.schema import BASIC_SWEEPER, GRID_SWEEPER, JOBLIB_LAUNCHER, ConfigError, device_count
@@ -68,8 +69,6 @@ def grid_constants(config: DictConfig) -> dict[str, str]:
     """{key: override} for what a sweep's grid gives one value (the preset's sweeper params and
     the command's overrides, the last of a key winning, as in Hydra); the seed, and what steers
     the sweep or the console, aside."""
-    from mlpbench.overrides import NOT_A_SETTING
-
     return {o.key_or_group: o.input_line for o in grid_overrides(config)
             if not o.is_hydra_override() and not o.is_sweep_override() and o.key_or_group != "seed"
             and o.key_or_group not in NOT_A_SETTING and not o.key_or_group.startswith("sweep.")}
@@ -159,7 +158,6 @@ def check_reused_run(folder: Path, previous: dict, config: dict) -> None:
     the settings that differ (the resolved configs compared, so a default spelled out or a
     value quoted is the same run). Checked before Hydra writes this run's config over the
     earlier run's (.hydra/)."""
-    from mlpbench.overrides import NOT_A_SETTING
     from mlpbench.results import flat_keys
 
     if locked_elsewhere(folder.parent / SWEEP_LOCK):  # a sweep's runs take no lock of their own
@@ -188,8 +186,6 @@ def _sweep_overrides(overrides: Any) -> list[str]:
     """What a command sweeps, in one order whatever the order typed (the last value of a key
     counts, as in Hydra); not what is no property of a run (`resume=true`, how a sweep is
     continued; the console's settings) nor seed=auto's budgets (sweep.*: more seeds continue it)."""
-    from mlpbench.overrides import NOT_A_SETTING
-
     last = {(o.key_or_group, o.package): o.input_line for o in parse(overrides)
             if o.key_or_group not in NOT_A_SETTING - {"experiment"} and not o.key_or_group.startswith("sweep.")}
     return sorted(last.values())

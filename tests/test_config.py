@@ -91,3 +91,18 @@ def test_help_group_list_matches_the_conf_folder(tmp_path):
         (line,) = [ln for ln in proc.stdout.splitlines() if ln.lstrip("+").startswith(f"{group}: ")]
         listed = sorted(x.strip() for x in line.split(":", 1)[1].split(","))
         assert listed == sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml")), group
+
+
+def test_run_folders_leave_out_exactly_the_keys_that_are_no_setting():
+    # conf/config.yaml lists them for Hydra's override_dirname; mlpbench.overrides for reports and
+    # HParams: a sweep.* key added to the schema and not to the list would name run folders.
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    from mlpbench.overrides import NOT_A_SETTING
+    from mlpbench.schema import SweepConfig
+
+    config = OmegaConf.load(REPO / "conf" / "config.yaml")
+    excluded = set(config.hydra.job.config.override_dirname.exclude_keys)
+    assert excluded == NOT_A_SETTING | {f"sweep.{f.name}" for f in dataclasses.fields(SweepConfig)}

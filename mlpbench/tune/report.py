@@ -17,7 +17,7 @@ from mlpbench.files import figure, fit, format_cell, legend_beside, markdown, sa
 from mlpbench.report import interval
 from mlpbench.results import Status, lower_is_better, read_result, resolution
 from mlpbench.overrides import TRIAL_CALLBACK
-from mlpbench.stats import expected_best, headline, summarize, verdicts
+from mlpbench.stats import expected_best, headline, p_cell, summarize, verdicts
 from mlpbench.tune.space import Dimension, grid_size, parse_space
 from mlpbench.tune.study import STUDY_FILE, direction, load_study, objective_key, trial_runs
 
@@ -207,7 +207,7 @@ def _finalists(trials: list, config: DictConfig, objective: str, maximize: bool,
         s = summaries[label]
         row = {"trial": t.number, **{d.key: _shown(t.params[d.key]) for d in dims if d.key in t.params}, "n": s.n,
                objective: interval(s, objective),
-               "verdict": found[label].word or "-", "p": "-" if found[label].p is None else f"{found[label].p:.3f}"}
+               "verdict": found[label].word or "-", "p": "-" if found[label].p is None else p_cell(found[label].p)}
         rows.append(row)
     answer = headline(list(groups), summaries, found, objective, digits=4,
                       shown=lambda s: interval(s, objective))
