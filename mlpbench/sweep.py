@@ -41,7 +41,7 @@ from mlpbench.files import locked_elsewhere, try_lock
 from mlpbench.overrides import (NOT_A_SETTING, TRIAL_CALLBACK, as_written as _as_written, command_line, grid_overrides,
                                 parse)
 from mlpbench.results import (RESULT_FILE, SWEEP_CONFIG, SWEEP_LOCK, Status, load_results, read_result,
-                              read_sweep_config)
+                              read_sweep_config, run_log)
 from mlpbench.schema import BASIC_SWEEPER, GRID_SWEEPER, JOBLIB_LAUNCHER, ConfigError, device_count
 from mlpbench.table import check_unchanged
 
@@ -412,7 +412,7 @@ def record_lost_runs(sweep: Path, message: str) -> list[str]:
 
 
 def clear_run(run_dir: Path) -> None:
-    """Remove what an earlier attempt wrote, keeping its log (run.log) and Hydra's config."""
+    """Remove what an earlier attempt wrote, keeping its log (run_log) and Hydra's config."""
     for path in run_dir.iterdir():
         if path.name.startswith("events.out.tfevents") or path.name in (RESULT_FILE, "hparams.yaml"):
             path.unlink()
@@ -939,8 +939,8 @@ class SweepSummary(HydraCallback):
                 why = (str(error.get("type", "?")), " ".join(str(error.get("message", "")).split()))
                 alike.setdefault(why, []).append(run.name)
             for (kind, message), names in alike.items():
-                where = (f"log: {sweep / names[0] / 'run.log'}" if len(names) == 1 else
-                         f"{len(names)} runs; logs: each run's run.log in {sweep}")
+                where = (f"log: {run_log(sweep / names[0], config)}" if len(names) == 1 else
+                         f"{len(names)} runs; logs: each run's {run_log(sweep, config).name} in {sweep}")
                 print(f"  {'; '.join(names)}: {kind}: {message} ({where})", file=sys.stderr)
             # A refused config fails the same way every time: only the others can succeed again.
             refused = {run.name for run in failed if (run.result.get("error") or {}).get("type") in REFUSED}

@@ -44,7 +44,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on_then_exits_non_zero(tmp
 def test_a_crash_inside_training_keeps_the_sweep_going(tmp_path):
     # The second run crashes in its second epoch; the sweep records it and goes on.
     proc = run_cli("-m", "model.depth=2,1", *TINY, "+callbacks.fault={_target_:tests.faults.CrashInSecondEpoch,depth:2}",
-                   cwd=tmp_path)
+                   "hydra.job.name=train", cwd=tmp_path)
     assert proc.returncode == 1
     sweep = only_sweep(tmp_path)
     assert {r["model.depth"]: r["status"] for r in run_rows(sweep)} == {"2": "failed", "1": "ok"}
@@ -52,7 +52,8 @@ def test_a_crash_inside_training_keeps_the_sweep_going(tmp_path):
     failed = json.loads((failed_dir / "result.json").read_text())
     assert failed["error"] == {"type": "RuntimeError", "message": "injected crash in epoch 2"}
     assert failed["epochs"] == 1  # the finished epoch is kept
-    assert "Traceback" in (failed_dir / "run.log").read_text()  # the whole story is in the run's log
+    # The whole story is in the run's log, <hydra.job.name>.log, which the message names.
+    assert "Traceback" in (failed_dir / "train.log").read_text() and f"log: {(failed_dir / 'train.log').relative_to(tmp_path)})" in proc.stderr
 
 
 def test_one_row_batches_with_batchnorm_are_refused_by_name():

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlpbench.console import command
 from mlpbench.files import figure, fit, format_cell, legend_beside, markdown, save_figure, write_atomic, write_csv
 from mlpbench.report import interval
-from mlpbench.results import Status, lower_is_better, read_result, resolution
+from mlpbench.results import Status, lower_is_better, read_result, resolution, run_log
 from mlpbench.overrides import TRIAL_CALLBACK
 from mlpbench.stats import expected_best, headline, p_cell, summarize, verdicts
 from mlpbench.tune.space import Dimension, grid_size, parse_space
@@ -422,6 +422,6 @@ def finish(sweep_dir: Path, config: DictConfig) -> bool:
     if failed:
         print(f"\n{len(failed)} trial(s) failed:", file=sys.stderr)
         for row in failed:
-            print(f"  trial {row['trial']}: {row['note'] or 'failed'} (log: {sweep_dir / row['run'] / 'run.log'})",
+            print(f"  trial {row['trial']}: {row['note'] or 'failed'} (log: {run_log(sweep_dir / row['run'], config)})",
                   file=sys.stderr)
     return not failed

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from mlpbench.console import refuse
 from mlpbench.files import try_lock
 from mlpbench.overrides import TRIAL_CALLBACK
-from mlpbench.results import Status, read_result
+from mlpbench.results import Status, read_result, run_log
 from mlpbench.schema import BASIC_LAUNCHER, JOBLIB_LAUNCHER, STACKED_LAUNCHER, ConfigError, Pruner, checked
 from mlpbench.sweep import WORKER_DIED, alone_because, run_name, started_sweeps
 from mlpbench.tune.report import write_report
@@ -242,7 +242,7 @@ class Search:
         if attempts is not None and trial.user_attrs.get("attempt", 1) >= attempts:
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             log.error("Trial %d was cut off by %s %d times: failed, not tried again (its log: %s)", trial.number,
-                      cut_off_by, attempts, self.sweep_dir / runs[0] / "run.log" if runs else "none")
+                      cut_off_by, attempts, run_log(self.sweep_dir / runs[0], self.config) if runs else "none")
             return
         stopped_at = sorted({(r.get("epochs") or 0) if r else 0 for r in results})
         if len(stopped_at) > 1:
