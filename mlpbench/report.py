@@ -845,7 +845,7 @@ def _settings_in_order(sweeps: list[Sweep]) -> list[Setting]:
     return list(found.values())
 
 
-def _looks(sweeps: list[Sweep]) -> tuple[dict[str, str], dict[str, str]]:
+def setting_looks(sweeps: list[Sweep]) -> tuple[dict[str, str], dict[str, str]]:
     """Setting label -> colour, and -> line style, in the report's setting order: a colour each,
     solid; where more than 10 settings are two or more swept keys of few values each (activation
     x depth: 4 x 3), a colour per value of the first key and a line style per combination of the
@@ -862,14 +862,9 @@ def _looks(sweeps: list[Sweep]) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def setting_colors(sweeps: list[Sweep]) -> dict[str, str]:
-    """Setting label -> colour (_looks): a setting is drawn in its colour in every figure of the
-    report, and in each sweep of a comparison."""
-    return _looks(sweeps)[0]
-
-
-def setting_line_styles(sweeps: list[Sweep]) -> dict[str, str]:
-    """Setting label -> a per-epoch curve's line style (_looks)."""
-    return _looks(sweeps)[1]
+    """Setting label -> colour (setting_looks): a setting is drawn in its colour in every figure
+    of the report, and in each sweep of a comparison."""
+    return setting_looks(sweeps)[0]
 
 
 def _legend_title(sweeps: list[Sweep]) -> str:
@@ -927,7 +922,7 @@ def plot_curves(sweeps: list[Sweep], metric: str, ylabel: str, path: Path) -> Op
         return None
     accuracy = metric.endswith(("acc", "r2"))  # higher is better, at most 1
     r2 = metric.endswith("r2")
-    colors, styles = _looks(sweeps)
+    colors, styles = setting_looks(sweeps)
     fig, axes = figure(1, len(sweeps), sharey=True)
     drawn: list[tuple[int, float, int]] = []  # (epoch, value, its curve's last epoch), bands too
     for ax, sweep in zip(axes[0], sweeps):

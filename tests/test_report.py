@@ -607,7 +607,7 @@ def test_twelve_settings_of_two_keys_get_a_colour_per_activation_and_a_line_styl
         for depth in (2, 5, 8):
             fake_run(sweep, [f"model.activation={activation}", f"model.depth={depth}", "seed=1"], [0.8, 0.9])
     sweeps = report.read_sweeps([sweep])
-    colors, styles = report.setting_colors(sweeps), report.setting_line_styles(sweeps)
+    colors, styles = report.setting_looks(sweeps)
     assert len(colors) == 12 and len(set(colors.values())) == 4 and set(styles.values()) == {"-", "--", ":"}
     assert len({(colors[label], styles[label]) for label in colors}) == 12  # each curve its own look
     assert colors["activation=relu/depth=2"] == colors["activation=relu/depth=8"]
@@ -615,7 +615,7 @@ def test_twelve_settings_of_two_keys_get_a_colour_per_activation_and_a_line_styl
     # Ten settings or fewer: a colour each, solid.
     few = report.read_sweeps([sweep])
     few[0].settings = few[0].settings[:10]
-    assert len(set(report.setting_colors(few).values())) == 10 and set(report.setting_line_styles(few).values()) == {"-"}
+    assert len(set(report.setting_colors(few).values())) == 10 and set(report.setting_looks(few)[1].values()) == {"-"}
 
 
 def test_one_run_alone_is_told_how_to_get_its_interval(tmp_path):
