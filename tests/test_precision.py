@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 import torch
@@ -284,17 +284,29 @@ def test_a_stacks_checkpoints_written_by_a_thread_hold_their_epochs_state(tmp_pa
 
     monkeypatch.setattr(sweep, "trains_on_cpu", lambda cfg: False)
     write, written = stacked._write_checkpoints, {}
+    stepped: dict[int, threading.Event] = {}  # epoch -> a training step of it has run
+    moved_on = []  # per threaded write: the next epoch trained before it (else the check shows nothing)
+    step = stacked.StackedModule.training_step
 
-    def recording(folder, delay):
+    def noting_step(self, batch, batch_idx):
+        loss = step(self, batch, batch_idx)
+        stepped.setdefault(self.current_epoch, threading.Event()).set()
+        return loss
+
+    monkeypatch.setattr(stacked.StackedModule, "training_step", noting_step)
+
+    def recording(folder, threaded):
         def write_files(files):
-            time.sleep(delay)  # the next epoch trains meanwhile: a checkpoint not copied would show it
+            epoch = files[0][2]["epoch"]
+            if threaded and epoch + 1 < 3:  # the next epoch trains meanwhile: a checkpoint not copied would show it
+                moved_on.append(stepped.setdefault(epoch + 1, threading.Event()).wait(timeout=600))
             written.setdefault(folder, []).append([(ckpt["epoch"], {k: t.clone() for k, t in ckpt["state_dict"].items()},
                                                     ckpt["optimizer_states"][0]) for _, _, ckpt in files])
             write(files)
         return write_files
 
-    def train(folder, delay):
-        monkeypatch.setattr(stacked, "_write_checkpoints", recording(folder, delay))
+    def train(folder, threaded):
+        monkeypatch.setattr(stacked, "_write_checkpoints", recording(folder, threaded))
         jobs = []
         for seed in (1, 2):
             overrides = [f"seed={seed}", "data=digits", "trainer.max_epochs=3", "trainer.enable_progress_bar=false"]
@@ -302,14 +314,14 @@ def test_a_stacks_checkpoints_written_by_a_thread_hold_their_epochs_state(tmp_pa
                             sweep.RunPlan(), None, seed - 1, None))
         return stacked.train_group(jobs)
 
-    threaded = train("threaded", 0.5)
+    threaded = train("threaded", True)
     in_turn = stacked.ReplicaCheckpoints.__init__
     monkeypatch.setattr(stacked.ReplicaCheckpoints, "__init__",
                         lambda self, run_dirs, module, background=False: in_turn(self, run_dirs, module, False))
-    written_in_turn = train("in_turn", 0.0)
+    written_in_turn = train("in_turn", False)
     assert [r["history"]["val_loss"] for r in threaded] == [r["history"]["val_loss"] for r in written_in_turn]
     # The thread writes an epoch's files at a time, in turn they are written a replica at a time.
-    assert len(written["threaded"]) == 3 and len(written["in_turn"]) == 6
+    assert len(written["threaded"]) == 3 and len(written["in_turn"]) == 6 and moved_on == [True, True]
     ours, theirs = sum(written["threaded"], []), sum(written["in_turn"], [])
     for (epoch, state, optimizer), (their_epoch, their_state, their_optimizer) in zip(ours, theirs, strict=True):
         assert epoch == their_epoch and all(torch.equal(state[k], t) for k, t in their_state.items()), epoch
