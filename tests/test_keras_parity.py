@@ -22,6 +22,13 @@ KERAS_OPTIMIZERS = {  # reference name -> overrides, Keras' defaults otherwise
     "nadam": ["optim=nadam"],
     "adagrad": ["optim=adagrad"],
     "sgd_nesterov": ["optim=sgd", "optim.momentum=0.9", "optim.nesterov=true"],
+    "sgd_momentum_wd": ["optim=sgd", "optim.momentum=0.9", "optim.weight_decay=0.5"],
+    "adam_wd": ["optim=adam", "optim.weight_decay=0.5"],
+    "nadam_wd": ["optim=nadam", "optim.weight_decay=0.5"],
+    "rmsprop_wd": ["optim=rmsprop", "optim.weight_decay=0.5"],
+    "adagrad_wd": ["optim=adagrad", "optim.weight_decay=0.5"],
+    "adamw": ["optim=adamw"],
+    "adamw_wd": ["optim=adamw", "optim.weight_decay=0.5"],
 }
 
 
