@@ -36,6 +36,31 @@ def trained(cwd: Path) -> list[dict]:
     return [r for r in trial_rows(cwd) if not r["note"].startswith("as trial")]
 
 
+def checkpoint_epochs(run_dir: Path) -> int:
+    """The epochs a run's checkpoint holds: where the run continues; 0 without one."""
+    import torch
+
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        return 0
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    return len(checkpoint["mlpbench"]["history"]["train_loss"])
+
+
+def cut_off_run(sweep: Path, source: str, name: str, checkpoint_epochs: int) -> None:
+    """A run of a trial cut off after `checkpoint_epochs` epochs (its checkpoint's), copied from
+    the finished run `source`; its result.json, saved before the last checkpoints, says 1."""
+    import shutil
+
+    import torch
+
+    shutil.copytree(sweep / source, sweep / name)
+    (sweep / name / "result.json").write_text(json.dumps({"status": "interrupted", "epochs": 1}))
+    checkpoint = torch.load(sweep / name / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["mlpbench"]["history"]["train_loss"] = [0.5] * checkpoint_epochs
+    torch.save(checkpoint, sweep / name / "checkpoints" / "last.ckpt")
+    (sweep / name / "checkpoints" / "best.ckpt").unlink(missing_ok=True)
+
+
 def test_the_tutorial_space_parses_as_keras_tuner_declares_it():
     space = OmegaConf.load(REPO / "conf" / "experiment" / "tune_units.yaml").tune.space
     units, lr = parse_space(space)
@@ -70,6 +95,41 @@ def test_float_log_ranges_and_list_choices_are_search_dimensions():
 def test_a_malformed_search_dimension_names_its_key(space, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         parse_space(space)
+
+
+def test_a_retried_trial_is_pruned_in_the_hyperband_bracket_of_the_trial_it_repeats():
+    from types import SimpleNamespace
+
+    from mlpbench.tune.study import make_pruner
+
+    pruner = make_pruner(compose_config(["experiment=tune_units"]).tune, max_epochs=10)
+    pruner._try_initialization(None)  # max_resource given: the brackets need no trials
+    study = SimpleNamespace(study_name="tune_units")
+    bracket = {n: pruner._get_bracket_id(study, SimpleNamespace(number=n, user_attrs={})) for n in range(40)}
+    first, retried = next((a, b) for a in bracket for b in bracket if bracket[a] != bracket[b])
+    assert pruner._get_bracket_id(study, SimpleNamespace(number=retried, user_attrs={"first_number": first})) == \
+        bracket[first]
+
+
+def test_a_retry_that_continued_its_runs_counts_only_the_seconds_it_added(tmp_path):
+    import optuna
+
+    from mlpbench.tune.study import retry, tell
+
+    study = optuna.create_study(direction="maximize")
+    cut = study.ask({"x": optuna.distributions.IntDistribution(0, 3)})
+    cut.set_user_attr("run", "run")
+    (tmp_path / "run").mkdir()
+    left = {"status": "interrupted", "epochs": 2, "seconds": 5.0}
+    retry(study, cut, [left], continued_from=2)
+    again = study.ask()
+    (tmp_path / "run" / "result.json").write_text(json.dumps({
+        "status": "ok", "epochs": 3, "seconds": 8.0, "overrides": [], "config": {},
+        "history": {"val_acc": [0.5, 0.6, 0.7]}, "metrics": {"val_loss": 0.4, "val_acc": 0.7, "best_val_acc": 0.7}}))
+    tell(study, again, [tmp_path / "run"], "val_acc")
+    trials = study.get_trials()
+    assert trials[cut.number].user_attrs["seconds"] == 5.0 and trials[again.number].user_attrs["seconds"] == 3.0
+    assert trials[again.number].user_attrs["first_number"] == cut.number
 
 
 def test_a_space_value_no_run_can_use_stops_the_search_before_any_trial(tmp_path):
@@ -137,7 +197,7 @@ def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tm
     orphan = study.ask(first.distributions)
     orphan.set_user_attr("run", first.user_attrs["run"])
     search = Search.__new__(Search)
-    search.sweep_dir, search.objective = study_dir(tmp_path), "val_acc"
+    search.sweep_dir, search.objective, search.config = study_dir(tmp_path), "val_acc", load_config(study_dir(tmp_path))
     search._recover(study)
     taken = study.get_trials()[orphan.number]
     assert taken.state.name == first.state.name and taken.user_attrs["run"] == first.user_attrs["run"]
@@ -148,9 +208,9 @@ def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tm
 
     from mlpbench.tune.study import MAX_ATTEMPTS
 
-    for name, status in (("own_failure", "failed"), ("cut_off", "interrupted")):
-        (study_dir(tmp_path) / name).mkdir()
-        (study_dir(tmp_path) / name / "result.json").write_text(json.dumps({"status": status, "epochs": 1}))
+    (study_dir(tmp_path) / "own_failure").mkdir()
+    (study_dir(tmp_path) / "own_failure" / "result.json").write_text(json.dumps({"status": "failed", "epochs": 1}))
+    cut_off_run(study_dir(tmp_path), first.user_attrs["run"], "cut_off", checkpoint_epochs=1)
     failed, cut_off, last = (study.ask(first.distributions) for _ in range(3))
     failed.set_user_attr("run", "own_failure")
     for trial, attempt in ((cut_off, 1), (last, MAX_ATTEMPTS)):
@@ -168,10 +228,10 @@ def test_a_tiny_search_reports_its_trials_and_a_best_config_that_trains_again(tm
     study.tell(popped, state=TrialState.FAIL)
     # A trial cut off with its seeds at different epochs: tried again from the start, so that its
     # seeds train as one stack again (continued apart, each would report its own value to the pruner).
+    # Their checkpoints tell, not result.json, saved at most once a second: here it says 1 for both.
     cut = study.ask(first.distributions)
     for name, epochs in (("cut_seed_1", 2), ("cut_seed_2", 1)):
-        (study_dir(tmp_path) / name).mkdir()
-        (study_dir(tmp_path) / name / "result.json").write_text(json.dumps({"status": "interrupted", "epochs": epochs}))
+        cut_off_run(study_dir(tmp_path), first.user_attrs["run"], name, checkpoint_epochs=epochs)
     cut.set_user_attr("runs", ["cut_seed_1", "cut_seed_2"])
     search._recover(study)
     assert not (study_dir(tmp_path) / "cut_seed_1").exists() and not (study_dir(tmp_path) / "cut_seed_2").exists()
@@ -265,7 +325,8 @@ def test_a_killed_search_continues_the_study_without_repeating_finished_trials(t
     before = _states(db)
     assert before[0] == "COMPLETE" and before[1] == "RUNNING"
     first = json.loads(next(study_dir(tmp_path).glob("trial_000*/result.json")).read_text())
-    cut_at = json.loads(next(study_dir(tmp_path).glob("trial_001*/result.json")).read_text())["epochs"]
+    cut_run = next(study_dir(tmp_path).glob("trial_001*"))
+    cut_at = checkpoint_epochs(cut_run)  # where it continues: its checkpoint's epoch (result.json may lag)
 
     rerun = run_cli(*args, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
@@ -278,7 +339,12 @@ def test_a_killed_search_continues_the_study_without_repeating_finished_trials(t
     # The cut-off trial keeps the epochs it trained; its retry continues its run and counts only
     # the epochs it adds: 30 + 30 in all, not the retry's 30 twice.
     assert rows[1]["epochs"] == str(cut_at) and rows[2]["epochs"] == "30"
-    assert "Epochs trained: 60 epochs in 3 trials" in rerun.stdout
+    assert "Epochs trained: 60 epochs in 2 trials (2 complete, 1 cut off and tried again); the same trials " \
+           "without pruning: 60" in rerun.stdout
+    # And the seconds: the retry's own, not the cut-off attempt's again (a continued run's result has both).
+    run_seconds = json.loads((cut_run / "result.json").read_text())["seconds"]
+    before = float(rows[1]["seconds"]) if cut_at else 0.0
+    assert float(rows[2]["seconds"]) == pytest.approx(run_seconds - before, abs=0.15)
     assert sum(r["state"] in ("complete", "pruned") for r in trained(tmp_path)) == 2  # n_trials ended
     # Trial 0 was not run again: its result is the first run's, to the second.
     again = json.loads(next(study_dir(tmp_path).glob("trial_000*/result.json")).read_text())
@@ -359,6 +425,18 @@ def test_parallel_trials_share_the_study_and_the_cores(tmp_path):
     for row in rows:  # two trials at a time: each takes half the cores
         result = json.loads((study_dir(tmp_path) / row["run"] / "result.json").read_text())
         assert result["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+    # A point proposed twice in one batch trains once (a one-point space: the second is the first's).
+    one = run_cli(*TINY, "tune.n_trials=2", "tune.n_jobs=2", "tune.study_name=one",
+                  "~tune.space.model.units", "+tune.space.model.units={type:categorical,choices:[32]}",
+                  "tune.space.optim.lr.choices=[0.001]",
+                  cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert "is trial 0's, in this batch: trained once, its result taken" in one.stdout
+    with open(tmp_path / "outputs" / "tune" / "one" / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["trial"], r["state"], r["note"]) for r in rows] == [
+        ("0", "complete", ""), ("1", "complete", "as trial 0, not trained again")]
+    assert len(list((tmp_path / "outputs" / "tune" / "one").glob("trial_*"))) == 1
 
 
 def test_the_epochs_figure_ticks_whole_trials_and_epochs(tmp_path, monkeypatch):

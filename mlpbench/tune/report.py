@@ -97,12 +97,15 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     trained = [r for r in ranked if r["trial"] not in reused]
     rows = trained + [r for r in ranked if r["trial"] in reused]  # reused last
     columns = list(rows[0])
-    counts = {s: sum(r["state"] == s for r in trained) for s in ("complete", "pruned", "failed", "running")}
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    # A trial cut off and tried again is one trial of the search (its retry), not two.
+    cut = sum(r["trial"] in retried for r in trained)
+    counts = {s: sum(r["state"] == s and r["trial"] not in retried for r in trained)
+              for s in ("complete", "pruned", "failed", "running")}
+    summary = ", ".join([f"{n} {s}" for s, n in counts.items() if n] + ([f"{cut} cut off and tried again"] if cut else []))
     if len(rows) > len(trained):
         summary += f"; and {len(rows) - len(trained)} repeat(s) of a point tried already, not trained again"
     trials_md = (f"# Search {config.tune.study_name}: {objective} ({direction(objective)}), best epoch of each "
-                 f"trial\n\n{len(trained)} trials: {summary}.\n\n{markdown(columns, rows, _cell)}")
+                 f"trial\n\n{len(trained) - cut} trials: {summary}.\n\n{markdown(columns, rows, _cell)}")
     write_csv(sweep_dir / "trials.csv", columns, rows)
     written = [sweep_dir / "trials.csv", sweep_dir / "trials.md"]
 
@@ -130,8 +133,8 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     # With tune.repeats=K a trial's epoch trains K replicas: the budget counts replica-epochs.
     unit = "epochs" if per_trial == 1 else f"replica-epochs ({per_trial} seeds a trial)"
     epochs, full = epochs * per_trial, max_epochs * per_trial
-    lines.append(f"Epochs trained: {epochs} {unit} in {len(trained)} trials ({summary}); the same trials without "
-                 f"pruning: {len(trained) * full}" + (f"; the full grid, {grid} points x {full} {unit.split()[0]}: "
+    lines.append(f"Epochs trained: {epochs} {unit} in {len(trained) - cut} trials ({summary}); the same trials "
+                 f"without pruning: {(len(trained) - cut) * full}" + (f"; the full grid, {grid} points x {full} {unit.split()[0]}: "
                                                      f"{grid * full} ({1 - epochs / (grid * full):.0%} fewer)"
                                                      if grid else ""))
     lines += _more_trials(trained, objective, maximize)
@@ -283,8 +286,9 @@ def _figures(study, config: DictConfig, sweep_dir: Path, rows: list[dict[str, An
                 continue
             made.append(save_figure(fig, sweep_dir / name))
     made.append(_plot_curves(study, rows, objective, sweep_dir / "curves.png"))
+    cut = {t.user_attrs["retry_of"] for t in study.get_trials(deepcopy=False) if "retry_of" in t.user_attrs}
     made.append(_plot_epochs(rows, int(config.trainer.max_epochs), grid, sweep_dir / "epochs.png",
-                             int(config.tune.get("repeats", 1)), continued))
+                             int(config.tune.get("repeats", 1)), continued, cut))
     if len(_values(rows)) >= 2:
         made.append(_plot_expected_best(rows, objective, direction(objective) == "maximize",
                                         sweep_dir / "expected_best.png"))
@@ -380,23 +384,25 @@ def _plot_curves(study, rows: list[dict[str, Any]], objective: str, path: Path) 
 
 
 def _plot_epochs(rows: list[dict[str, Any]], max_epochs: int, grid: Optional[int], path: Path,
-                 repeats: int = 1, continued: Optional[dict[int, int]] = None) -> Path:
+                 repeats: int = 1, continued: Optional[dict[int, int]] = None, cut: frozenset = frozenset()) -> Path:
     """Epochs trained as the search goes, against the same trials unpruned and a full grid; with
     tune.repeats=K, replica-epochs (a trial's epoch trains its K seeds); a retry's only from the
-    epoch it `continued` from."""
+    epoch it `continued` from. A trial `cut` off and tried again adds its epochs, not a trial."""
     from matplotlib.ticker import MaxNLocator
 
     rows = sorted(rows, key=lambda r: r["trial"])
     x = list(range(1, len(rows) + 1))
-    done, total = [], 0
+    done, total, unpruned, whole = [], 0, [], 0
     for r in rows:
         total += (int(r["epochs"] or 0) - (continued or {}).get(r["trial"], 0)) * repeats
         done.append(total)
+        whole += r["trial"] not in cut
+        unpruned.append(whole)
     max_epochs *= repeats
     fig, axes = figure()
     ax = axes[0][0]
     unit = "epochs" if repeats == 1 else "replica-epochs"
-    ax.plot(x, [n * max_epochs for n in x], "--", color="grey", label=f"every trial {max_epochs} {unit}")
+    ax.plot(x, [n * max_epochs for n in unpruned], "--", color="grey", label=f"every trial {max_epochs} {unit}")
     ax.plot(x, done, "-", color="tab:blue", label=f"this search: {total} {unit}")
     for state, color in STATE_COLORS.items():
         points = [(xi, d) for xi, d, r in zip(x, done, rows) if r["state"] == state]

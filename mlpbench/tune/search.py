@@ -25,12 +25,13 @@ from typing import Any, Optional, Sequence
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from mlpbench.checkpoints import usable_checkpoint
 from mlpbench.console import refuse
 from mlpbench.files import try_lock
 from mlpbench.overrides import TRIAL_CALLBACK
 from mlpbench.results import Status, read_result, run_log
 from mlpbench.schema import BASIC_LAUNCHER, JOBLIB_LAUNCHER, STACKED_LAUNCHER, ConfigError, Pruner, checked
-from mlpbench.sweep import WORKER_DIED, alone_because, run_name, started_sweeps
+from mlpbench.sweep import LAST_CHECKPOINT, WORKER_DIED, alone_because, run_name, started_sweeps
 from mlpbench.tune.report import write_report
 from mlpbench.tune.space import flat, grid_size, parse_space
 from mlpbench.tune.study import (CONFIG_FILE, MAX_ATTEMPTS, RESUMABLE_CHANGES, STUDY_FILE, comparable, direction,
@@ -226,10 +227,10 @@ class Search:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             self._settle(study, optuna.trial.Trial(study, trial._trial_id), "the end of an earlier search")
 
-    def _settle(self, study, trial, cut_off_by: str, attempts: Optional[int] = None) -> None:
+    def _settle(self, study, trial, cut_off_by: str, attempts: Optional[int] = None) -> bool:
         """A trial whose runs a dying search or launcher worker left: taken as its runs ended
         where each has (a worker may finish one after the search died; a run that failed failed),
-        else failed and tried again first, up to `attempts` times where given."""
+        else failed and tried again first, up to `attempts` times where given. True: tried again."""
         from optuna.trial import TrialState
 
         runs = trial_runs(trial)
@@ -238,13 +239,13 @@ class Search:
             tell(study, trial, [self.sweep_dir / run for run in runs], self.objective)
             log.warning("Trial %d: its run(s) %s ended despite %s; the result is taken", trial.number,
                         ", ".join(runs), cut_off_by)
-            return
+            return False
         if attempts is not None and trial.user_attrs.get("attempt", 1) >= attempts:
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             log.error("Trial %d was cut off by %s %d times: failed, not tried again (its log: %s)", trial.number,
                       cut_off_by, attempts, run_log(self.sweep_dir / runs[0], self.config) if runs else "none")
-            return
-        stopped_at = sorted({(r.get("epochs") or 0) if r else 0 for r in results})
+            return False
+        stopped_at = sorted(set(self._continues_from(runs, results)))
         if len(stopped_at) > 1:
             # A trial's seeds train as one stack and report their mean to the pruner; seeds
             # continued from different epochs would train apart, each reporting its own value
@@ -253,10 +254,33 @@ class Search:
 
             for run in runs:
                 shutil.rmtree(self.sweep_dir / run, ignore_errors=True)
-        retry(study, trial, results, from_start=len(stopped_at) > 1)
+        continued_from = stopped_at[0] if len(stopped_at) == 1 else 0
+        retry(study, trial, results, continued_from=continued_from, reached=stopped_at[-1] if stopped_at else 0)
         log.warning("Trial %d was cut off by %s: marked failed, tried again %s", trial.number, cut_off_by,
                     f"from the start (its seeds had stopped after {', '.join(map(str, stopped_at))} epochs; they "
-                    "train together)" if len(stopped_at) > 1 else "(its runs continue from their last checkpoints)")
+                    "train together)" if len(stopped_at) > 1 else
+                    f"(its runs continue after epoch {continued_from})" if continued_from else "from the start")
+        return True
+
+    def _continues_from(self, runs: list[str], results: list[Optional[dict]]) -> list[int]:
+        """The epoch each run of a cut-off trial would continue after: a finished run's last, else
+        its checkpoint's, as the launcher will find it (result.json is saved at most once a second,
+        and a stack's checkpoints are written one after another: a kill can fall between them),
+        0 without one."""
+        epochs = []
+        for run, result in zip(runs, results):
+            if result is not None and Status(result["status"]).finished:
+                epochs.append(result.get("epochs") or 0)
+                continue
+            folder = self.sweep_dir / run
+            try:
+                model = OmegaConf.load(folder / ".hydra" / "config.yaml").model
+            except Exception:  # noqa: BLE001 - no config (the run never started): nothing to continue
+                epochs.append(0)
+                continue
+            found = usable_checkpoint(folder / LAST_CHECKPOINT, model)
+            epochs.append(found[1]["epoch"] if found else 0)
+        return epochs
 
     # -- the loop
     def run(self) -> Any:
@@ -329,7 +353,7 @@ class Search:
         return self.grid is not None and len(tried_points(study) | {point(t) for t in asked}) >= self.grid
 
     def _batch(self, study, size: int, ended: int) -> None:
-        trials, batch = [], []
+        trials, batch, held = [], [], []
         while len(trials) < size and self.proposed_again < MAX_PROPOSED_AGAIN:
             trial = study.ask(self.distributions)
             overrides = [d.override(trial.params[d.key]) for d in self.dims]
@@ -342,6 +366,15 @@ class Search:
                 if self._exhausted(study, trials):
                     break
                 continue
+            same = next((t for t in trials if t.params == trial.params), None)
+            if same is not None:  # proposed again in this batch (tune.n_jobs > 1): it takes that trial's result
+                self.proposed_again += 1
+                log.info("Trial %d: %s is trial %d's, in this batch: trained once, its result taken", trial.number,
+                         tried, same.number)
+                held.append((trial, same))
+                if self._exhausted(study, trials):
+                    break
+                continue
             self.proposed_again = 0
             ended += 1
             log.info("Trial %d (%d of %d): %s", trial.number, ended, self.tune.n_trials, tried)
@@ -350,13 +383,19 @@ class Search:
         if not trials:
             return
         try:
+            self._launch(study, trials, batch)
+        finally:
+            for trial, same in held:
+                _take_result_of(study, trial, same)
+
+    def _launch(self, study, trials: list, batch: list[list[str]]) -> None:
+        try:
             returns = self.sweeper.launcher.launch(batch, initial_job_idx=trials[0].number)
         except (KeyboardInterrupt, SystemExit) as e:
-            for trial in trials:
-                retry(study, trial, [read_result(self.sweep_dir / run) for run in trial_runs(trial)])
+            again = [t.number for t in trials if self._settle(study, t, "the interrupt")]
             write_report(self.sweep_dir, self.config, quiet=True)
-            log.warning("Search interrupted; trial(s) %s will be tried again. Run the same command to continue "
-                        "the study in %s (its report so far is there)", ", ".join(str(t.number) for t in trials),
+            log.warning("Search interrupted%s. Run the same command to continue the study in %s (its report so far "
+                        "is there)", f"; trial(s) {', '.join(map(str, again))} will be tried again" if again else "",
                         self.sweep_dir)
             # Said all: the command's own lines for an interrupted sweep (resume=true, how to make
             # the report) are not for a search, which continues without resume=true.
@@ -379,6 +418,16 @@ class Search:
                 self._settle(study, trial, "a worker process's death", attempts=MAX_ATTEMPTS)
             else:
                 tell(study, trial, dirs, self.objective)
+
+
+def _take_result_of(study, trial, same) -> None:
+    """A trial proposed again in the batch that trained `same`: that trial's result, or where it
+    did not end (failed, cut off and tried again) failed as it, neither counted as a trial."""
+    from optuna.trial import TrialState
+
+    if not reuse_earlier(study, trial):
+        trial.set_user_attr("same_as", same.number)
+        study.tell(trial, state=TrialState.FAIL)
 
 
 def _cut_off(result: Optional[dict]) -> bool:

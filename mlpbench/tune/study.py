@@ -93,15 +93,34 @@ def make_pruner(tune: DictConfig, max_epochs: int):
 
     pruner = Pruner(tune.pruner)
     if pruner is Pruner.hyperband:
+        class Hyperband(optuna.pruners.HyperbandPruner):
+            """Optuna's Hyperband, a retried trial judged in the bracket of the trial it repeats:
+            Optuna draws the bracket from the trial's number, and a retry's new number would
+            make an interrupted search prune other trials than one never interrupted."""
+
+            def _get_bracket_id(self, study, trial) -> int:
+                first = trial.user_attrs.get("first_number", trial.number)
+                return super()._get_bracket_id(study, _Numbered(trial, first))
+
         # Epochs are Optuna steps 0 .. max_epochs-1.
-        return optuna.pruners.HyperbandPruner(min_resource=tune.min_resource, max_resource=max_epochs,
-                                              reduction_factor=tune.reduction_factor)
+        return Hyperband(min_resource=tune.min_resource, max_resource=max_epochs,
+                         reduction_factor=tune.reduction_factor)
     if pruner is Pruner.successive_halving:
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=tune.min_resource,
                                                       reduction_factor=tune.reduction_factor)
     if pruner is Pruner.median:
         return optuna.pruners.MedianPruner(n_warmup_steps=tune.min_resource)
     return optuna.pruners.NopPruner()
+
+
+class _Numbered:
+    """A trial as another number: all Optuna's Hyperband reads of it to choose its bracket."""
+
+    def __init__(self, trial, number: int):
+        self.trial, self.number = trial, number
+
+    def __getattr__(self, name: str):
+        return getattr(self.trial, name)
 
 
 def make_sampler(tune: DictConfig, seed: int):
@@ -164,22 +183,26 @@ def trial_runs(trial) -> list[str]:
     return trial.user_attrs.get("runs") or ([trial.user_attrs["run"]] if trial.user_attrs.get("run") else [])
 
 
-def retry(study, trial, results: list[Optional[dict]], from_start: bool = False) -> None:
-    """Fail a trial cut off before its runs ended (`results`: their records as they were left)
-    and ask for its point again, first. The repeat continues in the same run folders, from their
-    last checkpoints (`from_start`: the folders were cleared). The cut-off trial keeps the epochs
-    and seconds it had trained; its repeat counts only those it adds."""
+def retry(study, trial, results: list[Optional[dict]], continued_from: int = 0, reached: int = 0) -> None:
+    """Fail a trial cut off before its runs ended (`results`: their records as they were left;
+    `reached`: the most epochs its checkpoints hold) and ask for its point again, first. The
+    repeat continues in the same run folders, its runs from their checkpoints of epoch
+    `continued_from` (0: from the start, the folders cleared).
+    The cut-off trial keeps the epochs and seconds it had trained; its repeat counts only those
+    it adds. The repeat keeps the first attempt's number for the pruner (`first_number`)."""
     from optuna.trial import TrialState
 
-    epochs = max(((r or {}).get("epochs") or 0 for r in results), default=0)
+    epochs = max([(r or {}).get("epochs") or 0 for r in results] + [continued_from, reached])
     seconds = [r["seconds"] for r in results if r and r.get("seconds") is not None]
     store = study._storage  # Optuna's storage API: the trial may be another process's, or a FrozenTrial
     if store.get_trial(trial._trial_id).state == TrialState.RUNNING:
         store.set_trial_user_attr(trial._trial_id, "epochs", epochs)
         store.set_trial_user_attr(trial._trial_id, "seconds", sum(seconds) if seconds else None)
     study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-    again = {"retry_of": trial.number, "attempt": trial.user_attrs.get("attempt", 1) + 1,
-             "continued_from": 0 if from_start else epochs,
+    again = {"retry_of": trial.number, "first_number": trial.user_attrs.get("first_number", trial.number),
+             "attempt": trial.user_attrs.get("attempt", 1) + 1, "continued_from": continued_from,
+             # A continued run's seconds include its earlier attempt's, which the cut-off trial counts.
+             "seconds_before": sum(seconds) if continued_from and seconds else 0.0,
              **{key: trial.user_attrs[key] for key in ("run", "runs") if trial.user_attrs.get(key)}}
     study.enqueue_trial(dict(trial.params), user_attrs=again)
 
@@ -191,8 +214,8 @@ def ended_count(study) -> int:
 
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
-    return sum((t.state in (TrialState.COMPLETE, TrialState.PRUNED) and "same_as" not in t.user_attrs)
-               or (t.state == TrialState.FAIL and t.number not in retried) for t in trials)
+    return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and "same_as" not in t.user_attrs
+               and t.number not in retried for t in trials)
 
 
 def tried_points(study) -> set:
@@ -233,7 +256,8 @@ def tell(study, trial, run_dirs: list[Optional[Path]], objective: str) -> None:
         trial.set_user_attr("value", math.fsum(scores) / len(scores))
     trial.set_user_attr("epochs", max((r.get("epochs", 0) or 0 for r in results), default=0))
     seconds = [r.get("seconds") for r in results if r.get("seconds") is not None]
-    trial.set_user_attr("seconds", sum(seconds) if seconds else None)
+    trial.set_user_attr("seconds", max(0.0, sum(seconds) - trial.user_attrs.get("seconds_before", 0.0))
+                        if seconds else None)
     if status is Status.pruned or (status is Status.diverged and any(s is None for s in scores)):
         # A net that diverged before its first validation is as hopeless as a pruned one.
         study.tell(trial, state=TrialState.PRUNED)
