@@ -506,10 +506,13 @@ def validate(cfg: DictConfig) -> None:
     if errors:  # every check below compares numbers: nan and inf would slip through them
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
     data, model, optim, trainer = cfg.data, cfg.model, cfg.optim, cfg.trainer
+    mode = str(OmegaConf.select(cfg, "hydra.mode", default=None))
+    sweeper = OmegaConf.select(cfg, "hydra.sweeper._target_", default=None)
+    if sweeper == TUNE_SWEEPER and mode.endswith(".RUN"):  # Hydra would train one run, tune.space unread
+        errors.append("hydra/sweeper=tune: a search runs with -m (or hydra.mode=MULTIRUN, as experiment=tune_units "
+                      "sets); without it one run trains, at the config's values, and tune.space is not searched")
     if cfg.seed == AUTO_SEED:
         # Only a sweep's own config holds `auto`; its runs get numbers (mlpbench/seeds.py).
-        mode = str(OmegaConf.select(cfg, "hydra.mode", default=None))
-        sweeper = OmegaConf.select(cfg, "hydra.sweeper._target_", default=None)
         _check(errors, mode.endswith("MULTIRUN") and sweeper == GRID_SWEEPER, "seed", AUTO_SEED,
                "adds seeds in rounds to a sweep of the grid: give -m (with hydra/sweeper=grid, the default)"
                + ("; a search repeats its trials with tune.repeats" if str(sweeper) == TUNE_SWEEPER else ""))

@@ -97,6 +97,13 @@ def test_a_malformed_search_dimension_names_its_key(space, message):
         parse_space(space)
 
 
+def test_the_search_sweeper_without_multirun_is_refused_not_run_as_one_plain_run(tmp_path):
+    proc = run_cli("hydra/sweeper=tune", "+tune.space.model.units={type:int,low:32,high:64,step:32}",
+                   "trainer.max_epochs=1", "data.limit=200", cwd=tmp_path)
+    assert proc.returncode == 2 and "hydra/sweeper=tune: a search runs with -m" in proc.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_a_retried_trial_is_pruned_in_the_hyperband_bracket_of_the_trial_it_repeats():
     from types import SimpleNamespace
 

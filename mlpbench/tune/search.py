@@ -314,12 +314,24 @@ class Search:
                 self._batch(study, min(self.tune.n_jobs, self.tune.n_trials - ended), ended)
                 ended = ended_count(study)
                 self._say_progress(ended, started)
+        except KeyboardInterrupt:  # between trials (one in training: _launch says it)
+            write_report(self.sweep_dir, self.config, quiet=True)
+            self._say_interrupted()
+            raise SystemExit(130) from None
         finally:
             lock.close()
             close = getattr(self.sweeper.launcher, "close", None)  # the stacked launcher's kept worker processes
             if close is not None:
                 close()
         return None
+
+    def _say_interrupted(self, retried: str = "") -> None:
+        log.warning("Search interrupted%s. Run the same command to continue the study in %s%s", retried,
+                    self.sweep_dir, " (its report so far is there)" if (self.sweep_dir / "trials.md").is_file() else "")
+        # Said all: the command's own lines for an interrupted sweep (resume=true, how to make
+        # the report) are not for a search, which continues without resume=true.
+        if self.sweep_dir in started_sweeps:
+            started_sweeps.remove(self.sweep_dir)
 
     def _say_progress(self, ended: int, started: tuple[int, float]) -> None:
         """Trials ended of tune.n_trials, the time so far, and the time left from this run's trials."""
@@ -394,13 +406,7 @@ class Search:
         except (KeyboardInterrupt, SystemExit) as e:
             again = [t.number for t in trials if self._settle(study, t, "the interrupt")]
             write_report(self.sweep_dir, self.config, quiet=True)
-            log.warning("Search interrupted%s. Run the same command to continue the study in %s (its report so far "
-                        "is there)", f"; trial(s) {', '.join(map(str, again))} will be tried again" if again else "",
-                        self.sweep_dir)
-            # Said all: the command's own lines for an interrupted sweep (resume=true, how to make
-            # the report) are not for a search, which continues without resume=true.
-            if self.sweep_dir in started_sweeps:
-                started_sweeps.remove(self.sweep_dir)
+            self._say_interrupted(f"; trial(s) {', '.join(map(str, again))} will be tried again" if again else "")
             raise SystemExit(e.code if isinstance(e, SystemExit) else 130) from None
         except Exception as e:  # a launcher's worker died: its pool stopped the batch's other trials too
             log.error("Trials %s: the launcher failed: %s: %s", [t.number for t in trials], type(e).__name__, e)
