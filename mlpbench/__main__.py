@@ -1,5 +1,6 @@
 """`mlpbench` and `python -m mlpbench`: the Hydra app of mlpbench.run."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -190,6 +191,10 @@ def _check_choices(parsed: list, known) -> None:
     folders = [Path(mlpbench.conf.__file__).parent, *([Path(known.config_dir)] if known.config_dir else [])]
     for o in parsed:
         key = o.key_or_group
+        if o.is_delete() and "." in key and not o.is_hydra_override() and _schema_key(key):
+            # Hydra: "Could not delete from config. 'data.limit' does not exist" (it does).
+            refuse(f"~{key}: a key of mlpbench's config cannot be deleted; set it instead ({key}=VALUE, or "
+                   f"{key}=null where it allows none; see --help)")
         if o.is_add() or o.is_delete() or o.is_force_add() or o.package:
             continue
         if key.startswith("hydra.launcher.") and key.count(".") == 2:
@@ -222,6 +227,12 @@ def _check_choices(parsed: list, known) -> None:
                 if rest and rest[0] not in names_optim:
                     refuse(f"{key}: optim has no key {rest[0]}"
                            f"{did_you_mean(rest[0], names_optim, shown={n: f'optim.{n}' for n in names_optim})} (see --help)")
+                chosen = None if known.config_name else _optimizer_chosen(parsed, folders[0])
+                having = [name for name, schema in OPTIM_SCHEMAS.items() if rest and rest[0] in
+                          {f.name for f in fields(schema)}]
+                if having and chosen in OPTIM_SCHEMAS and chosen not in having:  # Hydra would advise a '+'
+                    refuse(f"{key}: optim={chosen} has no {rest[0]}; {', '.join(having)} "
+                           f"{'has' if len(having) == 1 else 'have'} it (optim={having[0]} {o.input_line})")
                 break
             if part not in names:
                 if not path:  # a top-level name: perhaps a section's key without its section (dept)
@@ -243,6 +254,39 @@ def _check_choices(parsed: list, known) -> None:
                     and "${" not in written and "(" not in written and not written.lstrip().startswith("["):  # a,b
                 refuse(f"{key}={written}: {key} is a list; write {key}=[{written}] for one list, or "
                        f"{key}={','.join(f'[{v}]' for v in written.split(','))} to sweep over lists")
+
+
+def _schema_key(key: str) -> bool:
+    """Whether a dotted key is a field of mlpbench's schema (not one inside a mapping such as
+    tune.space, where keys come and go); optim.*: of some optimizer's."""
+    from dataclasses import fields, is_dataclass
+
+    from mlpbench.schema import OPTIM_SCHEMAS, Config
+
+    first, *rest = key.split(".")
+    if first == "optim":
+        return len(rest) == 1 and any(rest[0] in {f.name for f in fields(s)} for s in OPTIM_SCHEMAS.values())
+    node = Config
+    for part in key.split("."):
+        names = {f.name: f.type for f in fields(node)} if node is not None and is_dataclass(node) else None
+        if names is None or part not in names:
+            return False
+        node = _dataclass_of(names[part])
+    return True
+
+
+def _optimizer_chosen(parsed: list, conf: Path) -> str | None:
+    """The optimizer a command trains with: its optim= override, else conf/config.yaml's
+    default; None where a preset or a sweep of optimizers decides."""
+    from omegaconf import OmegaConf
+
+    given = [o for o in parsed if o.key_or_group == "optim" and not o.is_delete()]
+    if given:
+        return None if given[-1].is_sweep_override() else str(given[-1].value())
+    if any(o.key_or_group == "experiment" for o in parsed):
+        return None
+    defaults = OmegaConf.to_container(OmegaConf.load(conf / "config.yaml").defaults)
+    return next((str(d["optim"]) for d in defaults if isinstance(d, dict) and "optim" in d), None)
 
 
 def _as_list(written: str, value) -> str:
@@ -368,8 +412,16 @@ def _cli() -> None:
     if stray:  # Hydra's own message would be argparse's usage
         refuse(f"{stray[0]}: the overrides must come together, after the flags (-m, --cfg job, --config-dir DIR), "
                "as in: mlpbench -m model.depth=2,4 seed=1,2")
+    if known.multirun and known.cfg:  # Hydra: "Only one of --run, --multirun, --cfg ... can be specified", traced
+        refuse(f"-m with --cfg {known.cfg}: --cfg shows one run's config; drop -m and give one value per key")
     overrides = list(known.overrides or [])
     for arg in overrides:
+        key, _, value = arg.partition("=")
+        if re.search(r"\b(range|choice|glob|interval)\(", value) and "," in re.sub(r"\w+\([^()]*\)", "", value):
+            refuse(f"{arg}: a range() or choice() is the whole of a key's values, not one of several; list "
+                   f"them one by one ({key.lstrip('+~')}=a,b,c), or give one range()")
+        if key.lstrip("~") in ("hydra/launcher", "hydra/sweeper") and arg.startswith("~"):
+            refuse(f"{arg}: a sweep needs its {key[7:]}; choose another ({key.lstrip('~')}=basic, for one)")
         if arg.startswith("+experiment="):
             # Hydra refuses to append a group the defaults list already names (experiment: null).
             refuse(f"{arg}: presets are chosen with {arg[1:]} (no '+')")

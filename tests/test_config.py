@@ -41,7 +41,7 @@ def test_defaults_are_valid_and_are_the_tutorial_setup():
 @pytest.mark.parametrize("args, expected", [
     (["model.activation=relu6"], ["model.activation", "relu, leaky_relu, tanh, sigmoid"]),
     (["optim=foo"], ["optim/foo", "adagrad", "nadam"]),
-    (["optim.rho=0.5"], ["rho", "AdamConfig"]),
+    (["optim.rho=0.5"], ["optim.rho: optim=adam has no rho; rmsprop has it (optim=rmsprop optim.rho=0.5)"]),
     (["model.depth=-1"], ["model.depth=-1", "[0, 1000]"]),
     (["data.val_split=1.5"], ["data.val_split=1.5"]),
     (["data.batch_size=0"], ["data.batch_size=0"]),
@@ -61,6 +61,14 @@ def test_defaults_are_valid_and_are_the_tutorial_setup():
                                          "mean workers?"]),
     (["-m", "hydra/launcher=joblib", "hydra.launcher.n_job=2"], ["joblib has no option n_job; did you mean n_jobs?"]),
     (["+model.dept=3"], ["model.dept: not a setting of model; did you mean depth?"]),
+    # Where Hydra would advise a '+' (a key of another optimizer), trace, or say a key does not exist.
+    (["optim.momentum=0.9"], ["optim.momentum: optim=adam has no momentum; sgd, rmsprop have it (optim=sgd "
+                              "optim.momentum=0.9)"]),
+    (["--cfg", "job", "-m", "model.depth=1,2"], ["-m with --cfg job: --cfg shows one run's config"]),
+    (["~hydra/launcher"], ["~hydra/launcher: a sweep needs its launcher"]),
+    (["-m", "model.depth=range(1,3),5"], ["model.depth=range(1,3),5: a range() or choice() is the whole of a key's "
+                                          "values"]),
+    (["~data.limit"], ["~data.limit: a key of mlpbench's config cannot be deleted; set it instead"]),
 ])
 def test_bad_input_ends_before_training_with_one_clear_message(tmp_path, args, expected):
     proc = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
