@@ -413,7 +413,7 @@ def _split_rows(data_cfg, seed: int, n: int, labels: Optional[np.ndarray] = None
         order = order[: data_cfg.limit]
     if data_cfg.val_split is None:
         return order, None
-    n_val = _split_count(len(order), data_cfg.val_split, "data.val_split")
+    n_val = _split_count(len(order), data_cfg.val_split, "data.val_split", keras=keras_rows)
     # Stratified where every seed's rows are all the rows: each seed then gets as many validation
     # rows (stacked runs index them as one array); with data.limit, drawn as for any source.
     if labels is not None and not keras_rows and data_cfg.limit is None:
@@ -463,8 +463,10 @@ def make_stacked_splits(data_cfg, seeds: list[int]) -> Splits:
                   val_rows=val_rows, test_rows=test_rows, encoding=encoding)
 
 
-def _split_count(n: int, fraction: float, key: str) -> int:
-    count = int(round(n * fraction))
+def _split_count(n: int, fraction: float, key: str, keras: bool = False) -> int:
+    """Rows held out: n x fraction, rounded; `keras`: as Keras' validation_split cuts, the
+    training rows n x (1 - fraction) rounded down (1001 rows at 0.2: 800 and 201)."""
+    count = n - math.floor(n * (1 - fraction)) if keras else int(round(n * fraction))
     if count < 1 or count >= n:
         raise ConfigError(f"{key}={fraction}: leaves {count} of {n} rows held out; "
                           "need at least one row on each side")

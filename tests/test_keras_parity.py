@@ -86,6 +86,9 @@ def test_keras_validation_rows_are_the_last_fraction_for_every_seed():
     cfg = make_config("data.val_rows=last", "data.limit=100")
     a, b = make_splits(cfg.data, seed=1), make_splits(cfg.data, seed=2)
     assert a.sizes() == {"train": 80, "val": 20, "test": 1000}
+    # Keras cuts at floor(n x (1 - validation_split)): 1001 rows are 800 and 201 (rounding gave 801 and 200).
+    odd = make_splits(make_config("data.val_rows=last", "data.limit=1001").data, seed=1)
+    assert (odd.sizes()["train"], odd.sizes()["val"]) == (800, 201)
     assert torch.equal(a.x_val, b.x_val) and torch.equal(a.x_train, b.x_train)
     whole = make_splits(make_config("data.val_split=null", "data.limit=100").data, seed=1)
     # The last 20 of the first 100 rows, in their order (val_split=null keeps the rows in order
