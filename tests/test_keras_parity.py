@@ -74,6 +74,59 @@ def test_keras_batchnorm_keeps_keras_moving_statistics():
                                rtol=1e-4, atol=1e-5)
 
 
+KERAS_ORDER = ["layers.1.weight", "layers.1.bias", "layers.1.running_mean", "layers.1.running_var",
+               "layers.2.body.0.weight", "layers.2.body.0.bias", "layers.3.weight", "layers.3.bias"]
+
+
+@pytest.mark.parametrize("name", ["sgd", "rmsprop", "adagrad", "adam", "nadam"])
+def test_the_tutorial_model_trains_as_keras_fit_does_from_the_same_weights(name):
+    # Keras' fit from recorded starting weights on fixed batches: mlpbench's model=keras, its
+    # optimizer at Keras' defaults and its loss follow each epoch's loss, every weight and
+    # BatchNorm's moving statistics, and the logits after (a statistical comparison over seeds
+    # would not tell a batch size or learning rate apart: docs/keras-parity.md).
+    from mlpbench.module import MLPModule
+
+    e2e, case = REFERENCE["end_to_end"], REFERENCE["end_to_end"]["cases"][name]
+    cfg = make_config("model=keras", f"optim={name}", "model.units=16")
+    module = MLPModule(cfg.model, cfg.optim, 12, 3)
+    state = module.model.state_dict()
+    with torch.no_grad():
+        for key, value in zip(KERAS_ORDER, case["start"]):
+            value = torch.tensor(value)
+            state[key].copy_(value.T if value.dim() == 2 else value)  # Keras' kernels are (in, out)
+    optimizer = build_optimizer(cfg.optim, module.parameters())
+    x, y = torch.tensor(e2e["x"]), torch.tensor(e2e["y"])
+    module.train()
+    for epoch, keras_loss in enumerate(case["losses"]):
+        losses = []
+        for i in range(0, len(y), 32):
+            loss, _ = module.loss_and_correct(module(x[i:i + 32]), y[i:i + 32])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        assert np.mean(losses) == pytest.approx(keras_loss, rel=1e-5), epoch
+    for key, value in zip(KERAS_ORDER, case["weights"]):
+        np.testing.assert_allclose(state[key].numpy(), np.array(value).T, rtol=1e-4, atol=1e-6, err_msg=key)  # (in, out)
+    module.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(module(x[:8]).numpy(), case["logits"], rtol=1e-4, atol=1e-5)
+
+
+def test_the_parity_table_tells_a_loss_apart_by_its_paired_interval_not_by_a_tolerance():
+    from mlpbench.parity import compare
+
+    def histories(val_losses):
+        return [{"train_loss": [0.1], "val_loss": [v], "train_acc": [1.0], "val_acc": [0.9]} for v in val_losses]
+
+    keras = histories([0.30, 0.26, 0.28])
+    # 10% higher on every seed, seed for seed: apart, though well within the seeds' own spread.
+    apart = compare(histories([0.33, 0.286, 0.308]), keras)
+    assert apart["told apart"] == "yes" and apart["val_loss difference"].startswith("+10% [")
+    same = compare(histories([0.29, 0.27, 0.285]), keras)
+    assert same["told apart"] == "no" and same["mlpbench val_loss"] == "0.2817 ± 0.0259"
+
+
 def test_model_keras_builds_keras_batchnorm():
     from mlpbench.model import MLP
 

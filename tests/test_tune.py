@@ -139,6 +139,16 @@ def test_a_retry_that_continued_its_runs_counts_only_the_seconds_it_added(tmp_pa
     assert trials[again.number].user_attrs["first_number"] == cut.number
 
 
+def test_more_trials_of_a_loss_say_how_far_the_expected_best_fell():
+    from mlpbench.tune.report import _more_trials
+
+    rows = [{"state": "complete", "value": v} for v in (0.5, 0.4, 0.3, 0.45)]
+    (line,) = _more_trials(rows, "val_loss", maximize=False)
+    assert "from 2 to 4 trials it fell by 0." in line and "-0." not in line.split("it fell by")[1]
+    (line,) = _more_trials([{**r, "value": 1 - r["value"]} for r in rows], "val_acc", maximize=True)
+    assert "from 2 to 4 trials it gained +0." in line
+
+
 def test_a_space_value_no_run_can_use_stops_the_search_before_any_trial(tmp_path):
     proc = run_cli(*TINY, "tune.space.model.units.low=0", cwd=tmp_path)
     assert proc.returncode == 2

@@ -181,8 +181,9 @@ def _more_trials(rows: list[dict[str, Any]], objective: str, maximize: bool) -> 
     cells = ", ".join(f"{n}: {mean:.4f} ± {spread:.4f}" for n in shown
                       for mean, spread in [expected_best(values, n, maximize)])
     half, whole = expected_best(values, max(1, m // 2), maximize)[0], expected_best(values, m, maximize)[0]
+    change = f"gained {whole - half:+.4f}" if maximize else f"fell by {half - whole:.4f}"  # a loss gains by falling
     return [f"Expected best {objective} of n of these trials, mean ± sd (Dodge et al. 2019, n drawn from these {m} "
-            f"trials' values): {cells}; from {max(1, m // 2)} to {m} trials it gained {whole - half:+.4f} "
+            f"trials' values): {cells}; from {max(1, m // 2)} to {m} trials it {change} "
             "(expected_best.png; it describes the values met, it cannot exceed the best found)"]
 
 

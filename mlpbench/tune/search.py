@@ -299,10 +299,11 @@ class Search:
             self._recover(study)
             ended = ended_count(study)
             started = (ended, time.monotonic())
-            log.info("Search %s in %s: %s; %d of %d trials ended already%s", self.tune.study_name, self.sweep_dir,
+            log.info("Search %s in %s: %s; %s", self.tune.study_name, self.sweep_dir,
                      ", ".join(d.key for d in self.dims) + (f" ({self.grid} grid points)" if self.grid else ""),
-                     ended, self.tune.n_trials, f" (more: tune.n_trials={ended + 10} and the like)"
-                     if ended >= self.tune.n_trials else "")
+                     f"{ended} of {self.tune.n_trials} trials ended already" if ended < self.tune.n_trials else
+                     f"{ended} trials ended already, tune.n_trials={self.tune.n_trials} reached (more: "
+                     f"tune.n_trials={ended + 10} and the like)")
             while ended < self.tune.n_trials:
                 if self._exhausted(study):
                     log.info("Every one of the %d grid points has been tried: the search ends here", self.grid)
