@@ -429,7 +429,7 @@ def test_a_setting_has_one_colour_in_every_figure(tmp_path, depth_sweep, drawn):
     assert [t.get_text() for t in accuracy.get_legend().get_texts()] == ["best val acc", "test acc (held out)"]
 
 
-def test_optunas_param_importances_keep_one_title():
+def test_optunas_figures_keep_one_title_and_name_the_objective():
     import warnings
 
     import matplotlib
@@ -449,6 +449,16 @@ def test_optunas_param_importances_keep_one_title():
     titles = [ax.get_title(loc) for ax in fig.axes for loc in ("left", "center", "right")]
     assert [t for t in titles if t] == [title] and not fig.get_suptitle()
     assert fig.get_figwidth() * FIGURE_DPI >= 1000
+    matplotlib.pyplot.close(fig)
+    # The history names the objective, not "Objective Value", and counts trials in whole numbers.
+    plot, title = optuna_plots("val_acc")["optimization_history.png"]
+    with warnings.catch_warnings(), matplotlib.rc_context():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        fig = optuna_figure(plot, study, title, "val_acc")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert ax.get_ylabel() == "val_acc" and "val_acc" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert all(float(t).is_integer() for t in ax.get_xticks())
     matplotlib.pyplot.close(fig)
 
 

@@ -277,10 +277,13 @@ def _figures(study, config: DictConfig, sweep_dir: Path, rows: list[dict[str, An
     with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore", ExperimentalWarning)
         # Optuna draws empty axes, with warnings, for a study without a completed trial.
-        plots = optuna_plots(objective) if any(t.state.name == "COMPLETE" for t in study.trials) else {}
+        completed = sum(t.state.name == "COMPLETE" for t in study.trials)
+        plots = optuna_plots(objective) if completed else {}
+        if completed < MIN_TRIALS_FOR_IMPORTANCE:  # a forest fitted to a few points ranks noise
+            plots.pop("param_importances.png", None)
         for name, (plot, title) in plots.items():
             try:
-                fig = optuna_figure(plot, study, title)
+                fig = optuna_figure(plot, study, title, objective)
             except Exception as e:  # e.g. importances need two completed trials that differ
                 plt.close("all")
                 log.info("%s not drawn: %s", name, e)
@@ -338,17 +341,29 @@ def optuna_plots(objective: str) -> dict[str, tuple[Callable, str]]:
     }
 
 
-def optuna_figure(plot, study, title: str):
+def optuna_figure(plot, study, title: str, objective: str = "value"):
     """One of Optuna's plots of the study at the report's size, titled `title` alone: Optuna
     titles its plots itself, plot_param_importances at the left, where a new (centred) title
-    would be drawn over it rather than replace it."""
+    would be drawn over it rather than replace it. Its "Objective Value" is named `objective`,
+    and trials are counted in whole numbers."""
+    from matplotlib.ticker import MaxNLocator
+
     ax = plot(study)
     for loc in ("left", "right"):
         ax.set_title("", loc=loc)
     ax.set_title(title)
+    if ax.get_ylabel() == "Objective Value":
+        ax.set_ylabel(objective)
+    if ax.get_xlabel() == "Trial":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    legend = ax.get_legend()
+    for text in legend.get_texts() if legend is not None else []:
+        text.set_text(text.get_text().replace("Objective Value", objective))
     return fit(ax.figure)
 
 
+# fANOVA's importances from fewer completed trials say little (param_importances.png not drawn).
+MIN_TRIALS_FOR_IMPORTANCE = 8
 STATE_COLORS = {"complete": "tab:green", "pruned": "tab:orange", "failed": "tab:red", "running": "tab:purple"}
 
 
