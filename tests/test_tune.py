@@ -154,6 +154,10 @@ def test_a_space_value_no_run_can_use_stops_the_search_before_any_trial(tmp_path
     assert proc.returncode == 2
     assert "tune.space.model.units: the value 0 cannot run" in proc.stderr and "Traceback" not in proc.stderr
     assert not list(study_dir(tmp_path).glob("trial_*"))
+    # Every reason, each once, apart: not run together as one line.
+    proc = run_cli(*TINY, "+tune.space.data.batch_size={type:categorical,choices:[32,0]}", cwd=tmp_path)
+    assert "the value 0 cannot run: data.batch_size=0: must be an integer >= 1; data.batch_size=0: must be >= 2 " \
+           "with BatchNorm" in proc.stderr
     proc = run_cli(*TINY, "model.depth=1,2", cwd=tmp_path)  # a grid: the tuner samples instead
     assert proc.returncode == 2 and "make model.depth a search dimension in tune.space" in proc.stderr
     # A seed searched would be overridden by tune.repeats' seeds; trainer.max_epochs is the pruner's budget.

@@ -133,7 +133,8 @@ class Search:
                     cfg = loader.load_sweep_config(self.config, [*self.arguments, dim.override(value)])
                     checked(cfg)
                 except Exception as e:  # Hydra's own errors and ours read the same to a user
-                    message = " ".join(str(e).split())
+                    lines = [" ".join(line.split()) for line in str(e).removeprefix("invalid configuration:").splitlines()]
+                    message = "; ".join(line for line in lines if line)
                     raise ConfigError(f"tune.space.{dim.key}: the value {value} cannot run: {message}") from None
 
     def _check_settings(self) -> None:
