@@ -5,9 +5,9 @@ CI). It trains the tutorials' models both ways over a few seeds on the very arra
 trains on — Keras fed a fresh permutation every epoch, as mlpbench does — and prints a
 side-by-side table of the final training and validation loss and accuracy, mean ± 95% interval
 over the seeds, and each loss's difference (mlpbench - Keras, paired by seed: the same arrays)
-with its 95% interval, told apart from no difference where the interval excludes 0. An interval
-that includes 0 bounds a mismatch, it does not rule one out: the proof of parity is the
-step-by-step test (tests/test_keras_parity.py). The `seeded` case compares data.order=fixed
+with its 95% interval, told apart from no difference by a paired t-test adjusted for the
+table's tests (Holm). An interval that includes 0 bounds a mismatch, it does not rule one out:
+the proof of parity is the step-by-step test (tests/test_keras_parity.py). The `seeded` case compares data.order=fixed
 with a seeded Keras script, which replays one batch order every epoch.
 
     python -m mlpbench.parity --keras-python /path/to/tf-env/bin/python [--seeds 1,2,3]
@@ -29,7 +29,7 @@ from typing import Optional
 import numpy as np
 
 from mlpbench.files import markdown, write_atomic, write_json_atomic
-from mlpbench.stats import summarize
+from mlpbench.stats import compare as paired_p, holm, summarize
 
 KERAS_SIDE = Path(__file__).with_name("parity_keras.py")
 TUTORIAL = dict(depth=1, units=128, input_bn=True, negative_slope=0.01, batch_size=32, epochs=10,
@@ -79,30 +79,42 @@ def _interval(values: list[float]) -> str:
     return "-" if not s.n else f"{s.mean:.4f} ± {s.ci95:.4f}"
 
 
-def _difference(ours: list[dict], theirs: list[dict], key: str) -> tuple[str, bool]:
-    """mlpbench - Keras in `key`, paired by seed, as a share of Keras' mean: "+1% [-5%, +7%]",
-    and whether the 95% interval excludes 0."""
+def _difference(ours: list[dict], theirs: list[dict], key: str) -> tuple[str, Optional[float]]:
+    """mlpbench - Keras in `key`, paired by seed, as a share of Keras' mean with its 95%
+    interval ("+1% [-5%, +7%]"), and the paired t-test's p (None without two pairs)."""
     pairs = [(a[key][-1], b[key][-1]) for a, b in zip(ours, theirs)
              if a.get(key) and b.get(key) and a[key][-1] is not None and b[key][-1] is not None]
     s = summarize([a - b for a, b in pairs])
     scale = statistics.fmean(b for _, b in pairs) if pairs else math.nan
     if s.n < 2 or not scale:
-        return "-", False
+        return "-", None
     low, high = (s.mean - s.ci95) / scale, (s.mean + s.ci95) / scale
-    return f"{s.mean / scale:+.0%} [{low:+.0%}, {high:+.0%}]", low > 0 or high < 0
+    p = paired_p(dict(enumerate(a for a, _ in pairs)), dict(enumerate(b for _, b in pairs))).p
+    return f"{s.mean / scale:+.0%} [{low:+.0%}, {high:+.0%}]", p
 
 
 def compare(ours: list[dict], theirs: list[dict]) -> dict:
     """The table's row for one case (`ours` and `theirs` by seed, in the same order): final
-    metrics both ways, each loss's paired difference, and whether either is told apart from 0."""
-    row = {}
+    metrics both ways, and each loss's paired difference (its p in `p train_loss`, `p val_loss`)."""
+    row: dict = {}
     for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
         row[f"mlpbench {key}"] = _interval(_finals(ours, key))
         row[f"keras {key}"] = _interval(_finals(theirs, key))
-    row["train_loss difference"], train_apart = _difference(ours, theirs, "train_loss")
-    row["val_loss difference"], val_apart = _difference(ours, theirs, "val_loss")
-    row["told apart"] = "yes" if train_apart or val_apart else "no"
+    for key in ("train_loss", "val_loss"):
+        row[f"{key} difference"], row[f"p {key}"] = _difference(ours, theirs, key)
     return row
+
+
+def tell_apart(rows: list[dict]) -> None:
+    """Each row's `told apart`: a loss whose paired test is significant at 0.05 once adjusted
+    (Holm) for every loss of every row: among 24 tests about one falls below 0.05 alone by chance."""
+    tests = [(row, key) for row in rows for key in ("p train_loss", "p val_loss") if row.get(key) is not None]
+    adjusted = holm([row[key] for row, key in tests])
+    for row in rows:
+        row["told apart"] = "no"
+    for (row, key), p in zip(tests, adjusted):
+        if p < 0.05:
+            row["told apart"] = f"yes: {key.removeprefix('p ')} (p = {p:.2g})"
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -139,12 +151,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         keras_results = json.loads((workdir / "keras.json").read_text())
     theirs = {name: [keras_results[f"{name}|{seed}"] for seed in seeds] for name in chosen}
     rows = [{"case": name, **compare(ours[name], theirs[name])} for name in chosen]
+    tell_apart(rows)
     columns = ["case", "mlpbench train_loss", "keras train_loss", "train_loss difference", "mlpbench val_loss",
                "keras val_loss", "val_loss difference", "mlpbench val_acc", "keras val_acc", "told apart"]
     table = markdown(columns, rows)
     print(f"\nFinal epoch, mean ± 95% interval over seeds {args.seeds} (n = {len(seeds)}); a difference is "
-          f"mlpbench - Keras, paired by seed, as a share of Keras' mean [its 95% interval]; told apart: an "
-          f"interval that excludes 0.\n\n{table}")
+          f"mlpbench - Keras, paired by seed, as a share of Keras' mean [its 95% interval]; told apart: a loss "
+          f"whose paired t-test gives p < 0.05 adjusted (Holm) for the table's {2 * len(rows)} tests.\n\n{table}")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         write_atomic(args.out / "parity.md", table.encode())
