@@ -131,7 +131,9 @@ def _product(batched, per_replica, *operands: torch.Tensor) -> torch.Tensor:
     would leave a GPU waiting on Python."""
     if not _exact_on(operands[0]):
         return batched(*operands)
-    key = (batched, per_replica, *((t.shape, t.stride()) for t in operands), operands[0].device.type)
+    # The dtype too: one process trains a bf16-mixed stack, then a 64-true one of the same shapes,
+    # and float64's kernels round otherwise (on an AMD EPYC, its batched products did not match).
+    key = (batched, per_replica, *((t.shape, t.stride(), t.dtype) for t in operands), operands[0].device.type)
     exact = _exact_cache.get(key)
     if exact is None:
         with torch.no_grad():
