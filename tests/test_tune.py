@@ -149,6 +149,29 @@ def test_more_trials_of_a_loss_say_how_far_the_expected_best_fell():
     assert "from 2 to 4 trials it gained +0." in line
 
 
+def test_a_repeat_held_in_a_batch_whose_trial_was_cut_off_is_no_failure_and_no_trial(tmp_path):
+    import optuna
+
+    from mlpbench.tune.report import write_report
+    from mlpbench.tune.search import _take_result_of
+    from mlpbench.tune.study import ended_count, retry, storage
+
+    config = compose_config(["experiment=tune_units", "tune.repeats=1"])
+    study = optuna.create_study(storage=storage(tmp_path), study_name="tune_units", direction="maximize")
+    space = {"model.units": optuna.distributions.IntDistribution(32, 512, step=32),
+             "optim.lr": optuna.distributions.CategoricalDistribution([0.01, 0.001, 0.0001])}
+    first = study.ask(space)
+    study.enqueue_trial(first.params)
+    repeat = study.ask(space)  # the same point, held for first's result
+    repeat.set_user_attr("same_as", first.number)
+    retry(study, first, [None])  # first cut off (Ctrl-C): its retry waits in the queue
+    _take_result_of(study, repeat)
+    assert study.get_trials()[repeat.number].state.name == "FAIL" and ended_count(study) == 0
+    assert write_report(tmp_path, config, quiet=True) == []  # no trial failed: the search ends ok
+    # Told once: resolving it again (the batch's end after its interrupt) leaves it as it is.
+    _take_result_of(study, repeat)
+
+
 def test_a_space_value_no_run_can_use_stops_the_search_before_any_trial(tmp_path):
     proc = run_cli(*TINY, "tune.space.model.units.low=0", cwd=tmp_path)
     assert proc.returncode == 2

@@ -148,7 +148,7 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
                          top, *lines, *([finalists] if finalists else []),
                          f"Report: {', '.join(p.name for p in written)} in {sweep_dir}",
                          f"Compare the trials: {command('tensorboard')} --logdir {sweep_dir}"]))
-    return [r for r in rows if r["state"] == "failed" and r["trial"] not in retried]
+    return [r for r in trained if r["state"] == "failed" and r["trial"] not in retried]  # not a repeat's
 
 
 def _best_epoch(trial, sweep_dir: Path, objective: str) -> str:

@@ -225,8 +225,12 @@ class Search:
         import optuna
         from optuna.trial import TrialState
 
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            self._settle(study, optuna.trial.Trial(study, trial._trial_id), "the end of an earlier search")
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for trial in sorted(running, key=lambda t: "same_as" in t.user_attrs):  # a held repeat after its trial
+            if "same_as" in trial.user_attrs:
+                _take_result_of(study, optuna.trial.Trial(study, trial._trial_id))
+            else:
+                self._settle(study, optuna.trial.Trial(study, trial._trial_id), "the end of an earlier search")
 
     def _settle(self, study, trial, cut_off_by: str, attempts: Optional[int] = None) -> bool:
         """A trial whose runs a dying search or launcher worker left: taken as its runs ended
@@ -385,7 +389,8 @@ class Search:
                 self.proposed_again += 1
                 log.info("Trial %d: %s is trial %d's, in this batch: trained once, its result taken", trial.number,
                          tried, same.number)
-                held.append((trial, same))
+                trial.set_user_attr("same_as", same.number)  # a repeat from now: never counted, nor retried
+                held.append(trial)
                 if self._exhausted(study, trials):
                     break
                 continue
@@ -397,16 +402,18 @@ class Search:
         if not trials:
             return
         try:
-            self._launch(study, trials, batch)
+            self._launch(study, trials, batch, held)
         finally:
-            for trial, same in held:
-                _take_result_of(study, trial, same)
+            for trial in held:
+                _take_result_of(study, trial)
 
-    def _launch(self, study, trials: list, batch: list[list[str]]) -> None:
+    def _launch(self, study, trials: list, batch: list[list[str]], held: list) -> None:
         try:
             returns = self.sweeper.launcher.launch(batch, initial_job_idx=trials[0].number)
         except (KeyboardInterrupt, SystemExit) as e:
             again = [t.number for t in trials if self._settle(study, t, "the interrupt")]
+            for trial in held:  # before the report so far
+                _take_result_of(study, trial)
             write_report(self.sweep_dir, self.config, quiet=True)
             self._say_interrupted(f"; trial(s) {', '.join(map(str, again))} will be tried again" if again else "")
             raise SystemExit(e.code if isinstance(e, SystemExit) else 130) from None
@@ -428,13 +435,17 @@ class Search:
                 tell(study, trial, dirs, self.objective)
 
 
-def _take_result_of(study, trial, same) -> None:
-    """A trial proposed again in the batch that trained `same`: that trial's result, or where it
-    did not end (failed, cut off and tried again) failed as it, neither counted as a trial."""
+def _take_result_of(study, trial) -> None:
+    """A trial proposed again in the batch that trained its point (`same_as`): that trial's
+    result, or where it did not end (failed, cut off and tried again) failed with it; a repeat
+    either way, not counted as a trial. Once: a trial already told is left as it is."""
     from optuna.trial import TrialState
 
+    if study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+        return
+    same_as = trial.user_attrs["same_as"]
     if not reuse_earlier(study, trial):
-        trial.set_user_attr("same_as", same.number)
+        trial.set_user_attr("same_as", same_as)
         study.tell(trial, state=TrialState.FAIL)
 
 
