@@ -31,7 +31,7 @@ from mlpbench.files import try_lock
 from mlpbench.overrides import TRIAL_CALLBACK
 from mlpbench.results import Status, read_result, run_log
 from mlpbench.schema import BASIC_LAUNCHER, JOBLIB_LAUNCHER, STACKED_LAUNCHER, ConfigError, Pruner, checked
-from mlpbench.sweep import LAST_CHECKPOINT, WORKER_DIED, alone_because, run_name, started_sweeps
+from mlpbench.sweep import WORKER_DIED, alone_because, plan_run, run_name, started_sweeps
 from mlpbench.tune.report import write_report
 from mlpbench.tune.space import flat, grid_size, parse_space
 from mlpbench.tune.study import (CONFIG_FILE, MAX_ATTEMPTS, RESUMABLE_CHANGES, STUDY_FILE, comparable, direction,
@@ -268,22 +268,21 @@ class Search:
         return True
 
     def _continues_from(self, runs: list[str], results: list[Optional[dict]]) -> list[int]:
-        """The epoch each run of a cut-off trial would continue after: a finished run's last, else
-        its checkpoint's, as the launcher will find it (result.json is saved at most once a second,
-        and a stack's checkpoints are written one after another: a kill can fall between them),
-        0 without one."""
+        """The epoch each run of a cut-off trial would continue after, as the launcher will decide
+        it (sweep.plan_run, then the checkpoint it can use): a finished run's last, a continued
+        one's checkpoint's (result.json is saved at most once a second, and a stack's checkpoints
+        are written one after another: a kill can fall between them), else 0."""
         epochs = []
         for run, result in zip(runs, results):
-            if result is not None and Status(result["status"]).finished:
-                epochs.append(result.get("epochs") or 0)
-                continue
             folder = self.sweep_dir / run
-            try:
-                model = OmegaConf.load(folder / ".hydra" / "config.yaml").model
-            except Exception:  # noqa: BLE001 - no config (the run never started): nothing to continue
-                epochs.append(0)
+            plan = plan_run(folder, clear=False)
+            if plan.skip:
+                epochs.append((result or {}).get("epochs") or 0)
                 continue
-            found = usable_checkpoint(folder / LAST_CHECKPOINT, model)
+            model = ((result or {}).get("config") or {}).get("model")
+            if model is None and (folder / ".hydra" / "config.yaml").is_file():
+                model = OmegaConf.load(folder / ".hydra" / "config.yaml").get("model")
+            found = usable_checkpoint(plan.checkpoint, OmegaConf.create(model)) if plan.checkpoint and model else None
             epochs.append(found[1]["epoch"] if found else 0)
         return epochs
 

@@ -96,7 +96,7 @@ def make_pruner(tune: DictConfig, max_epochs: int):
         class Hyperband(optuna.pruners.HyperbandPruner):
             """Optuna's Hyperband, a retried trial judged in the bracket of the trial it repeats:
             Optuna draws the bracket from the trial's number, and a retry's new number would
-            make an interrupted search prune other trials than one never interrupted."""
+            move the point to another bracket."""
 
             def _get_bracket_id(self, study, trial) -> int:
                 first = trial.user_attrs.get("first_number", trial.number)
