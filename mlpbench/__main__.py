@@ -1,6 +1,5 @@
 """`mlpbench` and `python -m mlpbench`: the Hydra app of mlpbench.run."""
 
-import re
 import sys
 from pathlib import Path
 
@@ -403,6 +402,7 @@ def _exit_now(code) -> None:
 
 def _cli() -> None:
     from hydra.errors import HydraException
+    from omegaconf.errors import ValidationError
 
     from mlpbench.overrides import command_line, parse
     from mlpbench.run import main, note_folders_before, print_help
@@ -416,10 +416,7 @@ def _cli() -> None:
         refuse(f"-m with --cfg {known.cfg}: --cfg shows one run's config; drop -m and give one value per key")
     overrides = list(known.overrides or [])
     for arg in overrides:
-        key, _, value = arg.partition("=")
-        if re.search(r"\b(range|choice|glob|interval)\(", value) and "," in re.sub(r"\w+\([^()]*\)", "", value):
-            refuse(f"{arg}: a range() or choice() is the whole of a key's values, not one of several; list "
-                   f"them one by one ({key.lstrip('+~')}=a,b,c), or give one range()")
+        key = arg.partition("=")[0]
         if key.lstrip("~") in ("hydra/launcher", "hydra/sweeper") and arg.startswith("~"):
             refuse(f"{arg}: a sweep needs its {key[7:]}; choose another ({key.lstrip('~')}=basic, for one)")
         if arg.startswith("+experiment="):
@@ -437,6 +434,12 @@ def _cli() -> None:
     for arg in overrides:  # each alone: one Hydra cannot read (Hydra names it) leaves the others checked
         try:
             parsed += parse([arg])
+            if parsed[-1].is_sweep_override():
+                list(parsed[-1].sweep_string_iterator())
+        except ValidationError:  # Hydra, on a sweep function among plain values: "Unexpected type annotation"
+            key = arg.partition("=")[0].lstrip("+~")
+            refuse(f"{arg}: a range() or choice() is the whole of a key's values, not one of several; list "
+                   f"them one by one ({key}=a,b,c), or give one range()")
         except HydraException:
             key, _, value = arg.partition("=")
             if not value.isascii() and value[:1] not in ("'", '"'):  # Hydra's lexer reads only ASCII unquoted
