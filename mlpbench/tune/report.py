@@ -277,7 +277,8 @@ def _figures(study, config: DictConfig, sweep_dir: Path, rows: list[dict[str, An
     with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore", ExperimentalWarning)
         # Optuna draws empty axes, with warnings, for a study without a completed trial.
-        completed = sum(t.state.name == "COMPLETE" for t in study.trials)
+        completed = sum(t.state.name == "COMPLETE" and "same_as" not in t.user_attrs
+                        for t in study.get_trials(deepcopy=False))  # points, not their repeats
         plots = optuna_plots(objective) if completed else {}
         if completed < MIN_TRIALS_FOR_IMPORTANCE:  # a forest fitted to a few points ranks noise
             plots.pop("param_importances.png", None)

@@ -294,6 +294,7 @@ class Search:
         self._check_objective()
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         lock = self._lock()
+        study = None
         try:
             self._check_space()
             study = self._open_study_file()
@@ -320,7 +321,8 @@ class Search:
                 ended = ended_count(study)
                 self._say_progress(ended, started)
         except KeyboardInterrupt:  # between trials (one in training: _launch says it)
-            write_report(self.sweep_dir, self.config, quiet=True)
+            if study is not None:  # this study's, not one of other settings the folder may hold
+                write_report(self.sweep_dir, self.config, quiet=True)
             self._say_interrupted()
             raise SystemExit(130) from None
         finally:
