@@ -78,26 +78,24 @@ KERAS_ORDER = ["layers.1.weight", "layers.1.bias", "layers.1.running_mean", "lay
                "layers.2.body.0.weight", "layers.2.body.0.bias", "layers.3.weight", "layers.3.bias"]
 
 
-@pytest.mark.parametrize("name", ["sgd", "rmsprop", "adagrad", "adam", "nadam"])
-def test_the_tutorial_model_trains_as_keras_fit_does_from_the_same_weights(name):
-    # Keras' fit from recorded starting weights on fixed batches: mlpbench's model=keras, its
-    # optimizer at Keras' defaults and its loss follow each epoch's loss, every weight and
-    # BatchNorm's moving statistics, and the logits after (a statistical comparison over seeds
-    # would not tell a batch size or learning rate apart: docs/keras-parity.md).
+def fit_from_keras_weights(name: str, *overrides: str) -> tuple[list[float], dict, torch.Tensor]:
+    """The recorded end-to-end case `name` trained by mlpbench from Keras' starting weights on
+    Keras' batches: each epoch's mean loss, the final state_dict, the logits after."""
     from mlpbench.module import MLPModule
 
-    e2e, case = REFERENCE["end_to_end"], REFERENCE["end_to_end"]["cases"][name]
-    cfg = make_config("model=keras", f"optim={name}", "model.units=16")
+    e2e = REFERENCE["end_to_end"]
+    cfg = make_config("model=keras", f"optim={name}", "model.units=16", *overrides)
     module = MLPModule(cfg.model, cfg.optim, 12, 3)
     state = module.model.state_dict()
     with torch.no_grad():
-        for key, value in zip(KERAS_ORDER, case["start"]):
+        for key, value in zip(KERAS_ORDER, e2e["cases"][name]["start"]):
             value = torch.tensor(value)
             state[key].copy_(value.T if value.dim() == 2 else value)  # Keras' kernels are (in, out)
     optimizer = build_optimizer(cfg.optim, module.parameters())
     x, y = torch.tensor(e2e["x"]), torch.tensor(e2e["y"])
     module.train()
-    for epoch, keras_loss in enumerate(case["losses"]):
+    epoch_losses = []
+    for _ in e2e["cases"][name]["losses"]:
         losses = []
         for i in range(0, len(y), 32):
             loss, _ = module.loss_and_correct(module(x[i:i + 32]), y[i:i + 32])
@@ -105,12 +103,32 @@ def test_the_tutorial_model_trains_as_keras_fit_does_from_the_same_weights(name)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        assert np.mean(losses) == pytest.approx(keras_loss, rel=1e-5), epoch
-    for key, value in zip(KERAS_ORDER, case["weights"]):
-        np.testing.assert_allclose(state[key].numpy(), np.array(value).T, rtol=1e-4, atol=1e-6, err_msg=key)  # (in, out)
+        epoch_losses.append(float(np.mean(losses)))
     module.eval()
     with torch.no_grad():
-        np.testing.assert_allclose(module(x[:8]).numpy(), case["logits"], rtol=1e-4, atol=1e-5)
+        return epoch_losses, state, module(x[:8])
+
+
+def follows_keras(name: str, *overrides: str) -> bool:
+    case = REFERENCE["end_to_end"]["cases"][name]
+    losses, state, logits = fit_from_keras_weights(name, *overrides)
+    return (np.allclose(losses, case["losses"], rtol=1e-5, atol=0)
+            and all(np.allclose(state[key].numpy(), np.array(value).T, rtol=1e-4, atol=1e-6)  # (in, out)
+                    for key, value in zip(KERAS_ORDER, case["weights"]))
+            and np.allclose(logits.numpy(), case["logits"], rtol=1e-4, atol=1e-5))
+
+
+@pytest.mark.parametrize("name", ["sgd", "rmsprop", "adagrad", "adam", "nadam"])
+def test_the_tutorial_model_trains_as_keras_fit_does_from_the_same_weights(name):
+    # Keras' fit from recorded starting weights on fixed batches: mlpbench's model=keras, its
+    # optimizer at Keras' defaults and its loss follow each epoch's loss, every weight and
+    # BatchNorm's moving statistics, and the logits after (a statistical comparison over seeds
+    # bounds a mismatch, it cannot rule a small one out: docs/keras-parity.md).
+    assert follows_keras(name)
+    # And it tells: torch's BatchNorm misses every case, torch's update rules Adam's, RMSprop's and
+    # Nadam's (SGD's are Keras' own; Adagrad's initial accumulator hides where epsilon goes).
+    assert not follows_keras(name, "model.bn_running_var=unbiased")
+    assert follows_keras(name, "optim.rules=torch") is (name in ("sgd", "adagrad"))
 
 
 def test_the_parity_table_tells_a_loss_apart_by_its_paired_test_not_by_a_tolerance():
