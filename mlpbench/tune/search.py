@@ -133,8 +133,8 @@ class Search:
                     cfg = loader.load_sweep_config(self.config, [*self.arguments, dim.override(value)])
                     checked(cfg)
                 except Exception as e:  # Hydra's own errors and ours read the same to a user
-                    lines = [" ".join(line.split()) for line in str(e).removeprefix("invalid configuration:").splitlines()]
-                    message = "; ".join(line for line in lines if line)
+                    lines = str(e).removeprefix("invalid configuration:").splitlines()
+                    message = "; ".join(" ".join(line.split()) for line in lines if line.strip())
                     raise ConfigError(f"tune.space.{dim.key}: the value {value} cannot run: {message}") from None
 
     def _check_settings(self) -> None:
@@ -444,9 +444,7 @@ def _take_result_of(study, trial) -> None:
 
     if study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
         return
-    same_as = trial.user_attrs["same_as"]
     if not reuse_earlier(study, trial):
-        trial.set_user_attr("same_as", same_as)
         study.tell(trial, state=TrialState.FAIL)
 
 
