@@ -288,6 +288,24 @@ def _optimizer_chosen(parsed: list, conf: Path) -> str | None:
     return next((str(d["optim"]) for d in defaults if isinstance(d, dict) and "optim" in d), None)
 
 
+def _check_sweep_values(override) -> None:
+    """A range() or choice() among plain values (model.depth=range(1,3),5), which Hydra parses
+    and then fails to list with "Unexpected type annotation: Set[str]". Other values Hydra cannot
+    list (range(0,5,0), a glob) are named where the sweep is checked (sweep.empty_sweeps)."""
+    from omegaconf.errors import ValidationError
+
+    if not override.is_sweep_override():
+        return
+    try:
+        list(override.sweep_string_iterator())
+    except ValidationError:
+        key = override.key_or_group
+        refuse(f"{override.input_line}: a range() or choice() is the whole of a key's values, not one of several; "
+               f"list them one by one ({key}=a,b,c), or give one range()")
+    except Exception:  # noqa: BLE001 - said later, with the sweep's own message
+        pass
+
+
 def _as_list(written: str, value) -> str:
     """One value given to a list key, as the list meant: '[a]' unquoted, a quoted name kept in its
     quotes, true or null quoted (a column of that name), anything else in brackets."""
@@ -402,7 +420,6 @@ def _exit_now(code) -> None:
 
 def _cli() -> None:
     from hydra.errors import HydraException
-    from omegaconf.errors import ValidationError
 
     from mlpbench.overrides import command_line, parse
     from mlpbench.run import main, note_folders_before, print_help
@@ -434,12 +451,7 @@ def _cli() -> None:
     for arg in overrides:  # each alone: one Hydra cannot read (Hydra names it) leaves the others checked
         try:
             parsed += parse([arg])
-            if parsed[-1].is_sweep_override():
-                list(parsed[-1].sweep_string_iterator())
-        except ValidationError:  # Hydra, on a sweep function among plain values: "Unexpected type annotation"
-            key = arg.partition("=")[0].lstrip("+~")
-            refuse(f"{arg}: a range() or choice() is the whole of a key's values, not one of several; list "
-                   f"them one by one ({key}=a,b,c), or give one range()")
+            _check_sweep_values(parsed[-1])
         except HydraException:
             key, _, value = arg.partition("=")
             if not value.isascii() and value[:1] not in ("'", '"'):  # Hydra's lexer reads only ASCII unquoted
