@@ -8,17 +8,19 @@ from mlpbench.console import exit_at_once, refuse
 
 def _register_plugins() -> None:
     # Hydra finds plugins by scanning the hydra_plugins namespace, which misses ours in some
-    # editable installs: register our sweepers and launchers from the package too.
+    # editable installs: register our sweepers and launchers from the package too. Scan first:
+    # the scan executes each module it finds again, so classes imported before it would be
+    # other objects than the scanned ones, and `--info plugins` listed each twice.
     from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()
     from hydra_plugins.mlpbench_grid import GridSweeper
     from hydra_plugins.mlpbench_joblib import JoblibLauncher
     from hydra_plugins.mlpbench_stacked import StackedLauncher
     from hydra_plugins.mlpbench_tuner import TuneSweeper
 
-    Plugins.instance().register(TuneSweeper)
-    Plugins.instance().register(GridSweeper)
-    Plugins.instance().register(JoblibLauncher)
-    Plugins.instance().register(StackedLauncher)
+    for plugin in (TuneSweeper, GridSweeper, JoblibLauncher, StackedLauncher):
+        plugins.register(plugin)  # a class the scan found already is not added again
 
 
 # What a config file from another folder may set in Hydra's own section: the sweep it runs (as

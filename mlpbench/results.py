@@ -94,13 +94,15 @@ def _mean(values: Optional[list[float]]) -> Optional[float]:
     return sum(finite) / len(finite) if finite else None
 
 
-def run_log(run_dir: Path, config: Any = None) -> Path:
+def run_log(run_dir: Path, config: Any = None, job_name: Optional[str] = None) -> Path:
     """A run's log file: <hydra.job.name>.log in its folder (Hydra's job name, `run` after
-    mlpbench/run.py, unless the command set hydra.job.name); `config`: a composed config."""
+    mlpbench/run.py, unless the command set hydra.job.name); from `job_name`, or else from
+    `config`, a composed config."""
     from omegaconf import OmegaConf
 
-    name = OmegaConf.select(config, "hydra.job.name", default=None) if config is not None else None
-    return Path(run_dir) / f"{name or 'run'}.log"
+    if job_name is None and config is not None:
+        job_name = OmegaConf.select(config, "hydra.job.name", default=None)
+    return Path(run_dir) / f"{job_name or 'run'}.log"
 
 
 def recorded_in(error: BaseException) -> set[Path]:

@@ -27,7 +27,7 @@ from mlpbench.console import print_out, refuse
 from mlpbench.files import DISK_ERRORS
 from mlpbench.memory import check_memory
 from mlpbench.overrides import TRIAL_CALLBACK, shown
-from mlpbench.results import RESULT_FILE, RunRecord, Status, read_result, recorded_in, score_in
+from mlpbench.results import RESULT_FILE, RunRecord, Status, read_result, recorded_in, run_log, score_in
 from mlpbench.schema import ConfigError, checked, device_count, register_configs
 from mlpbench.trainer import config_callbacks, make_trainer, quiet_lightning
 
@@ -281,7 +281,7 @@ def _discard_unstarted(run_dir: Path, job_name: str) -> None:
         return  # an earlier run's folder (resume=true found it): its record stays for the next resume
     made = [run_dir / ".hydra" / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
     made.append(run_dir / ".run.lock")  # sweep.SweepSummary's, held until this process ends
-    log_file = run_dir / f"{job_name}.log"
+    log_file = run_log(run_dir, job_name=job_name)
     if log_file.is_file() and not log_file.stat().st_size:
         made.append(log_file)
     for path in made:

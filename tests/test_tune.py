@@ -385,6 +385,7 @@ def test_a_killed_search_continues_the_study_without_repeating_finished_trials(t
     assert rows[1]["epochs"] == str(cut_at) and rows[2]["epochs"] == "30"
     assert "Epochs trained: 60 epochs in 2 trials (2 complete, 1 cut off and tried again); the same trials " \
            "without pruning: 60" in rerun.stdout
+    assert "Trials, best first (3 of 3 rows, with 1 cut-off attempt; all in trials.md)" in rerun.stdout
     # And the seconds: the retry's own, not the cut-off attempt's again (a continued run's result has both).
     run_seconds = json.loads((cut_run / "result.json").read_text())["seconds"]
     before = float(rows[1]["seconds"]) if cut_at else 0.0

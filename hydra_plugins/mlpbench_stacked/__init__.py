@@ -195,7 +195,9 @@ class StackedLauncher(Launcher):
 
     def _stack_args(self, group: list[JobReturn]) -> tuple:
         """What train_stack needs, in plain data (it may go to a worker process)."""
-        paths = [Path(ret.hydra_cfg.hydra.runtime.output_dir) / f"{ret.hydra_cfg.hydra.job.name}.log" for ret in group]
+        from mlpbench.results import run_log
+
+        paths = [run_log(Path(ret.hydra_cfg.hydra.runtime.output_dir), ret.hydra_cfg) for ret in group]
         return ([ret.return_value for ret in group], paths, group[0].hydra_cfg.hydra.job_logging, self.config.hydra.verbose,
                 str(Path(self.config.hydra.sweep.dir).resolve()))
 
