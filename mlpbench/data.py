@@ -31,7 +31,7 @@ from mlpbench.files import write_atomic
 
 log = logging.getLogger("mlpbench")
 from mlpbench.schema import ConfigError, Order, Source, ValRows
-from mlpbench.table import TEST_SPLIT_SEED, is_regression
+from mlpbench.table import TEST_SPLIT_SEED, is_regression, stratified_counts
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {
@@ -417,8 +417,9 @@ def _split_rows(data_cfg, seed: int, n: int, labels: Optional[np.ndarray] = None
     # Stratified where every seed's rows are all the rows: each seed then gets as many validation
     # rows (stacked runs index them as one array); with data.limit, drawn as for any source.
     if labels is not None and not keras_rows and data_cfg.limit is None:
-        val = np.concatenate([rows[: int(round(data_cfg.val_split * len(rows)))]
-                              for rows in (order[labels[order] == c] for c in np.unique(labels[order]))])
+        by_class = [order[labels[order] == c] for c in np.unique(labels[order])]
+        counts = stratified_counts([len(rows) for rows in by_class], data_cfg.val_split)
+        val = np.concatenate([rows[:n] for rows, n in zip(by_class, counts)])
         if 0 < len(val) < len(order):
             n_val = len(val)
             order = np.concatenate([val, order[~np.isin(order, val)]])  # the validation rows first

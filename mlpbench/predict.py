@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from mlpbench.console import print_out
-from mlpbench.results import RESULT_FILE, load_results, read_result
+from mlpbench.results import RESULT_FILE, Status, load_results, read_result
 from mlpbench.schema import ConfigError
 
 
@@ -47,7 +47,9 @@ def choose_run(folder: Path, name: Optional[str]) -> Path:
     best = [s for s in sweep.settings if s.verdict.verdict == "best"] or sweep.settings
     runs = [r for s in best for r in s.measured if r.value(sweep.objective) is not None]
     if not runs:
-        raise ConfigError(f"{folder}: no finished run to predict with")
+        below = next((p.parent for p in folder.glob(f"*/*/*/**/{RESULT_FILE}")), None)  # outputs/multirun/<date>/<run>
+        raise ConfigError(f"{folder}: no finished run to predict with" + (
+            f"; there are runs further down: give a sweep's or a run's folder, e.g. {below.parent}" if below else ""))
     sign = 1 if sweep.maximize else -1
     return folder / max(runs, key=lambda r: sign * r.value(sweep.objective)).name
 
@@ -68,9 +70,16 @@ def load_model(run: Path, checkpoint_name: str = "best"):
     if not result.get("table"):
         source = ((result.get("config") or {}).get("data") or {}).get("source", "?")
         raise ConfigError(f"{run}: trained on data={source}; predict reads new rows of a data=table run's columns")
+    status, epochs = result.get("status"), result.get("epochs") or 0
     checkpoint = run / "checkpoints" / f"{checkpoint_name}.ckpt"
     if not checkpoint.is_file():
-        raise ConfigError(f"{run}: no checkpoints/{checkpoint_name}.ckpt (the run ended before its first epoch?)")
+        why = (f"it diverged (a NaN or infinite loss) after {epochs} epoch(s), with no epoch to keep"
+               if status == Status.diverged.value else f"its status is {status} after {epochs} epoch(s)")
+        raise ConfigError(f"{run}: no checkpoints/{checkpoint_name}.ckpt: {why}")
+    if status != Status.ok.value:  # its weights are what it reached: said, as Keras' predict would not
+        print(f"note: {run} is no finished run: {status} after {epochs} epoch(s)"
+              + (" (resume=true continues it)" if status in (Status.interrupted.value, Status.running.value) else "")
+              + f"; predicting with its {checkpoint_name}.ckpt", file=sys.stderr)
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     except Exception as e:  # weights_only refuses pickled code; a damaged file
@@ -105,9 +114,8 @@ def predict(run: Path, data: Path, checkpoint_name: str = "best"):
     if table.table_format(data) == ".npz" and trained is not None and width != trained:
         raise table.TableError(f"--data={data}: x has {width} columns; the x the model was trained on had {trained}")
     x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data), training=False))
-    for name, (rows, values) in table.unseen_categories(frame, encoding).items():
-        print(f"note: column {name}: {rows} row(s) hold a category the training rows lacked ({', '.join(values)}); "
-              "the model reads it as none of its categories", file=sys.stderr)
+    for line in table.unseen_categories(frame, encoding):
+        print(f"note: {line}", file=sys.stderr)
     with torch.no_grad():
         logits = model(x)
     if table.is_regression(encoding):  # trained on the standardised target: back to its unit

@@ -189,6 +189,8 @@ def read_frame(path: Path, key: str):
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise TableError(f"{where}: cannot be read as a {suffix[1:].upper()} table: {e}") from None
         frame = _checked_header(frame, header, where)
+        if len(header) == len(frame.columns):  # each column where the file has it: _as_written
+            frame.attrs["separator"] = sep
     else:
         try:
             frame = pd.read_parquet(path)
@@ -291,8 +293,9 @@ def _column_hint(given: str, frame, key: str) -> str:
     except ValueError:
         number = False
     if given in ("True", "False") or number:
+        quoted = f"{key}=['NAME']" if key in ("data.drop", "data.features") else f"{key}='NAME'"  # lists
         hint += (f" (the command line reads an unquoted true or 1e3 as a bool or a number, {given}: quote a "
-                 f"column's name, {key}='NAME')")
+                 f"column's name, {quoted})")
     return hint
 
 
@@ -396,9 +399,61 @@ def _missing(frame, columns: list[str], path: Path, how: Missing):
         column, n = next(iter(counts.items()))
         rows = [_file_row(frame, i) for i in np.flatnonzero(frame[column].isna().to_numpy())]
         others = f" (and {len(counts) - 1} more column(s): {_listed(list(counts)[1:])})" if len(counts) > 1 else ""
-        raise TableError(f"{path}: column {column} has {n} missing value(s), row(s) {_listed(rows, 5)}{others}; "
-                         "set data.missing=drop to leave such rows out, or data.missing=mean to fill them")
+        raise TableError(f"{path}: column {column} has {n} missing value(s), row(s) {_listed(rows, 5)}{others}"
+                         f"{_gap_words(frame, path, column)}; set data.missing=drop to leave such rows out, or "
+                         "data.missing=mean to fill them")
     return frame.dropna(subset=list(counts)) if how is Missing.drop else frame
+
+
+def _as_written(frame, path: Path, name: str, missing_words: bool = True):
+    """Column `name` of a text table as its file writes it, stripped, where pandas' reading
+    changes it (007 reads as 7; whole numbers with a gap read as floats, 7.0), or None for other
+    files. A gap is None; with missing_words=False the words pandas reads as gaps (NA, null,
+    nan, ...) are kept as written."""
+    import pandas as pd
+
+    separator = frame.attrs.get("separator")
+    if separator is None or name not in frame.columns:
+        return None
+    column = pd.read_csv(path, sep=separator, skipinitialspace=True, header=None, skiprows=1, dtype=str,
+                         usecols=[list(frame.columns).index(name)], keep_default_na=missing_words).iloc[:, 0]
+    return column.str.strip().reindex(frame.index)
+
+
+def _target_as_written(frame, path: Path, target: str, task: Optional[str], as_text: bool = False):
+    """The frame with its target's labels as the file writes them where they are codes with
+    leading zeros (007, 042: classes named so, not 7 and 42; not for data.task=regression) or
+    `as_text` (a test file of such labels), and whether its numbers were written as whole
+    numbers: one blank label makes pandas read 0..29 as floats, which, with more than one value
+    per ten rows, looked like a number to predict."""
+    import pandas as pd
+
+    column = frame[target]
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return frame, False
+    written = _as_written(frame, path, target)
+    if written is None:
+        return frame, False
+    present = written.dropna()
+    whole = bool(len(present)) and bool(present.str.fullmatch(r"[+-]?\d+").all())
+    codes = task is None or Task(task) is not Task.regression
+    if as_text or (whole and codes and present.str.fullmatch(r"[+-]?0\d+").any()):
+        frame = frame.copy()
+        frame[target] = written
+    return frame, whole
+
+
+def _gap_words(frame, path: Path, column: str) -> str:
+    """Where a text table's gaps in `column` are words pandas reads as missing (NA, null, None,
+    nan, n/a): which, since a value such as NA (North America) would be lost."""
+    written = _as_written(frame, path, column, missing_words=False)
+    if written is None:
+        return ""
+    words = list(dict.fromkeys(w for w in written[frame[column].isna()].tolist() if w))
+    if not words:
+        return ""
+    return (f" (written {_listed([repr(w) for w in words], 3)}, which pandas reads as missing; where that is a "
+            "value, write it otherwise in the file)")
 
 
 def _file_row(frame, position: int) -> int:
@@ -415,15 +470,31 @@ def _class_order(values: list) -> list:
         return sorted(values, key=str)
 
 
+def stratified_counts(sizes, fraction: float) -> np.ndarray:
+    """How many rows of each class (of these sizes) to hold out, so that the whole holds out
+    `fraction` of the rows, rounded, as sklearn's stratified split does: each class its share
+    rounded down, the rows left over one each to the classes with the largest remainders (the
+    larger class first on a tie). A class of one row keeps it for training, and every class keeps
+    one. Rounding each class alone held out 1 row of every class of 4 at 0.2: 25% of the rows."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    eligible = sizes > 1
+    exact = fraction * sizes * eligible
+    counts = np.minimum(np.floor(exact).astype(np.int64), np.maximum(sizes - 1, 0))
+    total = min(int(round(fraction * sizes[eligible].sum())), int((sizes[eligible] - 1).sum()))
+    room = [c for c in np.flatnonzero(eligible & (counts < sizes - 1))]
+    room.sort(key=lambda c: (-(exact[c] - counts[c]), -sizes[c], c))
+    for c in room[:max(0, total - int(counts.sum()))]:
+        counts[c] += 1
+    return counts
+
+
 def _stratified_test_rows(labels: np.ndarray, fraction: float) -> np.ndarray:
-    """data.test_split of each class's rows (rounded; a class of one row stays in training)."""
+    """data.test_split of the rows, each class's share (stratified_counts), the same for every seed."""
     rng = np.random.default_rng(TEST_SPLIT_SEED)
-    test = []
-    for label in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == label))
-        n = int(round(fraction * len(rows))) if len(rows) > 1 else 0
-        test.append(rows[: min(n, len(rows) - 1)])
-    return np.sort(np.concatenate(test))
+    classes = np.unique(labels)
+    shuffled = [rng.permutation(np.flatnonzero(labels == label)) for label in classes]
+    counts = stratified_counts([len(rows) for rows in shuffled], fraction)
+    return np.sort(np.concatenate([rows[:n] for rows, n in zip(shuffled, counts)]))
 
 
 def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -439,6 +510,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         raise TableError(f"data.target={target}: {path} has no such column{_column_hint(target, frame, 'data.target')}; its "
                          f"columns: {_listed(list(frame.columns), 40)}{_separator_hint(frame, path)}"
                          + (f" ({NO_HEADER})" if text_file and _header_looks_like_data(frame) else ""))
+    frame, written_whole = _target_as_written(frame, path, target, data_cfg.task)
     split = str(data_cfg.split_column) if data_cfg.split_column else None
     if split is not None and (split not in frame.columns or split == target):
         raise TableError(f"data.split_column={split}: " + (f"{path} has no such column; its columns: "
@@ -471,6 +543,8 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         lacking = [c for c in [*features, target] if c not in test_frame.columns]
         if lacking:
             raise TableError(f"{test_where}: lacks the column(s) {_listed(lacking)} of data.path")
+        if not pd.api.types.is_numeric_dtype(frame[target]):  # labels as written (007): the test file's too
+            test_frame, _ = _target_as_written(test_frame, test_path, target, data_cfg.task, as_text=True)
     elif split is not None:
         tested = (frame[split].astype("string").str.strip().str.lower() == "test").fillna(False).astype(bool)
         if not tested.any() or tested.all():
@@ -478,6 +552,11 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
                              f"{len(frame)}; mark the test rows 'test' and leave others (train, val, ...) for training")
         test_frame, frame = frame[tested], frame[~tested]
         test_where = f"data.split_column={split}: the test rows of {path}"
+    empty = [name for name in features if frame[name].isna().all()]
+    if empty:  # before data.missing: dropping its rows would leave none, filling it no mean
+        others = f" (and {_listed(empty[1:])})" if len(empty) > 1 else ""
+        raise TableError(f"{path}: column {empty[0]}{others} has no value in any row; leave it out with "
+                         f"{_drop(empty[0])}")
     how = Missing(data_cfg.missing)
     used = [*features, target]
     before = len(frame)
@@ -493,7 +572,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     if len(frame) < 2:
         raise TableError(f"{path}: {len(frame)} usable row(s); need at least 2")
 
-    task, inferred = _task(data_cfg, frame[target], target, path)
+    task, inferred = _task(data_cfg, frame[target], target, path, written_whole)
     if task is Task.regression:
         y_all, names = _values_to_predict(frame, target, f"data.target={target}: {path}"), None
     else:
@@ -524,8 +603,11 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         raise TableError(f"{path}: {len(frame)} rows leave no test row at data.test_split={data_cfg.test_split}")
 
     encoding = fit_encoding(train_frame, features, kinds, how, str(path))
+    if how is Missing.mean:
+        notes += _filled_note(encoding["fill"], [train_frame, test_frame], path)
     encoding.update(file=str(path), target=target, task=task.value)
-    encoding["notes"] = [*notes, *encoding["notes"]]  # said by every run, the array cache's too (data.load_table)
+    encoding["notes"] = [*notes, *encoding["notes"],  # said by every run, the array cache's too (data.load_table)
+                         *(f"{test_where}, the test rows: {line}" for line in unseen_categories(test_frame, encoding))]
     if npz:  # its columns are positions: new rows must have as many (predict)
         encoding["x_width"] = sum(1 for c in frame.columns if c != "y")
     if inferred:  # said by every run that reads the file, the array cache's too (data.load_table)
@@ -546,6 +628,18 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
                    for name in features)
     encoding["notes"] += _copies_note(x_train, x_test, str(path)) if measured else []
     return x_train, y_train, x_test, test_labels, encoding
+
+
+def _filled_note(fill: dict[str, Any], frames: list, path: Path) -> list[str]:
+    """data.missing=mean's fills said: each column's gaps and what fills them (a text column's
+    most common category, which may be no value a gap stood for)."""
+    filled = []
+    for name, value in fill.items():
+        gaps = sum(int(f[name].isna().sum()) for f in frames)
+        if gaps:
+            shown = repr(value) + " (its most common text)" if isinstance(value, str) else f"its mean {value:.4g}"
+            filled.append(f"column {name}: {gaps} with {shown}")
+    return [f"{path}: data.missing=mean filled " + "; ".join(filled)] if filled else []
 
 
 def _copies_note(x_train: np.ndarray, x_test: np.ndarray, where: str) -> list[str]:
@@ -606,12 +700,14 @@ def task_of(data_cfg) -> Task:
     target = "y" if table_format(path) == ".npz" else str(data_cfg.target)
     if target not in frame.columns:
         return Task.classification  # the run names the missing column
-    return _task(data_cfg, frame[target].dropna(), target, path)[0]
+    frame, written_whole = _target_as_written(frame, path, target, data_cfg.task)
+    return _task(data_cfg, frame[target].dropna(), target, path, written_whole)[0]
 
 
-def _task(data_cfg, labels, target: str, path: Path) -> tuple[Task, Optional[str]]:
+def _task(data_cfg, labels, target: str, path: Path, written_whole: bool = False) -> tuple[Task, Optional[str]]:
     """data.task, or what the target looks like: a float column of many values is a number to
-    predict (with why, for the log), anything else classes."""
+    predict (with why, for the log), anything else classes. `written_whole`: the file writes
+    its numbers without fractions (read as floats for a gap among them)."""
     import pandas as pd
 
     numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
@@ -631,7 +727,7 @@ def _task(data_cfg, labels, target: str, path: Path) -> tuple[Task, Optional[str
                                      "read as classes" if fractions else None)
     # Whole numbers in a float column (151.0) are values to predict where they are too many to be
     # classes (more than one per ten rows); fewer are labels stored as floats (an .npz's y).
-    if fractions or (pd.api.types.is_float_dtype(labels) and values * 10 > len(numbers)):
+    if fractions or (pd.api.types.is_float_dtype(labels) and not written_whole and values * 10 > len(numbers)):
         return Task.regression, (f"{path}'s column {target} holds {values} different numbers"
                                  + (" with fractions" if fractions else f" in {len(numbers)} rows"))
     return Task.classification, f"{path}'s column {target} holds {values} different whole numbers, read as classes"
@@ -705,6 +801,14 @@ def _refuse_infinite(frame, name: str, values, where: str, training: bool = True
                          f"them{fix}")
 
 
+def _counts_rows(values) -> bool:
+    """A number column that numbers the rows (1, 2, 3, ... or an identifier rising with them):
+    whole, each value once, in increasing or decreasing order, over more rows than a class count."""
+    present = values.dropna()
+    return (len(present) == len(values) > MAX_INFERRED_CLASSES and bool(np.all(np.mod(present, 1) == 0))
+            and present.is_unique and (present.is_monotonic_increasing or present.is_monotonic_decreasing))
+
+
 def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing, where: str) -> dict[str, Any]:
     """How each feature column becomes model inputs, fitted on the training rows: a number
     column's mean and standard deviation, a text column's categories (and, with
@@ -728,6 +832,11 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
                                  f"deviation {std}); rescale them (a log, another unit), or leave the column out with "
                                  f"{_drop(name)}")
             numbers[name] = [mean, std if std > 0 else 1.0]  # a constant column: centred only
+            if _counts_rows(values):
+                notes.append(f"{where}: column {name} holds a different whole number on every row, in the rows' "
+                             f"order ({values.iloc[0]:.0f}, {values.iloc[1]:.0f}, ... {values.iloc[-1]:.0f}): a row "
+                             "number or an identifier? As an input it tells the model where a row was in the file, "
+                             f"which in a file sorted by its label is the label; leave it out with {_drop(name)}")
             fill[name] = numbers[name][0]
             columns.append(name)
         else:
@@ -755,7 +864,8 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str, training: bool =
     lacking = [c for c in encoding["features"] if c not in frame.columns]
     if lacking:
         raise TableError(f"{where}: lacks the column(s) {_listed(lacking)} the model reads; it has "
-                         f"{_listed(list(frame.columns), 40)}{_separator_hint(frame, Path(where))}")
+                         f"{_listed(list(frame.columns), 40)}{_separator_hint(frame, Path(where))}"
+                         + (f" ({NO_HEADER})" if frame.attrs.get("separator") and _header_looks_like_data(frame) else ""))
     parts = []
     for name in encoding["features"]:
         column = frame[name]
@@ -786,15 +896,17 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str, training: bool =
     return np.hstack(parts).astype(np.float32) if parts else np.zeros((len(frame), 0), np.float32)
 
 
-def unseen_categories(frame, encoding: dict[str, Any]) -> dict[str, tuple[int, list[str]]]:
-    """Per text column, the rows of `frame` holding a category the training rows lacked (read as
-    none of its categories: all zeros): their number and the first of those values."""
-    found = {}
+def unseen_categories(frame, encoding: dict[str, Any]) -> list[str]:
+    """Per text column, a line on the rows of `frame` holding a category the training rows lacked
+    (read as none of its categories: all zeros): their number and the first of those values."""
+    found = []
     for name, seen in encoding["categories"].items():
         text = frame[name].astype("string")
         unseen = text.notna() & ~text.isin(seen)
         if unseen.any():
-            found[name] = (int(unseen.sum()), list(dict.fromkeys(text[unseen].tolist()))[:SHOWN])
+            values = list(dict.fromkeys(text[unseen].tolist()))
+            found.append(f"column {name}: {int(unseen.sum())} row(s) hold a category the training rows lacked "
+                         f"({_listed(values)}); the model reads it as none of its categories")
     return found
 
 

@@ -3,6 +3,7 @@ sources are; a file that cannot be used named with its column before anything tr
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from omegaconf import OmegaConf
 
 from mlpbench import data, predict, table
 from mlpbench.predict import main as predict_main
+from mlpbench.schema import Task
 from mlpbench.run import compose_config
 from mlpbench.schema import ConfigError, checked
 from tests.conftest import REPO, run_cli, run_rows, summary_rows
@@ -58,7 +60,7 @@ def test_a_csv_of_your_own_trains_sweeps_and_reports(tmp_path):
     assert [r["model.depth"] for r in rows] == ["1", "2"] and {r["n"] for r in rows} == {"2"}
     assert all(float(r["best_val_acc_mean"]) > 0.8 for r in rows)  # 30 features, 2 classes: an easy table
     result = json.loads((sweep / "model.depth=1,seed=1" / "result.json").read_text())
-    assert result["data"] == {"train": 365, "val": 91, "test": 113}  # 569 rows: 20% test, stratified
+    assert result["data"] == {"train": 364, "val": 91, "test": 114}  # 569 rows: 20% test, stratified
     encoding = result["table"]
     assert encoding["classes"] == ["0", "1"] and encoding["target"] == "target"
     assert len(encoding["features"]) == 30 and encoding["categories"] == {}
@@ -211,6 +213,13 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
     ("bools.csv", "a,true\n1,x\n2,y\n", ["data.target=true"], "data.target=True: {path} has no such column; did you "
      "mean true? (the command line reads an unquoted true or 1e3 as a bool or a number, True: quote a column's name"),
     ("case.csv", "a,label\n1,x\n2,y\n", ["data.features=[A]"], "has no column A; did you mean a?; its columns: a, label"),
+    # a list key's quoting is a list's: data.drop='true' is refused as no list
+    ("drop_true.csv", "a,true,label\n1,2,x\n2,3,y\n", ["data.drop=[True]"], "data.drop: {path} has no column True; "
+     "did you mean true? (the command line reads an unquoted true or 1e3 as a bool or a number, True: quote a "
+     "column's name, data.drop=['NAME'])"),
+    # a column with no value: named before data.missing=drop would drop every row for it
+    ("unfilled.csv", "a,gone,label\n1,,x\n2,,y\n3,,x\n", ["data.missing=drop"], "column gone has no value in any "
+     "row; leave it out with data.drop=[gone]"),
     # a file without a header row: its first row read as names
     ("no_header.csv", "0.3,2.5,x\n0.25,1.5,y\n0.5,3.5,x\n", [], "its columns: 0.3, 2.5, x (its first row "
      "looks like data, not names: a file without a header row? Add one naming the columns)"),
@@ -344,7 +353,10 @@ def test_a_text_column_of_mostly_different_values_is_said_to_look_like_an_identi
     path = write(tmp_path / "ids.csv", "id,a,label\n" + "".join(f"cust-{i:05},{i % 3},{i % 2}\n" for i in range(60)))
     *_, encoding = table.encode(table_cfg(path, "data.target=label"))
     assert encoding["notes"] == [f"{path}: column id has 48 different texts in 48 training rows, one input each: an "
-                                 "identifier or a date, which a new row never matches? Leave it out with data.drop=[id]"]
+                                 "identifier or a date, which a new row never matches? Leave it out with data.drop=[id]",
+                                 f"{path}, the test rows: column id: 12 row(s) hold a category the training rows lacked "
+                                 "(cust-00000, cust-00003, cust-00005, cust-00015, cust-00024, cust-00030, cust-00033, "
+                                 "cust-00040 ... (12 in all)); the model reads it as none of its categories"]
     # As the note says: every other column an input, the identifier not.
     *_, encoding = table.encode(table_cfg(path, "data.target=label", "data.drop=[id]"))
     assert encoding["features"] == ["a"] and not any("identifier" in note for note in encoding["notes"])
@@ -360,6 +372,20 @@ def test_a_text_column_of_mostly_different_values_is_said_to_look_like_an_identi
     with pytest.raises(ConfigError, match="data.drop=.'id'.: and data.features both choose the inputs; give one"):
         checked(compose_config(["data=table", f"data.path={path}", "data.target=label", "data.drop=[id]",
                                 "data.features=[a]"]))
+
+
+def test_a_number_column_that_counts_the_rows_is_said_to_tell_the_model_their_order(tmp_path):
+    # A file sorted by label with an id 1..100: the id alone separates the classes.
+    text = "".join(f"{i + 1},{(i * 7) % 10},{'no' if i < 50 else 'yes'}\n" for i in range(100))
+    *_, encoding = table.encode(table_cfg(write(tmp_path / "sorted.csv", "id,a,label\n" + text), "data.target=label"))
+    [note] = encoding["notes"]
+    assert note.startswith(f"{tmp_path / 'sorted.csv'}: column id holds a different whole number on every row, in the "
+                           "rows' order (") and note.endswith("leave it out with data.drop=[id]")
+    # Counting down is the same; a measurement of unique values in no order, or a count that repeats, is not.
+    for name, column in (("down", lambda i: 1000 - i), ("shuffled", lambda i: (i * 37) % 101), ("steps", lambda i: i // 2)):
+        text = "".join(f"{column(i)},{i % 10},{'no' if i < 50 else 'yes'}\n" for i in range(100))
+        *_, encoding = table.encode(table_cfg(write(tmp_path / f"{name}.csv", "n,a,label\n" + text), "data.target=label"))
+        assert bool(encoding["notes"]) == (name == "down"), name
 
 
 def test_a_header_that_reads_as_data_is_said_but_pandas_numbered_columns_are_names(tmp_path):
@@ -384,7 +410,7 @@ def test_a_header_that_reads_as_data_is_said_but_pandas_numbered_columns_are_nam
 
 
 def test_classes_that_differ_only_in_case_are_said(tmp_path):
-    path = write(tmp_path / "case.csv", "a,label\n" + "".join(f"{i},{['yes', 'no', 'Yes', 'NO'][i % 4]}\n"
+    path = write(tmp_path / "case.csv", "a,label\n" + "".join(f"{i * 7 % 41},{['yes', 'no', 'Yes', 'NO'][i % 4]}\n"
                                                                 for i in range(40)))
     *_, encoding = table.encode(table_cfg(path, "data.target=label"))
     assert encoding["classes"] == ["NO", "Yes", "no", "yes"]  # as written: a class each
@@ -393,7 +419,7 @@ def test_classes_that_differ_only_in_case_are_said(tmp_path):
 
 
 def test_rows_repeated_across_the_test_split_are_said_to_make_scores_optimistic(tmp_path):
-    rows = "".join(f"{i},{i * 7 % 11},{i % 2}\n" for i in range(100))
+    rows = "".join(f"{i * 13 % 101},{i * 7 % 11},{i % 2}\n" for i in range(100))  # (a: no row count)
     once = write(tmp_path / "once.csv", "a,b,label\n" + rows)
     *_, encoding = table.encode(table_cfg(once, "data.target=label"))
     assert encoding["notes"] == []
@@ -432,6 +458,31 @@ def test_a_whole_number_target_read_as_classes_is_said(tmp_path, caplog):
             "fractions, read as classes; set data.task=regression") in caplog.text
 
 
+def test_whole_number_labels_with_a_gap_stay_classes_and_codes_keep_their_leading_zeros(tmp_path, caplog):
+    # One blank label makes pandas read 0..30 as floats (7.0): still 31 classes, not a regression
+    # (as floats, more than one value per ten rows read as numbers to predict).
+    rows = [f"{i},{i % 31}" for i in range(300)]
+    rows[4] = "4,"
+    path = write(tmp_path / "gap.csv", "a,price\n" + "\n".join(rows) + "\n")
+    cfg = table_cfg(path, "data.target=price", "data.missing=drop")
+    with caplog.at_level("INFO", logger="mlpbench"):
+        arrays = data.load_table(cfg)
+    assert arrays.num_classes == 31 and "31 different whole numbers, read as classes" in caplog.text
+    assert table.task_of(cfg) is Task.classification  # as a search checks its objective
+    # Written with fractions (151.0), the same values are numbers to predict, as before.
+    written = write(tmp_path / "floats.csv", "a,price\n" + "".join(f"{i},{i % 31}.0\n" for i in range(300)))
+    assert table.task_of(table_cfg(written, "data.target=price")) is Task.regression
+    # Codes with leading zeros are the classes as written, in the test file too; the model's
+    # classes (predict's p_007 column) match the file's labels.
+    codes = write(tmp_path / "codes.csv", "a,code\n" + "".join(f"{i},{('007', '042')[i % 2]}\n" for i in range(40)))
+    tested = write(tmp_path / "tested.csv", "a,code\n" + "".join(f"{i},{('007', '042')[i % 2]}\n" for i in range(6)))
+    *_, y_test, encoding = table.encode(table_cfg(codes, "data.target=code", f"data.test_path={tested}"))
+    assert encoding["classes"] == ["007", "042"] and y_test.tolist() == [0, 1] * 3
+    # Asked for as numbers to predict, they are numbers.
+    *_, encoding = table.encode(table_cfg(codes, "data.target=code", "data.task=regression"))
+    assert encoding["task"] == "regression" and encoding["target_scale"][0] == pytest.approx(24.5)
+
+
 def test_rows_to_predict_need_no_labels(tmp_path):
     np.savez(tmp_path / "new.npz", x=np.ones((3, 2)))
     frame = table.read_table(tmp_path / "new.npz", "--data", labelled=False)
@@ -458,6 +509,17 @@ def test_missing_values_are_dropped_or_filled_when_asked(tmp_path):
     filled = table.encode(table_cfg(path, "data.target=label", "data.missing=mean"))
     assert len(dropped[1]) + len(dropped[3]) == 16 and len(filled[1]) + len(filled[3]) == 20
     assert not np.isnan(filled[0]).any() and not np.isnan(filled[2]).any()
+    # What fills the gaps is said, and a text column's gaps written NA (North America?) are named as such.
+    assert any(note.startswith(f"{path}: data.missing=mean filled column b: 4 with its mean ")
+               for note in filled[4]["notes"])
+    regions = write(tmp_path / "regions.csv", "a,region,label\n" + "".join(
+        f"{i},{('NA', 'EU', 'EU')[i % 3]},{i % 2}\n" for i in range(30)))
+    with pytest.raises(table.TableError, match="column region has 10 missing value.s., row.s. 1, 4, 7, 10, 13 ... .10 "
+                                               "in all. .written 'NA', which pandas reads as missing; where that is a "
+                                               "value, write it otherwise in the file.; set data.missing=drop"):
+        table.encode(table_cfg(regions, "data.target=label"))
+    *_, encoding = table.encode(table_cfg(regions, "data.target=label", "data.missing=mean"))
+    assert f"{regions}: data.missing=mean filled column region: 10 with 'EU' (its most common text)" in encoding["notes"]
 
 
 def test_the_cli_refuses_a_bad_table_with_exit_2_and_trains_nothing(tmp_path):
@@ -572,6 +634,28 @@ def test_predict_uses_the_runs_own_encoding_and_reproduces_its_test_accuracy(tmp
     (tmp_path / "digits" / "result.json").write_text(json.dumps(other))
     with pytest.raises(ConfigError, match="trained on data=digits; predict reads new rows of a data=table run"):
         predict.load_model(tmp_path / "digits")
+    # A run that did not finish predicts with a note; one without the checkpoint says why.
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(run, unfinished)
+    (unfinished / "result.json").write_text(json.dumps({**result, "status": "interrupted", "epochs": 2}))
+    capsys.readouterr()
+    assert len(predict.predict(unfinished, tmp_path / "test.csv")) == 119
+    assert (f"note: {unfinished} is no finished run: interrupted after 2 epoch(s) (resume=true continues it); "
+            "predicting with its best.ckpt") in capsys.readouterr().err
+    (unfinished / "result.json").write_text(json.dumps({**result, "status": "diverged", "epochs": 1}))
+    (unfinished / "checkpoints" / "best.ckpt").unlink()
+    with pytest.raises(ConfigError, match=r"no checkpoints/best.ckpt: it diverged \(a NaN or infinite loss\) after 1 "
+                                          r"epoch\(s\), with no epoch to keep"):
+        predict.load_model(unfinished)
+    # Rows without their header row: said, as training says it.
+    headerless = write(tmp_path / "headerless.csv", (tmp_path / "test.csv").read_text().split("\n", 1)[1])
+    with pytest.raises(table.TableError, match="a file without a header row"):
+        predict.predict(run, headerless)
+    # A folder above the sweeps (outputs): where they are.
+    sweep = tmp_path / "outputs" / "multirun" / "2026-01-01_00-00-00"
+    shutil.copytree(run, sweep / "run")
+    with pytest.raises(ConfigError, match=f"there are runs further down: give a sweep's or a run's folder, e.g. {sweep}"):
+        predict.choose_run(tmp_path / "outputs", None)
 
 
 def test_validation_rows_are_stratified_by_class_for_every_seed(tmp_path):
@@ -585,6 +669,20 @@ def test_validation_rows_are_stratified_by_class_for_every_seed(tmp_path):
         assert len(classes) == 20 and classes.count(0) == 18 and classes.count(1) == 2, seed
     stacked = data.make_stacked_splits(cfg, [1, 2, 3])
     assert stacked.val_rows.shape == (3, 20)
+
+
+def test_many_small_classes_hold_out_the_fractions_asked_for_not_a_row_of_each(tmp_path):
+    # 150 classes of 4 rows: rounding each class alone held out 1 of 4 (25%) for test and 1 of 3
+    # (33%) for validation. As a whole: 20% of 600 tested, 20% of the 480 left validated.
+    rows = "".join(f"{i},{i % 150}\n" for i in range(600))
+    cfg = table_cfg(write(tmp_path / "many.csv", "x,label\n" + rows), "data.target=label")
+    for seed in (1, 2):
+        splits = data.make_splits(cfg, seed)
+        assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (384, 96, 120), seed
+        # Stratified still: no class more than one row of each held-out split, none left without training rows.
+        for held in (splits.y_val, splits.y_test):
+            assert np.bincount(held.numpy(), minlength=150).max() == 1
+        assert len(np.unique(splits.y_train.numpy())) == 150
 
 
 def test_the_table_depth_preset_sweeps_depth_over_seeds_until_decided_on_your_file(tmp_path):
@@ -747,7 +845,12 @@ def test_a_small_tables_listed_predictions_read_as_its_file(tmp_path, caplog):
     assert [r["input"] for r in listed] == [{"colour": None, "size": 3}, {"colour": "red", "size": 20.5}]
     assert [(r["predicted"], r["target"]) for r in listed] == [("big", "small"), ("small", "big")]
     assert "  colour=(unseen) size=3 -> big (p 0.8808; target small)" in caplog.text
-    assert table.unseen_categories(table.read_table(test, "--data"), encoding) == {"colour": (1, ["purple"])}
+    assert table.unseen_categories(table.read_table(test, "--data"), encoding) == [
+        "column colour: 1 row(s) hold a category the training rows lacked (purple); the model reads it as none of "
+        "its categories"]
+    # Training says so too: such a test row is scored as none of the categories.
+    assert (f"data.test_path={test}, the test rows: column colour: 1 row(s) hold a category the training rows "
+            "lacked (purple)") in " ".join(encoding["notes"])
     assert "  colour=red size=20.5 -> small (p 0.8808; target big)" in caplog.text
     # A regression's value and target in the target's unit: mean + std x the standardised value.
     regression = {**encoding, "task": "regression", "target_scale": [150.0, 10.0]}
