@@ -23,6 +23,10 @@ def _register_plugins() -> None:
         plugins.register(plugin)  # a class the scan found already is not added again
 
 
+# The keys whose values name a table's columns: any text a header holds.
+COLUMN_KEYS = ("data.target", "data.features", "data.drop", "data.split_column")
+
+
 # What a config file from another folder may set in Hydra's own section: the sweep it runs (as
 # presets do) and what Hydra fills in itself. Anything else there (hydra.job.env_set, logging
 # handlers, output folders, callbacks) must be mlpbench's or Hydra's own value, or typed on the
@@ -454,14 +458,18 @@ def _cli() -> None:
         try:
             parsed += parse([arg])
             _check_sweep_values(parsed[-1])
-        except HydraException:
+        except HydraException as e:
             key, _, value = arg.partition("=")
-            if not value.isascii() and value[:1] not in ("'", '"'):  # Hydra's lexer reads only ASCII unquoted
-                listed = value.startswith("[") and value.endswith("]")  # the quotes go on each item
-                items = ",".join(f"'{v.strip()}'" for v in (value[1:-1] if listed else value).split(","))
-                shown = f"[{items}]" if listed else items
-                refuse(f"{arg}: Hydra reads a value with letters beyond ASCII (é, ß, 中) only in quotes; write "
-                       f"\"{key}={shown}\" (the double quotes keep the single ones from the shell)")
+            if value[:1] in ("'", '"'):
+                continue  # Hydra's own message
+            listed = value.startswith("[") and value.endswith("]")  # the quotes go on each item
+            items = ",".join(f"'{v.strip()}'" for v in (value[1:-1] if listed else value).split(","))
+            quoted = f"write \"{key}={f'[{items}]' if listed else items}\" (the double quotes keep the single ones from the shell)"
+            if not value.isascii():  # Hydra's lexer reads only ASCII unquoted
+                refuse(f"{arg}: Hydra reads a value with letters beyond ASCII (é, ß, 中) only in quotes; {quoted}")
+            if "Unknown function" in str(e) and key.lstrip("+") in COLUMN_KEYS:  # Price ($): a call of Price
+                refuse(f"{arg}: Hydra reads NAME(...) as a function; a column's name with parentheses is quoted: "
+                       f"{quoted}")
     _check_names(parsed)
     _check_choices(parsed, known)
     _check_received_config(known)

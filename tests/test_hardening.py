@@ -97,6 +97,9 @@ def test_values_that_would_train_wrongly_are_refused_by_name(override, message):
     # Hydra's own error for it is a lexer's exception, saying nothing of quotes
     ("data.target=étiquette", "data.target=étiquette: Hydra reads a value with letters beyond ASCII (é, ß, 中) only in "
      "quotes; write \"data.target='étiquette'\""),
+    # A column named with parentheses: Hydra's message is "Unknown function 'Price'"
+    ("data.target=Price ($)", "data.target=Price ($): Hydra reads NAME(...) as a function; a column's name with "
+     "parentheses is quoted: write \"data.target='Price ($)'\""),
 ])
 def test_bad_values_stop_the_command_with_one_message_and_nothing_written(tmp_path, override, message):
     proc = run_cli(override, "model.depth=3", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
