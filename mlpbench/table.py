@@ -232,6 +232,13 @@ def _numbers_repeated(names: list[str]) -> bool:
     return bool(names) and numbers * 2 >= len(names) and len(set(names)) < len(names)
 
 
+def _numbering(names: list[str]) -> bool:
+    """Names whose numbers count up by one (pandas' 0,1,2 of unnamed columns; a survey's items
+    1..5 beside its label): a numbering of columns, not a row of values."""
+    numbers = [int(n) for n in names if n.isdigit()]
+    return len(numbers) >= 2 and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+
+
 def _header_looks_like_data(frame) -> bool:
     """A CSV or TSV whose header row reads as one of its rows: for at least half of the columns
     the name is a number inside the column's range, or a text among its values (0.84,2.27,blue,
@@ -240,7 +247,7 @@ def _header_looks_like_data(frame) -> bool:
     import pandas as pd
 
     names = [str(c) for c in frame.columns]
-    if len(names) < 2 or names == [str(i) for i in range(len(names))]:
+    if len(names) < 2 or _numbering(names):
         return False
     alike = 0
     for name in names:

@@ -397,6 +397,12 @@ def test_a_header_that_reads_as_data_is_said_but_pandas_numbered_columns_are_nam
     numbered = write(tmp_path / "numbered.csv", "0,1,2\n" + rows)  # pandas' to_csv of unnamed columns
     *_, encoding = table.encode(table_cfg(numbered, "data.target=2"))
     assert encoding["notes"] == []
+    # A survey's items numbered 1..5, each answered 1-5, beside its label: names too.
+    answers = "".join(",".join(str(1 + (i * k) % 5) for k in range(1, 6)) + f",{'yes' if i % 2 else 'no'}\n"
+                      for i in range(40))
+    *_, encoding = table.encode(table_cfg(write(tmp_path / "likert.csv", "1,2,3,4,5,label\n" + answers),
+                                          "data.target=label"))
+    assert not any("header" in note for note in encoding["notes"])
     # A spectrum's wavelengths as names: numbers, but not of its values; in Parquet no header row at all.
     import pandas as pd
 
