@@ -314,8 +314,11 @@ def _separator_hint(frame, path: Path) -> str:
     if found is None:
         return ""
     expected = "commas" if table_format(path) == ".csv" else "tabs"
+    # A ';' file comes from a locale of decimal commas (Excel's German CSV): those need points too.
+    points = " and decimal points (pandas: to_csv(index=False))" if found == ";" else ""
     return (f" (one column: the file seems separated by {found!r}, and a {table_format(path)} file is read "
-            f"as separated by {expected}; save it with {expected}{', or name it .tsv' if found == chr(9) else ''})")
+            f"as separated by {expected}; save it with {expected}{points}"
+            f"{', or name it .tsv' if found == chr(9) else ''})")
 
 
 def read_npz(path: Path, key: str, labelled: bool = True):
@@ -514,8 +517,10 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     text_file = table_format(path) in TEXT_FORMATS  # a header row: perhaps a row of data
     target = "y" if npz else str(data_cfg.target)
     if target not in frame.columns:
-        raise TableError(f"data.target={target}: {path} has no such column{_column_hint(target, frame, 'data.target')}; its "
-                         f"columns: {_listed(list(frame.columns), 40)}{_separator_hint(frame, path)}"
+        separator = _separator_hint(frame, path)  # then no "did you mean" the whole header
+        raise TableError(f"data.target={target}: {path} has no such column"
+                         f"{'' if separator else _column_hint(target, frame, 'data.target')}; its "
+                         f"columns: {_listed(list(frame.columns), 40)}{separator}"
                          + (f" ({NO_HEADER})" if text_file and _header_looks_like_data(frame) else ""))
     frame, written_whole = _target_as_written(frame, path, target, data_cfg.task)
     split = str(data_cfg.split_column) if data_cfg.split_column else None

@@ -192,8 +192,9 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
     ("header.csv", "a,b,label\n", [], "data.path={path}: a header (a, b, label) but no rows"),
     ("mixed.csv", "a,label\n1,x\n2,y\nthree,x\n4,y\n", [], "column a mixes numbers and text (row 1: '1', row 3: 'three')"),
     ("holes.csv", "a,b,label\n1,,x\n2,5,y\n,6,x\n4,7,y\n", [], "column a has 1 missing value(s), row(s) 3"),
-    ("semicolons.csv", "a;b;label\n1;2;x\n2;3;y\n", [], "its columns: a;b;label (one column: the file seems "
-     "separated by ';', and a .csv file is read as separated by commas"),
+    ("semicolons.csv", "a;b;label\n1;2;x\n2;3;y\n", [], "has no such column; its columns: a;b;label (one column: "
+     "the file seems separated by ';', and a .csv file is read as separated by commas; save it with commas and "
+     "decimal points"),
     ("infinite.csv", "a,b,label\n1,2,x\n2,3,y\n3,-inf,x\n4,5,y\n5,6,x\n6,7,y\n", [],
      "column b holds 1 infinite value(s) (-inf), row(s) 3; replace them, or leave the column out with data.drop=[b]"),
     # float64's own range: no mean or spread to standardize by
