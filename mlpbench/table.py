@@ -189,8 +189,8 @@ def read_frame(path: Path, key: str):
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise TableError(f"{where}: cannot be read as a {suffix[1:].upper()} table: {e}") from None
         frame = _checked_header(frame, header, where)
-        if len(header) == len(frame.columns):  # each column where the file has it: _as_written
-            frame.attrs["separator"] = sep
+        if len(header) == len(frame.columns) and isinstance(frame.index, pd.RangeIndex):  # for _as_written:
+            frame.attrs.update(separator=sep, rows=len(frame))  # each column where the file has it, each row its line's
     else:
         try:
             frame = pd.read_parquet(path)
@@ -235,8 +235,8 @@ def _numbers_repeated(names: list[str]) -> bool:
 def _numbering(names: list[str]) -> bool:
     """Names whose numbers count up by one (pandas' 0,1,2 of unnamed columns; a survey's items
     1..5 beside its label): a numbering of columns, not a row of values."""
-    numbers = [int(n) for n in names if n.isdigit()]
-    return len(numbers) >= 2 and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    numbers = [int(n) for n in names if n.isdecimal()]
+    return len(numbers) >= 2 and numbers[0] in (0, 1) and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
 
 
 def _header_looks_like_data(frame) -> bool:
@@ -422,11 +422,14 @@ def _as_written(frame, path: Path, name: str, missing_words: bool = True):
     nan, ...) are kept as written."""
     import pandas as pd
 
-    separator = frame.attrs.get("separator")
+    separator, rows = frame.attrs.get("separator"), frame.attrs.get("rows")
     if separator is None or name not in frame.columns:
         return None
-    column = pd.read_csv(path, sep=separator, skipinitialspace=True, header=None, skiprows=1, dtype=str,
-                         usecols=[list(frame.columns).index(name)], keep_default_na=missing_words).iloc[:, 0]
+    # The header read as the first read reads it (blank lines before it, rows shorter than it).
+    column = pd.read_csv(path, sep=separator, skipinitialspace=True, dtype=str, keep_default_na=missing_words,
+                         usecols=[list(frame.columns).index(name)]).iloc[:, 0]
+    if len(column) != rows:
+        return None  # not the rows the frame has: nothing read as written
     return column.str.strip().reindex(frame.index)
 
 
@@ -441,6 +444,9 @@ def _target_as_written(frame, path: Path, target: str, task: Optional[str], as_t
     column = frame[target]
     if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         return frame, False
+    present = column.dropna().to_numpy(dtype=float)
+    if not as_text and np.any(np.mod(present[np.isfinite(present)], 1) != 0):
+        return frame, False  # fractions: neither codes nor whole numbers, and no second read of the file
     written = _as_written(frame, path, target)
     if written is None:
         return frame, False
@@ -482,9 +488,9 @@ def _class_order(values: list) -> list:
 
 def stratified_counts(sizes, fraction: float) -> np.ndarray:
     """How many rows of each class (of these sizes) to hold out, so that the whole holds out
-    `fraction` of the rows, rounded, as sklearn's stratified split does: each class its share
-    rounded down, the rows left over one each to the classes with the largest remainders (the
-    larger class first on a tie). A class of one row keeps it for training, and every class keeps
+    `fraction` of the rows, rounded: each class its share rounded down, the rows left over one
+    each to the classes with the largest remainders (the larger class first on a tie), as
+    scikit-learn's stratified split allocates them (which rounds the total up, ties at random). A class of one row keeps it for training, and every class keeps
     one. Rounding each class alone held out 1 row of every class of 4 at 0.2: 25% of the rows."""
     sizes = np.asarray(sizes, dtype=np.int64)
     eligible = sizes > 1
@@ -547,6 +553,11 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     if not features:
         raise TableError(f"{path}: no feature column besides the target {target}")
     kinds = {name: _column_kind(frame[name], name, path) for name in features}  # (row numbers: the file's)
+    empty = [name for name in features if frame[name].isna().all()]
+    if empty:  # before data.missing: dropping its rows would leave none, filling it no mean
+        others = f" (and {_listed(empty[1:])})" if len(empty) > 1 else ""
+        raise TableError(f"{path}: column {empty[0]}{others} has no value in any row; leave it out with "
+                         f"{_drop(empty[0])}")
     test_frame, test_path, test_where = None, path, f"{path}"
     if data_cfg.test_path:
         test_path = file_path(data_cfg.test_path, data_cfg.root)
@@ -564,11 +575,6 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
                              f"{len(frame)}; mark the test rows 'test' and leave others (train, val, ...) for training")
         test_frame, frame = frame[tested], frame[~tested]
         test_where = f"data.split_column={split}: the test rows of {path}"
-    empty = [name for name in features if frame[name].isna().all()]
-    if empty:  # before data.missing: dropping its rows would leave none, filling it no mean
-        others = f" (and {_listed(empty[1:])})" if len(empty) > 1 else ""
-        raise TableError(f"{path}: column {empty[0]}{others} has no value in any row; leave it out with "
-                         f"{_drop(empty[0])}")
     how = Missing(data_cfg.missing)
     used = [*features, target]
     before = len(frame)

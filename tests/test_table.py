@@ -404,6 +404,8 @@ def test_a_header_that_reads_as_data_is_said_but_pandas_numbered_columns_are_nam
     *_, encoding = table.encode(table_cfg(write(tmp_path / "likert.csv", "1,2,3,4,5,label\n" + answers),
                                           "data.target=label"))
     assert not any("header" in note for note in encoding["notes"])
+    # A row of data that happens to count up (3,4,yes) is no numbering of columns; nor is ².
+    assert not table._numbering(["3", "4", "yes"]) and not table._numbering(["1", "²"])
     # A spectrum's wavelengths as names: numbers, but not of its values; in Parquet no header row at all.
     import pandas as pd
 
@@ -488,6 +490,21 @@ def test_whole_number_labels_with_a_gap_stay_classes_and_codes_keep_their_leadin
     # Asked for as numbers to predict, they are numbers.
     *_, encoding = table.encode(table_cfg(codes, "data.target=code", "data.task=regression"))
     assert encoding["task"] == "regression" and encoding["target_scale"][0] == pytest.approx(24.5)
+    # The labels as written are each row's own: a blank line before the header, a first row
+    # shorter than the header, rows one field longer than it (pandas: the first an index).
+    lines = [f"{i},{('007', '042')[i % 2]}" for i in range(40)]
+    for name, text in (("blank.csv", "\na,code\n" + "\n".join(lines) + "\n"),
+                       ("short.csv", "a,b,code\n1,2\n" + "\n".join(f"{i},{line}" for i, line in enumerate(lines)) + "\n"),
+                       ("longer.csv", "a,code\n" + "\n".join(f"{line}," for line in lines) + "\n")):
+        cfg = table_cfg(write(tmp_path / name, text), "data.target=code", "data.missing=drop")
+        try:
+            x_train, y_train, *_, encoding = table.encode(cfg)
+        except table.TableError as e:  # pandas' own reading of such a file may leave no usable row
+            assert name == "longer.csv" and "usable row" in str(e), (name, e)
+            continue
+        assert encoding["classes"] == ["007", "042"], name
+        a = x_train[:, 0] * encoding["numbers"]["a"][1] + encoding["numbers"]["a"][0]
+        assert np.array_equal(np.round(a).astype(int) % 2, y_train), name  # row i: code (007, 042)[i % 2]
 
 
 def test_rows_to_predict_need_no_labels(tmp_path):
