@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -91,6 +92,17 @@ def test_help_lists_groups_and_keys_without_importing_torch(tmp_path):
     code = "import sys, mlpbench.run; print(any(m in sys.modules for m in ('torch', 'lightning')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_info_plugins_lists_each_launcher_and_sweeper_once(tmp_path):
+    # A fresh interpreter: Hydra's plugin scan runs once per process, as a user's command runs it.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-m", "mlpbench", "--info", "plugins"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, check=True).stdout
+    listed = [line.strip() for line in out.split("Profiling information")[0].splitlines()]
+    # Ours and hydra-joblib-launcher's JoblibLauncher: two classes of one name.
+    assert {name: listed.count(name) for name in ("JoblibLauncher", "StackedLauncher", "TuneSweeper", "GridSweeper")} \
+        == {"JoblibLauncher": 2, "StackedLauncher": 1, "TuneSweeper": 1, "GridSweeper": 1}
 
 
 def test_help_group_list_matches_the_conf_folder(tmp_path):

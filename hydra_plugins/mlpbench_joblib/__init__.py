@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
-from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher as _JoblibLauncher
+# The module, not its class: Hydra's plugin scan registers every launcher class a module holds,
+# and would list hydra-joblib-launcher's twice (`--info plugins`).
+from hydra_plugins.hydra_joblib_launcher import joblib_launcher as hydra_joblib
 
 log = logging.getLogger("mlpbench")
 # hydra-joblib-launcher logs joblib's whole argument list (`Joblib.Parallel(n_jobs=2,backend=loky,
@@ -19,7 +21,7 @@ logging.getLogger("hydra_plugins.hydra_joblib_launcher._core").addFilter(
     lambda record: not str(record.msg).startswith("Joblib.Parallel("))
 
 
-class JoblibLauncher(_JoblibLauncher):
+class JoblibLauncher(hydra_joblib.JoblibLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from concurrent.futures.process import BrokenProcessPool
 
