@@ -47,11 +47,18 @@ def make_config(*overrides: str):
     return compose_config(list(overrides))
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path, pool: bool = False) -> subprocess.CompletedProcess:
     """`python -m mlpbench ARGS` in cwd, forked from a process that imported torch, Lightning and
     Hydra already (tests/forked_cli.py); on a GPU (CUDA cannot be used in a child forked after it
     started) or without fork, a fresh interpreter. No time limit: a busy machine is slow, not
-    broken. tests/ is importable there, for the faults a test injects (tests/faults.py)."""
+    broken. tests/ is importable there, for the faults a test injects (tests/faults.py).
+    A sweep that chooses nothing of its launcher trains in this process (hydra.launcher.workers=1):
+    the stacked launcher's worker processes, each importing torch and Lightning again (about 7 s
+    for a sweep of two tiny runs, of its 14), are tested where they are the point (`pool=True`,
+    or an explicit hydra.launcher setting)."""
+    if not pool and any(a in ("-m", "--multirun") for a in args) and not any(
+            a.lstrip("~+").startswith(("hydra.launcher", "hydra/launcher")) for a in args):
+        args = (*args, "hydra.launcher.workers=1")
     env = dict(os.environ, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     env.pop("HYDRA_FULL_ERROR", None)

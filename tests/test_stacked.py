@@ -28,7 +28,7 @@ def test_stacked_seeds_train_in_worker_processes_and_write_the_basic_launchers_r
     """Two settings' stacks, side by side in processes of one thread (on a machine of one core,
     in this process): the runs and numbers of the basic launcher's, which train with every thread."""
     basic = run_cli("-m", *GRID, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'basic'}", cwd=tmp_path)
-    stacked = run_cli("-m", *GRID, f"hydra.sweep.dir={tmp_path / 'stacked'}", cwd=tmp_path)
+    stacked = run_cli("-m", *GRID, f"hydra.sweep.dir={tmp_path / 'stacked'}", cwd=tmp_path, pool=True)
     assert basic.returncode == 0, basic.stderr
     assert stacked.returncode == 0, stacked.stderr
     # The basic launcher says how far the grid is after each run, as the stacked one after each stack.
