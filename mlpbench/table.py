@@ -490,8 +490,9 @@ def stratified_counts(sizes, fraction: float) -> np.ndarray:
     """How many rows of each class (of these sizes) to hold out, so that the whole holds out
     `fraction` of the rows, rounded: each class its share rounded down, the rows left over one
     each to the classes with the largest remainders (the larger class first on a tie), as
-    scikit-learn's stratified split allocates them (which rounds the total up, ties at random). A class of one row keeps it for training, and every class keeps
-    one. Rounding each class alone held out 1 row of every class of 4 at 0.2: 25% of the rows."""
+    scikit-learn's stratified split allocates them (which rounds the total up, ties at random).
+    A class of one row keeps it for training, and every class keeps one. Rounding each class
+    alone held out 1 row of every class of 4 at 0.2: 25% of the rows."""
     sizes = np.asarray(sizes, dtype=np.int64)
     eligible = sizes > 1
     exact = fraction * sizes * eligible
