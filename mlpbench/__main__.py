@@ -464,7 +464,8 @@ def _cli() -> None:
                 continue  # Hydra's own message
             listed = value.startswith("[") and value.endswith("]")  # the quotes go on each item
             items = ",".join(f"'{v.strip()}'" for v in (value[1:-1] if listed else value).split(","))
-            quoted = f"write \"{key}={f'[{items}]' if listed else items}\" (the double quotes keep the single ones from the shell)"
+            quoted = (f"write \"{key}={f'[{items}]' if listed else items}\" (the double quotes keep the single ones "
+                      "from the shell)")
             if not value.isascii():  # Hydra's lexer reads only ASCII unquoted
                 refuse(f"{arg}: Hydra reads a value with letters beyond ASCII (é, ß, 中) only in quotes; {quoted}")
             if "Unknown function" in str(e) and key.lstrip("+") in COLUMN_KEYS:  # Price ($): a call of Price
