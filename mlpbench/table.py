@@ -772,16 +772,20 @@ def _class_labels(labels, target: str, path: Path, rows: int) -> tuple[np.ndarra
 
 
 def _case_note(names: list, target: str, path: Path) -> list[str]:
-    """A note where classes differ only in case (yes, Yes, YES): a class each, as written, where
-    one may be meant."""
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        groups.setdefault(str(name).lower(), []).append(str(name))  # (casefold would join ß and ss)
-    alike = [group for group in groups.values() if len(group) > 1]
-    if not alike:
-        return []
-    return [f"{path}: column {target}'s classes {'; '.join(', '.join(g) for g in alike)} differ only in case: "
-            f"{len(names)} classes, {len(groups)} if those are one each. Write each class one way to make them one"]
+    """A note where classes differ only in case (yes, Yes, YES), or in leading zeros (7, 07: codes
+    kept as written): a class each, as written, where one may be meant."""
+    notes = []
+    for how, key in (("case", lambda n: n.lower()),  # (casefold would join ß and ss)
+                     ("leading zeros", lambda n: n.lstrip("0") or "0" if n.isdecimal() else n)):
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            groups.setdefault(key(str(name)), []).append(str(name))
+        alike = [group for group in groups.values() if len(group) > 1]
+        if alike:
+            notes.append(f"{path}: column {target}'s classes {'; '.join(', '.join(g) for g in alike)} differ only in "
+                         f"{how}: {len(names)} classes, {len(groups)} if those are one each. Write each class one way "
+                         "to make them one")
+    return notes
 
 
 def _values_to_predict(frame, target: str, where: str) -> np.ndarray:

@@ -487,6 +487,12 @@ def test_whole_number_labels_with_a_gap_stay_classes_and_codes_keep_their_leadin
     tested = write(tmp_path / "tested.csv", "a,code\n" + "".join(f"{i},{('007', '042')[i % 2]}\n" for i in range(6)))
     *_, y_test, encoding = table.encode(table_cfg(codes, "data.target=code", f"data.test_path={tested}"))
     assert encoding["classes"] == ["007", "042"] and y_test.tolist() == [0, 1] * 3
+    # 7 and 07 in one file: a class each, as written, and said.
+    mixed = write(tmp_path / "mixed.csv", "a,code\n" + "".join(f"{i},{('7', '07', '042')[i % 3]}\n" for i in range(45)))
+    *_, encoding = table.encode(table_cfg(mixed, "data.target=code"))
+    assert encoding["classes"] == ["7", "07", "042"]  # by value, then as first met
+    assert (f"{mixed}: column code's classes 7, 07 differ only in leading zeros: 3 classes, 2 if those are one "
+            "each. Write each class one way to make them one") in encoding["notes"]
     # Asked for as numbers to predict, they are numbers.
     *_, encoding = table.encode(table_cfg(codes, "data.target=code", "data.task=regression"))
     assert encoding["task"] == "regression" and encoding["target_scale"][0] == pytest.approx(24.5)
