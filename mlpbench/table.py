@@ -888,7 +888,8 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str, training: bool =
     if lacking:
         raise TableError(f"{where}: lacks the column(s) {_listed(lacking)} the model reads; it has "
                          f"{_listed(list(frame.columns), 40)}{_separator_hint(frame, Path(where))}"
-                         + (f" ({NO_HEADER})" if frame.attrs.get("separator") and _header_looks_like_data(frame) else ""))
+                         + (f" ({NO_HEADER})" if frame.attrs.get("separator") and _header_looks_like_data(frame)
+                            else ""))
     parts = []
     for name in encoding["features"]:
         column = frame[name]

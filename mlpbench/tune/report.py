@@ -144,8 +144,8 @@ def write_report(sweep_dir: Path, config: DictConfig, quiet: bool = False) -> Op
     written += _figures(study, config, sweep_dir, trained, grid, continued)
     if not quiet:
         top = markdown(columns[:-1], trained[:10], _cell)
-        print("\n".join(["", f"Trials, best first ({min(10, len(trained))} of {len(trained)}"
-                         + (f" rows, with {cut} cut-off attempt{'s' if cut > 1 else ''}" if cut else "") + "; all in trials.md):",
+        attempts = f" rows, with {cut} cut-off attempt{'s' if cut > 1 else ''}" if cut else ""
+        print("\n".join(["", f"Trials, best first ({min(10, len(trained))} of {len(trained)}{attempts}; all in trials.md):",
                          top, *lines, *([finalists] if finalists else []),
                          f"Report: {', '.join(p.name for p in written)} in {sweep_dir}",
                          f"Compare the trials: {command('tensorboard')} --logdir {sweep_dir}"]))
