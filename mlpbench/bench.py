@@ -396,7 +396,8 @@ SWEEPS = {
     "main_auto": ["model.depth=2,4,6,8,10", "seed=auto"],
     "activations": ["experiment=activations"],
     "optimizers_tuned": ["experiment=optimizers_tuned"],
-    "tiny": ["model.depth=1,2", "seed=1,2", "data.limit=200", "trainer.max_epochs=1"],
+    # One stack of 4 in the sweep's own process: no worker processes to start (seconds of imports each).
+    "tiny": ["seed=1,2,3,4", "data.limit=200", "trainer.max_epochs=1"],
 }
 
 
