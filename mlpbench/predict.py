@@ -1,28 +1,33 @@
-"""Predictions of a trained data=table run on new rows, as Keras' model.predict:
+"""Predictions of a trained run on new data, as Keras' model.predict:
 
     python -m mlpbench.predict RUN_OR_SWEEP_DIR --data FILE [--out FILE] [--run NAME]
 
 The run's checkpoints/best.ckpt (the epoch of its best val_acc, a regression's val_r2;
 `--checkpoint last`: the last epoch's, which the run's test metrics were measured with),
-loaded as tensors only (weights_only: a checkpoint from someone else runs no code), and the
-run's own encoding of its file (result.json's `table`: the feature columns, their scaling and
-categories, the class names or the target's scale) applied to FILE, a .csv, .tsv, .parquet or
-.npz with the same columns (others are ignored, so the target column may stay). One row out
-per row in: the predicted class and each class's probability, or a regression's value in the
-target's own unit. For a sweep's folder: the run of its best setting with the best value of
-the objective (a folder of sweeps: its newest), or `--run NAME`.
+loaded as tensors only (weights_only: a checkpoint from someone else runs no code).
+A data=table run: its own encoding of its file (result.json's `table`: the feature columns,
+their scaling and categories, the class names or the target's scale) applied to FILE, a .csv,
+.tsv, .parquet or .npz with the same columns (others are ignored, so the target column may
+stay). A run on images (mnist, mnist_small, fashion_mnist, digits): FILE is a NumPy array of
+images, .npy or an .npz's x, with pixels as the source's files hold them (0-255; digits 0-16),
+as `keras.datasets.mnist.load_data()` gives them. One row out per row or image in: the
+predicted class and each class's probability, or a regression's value in the target's own unit.
+For a sweep's folder: the run of its best setting with the best value of the objective (a
+folder of sweeps: its newest), or `--run NAME`.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Optional
 
 from mlpbench.console import print_out
 from mlpbench.results import RESULT_FILE, Status, load_results, read_result
-from mlpbench.schema import ConfigError
+from mlpbench.schema import FASHION_CLASSES, IMAGES, ConfigError, Source
+from mlpbench.table import TableError
 
 
 def choose_run(folder: Path, name: Optional[str]) -> Path:
@@ -67,9 +72,11 @@ def load_model(run: Path, checkpoint_name: str = "best"):
     result = read_result(run)
     if result is None:
         raise ConfigError(f"{run}: no {RESULT_FILE}: not a run's folder")
-    if not result.get("table"):
+    encoding = what_it_reads(result)
+    if encoding is None:
         source = ((result.get("config") or {}).get("data") or {}).get("source", "?")
-        raise ConfigError(f"{run}: trained on data={source}; predict reads new rows of a data=table run's columns")
+        raise ConfigError(f"{run}: trained on data={source}; predict reads new rows of a data=table run's columns, "
+                          f"or new images of a run on {', '.join(s.value for s in IMAGES)}")
     status, epochs = result.get("status"), result.get("epochs") or 0
     checkpoint = run / "checkpoints" / f"{checkpoint_name}.ckpt"
     if not checkpoint.is_file():
@@ -85,14 +92,71 @@ def load_model(run: Path, checkpoint_name: str = "best"):
     except Exception as e:  # weights_only refuses pickled code; a damaged file
         raise ConfigError(f"{checkpoint}: cannot be loaded as weights: {type(e).__name__}: {e}") from None
     model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), result["config"]["model"])
-    encoding = result["table"]
-    model = MLP(model_cfg, len(encoding["columns"]), 1 if is_regression(encoding) else len(encoding["classes"]))
+    inputs = math.prod(encoding["shape"]) if "shape" in encoding else len(encoding["columns"])
+    model = MLP(model_cfg, inputs, 1 if is_regression(encoding) else len(encoding["classes"]))
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:
         raise ConfigError(f"{checkpoint}: its weights are not this run's network: {e}") from None
     return model.eval(), result
+
+
+def what_it_reads(result: dict) -> Optional[dict]:
+    """A run's inputs and classes: a data=table run's encoding of its file; for a run on an image
+    source, the images' shape, their largest pixel value and the classes' names; else None."""
+    if result.get("table"):
+        return result["table"]
+    source = ((result.get("config") or {}).get("data") or {}).get("source")
+    if source not in {s.value for s in IMAGES}:
+        return None
+    shape, top = IMAGES[Source(source)]
+    classes = FASHION_CLASSES if source == Source.fashion_mnist.value else tuple(str(d) for d in range(10))
+    return {"source": source, "shape": list(shape), "max_value": top, "classes": list(classes)}
+
+
+def read_images(path: Path, encoding: dict):
+    """New images for a run on an image source, scaled as its training scaled its own: an .npy
+    array, or an .npz's x (or its only array), of (n, height, width) or (n, height x width)
+    pixels as the source has them (0-255; digits 0-16), or one image."""
+    import numpy as np
+
+    from mlpbench.data import scale_pixels  # training's own scaling (it brings Lightning: seconds)
+
+    where, source = f"--data={path}", encoding["source"]
+    shape, top = tuple(encoding["shape"]), encoding["max_value"]
+    example = f"x of shape (n, {shape[0]}, {shape[1]})"
+    if not path.is_file():
+        raise TableError(f"{where}: no such file")
+    if path.suffix.lower() not in (".npy", ".npz"):
+        raise TableError(f"{where}: a run on data={source} predicts images given as a NumPy array: "
+                         f"np.save(path, x) (.npy) or np.savez(path, x=x) (.npz), {example}")
+    try:
+        with open(path, "rb") as f:
+            loaded = np.load(f, allow_pickle=False)  # no pickled objects: loading runs no code
+            arrays = {name: loaded[name] for name in loaded.files} if hasattr(loaded, "files") else {"x": loaded}
+    except (OSError, ValueError, EOFError) as e:
+        raise TableError(f"{where}: cannot be read as a NumPy {path.suffix.lower()} file: "
+                         f"{' '.join(str(e).split())[:200]}") from None
+    x = arrays.get("x", next(iter(arrays.values())) if len(arrays) == 1 else None)
+    if x is None:
+        raise TableError(f"{where}: has arrays {', '.join(sorted(arrays)) or 'none'}; save the images as x: "
+                         f"np.savez(path, x=x), {example}")
+    if x.shape == shape:  # one image
+        x = x[None]
+    if not (x.ndim == 3 and x.shape[1:] == shape or x.ndim == 2 and x.shape[1] == math.prod(shape)) or not len(x):
+        raise TableError(f"{where}: x has shape {x.shape}; data={source}'s images are {shape[0]} x {shape[1]} "
+                         f"pixels: give {example} or (n, {math.prod(shape)})")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise TableError(f"{where}: x holds {x.dtype}, not pixel values")
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all() or x.min() < 0 or x.max() > top:
+        raise TableError(f"{where}: pixels run from {x.min():g} to {x.max():g}; data={source}'s run from 0 to "
+                         f"{top:g}")
+    if x.max() <= 1 < top and (x != np.round(x)).any():
+        raise TableError(f"{where}: pixels between 0 and 1 are scaled already; give them as data={source} has them, "
+                         f"0 to {top:g} (x * {top:g}): the run scales them as it scaled its training images")
+    return scale_pixels(x, Source(source))
 
 
 def predict(run: Path, data: Path, checkpoint_name: str = "best"):
@@ -104,18 +168,22 @@ def predict(run: Path, data: Path, checkpoint_name: str = "best"):
     from mlpbench import table
 
     model, result = load_model(run, checkpoint_name)
-    encoding = result["table"]
-    frame = table.read_table(data, "--data", labelled=False)
-    width = sum(1 for c in frame.columns if c != "y")
-    # An .npz's columns are positions. A run recorded before x_width was: its features, where they
-    # are all of x (x0, x1, ...), say the width.
-    trained = encoding.get("x_width") or (len(encoding["features"]) if encoding["features"] == [
-        f"x{i}" for i in range(len(encoding["features"]))] else None)
-    if table.table_format(data) == ".npz" and trained is not None and width != trained:
-        raise table.TableError(f"--data={data}: x has {width} columns; the x the model was trained on had {trained}")
-    x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data), training=False))
-    for line in table.unseen_categories(frame, encoding):
-        print(f"note: {line}", file=sys.stderr)
+    encoding = what_it_reads(result)
+    if "shape" in encoding:
+        x = torch.from_numpy(read_images(data, encoding))
+    else:
+        frame = table.read_table(data, "--data", labelled=False)
+        width = sum(1 for c in frame.columns if c != "y")
+        # An .npz's columns are positions. A run recorded before x_width was: its features, where
+        # they are all of x (x0, x1, ...), say the width.
+        trained = encoding.get("x_width") or (len(encoding["features"]) if encoding["features"] == [
+            f"x{i}" for i in range(len(encoding["features"]))] else None)
+        if table.table_format(data) == ".npz" and trained is not None and width != trained:
+            raise table.TableError(f"--data={data}: x has {width} columns; the x the model was trained on had "
+                                   f"{trained}")
+        x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data), training=False))
+        for line in table.unseen_categories(frame, encoding):
+            print(f"note: {line}", file=sys.stderr)
     with torch.no_grad():
         logits = model(x)
     if table.is_regression(encoding):  # trained on the standardised target: back to its unit
@@ -136,9 +204,11 @@ def predict(run: Path, data: Path, checkpoint_name: str = "best"):
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlpbench.predict",
                                      description=__doc__.split("\n\n")[0].removesuffix(":").removesuffix(".") + ".")
-    parser.add_argument("dir", type=Path, help="a data=table run's folder, or a sweep's (its best run)")
+    parser.add_argument("dir", type=Path, help="a run's folder (data=table, or an image source's), or a sweep's "
+                                               "(its best run)")
     parser.add_argument("--data", type=Path, required=True,
-                        help="rows to predict: .csv, .tsv (or .csv.gz ...), .parquet or .npz")
+                        help="rows to predict: .csv, .tsv (or .csv.gz ...), .parquet or .npz; a run on images: "
+                             "an .npy or .npz of images, pixels as the source's files hold them (0-255)")
     parser.add_argument("--out", type=Path, help="write the predictions here: CSV, or TSV where the name ends "
                              ".tsv, compressed where it ends .gz, .bz2 or .xz (default: print them as CSV)")
     parser.add_argument("--run", help="the run to use (its folder's name) in a sweep's folder (a folder of sweeps: "
@@ -147,7 +217,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="best: the epoch of the best val_acc or val_r2 (default); last: the last epoch's, "
                              "as the test metrics")
     args = parser.parse_args(argv)
-    from mlpbench.table import TableError, as_named, table_format
+    from mlpbench.table import as_named, table_format
 
     try:
         if not args.dir.is_dir():

@@ -34,6 +34,15 @@ class Source(str, Enum):
     table = "table"  # your own file: data.path, data.target (mlpbench/table.py)
 
 
+# The image sources: an image's height and width, and the largest pixel value their files hold.
+# A pixel reaches the network as pixel / that, in training (mlpbench/data.py) and in prediction.
+IMAGES = {Source.mnist: ((28, 28), 255.0), Source.mnist_small: ((28, 28), 255.0),
+          Source.fashion_mnist: ((28, 28), 255.0), Source.digits: ((8, 8), 16.0)}
+# Fashion-MNIST's labels 0-9, named as Keras' docs name them; the other image sources' are digits.
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+
+
 class Activation(str, Enum):
     relu = "relu"
     leaky_relu = "leaky_relu"

@@ -207,3 +207,47 @@ def test_relu_diagnostics_count_dead_units_and_are_off_by_default(tmp_path):
     off = run_in_process(tmp_path / "off", "data.limit=200", "trainer.max_epochs=1")
     assert not any(tag.startswith("grad_norm") for tag in scalars(tmp_path / "off"))
     assert "grad_ratio" not in off["history"] and off["metrics"]["grad_ratio"] is None
+
+
+@pytest.mark.usefixtures("quiet_log")
+def test_predict_on_a_digits_run_reads_raw_pixels_and_reproduces_its_test_accuracy(tmp_path, capsys):
+    """A run on images predicts images as Keras' model.predict does: pixels as the source has them
+    (digits 0-16, MNIST 0-255), scaled as the run's training scaled its own."""
+    import numpy as np
+    import pandas as pd
+
+    from mlpbench.data import make_splits
+    from mlpbench.predict import main as predict_main
+    from tests.conftest import make_config
+
+    overrides = ("data=digits", "trainer.max_epochs=2", "seed=3")
+    result = run_in_process(tmp_path / "run", *overrides)
+    splits = make_splits(make_config(*overrides).data, 3)
+    raw = (splits.x_test.numpy() * 16).round().reshape(-1, 8, 8)  # the test images, as load_digits gives them
+    np.save(tmp_path / "test.npy", raw)
+    out = tmp_path / "predicted.csv"
+    # test_acc was measured with the last epoch's weights: --checkpoint last gives them.
+    assert predict_main([str(tmp_path / "run"), "--data", str(tmp_path / "test.npy"), "--out", str(out),
+                         "--checkpoint", "last"]) == 0
+    predicted = pd.read_csv(out)
+    assert list(predicted.columns) == ["prediction", *(f"p_{d}" for d in range(10))] and len(predicted) == len(raw)
+    accuracy = float((predicted.prediction.to_numpy() == splits.y_test.numpy()).mean())
+    assert accuracy == pytest.approx(result["metrics"]["test_acc"])
+    # Flat rows, or an .npz's x, are the same images.
+    np.savez(tmp_path / "flat.npz", x=raw.reshape(len(raw), 64))
+    assert predict_main([str(tmp_path / "run"), "--data", str(tmp_path / "flat.npz"), "--out", str(out),
+                         "--checkpoint", "last"]) == 0
+    assert pd.read_csv(out).equals(predicted)
+    # Images the run cannot read are refused, saying what it reads.
+    np.save(tmp_path / "scaled.npy", raw / 16)
+    np.save(tmp_path / "mnist.npy", np.zeros((2, 28, 28), dtype=np.uint8))
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n")
+    for data, message in (("scaled.npy", "pixels between 0 and 1 are scaled already; give them as data=digits has "
+                                         "them, 0 to 16 (x * 16)"),
+                          ("mnist.npy", "x has shape (2, 28, 28); data=digits's images are 8 x 8 pixels: give x of "
+                                        "shape (n, 8, 8) or (n, 64)"),
+                          ("rows.csv", "a run on data=digits predicts images given as a NumPy array")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            predict_main([str(tmp_path / "run"), "--data", str(tmp_path / data)])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err, data

@@ -659,11 +659,12 @@ def test_predict_uses_the_runs_own_encoding_and_reproduces_its_test_accuracy(tmp
     best = json.loads((run / "result.json").read_text())["metrics"]["best_epoch"]
     assert best in (1, 2, 3) and len(predict.predict(run, tmp_path / "test.csv")) == 119
     other = {key: value for key, value in result.items() if key != "table"}
-    other["config"]["data"]["source"] = "digits"
-    (tmp_path / "digits").mkdir()
-    (tmp_path / "digits" / "result.json").write_text(json.dumps(other))
-    with pytest.raises(ConfigError, match="trained on data=digits; predict reads new rows of a data=table run"):
-        predict.load_model(tmp_path / "digits")
+    other["config"]["data"]["source"] = "xor"
+    (tmp_path / "xor").mkdir()
+    (tmp_path / "xor" / "result.json").write_text(json.dumps(other))
+    with pytest.raises(ConfigError, match="trained on data=xor; predict reads new rows of a data=table run's columns, "
+                                          "or new images of a run on mnist, mnist_small, fashion_mnist, digits"):
+        predict.load_model(tmp_path / "xor")
     # A run that did not finish predicts with a note; one without the checkpoint says why.
     unfinished = tmp_path / "unfinished"
     shutil.copytree(run, unfinished)
