@@ -280,6 +280,11 @@ def _arrays_from_idx(folder: Path, files: dict[str, Path], source: Source) -> Ar
         if images.shape[1:] != arrays["train_images"].shape[1:]:
             raise DataError(f"{where}: images of {images.shape[1:]} pixels, the training images have "
                             f"{arrays['train_images'].shape[1:]}")
+        size = IMAGES[source][0]
+        if images.shape[1:] != size:  # what predict reads, and the tutorials' model, are MNIST's
+            raise DataError(f"{where}: images of {images.shape[1]} x {images.shape[2]} pixels; data={source.value} "
+                            f"reads {size[0]} x {size[1]}. Images of another size: data=table with an .npz of "
+                            "their pixels as rows (docs/data.md)")
         if labels.ndim != 1:
             raise DataError(f"{files[split + '_labels']}: labels must be one column, found shape {labels.shape}")
         if not np.issubdtype(labels.dtype, np.integer):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -131,30 +132,43 @@ def read_images(path: Path, encoding: dict):
     if path.suffix.lower() not in (".npy", ".npz"):
         raise TableError(f"{where}: a run on data={source} predicts images given as a NumPy array: "
                          f"np.save(path, x) (.npy) or np.savez(path, x=x) (.npz), {example}")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):  # an .npy's header; an .npz is a zip archive
+        raise TableError(f"{where}: not a NumPy .npy or .npz file; save the images with np.save(path, x), {example}")
     try:
         with open(path, "rb") as f:
             loaded = np.load(f, allow_pickle=False)  # no pickled objects: loading runs no code
             arrays = {name: loaded[name] for name in loaded.files} if hasattr(loaded, "files") else {"x": loaded}
-    except (OSError, ValueError, EOFError) as e:
-        raise TableError(f"{where}: cannot be read as a NumPy {path.suffix.lower()} file: "
-                         f"{' '.join(str(e).split())[:200]}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        why = "it holds Python objects, which are not loaded" if "allow_pickle" in str(e) else " ".join(
+            str(e).split())[:200]
+        raise TableError(f"{where}: cannot be read as a NumPy {path.suffix.lower()} file: {why}") from None
     x = arrays.get("x", next(iter(arrays.values())) if len(arrays) == 1 else None)
-    if x is None:
-        raise TableError(f"{where}: has arrays {', '.join(sorted(arrays)) or 'none'}; save the images as x: "
-                         f"np.savez(path, x=x), {example}")
-    if x.shape == shape:  # one image
+    if not isinstance(x, np.ndarray):
+        held = "its x is no NumPy array" if x is not None else (
+            f"has {'arrays ' + ', '.join(sorted(arrays)) if arrays else 'no arrays'}")
+        raise TableError(f"{where}: {held}; save the images as x: np.savez(path, x=x), {example}")
+    if x.shape == shape or x.shape == (math.prod(shape),):  # one image
         x = x[None]
-    if not (x.ndim == 3 and x.shape[1:] == shape or x.ndim == 2 and x.shape[1] == math.prod(shape)) or not len(x):
+    if x.ndim == 4 and x.shape[-1] == 1:  # Keras' channel axis: (n, height, width, 1)
+        x = x[..., 0]
+    if not (x.ndim == 3 and x.shape[1:] == shape or x.ndim == 2 and x.shape[1] == math.prod(shape)):
         raise TableError(f"{where}: x has shape {x.shape}; data={source}'s images are {shape[0]} x {shape[1]} "
                          f"pixels: give {example} or (n, {math.prod(shape)})")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise TableError(f"{where}: x holds {x.dtype}, not pixel values")
+    if not len(x):
+        raise TableError(f"{where}: x holds no images")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise TableError(f"{where}: x holds {x.dtype}; give pixel values, 0 to {top:g}"
+                         + (f" (x * {top:g})" if x.dtype == bool else ""))
     x = x.astype(np.float64)
-    if not np.isfinite(x).all() or x.min() < 0 or x.max() > top:
+    if not np.isfinite(x).all():
+        raise TableError(f"{where}: x holds {int((~np.isfinite(x)).sum())} NaN or infinite value(s)")
+    if x.min() < 0 or x.max() > top:
         raise TableError(f"{where}: pixels run from {x.min():g} to {x.max():g}; data={source}'s run from 0 to "
                          f"{top:g}")
-    if x.max() <= 1 < top and (x != np.round(x)).any():
-        raise TableError(f"{where}: pixels between 0 and 1 are scaled already; give them as data={source} has them, "
+    if 0 < x.max() <= 1 < top:  # no real image of the source is this faint: scaled, or black and white
+        raise TableError(f"{where}: pixels from 0 to 1 are scaled already; give them as data={source} has them, "
                          f"0 to {top:g} (x * {top:g}): the run scales them as it scaled its training images")
     return scale_pixels(x, Source(source))
 
@@ -208,7 +222,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                                                "(its best run)")
     parser.add_argument("--data", type=Path, required=True,
                         help="rows to predict: .csv, .tsv (or .csv.gz ...), .parquet or .npz; a run on images: "
-                             "an .npy or .npz of images, pixels as the source's files hold them (0-255)")
+                             "an .npy or .npz of images, pixels as the source has them (0-255; digits 0-16)")
     parser.add_argument("--out", type=Path, help="write the predictions here: CSV, or TSV where the name ends "
                              ".tsv, compressed where it ends .gz, .bz2 or .xz (default: print them as CSV)")
     parser.add_argument("--run", help="the run to use (its folder's name) in a sweep's folder (a folder of sweeps: "

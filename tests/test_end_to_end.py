@@ -233,19 +233,25 @@ def test_predict_on_a_digits_run_reads_raw_pixels_and_reproduces_its_test_accura
     assert list(predicted.columns) == ["prediction", *(f"p_{d}" for d in range(10))] and len(predicted) == len(raw)
     accuracy = float((predicted.prediction.to_numpy() == splits.y_test.numpy()).mean())
     assert accuracy == pytest.approx(result["metrics"]["test_acc"])
-    # Flat rows, or an .npz's x, are the same images.
+    # Flat rows, an .npz's x, or Keras' channel axis (n, 8, 8, 1) are the same images.
     np.savez(tmp_path / "flat.npz", x=raw.reshape(len(raw), 64))
-    assert predict_main([str(tmp_path / "run"), "--data", str(tmp_path / "flat.npz"), "--out", str(out),
-                         "--checkpoint", "last"]) == 0
-    assert pd.read_csv(out).equals(predicted)
+    np.save(tmp_path / "channel.npy", raw[..., None].astype(np.uint8))
+    for same in ("flat.npz", "channel.npy"):
+        assert predict_main([str(tmp_path / "run"), "--data", str(tmp_path / same), "--out", str(out),
+                             "--checkpoint", "last"]) == 0
+        assert pd.read_csv(out).equals(predicted), same
     # Images the run cannot read are refused, saying what it reads.
     np.save(tmp_path / "scaled.npy", raw / 16)
+    np.save(tmp_path / "black_and_white.npy", raw > 8)
+    (tmp_path / "not_numpy.npy").write_text("1,2,3\n")
     np.save(tmp_path / "mnist.npy", np.zeros((2, 28, 28), dtype=np.uint8))
     (tmp_path / "rows.csv").write_text("a,b\n1,2\n")
-    for data, message in (("scaled.npy", "pixels between 0 and 1 are scaled already; give them as data=digits has "
+    for data, message in (("scaled.npy", "pixels from 0 to 1 are scaled already; give them as data=digits has "
                                          "them, 0 to 16 (x * 16)"),
                           ("mnist.npy", "x has shape (2, 28, 28); data=digits's images are 8 x 8 pixels: give x of "
                                         "shape (n, 8, 8) or (n, 64)"),
+                          ("black_and_white.npy", "x holds bool; give pixel values, 0 to 16 (x * 16)"),
+                          ("not_numpy.npy", "not a NumPy .npy or .npz file"),
                           ("rows.csv", "a run on data=digits predicts images given as a NumPy array")):
         capsys.readouterr()
         with pytest.raises(SystemExit) as exit_info:

@@ -165,6 +165,8 @@ def test_truncated_and_mislabelled_idx_files_are_named(tmp_path, monkeypatch):
     ("no rows", np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8), "expected 8-bit images"),
     ("float labels", np.zeros((60, 28, 28), np.uint8), np.full(60, 3.5, ">f4"), "labels must be integers"),
     ("smaller images", np.zeros((60, 5, 5), np.uint8), np.arange(60) % 10, "the training images have"),
+    ("16 x 16 images", np.zeros((60, 16, 16), np.uint8), np.arange(60) % 10,  # predict could not read its runs
+     "images of 16 x 16 pixels; data=mnist reads 28 x 28. Images of another size: data=table with an .npz"),
 ])
 def test_idx_files_with_the_wrong_content_are_named_before_training(tmp_path, monkeypatch, name, images, labels,
                                                                      message):
