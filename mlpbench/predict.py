@@ -9,7 +9,7 @@ A data=table run: its own encoding of its file (result.json's `table`: the featu
 their scaling and categories, the class names or the target's scale) applied to FILE, a .csv,
 .tsv, .parquet or .npz with the same columns (others are ignored, so the target column may
 stay). A run on images (mnist, mnist_small, fashion_mnist, digits): FILE is a NumPy array of
-images, .npy or an .npz's x, with pixels as the source's files hold them (0-255; digits 0-16),
+images, .npy or an .npz's x, with pixels as the source has them (0-255; digits 0-16),
 as `keras.datasets.mnist.load_data()` gives them. One row out per row or image in: the
 predicted class and each class's probability, or a regression's value in the target's own unit.
 For a sweep's folder: the run of its best setting with the best value of the objective (a
