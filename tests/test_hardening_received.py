@@ -137,7 +137,7 @@ def test_hand_made_idx_headers_are_named(tmp_path, header, message):
 
 @pytest.mark.parametrize("images, labels, message", [
     (np.zeros((5, 0, 0), np.uint8), np.zeros(5, np.uint8), "expected 8-bit images"),
-    (np.zeros((5, 2, 2), np.uint8), np.zeros((5, 1, 1), np.uint8), "labels must be one column"),
+    (np.zeros((5, 28, 28), np.uint8), np.zeros((5, 1, 1), np.uint8), "labels must be one column"),
 ])
 def test_idx_files_of_empty_images_or_nested_labels_are_named(tmp_path, monkeypatch, images, labels, message):
     from tests.conftest import write_fake_mnist
