@@ -28,7 +28,7 @@ from typing import Optional
 from mlpbench.console import print_out
 from mlpbench.results import RESULT_FILE, Status, load_results, read_result
 from mlpbench.schema import FASHION_CLASSES, IMAGES, ConfigError, Source
-from mlpbench.table import TableError
+from mlpbench.table import TableError, numpy_file_kind
 
 
 def choose_run(folder: Path, name: Optional[str]) -> Path:
@@ -105,15 +105,14 @@ def load_model(run: Path, checkpoint_name: str = "best"):
 
 def what_it_reads(result: dict) -> Optional[dict]:
     """A run's inputs and classes: a data=table run's encoding of its file; for a run on an image
-    source, the images' shape, their largest pixel value and the classes' names; else None."""
+    source, the source, its images' shape and the classes' names; else None."""
     if result.get("table"):
         return result["table"]
     source = ((result.get("config") or {}).get("data") or {}).get("source")
     if source not in {s.value for s in IMAGES}:
         return None
-    shape, top = IMAGES[Source(source)]
     classes = FASHION_CLASSES if source == Source.fashion_mnist.value else tuple(str(d) for d in range(10))
-    return {"source": source, "shape": list(shape), "max_value": top, "classes": list(classes)}
+    return {"source": source, "shape": IMAGES[Source(source)][0], "classes": list(classes)}
 
 
 def read_images(path: Path, encoding: dict):
@@ -125,16 +124,14 @@ def read_images(path: Path, encoding: dict):
     from mlpbench.data import scale_pixels  # training's own scaling (it brings Lightning: seconds)
 
     where, source = f"--data={path}", encoding["source"]
-    shape, top = tuple(encoding["shape"]), encoding["max_value"]
+    shape, top = IMAGES[Source(source)]
     example = f"x of shape (n, {shape[0]}, {shape[1]})"
     if not path.is_file():
         raise TableError(f"{where}: no such file")
     if path.suffix.lower() not in (".npy", ".npz"):
         raise TableError(f"{where}: a run on data={source} predicts images given as a NumPy array: "
                          f"np.save(path, x) (.npy) or np.savez(path, x=x) (.npz), {example}")
-    with open(path, "rb") as f:
-        magic = f.read(6)
-    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):  # an .npy's header; an .npz is a zip archive
+    if numpy_file_kind(path) is None:
         raise TableError(f"{where}: not a NumPy .npy or .npz file; save the images with np.save(path, x), {example}")
     try:
         with open(path, "rb") as f:

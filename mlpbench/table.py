@@ -321,6 +321,13 @@ def _separator_hint(frame, path: Path) -> str:
             f"{', or name it .tsv' if found == chr(9) else ''})")
 
 
+def numpy_file_kind(path: Path) -> Optional[str]:
+    """".npy" or ".npz" by the file's first bytes, whatever its name; None for neither."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    return ".npy" if magic == b"\x93NUMPY" else ".npz" if magic.startswith(b"PK") else None  # .npz: a zip archive
+
+
 def read_npz(path: Path, key: str, labelled: bool = True):
     """x (rows x features) and y (labels) of a NumPy .npz file, as a DataFrame (x0, x1, ...,
     then y), so that it is encoded as a table is. New rows to predict need no y."""
@@ -329,10 +336,9 @@ def read_npz(path: Path, key: str, labelled: bool = True):
     where = f"{key}={path}"
     if not path.is_file():
         raise TableError(f"{where}: no such file")
-    with open(path, "rb") as f:
-        magic = f.read(6)
-    if not magic.startswith(b"PK"):  # an .npz is a zip archive
-        saved = "one NumPy array (np.save's .npy)" if magic == b"\x93NUMPY" else "not a NumPy .npz file"
+    kind = numpy_file_kind(path)
+    if kind != ".npz":
+        saved = "one NumPy array (np.save's .npy)" if kind == ".npy" else "not a NumPy .npz file"
         raise TableError(f"{where}: {saved}; save x and y with np.savez(path, x=x, y=y)")
     try:
         with np.load(path, allow_pickle=False) as npz:  # no pickled objects: loading runs no code
