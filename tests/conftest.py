@@ -71,43 +71,96 @@ def run_cli(*args: str, cwd: Path, pool: bool = False) -> subprocess.CompletedPr
 _server: subprocess.Popen | None = None
 
 
-def _forked_cli(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    import base64
-    import locale
-
+def _ask_server(request: dict, env: dict) -> dict:
+    """One request to tests/forked_cli.py's server (started with the first), its reply."""
     global _server
     if _server is None or _server.poll() is not None:
         _server = subprocess.Popen([sys.executable, "-m", "tests.forked_cli"], cwd=REPO, env=env, text=True,
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
-        _server.stdin.write(json.dumps({"args": args, "cwd": str(cwd), "env": env}) + "\n")
+        _server.stdin.write(json.dumps(request) + "\n")
         _server.stdin.flush()
         reply = _server.stdout.readline()
         if not reply:
             raise RuntimeError(f"tests/forked_cli.py ended (exit code {_server.wait()})")
-        reply = json.loads(reply)
-    except BaseException:  # interrupted mid-command: its reply must not become the next command's
+        return json.loads(reply)
+    except BaseException:  # interrupted mid-command: its reply must not become the next request's
         _server.kill()
         _server.wait()
         _server = None
         raise
 
-    def text(name):  # as subprocess.run(text=True) decodes: the locale's encoding, universal newlines
-        data = base64.b64decode(reply[name]).decode(locale.getpreferredencoding(False))
-        return data.replace("\r\n", "\n").replace("\r", "\n")
 
-    return subprocess.CompletedProcess([sys.executable, "-m", "mlpbench", *args], reply["code"], text("stdout"),
-                                       text("stderr"))
+def _as_text(data: bytes) -> str:
+    """As subprocess.run(text=True) decodes: the locale's encoding, universal newlines."""
+    import locale
+
+    text = data.decode(locale.getpreferredencoding(False))
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
+def _forked_cli(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    import base64
+
+    reply = _ask_server({"args": args, "cwd": str(cwd), "env": env}, env)
+    return subprocess.CompletedProcess([sys.executable, "-m", "mlpbench", *args], reply["code"],
+                                       _as_text(base64.b64decode(reply["stdout"])),
+                                       _as_text(base64.b64decode(reply["stderr"])))
+
+
+class ForkedCommand:
+    """start_cli's command, forked by the server in the background: the calls of
+    subprocess.Popen the tests make (its pid is the leader of its own process group)."""
+
+    def __init__(self, args: list[str], pid: int, output: Path, env: dict):
+        self.args, self.pid, self._output, self._env = args, pid, output, env
+        self.returncode: int | None = None
+
+    def _exit_code(self, block: bool) -> int | None:
+        if self.returncode is None:
+            self.returncode = _ask_server({"wait": self.pid, "block": block}, self._env)["code"]
+        return self.returncode
+
+    def poll(self) -> int | None:
+        return self._exit_code(block=False)
+
+    def wait(self, timeout: float | None = None) -> int:
+        if timeout is None:
+            return self._exit_code(block=True)
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, None]:
+        """Its stdout and stderr together, once it has ended."""
+        self.wait(timeout)
+        return _as_text(self._output.read_bytes()), None
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def start_cli(args: list[str], cwd: Path, fresh: bool = False) -> subprocess.Popen | ForkedCommand:
     """`python -m mlpbench ARGS` in the background, in its own process group, with Ctrl-C's
-    default handling (background jobs may ignore it). tests/ is importable there (tests/faults.py)."""
+    default handling (background jobs may ignore it); its stdout and stderr together. Forked like
+    run_cli's commands (on a GPU, without fork, or `fresh`: a fresh interpreter, a
+    subprocess.Popen). tests/ is importable there (tests/faults.py)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    return subprocess.Popen([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    if fresh or ON_GPU or not hasattr(os, "fork"):
+        return subprocess.Popen([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    output = Path(tempfile.mkdtemp(prefix="mlpbench-test-output-")) / "output.txt"
+    reply = _ask_server({"args": args, "cwd": str(cwd), "env": env, "output": str(output)}, env)
+    return ForkedCommand(args, reply["pid"], output, env)
 
 
 def wait_until(condition, proc: subprocess.Popen, what: str):
@@ -118,7 +171,7 @@ def wait_until(condition, proc: subprocess.Popen, what: str):
         if found:
             return found
         if proc.poll() is not None:
-            raise AssertionError(f"the process ended before {what}:\n{proc.stdout.read()}")
+            raise AssertionError(f"the process ended before {what}:\n{proc.communicate()[0]}")
         time.sleep(0.02)
 
 
