@@ -147,6 +147,10 @@ class ForkedCommand:
         self.send_signal(signal.SIGKILL)
 
 
+# start_cli's forked commands' output, one file each, for this test session.
+_OUTPUTS = tempfile.mkdtemp(prefix="mlpbench-test-output-")
+
+
 def start_cli(args: list[str], cwd: Path, fresh: bool = False) -> subprocess.Popen | ForkedCommand:
     """`python -m mlpbench ARGS` in the background, in its own process group, with Ctrl-C's
     default handling (background jobs may ignore it); its stdout and stderr together. Forked like
@@ -158,9 +162,10 @@ def start_cli(args: list[str], cwd: Path, fresh: bool = False) -> subprocess.Pop
         return subprocess.Popen([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    output = Path(tempfile.mkdtemp(prefix="mlpbench-test-output-")) / "output.txt"
+    handle, output = tempfile.mkstemp(prefix="start-cli-", suffix=".txt", dir=_OUTPUTS)
+    os.close(handle)
     reply = _ask_server({"args": args, "cwd": str(cwd), "env": env, "output": str(output)}, env)
-    return ForkedCommand(args, reply["pid"], output, env)
+    return ForkedCommand(args, reply["pid"], Path(output), env)
 
 
 def wait_until(condition, proc: subprocess.Popen, what: str):
