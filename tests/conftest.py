@@ -11,8 +11,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pytest
+# One torch thread in each test process and in every command it starts (OpenMP reads this when
+# torch starts, so before any import of it). Two test processes share the 2 cores (pytest -n 2), and
+# torch's own choice, a thread per core in each, oversubscribes them: waiting OpenMP threads spin.
+# A tutorial-sized training loop beside another took 20.2 s against 6.0 s alone with 2 threads
+# each, 4.4 s against 4.9 s with one; the whole suite 9:32 against 11:44 (one run each). Runs'
+# numbers do not depend on the thread count (mlpbench/model.py); tests of a thread count set theirs.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from mlpbench.run import compose_config
 
