@@ -14,9 +14,10 @@ from pathlib import Path
 # One torch thread in each test process and in every command it starts (OpenMP reads this when
 # torch starts, so before any import of it). Two test processes share the 2 cores (pytest -n 2), and
 # torch's own choice, a thread per core in each, oversubscribes them: waiting OpenMP threads spin.
-# A tutorial-sized training loop beside another took 20.2 s against 6.0 s alone with 2 threads
-# each, 4.4 s against 4.9 s with one; the whole suite 9:32 against 11:44 (one run each). Runs'
-# numbers do not depend on the thread count (mlpbench/model.py); tests of a thread count set theirs.
+# Two tutorial-sized training loops side by side took 8.9x as long at 2 threads each as at one
+# (n = 5, 95% interval 2.7x-29.7x); test_sweeps.py and test_stacked.py under -n 2, 0.73x the time
+# at one thread (docs/tests.md). Runs' numbers do not depend on the thread count
+# (mlpbench/model.py); tests of a thread count set theirs.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
