@@ -38,6 +38,9 @@ def _gpu() -> bool:
 # gpu-check runs the stacked, optimizer, speed-path and precision tests there), else the CPU.
 # Stacked replicas give their runs' numbers to the bit on the CPU, to rounding on a GPU.
 ON_GPU = _gpu()
+# Commands forked from a process that imported torch, Lightning and Hydra (tests/forked_cli.py);
+# on a GPU (CUDA cannot be used in a child forked after it started) or without fork, fresh.
+FORKED = not ON_GPU and hasattr(os, "fork")
 GPU_TOLERANCE = 1e-4
 
 
@@ -71,7 +74,7 @@ def run_cli(*args: str, cwd: Path, pool: bool = False) -> subprocess.CompletedPr
     env = dict(os.environ, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     env.pop("HYDRA_FULL_ERROR", None)
-    if ON_GPU or not hasattr(os, "fork"):
+    if not FORKED:
         return subprocess.run([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env,
                               capture_output=True, text=True)
     return _forked_cli(list(args), Path(cwd), env)
@@ -167,7 +170,7 @@ def start_cli(args: list[str], cwd: Path, fresh: bool = False) -> subprocess.Pop
     subprocess.Popen). tests/ is importable there (tests/faults.py)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    if fresh or ON_GPU or not hasattr(os, "fork"):
+    if fresh or not FORKED:
         return subprocess.Popen([sys.executable, "-m", "mlpbench", *args], cwd=cwd, env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
