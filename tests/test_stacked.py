@@ -2,18 +2,21 @@
 basic launcher writes, with the same numbers whatever their stack-mates, and resume from either
 launcher's checkpoints."""
 
+import glob
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import torch
 
 import pytest
 
-from tests.conftest import ON_GPU, REPO, only_sweep, run_cli, run_rows, same_numbers, start_cli, wait_for_file
+from tests.conftest import ON_GPU, REPO, only_sweep, run_cli, run_rows, same_numbers, start_cli, wait_until
 
 # Two settings of 3 seeds: two stacks, side by side in worker processes.
 GRID = ["seed=1,2,3", "model.depth=1,3", "data.limit=400", "data.batch_size=16", "trainer.max_epochs=4"]
@@ -142,12 +145,31 @@ def test_runs_that_cannot_share_a_model_train_alone(tmp_path):
     # (Groups split by setting, each a stack: test_stacked_seeds_train_in_worker_processes_...)
 
 
-def test_a_killed_stacked_sweep_resumes_with_histories_equal_to_uninterrupted_runs(tmp_path):
-    grid = ["-m", "seed=1,2", "model.depth=2", "data.limit=400", "trainer.max_epochs=12"]
+def _group_alive(group: int) -> bool:
+    """Whether a process of the process group `group` lives (a zombie, waiting to be reaped, does not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(pgrp) == group and state != "Z":
+            return True
+    return False
+
+
+def test_a_sweep_killed_with_kill_9_ends_its_workers_and_resumes_with_histories_equal_to_uninterrupted_runs(tmp_path):
+    # Two stacks, in the launcher's worker processes (on a machine of 2 cores or more). kill -9 of
+    # the sweep's process alone: its workers, forks of its fork server, end with it.
+    grid = ["-m", "seed=1,2", "model.depth=1,2", "data.limit=400", "trainer.max_epochs=12"]
     proc = start_cli(grid, tmp_path)
-    wait_for_file(f"{tmp_path}/outputs/multirun/*/*seed=2*/checkpoints/last.ckpt", proc)
-    os.killpg(proc.pid, signal.SIGKILL)
+    wait_until(lambda: len(glob.glob(f"{tmp_path}/outputs/multirun/*/*seed=2*/checkpoints/last.ckpt")) == 2, proc,
+               "both stacks trained an epoch")
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 300  # they end at once; a busy machine may take seconds
+    while _group_alive(proc.pid):
+        assert time.monotonic() < deadline, "the killed sweep's worker processes train on"
+        time.sleep(0.05)
     sweep = only_sweep(tmp_path)
     resumed = run_cli(*grid, "resume=true", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -156,6 +178,7 @@ def test_a_killed_stacked_sweep_resumes_with_histories_equal_to_uninterrupted_ru
     reference = run_cli(*grid, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'ref'}", cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr
     expected = histories(tmp_path / "ref")
+    assert len(expected) == 4
     for name, result in histories(sweep).items():
         assert result["status"] == "ok" and result["epochs"] == 12 and len(result["resumed"]) == 1
         assert same_numbers(result["history"]["val_loss"], expected[name]["history"]["val_loss"]), name

@@ -428,17 +428,18 @@ def test_a_study_continued_on_an_edited_data_file_is_refused(tmp_path):
 
 
 def _workers(pid: int) -> list[int]:
-    """The worker processes (multiprocessing's spawn) the process `pid` started."""
-    found = []
+    """The worker processes of the process `pid`: forks of the fork server it started
+    (multiprocessing's forkserver, hydra_plugins/mlpbench_stacked)."""
+    processes = {}
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             parent = next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("PPid:"))
             command = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, StopIteration):
             continue
-        if int(parent) == pid and "spawn_main" in command:
-            found.append(int(status.parent.name))
-    return found
+        processes[int(status.parent.name)] = (int(parent), command)
+    servers = {p for p, (parent, command) in processes.items() if parent == pid and "forkserver" in command}
+    return [p for p, (parent, _) in processes.items() if parent in servers]
 
 
 def test_a_worker_killed_mid_trial_has_its_trials_tried_again_not_failed(tmp_path):

@@ -61,9 +61,10 @@ class StackedLauncher(Launcher):
         self.workers = workers
         self.config = self.hydra_context = self.task_function = None
         # The worker processes, kept from one launch to the next: seed=auto launches a round at a
-        # time and a search a batch of trials, and each new pool costs its processes' start (~3 s
-        # of importing torch and Lightning; rounds of two runs took 2.4-3.1x the basic launcher's
-        # time with a pool each). Ended with the sweep's process, or when a launch is interrupted.
+        # time and a search a batch of trials, and each new pool costs its processes' start (under
+        # spawn, ~3 s of importing torch and Lightning: rounds of two runs took 2.4-3.1x the basic
+        # launcher's time with a pool each). Ended with the sweep's process, or when a launch is
+        # interrupted.
         self._pool, self._pool_size = None, 0
 
     def setup(self, *, hydra_context, task_function, config) -> None:
@@ -78,8 +79,8 @@ class StackedLauncher(Launcher):
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        # Worker processes start (and import torch and Lightning, ~3 s) while Hydra sets up the
-        # jobs, where the overrides say there will be more than one group.
+        # The workers' fork server imports torch and Lightning while Hydra sets up the jobs, where
+        # the overrides say there will be more than one group.
         on_cpu = trains_on_cpu(self.config)
         gpus_here = 0 if on_cpu else gpus()
         # One group per CPU core (one thread each), or one per GPU (a stack keeps a GPU busy;
@@ -89,7 +90,9 @@ class StackedLauncher(Launcher):
         parts = (len(job_overrides) if gpus_here > 1
                  else _groups_foreseen(job_overrides, self.max_replicas or CPU_MAX_REPLICAS))
         workers = min(self.workers or slots, parts)
-        pool = self._kept_pool(workers) if workers > 1 else None
+        if workers > 1:
+            _start_fork_server()
+        pool = None
         try:
             returns: list[JobReturn] = []
             for idx, overrides in enumerate(job_overrides, initial_job_idx):
@@ -102,11 +105,12 @@ class StackedLauncher(Launcher):
                                        job_subdir_key="hydra.sweep.subdir"))
                 configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
             groups = self._groups(returns)
-            if pool is not None and gpus_here > 1:
+            if workers > 1 and gpus_here > 1:
                 groups = _spread(groups, min(workers, gpus_here))
-            if pool is not None and len(groups) < 2:  # one group: this process's threads serve it best
-                pool = None  # (kept for the next launch)
-            elif pool is None and len(groups) > 1 and self.workers != 1 and slots > 1:
+            # One group: this process's threads serve it best (a kept pool is kept for the next launch).
+            if len(groups) > 1 and workers > 1:
+                pool = self._kept_pool(workers)
+            elif len(groups) > 1 and self.workers != 1 and slots > 1:
                 # More groups than the overrides foretold (runs that must train on their own).
                 workers = min(self.workers or slots, len(groups))
                 pool = self._kept_pool(workers)
@@ -432,13 +436,34 @@ def _groups_foreseen(job_overrides: Sequence[Sequence[str]], max_replicas: int) 
     return sum(-(-n // max_replicas) for n in settings.values())
 
 
-def _start_workers(workers: int):
+def _worker_context():
+    """multiprocessing's forkserver: one fresh interpreter, the fork server, imports torch and
+    Lightning (about 9 CPU-s) and each worker is a fork of it; spawn imported them in every
+    worker. A fork of this process would copy Hydra's state and its threads. spawn where there is
+    no forkserver."""
     import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["mlpbench.fork_server"])
+    return context
+
+
+def _start_fork_server() -> None:
+    """The fork server started now, without waiting for its imports: they run while Hydra sets up
+    the jobs here, and the first worker waits for them."""
+    context = _worker_context()
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+def _start_workers(workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn: a fresh interpreter per worker; a fork would copy Hydra's state and this process's threads.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_worker_start)
     for _ in range(workers):
         pool.submit(int)  # starts each worker now
     return pool
@@ -451,7 +476,7 @@ def _cost(group: list[JobReturn]) -> float:
     return len(group) * cfg.trainer.max_epochs * (1 + cfg.model.depth) * units / cfg.data.batch_size ** 0.5
 
 
-_parent: int | None = None  # in a worker process: the sweep's
+_parent: int | None = None  # in a worker process: its parent, the sweep's (or its fork server, which ends with it)
 
 
 _stop_asked = None  # in a worker process: mlpbench.sweep.STOP_ASKED
@@ -467,10 +492,24 @@ def _on_sigterm(signum, frame) -> None:
     _stop_asked.set()
 
 
-def _worker_start(parent: int) -> None:
+def _let_go_of_fork_server() -> None:
+    """A forked worker holds the pipe by which its fork server learns of the sweep's end
+    (multiprocessing passes it, for the worker's own forkserver children): let go of it, else a
+    sweep killed with kill -9 left its server, and the server its workers, training on for ever."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:
+        os.close(fd)
+        server._forkserver_alive_fd = None
+
+
+def _worker_start() -> None:
     """A worker: one thread (its runs' numbers do not depend on it; two processes of one thread
     train more than one process of two), and SIGTERM, which Lightning turns into a kept
-    `interrupted` run, when the sweep's process is interrupted or dies (kill -9)."""
+    `interrupted` run, when the sweep's process is interrupted or dies (kill -9: its fork server
+    ends with it)."""
     import atexit
     import ctypes
 
@@ -480,7 +519,8 @@ def _worker_start(parent: int) -> None:
     from mlpbench.console import exit_at_once
 
     global _parent, _stop_asked
-    _parent, _stop_asked = parent, sweep.STOP_ASKED
+    _parent, _stop_asked = os.getppid(), sweep.STOP_ASKED
+    _let_go_of_fork_server()
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep's process, which sends SIGTERM
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -488,9 +528,9 @@ def _worker_start(parent: int) -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    if os.getppid() != parent:  # the sweep died before this worker got here
+    if os.getppid() != _parent:  # the sweep died before this worker got here
         os._exit(1)
-    import mlpbench.stacked  # noqa: F401  (torch, Lightning: imported while Hydra sets up the jobs)
+    import mlpbench.stacked  # noqa: F401  (under spawn: torch, Lightning, imported while Hydra sets up the jobs)
 
     # A worker's end, once the pool lets it go: multiprocessing has run its own exit work by then
     # (its process's _bootstrap); the interpreter's teardown, that the sweep would wait for, is
