@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlpbench import data
-from tests.conftest import run_in_process, write_fake_mnist
+from tests.conftest import run_cli, run_in_process, write_fake_mnist
 
 BASE = ["data.limit=300", "trainer.max_epochs=2", "model.dropout=0.1"]
 
@@ -50,9 +50,18 @@ def test_arrays_are_cached_on_disk_after_the_first_read(tmp_path, monkeypatch):
 
 def test_the_benchmark_runs_and_checks_that_updates_match(tmp_path, monkeypatch, capsys, quiet_log):
     # bench.main as `python -m mlpbench.bench` calls it, in this process (one torch import fewer);
-    # its sweeps still run as their own commands.
+    # its sweeps still run as their own commands, forked as the tests' commands are (four fresh
+    # interpreters fewer: about 9 CPU-s each).
+    import sys
+    import types
+
     from mlpbench import bench
 
+    def run(command, cwd, **kwargs):
+        assert command[:3] == [sys.executable, "-m", "mlpbench"] and kwargs.get("capture_output"), command
+        return run_cli(*command[3:], cwd=Path(cwd), pool=True)
+
+    monkeypatch.setattr(bench, "subprocess", types.SimpleNamespace(run=run))
     monkeypatch.setenv("MLPBENCH_DATA", str(tmp_path))
     write_fake_mnist(tmp_path / "mnist", n_train=600, n_test=200)
     code = bench.main(["--rows", "400", "--epochs", "2", "--batch-sizes", "64", "--repeats", "1", "--no-keras",
