@@ -29,6 +29,10 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: os.umask can only be read by setting it
 
 
+# The locks this process holds (try_lock's), by real path: the open file that holds each.
+_held: dict[str, Any] = {}
+
+
 def try_lock(path: Path, wait: float = 0.25):
     """The open file `path` (made if missing) holding its exclusive lock, or None where another
     process holds it for `wait` seconds. Held while the file stays open, and at most until the
@@ -39,6 +43,7 @@ def try_lock(path: Path, wait: float = 0.25):
     while True:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _held[os.path.realpath(path)] = handle
             return handle
         except BlockingIOError:
             if time.monotonic() >= deadline:
@@ -49,9 +54,13 @@ def try_lock(path: Path, wait: float = 0.25):
 
 def locked_elsewhere(path: Path) -> bool:
     """Whether another open file holds `path`'s lock (try_lock's) now: a sweep still running.
-    False where there is no such file, or it cannot be opened to ask (a folder read-only here)."""
+    False where there is no such file, or it cannot be opened to ask (a folder read-only here).
+    A lock this process holds is known at once (a sweep's own report waited 0.25 s to ask)."""
     if not path.exists():
         return False
+    own = _held.get(os.path.realpath(path))
+    if own is not None and not own.closed:
+        return True
     try:
         handle = try_lock(path)
     except OSError:

@@ -249,9 +249,10 @@ def test_a_refused_second_sweep_leaves_the_first_sweeps_folder_as_it_was(tmp_pat
         assert sorted(p.name for p in sweep.iterdir()) == [".sweep.lock", "multirun.yaml"]
 
 
-def test_a_lock_taken_for_an_instant_to_ask_does_not_refuse_a_sweep_starting_then(tmp_path):
+def test_a_lock_taken_for_an_instant_to_ask_does_not_refuse_a_sweep_starting_then(tmp_path, monkeypatch):
     import threading
 
+    from mlpbench import files
     from mlpbench.files import locked_elsewhere, try_lock
 
     lock = tmp_path / ".sweep.lock"
@@ -260,6 +261,9 @@ def test_a_lock_taken_for_an_instant_to_ask_does_not_refuse_a_sweep_starting_the
     starting = try_lock(lock, wait=30)  # let go while this one waits: taken
     assert starting is not None
     assert locked_elsewhere(lock) and try_lock(lock, wait=0.05) is None  # held for good: refused
+    with monkeypatch.context() as patched:  # this process's own lock (a sweep's own report): known, not waited for
+        patched.setattr(files.time, "sleep", lambda seconds: pytest.fail("waited for this process's own lock"))
+        assert locked_elsewhere(lock)
     starting.close()
     assert not locked_elsewhere(lock)
 
