@@ -192,6 +192,32 @@ def wait_until(condition, proc: subprocess.Popen, what: str):
         time.sleep(0.02)
 
 
+def processes() -> dict[int, tuple[int, int, str, str]]:
+    """The machine's live processes: pid -> (parent pid, process group, state, command line)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        found[int(stat.parent.name)] = (int(parent), int(group), state, command)
+    return found
+
+
+def fork_server_workers(pid: int) -> list[int]:
+    """The stacked launcher's worker processes of the command `pid`: forks of its fork server
+    (multiprocessing's forkserver, hydra_plugins/mlpbench_stacked)."""
+    found = processes()
+    servers = {p for p, (parent, _, _, command) in found.items() if parent == pid and "forkserver" in command}
+    return [p for p, (parent, _, _, _) in found.items() if parent in servers]
+
+
+def group_alive(group: int) -> bool:
+    """Whether a process of the process group `group` lives (a zombie, waiting to be reaped, does not)."""
+    return any(g == group and state != "Z" for _, g, state, _ in processes().values())
+
+
 def wait_for_file(pattern: str, proc: subprocess.Popen) -> Path:
     return Path(wait_until(lambda: sorted(glob.glob(pattern)), proc, f"{pattern} appeared")[0])
 

@@ -10,13 +10,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import torch
 
 import pytest
 
-from tests.conftest import ON_GPU, REPO, only_sweep, run_cli, run_rows, same_numbers, start_cli, wait_until
+from tests.conftest import (ON_GPU, REPO, group_alive, only_sweep, run_cli, run_rows, same_numbers, start_cli,
+                            wait_until)
 
 # Two settings of 3 seeds: two stacks, side by side in worker processes.
 GRID = ["seed=1,2,3", "model.depth=1,3", "data.limit=400", "data.batch_size=16", "trainer.max_epochs=4"]
@@ -84,9 +84,10 @@ def test_worker_processes_let_go_while_they_start_end_quietly(tmp_path):
     script = tmp_path / "let_go.py"
     script.write_text(textwrap.dedent("""
         import gc
-        from hydra_plugins.mlpbench_stacked import _start_workers
+        from hydra_plugins.mlpbench_stacked import _new_pool, _start
         if __name__ == "__main__":
-            pool = _start_workers(1)
+            pool = _new_pool(1)
+            _start(pool, 1)
             pool.shutdown(wait=False, cancel_futures=True)
             del pool
             gc.collect()  # as Python's collector may at any moment
@@ -145,18 +146,6 @@ def test_runs_that_cannot_share_a_model_train_alone(tmp_path):
     # (Groups split by setting, each a stack: test_stacked_seeds_train_in_worker_processes_...)
 
 
-def _group_alive(group: int) -> bool:
-    """Whether a process of the process group `group` lives (a zombie, waiting to be reaped, does not)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):
-            continue
-        if int(pgrp) == group and state != "Z":
-            return True
-    return False
-
-
 def test_a_sweep_killed_with_kill_9_ends_its_workers_and_resumes_with_histories_equal_to_uninterrupted_runs(tmp_path):
     # Two stacks, in the launcher's worker processes (on a machine of 2 cores or more). kill -9 of
     # the sweep's process alone: its workers, forks of its fork server, end with it.
@@ -167,7 +156,7 @@ def test_a_sweep_killed_with_kill_9_ends_its_workers_and_resumes_with_histories_
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 300  # they end at once; a busy machine may take seconds
-    while _group_alive(proc.pid):
+    while group_alive(proc.pid):
         assert time.monotonic() < deadline, "the killed sweep's worker processes train on"
         time.sleep(0.05)
     sweep = only_sweep(tmp_path)

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from mlpbench.run import compose_config
 from mlpbench.schema import ConfigError
 from mlpbench.tune.space import grid_size, parse_space
-from tests.conftest import REPO, run_cli, start_cli, wait_until
+from tests.conftest import REPO, fork_server_workers, run_cli, start_cli, wait_until
 
 # One run a trial (the preset repeats each over 3 seeds: test_repeats_* below).
 TINY = ["experiment=tune_units", "data.limit=300", "trainer.max_epochs=3", "trainer.enable_progress_bar=false",
@@ -427,21 +427,6 @@ def test_a_study_continued_on_an_edited_data_file_is_refused(tmp_path):
     assert len(trial_rows(tmp_path)) == 1
 
 
-def _workers(pid: int) -> list[int]:
-    """The worker processes of the process `pid`: forks of the fork server it started
-    (multiprocessing's forkserver, hydra_plugins/mlpbench_stacked)."""
-    processes = {}
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            parent = next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("PPid:"))
-            command = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, StopIteration):
-            continue
-        processes[int(status.parent.name)] = (int(parent), command)
-    servers = {p for p, (parent, command) in processes.items() if parent == pid and "forkserver" in command}
-    return [p for p, (parent, _) in processes.items() if parent in servers]
-
-
 def test_a_worker_killed_mid_trial_has_its_trials_tried_again_not_failed(tmp_path):
     # Two trials side by side, each its 2 seeds' stack, in the stacked launcher's 2 workers: one
     # worker killed (the OOM killer) fails its runs and stops its neighbour's; both trials are
@@ -451,7 +436,7 @@ def test_a_worker_killed_mid_trial_has_its_trials_tried_again_not_failed(tmp_pat
     proc = start_cli(args, tmp_path)
     wait_until(lambda: len(list(study_dir(tmp_path).glob("trial_00[01]*/checkpoints/last.ckpt"))) >= 2, proc,
                "both trials trained an epoch")
-    os.kill(wait_until(lambda: _workers(proc.pid), proc, "the workers")[0], signal.SIGKILL)
+    os.kill(wait_until(lambda: fork_server_workers(proc.pid), proc, "the workers")[0], signal.SIGKILL)
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output
     assert "cut off by a worker process's death" in output

@@ -92,6 +92,9 @@ class StackedLauncher(Launcher):
         workers = min(self.workers or slots, parts)
         if workers > 1:
             _start_fork_server()
+        # SIGTERM before the groups train (a pool's first worker waits for the fork server's
+        # imports, seconds): the sweep ends as interrupted, its pool ended. Training takes it over.
+        previous = signal.signal(signal.SIGTERM, _stop_before_training) or signal.SIG_DFL
         pool = None
         try:
             returns: list[JobReturn] = []
@@ -116,6 +119,7 @@ class StackedLauncher(Launcher):
                 pool = self._kept_pool(workers)
             if pool is not None:
                 groups = _balanced(groups, workers)
+            signal.signal(signal.SIGTERM, previous)
             stacks = sum(len(g) > 1 for g in groups)
             where = f"in {workers} processes of one thread each" if pool is not None else "in this process"
             log.info("Launching %d jobs: %d stacked model(s) and %d run(s) on their own, %s", len(job_overrides),
@@ -130,6 +134,8 @@ class StackedLauncher(Launcher):
         except BaseException:  # interrupted (its workers were sent SIGTERM), or broken: no pool to keep
             self._end_pool()
             raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         for ret in returns:  # what each run did is in its result.json; the report reads those
             if ret.status is JobStatus.FAILED:  # set up by Hydra, failed in mlpbench's checks
                 _record_setup_failure(ret)
@@ -142,7 +148,10 @@ class StackedLauncher(Launcher):
         large and whole (a worker killed while it waited breaks it), else a new one."""
         if self._pool is None or self._pool_size < workers or _broken(self._pool):
             self._end_pool()
-            self._pool, self._pool_size = _start_workers(workers), workers
+            # Kept before its processes start (the first waits for the fork server's imports):
+            # interrupted then, the pool is ended as a whole one is.
+            self._pool, self._pool_size = _new_pool(workers), workers
+            _start(self._pool, workers)
         return self._pool
 
     def _end_pool(self) -> None:
@@ -460,13 +469,20 @@ def _start_fork_server() -> None:
         forkserver.ensure_running()
 
 
-def _start_workers(workers: int):
+def _stop_before_training(signum, frame) -> None:
+    log.warning("Interrupted before the runs trained. Rerun the same command with resume=true to train them.")
+    raise SystemExit(143)
+
+
+def _new_pool(workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_worker_start)
+    return ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_worker_start)
+
+
+def _start(pool, workers: int) -> None:
     for _ in range(workers):
         pool.submit(int)  # starts each worker now
-    return pool
 
 
 def _cost(group: list[JobReturn]) -> float:
