@@ -10,7 +10,8 @@ before it sets its own handler, dies of SIGTERM as a spawned one would.
 
 The server's own end skips the interpreter's teardown: that took 1.7 s after the sweep's end,
 while the server held the command's output open (a reader of a pipe waited for it). It ends with
-the sweep's process at once, even during its imports."""
+the sweep's process at once, even during its imports. It starts with Ctrl-C ignored (the
+launcher's `_start_fork_server`), and so do its workers until they set their own handling."""
 
 import atexit
 import ctypes
@@ -33,11 +34,7 @@ try:  # the server ends with the sweep's process at once, its imports unfinished
     ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
 except (OSError, AttributeError):
     pass
-# Ctrl-C while the server imports (a sweep's first seconds): the sweep says it was interrupted; the
-# server ends quietly (a KeyboardInterrupt's traceback through the imports was 45-97 lines).
-signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
 importlib.import_module("mlpbench.stacked")  # torch, Lightning
-signal.signal(signal.SIGINT, signal.default_int_handler)  # the server ignores it from now; its workers start with this
 from mlpbench.console import exit_at_once  # noqa: E402
 
 atexit.register(exit_at_once)  # after those imports: runs first of the exit functions

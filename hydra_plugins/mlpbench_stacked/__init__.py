@@ -460,13 +460,19 @@ def _worker_context():
 
 
 def _start_fork_server() -> None:
-    """The fork server started now, without waiting for its imports: they run while Hydra sets up
-    the jobs here, and the first worker waits for them."""
+    """The fork server started now, if it is not running, without waiting for its imports: they
+    run while Hydra sets up the jobs here, and the first worker waits for them. It starts with
+    Ctrl-C ignored (a disposition a new program keeps): Ctrl-C in its first instants printed a
+    KeyboardInterrupt traceback from its imports; it ends with the sweep's process instead."""
     context = _worker_context()
     if context.get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
-        forkserver.ensure_running()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _stop_before_training(signum, frame) -> None:
@@ -477,6 +483,7 @@ def _stop_before_training(signum, frame) -> None:
 def _new_pool(workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
+    _start_fork_server()
     return ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_worker_start)
 
 
