@@ -205,17 +205,27 @@ def processes() -> dict[int, tuple[int, int, str, str]]:
     return found
 
 
+def fork_servers(pid: int, found: dict | None = None) -> set[int]:
+    """The fork servers (multiprocessing's forkserver, hydra_plugins/mlpbench_stacked) the command
+    `pid` started."""
+    found = processes() if found is None else found
+    return {p for p, (parent, _, _, command) in found.items() if parent == pid and "forkserver" in command}
+
+
 def fork_server_workers(pid: int) -> list[int]:
-    """The stacked launcher's worker processes of the command `pid`: forks of its fork server
-    (multiprocessing's forkserver, hydra_plugins/mlpbench_stacked)."""
+    """The stacked launcher's worker processes of the command `pid`: forks of its fork server."""
     found = processes()
-    servers = {p for p, (parent, _, _, command) in found.items() if parent == pid and "forkserver" in command}
+    servers = fork_servers(pid, found)
     return [p for p, (parent, _, _, _) in found.items() if parent in servers]
 
 
-def group_alive(group: int) -> bool:
-    """Whether a process of the process group `group` lives (a zombie, waiting to be reaped, does not)."""
-    return any(g == group and state != "Z" for _, g, state, _ in processes().values())
+def wait_for_group_end(group: int, what: str) -> None:
+    """Wait until no process of the process group `group` lives (a zombie, waiting to be reaped,
+    does not): at once, or seconds on a busy machine; fails after 300 s, naming `what` lives on."""
+    deadline = time.monotonic() + 300
+    while any(g == group and state != "Z" for _, g, state, _ in processes().values()):
+        assert time.monotonic() < deadline, f"{what} lives on"
+        time.sleep(0.05)
 
 
 def wait_for_file(pattern: str, proc: subprocess.Popen) -> Path:
