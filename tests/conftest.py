@@ -4,6 +4,7 @@ import gzip
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -302,8 +303,17 @@ def quiet_log():
     logging.getLogger("mlpbench").setLevel(logging.NOTSET)
 
 
-# The on-disk array cache (mlpbench/data.py) of this test session, not the user's.
-os.environ.setdefault("MLPBENCH_CACHE", str(Path(tempfile.mkdtemp(prefix="mlpbench-test-cache-"))))
+# The on-disk array cache (mlpbench/data.py) of this test session, not the user's. Made once, by
+# the process that loads this first (pytest-xdist's workers inherit it), which removes it at the
+# end: 20 MB of arrays were left in the temporary folder per run of the suite.
+_CACHE_MADE_HERE = "MLPBENCH_CACHE" not in os.environ
+if _CACHE_MADE_HERE:
+    os.environ["MLPBENCH_CACHE"] = tempfile.mkdtemp(prefix="mlpbench-test-cache-")
+
+
+def pytest_unconfigure(config):
+    if _CACHE_MADE_HERE:
+        shutil.rmtree(os.environ["MLPBENCH_CACHE"], ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items):
