@@ -88,6 +88,18 @@ def test_the_e_value_is_the_ratio_of_noncentral_t_densities_and_stays_finite_pas
         assert 100 < e < math.inf
 
 
+def test_the_e_values_integral_where_its_closed_form_overflows_gives_the_closed_forms_numbers(monkeypatch):
+    # The e-value is Kummer's 1F1 in closed form; from about 1,000 seeds that overflows and the
+    # integral answers instead. Forced everywhere, the integral must give the same numbers.
+    from mlpbench import stats
+
+    grid = [(r, n - 1, stats.DESIGN_EFFECT * math.sqrt(n)) for n in (2, 3, 10, 50, 400) for r in (-1, -0.3, 0, 0.2, 0.7, 1)]
+    closed = [stats._e_value(*point) for point in grid]
+    monkeypatch.setattr(stats.special, "hyp1f1", lambda a, b, x: math.inf)
+    assert [stats._e_value(*point) for point in grid] == pytest.approx(closed, rel=1e-8)
+    assert 0 < stats._e_value(0.7, 999, math.sqrt(1000)) < math.inf  # overflows the closed form
+
+
 def test_a_setting_ahead_of_the_best_on_every_seed_both_ran_is_never_worse():
     # b stopped after seeds 0-7, where a is ahead of it on each; a and c ran on, to seeds where
     # every setting scores far lower. No setting is ahead of all others on the seeds they share,
