@@ -12,6 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 from mlpbench.overrides import parse
 from mlpbench.run import compose_config
 from mlpbench.schema import ConfigError, resolved, validate
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,13 +156,22 @@ def test_commands_are_read_as_a_shell_reads_them():
     assert readme.structure_differences(single, small)
 
 
-def test_a_block_whose_values_differ_from_what_the_code_prints_fails_verification(tmp_path, capsys):
+def test_a_block_whose_values_differ_from_what_the_code_prints_fails_verification(tmp_path, capsys, monkeypatch):
     # As `make test` verifies README's main block (docs/readme.py verify), on a small sweep: a
     # block that shows what the code prints passes; a copy with one number edited fails, naming
     # the line and how to make the block true again.
     command = ("mlpbench -m data=digits model.units=8 data.limit=200 trainer.max_epochs=1 seed=1,2 "
                "hydra.launcher.workers=1")
     doc = tmp_path / "doc.md"
+
+    def run(argv: list[str], cwd: Path, timeout: float):
+        # The command forked from a process that imported torch already (its fresh interpreter
+        # imports for 7 s; tests/test_packaging.py checks the two print the same).
+        assert argv[0] == "mlpbench", argv
+        done = run_cli(*argv[1:], cwd=cwd, pool=True)
+        return readme.Ran(argv, done.returncode, done.stdout, done.stdout + done.stderr, 0.0)
+
+    monkeypatch.setattr(readme, "run", run)
 
     def write(content: list[str]) -> None:
         doc.write_text("\n".join([f"<!-- generated: tiny: {command} -->", *content,
