@@ -345,7 +345,8 @@ def test_quick_compositions_give_hydras_config_for_every_job_of_a_grid():
         master = loader.load_configuration(
             "config", overrides=["data.limit=100", *(f"{k}={','.join(v)}" for k, v in grid.items())],
             run_mode=RunMode.MULTIRUN)
-        quick = QuickCompositions(loader.load_sweep_config)
+        composed = []  # Hydra's compositions the quick ones made
+        quick = QuickCompositions(lambda config, job: composed.append(job) or loader.load_sweep_config(config, job))
         # Every value of the grid, in 8 of its 48 jobs (each compared with Hydra's, ~0.8 s): each
         # choice of model and optim twice (composed, then copied), its plain values all changed.
         for i, (model, optim) in enumerate(itertools.product(grid["model"], grid["optim"])):
@@ -354,6 +355,17 @@ def test_quick_compositions_give_hydras_config_for_every_job_of_a_grid():
                 job = ["data.limit=100", *(f"{k}={v}" for k, v in zip(grid, values))]
                 assert OmegaConf.to_yaml(quick(master, job)) == OmegaConf.to_yaml(loader.load_sweep_config(master, job)), job
         assert len(quick.composed) == 4  # one composition per choice of model and optim; the rest copies
+        # A search's trials: each its own folder and pruning callback (a mapping, added with +), copies
+        # too; a mapping of other keys, or another of Hydra's settings than its folders, is composed.
+        trials = [["data.limit=100", f"model.units={units}", f"seed={seed}", f"hydra.sweep.subdir='trial_{n:03d}'",
+                   f"+callbacks.tune_trial={{_target_:mlpbench.tune.trial.TrialPruning,study_dir:'/a b',trial:{n}}}"]
+                  for n, (units, seed) in enumerate(((32, 1), (64, 1), (64, 2)))]
+        trials.append([*trials[0][:4], "+callbacks.tune_trial={_target_:mlpbench.tune.trial.TrialPruning,trial:3}"])
+        trials.append([*trials[0][:3], "hydra.job.name=other", *trials[0][3:]])
+        composed.clear()
+        for job in trials:
+            assert OmegaConf.to_yaml(quick(master, job)) == OmegaConf.to_yaml(loader.load_sweep_config(master, job)), job
+        assert composed == [trials[0], trials[3], trials[4]]
         # A key inside another: Hydra applies the two in order, so only Hydra composes it.
         for job, units in ((["model.units=[16,8]", "model.units.0=3"], [3, 8]),
                            (["model.units=[8]", "model.units.0=3"], [3])):
