@@ -27,10 +27,7 @@ import selectors
 import sys
 
 # Imported once, in the server; a command imports the rest (mlpbench itself included) as usual.
-# A search's study (SQLite through SQLAlchemy and alembic) and its report's importance plot
-# (optuna.importance: scikit-learn, pandas) add 1.6 s to each search a test runs.
-PRELOADED = ("lightning.pytorch", "hydra", "hydra.main", "omegaconf", "torch.utils.tensorboard",
-             "optuna.importance", "sqlalchemy", "alembic")
+PRELOADED = ("lightning.pytorch", "hydra", "hydra.main", "omegaconf", "torch.utils.tensorboard")
 
 
 def serve() -> None:

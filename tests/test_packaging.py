@@ -62,21 +62,26 @@ def test_the_wheel_installs_into_a_fresh_environment_and_runs_from_any_folder(tm
     assert helped.returncode == 0, helped.stderr
     assert "experiment: activations, optimizers" in helped.stdout and "max_epochs: 10" in helped.stdout
 
-    # A sweep through mlpbench's own sweeper (seed=auto: 3 seeds of one setting, one round) into
-    # mlpbench's own folder (outputs/multirun/<date_time>, its resolver's), which loads no module
-    # of the search: cli() ends the process after the exit functions, and one of those lists them.
+    # A single run into mlpbench's own folder (outputs/run/<date>/<time>, its resolver's), which
+    # loads no module of the search: cli() ends the process after the exit functions, and one of
+    # those lists the modules.
     code = ("import atexit, sys\n"
             "from mlpbench.__main__ import cli\n"
-            "sys.argv = ['mlpbench', '-m', 'data.limit=200', 'trainer.max_epochs=1', 'seed=auto',\n"
-            "            'hydra.launcher.workers=1']\n"
+            "sys.argv = ['mlpbench', 'data.limit=200', 'trainer.max_epochs=1']\n"
             "atexit.register(lambda: print(sorted(m for m in sys.modules\n"
             "                                     if m.startswith('mlpbench.tune') or m.startswith('optuna'))))\n"
             "cli()\n")
-    one = subprocess.run([str(python), "-c", code], cwd=work, env=env, capture_output=True, text=True)
+    single = subprocess.run([str(python), "-c", code], cwd=work, env=env, capture_output=True, text=True)
+    assert single.returncode == 0, single.stderr
+    (result,) = (work / "outputs" / "run").glob("*/*/result.json")
+    assert json.loads(result.read_text())["status"] == "ok"
+    assert single.stdout.strip().splitlines()[-1] == "[]"
+
+    # A sweep through mlpbench's own sweeper (seed=auto: 3 seeds of one setting, one round).
+    one = run("-m", "data.limit=200", "trainer.max_epochs=1", "seed=auto", "hydra.sweep.dir=one",
+              "hydra.launcher.workers=1")
     assert one.returncode == 0, one.stderr
-    assert one.stdout.strip().splitlines()[-1] == "[]"
-    (sweep,) = (work / "outputs" / "multirun").glob("*")
-    results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/result.json"))]
+    results = [json.loads(p.read_text()) for p in sorted((work / "one").glob("*/result.json"))]
     assert [(r["config"]["seed"], r["status"], r["epochs"]) for r in results] == [(1, "ok", 1), (2, "ok", 1),
                                                                                   (3, "ok", 1)]
 
