@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from hydra.core.override_parser.types import Glob, IntervalSweep
+from hydra.core.override_parser.types import Glob, IntervalSweep, OverrideType
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback as HydraCallback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from mlpbench.console import command, refuse
 from mlpbench.files import locked_elsewhere, try_lock
@@ -680,13 +680,13 @@ class QuickCompositions:
 
     @staticmethod
     def _plain(o, groups) -> bool:
-        from hydra.core.override_parser.types import OverrideType
-
         value = o.value()
+        # A mapping's ??? would keep the earlier job's value where Hydra's merge keeps the default's.
         return (o.type in (OverrideType.CHANGE, OverrideType.ADD) and o.package is None
                 and (not o.is_hydra_override() or o.key_or_group.startswith(("hydra.sweep.", "hydra.run.")))
                 and o.key_or_group not in groups and not o.is_sweep_override()
-                and not (isinstance(value, dict) and any(isinstance(v, (dict, list)) for v in value.values())))
+                and not (isinstance(value, dict) and any(isinstance(v, (dict, list)) or v == MISSING
+                                                         for v in value.values())))
 
     def _shape(self, master_config: DictConfig, parsed: list) -> Optional[tuple]:
         """The overrides with plain values left out, or None where a key comes twice or inside
@@ -696,11 +696,18 @@ class QuickCompositions:
         keys = sorted(o.key_or_group for o in parsed if o.key_or_group not in groups)
         if any(b == a or b.startswith(a + ".") for a, b in zip(keys, keys[1:])):
             return None
-        # A plain mapping's keys are its shape: merged over the earlier mapping, the same keys
-        # leave nothing of it, as Hydra's merge over no mapping.
-        return tuple((o.key_or_group, o.type.name,
-                      (tuple(sorted(o.value())) if isinstance(o.value(), dict) else None)
-                      if self._plain(o, groups) else o.input_line) for o in parsed)
+        return tuple((o.key_or_group, o.type.name, self._kind(o) if self._plain(o, groups) else o.input_line)
+                     for o in parsed)
+
+    @staticmethod
+    def _kind(o) -> Optional[tuple]:
+        """What of a plain value is shape: a mapping's keys in their order (merged over the
+        earlier mapping, the same keys leave nothing of it, in Hydra's order); for + whether it
+        is a list (Hydra adds a list or mapping over a value already there, nothing else)."""
+        value = o.value()
+        if isinstance(value, dict):
+            return ("mapping", *value)
+        return ("list",) if o.type is OverrideType.ADD and isinstance(value, list) else None
 
     @staticmethod
     def _like(master_config: DictConfig, reference: DictConfig, reference_overrides: list,
@@ -708,7 +715,6 @@ class QuickCompositions:
         import copy
 
         from hydra._internal.config_loader_impl import get_overrides_dirname
-        from hydra.core.override_parser.types import OverrideType
         from omegaconf.errors import OmegaConfBaseException
 
         config = copy.deepcopy(reference)
@@ -722,7 +728,8 @@ class QuickCompositions:
         # What Hydra's composition sets from the overrides, the environment and the folder.
         task = [o for o in parsed if not o.is_hydra_override()]
         config.hydra.overrides.task = [o.input_line for o in task]
-        config.hydra.overrides.hydra = [*master_config.hydra.overrides.hydra,
+        # As written: iterating the master's list would resolve a ${...} in its strings.
+        config.hydra.overrides.hydra = [*OmegaConf.to_container(master_config.hydra.overrides.hydra),
                                         *(o.input_line for o in parsed if o.is_hydra_override())]
         config.hydra.runtime.cwd = os.getcwd()
         for name in config.hydra.job.env_copy:

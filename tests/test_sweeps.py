@@ -369,6 +369,31 @@ def test_quick_compositions_give_hydras_config_for_every_job_of_a_grid():
         for job in trials:
             assert OmegaConf.to_yaml(quick(master, job)) == OmegaConf.to_yaml(loader.load_sweep_config(master, job)), job
         assert composed == [trials[0], trials[3], trials[4]]
+        # Found by a review: a mapping's keys in another order, a ??? in a mapping (Hydra's merge
+        # keeps the default, not the earlier job's), keys of mixed types; and a + that Hydra
+        # refuses where a value is already there, unless it adds a list.
+        for first, then in ((["+callbacks.t={a:1,b:2}"], ["+callbacks.t={b:3,a:4}"]),
+                            (["optim={lr:0.5}"], ["optim={lr:???}"]),
+                            (["+callbacks.t={1:a,b:c}"], ["+callbacks.t={1:d,b:e}"])):
+            for job in (first, then):
+                assert OmegaConf.to_yaml(quick(master, job)) == OmegaConf.to_yaml(
+                    loader.load_sweep_config(master, job)), job
+        quick(master, ["+model.units=[8]"])
+        with pytest.raises(HydraException, match="Could not append to config"):
+            loader.load_sweep_config(master, ["+model.units=64"])
+        with pytest.raises(HydraException, match="Could not append to config"):
+            quick(master, ["+model.units=64"])
+    # A Hydra setting of the command's with ${...} in it stays as written in each job's config
+    # (a copy once resolved it, and failed on `hydra.sweep.subdir=${hydra.job.num}`).
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", overrides=["seed=1,2", "hydra.sweep.subdir=${hydra.job.num}"],
+                                           run_mode=RunMode.MULTIRUN)
+        quick, composed = QuickCompositions(lambda config, job: composed.append(job) or
+                                            loader.load_sweep_config(config, job)), []
+        for job in (["seed=1"], ["seed=2"]):
+            assert OmegaConf.to_yaml(quick(master, job)) == OmegaConf.to_yaml(loader.load_sweep_config(master, job))
+        assert composed == [["seed=1"]]
         # A key inside another: Hydra applies the two in order, so only Hydra composes it.
         for job, units in ((["model.units=[16,8]", "model.units.0=3"], [3, 8]),
                            (["model.units=[8]", "model.units.0=3"], [3])):
