@@ -646,7 +646,8 @@ class QuickCompositions:
     39 s composing each seed twice, to check it and to run it). A job whose overrides differ from
     one composed already only in plain values (`seed=7` for `seed=3`: same keys, same order, same
     = or +, no config group's option, no ~ or @, no key inside another; a mapping only of plain
-    values and with the same keys; of Hydra's own settings only hydra.sweep.* and hydra.run.*) is
+    values, none ???, with the same keys in the same order; of Hydra's own settings only
+    hydra.sweep.* and hydra.run.*) is
     that composition's copy with those values set as Hydra sets them (OmegaConf.update, merging)
     and what Hydra's ConfigLoaderImpl sets from the overrides, environment and folder redone
     (~12 ms). Anything else, or a value the copy refuses, is Hydra's own composition (and its
