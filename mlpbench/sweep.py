@@ -647,10 +647,9 @@ class QuickCompositions:
     one composed already only in plain values (`seed=7` for `seed=3`: same keys, same order, same
     = or +, no config group's option, no ~ or @, no key inside another; a mapping only of plain
     values, none ???, with the same keys in the same order; of Hydra's own settings only
-    hydra.sweep.* and hydra.run.*) is
-    that composition's copy with those values set as Hydra sets them (OmegaConf.update, merging)
-    and what Hydra's ConfigLoaderImpl sets from the overrides, environment and folder redone
-    (~12 ms). Anything else, or a value the copy refuses, is Hydra's own composition (and its
+    hydra.sweep.* and hydra.run.*) is that composition's copy with those values set as Hydra sets
+    them (OmegaConf.update, merging) and what Hydra's ConfigLoaderImpl sets from the overrides,
+    environment and folder redone (~12 ms). Anything else, or a value the copy refuses, is Hydra's own composition (and its
     message). Kept per master config: what a job takes from it (Hydra's own overrides,
     override_dirname's settings) is that master's. A search's trials (their folder and pruning
     callback each their own) are copies too: a 6-trial search composed 20 times, 6 of its 29 s."""
