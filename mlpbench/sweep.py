@@ -649,10 +649,11 @@ class QuickCompositions:
     values, none ???, with the same keys in the same order; of Hydra's own settings only
     hydra.sweep.* and hydra.run.*) is that composition's copy with those values set as Hydra sets
     them (OmegaConf.update, merging) and what Hydra's ConfigLoaderImpl sets from the overrides,
-    environment and folder redone (~12 ms). Anything else, or a value the copy refuses, is Hydra's own composition (and its
-    message). Kept per master config: what a job takes from it (Hydra's own overrides,
-    override_dirname's settings) is that master's. A search's trials (their folder and pruning
-    callback each their own) are copies too: a 6-trial search composed 20 times, 6 of its 29 s."""
+    environment and folder redone (~12 ms). Anything else, or a value the copy refuses, is Hydra's
+    own composition (and its message). Kept per master config: what a job takes from it (Hydra's
+    own overrides, override_dirname's settings) is that master's. A search's trials (their folder
+    and pruning callback each their own) are copies too: a 6-trial search composed 20 times, 6 s
+    of its 29 s."""
 
     # Configs kept to copy from, at most (~0.2 MB each).
     MAX_KEPT = 20
