@@ -350,13 +350,16 @@ def test_quick_compositions_give_hydras_config_for_every_job_of_a_grid():
             run_mode=RunMode.MULTIRUN)
         composed = []  # Hydra's compositions the quick ones made
         quick = QuickCompositions(lambda config, job: composed.append(job) or loader.load_sweep_config(config, job))
+
+        def assert_as_hydra(job: list[str], master=master) -> None:
+            assert OmegaConf.to_yaml(quick(master, job)) == OmegaConf.to_yaml(loader.load_sweep_config(master, job)), job
+
         # Every value of the grid, in 8 of its 48 jobs (each compared with Hydra's, ~0.8 s): each
         # choice of model and optim twice (composed, then copied), its plain values all changed.
         for i, (model, optim) in enumerate(itertools.product(grid["model"], grid["optim"])):
             for j in range(2):
                 values = (grid["seed"][j], grid["model.units"][(2 * i + j) % 3], grid["optim.lr"][j], model, optim)
-                job = ["data.limit=100", *(f"{k}={v}" for k, v in zip(grid, values))]
-                assert OmegaConf.to_yaml(quick(master, job)) == OmegaConf.to_yaml(loader.load_sweep_config(master, job)), job
+                assert_as_hydra(["data.limit=100", *(f"{k}={v}" for k, v in zip(grid, values))])
         assert len(quick.composed) == 4  # one composition per choice of model and optim; the rest copies
         # A search's trials: each its own folder and pruning callback (a mapping, added with +), copies
         # too; a mapping of other keys, or another of Hydra's settings than its folders, is composed.
@@ -367,7 +370,7 @@ def test_quick_compositions_give_hydras_config_for_every_job_of_a_grid():
         trials.append([*trials[0][:3], "hydra.job.name=other", *trials[0][3:]])
         composed.clear()
         for job in trials:
-            assert OmegaConf.to_yaml(quick(master, job)) == OmegaConf.to_yaml(loader.load_sweep_config(master, job)), job
+            assert_as_hydra(job)
         assert composed == [trials[0], trials[3], trials[4]]
         # Found by a review: a mapping's keys in another order, a ??? in a mapping (Hydra's merge
         # keeps the default, not the earlier job's), keys of mixed types; and a + that Hydra
@@ -375,25 +378,13 @@ def test_quick_compositions_give_hydras_config_for_every_job_of_a_grid():
         for first, then in ((["+callbacks.t={a:1,b:2}"], ["+callbacks.t={b:3,a:4}"]),
                             (["optim={lr:0.5}"], ["optim={lr:???}"]),
                             (["+callbacks.t={1:a,b:c}"], ["+callbacks.t={1:d,b:e}"])):
-            for job in (first, then):
-                assert OmegaConf.to_yaml(quick(master, job)) == OmegaConf.to_yaml(
-                    loader.load_sweep_config(master, job)), job
+            assert_as_hydra(first)
+            assert_as_hydra(then)
         quick(master, ["+model.units=[8]"])
         with pytest.raises(HydraException, match="Could not append to config"):
             loader.load_sweep_config(master, ["+model.units=64"])
         with pytest.raises(HydraException, match="Could not append to config"):
             quick(master, ["+model.units=64"])
-    # A Hydra setting of the command's with ${...} in it stays as written in each job's config
-    # (a copy once resolved it, and failed on `hydra.sweep.subdir=${hydra.job.num}`).
-    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
-        loader = GlobalHydra.instance().config_loader()
-        master = loader.load_configuration("config", overrides=["seed=1,2", "hydra.sweep.subdir=${hydra.job.num}"],
-                                           run_mode=RunMode.MULTIRUN)
-        quick, composed = QuickCompositions(lambda config, job: composed.append(job) or
-                                            loader.load_sweep_config(config, job)), []
-        for job in (["seed=1"], ["seed=2"]):
-            assert OmegaConf.to_yaml(quick(master, job)) == OmegaConf.to_yaml(loader.load_sweep_config(master, job))
-        assert composed == [["seed=1"]]
         # A key inside another: Hydra applies the two in order, so only Hydra composes it.
         for job, units in ((["model.units=[16,8]", "model.units.0=3"], [3, 8]),
                            (["model.units=[8]", "model.units.0=3"], [3])):
@@ -403,6 +394,14 @@ def test_quick_compositions_give_hydras_config_for_every_job_of_a_grid():
         quick(master, ["model.depth=1"])
         with pytest.raises(HydraException, match="model.depth=abc"):
             quick(master, ["model.depth=abc"])
+        # A Hydra setting of the command's with ${...} in it stays as written in each job's config
+        # (a copy once resolved it, and failed on `hydra.sweep.subdir=${hydra.job.num}`).
+        numbered = loader.load_configuration("config", overrides=["seed=1,2", "hydra.sweep.subdir=${hydra.job.num}"],
+                                             run_mode=RunMode.MULTIRUN)
+        composed.clear()
+        assert_as_hydra(["seed=1"], numbered)
+        assert_as_hydra(["seed=2"], numbered)
+        assert composed == [["seed=1"]]
 
 
 def test_resume_finds_the_sweep_its_command_started_whatever_its_budget_of_seeds_or_console():
