@@ -1,23 +1,30 @@
 """`make gpu-check` (`python -m mlpbench.gpu_check`): mlpbench on a GPU, checked and timed in one
-prepared run of about 8 minutes on one GPU (sizes chosen for an H100; docs/gpu.md):
+prepared run of at most `--minutes` (8) on one GPU (sizes chosen for an H100; docs/gpu.md). The
+sections, in the order they run (the measurements first: the tests, whose time on a GPU is not
+known yet, get what is left of the budget):
 
-1. tests: the test files of the paths a GPU changes (stacked, optimizers, speed paths,
-   precision) run there with pytest (their runs train on the GPU; stacked numbers are compared
-   within 1e-4 there, to the bit on the CPU);
-2. sync: two chunks of a 100-replica stack's training steps under
-   torch.cuda.set_sync_debug_mode("error"): a step that waits on the host fails it (the step
-   loss logged every trainer.log_every_n_steps is such a wait, by design: none falls inside);
-3. equality: depths 1 and 10, seeds 1-3, 10 epochs: the stacked launcher's val_loss against the
-   basic launcher's, epoch by epoch (the bar: 1e-4);
+1. sync: two chunks of a 100-replica stack's training steps under
+   torch.cuda.set_sync_debug_mode("error"): a step that waits on the host fails it, named by
+   where it waited (the step loss logged every trainer.log_every_n_steps is such a wait, by
+   design: none falls inside);
+2. equality: depths 1 and 10, seeds 1-3, 10 epochs: the stacked launcher's val_loss against the
+   basic launcher's, epoch by epoch (the bar: 1e-4), beside the rounding's own reach: the basic
+   runs again with the first layer's weights moved by one rounding unit (a deep net's training
+   amplifies any rounding difference; a gap of that size is rounding, not a stacking error);
+3. one run against the hand-written loop (mlpbench.bench.hand_loop), both on the GPU, in
+   seconds per epoch (target: within 1.3x);
 4. throughput: the tutorial model's sweeps of K = 5, 20 and 100 seeds, stacked, against what the
    basic launcher takes for K runs (its sweeps of 1 and 5 seeds give its start-up and its cost
    per run, runs one after another), at batch 32 and 128, on wall time and on training time
    per run (target: 10x at K = 100, batch 32);
-5. one run against the hand-written loop (mlpbench.bench.hand_loop), both on the GPU, in
-   seconds per epoch (target: within 1.3x).
+5. tests: the test files of the paths a GPU changes (stacked, optimizers, speed paths,
+   precision) run there with pytest (their runs train on the GPU; stacked numbers are compared
+   within 1e-4 there, to the bit on the CPU), stopped at the budget's end.
 
 Each section prints its table and appends it to --out as it ends, so a run stopped at a time
-limit keeps what it measured. `--device cpu` runs the same code at a tiny size (the test suite
+limit keeps what it measured; a section that fails says why in its place and the next runs.
+Beside --out, a folder `<out>-logs/` keeps what a failure needs: pytest's whole output and the
+logs of failed sweeps' runs. `--device cpu` runs the same code at a tiny size (the test suite
 does, so that the check works when a GPU comes); its numbers mean nothing.
 """
 
@@ -25,15 +32,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import lightning.pytorch as pl
+
 from mlpbench.bench import REPO, hand_loop, mlpbench_run, timed_sweep
+from mlpbench.results import RESULT_FILE, read_result
 from mlpbench.run import compose_config
 
 # The test files of the paths a GPU changes.
@@ -68,19 +81,51 @@ TINY = Sizes(equality_rows=200, equality_epochs=2, throughput_rows=200, throughp
 
 
 class Report:
-    """Sections printed and appended to `out` as they end."""
+    """Sections printed and appended to `out` as they end; `logs` (beside `out`) keeps what a
+    failure needs."""
 
     def __init__(self, out: Path | None):
         self.out = out
+        self.logs = None if out is None else out.with_name(out.stem + "-logs")
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text("")
+            shutil.rmtree(self.logs, ignore_errors=True)
 
-    def section(self, text: str) -> None:
+    def section(self, title: str, make, *args) -> None:
+        """`make(*args)`'s text under `title`; where it raises, why, in its place (the traceback's
+        last lines), and the check goes on."""
+        try:
+            text = make(*args)
+        except Exception as e:  # one broken section must not cost the others' numbers
+            frames = "".join(traceback.format_exception(e)[-12:])
+            text = f"FAILED: {type(e).__name__}: {' '.join(str(e).split())[:400]}\n\n```text\n{frames}```\n"
+        self.write(f"{title}\n\n{text}")
+
+    def write(self, text: str) -> None:
         print(text, flush=True)
         if self.out is not None:
             with self.out.open("a") as f:
                 f.write(text + "\n")
+
+    def keep(self, name: str, sweep: Path | None = None, text: str | None = None) -> str:
+        """Into the logs folder: `text` as NAME.txt, or the run.log and result.json of the runs of
+        `sweep` that did not end ok, under NAME/. Where they went, for the report ('' if nowhere)."""
+        if self.logs is None:
+            return ""
+        if text is not None:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            (self.logs / f"{name}.txt").write_text(text)
+            return f" (all of it: {self.logs.name}/{name}.txt)"
+        kept = 0
+        for result in sorted(sweep.glob(f"*/{RESULT_FILE}")) if sweep and sweep.is_dir() else []:
+            if (read_result(result.parent) or {}).get("status") != "ok":
+                for file in (result, result.parent / "run.log"):
+                    if file.is_file():
+                        (self.logs / name / result.parent.name).mkdir(parents=True, exist_ok=True)
+                        shutil.copy(file, self.logs / name / result.parent.name / file.name)
+                kept += 1
+        return f" (the failed runs' logs: {self.logs.name}/{name}/)" if kept else ""
 
 
 def environment(device: str) -> str:
@@ -105,17 +150,41 @@ def check_data(root: str | None, rows: int) -> list[str]:
         return ["data=mnist_small", f"data.limit={min(rows, 4000)}"]
 
 
-def run_tests(device: str) -> str:
-    """The GPU-relevant test files under pytest, in 8 processes; their result line and the
-    tests that failed."""
+def outcomes_of_tests(output: str, stopped: bool) -> tuple[str, list[str]]:
+    """pytest -v's output: its result line (or, for a run stopped before it, the counts of the
+    tests that ended so far), and the tests that failed or errored."""
+    lines = output.strip().splitlines()
+    if not stopped:
+        failed = {ln.split(" - ")[0].split(" ", 1)[1] for ln in lines if ln.startswith(("FAILED ", "ERROR "))}
+        return (lines[-1].strip("= ") if lines else ""), sorted(failed)
+    # pytest-xdist's lines as tests end: "[gw3] [ 12%] PASSED tests/test_x.py::test_y"
+    ended = [ln.split("] ")[-1].split(" ")[:2] for ln in lines if ln.startswith("[gw")]
+    counts = {outcome: sum(e[0] == outcome for e in ended) for outcome in ("PASSED", "FAILED", "ERROR", "SKIPPED")}
+    failed = {e[1] for e in ended if len(e) == 2 and e[0] in ("FAILED", "ERROR")}
+    return (f"{counts['PASSED']} passed, {counts['FAILED']} failed, {counts['ERROR']} errors, "
+            f"{counts['SKIPPED']} skipped so far"), sorted(failed)
+
+
+def run_tests(report: Report, seconds: float) -> str:
+    """The GPU-relevant test files under pytest, in 8 processes, for at most `seconds` (then
+    stopped: what ran is reported); their result line and the tests that failed."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "8", "-p", "no:cacheprovider", *TEST_FILES],
-                          cwd=REPO, capture_output=True, text=True)
-    lines = proc.stdout.strip().splitlines()
-    failed = [ln.split(" - ")[0] for ln in lines if ln.startswith(("FAILED", "ERROR"))]
-    result = lines[-1] if lines else proc.stderr.strip()[-300:]
-    return (f"## 1. Tests on the {device}\n\n`pytest -n 8 {' '.join(TEST_FILES)}`: {result} "
-            f"({time.perf_counter() - start:.0f} s)\n" + "".join(f"- {f}\n" for f in failed))
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-v", "-n", "8", "-p", "no:cacheprovider", *TEST_FILES],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        output, stopped = proc.communicate(timeout=seconds)[0], False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # pytest-xdist's workers with it
+        output, stopped = proc.communicate()[0], True
+    result, failed = outcomes_of_tests(output, stopped)
+    if stopped:
+        result = f"stopped at the budget's end ({seconds:.0f} s): {result}"
+    elif not output.strip():
+        result = f"no output (exit code {proc.returncode})"
+    kept = report.keep("tests", text=output)
+    return (f"`pytest -n 8 {' '.join(TEST_FILES)}`: {result} ({time.perf_counter() - start:.0f} s){kept}\n"
+            + "".join(f"- {f}\n" for f in failed))
 
 
 def sync_check(data_overrides: list[str], replicas: int, device: str, workdir: Path) -> str:
@@ -143,7 +212,7 @@ def sync_check(data_overrides: list[str], replicas: int, device: str, workdir: P
     module = StackedModule(models, cfg.model, [cfg.optim] * replicas, loggers, regression=data.regression,
                            exact=device == "cpu")
     chunk = steps_per_chunk(cfg, replicas, data.num_features, device == "cpu")
-    checked = []
+    checked, where = [], []
 
     class SyncCheck(Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -156,58 +225,110 @@ def sync_check(data_overrides: list[str], replicas: int, device: str, workdir: P
                     torch.cuda.set_sync_debug_mode(0)
                 checked.append(int(batch[1].shape[-1]) // cfg.data.batch_size)
 
+        def on_exception(self, trainer, pl_module, exception):
+            # Before Lightning's teardown (which moves the module to the CPU: a sync of its own,
+            # whose error would hide this one), and with the frames of the step that waited.
+            if device == "cuda":
+                torch.cuda.set_sync_debug_mode(0)
+            where.append("".join(traceback.format_exception(exception)[-8:]))
+
     # log_every_n_steps past the chunks: the step loss it logs waits on the GPU by design.
     trainer = pl.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_epochs=1,
                          limit_train_batches=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                          log_every_n_steps=10**6, callbacks=[SyncCheck()])
-    title = f"## 2. Host syncs in a stack's steps ({replicas} replicas, batch 32, {chunk} steps a chunk)\n\n"
+    described = f"{replicas} replicas, batch 32, {chunk} steps a chunk"
     try:
         trainer.fit(module, datamodule=MLPDataModule(data, cfg.data.batch_size, seeds, chunk, order=cfg.data.order))
     except RuntimeError as e:
-        return title + f"FAILED: a step synchronised with the host: {' '.join(str(e).split())[:400]}\n"
+        frames = f"\n```text\n{where[0]}```\n" if where else ""
+        return f"FAILED ({described}): a step synchronised with the host: {' '.join(str(e).split())[:400]}\n{frames}"
     finally:
         if device == "cuda":
             torch.cuda.set_sync_debug_mode(0)
     if not checked:
-        return title + "FAILED: the second chunk did not train\n"
+        return f"FAILED ({described}): the second chunk did not train\n"
     if device != "cuda":
-        return title + f"not checked on the CPU ({checked[0]} steps trained)\n"
-    return title + f"passed: {checked[0]} optimizer steps of {replicas} replicas, no host sync\n"
+        return f"not checked on the CPU ({described}; {checked[0]} steps trained)\n"
+    return f"passed: {checked[0]} optimizer steps of {replicas} replicas ({described}), no host sync\n"
+
+
+def _run_key(result: dict) -> tuple:
+    """A run by its overrides, the check's own callbacks left out."""
+    return tuple(o for o in result["overrides"] if not o.startswith("+callbacks."))
+
+
+def val_loss_gaps(ours: list[dict], theirs: list[dict]) -> list[float] | None:
+    """Epoch by epoch, the largest difference in val_loss between two sweeps' runs; None where
+    they did not train the same runs for as many epochs (a run failed, or had no history)."""
+    def history(result: dict) -> list[float]:
+        return (result.get("history") or {}).get("val_loss") or []
+
+    by_run = {_run_key(r): history(r) for r in theirs}
+    if not ours or len(ours) != len(theirs):
+        return None
+    gaps: list[float] | None = None
+    for result in ours:
+        mine, other = history(result), by_run.get(_run_key(result))
+        if not mine or other is None or len(other) != len(mine):
+            return None
+        row = [abs(a - b) for a, b in zip(mine, other)]
+        gaps = row if gaps is None else [max(g, x) for g, x in zip(gaps, row)]
+    return gaps
 
 
 def val_loss_gap(ours: list[dict], theirs: list[dict]) -> float:
-    """The largest difference in val_loss between two sweeps' runs, epoch by epoch; inf where
-    they did not train the same runs for as many epochs."""
-    by_run = {tuple(r["overrides"]): r["history"]["val_loss"] for r in theirs}
-    if not ours or len(ours) != len(theirs):
-        return float("inf")
-    gaps = []
-    for r in ours:
-        other = by_run.get(tuple(r["overrides"]))
-        if other is None or len(other) != len(r["history"]["val_loss"]):
-            return float("inf")
-        gaps += [abs(a - b) for a, b in zip(r["history"]["val_loss"], other)]
-    return max(gaps)
+    """The largest of val_loss_gaps; inf where the runs cannot be compared."""
+    gaps = val_loss_gaps(ours, theirs)
+    return max(gaps) if gaps else float("inf")
 
 
-def equality(data_overrides: list[str], sizes: Sizes, workdir: Path) -> str:
+class NudgeWeights(pl.Callback):
+    """The first layer's weights moved by one rounding unit each as training starts: how far a
+    run goes from its own numbers after a difference of rounding (a deep net's training
+    amplifies it, epoch by epoch). One weight is not enough: the first weight meets MNIST's
+    corner pixel, 0 in every image."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        import torch
+
+        weight = next(p for p in pl_module.parameters() if p.dim() == 2)
+        with torch.no_grad():
+            weight.copy_(torch.nextafter(weight, torch.full_like(weight, float("inf"))))
+
+
+def equality(data_overrides: list[str], sizes: Sizes, workdir: Path, report: Report) -> str:
     args = ["model.depth=1,10", "seed=1,2,3", *data_overrides, f"trainer.max_epochs={sizes.equality_epochs}"]
-    _, basic, basic_error = timed_sweep([*args, "hydra/launcher=basic"], workdir / "equality-basic")
-    _, stacked, stacked_error = timed_sweep(args, workdir / "equality-stacked")
-    lines = [f"## 3. Stacked against basic launcher: depths 1 and 10, seeds 1-3, {sizes.equality_epochs} epochs "
-             f"({' '.join(data_overrides)})\n", "| depth | runs | largest val_loss difference | bar | verdict |",
-             "|---:|---:|---:|---:|---|"]
-    for depth in (1, 10):
-        ours = [r for r in stacked if r["config"]["model"]["depth"] == depth]
-        theirs = [r for r in basic if r["config"]["model"]["depth"] == depth]
-        gap = val_loss_gap(ours, theirs)
-        lines.append(f"| {depth} | {len(ours)} | {gap:.1e} | {EQUALITY_BAR:.0e} | "
-                     f"{'passed' if gap <= EQUALITY_BAR else 'FAILED'} |")
-    for name, error in (("basic", basic_error), ("stacked", stacked_error)):
+    sweeps = {"basic": ["hydra/launcher=basic"], "stacked": [],
+              "nudged": ["hydra/launcher=basic", "+callbacks.nudge._target_=mlpbench.gpu_check.NudgeWeights"]}
+    runs, failures = {}, []
+    for name, extra in sweeps.items():
+        folder = workdir / f"equality-{name}"
+        _, runs[name], error = timed_sweep([*args, *extra], folder)
         if error:
-            lines.append(f"\n{name} sweep failed: {error}")
-    return "\n".join(lines) + "\n"
+            failures.append(f"\n{name} sweep failed: {error}{report.keep(folder.name, folder)}")
+    lines = [f"{' '.join(data_overrides)}; one rounding unit: the basic runs again with every weight of the "
+             f"first layer moved by one unit as training starts\n",
+             "| depth | runs | largest val_loss difference (epoch) | in epoch 1 | one rounding unit's (largest) "
+             "| bar | verdict |", "|---:|---:|---:|---:|---:|---:|---|"]
+    for depth in (1, 10):
+        ours, theirs, nudged = ([r for r in runs[name] if r["config"]["model"]["depth"] == depth]
+                                for name in ("stacked", "basic", "nudged"))
+        gaps, floor = val_loss_gaps(ours, theirs), val_loss_gaps(nudged, theirs)
+        if gaps is None:
+            lines.append(f"| {depth} | {len(ours)} | - | - | - | {EQUALITY_BAR:.0e} | FAILED: runs missing |")
+            continue
+        worst = max(range(len(gaps)), key=gaps.__getitem__)
+        reach = max(floor) if floor else None
+        if gaps[worst] <= EQUALITY_BAR:
+            verdict = "passed"
+        elif reach is not None and reach >= gaps[worst]:
+            verdict = "over the bar, as far as one rounding unit's difference goes"
+        else:
+            verdict = "FAILED"
+        lines.append(f"| {depth} | {len(ours)} | {gaps[worst]:.1e} ({worst + 1}) | {gaps[0]:.1e} | "
+                     f"{'-' if reach is None else f'{reach:.1e}'} | {EQUALITY_BAR:.0e} | {verdict} |")
+    return "\n".join(lines + failures) + "\n"
 
 
 def per_run_training(results: list[dict]) -> float:
@@ -215,32 +336,35 @@ def per_run_training(results: list[dict]) -> float:
     return sum(r.get("seconds") or 0.0 for r in results) / max(1, len(results))
 
 
-def throughput(data_overrides: list[str], sizes: Sizes, workdir: Path) -> str:
+def throughput(data_overrides: list[str], sizes: Sizes, workdir: Path, report: Report) -> str:
     """K-seed sweeps, stacked, against what the basic launcher takes for K runs: its sweeps of 1
     and `basic_runs` seeds give its start-up S and cost per run b (runs one after another, each
     the same work), so K runs take S + K b; and training seconds per run."""
-    lines = [f"## 4. Throughput: K-seed sweeps stacked against the basic launcher ({' '.join(data_overrides)}, "
-             f"{sizes.throughput_epochs} epochs; basic: S + K b from its sweeps of 1 and {sizes.basic_runs} seeds)\n",
+    lines = [f"{' '.join(data_overrides)}, {sizes.throughput_epochs} epochs; basic: S + K b from its sweeps of 1 "
+             f"and {sizes.basic_runs} seeds\n",
              "| batch | K | basic wall s (S + K b) | stacked wall s | wall ratio | basic training s/run "
              "| stacked training s/run | training ratio | target |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     common = [*data_overrides, f"trainer.max_epochs={sizes.throughput_epochs}"]
     for batch in (32, 128):
+        one_folder, many_folder = workdir / f"throughput-basic-{batch}-1", workdir / f"throughput-basic-{batch}"
         one, _, error_one = timed_sweep(["seed=1", *common, f"data.batch_size={batch}", "hydra/launcher=basic"],
-                                  workdir / f"throughput-basic-{batch}-1")
+                                        one_folder)
         many, basic, error = timed_sweep([f"seed=range(1,{sizes.basic_runs + 1})", *common, f"data.batch_size={batch}",
-                                    "hydra/launcher=basic"], workdir / f"throughput-basic-{batch}")
+                                          "hydra/launcher=basic"], many_folder)
         if error or error_one or len(basic) != sizes.basic_runs:
-            lines.append(f"| {batch} | - | basic sweep failed: {error or error_one} |")
+            kept = report.keep(one_folder.name, one_folder) + report.keep(many_folder.name, many_folder)
+            lines.append(f"| {batch} | - | basic sweep failed: {error or error_one}{kept} |")
             continue
         per_run = (many - one) / (sizes.basic_runs - 1)
         start = one - per_run
         basic_training = per_run_training(basic)
         for k in sizes.replicas:
+            folder = workdir / f"throughput-stacked-{batch}-{k}"
             wall, stacked, error = timed_sweep([f"seed=range(1,{k + 1})", *common, f"data.batch_size={batch}",
-                                          "hydra.launcher.cpu_max_batch_size=null"],
-                                         workdir / f"throughput-stacked-{batch}-{k}")
+                                                "hydra.launcher.cpu_max_batch_size=null"], folder)
             if error or len(stacked) != k:
-                lines.append(f"| {batch} | {k} | stacked sweep failed ({len(stacked)} of {k} runs): {error} |")
+                lines.append(f"| {batch} | {k} | stacked sweep failed ({len(stacked)} of {k} runs): "
+                             f"{error}{report.keep(folder.name, folder)} |")
                 continue
             basic_wall, stacked_training = start + k * per_run, per_run_training(stacked)
             target = (f">= {THROUGHPUT_TARGET:.0f}x: {'met' if basic_wall / wall >= THROUGHPUT_TARGET else 'NOT met'}"
@@ -254,8 +378,7 @@ def throughput(data_overrides: list[str], sizes: Sizes, workdir: Path) -> str:
 def against_loop(data_overrides: list[str], sizes: Sizes, device: str, workdir: Path) -> str:
     """One run (mlpbench's Trainer, checkpoints, TensorBoard) against the hand-written loop,
     seconds per epoch, the first epoch left out."""
-    lines = [f"## 5. One run against the hand-written loop on the {device} ({' '.join(data_overrides)}, "
-             f"{sizes.loop_epochs} epochs, the first left out)\n",
+    lines = [f"{' '.join(data_overrides)}, {sizes.loop_epochs} epochs, the first left out\n",
              "| batch | loop s/epoch | mlpbench s/epoch | mlpbench / loop | target | val_loss difference |",
              "|---:|---:|---:|---:|---|---:|"]
     accelerator = "gpu" if device == "cuda" else "cpu"
@@ -271,6 +394,9 @@ def against_loop(data_overrides: list[str], sizes: Sizes, device: str, workdir: 
     return "\n".join(lines) + "\n"
 
 
+SECTIONS = ("sync", "equality", "loop", "throughput", "tests")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlpbench.gpu_check",
                                      description=__doc__.split("\n\n")[0].removesuffix(":").removesuffix(".") + ".")
@@ -278,36 +404,45 @@ def main(argv: list[str] | None = None) -> int:
                         help="cuda: the check; cpu: the same code at a tiny size (its numbers mean nothing)")
     parser.add_argument("--data-root", help="a folder with Fashion-MNIST's IDX files (else where mlpbench looks; "
                                             "else the bundled 5,000 MNIST digits)")
-    parser.add_argument("--out", type=Path, help="also write the tables into this file, section by section")
-    parser.add_argument("--skip", default="", help="sections to leave out, of: tests,sync,equality,throughput,loop")
+    parser.add_argument("--out", type=Path, help="also write the tables into this file, section by section (and "
+                                                 "what a failure needs into the folder OUT-logs beside it)")
+    parser.add_argument("--skip", default="", help=f"sections to leave out, of: {','.join(SECTIONS)}")
+    parser.add_argument("--minutes", type=float, default=8.0,
+                        help="the whole check's budget: the tests, last, stop at its end (default 8)")
     args = parser.parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
-    unknown = skip - {"tests", "sync", "equality", "throughput", "loop"}
+    unknown = skip - set(SECTIONS)
     if unknown:
-        parser.error(f"--skip {','.join(sorted(unknown))}: not a section (tests, sync, equality, throughput, loop)")
+        parser.error(f"--skip {','.join(sorted(unknown))}: not a section ({', '.join(SECTIONS)})")
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device cuda: torch {torch.__version__} sees no GPU here "
                      f"({'a CPU build: make setup TORCH=cuda' if torch.version.cuda is None else 'no device visible'})")
+    # Its sweeps run from folders of their own: a relative folder would be looked for there.
+    root = str(Path(args.data_root).resolve()) if args.data_root else None
     sizes = FULL if args.device == "cuda" else TINY
     report = Report(args.out)
-    report.section(environment(args.device))
+    report.write(environment(args.device))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlpbench-gpu-check-") as tmp:
         workdir = Path(tmp)
-        if "tests" not in skip:
-            report.section(run_tests(args.device))
-        if "sync" not in skip:
-            report.section(sync_check(check_data(args.data_root, sizes.sync_rows), sizes.sync_replicas,
-                                      args.device, workdir))
-        if "equality" not in skip:
-            report.section(equality(check_data(args.data_root, sizes.equality_rows), sizes, workdir))
-        if "throughput" not in skip:
-            report.section(throughput(check_data(args.data_root, sizes.throughput_rows), sizes, workdir))
-        if "loop" not in skip:
-            report.section(against_loop(check_data(args.data_root, sizes.loop_rows), sizes, args.device, workdir))
-    report.section(f"GPU check: {(time.perf_counter() - started) / 60:.1f} min")
+        sections = {
+            "sync": ("Host syncs in a stack's steps", lambda: sync_check(check_data(root, sizes.sync_rows),
+                                                                        sizes.sync_replicas, args.device, workdir)),
+            "equality": (f"Stacked against basic launcher: depths 1 and 10, seeds 1-3, {sizes.equality_epochs} epochs",
+                         lambda: equality(check_data(root, sizes.equality_rows), sizes, workdir, report)),
+            "loop": (f"One run against the hand-written loop on the {args.device}",
+                     lambda: against_loop(check_data(root, sizes.loop_rows), sizes, args.device, workdir)),
+            "throughput": ("Throughput: K-seed sweeps stacked against the basic launcher",
+                           lambda: throughput(check_data(root, sizes.throughput_rows), sizes, workdir, report)),
+            "tests": (f"Tests on the {args.device}",
+                      lambda: run_tests(report, max(90.0, args.minutes * 60 - (time.perf_counter() - started)))),
+        }
+        for number, name in enumerate((n for n in SECTIONS if n not in skip), 1):
+            title, make = sections[name]
+            report.section(f"## {number}. {title}", make)
+    report.write(f"GPU check: {(time.perf_counter() - started) / 60:.1f} min")
     return 0
 
 

@@ -48,7 +48,7 @@ def replicas_that_fit(cfg: DictConfig, splits, wanted: int) -> int:
 @dataclass
 class MemoryNeed:
     params: int  # one replica's
-    weights: int  # bytes: weights, gradients and up to two optimizer moments, float32
+    weights: int  # bytes: weights, gradients and up to two optimizer moments (float32; float64 under 64-true)
     activations: int  # bytes: a batch's activations and their gradients
     data: int  # bytes: the rows, where they are kept on the device (a GPU)
 
@@ -60,8 +60,8 @@ class MemoryNeed:
 def memory_need(cfg: DictConfig, splits, replicas: int = 1) -> MemoryNeed:
     """What training `replicas` stacked models of `cfg` takes, roughly: weights, gradients and
     up to two optimizer moments, and a batch's activations and their gradients (evaluation's
-    batches are 1,024 rows or more), float32, times the replicas; on a GPU the rows (kept there,
-    each tensor once: a stack's validation rows are its training tensor)."""
+    batches are 1,024 rows or more), float32 (float64 under 64-true), times the replicas; on a
+    GPU the rows (kept there, each tensor once: a stack's validation rows are its training tensor)."""
     from mlpbench.model import hidden_widths, output_size
 
     features, classes = splits.num_features, splits.num_classes
@@ -80,7 +80,8 @@ def memory_need(cfg: DictConfig, splits, replicas: int = 1) -> MemoryNeed:
             # chunks of gathered rows (one training, the next being fetched).
             indices = 2 * splits.train_rows.shape[-1] + splits.val_rows.shape[-1] + splits.test_rows.shape[-1]
             data += 8 * indices * replicas + 2 * GPU_CHUNK_BYTES
-    return MemoryNeed(params, params * 4 * 4 * replicas, rows * sum(widths) * 4 * 3 * replicas, data)
+    size = 8 if str(cfg.trainer.precision).startswith("64") else 4
+    return MemoryNeed(params, params * size * 4 * replicas, rows * sum(widths) * size * 3 * replicas, data)
 
 
 def _training_memory(cfg: DictConfig) -> Optional[tuple[int, str]]:

@@ -211,7 +211,7 @@ class MLPModule(pl.LightningModule):
             self._sums.add(loss, correct, yb.shape[-1])
             if step % log_every == 0:
                 self.log_step_loss(loss, step)
-            if (step + 1) % self._divergence_check_every == 0 and self._diverged(loss):
+            if step % self._divergence_check_every == 0 and self._diverged(loss):  # the step logged, off one CPU
                 self._stop_diverged(step + 1)
                 break
 

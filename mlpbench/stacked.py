@@ -223,22 +223,35 @@ class StackedMLP(nn.Module):
             if self.template.hidden_blocks else []
         self.dropout = [_dropout_rate(m) for m in replicas]
         # Each replica's dropout masks from its own generator: its run's draws, whatever the
-        # other replicas (set_generators).
+        # other replicas (set_generators). Off the CPU, one generator on the device for all.
         self.generators: list[torch.Generator | None] = [None] * self.replicas
+        self._device_generator: torch.Generator | None = None
+        self._device_rng: tuple[int, torch.Tensor | None] = (0, None)  # its seed, a saved state
+        self._keep: dict[tuple, torch.Tensor] = {}  # each replica's 1 - p, by device, dtype and rank
 
     def _block_key(self, name: str, a: int) -> str:
         return _mangle(name) if self.blocks[name] == [(0, self.replicas)] else f"{_mangle(name)}__{a}"
 
-    def set_generators(self, states: list[torch.Tensor]) -> None:
-        """Each replica's dropout generator at the CPU RNG state its run would have."""
+    def set_generators(self, states: list[torch.Tensor], device_state: torch.Tensor | None = None) -> None:
+        """Each replica's dropout generator at the CPU RNG state its run would have; off the
+        CPU, the stack's generator at `device_state` (a checkpoint's), else seeded from the first
+        replica's state."""
         self.generators = []
         for state in states:
             generator = torch.Generator()
             generator.set_state(state)
             self.generators.append(generator)
+        first = torch.Generator()
+        first.set_state(states[0])  # a copy: the replica's own draws stay its run's
+        self._device_rng = (int(torch.randint(2**62, (1,), generator=first)), device_state)
+        self._device_generator = None
 
     def generator_states(self) -> list[torch.Tensor]:
         return [g.get_state() for g in self.generators]
+
+    def device_generator_state(self) -> torch.Tensor | None:
+        """The stack's generator off the CPU, where it has drawn (for a checkpoint)."""
+        return None if self._device_generator is None else self._device_generator.get_state()
 
     def tensor(self, module: nn.Module, attr: str) -> torch.Tensor:
         """A layer's tensor `attr` of all replicas, (K, ...). Read from the module's own dicts:
@@ -360,6 +373,8 @@ class StackedMLP(nn.Module):
         input's shape, scaled by 1 / (1 - p)), from the replica's own generator."""
         if not self.training or not any(self.dropout):
             return x
+        if not _exact_on(x):
+            return self._device_dropout(x)
         noise = torch.empty(x.shape, dtype=x.dtype)  # drawn on the CPU, as the generators are
         for k, p in enumerate(self.dropout):
             if p > 0:
@@ -367,6 +382,26 @@ class StackedMLP(nn.Module):
             else:
                 noise[k].fill_(1.0)
         return x * noise.to(x.device)
+
+    def _device_dropout(self, x: torch.Tensor) -> torch.Tensor:
+        """Off the CPU: all replicas' masks in one draw from the stack's generator on x's
+        device. The CPU's way, K host generators and a copy of their masks, would make every
+        step wait on the host; these masks are not a run's own (docs/gpu.md)."""
+        if self._device_generator is None or self._device_generator.device != x.device:
+            seed, state = self._device_rng
+            self._device_generator = torch.Generator(device=x.device)
+            if state is not None and state.numel() == self._device_generator.get_state().numel():
+                self._device_generator.set_state(state)
+            else:
+                self._device_generator.manual_seed(seed)
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        key = (x.device, dtype, x.dim())
+        keep = self._keep.get(key)
+        if keep is None:  # made once: a copy to the device each step would wait for the host
+            keep = self._keep[key] = torch.tensor([1.0 - p for p in self.dropout], dtype=dtype).to(
+                x.device).view(-1, *([1] * (x.dim() - 1)))
+        uniform = torch.rand(x.shape, dtype=dtype, device=x.device, generator=self._device_generator)
+        return x * ((uniform < keep) / keep).to(x.dtype)
 
     def _batch_norm(self, layer: BatchNorm, x: torch.Tensor) -> torch.Tensor:
         """One BatchNorm over (K, rows, F): each replica's statistics over its own rows, as its
@@ -513,6 +548,7 @@ class StackedModule(MLPModule):
             "histories": [{k: list(v) for k, v in h.items()} for h in self.histories],
             "diverged": list(self.replica_diverged),
             "replica_rng": self.model.generator_states(),  # each replica's dropout generator
+            "device_rng": self.model.device_generator_state(),  # off the CPU, the stack's
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
         }
 
@@ -520,7 +556,7 @@ class StackedModule(MLPModule):
         saved = checkpoint["mlpbench"]
         self.histories = [{k: list(v) for k, v in h.items()} for h in saved["histories"]]
         self.replica_diverged = list(saved["diverged"])
-        self.model.set_generators(saved["replica_rng"])
+        self.model.set_generators(saved["replica_rng"], saved.get("device_rng"))
         restore_cuda_rng(saved["cuda_rng"])
 
     # ------------------------------------------------------------------ evaluation
@@ -673,7 +709,8 @@ class ReplicaCheckpoints(Checkpoint):
         checkpoint["callbacks"] = {callback.state_key: callback.state_dict()}
         saved = full["mlpbench"]
         checkpoint["mlpbench"] = {"history": saved["histories"][k], "diverged_at": saved["diverged"][k],
-                                  "cpu_rng": saved["replica_rng"][k], "cuda_rng": saved["cuda_rng"]}
+                                  "cpu_rng": saved["replica_rng"][k], "cuda_rng": saved["cuda_rng"],
+                                  "device_rng": saved.get("device_rng")}
         return checkpoint
 
     def stacked_checkpoint(self, paths: list) -> dict:
@@ -691,7 +728,8 @@ class ReplicaCheckpoints(Checkpoint):
         checkpoint["mlpbench"] = {"histories": [r["mlpbench"]["history"] for r in replicas],
                                   "diverged": [r["mlpbench"]["diverged_at"] for r in replicas],
                                   "replica_rng": [r["mlpbench"]["cpu_rng"] for r in replicas],
-                                  "cuda_rng": first["mlpbench"]["cuda_rng"]}
+                                  "cuda_rng": first["mlpbench"]["cuda_rng"],
+                                  "device_rng": first["mlpbench"].get("device_rng")}
         return checkpoint
 
 

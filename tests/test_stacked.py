@@ -39,7 +39,8 @@ def test_stacked_seeds_train_in_worker_processes_and_write_the_basic_launchers_r
     assert done == [f"{k} of 6" for k in range(1, 7)]
     output = stacked.stdout + stacked.stderr
     assert "One stacked model of 3 replicas" in output
-    if len(os.sched_getaffinity(0)) > 1:
+    # A worker process per core on the CPU, per GPU on a GPU (one GPU: this process).
+    if (torch.cuda.device_count() if ON_GPU else len(os.sched_getaffinity(0))) > 1:
         assert "in 2 processes of one thread each" in output
         assert output.count("One stacked model of 3 replicas") == 2
     expected, got = histories(tmp_path / "basic"), histories(tmp_path / "stacked")
@@ -146,10 +147,11 @@ def test_runs_that_cannot_share_a_model_train_alone(tmp_path):
 
 
 def test_a_sweep_killed_with_kill_9_ends_its_workers_and_resumes_with_histories_equal_to_uninterrupted_runs(tmp_path):
-    # Two stacks, in the launcher's worker processes (on a machine of 2 cores or more). kill -9 of
-    # the sweep's process alone: its workers, forks of its fork server, end with it.
+    # Two stacks, in two of the launcher's worker processes (as many as cores or GPUs by default:
+    # on one GPU the stacks would train in turn, the first ended before the kill). kill -9 of the
+    # sweep's process alone: its workers, forks of its fork server, end with it.
     grid = ["-m", "seed=1,2", "model.depth=1,2", "data.limit=400", "trainer.max_epochs=12"]
-    proc = start_cli(grid, tmp_path)
+    proc = start_cli([*grid, "hydra.launcher.workers=2"], tmp_path)
     wait_until(lambda: len(glob.glob(f"{tmp_path}/outputs/multirun/*/*seed=2*/checkpoints/last.ckpt")) == 2, proc,
                "both stacks trained an epoch")
     os.kill(proc.pid, signal.SIGKILL)
@@ -206,7 +208,7 @@ def test_runs_that_differ_in_optimizer_activation_and_rate_stack_and_equal_their
         # its own lines, numbers and model summary, no other run's.
         log = (tmp_path / "stacked" / name / "run.log").read_text()
         assert f"Run {name} ok" in log and not any(f"Run {other}" in log for other in ours if other != name)
-        assert f"val_loss {result['history']['val_loss'][-1]:.4f}" in log.split("Epoch 2/2")[1]
+        assert f"val_loss {ours[name]['history']['val_loss'][-1]:.4f}" in log.split("Epoch 2/2")[1]
         activation = result["config"]["model"]["activation"]
         assert f"\n{activation}_" in log and ("sigmoid_" if activation == "relu" else "relu_") not in log
 
@@ -261,3 +263,39 @@ def test_a_stack_off_the_cpu_keeps_each_tensor_whole_and_computes_what_its_repli
         model(x[k]).sum().backward()
         grad = whole.tensor(whole.template.output_layer, "weight").grad[k]
         assert torch.allclose(grad, model.output_layer.weight.grad, atol=1e-4), k
+
+
+def test_dropout_off_the_cpu_draws_every_replicas_mask_at_once_on_the_device_and_resumes_its_draws(monkeypatch):
+    # Off the CPU (forced here) a stack's dropout masks come from one generator on the device in
+    # one draw: K host generators and a copy of their masks would make each step wait on the host.
+    from mlpbench import stacked
+    from mlpbench.model import MLP
+    from mlpbench.stacked import StackedMLP
+    from tests.conftest import make_config
+
+    models = []
+    for rate in (0.5, 0.0, 0.25):
+        torch.manual_seed(1)
+        models.append(MLP(make_config(f"model.dropout={rate}").model, 64, 10))
+    states = [torch.get_rng_state()] * 3
+
+    def stack(device_state=None):
+        made = StackedMLP(models, exact=False)
+        made.set_generators(states, device_state)
+        return made.train()
+
+    monkeypatch.setattr(stacked, "_exact_on", lambda x: False)
+    x = torch.ones(3, 2000, 64)
+    first = stack()
+    out = first._dropout(x)
+    assert torch.equal(out[1], x[1])  # rate 0: untouched
+    for k, rate in ((0, 0.5), (2, 0.25)):  # each replica its own rate, kept values scaled by 1 / (1 - p)
+        assert out[k].unique().tolist() == [0.0, pytest.approx(1 / (1 - rate))]
+        assert abs((out[k] > 0).float().mean().item() - (1 - rate)) < 0.01, k
+    assert torch.equal(stack()._dropout(x), out)  # the same seeds, the same masks
+    saved = first.device_generator_state()
+    following = first._dropout(x)
+    assert not torch.equal(following, out)
+    assert torch.equal(stack(saved)._dropout(x), following)  # resumed from a checkpoint's state: its draws go on
+    # The replicas' own generators (the CPU's masks) are left as they were.
+    assert all(torch.equal(a, b) for a, b in zip(first.generator_states(), states))
