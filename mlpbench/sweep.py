@@ -779,6 +779,7 @@ def check_grid_values(config: DictConfig) -> None:
                 values = list(o.sweep_string_iterator())
             except HydraException:  # glob(): the group's options, checked by Hydra as it matches them
                 continue
+            _check_folder_names(o.get_key_element(), values)
             swept[o.get_key_element()] = values[:1] if len(values) > MAX_CHECKED_VALUES else values
     compose = QuickCompositions(GlobalHydra.instance().config_loader().load_sweep_config)
     # seed=auto is mlpbench's grid sweeper's, given to its runs as numbers (another sweeper refuses it).
@@ -810,6 +811,18 @@ def check_grid_values(config: DictConfig) -> None:
                 refused = None  # right in another combination: that run's to refuse, if any
             if refused is not None:
                 raise ConfigError(f"{override}: this value of the grid cannot run: {_reason(refused)}")
+
+
+def _check_folder_names(key: str, values: list[str]) -> None:
+    """A ConfigError where two values of a swept key would name one run folder (run_name: a / in
+    a value becomes _): the second run would be taken for the first and skipped."""
+    named: dict[str, str] = {}
+    for value in values:
+        name = run_name(f"{key}={value}", 0)
+        if named.get(name, value) != value:
+            raise ConfigError(f"{key}={named[name]} and {key}={value} would share a run folder ({name}: a / in a "
+                              "folder's name becomes _); give one of them another name")
+        named[name] = value
 
 
 def _reason(e: Exception) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
-import logging
 import lzma
 import math
 from pathlib import Path
@@ -33,8 +32,6 @@ from typing import Any, Optional
 import numpy as np
 
 from mlpbench.schema import ConfigError, Missing, Task
-
-log = logging.getLogger("mlpbench")
 
 FORMATS = (".csv", ".tsv", ".parquet", ".npz")
 TEXT_FORMATS = (".csv", ".tsv")
@@ -584,16 +581,21 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         test_where = f"data.split_column={split}: the test rows of {path}"
     how = Missing(data_cfg.missing)
     used = [*features, target]
+    # A row without a label cannot be filled in: with data.missing=mean it is left out too. Said
+    # as a note (every run's, the array cache's too), the test rows' as well: test_acc is
+    # measured on the rows left.
     before = len(frame)
     frame = _missing(frame, used, path, how)
-    if test_frame is not None:
-        test_frame = _missing(test_frame, used, test_path, how)
-    # A row without a label cannot be filled in: with data.missing=mean it is left out too.
     frame = frame[frame[target].notna()]
-    if test_frame is not None:
-        test_frame = test_frame[test_frame[target].notna()]
     if len(frame) < before:
-        log.info("data.missing=%s: %d of %d rows of %s left out", how.value, before - len(frame), before, path)
+        notes.append(f"data.missing={how.value}: {before - len(frame)} of {before} rows of {path} left out")
+    if test_frame is not None:
+        tests_before = len(test_frame)
+        test_frame = _missing(test_frame, used, test_path, how)
+        test_frame = test_frame[test_frame[target].notna()]
+        if len(test_frame) < tests_before:
+            notes.append(f"data.missing={how.value}: {tests_before - len(test_frame)} of {tests_before} rows of "
+                         f"{test_where} left out")
     if len(frame) < 2:
         raise TableError(f"{path}: {len(frame)} usable row(s); need at least 2")
 
@@ -629,7 +631,10 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
 
     encoding = fit_encoding(train_frame, features, kinds, how, str(path))
     if how is Missing.mean:
-        notes += _filled_note(encoding["fill"], [train_frame, test_frame], path)
+        # Each file's gaps named by it (rows split off one file: that file's).
+        notes += (_filled_note(encoding["fill"], [train_frame, test_frame], path) if not data_cfg.test_path else
+                  _filled_note(encoding["fill"], [train_frame], path)
+                  + _filled_note(encoding["fill"], [test_frame], test_where))
     encoding.update(file=str(path), target=target, task=task.value)
     encoding["notes"] = [*notes, *encoding["notes"],  # said by every run, the array cache's too (data.load_table)
                          *(f"{test_where}, the test rows: {line}" for line in unseen_categories(test_frame, encoding))]
@@ -655,7 +660,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     return x_train, y_train, x_test, test_labels, encoding
 
 
-def _filled_note(fill: dict[str, Any], frames: list, path: Path) -> list[str]:
+def _filled_note(fill: dict[str, Any], frames: list, path: Path | str) -> list[str]:
     """data.missing=mean's fills said: each column's gaps and what fills them (a text column's
     most common category, which may be no value a gap stood for)."""
     filled = []

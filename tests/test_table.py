@@ -102,6 +102,13 @@ def test_a_sweep_over_files_and_target_columns_trains_each(tmp_path):
                    cwd=tmp_path)
     assert proc.returncode == 1 and "TableError: data.test_path=short.csv: lacks the column(s) size" in proc.stderr
     assert "Fix the value named above" in proc.stderr and "resume=true" not in proc.stderr
+    # Two files whose run folders would have one name (a / becomes _): refused, not one skipped.
+    (tmp_path / "s1").mkdir()
+    write(tmp_path / "s1" / "a.csv", "\n".join(rows) + "\n")
+    write(tmp_path / "s1_a.csv", "\n".join(rows) + "\n")
+    proc = run_cli("-m", "data=table", "data.path=s1/a.csv,s1_a.csv", "data.target=label", cwd=tmp_path)
+    assert proc.returncode == 2 and "data.path=s1/a.csv and data.path=s1_a.csv would share a run folder " \
+        "(data.path=s1_a.csv: a / in a folder's name becomes _)" in proc.stderr, proc.stderr
 
 
 def test_a_resumed_run_refused_by_its_edited_file_keeps_its_folder_for_the_next_resume(tmp_path):
@@ -540,6 +547,19 @@ def test_missing_values_are_dropped_or_filled_when_asked(tmp_path):
     assert len(dropped[1]) + len(dropped[3]) == 16 and len(filled[1]) + len(filled[3]) == 20
     assert not np.isnan(filled[0]).any() and not np.isnan(filled[2]).any()
     # What fills the gaps is said, and a text column's gaps written NA (North America?) are named as such.
+    assert any(note.startswith(f"{path}: data.missing=mean filled column b: 4 with its mean ")
+               for note in filled[4]["notes"])
+    assert f"data.missing=drop: 4 of 20 rows of {path} left out" in dropped[4]["notes"]  # said by every run
+    # A test file's rows left out are said too (test_acc is measured on the rest), its gaps by its name.
+    tests = write(tmp_path / "tests.csv", "a,b,label\n1,,x\n2,4,\n3,6,y\n4,8,x\n")
+    dropped = table.encode(table_cfg(path, "data.target=label", "data.missing=drop", f"data.test_path={tests}"))
+    assert len(dropped[3]) == 2 and f"data.missing=drop: 2 of 4 rows of data.test_path={tests} left out" in \
+        dropped[4]["notes"]
+    filled = table.encode(table_cfg(path, "data.target=label", "data.missing=mean", f"data.test_path={tests}"))
+    assert len(filled[3]) == 3 and f"data.missing=mean: 1 of 4 rows of data.test_path={tests} left out" in \
+        filled[4]["notes"]
+    assert any(note.startswith(f"data.test_path={tests}: data.missing=mean filled column b: 1 with its mean ")
+               for note in filled[4]["notes"])
     assert any(note.startswith(f"{path}: data.missing=mean filled column b: 4 with its mean ")
                for note in filled[4]["notes"])
     regions = write(tmp_path / "regions.csv", "a,region,label\n" + "".join(
