@@ -25,6 +25,7 @@ def _register_plugins() -> None:
 
 # The keys whose values name a table's columns: any text a header holds.
 COLUMN_KEYS = ("data.target", "data.features", "data.drop", "data.split_column")
+PATH_KEYS = ("data.path", "data.test_path", "data.root")
 
 
 # What a config file from another folder may set in Hydra's own section: the sweep it runs (as
@@ -471,6 +472,9 @@ def _cli() -> None:
             if "Unknown function" in str(e) and key.lstrip("+") in COLUMN_KEYS:  # Price ($): a call of Price
                 refuse(f"{arg}: Hydra reads NAME(...) as a function; a column's name with parentheses is quoted: "
                        f"{quoted}")
+            if key.lstrip("+") in (*PATH_KEYS, *COLUMN_KEYS) and "'" not in value:  # ~/x.csv, run#1.csv, a[1].csv
+                refuse(f"{arg}: Hydra cannot read this value unquoted (~ # & [ ] = and the like are its grammar's); "
+                       f"a file's or column's name is quoted: {quoted}")
     _check_names(parsed)
     _check_choices(parsed, known)
     _check_received_config(known)

@@ -100,6 +100,9 @@ def test_values_that_would_train_wrongly_are_refused_by_name(override, message):
     # A column named with parentheses: Hydra's message is "Unknown function 'Price'"
     ("data.target=Price ($)", "data.target=Price ($): Hydra reads NAME(...) as a function; a column's name with "
      "parentheses is quoted: write \"data.target='Price ($)'\""),
+    # A home folder's ~, a # or [ in a file's name: Hydra's grammar, its message a lexer's
+    ("data.path=~/x.csv", "data.path=~/x.csv: Hydra cannot read this value unquoted (~ # & [ ] = and the like are "
+     "its grammar's); a file's or column's name is quoted: write \"data.path='~/x.csv'\""),
 ])
 def test_bad_values_stop_the_command_with_one_message_and_nothing_written(tmp_path, override, message):
     proc = run_cli(override, "model.depth=3", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
