@@ -178,6 +178,23 @@ def score_of(runs: list[Run]) -> str:
                        for run in runs) else "acc"
 
 
+def _one_task(path: Path, settings: list[Setting]) -> None:
+    """A ConfigError where one sweep trained classifiers and regressions (data.path over a file
+    of classes and one of numbers): one table cannot rank accuracy and r2 (a finished run's
+    metrics tell which it was)."""
+    kinds: dict[str, list[str]] = {}
+    for setting in settings:
+        for run in setting.runs:
+            if run.result.get("metrics"):
+                labels = kinds.setdefault(score_in(run.result["metrics"]), [])
+                if setting.label not in labels:
+                    labels.append(setting.label)
+    if len(kinds) > 1:
+        raise ConfigError(f"{path}: its runs are classifiers ({', '.join(kinds['acc'])}) and regressions "
+                          f"({', '.join(kinds['r2'])}): accuracy and r2 are not one scale, and one table ranks by "
+                          "one; sweep them apart")
+
+
 def _task(run: Run) -> Any:
     data = (run.result.get("config") or {}).get("data")
     return data.get("task") if isinstance(data, dict) else None
@@ -265,6 +282,7 @@ def read_sweep(path: Path, label: Optional[str] = None, judged_by: Optional[dict
         swept = {k: run.settings.get(k, "-") for k in keys}
         groups.setdefault(tuple(swept.values()), Setting(label, swept, [])).runs.append(run)
     report_cfgs = [{**_report_config(r), **(judged_by or {})} for r in runs]
+    _one_task(path, list(groups.values()))
     score = score_of(runs)
     objectives = sorted({str(c.get("objective") or DEFAULT_OBJECTIVE[score]) for c in report_cfgs})
     unknown = [o for o in objectives if o not in OBJECTIVES]

@@ -746,6 +746,20 @@ def test_the_table_depth_preset_sweeps_depth_over_seeds_until_decided_on_your_fi
         checked(compose_config(["experiment=table_depth"]))
 
 
+def test_a_sweep_over_a_file_of_classes_and_one_of_numbers_is_not_ranked_in_one_table(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((120, 2))
+    write(tmp_path / "classes.csv", "a,b,y\n" + "".join(f"{p},{q},{'cat' if p > q else 'dog'}\n" for p, q in x))
+    write(tmp_path / "numbers.csv", "a,b,y\n" + "".join(f"{p},{q},{p * 3 + q:.6f}\n" for p, q in x))
+    proc = run_cli("-m", "data=table", "data.path=classes.csv,numbers.csv", "data.target=y", "trainer.max_epochs=1",
+                   f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
+    assert "its runs are classifiers (classes.csv) and regressions (numbers.csv): accuracy and r2 are not one " \
+        "scale" in proc.stderr, proc.stderr
+    assert proc.returncode != 0 and not (tmp_path / "s" / "summary.csv").exists()
+    assert {r.parent.name for r in (tmp_path / "s").glob("*/result.json")} == {"data.path=classes.csv",
+                                                                               "data.path=numbers.csv"}
+
+
 def test_a_float_target_trains_as_a_regression_with_r2_and_a_verdict_on_its_best_epochs_r2(tmp_path):
     sweep, proc = depth_sweep(tmp_path, "diabetes", "1,2,3", epochs=3)
     path = tmp_path / "diabetes.csv"
