@@ -195,6 +195,24 @@ def _one_task(path: Path, settings: list[Setting]) -> None:
                           "one; sweep them apart")
 
 
+def _one_version_of_each_file(path: Path, runs: list[Run]) -> None:
+    """A ConfigError where the sweep's runs read a file (data=table) in more than one version
+    (it was edited while the sweep ran): their settings would be compared on other data. Failed
+    runs aside: they start over on the file as it is."""
+    versions: dict[str, dict[str, list[str]]] = {}
+    for run in runs:
+        if run.result.get("status") != Status.failed.value:
+            for file, digest in (run.result.get("files") or {}).items():
+                versions.setdefault(file, {}).setdefault(digest, []).append(run.name)
+    for file, by_digest in versions.items():
+        if len(by_digest) > 1:
+            groups = "; ".join(", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+                               for names in by_digest.values())
+            raise ConfigError(f"{path}: its runs read {file} in {len(by_digest)} versions, edited while the sweep ran "
+                              f"({groups}); their settings would be compared on other data. Remove the folders of "
+                              "the runs of the earlier versions, then run the sweep's command again with resume=true")
+
+
 def _task(run: Run) -> Any:
     data = (run.result.get("config") or {}).get("data")
     return data.get("task") if isinstance(data, dict) else None
@@ -283,6 +301,7 @@ def read_sweep(path: Path, label: Optional[str] = None, judged_by: Optional[dict
         groups.setdefault(tuple(swept.values()), Setting(label, swept, [])).runs.append(run)
     report_cfgs = [{**_report_config(r), **(judged_by or {})} for r in runs]
     _one_task(path, list(groups.values()))
+    _one_version_of_each_file(path, runs)
     score = score_of(runs)
     objectives = sorted({str(c.get("objective") or DEFAULT_OBJECTIVE[score]) for c in report_cfgs})
     unknown = [o for o in objectives if o not in OBJECTIVES]

@@ -83,3 +83,19 @@ class DeleteFolderOnce(pl.Callback):
         if not Path(self.marker).exists():
             Path(self.marker).touch()
             shutil.rmtree(self.folder)
+
+
+class EditFileOnce(pl.Callback):
+    """At the end of training, once (the file `marker` says it happened), add `line` to the file
+    `path`: a user's edit of the data while the sweep runs."""
+
+    def __init__(self, path: str, line: str, marker: str):
+        self.path, self.line, self.marker = path, line, marker
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        from pathlib import Path
+
+        if not Path(self.marker).exists():
+            Path(self.marker).touch()
+            with open(self.path, "a") as f:
+                f.write(self.line + "\n")

@@ -758,6 +758,13 @@ def test_a_sweep_over_a_file_of_classes_and_one_of_numbers_is_not_ranked_in_one_
     assert proc.returncode != 0 and not (tmp_path / "s" / "summary.csv").exists()
     assert {r.parent.name for r in (tmp_path / "s").glob("*/result.json")} == {"data.path=classes.csv",
                                                                                "data.path=numbers.csv"}
+    # A file edited while its sweep runs (after seed 1 trained): its runs are not compared as one data set.
+    proc = run_cli("-m", "data=table", "data.path=classes.csv", "data.target=y", "seed=1,2", "trainer.max_epochs=1",
+                   "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'edited'}",
+                   f"+callbacks.edit={{_target_:tests.faults.EditFileOnce,path:'{tmp_path / 'classes.csv'}',"
+                   f"line:'0.5,0.25,cat',marker:'{tmp_path / 'edit'}'}}", cwd=tmp_path)
+    assert f"its runs read {tmp_path / 'classes.csv'} in 2 versions, edited while the sweep ran (seed=1; seed=2)" \
+        in proc.stderr, proc.stderr
 
 
 def test_a_float_target_trains_as_a_regression_with_r2_and_a_verdict_on_its_best_epochs_r2(tmp_path):
