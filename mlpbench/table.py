@@ -602,6 +602,9 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     task, inferred = _task(data_cfg, frame[target], target, path, written_whole)
     if task is Task.regression:
         y_all, names = _values_to_predict(frame, target, f"data.target={target}: {path}"), None
+        if np.ptp(y_all) == 0:  # r2 would be 0 whatever the model: nothing measured
+            raise TableError(f"data.target={target}: {path} has one value only ({y_all[0]:g}) in every row; a "
+                             "regression needs values that vary")
     else:
         y_all, names, index = _class_labels(frame[target], target, path, len(frame))
         notes += _case_note(names, target, path)

@@ -194,6 +194,8 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
 @pytest.mark.parametrize("name, text, options, message", [
     ("no_target.csv", "a,b\n1,2\n3,4\n", [], "data.target=label: {path} has no such column; its columns: a, b"),
     ("one_class.csv", "a,label\n1,x\n2,x\n3,x\n", [], "has one class only ('x')"),
+    ("one_value.csv", "a,label\n1,3.5\n2,3.5\n3,3.5\n", ["data.task=regression"],
+     "data.target=label: {path} has one value only (3.5) in every row; a regression needs values that vary"),
     ("ids.csv", "a,label\n" + "".join(f"{i},{i}\n" for i in range(10)), [], "10 classes in 10 rows"),
     ("empty.csv", "", [], "data.path={path}: the file is empty"),
     ("header.csv", "a,b,label\n", [], "data.path={path}: a header (a, b, label) but no rows"),
