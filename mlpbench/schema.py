@@ -561,6 +561,13 @@ def validate(cfg: DictConfig) -> None:
         _check(errors, not (data.features and data.drop), "data.drop", data.drop,
                "and data.features both choose the inputs; give one (data.features: the columns to read, "
                "data.drop: those to leave out)")
+        _check(errors, data.features is None or len(data.features) > 0, "data.features", "[]",
+               "names no column; leave it out (null) to read every column but the target")
+        for key, names, why in (("data.features", data.features, " (one input read twice)"),
+                                ("data.drop", data.drop, "")):
+            twice = [str(n) for n in dict.fromkeys(names or []) if list(names).count(n) > 1]
+            _check(errors, not twice, key, f"[{','.join(str(n) for n in names or [])}]",
+                   f"names {', '.join(twice)} more than once{why}")
         npz = str(data.path or "").lower().endswith(".npz")
         if not npz:
             _check(errors, bool(data.target), "data.target", data.target,

@@ -367,6 +367,10 @@ def read_table(path: Path, key: str, labelled: bool = True):
 # ---------------------------------------------------------------------------- encoding
 
 
+# Marks of a missing value that pandas reads as text (its own: '', NA, N/A, null, NaN, ...).
+GAP_MARKS = ("?", "-", "--", ".", "missing", "unknown", "none")
+
+
 def _column_kind(column, name: str, path: Path) -> str:
     """"number" or "text"; a column of numbers and words both is refused."""
     import pandas as pd
@@ -386,9 +390,13 @@ def _column_kind(column, name: str, path: Path) -> str:
                              f"out with {_drop(name)}")
     if parsed.notna().any():
         numbers, words = present[parsed.notna()], present[parsed.isna()]
+        # UCI's files mark a gap '?': pandas reads only an empty cell, NA, null and the like as one.
+        marks = sorted({w for w in words.astype(str).str.strip() if w in GAP_MARKS})
+        gap = (f" ({_listed([repr(m) for m in marks])} marks a missing value? Write an empty cell there, then choose "
+               "data.missing)" if marks else "")
         raise TableError(f"{path}: column {name} mixes numbers and text (row {numbers.index[0] + 1}: "
-                         f"{numbers.iloc[0]!r}, row {words.index[0] + 1}: {words.iloc[0]!r}); make it one or the "
-                         f"other, or leave it out with {_drop(name)}")
+                         f"{numbers.iloc[0]!r}, row {words.index[0] + 1}: {words.iloc[0]!r}){gap}; make it one or "
+                         f"the other, or leave it out with {_drop(name)}")
     return "text"
 
 
@@ -864,6 +872,9 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
             _refuse_infinite(train, name, values, where)
             with np.errstate(over="ignore", invalid="ignore"):  # said below, not as numpy's warning
                 mean, std = float(values.mean()), float(values.std(ddof=0))
+                if math.isfinite(mean) and not math.isfinite(std):  # squares past 1.3e154 overflow float64:
+                    scale = 2.0 ** math.frexp(float(values.abs().max()))[1]  # in units of a power of 2 (exact)
+                    std = float((values / scale).std(ddof=0)) * scale
             if not (math.isfinite(mean) and math.isfinite(std)):  # values near float64's ±1.8e308
                 raise TableError(f"{where}: column {name}'s values are too large to standardize (mean {mean}, standard "
                                  f"deviation {std}); rescale them (a log, another unit), or leave the column out with "

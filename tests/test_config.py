@@ -18,6 +18,11 @@ from tests.conftest import REPO, make_config, run_cli
     (["model.dropout=1.0"], "model.dropout=1.0", "[0, 1)"),
     (["optim.lr=0"], "optim.lr=0", "> 0"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0", ">= 1"),
+    (["data=table", "data.path=t.csv", "data.target=y", "data.features=[]"], "data.features=[]",
+     "names no column; leave it out (null) to read every column but the target"),
+    (["data=table", "data.path=t.csv", "data.target=y", "data.features=[a,b,a]"], "data.features=[a,b,a]",
+     "names a more than once (one input read twice)"),
+    (["data=table", "data.path=t.csv", "data.target=y", "data.drop=[a,a]"], "data.drop=[a,a]", "names a more than once"),
 ])
 def test_out_of_range_values_name_the_key_and_what_is_allowed(overrides, key, allowed):
     with pytest.raises(ConfigError) as err:

@@ -200,6 +200,8 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
     ("empty.csv", "", [], "data.path={path}: the file is empty"),
     ("header.csv", "a,b,label\n", [], "data.path={path}: a header (a, b, label) but no rows"),
     ("mixed.csv", "a,label\n1,x\n2,y\nthree,x\n4,y\n", [], "column a mixes numbers and text (row 1: '1', row 3: 'three')"),
+    ("marks.csv", "a,label\n1,x\n2,y\n?,x\n4,y\n", [], "column a mixes numbers and text (row 1: '1', row 3: '?') "
+     "('?' marks a missing value? Write an empty cell there, then choose data.missing); make it one or the other"),
     ("holes.csv", "a,b,label\n1,,x\n2,5,y\n,6,x\n4,7,y\n", [], "column a has 1 missing value(s), row(s) 3"),
     ("semicolons.csv", "a;b;label\n1;2;x\n2;3;y\n", [], "has no such column; its columns: a;b;label (one column: "
      "the file seems separated by ';', and a .csv file is read as separated by commas; save it with commas and "
@@ -268,6 +270,11 @@ def test_large_values_train_standardized_in_float64(tmp_path):
     path = write(tmp_path / "astro.csv", "lum,label\n" + "".join(f"{v!r},{int(v > 1e41)}\n" for v in lum))
     x_train, *_ = table.encode(table_cfg(path, "data.target=label"))
     assert np.isfinite(x_train).all() and abs(float(x_train.mean())) < 0.5
+    # Past 1.3e154 the squares of a spread overflow float64: standardized all the same, as numpy
+    # does the same values in a smaller unit.
+    path = write(tmp_path / "huger.csv", "lum,label\n" + "".join(f"{v * 1e200!r},{int(v > 1e41)}\n" for v in lum))
+    x_huge, *_ = table.encode(table_cfg(path, "data.target=label"))
+    assert np.allclose(x_huge, x_train, rtol=1e-6, atol=1e-6)
 
 
 def test_a_finished_sweep_resumes_after_its_file_moved_as_its_runs_read_nothing(tmp_path):
