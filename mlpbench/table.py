@@ -236,6 +236,19 @@ def _numbering(names: list[str]) -> bool:
     return len(numbers) >= 2 and numbers[0] in (0, 1) and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
 
 
+def _evenly_spaced(names: list[str]) -> bool:
+    """Three or more names that are numbers in even steps (a spectrum's wavelengths 400, 410,
+    420, ...): a scale the columns were measured on, not a row of values."""
+    numbers = []
+    for name in names:
+        try:
+            numbers.append(float(name))
+        except ValueError:
+            continue
+    steps = [b - a for a, b in zip(numbers, numbers[1:])]
+    return len(numbers) >= 3 and steps[0] != 0 and all(math.isclose(s, steps[0], rel_tol=1e-9) for s in steps)
+
+
 def _header_looks_like_data(frame) -> bool:
     """A CSV or TSV whose header row reads as one of its rows: for at least half of the columns
     the name is a number inside the column's range, or a text among its values (0.84,2.27,blue,
@@ -244,7 +257,7 @@ def _header_looks_like_data(frame) -> bool:
     import pandas as pd
 
     names = [str(c) for c in frame.columns]
-    if len(names) < 2 or _numbering(names):
+    if len(names) < 2 or _numbering(names) or _evenly_spaced(names):
         return False
     alike = 0
     for name in names:

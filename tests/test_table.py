@@ -432,6 +432,13 @@ def test_a_header_that_reads_as_data_is_said_but_pandas_numbered_columns_are_nam
     for name in ("spectrum.csv", "spectrum.parquet"):
         *_, encoding = table.encode(table_cfg(tmp_path / name, "data.target=label"))
         assert not any("header" in note for note in encoding["notes"]), name
+    # Wavelengths in even steps whose values span them (counts of 0-1000 under 400, 410, 420 nm).
+    rng = np.random.default_rng(0)
+    counts = pd.DataFrame({str(400 + 10 * i): rng.integers(0, 1000, 40) for i in range(6)} | {"label": ["a", "b"] * 20})
+    counts.to_csv(tmp_path / "counts.csv", index=False)
+    *_, encoding = table.encode(table_cfg(tmp_path / "counts.csv", "data.target=label"))
+    assert not any("header" in note for note in encoding["notes"])
+    assert table._evenly_spaced(["0.5", "1", "1.5", "y"]) and not table._evenly_spaced(["0.84", "2.27", "3.1"])
 
 
 def test_classes_that_differ_only_in_case_are_said(tmp_path):
