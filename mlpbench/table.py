@@ -799,9 +799,10 @@ def _class_labels(labels, target: str, path: Path, rows: int) -> tuple[np.ndarra
         raise TableError(f"data.target={target}: {path} has one class only ({names[0]!r}); a classifier needs two "
                          "or more")
     if len(names) * MIN_ROWS_PER_CLASS > rows:
+        guess = ("too few rows to train, validate and test a classifier on" if rows < MIN_ROWS_PER_CLASS * 5
+                 else "an identifier, or a number to predict (then set data.task=regression)?")
         raise TableError(f"data.target={target}: {path} has {len(names)} classes in {rows} rows (fewer than "
-                         f"{MIN_ROWS_PER_CLASS} rows a class): an identifier, or a number to predict "
-                         "(then set data.task=regression)?")
+                         f"{MIN_ROWS_PER_CLASS} rows a class): {guess}")
     index = {value: i for i, value in enumerate(names)}
     return np.array([index[v] for v in labels.tolist()], dtype=np.int64), names, index
 

@@ -196,7 +196,9 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
     ("one_class.csv", "a,label\n1,x\n2,x\n3,x\n", [], "has one class only ('x')"),
     ("one_value.csv", "a,label\n1,3.5\n2,3.5\n3,3.5\n", ["data.task=regression"],
      "data.target=label: {path} has one value only (3.5) in every row; a regression needs values that vary"),
-    ("ids.csv", "a,label\n" + "".join(f"{i},{i}\n" for i in range(10)), [], "10 classes in 10 rows"),
+    ("ids.csv", "a,label\n" + "".join(f"{i},{i}\n" for i in range(10)), [], "10 classes in 10 rows (fewer than 2 rows "
+     "a class): an identifier, or a number to predict"),
+    ("tiny.csv", "a,label\n1,x\n2,y\n3,x\n", [], "2 classes in 3 rows (fewer than 2 rows a class): too few rows"),
     ("empty.csv", "", [], "data.path={path}: the file is empty"),
     ("header.csv", "a,b,label\n", [], "data.path={path}: a header (a, b, label) but no rows"),
     ("mixed.csv", "a,label\n1,x\n2,y\nthree,x\n4,y\n", [], "column a mixes numbers and text (row 1: '1', row 3: 'three')"),
