@@ -127,7 +127,7 @@ def check_file(path: Path, key: str) -> None:
     if path.is_dir():
         raise TableError(f"{where}: a folder; {FORMATS_WANTED}")
     if suffix not in FORMATS:
-        raise TableError(f"{where}: a {suffix or 'nameless'} file; {FORMATS_WANTED}")
+        raise TableError(f"{where}: {f'a {suffix} file' if suffix else 'a file without an extension'}; {FORMATS_WANTED}")
     if not path.is_file():
         raise TableError(f"{where}: no such file")
     if path.stat().st_size == 0:
