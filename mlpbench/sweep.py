@@ -979,9 +979,10 @@ class SweepSummary(HydraCallback):
             # A refused config fails the same way every time: only the others can succeed again.
             refused = {run.name for run in failed if (run.result.get("error") or {}).get("type") in REFUSED}
             if refused:
-                print(f"Fix the value{'s' if len(refused) > 1 else ''} named above in the command (or the file it "
-                      f"names): run again as it is, {'they' if len(refused) > 1 else 'it'} would fail the same way.",
-                      file=sys.stderr)
+                many = len(refused) > 1
+                print(f"Fix the value{'s' if many else ''} named above in the command (or the file "
+                      f"{'they name' if many else 'it names'}): run again as it is, {'they' if many else 'it'} would "
+                      "fail the same way.", file=sys.stderr)
             if len(refused) < len(failed):
                 print("Rerun the same command with resume=true to retry "
                       f"{'the others' if refused else 'them'}; finished runs are kept.", file=sys.stderr)
