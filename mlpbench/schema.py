@@ -569,7 +569,10 @@ def validate(cfg: DictConfig) -> None:
             _check(errors, not twice, key, f"[{','.join(str(n) for n in names or [])}]",
                    f"names {', '.join(twice)} more than once{why}")
         npz = str(data.path or "").lower().endswith(".npz")
-        if not npz:
+        # One array, no labels: said before the target a .npy file could not use anyway.
+        _check(errors, not str(data.path or "").lower().endswith(".npy"), "data.path", data.path,
+               "a .npy file holds one array; save the inputs and labels as one .npz (numpy.savez(PATH, x=..., y=...))")
+        if not npz and not str(data.path or "").lower().endswith(".npy"):
             _check(errors, bool(data.target), "data.target", data.target,
                    "is required with data=table: the column that holds the class labels")
     else:

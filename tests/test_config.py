@@ -23,6 +23,8 @@ from tests.conftest import REPO, make_config, run_cli
     (["data=table", "data.path=t.csv", "data.target=y", "data.features=[a,b,a]"], "data.features=[a,b,a]",
      "names a more than once (one input read twice)"),
     (["data=table", "data.path=t.csv", "data.target=y", "data.drop=[a,a]"], "data.drop=[a,a]", "names a more than once"),
+    (["data=table", "data.path=arrays.npy"], "data.path=arrays.npy", "a .npy file holds one array; save the inputs "
+     "and labels as one .npz"),
 ])
 def test_out_of_range_values_name_the_key_and_what_is_allowed(overrides, key, allowed):
     with pytest.raises(ConfigError) as err:
