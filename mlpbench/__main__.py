@@ -26,6 +26,7 @@ def _register_plugins() -> None:
 # The keys whose values name a table's columns: any text a header holds.
 COLUMN_KEYS = ("data.target", "data.features", "data.drop", "data.split_column")
 PATH_KEYS = ("data.path", "data.test_path", "data.root")
+GRAMMAR_CHARACTERS = "~#&=[]"  # in an unquoted value, Hydra's lexer refuses them
 
 
 # What a config file from another folder may set in Hydra's own section: the sweep it runs (as
@@ -472,7 +473,12 @@ def _cli() -> None:
             if "Unknown function" in str(e) and key.lstrip("+") in COLUMN_KEYS:  # Price ($): a call of Price
                 refuse(f"{arg}: Hydra reads NAME(...) as a function; a column's name with parentheses is quoted: "
                        f"{quoted}")
-            if key.lstrip("+") in (*PATH_KEYS, *COLUMN_KEYS) and "'" not in value:  # ~/x.csv, run#1.csv, a[1].csv
+            # ~/x.csv, run#1.csv, a[1].csv: names with characters of Hydra's grammar. Not a typo of a
+            # list or sweep ([a,b  a.csv,): Hydra's message points at that.
+            names = [n.strip() for n in (value[1:-1] if listed else value).split(",")]
+            if (key.lstrip("+") in (*PATH_KEYS, *COLUMN_KEYS) and "'" not in value
+                    and any(c in GRAMMAR_CHARACTERS for n in names for c in n)
+                    and all(n and n.count("[") == n.count("]") for n in names)):
                 refuse(f"{arg}: Hydra cannot read this value unquoted (~ # & [ ] = and the like are its grammar's); "
                        f"a file's or column's name is quoted: {quoted}")
     _check_names(parsed)

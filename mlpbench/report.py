@@ -206,8 +206,12 @@ def _one_version_of_each_file(path: Path, runs: list[Run]) -> None:
                 versions.setdefault(file, {}).setdefault(digest, []).append(run.name)
     for file, by_digest in versions.items():
         if len(by_digest) > 1:
+            from mlpbench.table import content_digest
+
+            now = content_digest(Path(file)) if Path(file).is_file() else None
             groups = "; ".join(", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-                               for names in by_digest.values())
+                               + ("" if now is None else " (the file as it is)" if digest == now else " (earlier)")
+                               for digest, names in by_digest.items())
             raise ConfigError(f"{path}: its runs read {file} in {len(by_digest)} versions, edited while the sweep ran "
                               f"({groups}); their settings would be compared on other data. Remove the folders of "
                               "the runs of the earlier versions, then run the sweep's command again with resume=true")

@@ -773,13 +773,16 @@ def check_grid_values(config: DictConfig) -> None:
         return
     parsed = grid_overrides(config)
     swept: dict[str, list[str]] = {}
+    # Run folders named by their overrides (the default subdir; not hydra.sweep.subdir=${hydra.job.num}).
+    named_by_overrides = "mlpbench_run_name" in str(OmegaConf.to_container(config.hydra.sweep).get("subdir"))
     for o in parsed:
         if o.is_sweep_override() and o.is_discrete_sweep():
             try:
                 values = list(o.sweep_string_iterator())
             except HydraException:  # glob(): the group's options, checked by Hydra as it matches them
                 continue
-            _check_folder_names(o.get_key_element(), values)
+            if named_by_overrides:
+                _check_folder_names(o.get_key_element(), values)
             swept[o.get_key_element()] = values[:1] if len(values) > MAX_CHECKED_VALUES else values
     compose = QuickCompositions(GlobalHydra.instance().config_loader().load_sweep_config)
     # seed=auto is mlpbench's grid sweeper's, given to its runs as numbers (another sweeper refuses it).

@@ -887,7 +887,8 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
             with np.errstate(over="ignore", invalid="ignore"):  # said below, not as numpy's warning
                 mean, std = float(values.mean()), float(values.std(ddof=0))
                 if math.isfinite(mean) and not math.isfinite(std):  # squares past 1.3e154 overflow float64:
-                    scale = 2.0 ** math.frexp(float(values.abs().max()))[1]  # in units of a power of 2 (exact)
+                    # in units of a power of 2 (exact), 2^(e-1) <= the largest (2^1024 is no float)
+                    scale = math.ldexp(1.0, math.frexp(float(values.abs().max()))[1] - 1)
                     std = float((values / scale).std(ddof=0)) * scale
             if not (math.isfinite(mean) and math.isfinite(std)):  # values near float64's ±1.8e308
                 raise TableError(f"{where}: column {name}'s values are too large to standardize (mean {mean}, standard "

@@ -112,6 +112,12 @@ def test_bad_values_stop_the_command_with_one_message_and_nothing_written(tmp_pa
     assert not list(tmp_path.parent.glob("*.log"))  # hydra.job.name=../.. wrote no log outside
 
 
+def test_a_typo_in_a_list_is_hydras_to_point_at_not_a_name_to_quote(tmp_path):
+    proc = run_cli("data.features=[a,b", cwd=tmp_path)
+    assert proc.returncode != 0 and "no viable alternative at input '[a,b'" in proc.stderr, proc.stderr
+    assert "quoted" not in proc.stderr
+
+
 def test_a_list_key_given_by_an_interpolation_is_left_to_omegaconf(tmp_path):
     (tmp_path / "t.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 5},{i % 2}\n" for i in range(40)))
     proc = run_cli("data=table", "data.path=t.csv", "data.target=label", 'data.features=${oc.decode:"[a,b]"}',

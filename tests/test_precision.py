@@ -311,6 +311,22 @@ def test_the_gpu_check_runs_its_sections_on_the_cpu_and_writes_its_tables(tmp_pa
     assert gap([{"overrides": ["seed=1"], "history": {}}], [{"overrides": ["seed=1"], "history": {}}]) == float("inf")
 
 
+def test_the_gpu_check_keeps_to_its_budget_and_to_its_own_logs_folder(tmp_path):
+    from mlpbench import gpu_check
+
+    out = tmp_path / "check.md"
+    (tmp_path / "check-logs").mkdir()
+    (tmp_path / "check-logs" / "mine.txt").write_text("a user's file")  # a folder the check did not make
+    assert gpu_check.main(["--device", "cpu", "--minutes", "0", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.count("not run: the budget (0 min) was spent") == 5 and "## 5. Tests on the cpu" in text
+    report = gpu_check.Report(out)
+    assert report.keep("tests", text="output") == " (all of it: check-logs-2/tests.txt)"
+    assert (tmp_path / "check-logs-2" / "tests.txt").is_file()
+    gpu_check.Report(out)  # the next check's: its own earlier folder goes, the user's stays
+    assert not (tmp_path / "check-logs-2").exists() and (tmp_path / "check-logs" / "mine.txt").is_file()
+
+
 def test_the_gpu_checks_tests_are_counted_when_the_budget_stops_them():
     from mlpbench.gpu_check import outcomes_of_tests
 

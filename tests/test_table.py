@@ -109,6 +109,11 @@ def test_a_sweep_over_files_and_target_columns_trains_each(tmp_path):
     proc = run_cli("-m", "data=table", "data.path=s1/a.csv,s1_a.csv", "data.target=label", cwd=tmp_path)
     assert proc.returncode == 2 and "data.path=s1/a.csv and data.path=s1_a.csv would share a run folder " \
         "(data.path=s1_a.csv: a / in a folder's name becomes _)" in proc.stderr, proc.stderr
+    # Folders named otherwise (by the job's number) share nothing: both train.
+    proc = run_cli("-m", "data=table", "data.path=s1/a.csv,s1_a.csv", "data.target=label", "trainer.max_epochs=1",
+                   "hydra.sweep.subdir=${hydra.job.num}", f"hydra.sweep.dir={tmp_path / 'numbered'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.parent.name for p in (tmp_path / "numbered").glob("*/result.json")) == ["0", "1"]
 
 
 def test_a_resumed_run_refused_by_its_edited_file_keeps_its_folder_for_the_next_resume(tmp_path):
@@ -277,6 +282,11 @@ def test_large_values_train_standardized_in_float64(tmp_path):
     path = write(tmp_path / "huger.csv", "lum,label\n" + "".join(f"{v * 1e200!r},{int(v > 1e41)}\n" for v in lum))
     x_huge, *_ = table.encode(table_cfg(path, "data.target=label"))
     assert np.allclose(x_huge, x_train, rtol=1e-6, atol=1e-6)
+    # Values near float64's end (a largest of 2^1023 or more): a unit that is a float itself.
+    path = write(tmp_path / "edge.csv", "v,label\n1.7e308,a\n-1.7e308,b\n" + "".join(f"{i},{'ab'[i % 2]}\n"
+                                                                                     for i in range(10)))
+    x_edge, *_ = table.encode(table_cfg(path, "data.target=label"))
+    assert np.isfinite(x_edge).all()
 
 
 def test_a_finished_sweep_resumes_after_its_file_moved_as_its_runs_read_nothing(tmp_path):
@@ -781,8 +791,8 @@ def test_a_sweep_over_a_file_of_classes_and_one_of_numbers_is_not_ranked_in_one_
                    "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'edited'}",
                    f"+callbacks.edit={{_target_:tests.faults.EditFileOnce,path:'{tmp_path / 'classes.csv'}',"
                    f"line:'0.5,0.25,cat',marker:'{tmp_path / 'edit'}'}}", cwd=tmp_path)
-    assert f"its runs read {tmp_path / 'classes.csv'} in 2 versions, edited while the sweep ran (seed=1; seed=2)" \
-        in proc.stderr, proc.stderr
+    assert f"its runs read {tmp_path / 'classes.csv'} in 2 versions, edited while the sweep ran (seed=1 (earlier); " \
+        "seed=2 (the file as it is))" in proc.stderr, proc.stderr
 
 
 def test_a_float_target_trains_as_a_regression_with_r2_and_a_verdict_on_its_best_epochs_r2(tmp_path):
