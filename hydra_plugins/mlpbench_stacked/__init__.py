@@ -90,13 +90,14 @@ class StackedLauncher(Launcher):
         parts = (len(job_overrides) if gpus_here > 1
                  else _groups_foreseen(job_overrides, self.max_replicas or CPU_MAX_REPLICAS))
         workers = min(self.workers or slots, parts)
-        if workers > 1:
-            _start_fork_server()
         # SIGTERM before the groups train (a pool's first worker waits for the fork server's
         # imports, seconds): the sweep ends as interrupted, its pool ended. Training takes it over.
+        # Set before the server starts: one just after its start killed the sweep without a word.
         previous = signal.signal(signal.SIGTERM, _stop_before_training) or signal.SIG_DFL
         pool = None
         try:
+            if workers > 1:
+                _start_fork_server()
             returns: list[JobReturn] = []
             for idx, overrides in enumerate(job_overrides, initial_job_idx):
                 sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
@@ -462,17 +463,22 @@ def _worker_context():
 def _start_fork_server() -> None:
     """The fork server started now, if it is not running, without waiting for its imports: they
     run while Hydra sets up the jobs here, and the first worker waits for them. It starts with
-    Ctrl-C ignored (a disposition a new program keeps): Ctrl-C in its first instants printed a
-    KeyboardInterrupt traceback from its imports; it ends with the sweep's process instead."""
+    Ctrl-C blocked (a signal mask a new program keeps): Ctrl-C in its first instants printed a
+    KeyboardInterrupt traceback from its imports; it ends with the sweep's process instead.
+    Blocked here too while it starts, not ignored: a Ctrl-C then waits and is taken once it has
+    started (ignored, one in that instant was lost and the sweep trained on; a test caught it)."""
     context = _worker_context()
     if context.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
+        from multiprocessing import forkserver, resource_tracker
 
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # First, apart: the resource tracker, which the server's start starts else, unblocks
+        # Ctrl-C as its own start ends, and the server would be started unblocked.
+        resource_tracker.ensure_running()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             forkserver.ensure_running()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _stop_before_training(signum, frame) -> None:
@@ -546,6 +552,7 @@ def _worker_start() -> None:
     _let_go_of_fork_server()
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep's process, which sends SIGTERM
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # the fork server's mask (_start_fork_server)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
