@@ -98,11 +98,11 @@ class Report:
             self.logs = next(p for p in names if not p.exists() or (p / self.MARK).is_file())
             shutil.rmtree(self.logs, ignore_errors=True)
 
-    def section(self, title: str, make, *args) -> None:
-        """`make(*args)`'s text under `title`; where it raises, why, in its place (the traceback's
-        last lines), and the check goes on."""
+    def section(self, title: str, make) -> None:
+        """`make()`'s text under `title`; where it raises, why, in its place (the traceback's last
+        lines), and the check goes on."""
         try:
-            text = make(*args)
+            text = make()
         except Exception as e:  # one broken section must not cost the others' numbers
             frames = "".join(traceback.format_exception(e)[-12:])
             text = f"FAILED: {type(e).__name__}: {' '.join(str(e).split())[:400]}\n\n```text\n{frames}```\n"
