@@ -173,9 +173,9 @@ def test_a_block_whose_values_differ_from_what_the_code_prints_fails_verificatio
 
     monkeypatch.setattr(readme, "run", run)
 
-    def write(content: list[str]) -> None:
+    def write(content: list[str], made: str = "") -> None:
         doc.write_text("\n".join([f"<!-- generated: tiny: {command} -->", *content,
-                                   "<!-- end generated: tiny -->"]) + "\n")
+                                   f"<!-- end generated: tiny{made} -->"]) + "\n")
 
     write(["```text", "nothing yet", "```"])
     assert readme.verify(["tiny"], files=[doc]) == 1  # runs the command once
@@ -191,6 +191,17 @@ def test_a_block_whose_values_differ_from_what_the_code_prints_fails_verificatio
     out = capsys.readouterr().out
     assert "DIFFERS" in out and f"-{readme.comparable([edited[row]])[0]}" in out
     assert f"+{readme.comparable([printed[row]])[0]}" in out and 'make readme NAMES="tiny"' in out
+    # Made on another vendor's CPU (its float kernels round otherwise): the values are not
+    # compared, the tables' structure is; made on this one's, they are.
+    write(edited, " (made at abc1234 on 2026-12-07, OtherVendor)")
+    assert readme.verify(["tiny"], files=[doc]) == 0
+    assert f"block tiny: values not compared (made on OtherVendor, this CPU is {readme.cpu_vendor()}" in \
+        capsys.readouterr().out
+    write([line for line in edited if not line.startswith("| ")] + ["| a | b |", "|---|---|", "| 1 | 2 |"],
+          " (made at abc1234 on 2026-12-07, OtherVendor)")
+    assert readme.verify(["tiny"], files=[doc]) == 1 and "its tables DIFFER" in capsys.readouterr().out
+    write(edited, f" (made at abc1234 on 2026-12-07, {readme.cpu_vendor()})")
+    assert readme.verify(["tiny"], files=[doc]) == 1 and "DIFFERS" in capsys.readouterr().out
 
 
 def test_what_varies_between_identical_runs_is_no_difference():
