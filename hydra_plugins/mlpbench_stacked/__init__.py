@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -460,6 +461,10 @@ def _worker_context():
     return context
 
 
+# The tracker's own warnings (a -W option: its message field cannot hold the warning's colon).
+QUIET_TRACKER = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
 def _start_fork_server() -> None:
     """The fork server started now, if it is not running, without waiting for its imports: they
     run while Hydra sets up the jobs here, and the first worker waits for them. It starts with
@@ -472,8 +477,15 @@ def _start_fork_server() -> None:
         from multiprocessing import forkserver, resource_tracker
 
         # First, apart: the resource tracker, which the server's start starts else, unblocks
-        # Ctrl-C as its own start ends, and the server would be started unblocked.
-        resource_tracker.ensure_running()
+        # Ctrl-C as its own start ends, and the server would be started unblocked. It unlinks
+        # what a sweep killed with kill -9 leaves (the pool's semaphores), and warned of each
+        # after the user's prompt had come back ("7 leaked semaphore objects"): no news to whoever
+        # killed it, so its warnings are off in it (a -W option it takes from sys.warnoptions).
+        sys.warnoptions.append(QUIET_TRACKER)
+        try:
+            resource_tracker.ensure_running()
+        finally:
+            sys.warnoptions.remove(QUIET_TRACKER)
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             forkserver.ensure_running()
