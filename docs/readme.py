@@ -103,7 +103,7 @@ class Generated:
     @property
     def cpu(self) -> Optional[str]:
         """The CPU's vendor it was made on (its end marker's last part), None where not said."""
-        return self.made.rpartition(", ")[2] or None if ", " in self.made else None
+        return self.made.rpartition(", ")[2] if ", " in self.made else None
 
     def option(self, key: str) -> list[str]:
         return self.options.get(key, [])

@@ -36,8 +36,9 @@ from mlpbench import overrides
 from mlpbench.console import print_out
 from mlpbench.files import (figure, format_cell, legend_beside, locked_elsewhere, markdown, save_figure,
                             write_atomic, write_csv)
-from mlpbench.results import (RESULT_FILE, ROUNDS_FILE, SWEEP_LOCK, Status, flat_keys, load_results,
-                              lower_is_better, natural_key, read_result, read_sweep_config, resolution, score_in)
+from mlpbench.results import (RESULT_FILE, ROUNDS_FILE, SWEEP_LOCK, Status, files_read, flat_keys,
+                              load_results, lower_is_better, natural_key, read_result, read_sweep_config, resolution,
+                              score_in)
 from mlpbench.schema import (AUTO_SEED, BASIC_SWEEPER, GRID_SWEEPER, ConfigError, Metric, SweepConfig, safe_name,
                              trusted)
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, p_cell, sequential_verdicts, summarize, verdicts
@@ -199,12 +200,7 @@ def _one_version_of_each_file(path: Path, runs: list[Run]) -> None:
     """A ConfigError where the sweep's runs read a file (data=table) in more than one version
     (it was edited while the sweep ran): their settings would be compared on other data. Failed
     runs aside: they start over on the file as it is."""
-    versions: dict[str, dict[str, list[str]]] = {}
-    for run in runs:
-        if run.result.get("status") != Status.failed.value:
-            for file, digest in (run.result.get("files") or {}).items():
-                versions.setdefault(file, {}).setdefault(digest, []).append(run.name)
-    for file, by_digest in versions.items():
+    for file, by_digest in files_read([(run.name, run.result) for run in runs]).items():
         if len(by_digest) > 1:
             from mlpbench.table import content_digest
 

@@ -335,3 +335,14 @@ def load_results(sweep_dir: Path) -> list[tuple[Path, dict]]:
     """(run dir, result) for each run under a sweep dir that has a readable result.json."""
     run_dirs = sorted((p.parent for p in Path(sweep_dir).glob(f"*/{RESULT_FILE}")), key=lambda d: natural_key(d.name))
     return [(d, result) for d in run_dirs if (result := read_result(d)) is not None]
+
+
+def files_read(runs: list[tuple[str, dict]]) -> dict[str, dict[str, list[str]]]:
+    """The files (name, result) runs read (data=table): {path: {digest: [run names]}}, a digest
+    per version read. Failed runs aside: they start over on the file as it is."""
+    read: dict[str, dict[str, list[str]]] = {}
+    for name, result in runs:
+        if result.get("status") != Status.failed.value:
+            for path, digest in (result.get("files") or {}).items():
+                read.setdefault(path, {}).setdefault(digest, []).append(name)
+    return read

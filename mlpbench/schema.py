@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from enum import Enum
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -568,11 +569,11 @@ def validate(cfg: DictConfig) -> None:
             twice = [str(n) for n in dict.fromkeys(names or []) if list(names).count(n) > 1]
             _check(errors, not twice, key, f"[{','.join(str(n) for n in names or [])}]",
                    f"names {', '.join(twice)} more than once{why}")
-        npz = str(data.path or "").lower().endswith(".npz")
+        suffix = Path(str(data.path or "")).suffix.lower()
         # One array, no labels: said before the target a .npy file could not use anyway.
-        _check(errors, not str(data.path or "").lower().endswith(".npy"), "data.path", data.path,
+        _check(errors, suffix != ".npy", "data.path", data.path,
                "a .npy file holds one array; save the inputs and labels as one .npz (numpy.savez(PATH, x=..., y=...))")
-        if not npz and not str(data.path or "").lower().endswith(".npy"):
+        if suffix not in (".npz", ".npy"):
             _check(errors, bool(data.target), "data.target", data.target,
                    "is required with data=table: the column that holds the class labels")
     else:

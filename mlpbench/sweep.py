@@ -40,8 +40,8 @@ from mlpbench.console import command, refuse
 from mlpbench.files import locked_elsewhere, try_lock
 from mlpbench.overrides import (NOT_A_SETTING, TRIAL_CALLBACK, as_written as _as_written, command_line, grid_overrides,
                                 parse)
-from mlpbench.results import (RESULT_FILE, SWEEP_CONFIG, SWEEP_LOCK, Status, load_results, read_result,
-                              read_sweep_config, run_log)
+from mlpbench.results import (RESULT_FILE, SWEEP_CONFIG, SWEEP_LOCK, Status, files_read, load_results,
+                              read_result, read_sweep_config, run_log)
 from mlpbench.schema import BASIC_SWEEPER, GRID_SWEEPER, JOBLIB_LAUNCHER, ConfigError, device_count
 from mlpbench.table import check_unchanged
 
@@ -102,14 +102,9 @@ def check_reused_folder(config: DictConfig) -> None:
     naming the settings. More values or seeds of what is swept are fine."""
     # Its runs' files as they read them (data=table): an edited file would give the runs continued
     # or added a dataset the others did not see. Failed runs start over: a file fixed for them is fine.
-    read: dict[tuple[str, str], list[str]] = {}
-    for run_dir, result in load_results(Path(config.hydra.sweep.dir)):
-        if result.get("status") == Status.failed.value:
-            continue
-        for path, digest in (result.get("files") or {}).items():
-            read.setdefault((path, digest), []).append(run_dir.name)
+    read = files_read([(run_dir.name, result) for run_dir, result in load_results(Path(config.hydra.sweep.dir))])
     check_unchanged([(path, digest, f"run {runs[0]}" + (f" and {len(runs) - 1} more" if len(runs) > 1 else ""))
-                     for (path, digest), runs in read.items()])
+                     for path, versions in read.items() for digest, runs in versions.items()])
     earlier = read_sweep_config(Path(config.hydra.sweep.dir))
     if earlier is None:
         return

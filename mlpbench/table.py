@@ -423,6 +423,15 @@ def _as_numbers(column):
     return pd.to_numeric(text, errors="coerce")
 
 
+def _usable_rows(frame, used: list[str], target: str, path: Path, how: Missing, where, notes: list[str]):
+    """The rows data.missing keeps, and those of no label; a note in `notes` of how many were left out."""
+    kept = _missing(frame, used, path, how)
+    kept = kept[kept[target].notna()]
+    if len(kept) < len(frame):
+        notes.append(f"data.missing={how.value}: {len(frame) - len(kept)} of {len(frame)} rows of {where} left out")
+    return kept
+
+
 def _missing(frame, columns: list[str], path: Path, how: Missing):
     """The rows to keep, having refused or dropped missing values as data.missing says."""
     counts = {c: int(frame[c].isna().sum()) for c in columns}
@@ -605,18 +614,9 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     # A row without a label cannot be filled in: with data.missing=mean it is left out too. Said
     # as a note (every run's, the array cache's too), the test rows' as well: test_acc is
     # measured on the rows left.
-    before = len(frame)
-    frame = _missing(frame, used, path, how)
-    frame = frame[frame[target].notna()]
-    if len(frame) < before:
-        notes.append(f"data.missing={how.value}: {before - len(frame)} of {before} rows of {path} left out")
+    frame = _usable_rows(frame, used, target, path, how, path, notes)
     if test_frame is not None:
-        tests_before = len(test_frame)
-        test_frame = _missing(test_frame, used, test_path, how)
-        test_frame = test_frame[test_frame[target].notna()]
-        if len(test_frame) < tests_before:
-            notes.append(f"data.missing={how.value}: {tests_before - len(test_frame)} of {tests_before} rows of "
-                         f"{test_where} left out")
+        test_frame = _usable_rows(test_frame, used, target, test_path, how, test_where, notes)
     if len(frame) < 2:
         raise TableError(f"{path}: {len(frame)} usable row(s); need at least 2")
 
