@@ -232,10 +232,12 @@ class StackedMLP(nn.Module):
     def _block_key(self, name: str, a: int) -> str:
         return _mangle(name) if self.blocks[name] == [(0, self.replicas)] else f"{_mangle(name)}__{a}"
 
-    def set_generators(self, states: list[torch.Tensor], device_state: torch.Tensor | None = None) -> None:
+    def set_generators(self, states: list[torch.Tensor], device_state: torch.Tensor | None = None,
+                       step: int = 0) -> None:
         """Each replica's dropout generator at the CPU RNG state its run would have; off the
         CPU, the stack's generator at `device_state` (a checkpoint's), else seeded from the first
-        replica's state."""
+        replica's state and the `step` it starts at (a stack resumed in other company draws
+        neither another's masks nor its own earlier ones)."""
         self.generators = []
         for state in states:
             generator = torch.Generator()
@@ -243,7 +245,7 @@ class StackedMLP(nn.Module):
             self.generators.append(generator)
         first = torch.Generator()
         first.set_state(states[0])  # a copy: the replica's own draws stay its run's
-        self._device_rng = (int(torch.randint(2**62, (1,), generator=first)), device_state)
+        self._device_rng = (int(torch.randint(2**62, (step + 1,), generator=first)[-1]), device_state)
         self._device_generator = None
 
     def generator_states(self) -> list[torch.Tensor]:
@@ -556,7 +558,7 @@ class StackedModule(MLPModule):
         saved = checkpoint["mlpbench"]
         self.histories = [{k: list(v) for k, v in h.items()} for h in saved["histories"]]
         self.replica_diverged = list(saved["diverged"])
-        self.model.set_generators(saved["replica_rng"], saved.get("device_rng"))
+        self.model.set_generators(saved["replica_rng"], saved.get("device_rng"), checkpoint["global_step"])
         restore_cuda_rng(saved["cuda_rng"])
 
     # ------------------------------------------------------------------ evaluation
@@ -633,6 +635,10 @@ class ReplicaCheckpoints(Checkpoint):
         # A ModelCheckpoint per run, not given to the Trainer: its state is what an ordinary
         # run's checkpoint holds, and its dirpath where the files go.
         self.replicas = [checkpoint_callback(Path(d), module.score) for d in run_dirs]
+        # The stack by its runs, in order: its device generator's state continues only in the
+        # same stack. Resumed as several (less memory) or with other mates, each part drawing
+        # from that one state would give its replicas the same masks as another part's.
+        self.members = [Path(d).name for d in run_dirs]
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="replica-checkpoints") if background else None
         self._writing = None  # the epoch's files in the writer's hands
 
@@ -710,7 +716,7 @@ class ReplicaCheckpoints(Checkpoint):
         saved = full["mlpbench"]
         checkpoint["mlpbench"] = {"history": saved["histories"][k], "diverged_at": saved["diverged"][k],
                                   "cpu_rng": saved["replica_rng"][k], "cuda_rng": saved["cuda_rng"],
-                                  "device_rng": saved.get("device_rng")}
+                                  "device_rng": saved.get("device_rng"), "device_stack": self.members}
         return checkpoint
 
     def stacked_checkpoint(self, paths: list) -> dict:
@@ -725,11 +731,13 @@ class ReplicaCheckpoints(Checkpoint):
         checkpoint["optimizer_states"] = [model.stacked_optimizer([r["optimizer_states"][0] for r in replicas])]
         checkpoint["callbacks"] = {self.state_key: {"replicas": [
             r["callbacks"].get(c.state_key) or c.state_dict() for r, c in zip(replicas, self.replicas)]}}
+        same_stack = all(r["mlpbench"].get("device_stack") == self.members for r in replicas)
         checkpoint["mlpbench"] = {"histories": [r["mlpbench"]["history"] for r in replicas],
                                   "diverged": [r["mlpbench"]["diverged_at"] for r in replicas],
                                   "replica_rng": [r["mlpbench"]["cpu_rng"] for r in replicas],
                                   "cuda_rng": first["mlpbench"]["cuda_rng"],
-                                  "device_rng": first["mlpbench"].get("device_rng")}
+                                  # else seeded afresh from the first replica's (set_generators)
+                                  "device_rng": first["mlpbench"].get("device_rng") if same_stack else None}
         return checkpoint
 
 

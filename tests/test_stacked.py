@@ -301,3 +301,55 @@ def test_dropout_off_the_cpu_draws_every_replicas_mask_at_once_on_the_device_and
     assert torch.equal(stack(saved)._dropout(x), following)  # resumed from a checkpoint's state: its draws go on
     # The replicas' own generators (the CPU's masks) are left as they were.
     assert all(torch.equal(a, b) for a, b in zip(first.generator_states(), states))
+
+
+def test_a_stack_off_the_cpu_resumed_as_several_stacks_gives_each_its_own_dropout_masks(tmp_path, monkeypatch):
+    # A stack that saved its device generator's state and resumes split in two (less memory
+    # where it resumes) must not start both parts from that one state: the first replica of
+    # each part would get the same masks, and their seeds' runs would share their noise.
+    from mlpbench import stacked, sweep
+    from mlpbench.checkpoints import checkpoint_position
+    from mlpbench.results import read_result
+    from mlpbench.run import Job, compose_config
+    from mlpbench.schema import checked
+
+    monkeypatch.setattr(stacked, "_exact_on", lambda x: False)  # the GPU's dropout path, on the CPU
+    first_masks = {}
+    device_dropout = stacked.StackedMLP._device_dropout
+
+    def noting_masks(self, x):
+        if id(self) not in first_masks:  # a stack's first draw, on ones: the mask, not ReLU's zeros
+            first_masks[id(self)] = device_dropout(self, torch.ones_like(x)) != 0
+        return device_dropout(self, x)
+
+    monkeypatch.setattr(stacked.StackedMLP, "_device_dropout", noting_masks)
+
+    def jobs(epochs, resume):
+        made = []
+        for seed in (1, 2, 3, 4):
+            overrides = [f"seed={seed}", "data=digits", "data.limit=300", "model.dropout=0.5",
+                         f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false"]
+            run_dir = tmp_path / f"seed={seed}"
+            cfg, plan, position = checked(compose_config(overrides)), sweep.RunPlan(), None
+            if resume:
+                plan = sweep.RunPlan(checkpoint=run_dir / sweep.LAST_CHECKPOINT, previous=read_result(run_dir))
+                position = checkpoint_position(plan.checkpoint, cfg.model)
+            made.append(Job(cfg, run_dir, overrides, plan, None, seed - 1, None, position))
+        return made
+
+    stacked.train_group(jobs(1, resume=False))
+    first_masks.clear()
+    monkeypatch.setattr(stacked, "replicas_that_fit", lambda cfg, data, wanted: min(wanted, 2))
+    resumed = stacked.train_group(jobs(2, resume=True))
+    assert [(r["stacked"]["replicas"], len(r["resumed"]), r["epochs"]) for r in resumed] == [(2, 1, 2)] * 4
+    one, other = first_masks.values()  # each part's first masks, (2 replicas, batch, units)
+    assert not torch.equal(one[0], other[0]) and not torch.equal(one[1], other[1])
+    # Resumed again as the same two stacks, each continues its own saved draws.
+    saved = [torch.load(tmp_path / f"seed={seed}" / sweep.LAST_CHECKPOINT, weights_only=True)["mlpbench"]["device_rng"]
+             for seed in (1, 3)]
+    first_masks.clear()
+    stacked.train_group(jobs(3, resume=True))
+    for state, mask in zip(saved, first_masks.values(), strict=True):
+        generator = torch.Generator()
+        generator.set_state(state)
+        assert torch.equal(mask, torch.rand(mask.shape, generator=generator) < 0.5)
