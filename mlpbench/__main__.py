@@ -24,7 +24,7 @@ def _register_plugins() -> None:
 
 
 # The keys whose values name a table's columns: any text a header holds.
-COLUMN_KEYS = ("data.target", "data.features", "data.drop", "data.split_column")
+COLUMN_KEYS = ("data.target", "data.features", "data.drop", "data.categorical", "data.split_column")
 PATH_KEYS = ("data.path", "data.test_path", "data.root")
 GRAMMAR_CHARACTERS = "~#&=[]"  # in an unquoted value, Hydra's lexer refuses them
 

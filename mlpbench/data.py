@@ -369,9 +369,11 @@ def load_table(data_cfg) -> Arrays:
 
     features = list(data_cfg.features) if data_cfg.features else None
     dropped = list(data_cfg.drop) if data_cfg.get("drop") else None
+    categorical = list(data_cfg.categorical) if data_cfg.get("categorical") else None
     key = ["table", [table.content_digest(f) for f in files], [str(f) for f in files], data_cfg.target, features,
            str(data_cfg.missing), data_cfg.test_split, None if data_cfg.task is None else str(data_cfg.task),
-           data_cfg.split_column] + ([dropped] if dropped else [])  # (earlier entries' keys kept)
+           data_cfg.split_column] + ([dropped] if dropped else []) + (  # (earlier entries' keys kept)
+               [{"categorical": categorical}] if categorical else [])
     arrays = _disk_cached("table", files, build, key=key)
     for note in arrays.encoding.get("notes", []):  # what encoding the file left out or doubts
         log.warning("%s", note)

@@ -192,6 +192,7 @@ def predict(run: Path, data: Path, checkpoint_name: str = "best"):
         if table.table_format(data) == ".npz" and trained is not None and width != trained:
             raise table.TableError(f"--data={data}: x has {width} columns; the x the model was trained on had "
                                    f"{trained}")
+        frame = table.categories_as_written(frame, data, encoding.get("categorical", []))
         x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data), training=False))
         for line in table.unseen_categories(frame, encoding):
             print(f"note: {line}", file=sys.stderr)

@@ -140,6 +140,9 @@ class DataConfig:
     # Columns left out, the others all inputs (null: none): an identifier among 3,000 columns,
     # without listing the 2,999 others in data.features.
     drop: Optional[list[str]] = None
+    # Input columns read as categories whatever they hold (null: none): codes such as zip codes
+    # or product numbers, whose sizes mean nothing; each value as the file writes it (02139).
+    categorical: Optional[list[str]] = None
     missing: Missing = Missing.refuse
     test_path: Optional[str] = None
     # A column of the file that marks the test rows with "test" (others train and validate); it is
@@ -553,7 +556,8 @@ def validate(cfg: DictConfig) -> None:
     _check(errors, 0.0 < data.test_split < 1.0, "data.test_split", data.test_split, "must be a fraction in (0, 1)")
     source = Source(data.source)
     table_keys = {"data.path": data.path, "data.target": data.target, "data.features": data.features,
-                  "data.drop": data.drop, "data.test_path": data.test_path, "data.split_column": data.split_column}
+                  "data.drop": data.drop, "data.categorical": data.categorical, "data.test_path": data.test_path,
+                  "data.split_column": data.split_column}
     if source is Source.table:
         _check(errors, bool(data.path), "data.path", data.path,
                "is required with data=table: the .csv, .tsv, .parquet or .npz file to read")
@@ -565,7 +569,7 @@ def validate(cfg: DictConfig) -> None:
         _check(errors, data.features is None or len(data.features) > 0, "data.features", "[]",
                "names no column; leave it out (null) to read every column but the target")
         for key, names, why in (("data.features", data.features, " (one input read twice)"),
-                                ("data.drop", data.drop, "")):
+                                ("data.drop", data.drop, ""), ("data.categorical", data.categorical, "")):
             twice = [str(n) for n in dict.fromkeys(names or []) if list(names).count(n) > 1]
             _check(errors, not twice, key, f"[{','.join(str(n) for n in names or [])}]",
                    f"names {', '.join(twice)} more than once{why}")

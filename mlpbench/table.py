@@ -26,6 +26,7 @@ import gzip
 import hashlib
 import lzma
 import math
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -205,13 +206,15 @@ def read_frame(path: Path, key: str):
     return frame
 
 
-def _drop(name: str) -> str:
-    """`data.drop=[NAME]` as the command line takes it: a name Hydra would not read bare quoted."""
-    import re
-
+def _list_option(key: str, name: str) -> str:
+    """`KEY=[NAME]` as the command line takes it: a name Hydra would not read bare quoted."""
     bare = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name) and name.lower() not in ("true", "false", "null", "nan",
                                                                                       "inf", "none")
-    return f"data.drop=[{name if bare else repr(name)}]"
+    return f"{key}=[{name if bare else repr(name)}]"
+
+
+def _drop(name: str) -> str:
+    return _list_option("data.drop", name)
 
 
 NO_HEADER = "its first row looks like data, not names: a file without a header row? Add one naming the columns"
@@ -466,6 +469,63 @@ def _as_written(frame, path: Path, name: str, missing_words: bool = True):
     return column.str.strip().reindex(frame.index)
 
 
+def categories_as_written(frame, path: Path, names: list[str]):
+    """The frame with the columns `names` (data.categorical) as text, each value a category as
+    the file writes it: 02139, not the number 2139; 7, not the 7.0 pandas reads where a gap
+    makes the column floats."""
+    if not names:
+        return frame
+    frame = frame.copy()
+    for name in names:
+        written = _as_written(frame, path, name)
+        if written is None:  # Parquet, .npz: the values it holds, whole numbers without a point
+            written = frame[name].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer()
+                                      else str(v).strip(), na_action="ignore")
+        frame[name] = written.astype(object)
+    return frame
+
+
+# The head of a text file read again as written to find codes among its whole-number columns:
+# codes with leading zeros (zip codes, product numbers) show in its first rows where they show
+# at all (1 MiB: 30,000 rows of three columns, 360 of 784 pixels).
+CODES_SAMPLE_BYTES = 2**20
+
+
+def _codes_note(frame, path: Path, names: list[str]) -> list[str]:
+    """A note per whole-number input column that the file writes with leading zeros (02139):
+    codes, read as numbers (2139) whose sizes the model would take to mean something."""
+    import pandas as pd
+
+    separator = frame.attrs.get("separator")
+    whole = [n for n in names if pd.api.types.is_integer_dtype(frame[n]) and not pd.api.types.is_bool_dtype(frame[n])
+             or pd.api.types.is_float_dtype(frame[n]) and bool(np.all(np.mod(frame[n].dropna(), 1) == 0))]
+    if separator is None or not whole:
+        return []
+    compression = path.suffix.lower() if path.suffix.lower() in COMPRESSED else None
+    with (COMPRESSED[compression].open if compression else open)(path, "rt", encoding="utf-8") as f:
+        head = f.read(CODES_SAMPLE_BYTES)
+    lines = head.count("\n") - 1  # complete rows after the header's
+    # No field there starts 0 and a digit: no reread by pandas (as text, 784 pixel columns of
+    # 5,000 rows took 2 s)
+    if lines < 1 or not re.search(rf'(?:^|{re.escape(separator)})[ \t]*"?0\d', head, re.MULTILINE):
+        return []
+    order = sorted(whole, key=list(frame.columns).index)  # read_csv gives them in the file's order
+    try:
+        sample = pd.read_csv(path, sep=separator, skipinitialspace=True, dtype=str, nrows=lines,
+                             usecols=[list(frame.columns).index(n) for n in order])
+    except (ValueError, pd.errors.ParserError):  # a row shorter than the header: pandas' usecols fails; no note
+        return []
+    notes = []
+    for name, (_, written) in zip(order, sample.items()):
+        codes = written.dropna().str.strip()
+        codes = codes[codes.str.fullmatch(r"0\d+")]
+        if len(codes):
+            notes.append(f"{path}: column {name} is written with leading zeros ({_listed(codes.unique().tolist(), 3)}): "
+                         f"codes? Read as numbers ({int(codes.iloc[0])}) their sizes are what the model learns from; "
+                         f"{_list_option('data.categorical', name)} reads each as a category")
+    return notes
+
+
 def _target_as_written(frame, path: Path, target: str, task: Optional[str], as_text: bool = False):
     """The frame with its target's labels as the file writes them where they are codes with
     leading zeros (007, 042: classes named so, not 7 and 42; not for data.task=regression) or
@@ -586,7 +646,17 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         raise TableError(f"data.features: lists the split column {split}; which rows are tested is no input")
     if not features:
         raise TableError(f"{path}: no feature column besides the target {target}")
-    kinds = {name: _column_kind(frame[name], name, path) for name in features}  # (row numbers: the file's)
+    categorical = _named_columns([str(c) for c in data_cfg.get("categorical") or []], "data.categorical", frame, path,
+                                 target, "its values are the classes already")
+    not_read = next((c for c in categorical if c not in features), None)
+    if not_read is not None:
+        why = ("data.drop leaves it out" if not_read in dropped else "data.features does not list it"
+               if data_cfg.features else "it marks the test rows" if not_read == split else "it has no name")
+        raise TableError(f"data.categorical: lists {not_read}, which is no input ({why})")
+    kinds = {name: "text" if name in categorical else _column_kind(frame[name], name, path)  # (row numbers: the file's)
+             for name in features}
+    notes += _codes_note(frame, path, [name for name in features if kinds[name] == "number"])
+    frame = categories_as_written(frame, path, categorical)  # while its rows are the file's
     empty = [name for name in features if frame[name].isna().all()]
     if empty:  # before data.missing: dropping its rows would leave none, filling it no mean
         others = f" (and {_listed(empty[1:])})" if len(empty) > 1 else ""
@@ -600,6 +670,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         lacking = [c for c in [*features, target] if c not in test_frame.columns]
         if lacking:
             raise TableError(f"{test_where}: lacks the column(s) {_listed(lacking)} of data.path")
+        test_frame = categories_as_written(test_frame, test_path, categorical)
         if not pd.api.types.is_numeric_dtype(frame[target]):  # labels as written (007): the test file's too
             test_frame, _ = _target_as_written(test_frame, test_path, target, data_cfg.task, as_text=True)
     elif split is not None:
@@ -660,6 +731,8 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
                   _filled_note(encoding["fill"], [train_frame], path)
                   + _filled_note(encoding["fill"], [test_frame], test_where))
     encoding.update(file=str(path), target=target, task=task.value)
+    if categorical:  # new rows' codes read as written too (predict)
+        encoding["categorical"] = categorical
     encoding["notes"] = [*notes, *encoding["notes"],  # said by every run, the array cache's too (data.load_table)
                          *(f"{test_where}, the test rows: {line}" for line in unseen_categories(test_frame, encoding))]
     if npz:  # its columns are positions: new rows must have as many (predict)
