@@ -387,10 +387,11 @@ def read_table(path: Path, key: str, labelled: bool = True):
 GAP_MARKS = ("?", "-", "--", ".", "missing", "unknown", "none")
 
 
-def _column_kind(column, name: str, path: Path) -> str:
+def _column_kind(frame, name: str, path: Path) -> str:
     """"number" or "text"; a column of numbers and words both is refused."""
     import pandas as pd
 
+    column = frame[name]
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
         return "number"
     present = column.dropna()
@@ -410,9 +411,10 @@ def _column_kind(column, name: str, path: Path) -> str:
         marks = sorted({w for w in words.astype(str).str.strip() if w in GAP_MARKS})
         gap = (f" ({_listed([repr(m) for m in marks])} marks a missing value? Write an empty cell there, then choose "
                "data.missing)" if marks else "")
+        shifted = "" if gap else _short_rows(frame, path, [numbers.index[0] + 1, words.index[0] + 1])
         raise TableError(f"{path}: column {name} mixes numbers and text (row {numbers.index[0] + 1}: "
-                         f"{numbers.iloc[0]!r}, row {words.index[0] + 1}: {words.iloc[0]!r}){gap}; make it one or "
-                         f"the other, or leave it out with {_drop(name)}")
+                         f"{numbers.iloc[0]!r}, row {words.index[0] + 1}: {words.iloc[0]!r}){gap}{shifted}; make it one "
+                         f"or the other, or leave it out with {_drop(name)}")
     return "text"
 
 
@@ -446,8 +448,8 @@ def _missing(frame, columns: list[str], path: Path, how: Missing):
         rows = [_file_row(frame, i) for i in np.flatnonzero(frame[column].isna().to_numpy())]
         others = f" (and {len(counts) - 1} more column(s): {_listed(list(counts)[1:])})" if len(counts) > 1 else ""
         raise TableError(f"{path}: column {column} has {n} missing value(s), row(s) {_listed(rows, 5)}{others}"
-                         f"{_gap_words(frame, path, column)}; set data.missing=drop to leave such rows out, or "
-                         "data.missing=mean to fill them")
+                         f"{_gap_words(frame, path, column) or _short_rows(frame, path, rows[:SHOWN])}; set "
+                         "data.missing=drop to leave such rows out, or data.missing=mean to fill them")
     return frame.dropna(subset=list(counts)) if how is Missing.drop else frame
 
 
@@ -572,6 +574,33 @@ def _file_row(frame, position: int) -> int:
     return int(label) + 1 if isinstance(label, (int, np.integer)) else int(position) + 1
 
 
+def _short_rows(frame, path: Path, rows: list[int]) -> str:
+    """Where some of the file rows `rows` (as _file_row numbers them) of a text table hold fewer
+    values than its header names, a hint saying so: pandas leaves a short row's last columns
+    empty, so the values after the one left out sit in the columns before theirs, and the error
+    names a column that is not at fault. Read again on an error's way only."""
+    import csv
+
+    separator, wanted = frame.attrs.get("separator"), set(rows)
+    if separator is None or not wanted:
+        return ""
+    compression = path.suffix.lower() if path.suffix.lower() in COMPRESSED else None
+    short = {}
+    with (COMPRESSED[compression].open if compression else open)(path, "rt", encoding="utf-8", newline="") as f:
+        lines = (line for line in csv.reader(f, delimiter=separator, skipinitialspace=True) if line)  # as pandas: no blank
+        names = len(next(lines, []))
+        for number, line in enumerate(lines, 1):
+            if number in wanted and len(line) < names:
+                short[number] = len(line)
+            if number >= max(wanted):
+                break
+    if not short:
+        return ""
+    row, values = min(short.items())
+    return (f" (row {row} has {values} value{'' if values == 1 else 's'} for the header's {names} names: one left out "
+            "moves those after it into the columns before theirs)")
+
+
 def _class_order(values: list) -> list:
     try:
         return sorted(values, key=float)
@@ -653,7 +682,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         why = ("data.drop leaves it out" if not_read in dropped else "data.features does not list it"
                if data_cfg.features else "it marks the test rows" if not_read == split else "it has no name")
         raise TableError(f"data.categorical: lists {not_read}, which is no input ({why})")
-    kinds = {name: "text" if name in categorical else _column_kind(frame[name], name, path)  # (row numbers: the file's)
+    kinds = {name: "text" if name in categorical else _column_kind(frame, name, path)  # (row numbers: the file's)
              for name in features}
     notes += _codes_note(frame, path, [name for name in features if kinds[name] == "number"])
     frame = categories_as_written(frame, path, categorical)  # while its rows are the file's
@@ -1010,17 +1039,17 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str, training: bool =
         if gaps.any() and name not in encoding["fill"]:
             rows = [_file_row(frame, i) for i in np.flatnonzero(gaps.to_numpy())]
             # Reached by new rows (predict): the training rows' gaps were refused or dropped before.
-            raise TableError(f"{where}: column {name} has {int(gaps.sum())} missing value(s), row(s) {_listed(rows, 5)}; "
-                             "fill them or leave those rows out (a run trained with data.missing=mean fills them "
-                             "with its training rows' means)")
+            raise TableError(f"{where}: column {name} has {int(gaps.sum())} missing value(s), row(s) {_listed(rows, 5)}"
+                             f"{_short_rows(frame, Path(where), rows[:SHOWN])}; fill them or leave those rows out (a "
+                             "run trained with data.missing=mean fills them with its training rows' means)")
         if name in encoding["numbers"]:
             values = _as_numbers(column).astype(float)
             bad = values.isna() & ~gaps
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise TableError(f"{where}: column {name} holds text ({column.iloc[row]!r}, row "
-                                 f"{_file_row(frame, row)}) where the "
-                                 "training rows had numbers")
+                                 f"{_file_row(frame, row)}) where the training rows had numbers"
+                                 + _short_rows(frame, Path(where), [_file_row(frame, row)]))
             _refuse_infinite(frame, name, values, where, training)
             mean, std = encoding["numbers"][name]
             standardized = (values.fillna(mean) - mean) / std  # float64: a value of 1e44 is no fault

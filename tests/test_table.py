@@ -244,6 +244,12 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
      "looks like data, not names: a file without a header row? Add one naming the columns)"),
     ("pixels.csv", "5,0,0,0\n0,0,1,0\n", [], "the header names 0 more than once; give each column its own name "
      "(its first row looks like data"),
+    # a row short of a value: the values after the gap read into the columns before theirs
+    ("short_row.csv", "a,b,colour,label\n1,2,red,x\n4,5,blue,y\n7,blue,y\n1,2,red,x\n", [],
+     "column b mixes numbers and text (row 1: '2', row 3: 'blue') (row 3 has 3 values for the header's 4 names: one "
+     "left out moves those after it into the columns before theirs); make it one or the other"),
+    ("short_last.csv", "a,b,label\n1,2,x\n\n4,5,y\n7,8\n1,2,x\n", [], "column label has 1 missing value(s), row(s) 3 "
+     "(row 3 has 2 values for the header's 3 names"),
     ("categorical_target.csv", "a,label\n1,x\n2,y\n", ["data.categorical=[label]"],
      "data.categorical: lists the target column label; its values are the classes already"),
     ("categorical_dropped.csv", "a,b,label\n1,2,x\n2,3,y\n", ["data.drop=[b]", "data.categorical=[b]"],
@@ -604,6 +610,10 @@ def test_rows_to_predict_need_no_labels(tmp_path):
         table.apply_encoding(table.read_table(write(semicolons, "a;b\n1;2\n"), "--data"), encoding, str(semicolons))
     with pytest.raises(table.TableError, match="needs x .rows x features. and y"):
         table.read_table(tmp_path / "new.npz", "data.path")
+    short = write(tmp_path / "short.csv", "a,b\n1,2\n3\n")
+    with pytest.raises(table.TableError, match=r"column b has 1 missing value\(s\), row\(s\) 2 \(row 2 has 1 value for "
+                                               r"the header's 2 names"):
+        table.apply_encoding(table.read_table(short, "--data"), encoding, str(short), training=False)
 
 
 def test_missing_values_are_dropped_or_filled_when_asked(tmp_path):
