@@ -463,6 +463,9 @@ def _worker_context():
 
 # The tracker's own warnings (a -W option: its message field cannot hold the warning's colon).
 QUIET_TRACKER = "ignore::UserWarning:multiprocessing.resource_tracker"
+# The environment variable by which the fork server learns this process's multiprocessing temp
+# folder (mlpbench/fork_server.py), to remove it if this process dies without its exit.
+FORK_SERVER_FOLDER = "MLPBENCH_FORK_SERVER_FOLDER"
 
 
 def _start_fork_server() -> None:
@@ -474,7 +477,7 @@ def _start_fork_server() -> None:
     started (ignored, one in that instant was lost and the sweep trained on; a test caught it)."""
     context = _worker_context()
     if context.get_start_method() == "forkserver":
-        from multiprocessing import forkserver, resource_tracker
+        from multiprocessing import forkserver, resource_tracker, util
 
         # First, apart: the resource tracker, which the server's start starts else, unblocks
         # Ctrl-C as its own start ends, and the server would be started unblocked. It unlinks
@@ -486,11 +489,16 @@ def _start_fork_server() -> None:
             resource_tracker.ensure_running()
         finally:
             sys.warnoptions.remove(QUIET_TRACKER)
+        # The server's socket is made in this process's multiprocessing temp folder, which only
+        # this process's exit removed: after kill -9 a /tmp/pymp-* folder was left. The server,
+        # which ends with this process, removes it then too.
+        os.environ[FORK_SERVER_FOLDER] = util.get_temp_dir()
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             forkserver.ensure_running()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            del os.environ[FORK_SERVER_FOLDER]
 
 
 def _stop_before_training(signum, frame) -> None:
@@ -548,9 +556,9 @@ def _let_go_of_fork_server() -> None:
 
 def _worker_start() -> None:
     """A worker: one thread (its runs' numbers do not depend on it; two processes of one thread
-    train more than one process of two), and SIGTERM, which Lightning turns into a kept
-    `interrupted` run, when the sweep's process is interrupted or dies (kill -9: its fork server
-    ends with it)."""
+    train more than one process of two), SIGTERM, which Lightning turns into a kept `interrupted`
+    run, when the sweep's process is interrupted, and SIGKILL when it dies (kill -9: its fork
+    server ends with it)."""
     import atexit
     import ctypes
 
@@ -566,8 +574,12 @@ def _worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep's process, which sends SIGTERM
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # the fork server's mask (_start_fork_server)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # PR_SET_PDEATHSIG: SIGKILL, not SIGTERM: a worker whose sweep died ended at once in
+    # _on_sigterm anyway (its runs stay `running`; resume continues from their checkpoints), but
+    # Lightning's handler came first, each worker's "[rank: 0] Received SIGTERM: 15" after the
+    # user's prompt.
     try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
     if os.getppid() != _parent:  # the sweep died before this worker got here
