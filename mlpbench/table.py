@@ -24,9 +24,11 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import io
 import lzma
 import math
 import re
+import shlex
 from pathlib import Path
 from typing import Any, Optional
 
@@ -153,6 +155,14 @@ def _listed(items: list, n: int = SHOWN) -> str:
 # ---------------------------------------------------------------------------- reading
 
 
+def _open_file(path: Path, mode: str = "rt", **options):
+    """The file, decompressed where its suffix says so (.gz, .bz2, .xz); text as UTF-8."""
+    opener = COMPRESSED.get(path.suffix.lower())
+    if "t" in mode:
+        options.setdefault("encoding", "utf-8")
+    return (opener.open if opener else open)(path, mode, **options)
+
+
 def read_frame(path: Path, key: str):
     """The file as a pandas DataFrame (.csv, .tsv, .parquet), or TableError naming it."""
     import pandas as pd
@@ -163,7 +173,7 @@ def read_frame(path: Path, key: str):
     if suffix in TEXT_FORMATS:
         compression = path.suffix.lower() if path.suffix.lower() in COMPRESSED else None
         try:
-            with (COMPRESSED[compression].open if compression else open)(path, "rb") as f:
+            with _open_file(path, "rb") as f:
                 head = f.read(8192)
         except (OSError, EOFError, lzma.LZMAError) as e:  # not compressed after all, or cut short
             raise TableError(f"{where}: cannot be read as {compression} ({e}); a plain text file is named "
@@ -174,7 +184,7 @@ def read_frame(path: Path, key: str):
             raise TableError(f"{where}: not a text file (a binary file with a {suffix} name?)")
         sep = "," if suffix == ".csv" else "\t"
         try:
-            frame = pd.read_csv(path, sep=sep, skipinitialspace=True)
+            frame = pd.read_csv(path, sep=sep, skipinitialspace=True)  # (from bytes in memory: 1.5x as long)
             header = pd.read_csv(path, sep=sep, skipinitialspace=True, header=None, nrows=1, dtype=str,
                                  na_filter=False).iloc[0].tolist()
         except UnicodeDecodeError:
@@ -187,8 +197,18 @@ def read_frame(path: Path, key: str):
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise TableError(f"{where}: cannot be read as a {suffix[1:].upper()} table: {e}") from None
         frame = _checked_header(frame, header, where)
+        codes = {}
         if len(header) == len(frame.columns) and isinstance(frame.index, pd.RangeIndex):  # for _as_written:
             frame.attrs.update(separator=sep, rows=len(frame))  # each column where the file has it, each row its line's
+            named = max((i + 1 for i, n in enumerate(header) if str(n).strip()), default=0)
+            with _open_file(path, "rb") as f:  # read whole by pandas just before: not cut short
+                short, codes = _scan_rows(f.read(), sep, named, _whole_number_columns(frame))
+            if short:
+                (row, line, values), more = short[0], short[1:]
+                raise TableError(f"{where}: row {row} (line {line}) has {values} value{'s' if values != 1 else ''} for "
+                                 f"the header's {named} names{f' (and rows {_listed([r for r, *_ in more])})' if more else ''}"
+                                 ": one left out moves those after it into the columns before theirs; write a missing "
+                                 "value as an empty field (1,,3)" + (", then choose data.missing" if key != "--data" else ""))
     else:
         try:
             frame = pd.read_parquet(path)
@@ -199,6 +219,8 @@ def read_frame(path: Path, key: str):
     if len(frame.columns) and len(frame) == 0:
         raise TableError(f"{where}: a header ({_listed(list(frame.columns))}) but no rows")
     frame.columns = [str(c).strip() for c in frame.columns]
+    if suffix in TEXT_FORMATS:
+        frame.attrs["codes"] = {frame.columns[c]: values for c, values in codes.items()}
     # Text as the file holds it, less the spaces around it ("yes " and "yes" are one class).
     for column in frame.columns:
         if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
@@ -207,10 +229,95 @@ def read_frame(path: Path, key: str):
 
 
 def _list_option(key: str, name: str) -> str:
-    """`KEY=[NAME]` as the command line takes it: a name Hydra would not read bare quoted."""
+    """`KEY=[NAME]` as the command line takes it: a name Hydra would not read bare in Hydra's
+    quotes, and those in the shell's ("data.drop=['Zip Code']": bash drops bare single quotes)."""
     bare = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name) and name.lower() not in ("true", "false", "null", "nan",
                                                                                       "inf", "none")
-    return f"{key}=[{name if bare else repr(name)}]"
+    if bare:
+        return f"{key}=[{name}]"
+    hydra = f"{key}=[{name!r}]"
+    # Inside the shell's double quotes these would be read: then its single quotes, escaped.
+    return shlex.quote(hydra) if re.search(r"['\"`\\!]|\$[\w{(]", name) else f'"{hydra}"'
+
+
+# Bytes of a text table scanned at a time: its separators' positions take 8 bytes each.
+SCAN_BLOCK = 1 << 24
+
+
+def _whole_number_columns(frame) -> set[int]:
+    """The positions of the columns pandas read as whole numbers (floats where a gap made them)."""
+    import pandas as pd
+
+    return {i for i, (_, column) in enumerate(frame.items())
+            if pd.api.types.is_integer_dtype(column) and not pd.api.types.is_bool_dtype(column)
+            or pd.api.types.is_float_dtype(column) and bool(np.all(np.mod(column.dropna(), 1) == 0))}
+
+
+def _scan_rows(raw: bytes, sep: str, named: int, whole: set[int]):
+    """What pandas' reading of a text table hides, from its bytes: the rows (as _file_row numbers
+    them; their lines; their counts of values) with fewer values than the `named` columns, of
+    which pandas leaves the last empty, the first few; and the columns of `whole` numbers that
+    the file writes with leading zeros (02139, a code: up to 3 of them)."""
+    if b'"' in raw:  # quoted fields may hold the separator and line ends: Python's csv reads them
+        return _scan_quoted(raw.decode("utf-8", errors="replace"), sep, named, whole)
+    sep_byte = ord(sep)
+    short, codes = [], {}
+    lines_before, row, start = 0, -1, 0  # row: the data rows before this block (the header: 0)
+    while start < len(raw):  # 784 pixel columns of 20,000 rows (56 MB): 0.24 s, pandas' reading 0.56
+        end = raw.find(b"\n", min(start + SCAN_BLOCK, len(raw)) - 1)
+        end = len(raw) if end < 0 else end + 1
+        b = np.frombuffer(raw, np.uint8, end - start, start)
+        ends = np.flatnonzero(b == 10)
+        if b[-1] != 10:
+            ends = np.append(ends, len(b))
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        seps = np.flatnonzero(b == sep_byte)  # (a cumulative count took 3x as long)
+        before = np.searchsorted(seps, starts)
+        fields = np.searchsorted(seps, ends) - before + 1
+        filled = np.ones(len(ends), bool)
+        for i in np.flatnonzero(fields == 1):  # pandas skips a line of spaces alone
+            filled[i] = bool(raw[start + starts[i]:start + ends[i]].strip())
+        rows = np.cumsum(filled) + row
+        for i in np.flatnonzero(filled & (fields < named) & (rows >= 1))[:SHOWN - len(short)]:
+            short.append((int(rows[i]), lines_before + int(i) + 1, int(fields[i])))
+        zeros = np.flatnonzero(b[:-1] == ord("0"))
+        zeros = zeros[(b[zeros + 1] >= ord("0")) & (b[zeros + 1] <= ord("9"))]
+        previous = b[np.maximum(zeros - 1, 0)]
+        zeros = zeros[(zeros == 0) | (previous == sep_byte) | (previous == 10) | (previous == ord(" "))]
+        line = np.searchsorted(starts, zeros, "right") - 1
+        zeros, line = zeros[rows[line] >= 1], line[rows[line] >= 1]
+        columns = np.searchsorted(seps, zeros) - before[line]
+        for column in np.unique(columns):
+            found = codes.setdefault(int(column), []) if int(column) in whole else None
+            for at in zeros[columns == column][:50] if found is not None and len(found) < 3 else []:
+                field = re.match(rb"[^\n" + re.escape(sep.encode()) + rb"]*", raw[start + at:start + at + 64])
+                _add_code(found, field.group().decode(errors="replace"))
+        row, lines_before, start = int(rows[-1]), lines_before + len(ends), end
+    return short, {c: found for c, found in codes.items() if found}
+
+
+def _scan_quoted(text: str, sep: str, named: int, whole: set[int]):
+    import csv
+
+    short, codes = [], {c: [] for c in whole}
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True)
+    row = -1
+    for record in reader:
+        if not record or len(record) == 1 and not record[0].strip():  # pandas skips a blank line
+            continue
+        row += 1
+        if row and len(record) < named and len(short) < SHOWN:
+            short.append((row, reader.line_num, len(record)))
+        for c in whole if row else ():
+            if c < len(record) and record[c][:1] == "0" and len(codes[c]) < 3:
+                _add_code(codes[c], record[c])
+    return short, {c: found for c, found in codes.items() if found}
+
+
+def _add_code(found: list[str], field: str) -> None:
+    field = field.strip()
+    if len(field) > 1 and field[0] == "0" and field.isdigit() and field not in found and len(found) < 3:
+        found.append(field)
 
 
 def _drop(name: str) -> str:
@@ -313,7 +420,8 @@ def _column_hint(given: str, frame, key: str) -> str:
     except ValueError:
         number = False
     if given in ("True", "False") or number:
-        quoted = f"{key}=['NAME']" if key in ("data.drop", "data.features") else f"{key}='NAME'"  # lists
+        quoted = f"\"{key}=['NAME']\"" if key in ("data.drop", "data.features", "data.categorical") else \
+            f"\"{key}='NAME'\""  # lists; the double quotes keep the single ones from the shell
         hint += (f" (the command line reads an unquoted true or 1e3 as a bool or a number, {given}: quote a "
                  f"column's name, {quoted})")
     return hint
@@ -411,10 +519,9 @@ def _column_kind(frame, name: str, path: Path) -> str:
         marks = sorted({w for w in words.astype(str).str.strip() if w in GAP_MARKS})
         gap = (f" ({_listed([repr(m) for m in marks])} marks a missing value? Write an empty cell there, then choose "
                "data.missing)" if marks else "")
-        shifted = "" if gap else _short_rows(frame, path, [numbers.index[0] + 1, words.index[0] + 1])
         raise TableError(f"{path}: column {name} mixes numbers and text (row {numbers.index[0] + 1}: "
-                         f"{numbers.iloc[0]!r}, row {words.index[0] + 1}: {words.iloc[0]!r}){gap}{shifted}; make it one "
-                         f"or the other, or leave it out with {_drop(name)}")
+                         f"{numbers.iloc[0]!r}, row {words.index[0] + 1}: {words.iloc[0]!r}){gap}; make it one or "
+                         f"the other, or leave it out with {_drop(name)}")
     return "text"
 
 
@@ -448,8 +555,8 @@ def _missing(frame, columns: list[str], path: Path, how: Missing):
         rows = [_file_row(frame, i) for i in np.flatnonzero(frame[column].isna().to_numpy())]
         others = f" (and {len(counts) - 1} more column(s): {_listed(list(counts)[1:])})" if len(counts) > 1 else ""
         raise TableError(f"{path}: column {column} has {n} missing value(s), row(s) {_listed(rows, 5)}{others}"
-                         f"{_gap_words(frame, path, column) or _short_rows(frame, path, rows[:SHOWN])}; set "
-                         "data.missing=drop to leave such rows out, or data.missing=mean to fill them")
+                         f"{_gap_words(frame, path, column)}; set data.missing=drop to leave such rows out, or "
+                         "data.missing=mean to fill them")
     return frame.dropna(subset=list(counts)) if how is Missing.drop else frame
 
 
@@ -478,7 +585,7 @@ def categories_as_written(frame, path: Path, names: list[str]):
     if not names:
         return frame
     frame = frame.copy()
-    for name in names:
+    for name in (n for n in names if n in frame.columns):  # a lacking one: apply_encoding names it
         written = _as_written(frame, path, name)
         if written is None:  # Parquet, .npz: the values it holds, whole numbers without a point
             written = frame[name].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer()
@@ -487,45 +594,12 @@ def categories_as_written(frame, path: Path, names: list[str]):
     return frame
 
 
-# The head of a text file read again as written to find codes among its whole-number columns:
-# codes with leading zeros (zip codes, product numbers) show in its first rows where they show
-# at all (1 MiB: 30,000 rows of three columns, 360 of 784 pixels).
-CODES_SAMPLE_BYTES = 2**20
-
-
 def _codes_note(frame, path: Path, names: list[str]) -> list[str]:
-    """A note per whole-number input column that the file writes with leading zeros (02139):
+    """A note per number input column `names` that the file writes with leading zeros (02139):
     codes, read as numbers (2139) whose sizes the model would take to mean something."""
-    import pandas as pd
-
-    separator = frame.attrs.get("separator")
-    whole = [n for n in names if pd.api.types.is_integer_dtype(frame[n]) and not pd.api.types.is_bool_dtype(frame[n])
-             or pd.api.types.is_float_dtype(frame[n]) and bool(np.all(np.mod(frame[n].dropna(), 1) == 0))]
-    if separator is None or not whole:
-        return []
-    compression = path.suffix.lower() if path.suffix.lower() in COMPRESSED else None
-    with (COMPRESSED[compression].open if compression else open)(path, "rt", encoding="utf-8") as f:
-        head = f.read(CODES_SAMPLE_BYTES)
-    lines = head.count("\n") - 1  # complete rows after the header's
-    # No field there starts 0 and a digit: no reread by pandas (as text, 784 pixel columns of
-    # 5,000 rows took 2 s)
-    if lines < 1 or not re.search(rf'(?:^|{re.escape(separator)})[ \t]*"?0\d', head, re.MULTILINE):
-        return []
-    order = sorted(whole, key=list(frame.columns).index)  # read_csv gives them in the file's order
-    try:
-        sample = pd.read_csv(path, sep=separator, skipinitialspace=True, dtype=str, nrows=lines,
-                             usecols=[list(frame.columns).index(n) for n in order])
-    except (ValueError, pd.errors.ParserError):  # a row shorter than the header: pandas' usecols fails; no note
-        return []
-    notes = []
-    for name, (_, written) in zip(order, sample.items()):
-        codes = written.dropna().str.strip()
-        codes = codes[codes.str.fullmatch(r"0\d+")]
-        if len(codes):
-            notes.append(f"{path}: column {name} is written with leading zeros ({_listed(codes.unique().tolist(), 3)}): "
-                         f"codes? Read as numbers ({int(codes.iloc[0])}) their sizes are what the model learns from; "
-                         f"{_list_option('data.categorical', name)} reads each as a category")
-    return notes
+    return [f"{path}: column {name} is written with leading zeros ({_listed(codes, 3)}): codes? Read as numbers "
+            f"({int(codes[0])}) their sizes are what the model learns from; {_list_option('data.categorical', name)} "
+            "reads each as a category" for name, codes in frame.attrs.get("codes", {}).items() if name in names]
 
 
 def _target_as_written(frame, path: Path, target: str, task: Optional[str], as_text: bool = False):
@@ -572,33 +646,6 @@ def _file_row(frame, position: int) -> int:
     frame's index, which reading numbers 0, 1, ... and dropping or splitting rows keeps."""
     label = frame.index[position]
     return int(label) + 1 if isinstance(label, (int, np.integer)) else int(position) + 1
-
-
-def _short_rows(frame, path: Path, rows: list[int]) -> str:
-    """Where some of the file rows `rows` (as _file_row numbers them) of a text table hold fewer
-    values than its header names, a hint saying so: pandas leaves a short row's last columns
-    empty, so the values after the one left out sit in the columns before theirs, and the error
-    names a column that is not at fault. Read again on an error's way only."""
-    import csv
-
-    separator, wanted = frame.attrs.get("separator"), set(rows)
-    if separator is None or not wanted:
-        return ""
-    compression = path.suffix.lower() if path.suffix.lower() in COMPRESSED else None
-    short = {}
-    with (COMPRESSED[compression].open if compression else open)(path, "rt", encoding="utf-8", newline="") as f:
-        lines = (line for line in csv.reader(f, delimiter=separator, skipinitialspace=True) if line)  # as pandas: no blank
-        names = len(next(lines, []))
-        for number, line in enumerate(lines, 1):
-            if number in wanted and len(line) < names:
-                short[number] = len(line)
-            if number >= max(wanted):
-                break
-    if not short:
-        return ""
-    row, values = min(short.items())
-    return (f" (row {row} has {values} value{'' if values == 1 else 's'} for the header's {names} names: one left out "
-            "moves those after it into the columns before theirs)")
 
 
 def _class_order(values: list) -> list:
@@ -1039,17 +1086,17 @@ def apply_encoding(frame, encoding: dict[str, Any], where: str, training: bool =
         if gaps.any() and name not in encoding["fill"]:
             rows = [_file_row(frame, i) for i in np.flatnonzero(gaps.to_numpy())]
             # Reached by new rows (predict): the training rows' gaps were refused or dropped before.
-            raise TableError(f"{where}: column {name} has {int(gaps.sum())} missing value(s), row(s) {_listed(rows, 5)}"
-                             f"{_short_rows(frame, Path(where), rows[:SHOWN])}; fill them or leave those rows out (a "
-                             "run trained with data.missing=mean fills them with its training rows' means)")
+            raise TableError(f"{where}: column {name} has {int(gaps.sum())} missing value(s), row(s) {_listed(rows, 5)}; "
+                             "fill them or leave those rows out (a run trained with data.missing=mean fills them "
+                             "with its training rows' means)")
         if name in encoding["numbers"]:
             values = _as_numbers(column).astype(float)
             bad = values.isna() & ~gaps
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise TableError(f"{where}: column {name} holds text ({column.iloc[row]!r}, row "
-                                 f"{_file_row(frame, row)}) where the training rows had numbers"
-                                 + _short_rows(frame, Path(where), [_file_row(frame, row)]))
+                                 f"{_file_row(frame, row)}) where the "
+                                 "training rows had numbers")
             _refuse_infinite(frame, name, values, where, training)
             mean, std = encoding["numbers"][name]
             standardized = (values.fillna(mean) - mean) / std  # float64: a value of 1e44 is no fault
