@@ -97,10 +97,11 @@ class Splits:
 
 # ---------------------------------------------------------------------------- on-disk cache
 
-CACHE_VERSION = 8  # 2: digests recorded; 3: a table's inferred task says why; 4: its text stripped; 5: in
+CACHE_VERSION = 9  # 2: digests recorded; 3: a table's inferred task says why; 4: its text stripped; 5: in
 # every format, its notes, an .npz's width; 6: its copied rows noted; 7: its test rows as a whole's
 # fraction (stratified_counts), labels as written, more notes; 8: rows left out and each file's
-# fills as notes, a constant regression target refused, evenly spaced number headers as names
+# fills as notes, a constant regression target refused, evenly spaced number headers as names;
+# 9: rows short of a value refused, codes with leading zeros noted
 _ARRAY_FIELDS = ("x_train", "y_train", "x_test", "y_test")
 
 
