@@ -5,10 +5,13 @@ launcher's checkpoints."""
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import torch
 
@@ -147,13 +150,16 @@ def test_runs_that_cannot_share_a_model_train_alone(tmp_path):
 
 
 def test_a_sweep_killed_with_kill_9_ends_its_workers_and_resumes_with_histories_equal_to_uninterrupted_runs(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, request):
     # Two stacks, in two of the launcher's worker processes (as many as cores or GPUs by default:
     # on one GPU the stacks would train in turn, the first ended before the kill). kill -9 of the
     # sweep's process alone: its workers, forks of its fork server, end with it.
     grid = ["-m", "seed=1,2", "model.depth=1,2", "data.limit=400", "trainer.max_epochs=12"]
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # where multiprocessing makes its pymp-* folder
-    (tmp_path / "tmp").mkdir()
+    # Where multiprocessing makes its pymp-* folder: short, as the fork server's socket path within
+    # it must be (108 bytes; under pytest-xdist's tmp_path it was too long).
+    scratch = Path(tempfile.mkdtemp(prefix="mp", dir="/tmp"))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
     proc = start_cli([*grid, "hydra.launcher.workers=2"], tmp_path)
     wait_until(lambda: len(glob.glob(f"{tmp_path}/outputs/multirun/*/*seed=2*/checkpoints/last.ckpt")) == 2, proc,
                "both stacks trained an epoch")
@@ -164,7 +170,7 @@ def test_a_sweep_killed_with_kill_9_ends_its_workers_and_resumes_with_histories_
     # worker's end (Lightning's "[rank: 0] Received SIGTERM: 15" once came after the prompt).
     output = proc.communicate()[0]
     assert "leaked semaphore" not in output and "Received SIGTERM" not in output, output
-    assert not list((tmp_path / "tmp").glob("pymp-*"))  # the fork server's socket folder went with it
+    assert not list(scratch.glob("pymp-*"))  # the fork server's socket folder went with it
     sweep = only_sweep(tmp_path)
     resumed = run_cli(*grid, "resume=true", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
