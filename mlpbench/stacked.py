@@ -245,7 +245,8 @@ class StackedMLP(nn.Module):
             self.generators.append(generator)
         first = torch.Generator()
         first.set_state(states[0])  # a copy: the replica's own draws stay its run's
-        self._device_rng = (int(torch.randint(2**62, (step + 1,), generator=first)[-1]), device_state)
+        seed = int(torch.randint(2**62, (1,), generator=first))
+        self._device_rng = ((seed + step * 0x9E3779B97F4A7C15) % 2**62, device_state)  # (odd: a step, a seed)
         self._device_generator = None
 
     def generator_states(self) -> list[torch.Tensor]:

@@ -22,6 +22,7 @@ scale.
 from __future__ import annotations
 
 import bz2
+import csv
 import gzip
 import hashlib
 import io
@@ -155,12 +156,10 @@ def _listed(items: list, n: int = SHOWN) -> str:
 # ---------------------------------------------------------------------------- reading
 
 
-def _open_file(path: Path, mode: str = "rt", **options):
-    """The file, decompressed where its suffix says so (.gz, .bz2, .xz); text as UTF-8."""
+def _open_file(path: Path):
+    """The file's bytes, decompressed where its suffix says so (.gz, .bz2, .xz)."""
     opener = COMPRESSED.get(path.suffix.lower())
-    if "t" in mode:
-        options.setdefault("encoding", "utf-8")
-    return (opener.open if opener else open)(path, mode, **options)
+    return (opener.open if opener else open)(path, "rb")
 
 
 def read_frame(path: Path, key: str):
@@ -173,7 +172,7 @@ def read_frame(path: Path, key: str):
     if suffix in TEXT_FORMATS:
         compression = path.suffix.lower() if path.suffix.lower() in COMPRESSED else None
         try:
-            with _open_file(path, "rb") as f:
+            with _open_file(path) as f:
                 head = f.read(8192)
         except (OSError, EOFError, lzma.LZMAError) as e:  # not compressed after all, or cut short
             raise TableError(f"{where}: cannot be read as {compression} ({e}); a plain text file is named "
@@ -201,14 +200,16 @@ def read_frame(path: Path, key: str):
         if len(header) == len(frame.columns) and isinstance(frame.index, pd.RangeIndex):  # for _as_written:
             frame.attrs.update(separator=sep, rows=len(frame))  # each column where the file has it, each row its line's
             named = max((i + 1 for i, n in enumerate(header) if str(n).strip()), default=0)
-            with _open_file(path, "rb") as f:  # read whole by pandas just before: not cut short
-                short, codes = _scan_rows(f.read(), sep, named, _whole_number_columns(frame))
+            with _open_file(path) as f:  # read whole by pandas just before: not cut short
+                short, count, codes = _scan_rows(f.read(), sep, named, _whole_number_columns(frame))
             if short:
-                (row, line, values), more = short[0], short[1:]
+                (row, line, values), more = short[0], [r for r, *_ in short[1:]]
+                others = (f" (and rows {', '.join(map(str, more))}{', ...' if count > len(short) else ''}: {count} in "
+                          "all)" if more else "")
                 raise TableError(f"{where}: row {row} (line {line}) has {values} value{'s' if values != 1 else ''} for "
-                                 f"the header's {named} names{f' (and rows {_listed([r for r, *_ in more])})' if more else ''}"
-                                 ": one left out moves those after it into the columns before theirs; write a missing "
-                                 "value as an empty field (1,,3)" + (", then choose data.missing" if key != "--data" else ""))
+                                 f"the header's {named} names{others}: one left out moves those after it "
+                                 "into the columns before theirs; write a missing value as an empty field (1,,3)"
+                                 + (", then choose data.missing" if key != "--data" else ""))
     else:
         try:
             frame = pd.read_parquet(path)
@@ -220,7 +221,7 @@ def read_frame(path: Path, key: str):
         raise TableError(f"{where}: a header ({_listed(list(frame.columns))}) but no rows")
     frame.columns = [str(c).strip() for c in frame.columns]
     if suffix in TEXT_FORMATS:
-        frame.attrs["codes"] = {frame.columns[c]: values for c, values in codes.items()}
+        frame.attrs["codes"] = _Kept({frame.columns[c]: values for c, values in codes.items()})
     # Text as the file holds it, less the spaces around it ("yes " and "yes" are one class).
     for column in frame.columns:
         if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
@@ -228,7 +229,7 @@ def read_frame(path: Path, key: str):
     return frame
 
 
-def _list_option(key: str, name: str) -> str:
+def _column_option(key: str, name: str) -> str:
     """`KEY=[NAME]` as the command line takes it: a name Hydra would not read bare in Hydra's
     quotes, and those in the shell's ("data.drop=['Zip Code']": bash drops bare single quotes)."""
     bare = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name) and name.lower() not in ("true", "false", "null", "nan",
@@ -254,14 +255,15 @@ def _whole_number_columns(frame) -> set[int]:
 
 
 def _scan_rows(raw: bytes, sep: str, named: int, whole: set[int]):
-    """What pandas' reading of a text table hides, from its bytes: the rows (as _file_row numbers
-    them; their lines; their counts of values) with fewer values than the `named` columns, of
-    which pandas leaves the last empty, the first few; and the columns of `whole` numbers that
-    the file writes with leading zeros (02139, a code: up to 3 of them)."""
-    if b'"' in raw:  # quoted fields may hold the separator and line ends: Python's csv reads them
-        return _scan_quoted(raw.decode("utf-8", errors="replace"), sep, named, whole)
-    sep_byte = ord(sep)
-    short, codes = [], {}
+    """What pandas' reading of a text table hides, from its bytes: the rows with fewer values than
+    the `named` columns (pandas leaves their last empty): the first few, as (row as _file_row
+    numbers it, line, values), and how many; and the columns of `whole` numbers that the file
+    writes with leading zeros (02139, a code: up to 3 of each)."""
+    if b"\n" not in raw and b"\r" in raw:  # classic Mac line ends (Excel's "CSV (Macintosh)"): pandas' too
+        raw = raw.replace(b"\r", b"\n")
+    found = _Found(whole)
+    sep_byte, quote = ord(sep), ord('"')
+    spaces = np.array([b for b in b" \t\r" if b != sep_byte], np.uint8)
     lines_before, row, start = 0, -1, 0  # row: the data rows before this block (the header: 0)
     while start < len(raw):  # 784 pixel columns of 20,000 rows (56 MB): 0.24 s, pandas' reading 0.56
         end = raw.find(b"\n", min(start + SCAN_BLOCK, len(raw)) - 1)
@@ -271,57 +273,103 @@ def _scan_rows(raw: bytes, sep: str, named: int, whole: set[int]):
         if b[-1] != 10:
             ends = np.append(ends, len(b))
         starts = np.concatenate(([0], ends[:-1] + 1))
+        quotes = np.flatnonzero(b == quote)
+        quoted = np.searchsorted(quotes, ends) - np.searchsorted(quotes, starts)
+        if (quoted % 2).any():  # a quoted field across lines, or a stray quote: the csv module reads it
+            return _scan_records(raw, sep, named, whole)
         seps = np.flatnonzero(b == sep_byte)  # (a cumulative count took 3x as long)
         before = np.searchsorted(seps, starts)
         fields = np.searchsorted(seps, ends) - before + 1
-        filled = np.ones(len(ends), bool)
-        for i in np.flatnonzero(fields == 1):  # pandas skips a line of spaces alone
-            filled[i] = bool(raw[start + starts[i]:start + ends[i]].strip())
-        rows = np.cumsum(filled) + row
-        for i in np.flatnonzero(filled & (fields < named) & (rows >= 1))[:SHOWN - len(short)]:
-            short.append((int(rows[i]), lines_before + int(i) + 1, int(fields[i])))
+        # Lines to read as records: quoted ones (R's write.csv quotes its header), and those
+        # without a separator that may be blank (empty, or beginning with a space), which pandas skips.
+        first = b[np.minimum(starts, len(b) - 1)]
+        read = np.flatnonzero((quoted > 0) | (fields == 1) & ((starts == ends) | np.isin(first, spaces)))
+        records = dict(zip(read.tolist(), csv.reader((raw[start + starts[i]:start + ends[i]].decode(
+            "utf-8", errors="replace") for i in read), delimiter=sep, skipinitialspace=True)))
+        for i, record in records.items():
+            fields[i] = len(record) if any(field.strip() for field in record) or len(record) > 1 else 0
+        rows = np.cumsum(fields > 0) + row
+        short = np.flatnonzero((fields > 0) & (fields < named) & (rows >= 1))
+        found.add_short([(int(rows[i]), lines_before + int(i) + 1, int(fields[i])) for i in short[:SHOWN]], len(short))
         zeros = np.flatnonzero(b[:-1] == ord("0"))
         zeros = zeros[(b[zeros + 1] >= ord("0")) & (b[zeros + 1] <= ord("9"))]
         previous = b[np.maximum(zeros - 1, 0)]
         zeros = zeros[(zeros == 0) | (previous == sep_byte) | (previous == 10) | (previous == ord(" "))]
         line = np.searchsorted(starts, zeros, "right") - 1
-        zeros, line = zeros[rows[line] >= 1], line[rows[line] >= 1]
+        keep = (rows[line] >= 1) & (quoted[line] == 0)  # a quoted line's columns are its record's
+        zeros, line = zeros[keep], line[keep]
         columns = np.searchsorted(seps, zeros) - before[line]
-        for column in np.unique(columns):
-            found = codes.setdefault(int(column), []) if int(column) in whole else None
-            for at in zeros[columns == column][:50] if found is not None and len(found) < 3 else []:
+        order = np.argsort(columns, kind="stable")  # each column's in the file's order
+        bounds = np.flatnonzero(np.diff(columns[order], prepend=-1))
+        for a, z in zip(bounds, [*bounds[1:], len(order)]):
+            column = int(columns[order[a]])
+            for at in zeros[order[a:min(z, a + 50)]] if found.wants(column) else []:
                 field = re.match(rb"[^\n" + re.escape(sep.encode()) + rb"]*", raw[start + at:start + at + 64])
-                _add_code(found, field.group().decode(errors="replace"))
+                found.code(column, field.group().decode(errors="replace"))
+        for i, record in records.items():
+            if quoted[i] and rows[i] >= 1:
+                found.codes_of(record)
         row, lines_before, start = int(rows[-1]), lines_before + len(ends), end
-    return short, {c: found for c, found in codes.items() if found}
+    return found.result()
 
 
-def _scan_quoted(text: str, sep: str, named: int, whole: set[int]):
-    import csv
-
-    short, codes = [], {c: [] for c in whole}
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True)
+def _scan_records(raw: bytes, sep: str, named: int, whole: set[int]):
+    """_scan_rows by Python's csv module alone: records whose quoted fields hold line ends."""
+    found = _Found(whole)
+    csv.field_size_limit(2**31 - 1)  # pandas reads a field of any length (the module: 128 KiB)
+    reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace"), newline=""), delimiter=sep,
+                        skipinitialspace=True)
     row = -1
     for record in reader:
         if not record or len(record) == 1 and not record[0].strip():  # pandas skips a blank line
             continue
         row += 1
-        if row and len(record) < named and len(short) < SHOWN:
-            short.append((row, reader.line_num, len(record)))
-        for c in whole if row else ():
-            if c < len(record) and record[c][:1] == "0" and len(codes[c]) < 3:
-                _add_code(codes[c], record[c])
-    return short, {c: found for c, found in codes.items() if found}
+        if row:
+            found.add_short([(row, reader.line_num, len(record))] if len(record) < named else [], len(record) < named)
+            found.codes_of(record)
+    return found.result()
 
 
-def _add_code(found: list[str], field: str) -> None:
-    field = field.strip()
-    if len(field) > 1 and field[0] == "0" and field.isdigit() and field not in found and len(found) < 3:
-        found.append(field)
+class _Found:
+    """What _scan_rows finds, as it finds it."""
+
+    def __init__(self, whole: set[int]):
+        self.rows: list[tuple[int, int, int]] = []
+        self.count, self.whole = 0, whole
+        self.codes: dict[int, list[str]] = {}
+
+    def add_short(self, first: list[tuple[int, int, int]], count: int) -> None:
+        self.rows += first[:SHOWN - len(self.rows)]
+        self.count += count
+
+    def wants(self, column: int) -> bool:
+        return column in self.whole and len(self.codes.get(column, [])) < 3
+
+    def code(self, column: int, field: str) -> None:
+        field, codes = field.strip(), self.codes.setdefault(column, [])
+        if (len(codes) < 3 and len(field) > 1 and field[0] == "0" and field.isdigit() and field.strip("0")
+                and field not in codes):
+            codes.append(field)  # (000 is zero, not a code)
+
+    def codes_of(self, record: list[str]) -> None:
+        """A record's codes, where its fields show any (one search of them all, in C)."""
+        if LEADING_ZERO.search("\0".join(record)):
+            for column in (c for c in self.whole if c < len(record) and self.wants(c)):
+                self.code(column, record[column])
+
+    def result(self):
+        return self.rows, self.count, {c: tuple(codes) for c, codes in self.codes.items() if codes}
 
 
-def _drop(name: str) -> str:
-    return _list_option("data.drop", name)
+LEADING_ZERO = re.compile(r"(?:^|\0)\s*0\d")
+
+
+class _Kept(dict):
+    """A value read once and never changed, kept in frame.attrs: pandas deep-copies those with
+    every column taken (784 columns of codes: 1 s for a pass over them)."""
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 NO_HEADER = "its first row looks like data, not names: a file without a header row? Add one naming the columns"
@@ -495,11 +543,10 @@ def read_table(path: Path, key: str, labelled: bool = True):
 GAP_MARKS = ("?", "-", "--", ".", "missing", "unknown", "none")
 
 
-def _column_kind(frame, name: str, path: Path) -> str:
+def _column_kind(column, name: str, path: Path) -> str:
     """"number" or "text"; a column of numbers and words both is refused."""
     import pandas as pd
 
-    column = frame[name]
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
         return "number"
     present = column.dropna()
@@ -512,7 +559,7 @@ def _column_kind(frame, name: str, path: Path) -> str:
             raise TableError(f"{path}: column {name} holds numbers written {written} ({text.iloc[0]!r}), read as text "
                              "(each value would be a category of its own); write them as plain numbers: a decimal "
                              "point, no thousands separator or % (pandas: to_csv(decimal='.')), or leave the column "
-                             f"out with {_drop(name)}")
+                             f"out with {_column_option('data.drop', name)}")
     if parsed.notna().any():
         numbers, words = present[parsed.notna()], present[parsed.isna()]
         # UCI's files mark a gap '?': pandas reads only an empty cell, NA, null and the like as one.
@@ -521,7 +568,7 @@ def _column_kind(frame, name: str, path: Path) -> str:
                "data.missing)" if marks else "")
         raise TableError(f"{path}: column {name} mixes numbers and text (row {numbers.index[0] + 1}: "
                          f"{numbers.iloc[0]!r}, row {words.index[0] + 1}: {words.iloc[0]!r}){gap}; make it one or "
-                         f"the other, or leave it out with {_drop(name)}")
+                         f"the other, or leave it out with {_column_option('data.drop', name)}")
     return "text"
 
 
@@ -595,11 +642,17 @@ def categories_as_written(frame, path: Path, names: list[str]):
 
 
 def _codes_note(frame, path: Path, names: list[str]) -> list[str]:
-    """A note per number input column `names` that the file writes with leading zeros (02139):
-    codes, read as numbers (2139) whose sizes the model would take to mean something."""
-    return [f"{path}: column {name} is written with leading zeros ({_listed(codes, 3)}): codes? Read as numbers "
-            f"({int(codes[0])}) their sizes are what the model learns from; {_list_option('data.categorical', name)} "
-            "reads each as a category" for name, codes in frame.attrs.get("codes", {}).items() if name in names]
+    """A note on the number input columns `names` that the file writes with leading zeros
+    (02139): codes, read as numbers (2139) whose sizes the model would take to mean something."""
+    found = {name: codes for name, codes in frame.attrs.get("codes", {}).items() if name in names}
+    if not found:
+        return []
+    (name, codes), *others = found.items()
+    columns = f"column {name} is" if not others else f"columns {_listed(list(found))} ({len(found)}) are"
+    return [f"{path}: {columns} written with leading zeros ({_listed(list(codes), 3)}): codes? Read as numbers "
+            f"({int(codes[0])}) their sizes are what the model learns from; "
+            f"{_column_option('data.categorical', name) if not others else 'data.categorical=[...]'} reads each as a "
+            "category"]
 
 
 def _target_as_written(frame, path: Path, target: str, task: Optional[str], as_text: bool = False):
@@ -729,7 +782,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
         why = ("data.drop leaves it out" if not_read in dropped else "data.features does not list it"
                if data_cfg.features else "it marks the test rows" if not_read == split else "it has no name")
         raise TableError(f"data.categorical: lists {not_read}, which is no input ({why})")
-    kinds = {name: "text" if name in categorical else _column_kind(frame, name, path)  # (row numbers: the file's)
+    kinds = {name: "text" if name in categorical else _column_kind(frame[name], name, path)  # (row numbers: the file's)
              for name in features}
     notes += _codes_note(frame, path, [name for name in features if kinds[name] == "number"])
     frame = categories_as_written(frame, path, categorical)  # while its rows are the file's
@@ -737,7 +790,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     if empty:  # before data.missing: dropping its rows would leave none, filling it no mean
         others = f" (and {_listed(empty[1:])})" if len(empty) > 1 else ""
         raise TableError(f"{path}: column {empty[0]}{others} has no value in any row; leave it out with "
-                         f"{_drop(empty[0])}")
+                         f"{_column_option('data.drop', empty[0])}")
     test_frame, test_path, test_where = None, path, f"{path}"
     if data_cfg.test_path:
         test_path = file_path(data_cfg.test_path, data_cfg.root)
@@ -1003,7 +1056,8 @@ def _refuse_infinite(frame, name: str, values, where: str, training: bool = True
         what = "value(s) so far from the training rows' mean that, standardized, they pass float32's ±3.4e38"
     if bad.any():
         rows = [_file_row(frame, i) for i in np.flatnonzero(bad)]
-        fix = f", or leave the column out with {_drop(name)}" if training else " (the model reads this column)"
+        fix = (f", or leave the column out with {_column_option('data.drop', name)}" if training
+               else " (the model reads this column)")
         raise TableError(f"{where}: column {name} holds {int(bad.sum())} {what} "
                          f"({frame[name].iloc[int(np.flatnonzero(bad)[0])]}), row(s) {_listed(rows, 5)}; replace "
                          f"them{fix}")
@@ -1029,7 +1083,7 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
     for name in features:
         if train[name].isna().all():
             raise TableError(f"{where}: column {name} has no value in the training rows; leave it out with "
-                             f"{_drop(name)}")
+                             f"{_column_option('data.drop', name)}")
         if kinds[name] == "number":
             values = _as_numbers(train[name]).astype(float)
             _refuse_infinite(train, name, values, where)
@@ -1042,13 +1096,14 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
             if not (math.isfinite(mean) and math.isfinite(std)):  # values near float64's ±1.8e308
                 raise TableError(f"{where}: column {name}'s values are too large to standardize (mean {mean}, standard "
                                  f"deviation {std}); rescale them (a log, another unit), or leave the column out with "
-                                 f"{_drop(name)}")
+                                 f"{_column_option('data.drop', name)}")
             numbers[name] = [mean, std if std > 0 else 1.0]  # a constant column: centred only
             if _counts_rows(values):
                 notes.append(f"{where}: column {name} holds a different whole number on every row, in the rows' "
                              f"order ({values.iloc[0]:.0f}, {values.iloc[1]:.0f}, ... {values.iloc[-1]:.0f}): a row "
                              "number or an identifier? As an input it tells the model where a row was in the file, "
-                             f"which in a file sorted by its label is the label; leave it out with {_drop(name)}")
+                             "which in a file sorted by its label is the label; leave it out with "
+                             f"{_column_option('data.drop', name)}")
             fill[name] = numbers[name][0]
             columns.append(name)
         else:
@@ -1058,11 +1113,12 @@ def fit_encoding(train, features: list[str], kinds: dict[str, str], how: Missing
             categories[name] = sorted(text.dropna().unique().tolist())
             if len(categories[name]) > MAX_CATEGORIES and len(categories[name]) > len(text) / 2:
                 raise TableError(f"{where}: column {name} has {len(categories[name])} different texts in {len(text)} training "
-                                 f"rows: an identifier or free text, not a category; leave it out with {_drop(name)}")
+                                 "rows: an identifier or free text, not a category; leave it out with "
+                                 f"{_column_option('data.drop', name)}")
             if len(categories[name]) > MAX_INFERRED_CLASSES and len(categories[name]) > len(text) / 2:
                 notes.append(f"{where}: column {name} has {len(categories[name])} different texts in {len(text)} "
                              "training rows, one input each: an identifier or a date, which a new row never "
-                             f"matches? Leave it out with {_drop(name)}")
+                             f"matches? Leave it out with {_column_option('data.drop', name)}")
             columns += [f"{name}={value}" for value in categories[name]]
     return {"features": list(features), "numbers": numbers, "categories": categories, "columns": columns,
             "missing": how.value, "fill": fill if how is Missing.mean else {}, "notes": notes}

@@ -412,7 +412,7 @@ def test_a_text_column_of_mostly_different_values_is_said_to_look_like_an_identi
     from mlpbench.overrides import parse
 
     for name in ("true", "Zip Code", "Price ($)", "it's", 'a "b"', "$HOME", "id"):
-        advice = table._list_option("data.drop", name)
+        advice = table._column_option("data.drop", name)
         typed = subprocess.run(["bash", "-c", f"printf '%s' {advice}"], capture_output=True, text=True).stdout
         assert parse([typed])[0].value() == [name], (name, advice, typed)
     with pytest.raises(ConfigError, match="data.drop=.'id'.: and data.features both choose the inputs; give one"):
@@ -586,9 +586,17 @@ def test_codes_read_as_categories_keep_their_leading_zeros_and_a_column_of_such_
     rows = [f"{90000 - 45 * i:05d},{i % 5},{'ab'[i % 2]}" for i in range(2001)]  # 09990 the 1,779th
     late = write(tmp_path / "late.csv", "zip,rooms,label\n" + "\n".join(rows) + "\n")
     quoted = write(tmp_path / "quoted.csv", 'zip,town,label\n' + '"02139","Cambridge, MA",a\n"10001","New York, NY",b\n' * 3)
-    for path, first in ((late, "09990"), (quoted, "02139")):
+    r_style = write(tmp_path / "r_style.csv", '"zip","rooms","label"\n' + "02139,1,a\n10001,2,b\n" * 3)  # write.csv
+    for path, first in ((late, "09990"), (quoted, "02139"), (r_style, "02139")):
         notes = table.encode(table_cfg(path, "data.target=label"))[-1]["notes"]
         assert any(note.startswith(f"{path}: column zip is written with leading zeros ({first}") for note in notes)
+    # Many such columns: one note (zero-padded numbers, perhaps); 000 is zero, no code.
+    padded = "p0,p1,p2,p3,zero,label\n" + "".join(f"{i:03d},{i + 1:03d},{i + 2:03d},{i + 3:03d},000,{'ab'[i % 2]}\n"
+                                                 for i in range(12))
+    notes = table.encode(table_cfg(write(tmp_path / "padded.csv", padded), "data.target=label"))[-1]["notes"]
+    assert [note for note in notes if "leading zeros" in note] == [
+        f"{tmp_path / 'padded.csv'}: columns p0, p1, p2, p3 (4) are written with leading zeros (001, 002, 003): codes? "
+        "Read as numbers (1) their sizes are what the model learns from; data.categorical=[...] reads each as a category"]
     trained = {"table": encoding, "config": {"model": {}}}
     monkeypatch.setattr(predict, "load_model", lambda run, checkpoint_name="best": (torch.nn.Linear(5, 2), trained))
     capsys.readouterr()
@@ -615,11 +623,19 @@ def test_a_row_short_of_a_value_is_refused_by_its_row_and_line_in_any_file_read(
     # Rows as pandas counts them (a line of spaces is none), lines as an editor does; the others named.
     spaces = "a,b,label\n1,2,x\n   \n3,4,y\n5,6\n7,8,x\n9,y\n1,2,x\n3\n"
     with pytest.raises(table.TableError, match=r"row 3 \(line 5\) has 2 values for the header's 3 names \(and rows 5, "
-                                               r"7\): one left out"):
+                                               r"7: 3 in all\): one left out"):
         table.encode(table_cfg(write(tmp_path / "spaces.csv", spaces), "data.target=label", "data.missing=drop"))
-    quoted = 'a,b,label\n"1,5",2,x\n"3,5",y\n'  # a separator inside quotes is no separator
-    with pytest.raises(table.TableError, match=r"row 2 \(line 3\) has 2 values"):
-        table.read_table(write(tmp_path / "quoted.tsv.csv", quoted), "data.path")
+    many = "a,b,label\n" + "1,2\n" * 12 + "1,2,x\n"
+    with pytest.raises(table.TableError, match=r"row 1 \(line 2\) .* \(and rows 2, 3, 4, 5, 6, 7, 8, \.\.\.: 12 in all\)"):
+        table.read_table(write(tmp_path / "many.csv", many), "data.path")
+    # A separator inside quotes is no separator; a quoted field may hold a line end, and be long.
+    for text, message in (('a,b,label\n"1,5",2,x\n"3,5",y\n', r"row 2 \(line 3\) has 2 values"),
+                          ('a,b,label\n"1\n5",2,x\n"3,5",y\n', r"row 2 \(line 4\) has 2 values"),
+                          ('a,b,label\r1,2,x\r3,4\r', r"row 2 \(line 3\) has 2 values")):  # Excel's CSV (Macintosh)
+        with pytest.raises(table.TableError, match=message):
+            table.read_table(write(tmp_path / "quoted.csv", text), "data.path")
+    long = write(tmp_path / "long.csv", f'a,text,label\n1,"{"x" * 200_000}",x\n2,"y",y\n')
+    assert table.read_table(long, "data.path")["text"].str.len().tolist() == [200_000, 1]
     new = write(tmp_path / "new.csv", "a,b\n1,2\n3\n")  # rows to predict: no data.missing there
     with pytest.raises(table.TableError, match=r"^--data=.*new.csv: row 2 \(line 3\) has 1 value for the header's 2 "
                                                r"names: .* an empty field \(1,,3\)$"):
