@@ -648,7 +648,7 @@ def _codes_note(frame, path: Path, names: list[str]) -> list[str]:
     if not found:
         return []
     (name, codes), *others = found.items()
-    columns = f"column {name} is" if not others else f"columns {_listed(list(found))} ({len(found)}) are"
+    columns = f"column {name} is" if not others else f"columns {_listed(list(found))} are"
     return [f"{path}: {columns} written with leading zeros ({_listed(list(codes), 3)}): codes? Read as numbers "
             f"({int(codes[0])}) their sizes are what the model learns from; "
             f"{_column_option('data.categorical', name) if not others else 'data.categorical=[...]'} reads each as a "

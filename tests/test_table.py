@@ -595,7 +595,7 @@ def test_codes_read_as_categories_keep_their_leading_zeros_and_a_column_of_such_
                                                  for i in range(12))
     notes = table.encode(table_cfg(write(tmp_path / "padded.csv", padded), "data.target=label"))[-1]["notes"]
     assert [note for note in notes if "leading zeros" in note] == [
-        f"{tmp_path / 'padded.csv'}: columns p0, p1, p2, p3 (4) are written with leading zeros (001, 002, 003): codes? "
+        f"{tmp_path / 'padded.csv'}: columns p0, p1, p2, p3 are written with leading zeros (001, 002, 003): codes? "
         "Read as numbers (1) their sizes are what the model learns from; data.categorical=[...] reads each as a category"]
     trained = {"table": encoding, "config": {"model": {}}}
     monkeypatch.setattr(predict, "load_model", lambda run, checkpoint_name="best": (torch.nn.Linear(5, 2), trained))
