@@ -548,8 +548,8 @@ def test_whole_number_labels_with_a_gap_stay_classes_and_codes_keep_their_leadin
     # Asked for as numbers to predict, they are numbers.
     *_, encoding = table.encode(table_cfg(codes, "data.target=code", "data.task=regression"))
     assert encoding["task"] == "regression" and encoding["target_scale"][0] == pytest.approx(24.5)
-    # The labels as written are each row's own: a blank line before the header, a first row
-    # shorter than the header, rows one field longer than it (pandas: the first an index).
+    # The labels as written are each row's own: a blank line before the header, rows one field
+    # longer than it (pandas: the first an index). (A row shorter than it is refused.)
     lines = [f"{i},{('007', '042')[i % 2]}" for i in range(40)]
     for name, text in (("blank.csv", "\na,code\n" + "\n".join(lines) + "\n"),
                        ("longer.csv", "a,code\n" + "\n".join(f"{line}," for line in lines) + "\n")):
@@ -662,8 +662,6 @@ def test_rows_to_predict_need_no_labels(tmp_path):
         table.apply_encoding(table.read_table(write(semicolons, "a;b\n1;2\n"), "--data"), encoding, str(semicolons))
     with pytest.raises(table.TableError, match="needs x .rows x features. and y"):
         table.read_table(tmp_path / "new.npz", "data.path")
-
-
 
 
 def test_missing_values_are_dropped_or_filled_when_asked(tmp_path):
