@@ -137,6 +137,21 @@ def test_worker_processes_are_kept_from_one_launch_to_the_next_and_end_with_the_
     assert proc.stdout.startswith("ok True")
 
 
+def test_a_sweep_under_a_tmpdir_too_long_for_the_workers_socket_trains_in_its_own_process(tmp_path, monkeypatch):
+    # The workers' fork server listens on a socket under TMPDIR, whose path has at most 107 bytes:
+    # a deeper TMPDIR (a batch job's) stopped the sweep with "AF_UNIX path too long".
+    deep = tmp_path / ("d" * 90)
+    deep.mkdir()
+    monkeypatch.setenv("TMPDIR", str(deep))
+    proc = run_cli("-m", "seed=1,2", "model.depth=1,2", "data.limit=200", "trainer.max_epochs=1",
+                   "hydra.launcher.workers=2", cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "is too long a path for the worker processes' socket" in output
+    assert "2 stacked model(s) and 0 run(s) on their own, in this process" in output
+    assert [row["status"] for row in run_rows(only_sweep(tmp_path))] == ["ok"] * 4
+
+
 def test_runs_that_cannot_share_a_model_train_alone(tmp_path):
     # Seeds of one setting, which would stack but for the callback; one process
     # (hydra.launcher.workers=1): no worker processes to start for runs this small.

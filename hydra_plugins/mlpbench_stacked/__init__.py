@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -91,6 +92,11 @@ class StackedLauncher(Launcher):
         parts = (len(job_overrides) if gpus_here > 1
                  else _groups_foreseen(job_overrides, self.max_replicas or CPU_MAX_REPLICAS))
         workers = min(self.workers or slots, parts)
+        if workers > 1 and not _socket_fits():
+            log.warning("TMPDIR=%s is too long a path for the worker processes' socket (at most %d characters): "
+                        "the groups train one after another in this process; a shorter TMPDIR trains them in %d "
+                        "workers", tempfile.gettempdir(), MAX_TEMP_DIR, workers, extra={"log_to": ()})
+            workers = slots = 1
         # SIGTERM before the groups train (a pool's first worker waits for the fork server's
         # imports, seconds): the sweep ends as interrupted, its pool ended. Training takes it over.
         # Set before the server starts: one just after its start killed the sweep without a word.
@@ -459,6 +465,16 @@ def _worker_context():
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["mlpbench.fork_server"])
     return context
+
+
+# The fork server listens on a socket in multiprocessing's temp folder, TMPDIR/pymp-XXXXXXXX/
+# listener-XXXXXXXX, whose path a socket holds in 107 bytes: under a longer TMPDIR (a test
+# runner's, a batch job's) it could not start ("AF_UNIX path too long", a traceback).
+MAX_TEMP_DIR = 107 - len("/pymp-XXXXXXXX/listener-XXXXXXXX")
+
+
+def _socket_fits() -> bool:
+    return len(os.fsencode(tempfile.gettempdir())) <= MAX_TEMP_DIR
 
 
 # The tracker's own warnings (a -W option: its message field cannot hold the warning's colon).
