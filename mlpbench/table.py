@@ -856,9 +856,9 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     encoding = fit_encoding(train_frame, features, kinds, how, str(path))
     if how is Missing.mean:
         # Each file's gaps named by it (rows split off one file: that file's).
-        notes += (_filled_note(encoding["fill"], [train_frame, test_frame], path) if not data_cfg.test_path else
-                  _filled_note(encoding["fill"], [train_frame], path)
-                  + _filled_note(encoding["fill"], [test_frame], test_where))
+        notes += (filled_note(encoding["fill"], [train_frame, test_frame], path) if not data_cfg.test_path else
+                  filled_note(encoding["fill"], [train_frame], path)
+                  + filled_note(encoding["fill"], [test_frame], test_where))
     encoding.update(file=str(path), target=target, task=task.value)
     if categorical:  # new rows' codes read as written too (predict)
         encoding["categorical"] = categorical
@@ -886,9 +886,9 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     return x_train, y_train, x_test, test_labels, encoding
 
 
-def _filled_note(fill: dict[str, Any], frames: list, path: Path | str) -> list[str]:
+def filled_note(fill: dict[str, Any], frames: list, path: Path | str) -> list[str]:
     """data.missing=mean's fills said: each column's gaps and what fills them (a text column's
-    most common category, which may be no value a gap stood for)."""
+    most common category, which may be no value a gap stood for); for new rows too (predict)."""
     filled = []
     for name, value in fill.items():
         gaps = sum(int(f[name].isna().sum()) for f in frames)

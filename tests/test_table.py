@@ -664,7 +664,7 @@ def test_rows_to_predict_need_no_labels(tmp_path):
         table.read_table(tmp_path / "new.npz", "data.path")
 
 
-def test_missing_values_are_dropped_or_filled_when_asked(tmp_path):
+def test_missing_values_are_dropped_or_filled_when_asked(tmp_path, monkeypatch, capsys):
     text = "a,b,label\n" + "".join(f"{i},{'' if i % 5 == 0 else i * 2},{'x' if i % 2 else 'y'}\n" for i in range(20))
     path = write(tmp_path / "holes.csv", text)
     dropped = table.encode(table_cfg(path, "data.target=label", "data.missing=drop"))
@@ -695,6 +695,13 @@ def test_missing_values_are_dropped_or_filled_when_asked(tmp_path):
         table.encode(table_cfg(regions, "data.target=label"))
     *_, encoding = table.encode(table_cfg(regions, "data.target=label", "data.missing=mean"))
     assert f"{regions}: data.missing=mean filled column region: 10 with 'EU' (its most common text)" in encoding["notes"]
+    # New rows' gaps, filled as the run's were, are said by predict too.
+    trained = {"table": encoding, "config": {"model": {}}}
+    monkeypatch.setattr(predict, "load_model", lambda run, checkpoint_name="best": (torch.nn.Linear(2, 2), trained))
+    assert len(predict.predict(tmp_path, write(tmp_path / "new.csv", "a,region\n1,\n2,EU\n,EU\n"))) == 3
+    err = capsys.readouterr().err
+    assert (f"data.missing=mean filled column a: 1 with its mean {encoding['fill']['a']:.4g}; column region: 1 with "
+            "'EU'") in err, err
 
 
 def test_the_cli_refuses_a_bad_table_with_exit_2_and_trains_nothing(tmp_path):
