@@ -325,7 +325,8 @@ def _scan_records(raw: bytes, sep: str, named: int, whole: set[int]):
             continue
         row += 1
         if row:
-            found.add_short([(row, reader.line_num, len(record))] if len(record) < named else [], len(record) < named)
+            short = len(record) < named
+            found.add_short([(row, reader.line_num, len(record))] if short else [], int(short))
             found.codes_of(record)
     return found.result()
 
