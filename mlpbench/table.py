@@ -236,7 +236,11 @@ def _column_option(key: str, name: str) -> str:
                                                                                       "inf", "none")
     if bare:
         return f"{key}=[{name}]"
-    hydra = f"{key}=[{name!r}]"
+    # Hydra's quotes: a backslash is itself but before a quote or the end (there doubled), and
+    # ${...} an interpolation unless escaped.
+    quote = "'" if "'" not in name else '"'
+    body = re.sub(rf"(\\*)({quote}|$)", lambda m: m[1] * 2 + ("\\" + m[2] if m[2] else ""), name.replace("${", "\\${"))
+    hydra = f"{key}=[{quote}{body}{quote}]"
     # Inside the shell's double quotes these would be read: then its single quotes, escaped.
     return shlex.quote(hydra) if re.search(r"['\"`\\!]|\$[\w{(]", name) else f'"{hydra}"'
 

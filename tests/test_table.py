@@ -408,13 +408,16 @@ def test_a_text_column_of_mostly_different_values_is_said_to_look_like_an_identi
     null = write(tmp_path / "null.csv", "true,a,label\n" + "".join(f"cust-{i:05},{i % 3},{i % 2}\n" for i in range(60)))
     *_, encoding = table.encode(table_cfg(null, "data.target=label"))
     assert encoding["notes"][0].endswith("Leave it out with \"data.drop=['true']\"")
-    # Pasted into bash, such advice gives Hydra the name: bash drops bare single quotes.
+    # Pasted into bash, such advice gives Hydra the name: bash drops bare single quotes, Hydra
+    # reads a backslash before a quote or the end as an escape, and ${...} as an interpolation.
     from mlpbench.overrides import parse
 
-    for name in ("true", "Zip Code", "Price ($)", "it's", 'a "b"', "$HOME", "id"):
+    for name in ("true", "Zip Code", "Price ($)", "it's", 'a "b"', "$HOME", "id", "x\\y", "end\\", "${x}",
+                 "both ' and \"", "tab\there"):
         advice = table._column_option("data.drop", name)
         typed = subprocess.run(["bash", "-c", f"printf '%s' {advice}"], capture_output=True, text=True).stdout
-        assert parse([typed])[0].value() == [name], (name, advice, typed)
+        read = OmegaConf.to_container(OmegaConf.create({"value": parse([typed])[0].value()}), resolve=True)["value"]
+        assert read == [name], (name, advice, typed)
     with pytest.raises(ConfigError, match="data.drop=.'id'.: and data.features both choose the inputs; give one"):
         checked(compose_config(["data=table", f"data.path={path}", "data.target=label", "data.drop=[id]",
                                 "data.features=[a]"]))
