@@ -183,7 +183,7 @@ def predict(run: Path, data: Path, checkpoint_name: str = "best"):
     if "shape" in encoding:
         x = torch.from_numpy(read_images(data, encoding))
     else:
-        frame = table.read_table(data, "--data", labelled=False)
+        frame = table.short_rows(table.read_table(data, "--data", labelled=False), f"--data={data}")
         width = sum(1 for c in frame.columns if c != "y")
         # An .npz's columns are positions. A run recorded before x_width was: its features, where
         # they are all of x (x0, x1, ...), say the width.

@@ -196,20 +196,13 @@ def read_frame(path: Path, key: str):
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise TableError(f"{where}: cannot be read as a {suffix[1:].upper()} table: {e}") from None
         frame = _checked_header(frame, header, where)
-        codes = {}
+        codes: dict = {}
         if len(header) == len(frame.columns) and isinstance(frame.index, pd.RangeIndex):  # for _as_written:
             frame.attrs.update(separator=sep, rows=len(frame))  # each column where the file has it, each row its line's
             named = max((i + 1 for i, n in enumerate(header) if str(n).strip()), default=0)
             with _open_file(path) as f:  # read whole by pandas just before: not cut short
-                short, count, codes = _scan_rows(f.read(), sep, named, _whole_number_columns(frame))
-            if short:
-                (row, line, values), more = short[0], [r for r, *_ in short[1:]]
-                others = (f" (and rows {', '.join(map(str, more))}{', ...' if count > len(short) else ''}: {count} in "
-                          "all)" if more else "")
-                raise TableError(f"{where}: row {row} (line {line}) has {values} value{'s' if values != 1 else ''} for "
-                                 f"the header's {named} names{others}: one left out moves those after it "
-                                 "into the columns before theirs; write a missing value as an empty field (1,,3)"
-                                 + (", then choose data.missing" if key != "--data" else ""))
+                short, codes = _scan_rows(f.read(), sep, named, _whole_number_columns(frame))
+            frame.attrs["short"] = _Kept(short, named=named) if len(short["rows"]) else None
     else:
         try:
             frame = pd.read_parquet(path)
@@ -260,9 +253,9 @@ def _whole_number_columns(frame) -> set[int]:
 
 def _scan_rows(raw: bytes, sep: str, named: int, whole: set[int]):
     """What pandas' reading of a text table hides, from its bytes: the rows with fewer values than
-    the `named` columns (pandas leaves their last empty): the first few, as (row as _file_row
-    numbers it, line, values), and how many; and the columns of `whole` numbers that the file
-    writes with leading zeros (02139, a code: up to 3 of each)."""
+    the `named` columns (pandas leaves their last empty): arrays of their rows (as _file_row
+    numbers them), lines and values; and the columns of `whole` numbers that the file writes
+    with leading zeros (02139, a code: up to 3 of each)."""
     if b"\n" not in raw and b"\r" in raw:  # classic Mac line ends (Excel's "CSV (Macintosh)"): pandas' too
         raw = raw.replace(b"\r", b"\n")
     found = _Found(whole)
@@ -294,7 +287,7 @@ def _scan_rows(raw: bytes, sep: str, named: int, whole: set[int]):
             fields[i] = len(record) if any(field.strip() for field in record) or len(record) > 1 else 0
         rows = np.cumsum(fields > 0) + row
         short = np.flatnonzero((fields > 0) & (fields < named) & (rows >= 1))
-        found.add_short([(int(rows[i]), lines_before + int(i) + 1, int(fields[i])) for i in short[:SHOWN]], len(short))
+        found.add_short(rows[short], lines_before + short + 1, fields[short])
         zeros = np.flatnonzero(b[:-1] == ord("0"))
         zeros = zeros[(b[zeros + 1] >= ord("0")) & (b[zeros + 1] <= ord("9"))]
         previous = b[np.maximum(zeros - 1, 0)]
@@ -329,8 +322,8 @@ def _scan_records(raw: bytes, sep: str, named: int, whole: set[int]):
             continue
         row += 1
         if row:
-            short = len(record) < named
-            found.add_short([(row, reader.line_num, len(record))] if short else [], int(short))
+            if len(record) < named:
+                found.add_short([row], [reader.line_num], [len(record)])
             found.codes_of(record)
     return found.result()
 
@@ -339,13 +332,13 @@ class _Found:
     """What _scan_rows finds, as it finds it."""
 
     def __init__(self, whole: set[int]):
-        self.rows: list[tuple[int, int, int]] = []
-        self.count, self.whole = 0, whole
+        self.short: list[tuple] = []  # (rows, lines, values) of a block's short rows
+        self.whole = whole
         self.codes: dict[int, list[str]] = {}
 
-    def add_short(self, first: list[tuple[int, int, int]], count: int) -> None:
-        self.rows += first[:SHOWN - len(self.rows)]
-        self.count += count
+    def add_short(self, rows, lines, values) -> None:
+        if len(rows):
+            self.short.append((rows, lines, values))
 
     def wants(self, column: int) -> bool:
         return column in self.whole and len(self.codes.get(column, [])) < 3
@@ -363,7 +356,10 @@ class _Found:
                 self.code(column, record[column])
 
     def result(self):
-        return self.rows, self.count, {c: tuple(codes) for c, codes in self.codes.items() if codes}
+        rows, lines, values = (np.concatenate([np.asarray(part[i], np.int64) for part in self.short])
+                               if self.short else np.zeros(0, np.int64) for i in range(3))
+        return ({"rows": rows, "lines": lines, "values": values},
+                {c: tuple(codes) for c, codes in self.codes.items() if codes})
 
 
 LEADING_ZERO = re.compile(r"(?:^|\0)\s*0\d")
@@ -371,7 +367,7 @@ LEADING_ZERO = re.compile(r"(?:^|\0)\s*0\d")
 
 class _Kept(dict):
     """A value read once and never changed, kept in frame.attrs: pandas deep-copies those with
-    every column taken (784 columns of codes: 1 s for a pass over them)."""
+    every column taken (784 columns of codes: 1 s for a pass over them; each short row's place)."""
 
     def __deepcopy__(self, memo):
         return self
@@ -596,6 +592,27 @@ def _usable_rows(frame, used: list[str], target: str, path: Path, how: Missing, 
     return kept
 
 
+def short_rows(frame, where: str, how: Missing | None = None, notes: list[str] | None = None):
+    """The frame less the rows of its text file with fewer values than its header names, which
+    pandas read with the values after the one left out in the columns before theirs: left out
+    with data.missing=drop (said in `notes`), else refused, by row and line (`how` None: rows
+    to predict)."""
+    short = frame.attrs.get("short")
+    if not short:
+        return frame
+    rows, lines, values = short["rows"], short["lines"], short["values"]
+    if how is Missing.drop:
+        notes.append(f"data.missing=drop: {len(rows)} row(s) of {where} with fewer values than its header names "
+                     f"left out (row {rows[0]}, line {lines[0]}: {values[0]} of {short['named']})")
+        return frame.drop(index=rows - 1)  # the file's rows are the frame's index, from 0
+    more = (f" (and rows {', '.join(map(str, rows[1:SHOWN]))}{', ...' if len(rows) > SHOWN else ''}: {len(rows)} in all)"
+            if len(rows) > 1 else "")
+    raise TableError(f"{where}: row {rows[0]} (line {lines[0]}) has {values[0]} value{'s' if values[0] != 1 else ''} for "
+                     f"the header's {short['named']} names{more}: one left out moves those after it into the columns "
+                     "before theirs; write a missing value as an empty field (1,,3)"
+                     + (", or set data.missing=drop to leave such rows out" if how is not None else ""))
+
+
 def _missing(frame, columns: list[str], path: Path, how: Missing):
     """The rows to keep, having refused or dropped missing values as data.missing says."""
     counts = {c: int(frame[c].isna().sum()) for c in columns}
@@ -746,7 +763,8 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     import pandas as pd
 
     path = file_path(data_cfg.path, data_cfg.root)
-    frame = read_table(path, "data.path")
+    how, short_notes = Missing(data_cfg.missing), []
+    frame = short_rows(read_table(path, "data.path"), f"data.path={path}", how, short_notes)
     npz = table_format(path) == ".npz"
     text_file = table_format(path) in TEXT_FORMATS  # a header row: perhaps a row of data
     target = "y" if npz else str(data_cfg.target)
@@ -767,7 +785,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
                              "the labels to learn, never an input")
     features = ([str(f) for f in data_cfg.features] if data_cfg.features
                 else [c for c in frame.columns if c not in (target, split, *nameless, *dropped)])
-    notes = [f"{path}: column {place} has " + (
+    notes = short_notes + [f"{path}: column {place} has " + (
         "no name and no value (a separator at each line's end?); left out" if empty else
         "no name in the header (row numbers that pandas' to_csv wrote?); left out: name it, or give "
         f"data.features=[...,'{c}'], to use it") for c, (place, empty) in nameless.items() if c not in features]
@@ -800,7 +818,7 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
     if data_cfg.test_path:
         test_path = file_path(data_cfg.test_path, data_cfg.root)
         test_where = f"data.test_path={test_path}"
-        test_frame = read_table(test_path, "data.test_path")
+        test_frame = short_rows(read_table(test_path, "data.test_path"), test_where, how, notes)
         lacking = [c for c in [*features, target] if c not in test_frame.columns]
         if lacking:
             raise TableError(f"{test_where}: lacks the column(s) {_listed(lacking)} of data.path")
@@ -814,7 +832,6 @@ def encode(data_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, di
                              f"{len(frame)}; mark the test rows 'test' and leave others (train, val, ...) for training")
         test_frame, frame = frame[tested], frame[~tested]
         test_where = f"data.split_column={split}: the test rows of {path}"
-    how = Missing(data_cfg.missing)
     used = [*features, target]
     # A row without a label cannot be filled in: with data.missing=mean it is left out too. Said
     # as a note (every run's, the array cache's too), the test rows' as well: test_acc is

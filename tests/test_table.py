@@ -247,7 +247,7 @@ def test_text_columns_are_one_hot_and_labels_may_be_words(tmp_path):
     # a row short of a value: pandas reads the values after the gap into the columns before theirs
     ("short_row.csv", "a,b,colour,label\n1,2,red,x\n4,5,blue,y\n7,blue,y\n1,2,red,x\n", [],
      "{path}: row 3 (line 4) has 3 values for the header's 4 names: one left out moves those after it into the "
-     "columns before theirs; write a missing value as an empty field (1,,3), then choose data.missing"),
+     "columns before theirs; write a missing value as an empty field (1,,3), or set data.missing=drop"),
     ("categorical_target.csv", "a,label\n1,x\n2,y\n", ["data.categorical=[label]"],
      "data.categorical: lists the target column label; its values are the classes already"),
     ("categorical_dropped.csv", "a,b,label\n1,2,x\n2,3,y\n", ["data.drop=[b]", "data.categorical=[b]"],
@@ -617,34 +617,48 @@ def test_codes_read_as_categories_keep_their_leading_zeros_and_a_column_of_such_
     assert encoding["categories"] == {"code": ["12", "7"]}
 
 
-def test_a_row_short_of_a_value_is_refused_by_its_row_and_line_in_any_file_read(tmp_path):
+def test_a_row_short_of_a_value_is_refused_by_its_row_and_line_or_left_out_with_data_missing_drop(tmp_path):
     # pandas fills a short row's last columns with gaps: the values after the one left out sit
     # in the columns before theirs, a text among numbers or a class of its own, with no error.
+    def read(text, key="data.path", name="file.csv"):
+        path = write(tmp_path / name, text)
+        return table.short_rows(table.read_table(path, key, labelled=key != "--data"), f"{key}={path}",
+                                None if key == "--data" else table.Missing.refuse)
+
     split = "a,b,label,split\n" + "1,2,x,train\n3,4,y,test\n" * 3 + "5,x,test\n"
-    with pytest.raises(table.TableError, match=r"row 7 \(line 8\) has 3 values for the header's 4 names"):
+    with pytest.raises(table.TableError, match=r"row 7 \(line 8\) has 3 values for the header's 4 names: one left out "
+                                               r"moves those after it into the columns before theirs; write a missing "
+                                               r"value as an empty field \(1,,3\), or set data.missing=drop to leave "
+                                               r"such rows out$"):
         table.encode(table_cfg(write(tmp_path / "split.csv", split), "data.target=label", "data.split_column=split"))
     # Rows as pandas counts them (a line of spaces is none), lines as an editor does; the others named.
-    spaces = "a,b,label\n1,2,x\n   \n3,4,y\n5,6\n7,8,x\n9,y\n1,2,x\n3\n"
+    spaces = write(tmp_path / "spaces.csv", "a,b,label\n1,2,x\n   \n3,4,y\n5,6\n7,8,x\n9,y\n1,2,x\n3\n" + "1,2,y\n" * 4)
     with pytest.raises(table.TableError, match=r"row 3 \(line 5\) has 2 values for the header's 3 names \(and rows 5, "
                                                r"7: 3 in all\): one left out"):
-        table.encode(table_cfg(write(tmp_path / "spaces.csv", spaces), "data.target=label", "data.missing=drop"))
-    many = "a,b,label\n" + "1,2\n" * 12 + "1,2,x\n"
+        table.encode(table_cfg(spaces, "data.target=label", "data.missing=mean"))
+    # data.missing=drop leaves them out, whole, and says so; the test file's too.
+    tested = write(tmp_path / "tested.csv", "a,b,label\n1,2,x\n3,y\n")
+    x_train, _, x_test, _, encoding = table.encode(table_cfg(spaces, "data.target=label", "data.missing=drop",
+                                                             f"data.test_path={tested}"))
+    assert len(x_train) == 8 and len(x_test) == 1
+    assert (f"data.missing=drop: 3 row(s) of data.path={spaces} with fewer values than its header names left out "
+            "(row 3, line 5: 2 of 3)") in encoding["notes"]
+    assert any(note.startswith(f"data.missing=drop: 1 row(s) of data.test_path={tested} with fewer values")
+               for note in encoding["notes"])
     with pytest.raises(table.TableError, match=r"row 1 \(line 2\) .* \(and rows 2, 3, 4, 5, 6, 7, 8, \.\.\.: 12 in all\)"):
-        table.read_table(write(tmp_path / "many.csv", many), "data.path")
+        read("a,b,label\n" + "1,2\n" * 12 + "1,2,x\n")
     # A separator inside quotes is no separator; a quoted field may hold a line end, and be long.
     for text, message in (('a,b,label\n"1,5",2,x\n"3,5",y\n', r"row 2 \(line 3\) has 2 values"),
                           ('a,b,label\n"1\n5",2,x\n"3,5",y\n', r"row 2 \(line 4\) has 2 values"),
                           ('a,b,label\r1,2,x\r3,4\r', r"row 2 \(line 3\) has 2 values")):  # Excel's CSV (Macintosh)
         with pytest.raises(table.TableError, match=message):
-            table.read_table(write(tmp_path / "quoted.csv", text), "data.path")
-    long = write(tmp_path / "long.csv", f'a,text,label\n1,"{"x" * 200_000}",x\n2,"y",y\n')
-    assert table.read_table(long, "data.path")["text"].str.len().tolist() == [200_000, 1]
-    new = write(tmp_path / "new.csv", "a,b\n1,2\n3\n")  # rows to predict: no data.missing there
+            read(text)
+    assert read(f'a,text,label\n1,"{"x" * 200_000}",x\n2,"y",y\n')["text"].str.len().tolist() == [200_000, 1]
     with pytest.raises(table.TableError, match=r"^--data=.*new.csv: row 2 \(line 3\) has 1 value for the header's 2 "
-                                               r"names: .* an empty field \(1,,3\)$"):
-        table.read_table(new, "--data", labelled=False)
+                                               r"names: .* an empty field \(1,,3\)$"):  # rows to predict: refused
+        read("a,b\n1,2\n3\n", "--data", "new.csv")
     # A header's separator at its end (a nameless column) with rows that lack it: no value left out.
-    frame = table.read_table(write(tmp_path / "trailing.csv", "a,b,label,\n1,2,x\n3,4,y\n"), "data.path")
+    frame = read("a,b,label,\n1,2,x\n3,4,y\n")
     assert len(frame) == 2 and frame["label"].tolist() == ["x", "y"]
 
 
