@@ -194,7 +194,8 @@ def predict(run: Path, data: Path, checkpoint_name: str = "best"):
                                    f"{trained}")
         frame = table.categories_as_written(frame, data, encoding.get("categorical", []))
         x = torch.from_numpy(table.apply_encoding(frame, encoding, str(data), training=False))
-        for line in [*table.unseen_categories(frame, encoding), *table.filled_note(encoding.get("fill", {}), [frame], data)]:
+        notes = [*table.unseen_categories(frame, encoding), *table.filled_note(encoding.get("fill", {}), [frame], data)]
+        for line in notes:
             print(f"note: {line}", file=sys.stderr)
     with torch.no_grad():
         logits = model(x)

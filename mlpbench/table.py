@@ -605,9 +605,10 @@ def short_rows(frame, where: str, how: Missing | None = None, notes: list[str] |
         notes.append(f"data.missing=drop: {len(rows)} row(s) of {where} with fewer values than its header names "
                      f"left out (row {rows[0]}, line {lines[0]}: {values[0]} of {short['named']})")
         return frame.drop(index=rows - 1)  # the file's rows are the frame's index, from 0
-    more = (f" (and rows {', '.join(map(str, rows[1:SHOWN]))}{', ...' if len(rows) > SHOWN else ''}: {len(rows)} in all)"
-            if len(rows) > 1 else "")
-    raise TableError(f"{where}: row {rows[0]} (line {lines[0]}) has {values[0]} value{'s' if values[0] != 1 else ''} for "
+    listed = ", ".join(map(str, rows[1:SHOWN])) + (", ..." if len(rows) > SHOWN else "")
+    more = f" (and rows {listed}: {len(rows)} in all)" if len(rows) > 1 else ""
+    plural = "s" if values[0] != 1 else ""
+    raise TableError(f"{where}: row {rows[0]} (line {lines[0]}) has {values[0]} value{plural} for "
                      f"the header's {short['named']} names{more}: one left out moves those after it into the columns "
                      "before theirs; write a missing value as an empty field (1,,3)"
                      + (", or set data.missing=drop to leave such rows out" if how is not None else ""))
