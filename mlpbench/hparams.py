@@ -61,17 +61,26 @@ def run_logger(run_dir: Path, purge_step: Optional[int] = None):
 def run_hparams(config: dict[str, Any], overrides: Iterable[str], experiment: Optional[str] = None) -> dict[str, Any]:
     """{key: value} for one run: its preset (`experiment`), the keys its overrides set, then
     DEFINING_KEYS. Values as the resolved config has them (numbers stay numbers, so TensorBoard
-    sorts and filters them as such); a group choice (optim=sgd) and a list (model.units=[256,128])
-    as text."""
+    sorts and filters them as such); a group choice (optim=sgd) and a list as text, as the
+    command line and the report write it ([256,128], ['Zip Code']). A null is left out: an empty
+    cell (a key of numbers would otherwise hold a text)."""
     flat = flat_keys(config)
     chosen: dict[str, Any] = {"experiment": experiment}
     for key, written in run_settings(overrides).items():
-        chosen[key] = flat.get(key, written)
+        value = flat.get(key, written)
+        chosen[key] = written if isinstance(value, (list, tuple)) else value
     for key in DEFINING_KEYS:
         if key in flat:
             chosen.setdefault(key, flat[key])
-    return {key: value if isinstance(value, (bool, int, float, str)) else str(value)
+    return {key: value if isinstance(value, (bool, int, float, str)) else _as_text(value)
             for key, value in chosen.items() if value is not None}
+
+
+def _as_text(value: Any) -> str:
+    """A value not set on the command line, as it would be written there: [256,128]."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_as_text(v) for v in value) + "]"
+    return str(value)
 
 
 def write_session_start(writer, hparams: dict[str, Any]) -> None:

@@ -81,13 +81,16 @@ def grid_runs(overrides: list[Override]) -> Optional[list[tuple[str, ...]]]:
 
 
 def settings(overrides: Iterable[str]) -> dict[str, Optional[str]]:
-    """{key or group: value as written} ("2,4" for a sweep, None for a deletion); hydra.* left out."""
+    """{key or group: value as written} ("2,4" for a sweep, "null" for null, None for a deletion
+    ~key); hydra.* left out."""
     found: dict[str, Optional[str]] = {}
     for o in parse(overrides):
         if o.is_hydra_override():
             continue
-        if o.value() is None:
+        if o.is_delete():
             found[o.key_or_group] = None
+        elif o.value() is None:
+            found[o.key_or_group] = "null"  # set, to nothing: a setting a report shows (not as a gap)
         elif o.is_sweep_override():
             found[o.key_or_group] = o.input_line.split("=", 1)[1]
         else:

@@ -473,6 +473,19 @@ def test_load_gives_the_runs_settings_and_epochs_as_dataframes(depth_sweep):
         report.load(depth_sweep / "nothing-here")
 
 
+def test_a_setting_swept_to_null_is_a_row_of_its_own_named_null(tmp_path):
+    """data.categorical=[zip],null: the null runs are a setting, shown as null (not as the gap "-"
+    of a key a run did not set)."""
+    sweep = tmp_path / "sweep"
+    for value, top in (("[zip]", 0.9), ("null", 0.8)):
+        for seed in (1, 2, 3):
+            fake_run(sweep, [f"data.categorical={value}", f"seed={seed}"], [0.5, top + seed / 100])
+    assert report.main([str(sweep), "--no-plots"]) == 0
+    assert {r["data.categorical"]: r["best_val_acc_mean"][:4] for r in summary_rows(sweep)} == {"[zip]": "0.92",
+                                                                                                "null": "0.82"}
+    assert "| null " in (sweep / "summary.md").read_text()
+
+
 def test_a_report_says_what_was_held_fixed_and_leaves_out_a_test_acc_that_validated(tmp_path):
     """experiment=activations trainer.max_epochs=3 data.limit=1000: the preset's settings and the
     command's constants in summary.md's header and summary.csv; test_acc left out, since the

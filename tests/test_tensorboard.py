@@ -61,3 +61,14 @@ def test_hparams_tell_the_depth_presets_apart_by_name_and_by_their_shortcuts():
     assert [h["model.residual"] for h in shown.values()] == [False, True]
     assert {key for key, a in shown["depth_relu"].items() if shown["depth_residual"][key] != a} == {"experiment",
                                                                                                  "model.residual"}
+
+
+def test_hparams_write_a_list_as_the_command_line_and_the_report_write_it():
+    """TensorBoard's cell for data.categorical=[zip,'Zip Code'] reads as the report's, not as
+    Python's repr (['zip', 'Zip Code']); a list from the preset alike; a null is an empty cell."""
+    from mlpbench.hparams import run_hparams
+
+    config = {"data": {"categorical": ["zip", "Zip Code"], "drop": None}, "model": {"units": [256, 128]}, "seed": 1}
+    shown = run_hparams(config, ["data.categorical=[zip,'Zip Code']", "data.drop=null", "seed=1"])
+    assert shown["data.categorical"] == "[zip,'Zip Code']" and shown["model.units"] == "[256,128]"
+    assert "data.drop" not in shown and shown["seed"] == 1
