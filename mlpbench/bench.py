@@ -227,14 +227,19 @@ def compositions(jobs: int) -> dict[str, float]:
 # ---------------------------------------------------------------------------- stacked replicas
 
 
-def timed_sweep(args: list[str], folder: Path) -> tuple[float, list[dict], str]:
+def timed_sweep(args: list[str], folder: Path, timeout: float | None = None) -> tuple[float, list[dict], str]:
     """`mlpbench -m ARGS` into `folder` (from the folder above it): its wall time, its runs'
-    results (in the runs' order) and, where it failed, the end of its error output."""
+    results (in the runs' order) and, where it failed, the end of its error output. `timeout`:
+    killed after that many seconds (its workers end with it: PR_SET_PDEATHSIG), said as its error."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mlpbench", "-m", *args, "trainer.enable_progress_bar=false",
-                           f"hydra.sweep.dir={folder}"], cwd=folder.parent, capture_output=True, text=True)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "mlpbench", "-m", *args, "trainer.enable_progress_bar=false",
+                               f"hydra.sweep.dir={folder}"], cwd=folder.parent, capture_output=True, text=True,
+                              timeout=timeout)
+        error = "" if proc.returncode == 0 else " ".join((proc.stderr or proc.stdout).split()[-60:])
+    except subprocess.TimeoutExpired:
+        error = f"stopped at its time limit ({timeout:.0f} s)"
     wall = time.perf_counter() - start
-    error = "" if proc.returncode == 0 else " ".join((proc.stderr or proc.stdout).split()[-60:])
     return wall, [result for _, result in load_results(folder)], error
 
 

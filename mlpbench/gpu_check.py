@@ -1,10 +1,11 @@
 """`make gpu-check` (`python -m mlpbench.gpu_check`): mlpbench on a GPU, checked and timed in one
-prepared run of about `--minutes` (8) on one GPU (sizes chosen for an H100; docs/gpu.md): a
-section due after the budget is spent is not run, and the tests, last, stop at its end (a
-section that started runs to its end). The sections, in the order they run (the measurements
-first: the tests, whose time on a GPU is not known yet, get what is left of the budget):
+prepared run of at most `--minutes` (8) on one GPU (sizes chosen for an H100; docs/gpu.md): a
+section due after the budget is spent is not run, a sweep training at its end is stopped, and
+the tests, last, stop at its end. The sections, in the order they run (the measurements first,
+ending by the last fifth of the budget: the tests, whose time on a GPU is not known yet, get that
+fifth and what else is left):
 
-1. sync: two chunks of a 100-replica stack's training steps under
+1. sync: two chunks of a 100-replica stack's training steps (dropout 0.1) under
    torch.cuda.set_sync_debug_mode("error"): a step that waits on the host fails it, named by
    where it waited (the step loss logged every trainer.log_every_n_steps is such a wait, by
    design: none falls inside);
@@ -24,16 +25,15 @@ first: the tests, whose time on a GPU is not known yet, get what is left of the 
 
 Each section prints its table and appends it to --out as it ends, so a run stopped at a time
 limit keeps what it measured; a section that fails says why in its place and the next runs.
-Beside --out, a folder `<out>-logs/` keeps what a failure needs: pytest's whole output and the
-logs of failed sweeps' runs. `--device cpu` runs the same code at a tiny size (the test suite
-does, so that the check works when a GPU comes); its numbers mean nothing.
+Beside --out, one file `<out>-logs.txt` keeps what a failure needs: pytest's whole output and
+the logs of failed sweeps' runs. `--device cpu` runs the same code at a tiny size (the test
+suite does, so that the check works when a GPU comes); its numbers mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -55,6 +55,7 @@ TEST_FILES = ("tests/test_stacked.py", "tests/test_optim.py", "tests/test_speed_
 EQUALITY_BAR = 1e-4
 THROUGHPUT_TARGET = 10.0  # x per run, at the largest K and batch 32
 LOOP_TARGET = 1.3  # mlpbench's seconds per epoch over the hand-written loop's
+TESTS_SHARE = 0.2  # of the budget, kept for the tests: the sections before them end earlier
 
 
 @dataclass
@@ -83,9 +84,11 @@ TINY = Sizes(equality_rows=200, equality_epochs=2, throughput_rows=200, throughp
 
 class Report:
     """Sections printed and appended to `out` as they end; `logs` (beside `out`) keeps what a
-    failure needs."""
+    failure needs, in one flat file: a machine lent for the check may bring back a few files, and
+    not nested folders or names like a run folder's (model.depth=1,seed=1)."""
 
-    MARK = ".mlpbench-gpu-check"  # in a logs folder this check made: an earlier check's is removed
+    LOGS_HEADER = "# mlpbench GPU check: what its failures need\n"  # a file that begins so is a check's
+    LOG_LINES = 200  # of a failed run's run.log, its last
 
     def __init__(self, out: Path | None):
         self.out = out
@@ -93,10 +96,10 @@ class Report:
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text("")
-            # OUT-logs, or OUT-logs-2, ... where a folder of that name is not one a check made.
-            names = (out.with_name(f"{out.stem}-logs{f'-{n}' if n > 1 else ''}") for n in range(1, 100))
-            self.logs = next(p for p in names if not p.exists() or (p / self.MARK).is_file())
-            shutil.rmtree(self.logs, ignore_errors=True)
+            # OUT-logs.txt, or OUT-logs-2.txt, ... where a file of that name is not one a check wrote.
+            names = (out.with_name(f"{out.stem}-logs{f'-{n}' if n > 1 else ''}.txt") for n in range(1, 100))
+            self.logs = next(p for p in names if not p.exists() or _begins_with(p, self.LOGS_HEADER))
+            self.logs.unlink(missing_ok=True)
 
     def section(self, title: str, make) -> None:
         """`make()`'s text under `title`; where it raises, why, in its place (the traceback's last
@@ -115,24 +118,38 @@ class Report:
                 f.write(text + "\n")
 
     def keep(self, name: str, sweep: Path | None = None, text: str | None = None) -> str:
-        """Into the logs folder: `text` as NAME.txt, or the run.log and result.json of the runs of
-        `sweep` that did not end ok, under NAME/. Where they went, for the report ('' if nowhere)."""
+        """Appended to the logs file under `===== NAME`: `text`, or the result.json and the end of
+        the run.log of each run of `sweep` that did not end ok. Where, for the report ('' if nowhere)."""
         if self.logs is None:
             return ""
-        self.logs.mkdir(parents=True, exist_ok=True)
-        (self.logs / self.MARK).touch()
-        if text is not None:
-            (self.logs / f"{name}.txt").write_text(text)
-            return f" (all of it: {self.logs.name}/{name}.txt)"
-        kept = 0
+        parts = [] if text is None else [text]
         for result in sorted(sweep.glob(f"*/{RESULT_FILE}")) if sweep and sweep.is_dir() else []:
             if (read_result(result.parent) or {}).get("status") != "ok":
-                for file in (result, result.parent / "run.log"):
-                    if file.is_file():
-                        (self.logs / name / result.parent.name).mkdir(parents=True, exist_ok=True)
-                        shutil.copy(file, self.logs / name / result.parent.name / file.name)
-                kept += 1
-        return f" (the failed runs' logs: {self.logs.name}/{name}/)" if kept else ""
+                parts.append(f"--- {result.parent.name}/{RESULT_FILE}\n{result.read_text(errors='replace')}\n")
+                log = result.parent / "run.log"
+                if log.is_file():
+                    lines = log.read_text(errors="replace").splitlines()[-self.LOG_LINES:]
+                    parts.append(f"--- {result.parent.name}/run.log, its last {len(lines)} lines\n" + "\n".join(lines)
+                                 + "\n")
+        if not parts:
+            return ""
+        with self.logs.open("a") as f:
+            f.write((self.LOGS_HEADER if not f.tell() else "") + f"\n===== {name}\n" + "".join(parts))
+        return f" ({'all of it' if text is not None else 'its failed runs'}: {self.logs.name}, ===== {name})"
+
+
+def _begins_with(path: Path, text: str) -> bool:
+    with path.open("rb") as f:
+        return f.read(len(text.encode())) == text.encode()
+
+
+def sweep_until(args: list[str], folder: Path, deadline: float) -> tuple[float, list[dict], str]:
+    """timed_sweep, stopped at `deadline` (time.perf_counter()'s), or not run after it: a
+    device's time limit would otherwise cut the check where it is, its last tables lost."""
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        return 0.0, [], "not run: the budget was spent"
+    return timed_sweep(args, folder, timeout=left)
 
 
 def environment(device: str) -> str:
@@ -206,7 +223,12 @@ def run_tests(report: Report, seconds: float) -> str:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        output, stopped = proc.communicate()[0], True
+        # (a process started after the search above may hold the pipe: not waited for long)
+        try:
+            output = proc.communicate(timeout=30)[0]
+        except subprocess.TimeoutExpired:
+            output = ""
+        stopped = True
     result, failed = outcomes_of_tests(output, stopped)
     if stopped:
         result = f"stopped at the budget's end ({seconds:.0f} s): {result}"
@@ -231,7 +253,8 @@ def sync_check(data_overrides: list[str], replicas: int, device: str, workdir: P
     from mlpbench.stacked import StackedModule, steps_per_chunk
 
     quiet_lightning()
-    cfg = compose_config([*data_overrides, "data.batch_size=32"])
+    # Dropout: its masks' generator on the device is a path of a GPU's alone.
+    cfg = compose_config([*data_overrides, "data.batch_size=32", "model.dropout=0.1"])
     seeds = list(range(1, replicas + 1))
     data = make_stacked_splits(cfg.data, seeds)
     models = []
@@ -327,14 +350,14 @@ class NudgeWeights(pl.Callback):
             weight.copy_(torch.nextafter(weight, torch.full_like(weight, float("inf"))))
 
 
-def equality(data_overrides: list[str], sizes: Sizes, workdir: Path, report: Report) -> str:
+def equality(data_overrides: list[str], sizes: Sizes, workdir: Path, report: Report, deadline: float) -> str:
     args = ["model.depth=1,10", "seed=1,2,3", *data_overrides, f"trainer.max_epochs={sizes.equality_epochs}"]
     sweeps = {"basic": ["hydra/launcher=basic"], "stacked": [],
               "nudged": ["hydra/launcher=basic", "+callbacks.nudge._target_=mlpbench.gpu_check.NudgeWeights"]}
     runs, failures = {}, []
     for name, extra in sweeps.items():
         folder = workdir / f"equality-{name}"
-        _, runs[name], error = timed_sweep([*args, *extra], folder)
+        _, runs[name], error = sweep_until([*args, *extra], folder, deadline)
         if error:
             failures.append(f"\n{name} sweep failed: {error}{report.keep(folder.name, folder)}")
     lines = [f"{' '.join(data_overrides)}; one rounding unit: the basic runs again with every weight of the "
@@ -368,7 +391,7 @@ def per_run_training(results: list[dict]) -> float:
     return sum(r.get("seconds") or 0.0 for r in results) / max(1, len(results))
 
 
-def throughput(data_overrides: list[str], sizes: Sizes, workdir: Path, report: Report) -> str:
+def throughput(data_overrides: list[str], sizes: Sizes, workdir: Path, report: Report, deadline: float) -> str:
     """K-seed sweeps, stacked, against what the basic launcher takes for K runs: its sweeps of 1
     and `basic_runs` seeds give its start-up S and cost per run b (runs one after another, each
     the same work), so K runs take S + K b; and training seconds per run."""
@@ -379,10 +402,10 @@ def throughput(data_overrides: list[str], sizes: Sizes, workdir: Path, report: R
     common = [*data_overrides, f"trainer.max_epochs={sizes.throughput_epochs}"]
     for batch in (32, 128):
         one_folder, many_folder = workdir / f"throughput-basic-{batch}-1", workdir / f"throughput-basic-{batch}"
-        one, _, error_one = timed_sweep(["seed=1", *common, f"data.batch_size={batch}", "hydra/launcher=basic"],
-                                        one_folder)
-        many, basic, error = timed_sweep([f"seed=range(1,{sizes.basic_runs + 1})", *common, f"data.batch_size={batch}",
-                                          "hydra/launcher=basic"], many_folder)
+        one, _, error_one = sweep_until(["seed=1", *common, f"data.batch_size={batch}", "hydra/launcher=basic"],
+                                        one_folder, deadline)
+        many, basic, error = sweep_until([f"seed=range(1,{sizes.basic_runs + 1})", *common, f"data.batch_size={batch}",
+                                          "hydra/launcher=basic"], many_folder, deadline)
         if error or error_one or len(basic) != sizes.basic_runs:
             kept = report.keep(one_folder.name, one_folder) + report.keep(many_folder.name, many_folder)
             lines.append(f"| {batch} | - | basic sweep failed: {error or error_one}{kept} |")
@@ -392,8 +415,8 @@ def throughput(data_overrides: list[str], sizes: Sizes, workdir: Path, report: R
         basic_training = per_run_training(basic)
         for k in sizes.replicas:
             folder = workdir / f"throughput-stacked-{batch}-{k}"
-            wall, stacked, error = timed_sweep([f"seed=range(1,{k + 1})", *common, f"data.batch_size={batch}",
-                                                "hydra.launcher.cpu_max_batch_size=null"], folder)
+            wall, stacked, error = sweep_until([f"seed=range(1,{k + 1})", *common, f"data.batch_size={batch}",
+                                                "hydra.launcher.cpu_max_batch_size=null"], folder, deadline)
             if error or len(stacked) != k:
                 lines.append(f"| {batch} | {k} | stacked sweep failed ({len(stacked)} of {k} runs): "
                              f"{error}{report.keep(folder.name, folder)} |")
@@ -437,11 +460,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", help="a folder with Fashion-MNIST's IDX files (else where mlpbench looks; "
                                             "else the bundled 5,000 MNIST digits)")
     parser.add_argument("--out", type=Path, help="also write the tables into this file, section by section (and "
-                                                 "what a failure needs into the folder OUT-logs beside it)")
+                                                 "what a failure needs into the file OUT-logs.txt beside it)")
     parser.add_argument("--skip", default="", help=f"sections to leave out, of: {','.join(SECTIONS)}")
     parser.add_argument("--minutes", type=float, default=8.0,
-                        help="the check's budget: a section due after it is spent is not run, and the tests, "
-                             "last, stop at its end (default 8)")
+                        help="the check's budget: a sweep still training at its end is stopped, a section due "
+                             "after it is not run, and the tests, last, stop at its end (default 8)")
     args = parser.parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
     unknown = skip - set(SECTIONS)
@@ -458,27 +481,38 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(args.out)
     report.write(environment(args.device))
     started = time.perf_counter()
+    budget = args.minutes * 60
+    deadline = started + budget
+    # The measurements' own end, before the budget's: a share kept for the tests (their result on
+    # a GPU is part of the check; the throughput's sweeps alone could take the whole budget).
+    kept = TESTS_SHARE * budget if "tests" not in skip else 0.0
+    measured_until = deadline - kept
+    # The sweeps train where the check runs, said outright: the launcher's guess of a GPU before
+    # importing torch (sweep.trains_on_cpu) would size its stacks for the CPU if it guessed wrong.
+    sweeps_on = [f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}"]
     with tempfile.TemporaryDirectory(prefix="mlpbench-gpu-check-") as tmp:
         workdir = Path(tmp)
         sections = {
             "sync": ("Host syncs in a stack's steps", lambda: sync_check(check_data(root, sizes.sync_rows),
                                                                         sizes.sync_replicas, args.device, workdir)),
             "equality": (f"Stacked against basic launcher: depths 1 and 10, seeds 1-3, {sizes.equality_epochs} epochs",
-                         lambda: equality(check_data(root, sizes.equality_rows), sizes, workdir, report)),
+                         lambda: equality([*check_data(root, sizes.equality_rows), *sweeps_on], sizes, workdir, report,
+                                          measured_until)),
             "loop": (f"One run against the hand-written loop on the {args.device}",
                      lambda: against_loop(check_data(root, sizes.loop_rows), sizes, args.device, workdir)),
             "throughput": ("Throughput: K-seed sweeps stacked against the basic launcher",
-                           lambda: throughput(check_data(root, sizes.throughput_rows), sizes, workdir, report)),
-            "tests": (f"Tests on the {args.device}",
-                      lambda: run_tests(report, args.minutes * 60 - (time.perf_counter() - started))),
+                           lambda: throughput([*check_data(root, sizes.throughput_rows), *sweeps_on], sizes, workdir,
+                                              report, measured_until)),
+            "tests": (f"Tests on the {args.device}", lambda: run_tests(report, deadline - time.perf_counter())),
         }
-        budget = args.minutes * 60
         for number, name in enumerate((n for n in SECTIONS if n not in skip), 1):
             title, make = sections[name]
-            spent = time.perf_counter() - started
-            if spent > budget:  # a time limit would cut what follows anyway: say so, in its place
-                report.write(f"## {number}. {title}\n\nnot run: the budget ({args.minutes:g} min) was spent "
-                             f"({spent / 60:.1f} min)\n")
+            now = time.perf_counter()
+            if now > (deadline if name == "tests" else measured_until):  # a time limit would cut what
+                # follows anyway: say so, in its place
+                share = f", {kept / 60:.1f} of them kept for the tests" if kept and name != "tests" else ""
+                report.write(f"## {number}. {title}\n\nnot run: the budget ({args.minutes:g} min{share}) was spent "
+                             f"({(now - started) / 60:.1f} min)\n")
                 continue
             report.section(f"## {number}. {title}", make)
     report.write(f"GPU check: {(time.perf_counter() - started) / 60:.1f} min")

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import torch
@@ -311,20 +312,45 @@ def test_the_gpu_check_runs_its_sections_on_the_cpu_and_writes_its_tables(tmp_pa
     assert gap([{"overrides": ["seed=1"], "history": {}}], [{"overrides": ["seed=1"], "history": {}}]) == float("inf")
 
 
-def test_the_gpu_check_keeps_to_its_budget_and_to_its_own_logs_folder(tmp_path):
+def test_the_gpu_check_keeps_to_its_budget_and_to_its_own_logs_file(tmp_path, monkeypatch):
     from mlpbench import gpu_check
+    from tests.test_report import fake_run
 
     out = tmp_path / "check.md"
-    (tmp_path / "check-logs").mkdir()
-    (tmp_path / "check-logs" / "mine.txt").write_text("a user's file")  # a folder the check did not make
+    (tmp_path / "check-logs.txt").write_text("a user's file")  # a file the check did not write
     assert gpu_check.main(["--device", "cpu", "--minutes", "0", "--out", str(out)]) == 0
     text = out.read_text()
     assert text.count("not run: the budget (0 min) was spent") == 5 and "## 5. Tests on the cpu" in text
+    # The measurements end by the share of the budget kept for the tests (here all of it).
+    monkeypatch.setattr(gpu_check, "TESTS_SHARE", 1.0)
+    monkeypatch.setattr(gpu_check, "run_tests", lambda report, seconds: f"given {seconds:.0f} s\n")
+    assert gpu_check.main(["--device", "cpu", "--minutes", "1", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.count("not run: the budget (1 min, 1.0 of them kept for the tests) was spent") == 4
+    assert "## 5. Tests on the cpu\n\ngiven 60 s" in text or "## 5. Tests on the cpu\n\ngiven 59 s" in text
+    # A sweep still training when the budget ends is stopped; one due after it is not run.
+    wall, _, error = gpu_check.sweep_until(["seed=1,2", "data=mnist_small", "data.limit=200", "trainer.max_epochs=100000",
+                                            "trainer.accelerator=cpu"], tmp_path / "long", time.perf_counter() + 8)
+    assert error.startswith("stopped at its time limit") and wall < 100
+    assert gpu_check.sweep_until(["seed=1"], tmp_path / "late", time.perf_counter() - 1)[2] == \
+        "not run: the budget was spent"
+    assert not (tmp_path / "late").exists()
+    # What failures need, in one flat file (a device's tool brings back few files, none deep or
+    # named like a run folder): a failed run's result.json and its log's last lines.
+    sweep = tmp_path / "sweep"
+    for seed, status in ((1, "failed"), (2, "ok")):
+        run = fake_run(sweep, ["model.depth=1", f"seed={seed}"], [0.5, 0.6], status=status)
+        (run / "run.log").write_text("".join(f"line {i}\n" for i in range(300)))
     report = gpu_check.Report(out)
-    assert report.keep("tests", text="output") == " (all of it: check-logs-2/tests.txt)"
-    assert (tmp_path / "check-logs-2" / "tests.txt").is_file()
-    gpu_check.Report(out)  # the next check's: its own earlier folder goes, the user's stays
-    assert not (tmp_path / "check-logs-2").exists() and (tmp_path / "check-logs" / "mine.txt").is_file()
+    assert report.keep("equality-stacked", sweep) == " (its failed runs: check-logs-2.txt, ===== equality-stacked)"
+    assert report.keep("tests", text="pytest's output") == " (all of it: check-logs-2.txt, ===== tests)"
+    logs = (tmp_path / "check-logs-2.txt").read_text()
+    assert logs.startswith(gpu_check.Report.LOGS_HEADER) and "--- model.depth=1,seed=1/run.log" in logs
+    assert "seed=2" not in logs and "line 99\n" not in logs and "line 100\n" in logs and "line 299\n" in logs
+    assert logs.index("===== equality-stacked") < logs.index("===== tests") and "pytest's output" in logs
+    assert report.keep("nothing-failed", tmp_path / "long-gone") == ""
+    gpu_check.Report(out)  # the next check's: its own earlier file goes, the user's stays
+    assert not (tmp_path / "check-logs-2.txt").exists() and (tmp_path / "check-logs.txt").read_text() == "a user's file"
 
 
 def test_the_gpu_checks_tests_are_counted_when_the_budget_stops_them():

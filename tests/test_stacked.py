@@ -377,6 +377,7 @@ def test_a_stack_off_the_cpu_resumed_as_several_stacks_gives_each_its_own_dropou
     first_masks.clear()
     stacked.train_group(jobs(3, resume=True))
     for state, mask in zip(saved, first_masks.values(), strict=True):
-        generator = torch.Generator()
+        # The stack's generator lives on its device (a CUDA generator's state is 16 bytes, a CPU one's 5,056).
+        generator = torch.Generator(device=mask.device)
         generator.set_state(state)
-        assert torch.equal(mask, torch.rand(mask.shape, generator=generator) < 0.5)
+        assert torch.equal(mask, torch.rand(mask.shape, generator=generator, device=mask.device) < 0.5)
