@@ -446,6 +446,7 @@ class StackedModule(MLPModule):
         self.histories = [{k: [] for k in history_keys(self.score)} for _ in models]
         self.replica_tests: list[dict[str, float]] = [{} for _ in models]
         self.replica_diverged: list[dict[str, int] | None] = [None for _ in models]
+        self._frozen: dict[int, tuple] = {}  # a replica diverged this epoch: its sums at that step
 
     def configure_optimizers(self) -> OptimizerStack:
         """One optimizer per group of replicas with the same `optim.*`, each built as a run builds
@@ -489,6 +490,9 @@ class StackedModule(MLPModule):
         for k, ok in enumerate(finite.tolist()):
             if not ok and self.replica_diverged[k] is None:
                 self.replica_diverged[k] = {"epoch": self.current_epoch + 1, "step": self.global_step}
+                # Its run stops at this step: the epoch's training loss and score end here, as
+                # its own run's do, not with the rest of the stack's batches.
+                self._frozen[k] = (self._sums.loss[k].clone(), self._sums.terms[k].clone(), self._sums.rows)
         # The others go on: a replica's NaN reaches no other replica's tensors.
         return all(d is not None for d in self.replica_diverged)
 
@@ -507,9 +511,14 @@ class StackedModule(MLPModule):
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
         self._sums = self.new_sums((self.replicas,))
+        self._frozen = {}
 
     def on_train_epoch_end(self) -> None:
         losses, scores = self._replica_means(self._sums)
+        for k, (loss, terms, rows) in self._frozen.items():  # as far as its run trained
+            count = torch.tensor(float(rows or math.nan), dtype=torch.float64)
+            losses[k] = (loss / count).item()
+            scores[k] = self._sums.scores(loss, terms, count).item()
         epoch = self.current_epoch + 1
         seconds = (time.perf_counter() - self._epoch_start) / self.replicas  # each replica's share
         for k in range(self.replicas):

@@ -242,6 +242,24 @@ def test_runs_that_differ_in_optimizer_activation_and_rate_stack_and_equal_their
         assert f"\n{activation}_" in log and ("sigmoid_" if activation == "relu" else "relu_") not in log
 
 
+@pytest.mark.skipif(ON_GPU, reason="to the bit on the CPU only; off it a NaN is checked every log_every_n_steps")
+def test_a_replica_that_diverges_records_its_runs_history_while_its_stack_mates_train_on(tmp_path):
+    """A run stops at the step its loss is NaN; stacked, the others go on through the epoch: the
+    diverged replica's training loss and accuracy of that epoch must still end at that step."""
+    grid = ["-m", "optim=sgd", "optim.lr=0.01,1e12", "seed=1,2", "data.limit=400", "trainer.max_epochs=2"]
+    stacked = run_cli(*grid, f"hydra.sweep.dir={tmp_path / 'stacked'}", cwd=tmp_path)
+    basic = run_cli(*grid, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'basic'}", cwd=tmp_path)
+    assert stacked.returncode == 0 and basic.returncode == 0, stacked.stderr + basic.stderr
+    ours, theirs = histories(tmp_path / "stacked"), histories(tmp_path / "basic")
+    assert sorted(ours) == sorted(theirs)
+    for name, result in theirs.items():
+        assert ours[name]["status"] == result["status"], name
+        assert ours[name]["diverged_at"] == result["diverged_at"], name
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):  # null where not finite
+            assert ours[name]["history"][key] == result["history"][key], (name, key)
+    assert {r["status"] for r in ours.values()} == {"ok", "diverged"}
+
+
 def test_a_run_given_twice_trains_once_and_launcher_options_are_checked(tmp_path):
     proc = run_cli("-m", "seed=1,1,2", "data.limit=200", "trainer.max_epochs=1", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
