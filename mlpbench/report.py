@@ -1165,8 +1165,11 @@ def figures(sweeps: list[Sweep], out: Path) -> list[Path]:
     for key in numeric:
         made.append(plot_against(sweeps, key, out / f"against_{key.rsplit('.', 1)[-1]}.png"))
     if not numeric:  # one axis per objective: sweeps judged by different ones get one figure each
+        curves = {p.name for p in made if p is not None}
         for objective in dict.fromkeys(s.objective for s in sweeps):
-            made.append(plot_objective([s for s in sweeps if s.objective == objective], out / f"{objective}.png"))
+            # report.objective=val_loss (or val_acc) must not take the per-epoch curves' file
+            name = f"{objective}.png" if f"{objective}.png" not in curves else f"{objective}_per_setting.png"
+            made.append(plot_objective([s for s in sweeps if s.objective == objective], out / name))
     return [p for p in made if p is not None]
 
 

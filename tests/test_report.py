@@ -113,6 +113,23 @@ def test_report_options_given_to_the_report_judge_the_runs_made_by_them(depth_sw
         assert exit_info.value.code == 2 and message in capsys.readouterr().err, given
 
 
+def test_an_objective_named_as_a_per_epoch_figure_does_not_take_its_file(tmp_path, drawn, capsys):
+    """report.objective=val_loss over activations: the per-setting figure beside val_loss.png, the
+    curves per epoch, not in its place."""
+    sweep = tmp_path / "sweep"
+    for activation, accs in (("relu", [0.90, 0.92, 0.91]), ("tanh", [0.80, 0.83, 0.81])):
+        for seed, acc in enumerate(accs, start=1):
+            fake_run(sweep, [f"model.activation={activation}", f"seed={seed}"], [acc - 0.1, acc])
+    for objective in ("val_loss", "val_acc"):
+        drawn.clear()
+        assert report.main([str(sweep), f"report.objective={objective}"]) == 0
+        assert "per epoch" in drawn[f"{objective}.png"].axes[0].get_title()
+        assert "per setting" in drawn[f"{objective}_per_setting.png"].axes[0].get_title()
+        assert capsys.readouterr().out.count(f"{objective}.png") == 1
+    assert report.main([str(sweep)]) == 0
+    assert (sweep / "best_val_acc.png").is_file()
+
+
 def test_one_run_per_setting_gives_no_verdict_and_says_how_to_add_seeds(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     for depth, acc in ((2, 0.9), (4, 0.8)):
