@@ -602,7 +602,7 @@ def setting_rows(sweeps: list[Sweep], settings_of=lambda sweep: sweep.settings) 
                 summary = s.summary(metric) if metric in sweep.metrics() or metric in DIAGNOSTICS else summarize([])
                 row.update({f"{metric}_mean": _number(summary.mean), f"{metric}_std": _number(summary.std),
                             f"{metric}_ci95": _number(summary.ci95)})
-            row.update({"verdict": s.verdict.verdict, "p": s.verdict.p, "objective": sweep.objective,
+            row.update({"verdict": s.verdict.word, "p": s.verdict.p, "objective": sweep.objective,
                         "seeds_needed": s.verdict.seeds_needed, "negligible": s.verdict.negligible or None,
                         "stopped": stopped(sweep, s),
                         "params": (s.runs[0].result.get("params") or {}).get("total"),

@@ -130,6 +130,23 @@ def test_an_objective_named_as_a_per_epoch_figure_does_not_take_its_file(tmp_pat
     assert (sweep / "best_val_acc.png").is_file()
 
 
+def test_summary_csv_and_load_name_a_setting_undecided_as_the_table_does(tmp_path, capsys):
+    # 6 settings, 15 pairs: "c" is behind the best on every seed (p 0.012 alone), not after Holm.
+    best = {1: 0.90, 2: 0.92, 3: 0.91}
+    groups = {"best": best, "c": {1: 0.87, 2: 0.90, 3: 0.88},
+              **{f"same{i}": {s: v + (0.004 if (s + i) % 2 else -0.004) for s, v in best.items()} for i in range(4)}}
+    sweep = tmp_path / "sweep"
+    for width, (name, values) in zip((10, 20, 30, 40, 50, 60), groups.items()):
+        for seed, acc in values.items():
+            fake_run(sweep, [f"model.units={width}", f"seed={seed}"], [acc - 0.1, acc])
+    assert report.main([str(sweep)]) == 0
+    assert "| 20          | 3 |" in capsys.readouterr().out
+    verdicts = {r["model.units"]: r["verdict"] for r in summary_rows(sweep)}
+    assert verdicts["20"] == "undecided" and "best" in verdicts.values(), verdicts
+    _, settings, _ = report.load(sweep)
+    assert list(settings["verdict"]) == [verdicts[str(w)] for w in settings["model.units"]]
+
+
 def test_one_run_per_setting_gives_no_verdict_and_says_how_to_add_seeds(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     for depth, acc in ((2, 0.9), (4, 0.8)):
