@@ -102,6 +102,11 @@ class Run:
         return _number(self.metrics.get(metric))
 
 
+def _validated_on_test(run) -> bool:
+    data = (run.result.get("config") or {}).get("data") or {}
+    return "val_split" in data and data["val_split"] is None
+
+
 @dataclass
 class Setting:
     """The runs of one point of a sweep: its seeds."""
@@ -125,7 +130,15 @@ class Setting:
         running ones count in `status`, not in n, the means or the tests."""
         return [run for run in self.runs if run.status == Status.ok]
 
+    @property
+    def test_validated(self) -> bool:
+        """Its runs validated on the test split (data.val_split=null): their test_acc (test_r2)
+        is no held-out number, whatever the sweep's other settings did."""
+        return bool(self.runs) and all(_validated_on_test(run) for run in self.runs)
+
     def summary(self, metric: str) -> Summary:
+        if metric.startswith("test_") and self.test_validated:
+            return summarize([])  # the validation split's number again, not a held-out one
         return summarize(run.value(metric) for run in self.measured)
 
     def by_seed(self, metric: str) -> dict:
@@ -165,8 +178,7 @@ class Sweep:
     def test_validated(self) -> bool:
         """Its runs validated on the test split (data.val_split=null, the tutorials'
         validation_data=(x_test, y_test)): test_acc (test_r2) is then no held-out number."""
-        return bool(self.runs) and all("val_split" in ((r.result.get("config") or {}).get("data") or {})
-                                       and r.result["config"]["data"]["val_split"] is None for r in self.runs)
+        return bool(self.runs) and all(_validated_on_test(r) for r in self.runs)
 
     def metrics(self) -> tuple[str, ...]:
         """The metrics its tables show: test_acc (test_r2) left out where the test split validated."""
@@ -739,6 +751,10 @@ def settings_table(sweep: Sweep, settings: list[Setting]) -> str:
         return ""
     few = any(s.summary(metric).n == 2 for s in settings for metric in sweep.metrics())
     notes = [FEW_NOTE] * few + [TEST_VALIDATED_NOTE.format(score=sweep.score)] * sweep.test_validated
+    on_test = [s.label for s in settings if s.test_validated and not sweep.test_validated]
+    if on_test:
+        notes.append(f"test_{sweep.score} of {', '.join(on_test)} left out: those runs validated on the test split "
+                     "(data.val_split=null), so it is not held out.")
     notes += [note] if (note := _ahead_on_other_seeds(sweep, settings)) else []
     return markdown(list(rows[0]), rows, _cell) + "".join(f"\n{note}\n" for note in notes)
 

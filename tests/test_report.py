@@ -555,6 +555,22 @@ def test_a_report_says_what_was_held_fixed_and_leaves_out_a_test_acc_that_valida
     assert "trainer.max_epochs (activations (activations): 3, activations (activations_full): 10)" in error.stderr
 
 
+def test_a_setting_that_validated_on_the_test_split_has_no_test_acc_beside_one_that_held_it_out(tmp_path, capsys):
+    """-m data.val_split=0.2,null: only the 0.2 runs' test_acc is held out; the null runs' is their
+    validation accuracy again, so their cells are empty and a note says why."""
+    sweep = tmp_path / "sweep"
+    for split, accs in ((0.2, [0.70, 0.74, 0.72]), (None, [0.73, 0.74, 0.72])):
+        for seed, acc in enumerate(accs, start=1):
+            fake_run(sweep, [f"data.val_split={'null' if split is None else split}", f"seed={seed}"], [acc - 0.1, acc],
+                     config={"data": {"val_split": split}, "seed": seed})
+    assert report.main([str(sweep), "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    rows = {r["data.val_split"]: r for r in summary_rows(sweep)}
+    assert rows["0.2"]["test_acc_mean"] != "" and rows["null"]["test_acc_mean"] == ""
+    assert "| null           | 3 |" in printed and "test_acc of null left out: those runs validated on the test split" in printed
+    assert report.TEST_VALIDATED_NOTE.format(score="acc") not in printed
+
+
 def test_curves_zoom_on_the_differences_and_no_band_is_cut_off(tmp_path, drawn):
     """val_acc from 0.1 in the first epoch to 0.88-0.93 after: the axis spans the later epochs
     (and says the first run off it); val_loss's axis holds every band whole."""
