@@ -112,6 +112,7 @@ def check_reused_folder(config: DictConfig) -> None:
         before = grid_constants(earlier)
         # A key the earlier sweep swept is "swept", not "not set", before.
         swept = {o.key_or_group: "swept" for o in grid_overrides(earlier) if o.is_sweep_override()}
+        swept_before = _swept_keys(earlier)
     except Exception:  # an earlier multirun.yaml that Hydra's parser cannot read: nothing to compare
         return
     shown = _differences(before, grid_constants(config), shown_absent=swept)
@@ -119,6 +120,22 @@ def check_reused_folder(config: DictConfig) -> None:
         raise ConfigError(f"hydra.sweep.dir={config.hydra.sweep.dir}: holds a sweep with other fixed settings ({shown}); "
                           "its runs are named by what is swept and would pass for this command's. Give another folder, "
                           "or the same settings to continue that sweep")
+    # Keys one sweep varies and the other leaves at their default: a run folder names only its
+    # own sweep's keys, so one setting would be two (model.depth=1 and model.activation=relu).
+    now = _swept_keys(config)
+    if swept_before != now:
+        listed = lambda keys: ", ".join(sorted(keys)) or "seeds only"  # noqa: E731
+        raise ConfigError(f"hydra.sweep.dir={config.hydra.sweep.dir}: holds a sweep over other keys "
+                          f"({listed(swept_before)} before, {listed(now)} now); its runs are named by what "
+                          "each sweep varies, so a setting of both would be reported twice, under two names. Give "
+                          "another folder, or sweep the same keys (more values or seeds) to continue that sweep")
+
+
+def _swept_keys(config: DictConfig) -> set[str]:
+    """The keys a sweep's grid varies, the seed aside (it is in every run's name)."""
+    return {o.key_or_group for o in grid_overrides(config) if o.is_sweep_override() and o.key_or_group != "seed"
+            and not o.is_hydra_override() and o.key_or_group not in NOT_A_SETTING
+            and not o.key_or_group.startswith("sweep.")}
 
 
 def _differences(before: dict, now: dict, listed: int = 6, shown_absent: Optional[dict] = None) -> str:

@@ -324,6 +324,13 @@ def test_a_folder_of_a_sweep_with_other_fixed_settings_is_refused(tmp_path):
     one = run_cli("-m", "model.depth=2", "data.limit=200", "trainer.max_epochs=1", "hydra.launcher.workers=1",
                   f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert one.returncode == 2 and "(model.depth: swept before, model.depth=2 now)" in one.stderr, one.stderr
+    # Another key swept, the depth left at its default: model.activation=relu would be depth 1 again
+    # under a second name, and the report would compare the setting with itself.
+    other_key = run_cli("-m", "model.activation=relu,tanh", "data.limit=200", "trainer.max_epochs=1",
+                        "hydra.launcher.workers=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert other_key.returncode == 2 and "Traceback" not in other_key.stderr
+    assert "holds a sweep over other keys (model.depth before, model.activation now)" in other_key.stderr
+    assert not list(sweep.glob("model.activation=*"))
 
 
 def test_quick_compositions_give_hydras_config_for_every_job_of_a_grid():
