@@ -60,7 +60,9 @@ class BarSafeHandler(logging.StreamHandler):
         try:
             from tqdm import tqdm
 
-            tqdm.write(self.format(record), file=self.stream)
+            # One write of the line and its end: tqdm.write's two let another process's line in
+            # between where worker processes share the console ("...params)[2026-...").
+            tqdm.write(self.format(record) + self.terminator, file=self.stream, end="")
             self.flush()
         except Exception:
             self.handleError(record)

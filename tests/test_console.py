@@ -81,3 +81,27 @@ def test_outside_its_environment_the_tool_says_what_to_do(tmp_path):
                               capture_output=True, text=True)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert "lacks mlpbench's dependencies" in proc.stderr and "source .venv/bin/activate" in proc.stderr
+
+
+def test_a_console_line_is_written_whole_so_worker_processes_sharing_the_console_do_not_splice_lines():
+    """Worker processes write to one console: a line and its end in one write, else another
+    process's line lands between them ('... (104,906 params)[2026-...')."""
+    import logging
+
+    from mlpbench.console import BarSafeHandler
+
+    class Writes:
+        def __init__(self):
+            self.calls = []
+
+        def write(self, text):
+            self.calls.append(text)
+
+        def flush(self):
+            pass
+
+    stream = Writes()
+    handler = BarSafeHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.emit(logging.LogRecord("mlpbench", logging.INFO, __file__, 1, "Run a: 3 params\n----\nLayer", None, None))
+    assert [c for c in stream.calls if c] == ["Run a: 3 params\n----\nLayer\n"]
