@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from mlpbench.stats import (Comparison, Summary, Verdict, compare, headline, holm,
-                            summarize, verdicts)
+from mlpbench.stats import (Comparison, Summary, Verdict, compare, headline, holm, negligible,
+                            sequential_verdicts, summarize, verdicts)
 
 VALUES = [0.91, 0.93, 0.92, 0.94, 0.90]
 
@@ -243,6 +243,17 @@ def test_a_tie_says_the_seeds_that_would_decide_it_or_that_it_is_negligible():
     assert tie.verdict == "tied" and tie.seeds_needed == seeds_for_power(c, A) and tie.seeds_needed > 5
     small = verdicts({"a": A, "c": c}, min_difference=0.05)["a"]
     assert small.verdict == "tied" and small.negligible and small.seeds_needed is None
+    # Negligible where the data show it: the difference's interval within the least that matters,
+    # not its mean alone. 3 seeds, a difference of 0.0367 (95% interval 0.022-0.051): not below
+    # 0.05, and a seed=auto sweep goes on; below 0.06 it is.
+    best = {1: 0.9, 2: 0.9, 3: 0.9}
+    other = {s: 0.9 - d for s, d in zip(best, (0.0367 - 0.0058, 0.0367, 0.0367 + 0.0058))}
+    assert not negligible(best, other, 0.05) and negligible(best, other, 0.06)
+    for judged in (verdicts({"best": best, "other": other}, min_difference=0.05),
+                   sequential_verdicts({"best": best, "other": other}, max_seeds=10, min_difference=0.05)):
+        assert not judged["other"].negligible and judged["other"].stopped is None
+    assert sequential_verdicts({"best": best, "other": other}, max_seeds=10, min_difference=0.06)["other"].stopped == \
+        "negligible"
 
 
 def test_expected_best_of_n_trials_is_the_mean_of_the_best_of_n_random_draws():
