@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from hydra.core.override_parser.types import Glob, IntervalSweep, OverrideType
 from hydra.errors import HydraException
@@ -408,13 +408,17 @@ class ProgressLauncher:
         return getattr(self.launcher, name)
 
 
-def record_lost_runs(sweep: Path, message: str) -> list[str]:
-    """Runs of a sweep left `running` by a process that died: recorded as failed, with why.
-    Returns their names."""
+def record_lost_runs(sweep: Path, message: str, run_dirs: Optional[Iterable[Path]] = None) -> list[str]:
+    """Runs of a sweep (of them, `run_dirs` alone, where given) left `running` by a process that
+    died: recorded as failed, with why. Returns their names."""
     from mlpbench.files import write_json_atomic
 
     lost = []
-    for run_dir in sorted(p.parent for p in Path(sweep).glob(f"*/{RESULT_FILE}")):
+    found = sorted(p.parent for p in Path(sweep).glob(f"*/{RESULT_FILE}"))
+    if run_dirs is not None:
+        given = {Path(d).resolve() for d in run_dirs}
+        found = [d for d in found if d.resolve() in given]
+    for run_dir in found:
         result = read_result(run_dir)
         if result is not None and result.get("status") == Status.running:
             result.update(status=Status.failed, error={"type": WORKER_DIED, "message": message})

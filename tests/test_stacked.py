@@ -17,8 +17,8 @@ import torch
 
 import pytest
 
-from tests.conftest import (ON_GPU, REPO, only_sweep, run_cli, run_rows, same_numbers, start_cli,
-                            wait_for_group_end, wait_until)
+from tests.conftest import (ON_GPU, REPO, fork_server_workers, only_sweep, run_cli, run_rows, same_numbers,
+                            start_cli, wait_for_group_end, wait_until)
 
 # Two settings of 3 seeds: two stacks, side by side in worker processes.
 GRID = ["seed=1,2,3", "model.depth=1,3", "data.limit=400", "data.batch_size=16", "trainer.max_epochs=4"]
@@ -89,8 +89,8 @@ def test_worker_processes_let_go_while_they_start_end_quietly(tmp_path):
         import gc
         from hydra_plugins.mlpbench_stacked import _new_pool, _start
         if __name__ == "__main__":
-            pool = _new_pool(1)
-            _start(pool, 1)
+            pool = _new_pool()
+            _start(pool)
             pool.shutdown(wait=False, cancel_futures=True)
             del pool
             gc.collect()  # as Python's collector may at any moment
@@ -111,25 +111,27 @@ def test_worker_processes_are_kept_from_one_launch_to_the_next_and_end_with_the_
         import time
         from hydra_plugins.mlpbench_stacked import StackedLauncher
         if __name__ == "__main__":
-            # Pools of one and two processes: each process costs seconds of imports.
+            # A pool of one process a worker: each process costs seconds of imports.
             launcher = StackedLauncher()
-            first = launcher._kept_pool(1)
+            [first] = launcher._kept_pools(1)
             worker = first.submit(os.getpid).result()
-            assert launcher._kept_pool(1) is first  # the next launch
-            assert first.submit(os.getpid).result() in {p.pid for p in first._processes.values()}
-            larger = launcher._kept_pool(2)  # more processes asked for: a larger pool
-            assert larger is not first and launcher._kept_pool(1) is larger and launcher._kept_pool(2) is larger
-            # A worker killed while it waited for the next round (the OOM killer): a new pool then.
-            victim = larger.submit(os.getpid).result()
+            assert launcher._kept_pools(1) == [first]  # the next launch
+            assert first.submit(os.getpid).result() == worker
+            pools = list(launcher._kept_pools(2))  # more processes asked for: one more
+            assert pools[0] is first and len(pools) == 2 and launcher._kept_pools(1) == pools
+            # A worker killed while it waited for the next round (the OOM killer): a new one in
+            # its place, the other kept.
+            victim = pools[1].submit(os.getpid).result()
             os.kill(victim, signal.SIGKILL)
-            while victim in {p.pid for p in list(larger._processes.values()) if p.is_alive()}:
+            while victim in {p.pid for p in list(pools[1]._processes.values()) if p.is_alive()}:
                 time.sleep(0.02)
-            again = launcher._kept_pool(1)
-            assert again is not larger and again.submit(os.getpid).result() != os.getpid()
+            again = launcher._kept_pools(1)
+            assert again[0] is first and again[1] is not pools[1]
+            assert again[1].submit(os.getpid).result() not in (os.getpid(), victim, worker)
             print("ok", worker != os.getpid(), flush=True)
             launcher.close()  # the sweep's end
-            assert launcher._pool is None
-            launcher._kept_pool(1)  # and a pool left to the interpreter's end: ends quietly too
+            assert launcher._pools == []
+            launcher._kept_pools(1)  # and a pool left to the interpreter's end: ends quietly too
     """))
     proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))))
@@ -150,6 +152,31 @@ def test_a_sweep_under_a_tmpdir_too_long_for_the_workers_socket_trains_in_its_ow
     assert "is too long a path for the worker processes' socket" in output
     assert "2 stacked model(s) and 0 run(s) on their own, in this process" in output
     assert [row["status"] for row in run_rows(only_sweep(tmp_path))] == ["ok"] * 4
+
+
+def test_a_worker_killed_fails_its_own_stacks_runs_and_the_other_worker_trains_on(tmp_path, monkeypatch, request):
+    # Two stacks in two workers; one worker killed (the OOM killer): its stack's runs fail
+    # (WorkerDied), the other stack trains to its end (one pool of both workers ended both).
+    grid = ["-m", "seed=1,2", "model.depth=1,2", "data.limit=400", "trainer.max_epochs=40", "hydra.launcher.workers=2"]
+    scratch = Path(tempfile.mkdtemp(prefix="mp", dir="/tmp"))  # a short socket path (see the kill -9 test)
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
+    proc = start_cli(grid, tmp_path)
+    wait_until(lambda: len(glob.glob(f"{tmp_path}/outputs/multirun/*/*seed=2*/checkpoints/last.ckpt")) == 2, proc,
+               "both stacks trained an epoch")
+    os.kill(wait_until(lambda: fork_server_workers(proc.pid), proc, "the workers")[0], signal.SIGKILL)
+    output = proc.communicate()[0]
+    assert proc.returncode == 1 and "A worker process died" in output and "Traceback" not in output, output
+    sweep = only_sweep(tmp_path)
+    results = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/result.json")}
+    by_depth = {depth: sorted(r["status"] for name, r in results.items() if f"model.depth={depth}" in name)
+                for depth in (1, 2)}
+    assert sorted(by_depth.values()) == [["failed", "failed"], ["ok", "ok"]], by_depth
+    assert {r["error"]["type"] for r in results.values() if r["status"] == "failed"} == {"WorkerDied"}
+    assert all(len(r["history"]["val_loss"]) == 40 for r in results.values() if r["status"] == "ok")
+    resumed = run_cli(*grid, "resume=true", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [row["status"] for row in run_rows(sweep)] == ["ok"] * 4
 
 
 def test_runs_that_cannot_share_a_model_train_alone(tmp_path):

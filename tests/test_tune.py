@@ -429,8 +429,8 @@ def test_a_study_continued_on_an_edited_data_file_is_refused(tmp_path):
 
 def test_a_worker_killed_mid_trial_has_its_trials_tried_again_not_failed(tmp_path):
     # Two trials side by side, each its 2 seeds' stack, in the stacked launcher's 2 workers: one
-    # worker killed (the OOM killer) fails its runs and stops its neighbour's; both trials are
-    # tried again from their checkpoints, as a search killed whole would try them.
+    # worker killed (the OOM killer) fails its runs, and its trial is tried again from their
+    # checkpoints, as a search killed whole would try it; its neighbour trains on to its end.
     args = [*TINY[:-1], "tune.repeats=2", "tune.n_jobs=2", "tune.n_trials=2", "trainer.max_epochs=40",
             "tune.pruner=none"]
     proc = start_cli(args, tmp_path)
@@ -441,10 +441,10 @@ def test_a_worker_killed_mid_trial_has_its_trials_tried_again_not_failed(tmp_pat
     assert proc.returncode == 0, output
     assert "cut off by a worker process's death" in output
     rows = {int(r["trial"]): r for r in trial_rows(tmp_path)}
-    assert [rows[n]["state"] for n in (0, 1)] == ["failed", "failed"]
-    assert {rows[n]["note"] for n in (0, 1)} == {"retried as trial 2", "retried as trial 3"}
-    assert [rows[n]["state"] for n in (2, 3)] == ["complete", "complete"]
-    assert all(rows[n]["note"].startswith(f"retry of trial {n - 2}") for n in (2, 3))
+    assert sorted(rows) == [0, 1, 2] and sorted(rows[n]["state"] for n in (0, 1)) == ["complete", "failed"]
+    killed = next(n for n in (0, 1) if rows[n]["state"] == "failed")
+    assert rows[killed]["note"] == "retried as trial 2" and rows[2]["state"] == "complete"
+    assert rows[2]["note"].startswith(f"retry of trial {killed}")
 
 
 def test_parallel_trials_share_the_study_and_the_cores(tmp_path):

@@ -66,8 +66,8 @@ class StackedLauncher(Launcher):
         # time and a search a batch of trials, and each new pool costs its processes' start (under
         # spawn, ~3 s of importing torch and Lightning: rounds of two runs took 2.4-3.1x the basic
         # launcher's time with a pool each). Ended with the sweep's process, or when a launch is
-        # interrupted.
-        self._pool, self._pool_size = None, 0
+        # interrupted. A pool of one process each (_kept_pools).
+        self._pools: list = []
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
@@ -101,7 +101,7 @@ class StackedLauncher(Launcher):
         # imports, seconds): the sweep ends as interrupted, its pool ended. Training takes it over.
         # Set before the server starts: one just after its start killed the sweep without a word.
         previous = signal.signal(signal.SIGTERM, _stop_before_training) or signal.SIG_DFL
-        pool = None
+        pools: list = []
         try:
             if workers > 1:
                 _start_fork_server()
@@ -118,29 +118,29 @@ class StackedLauncher(Launcher):
             groups = self._groups(returns)
             if workers > 1 and gpus_here > 1:
                 groups = _spread(groups, min(workers, gpus_here))
-            # One group: this process's threads serve it best (a kept pool is kept for the next launch).
+            # One group: this process's threads serve it best (kept workers are kept for the next launch).
             if len(groups) > 1 and workers > 1:
-                pool = self._kept_pool(workers)
+                pools = self._kept_pools(workers)
             elif len(groups) > 1 and self.workers != 1 and slots > 1:
                 # More groups than the overrides foretold (runs that must train on their own).
                 workers = min(self.workers or slots, len(groups))
-                pool = self._kept_pool(workers)
-            if pool is not None:
+                pools = self._kept_pools(workers)
+            if pools:
                 groups = _balanced(groups, workers)
             signal.signal(signal.SIGTERM, previous)
             stacks = sum(len(g) > 1 for g in groups)
-            where = f"in {workers} processes of one thread each" if pool is not None else "in this process"
+            where = f"in {workers} processes of one thread each" if pools else "in this process"
             log.info("Launching %d jobs: %d stacked model(s) and %d run(s) on their own, %s", len(job_overrides),
                      stacks, len(groups) - stacks, where)
             progress = Progress(sum(len(g) for g in groups))
-            if pool is not None:
-                self._train_in_workers(groups, pool, workers, progress)
+            if pools:
+                self._train_in_workers(groups, workers, progress)
             else:
                 for group in groups:
                     train_stack(*self._stack_args(group))
                     progress.done(group)
-        except BaseException:  # interrupted (its workers were sent SIGTERM), or broken: no pool to keep
-            self._end_pool()
+        except BaseException:  # interrupted (its workers were sent SIGTERM), or broken: no workers to keep
+            self._end_pools()
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -151,31 +151,38 @@ class StackedLauncher(Launcher):
             ret.return_value = None
         return returns
 
-    def _kept_pool(self, workers: int):
-        """A pool of at least `workers` processes: the one kept from an earlier launch if it is as
-        large and whole (a worker killed while it waited breaks it), else a new one."""
-        if self._pool is None or self._pool_size < workers or _broken(self._pool):
-            self._end_pool()
-            # Kept before its processes start (the first waits for the fork server's imports):
-            # interrupted then, the pool is ended as a whole one is.
-            self._pool, self._pool_size = _new_pool(workers), workers
-            _start(self._pool, workers)
-        return self._pool
+    def _kept_pools(self, workers: int) -> list:
+        """At least `workers` pools of one process each: those kept from an earlier launch that are
+        whole (a worker killed while it waited breaks its pool), new ones for the rest. A pool a
+        worker, not one of them all: a worker that dies (killed, out of memory) breaks its own pool
+        alone (one shared pool ended every worker with it, the others' runs failed too)."""
+        for slot, pool in enumerate(self._pools):
+            if _broken(pool):
+                self._renew(slot)
+        while len(self._pools) < workers:
+            # Kept before its process starts (the first waits for the fork server's imports):
+            # interrupted then, it is ended as a whole one is.
+            self._pools.append(_new_pool())
+            _start(self._pools[-1])
+        return self._pools
 
-    def _end_pool(self) -> None:
-        """Let the kept workers go: at the end of a sweep (its sweeper calls `close`), after an
-        interruption, or when a worker died (then the others are killed first: the pool's own
-        clean-up could wait on them for ever)."""
-        pool, self._pool, self._pool_size = self._pool, None, 0
-        if pool is None:
-            return
-        if _broken(pool):
-            _forward(pool, signal.SIGKILL)
-        pool.shutdown(wait=True, cancel_futures=True)
+    def _renew(self, slot: int):
+        """The pool of `slot` (its worker died) ended, and a new one in its place."""
+        _end(self._pools[slot])
+        self._pools[slot] = _new_pool()
+        _start(self._pools[slot])
+        return self._pools[slot]
+
+    def _end_pools(self) -> None:
+        """Let the kept workers go: at the end of a sweep (its sweeper calls `close`), or after an
+        interruption."""
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            _end(pool)
 
     def close(self) -> None:
         """The sweep's end: its kept worker processes end now, not in the interpreter's teardown."""
-        self._end_pool()
+        self._end_pools()
 
     def _groups(self, returns: list[JobReturn]) -> list[list[JobReturn]]:
         """The prepared jobs in groups that train together, the costliest first (so that the
@@ -222,12 +229,12 @@ class StackedLauncher(Launcher):
         return ([ret.return_value for ret in group], paths, group[0].hydra_cfg.hydra.job_logging, self.config.hydra.verbose,
                 str(Path(self.config.hydra.sweep.dir).resolve()))
 
-    def _train_in_workers(self, groups: list[list[JobReturn]], pool, workers: int, progress) -> None:
-        """Each group trained in one of the pool's processes of one thread each, at most one group
-        a process at a time, so that nothing waits in a queue: Ctrl-C and SIGTERM reach the groups
-        training (their runs keep what they trained: resume=true) and no further group starts. A
-        worker that dies fails the runs of the groups training then; the rest of the groups train
-        in a new pool."""
+    def _train_in_workers(self, groups: list[list[JobReturn]], workers: int, progress) -> None:
+        """Each group trained in one of `workers` kept processes of one thread each, at most one
+        group a process at a time, so that nothing waits in a queue: Ctrl-C and SIGTERM reach the
+        groups training (their runs keep what they trained: resume=true) and no further group
+        starts. A worker that dies fails the runs of its group; the other workers train on, and a
+        new process takes its place."""
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
@@ -239,36 +246,35 @@ class StackedLauncher(Launcher):
                 job.threads = 1
                 if job.cfg.trainer.enable_progress_bar is None:
                     job.cfg.trainer.enable_progress_bar = False  # bars side by side would draw over each other
-        pending, running = list(groups), {}
+        pending, running = list(groups), {}  # running: future -> (group, its worker's slot)
         unstarted = 0  # runs of groups a stop ended before they trained, or with their worker
         interrupted = []  # the exit code, once interrupted
 
         def stop(code: int) -> None:
             interrupted.append(code)
-            _forward(pool, signal.SIGTERM)  # Lightning turns it into an `interrupted` run
+            for pool in self._pools:
+                _forward(pool, signal.SIGTERM)  # Lightning turns it into an `interrupted` run
 
         previous = signal.signal(signal.SIGTERM, lambda *_: stop(143))
         try:
             while running or (pending and not interrupted):
                 try:
-                    while pending and not interrupted and len(running) < workers:
+                    busy = {slot for _, slot in running.values()}
+                    for slot in (s for s in range(workers) if s not in busy):
+                        if not pending or interrupted:
+                            break
                         group = pending.pop(0)
                         try:
-                            running[pool.submit(train_stack, *self._stack_args(group))] = group
-                        except BrokenProcessPool:  # a worker died as it waited: this group starts in a new pool
-                            pending.insert(0, group)
-                            if running:  # their futures fail too: handled below, which replaces the pool
-                                break
-                            self._end_pool()
-                            pool = self._kept_pool(workers)
+                            future = self._pools[slot].submit(train_stack, *self._stack_args(group))
+                        except BrokenProcessPool:  # its worker died as it waited: a new one
+                            future = self._renew(slot).submit(train_stack, *self._stack_args(group))
+                        running[future] = (group, slot)
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                 except KeyboardInterrupt:  # the workers ignore Ctrl-C; SIGTERM makes them keep their runs
                     stop(130)
                     continue
                 for future in done:
-                    group = running.pop(future, None)
-                    if group is None:  # of a pool replaced just now
-                        continue
+                    group, slot = running.pop(future)
                     try:
                         future.result()
                     except SystemExit as e:  # its group was interrupted
@@ -279,14 +285,12 @@ class StackedLauncher(Launcher):
                             continue
                         reason = " ".join(str(e).split())[:300]
                         lost = record_lost_runs(Path(str(self.config.hydra.sweep.dir)),
-                                                f"its worker process died: {reason}")
+                                                f"its worker process died: {reason}",
+                                                [ret.return_value.run_dir for ret in group])
                         log.error("A worker process died (killed, or out of memory?). Recorded as failed: %s. "
-                                  "Rerun the same command with resume=true to run them again; the other runs "
-                                  "go on.", ", ".join(lost) or "none")
-                        for other in list(running):  # the pool ended the other workers too: failed as well
-                            progress.done(running.pop(other))
-                        self._end_pool()
-                        pool = self._kept_pool(workers)
+                                  "Rerun the same command with resume=true to run them again (from their last "
+                                  "epoch's checkpoints); the other runs go on.", ", ".join(lost) or "none")
+                        self._renew(slot)
                     if not interrupted:  # runs that stopped are not "trained"
                         progress.done(group)
         finally:
@@ -522,16 +526,24 @@ def _stop_before_training(signum, frame) -> None:
     raise SystemExit(143)
 
 
-def _new_pool(workers: int):
+def _new_pool():
+    """A pool of one worker process."""
     from concurrent.futures import ProcessPoolExecutor
 
     _start_fork_server()
-    return ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_worker_start)
+    return ProcessPoolExecutor(1, mp_context=_worker_context(), initializer=_worker_start)
 
 
-def _start(pool, workers: int) -> None:
-    for _ in range(workers):
-        pool.submit(int)  # starts each worker now
+def _start(pool) -> None:
+    pool.submit(int)  # starts its worker now
+
+
+def _end(pool) -> None:
+    """A pool's worker let go; one that died first has the pool's own clean-up killed, which could
+    wait on it for ever."""
+    if _broken(pool):
+        _forward(pool, signal.SIGKILL)
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _cost(group: list[JobReturn]) -> float:

@@ -429,7 +429,7 @@ class Search:
             dirs = [Path(job.hydra_cfg.hydra.runtime.output_dir) if job is not None and job.hydra_cfg else None
                     for job in jobs]
             if any(d is not None and _cut_off(read_result(d)) for d in dirs):
-                # A worker died (the launcher recorded its runs failed, and stopped the others'):
+                # A worker died (the launcher recorded its runs failed; joblib's stopped the others'):
                 # the trial is tried again, not failed for what its network did.
                 self._settle(study, trial, "a worker process's death", attempts=MAX_ATTEMPTS)
             else:
