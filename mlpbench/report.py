@@ -1157,9 +1157,14 @@ def plot_objective(sweeps: list[Sweep], path: Path) -> Optional[Path]:
     ax.set_yticks(range(len(labels)), labels)
     low, high = min(lows), max(highs)
     pad = max(high - low, 0.002)
-    ax.set_xlim(low - 0.3 * pad, high + 1.2 * pad)  # room for the notes
+    lowest, highest = _limits(objective)
+    # Room for the notes on the right; on the left no value the objective cannot take (an
+    # accuracy's axis from -0.086 where an interval reached 0), nor ticks past it on the right.
+    ax.set_xlim(max(low - 0.3 * pad, lowest), high + 1.2 * pad)
+    ax.set_xticks([t for t in ax.get_xticks() if lowest <= t <= highest and ax.get_xlim()[0] <= t])
     ax.set_ylim(-0.7, len(labels) - 0.3)
-    ax.set_xlabel(f"{objective} (the axis starts at {ax.get_xlim()[0]:.3f}, not 0)")
+    start = ax.get_xlim()[0]
+    ax.set_xlabel(objective if start == 0 else f"{objective} (the axis starts at {start:.3f}, not 0)")
     repeated = any(sweep.repeated for sweep in sweeps)
     ax.set_title(f"{objective} per setting" + (": mean and 95% interval over seeds" if repeated else ""))
     ax.grid(axis="x", alpha=0.3)

@@ -130,6 +130,18 @@ def test_an_objective_named_as_a_per_epoch_figure_does_not_take_its_file(tmp_pat
     assert (sweep / "best_val_acc.png").is_file()
 
 
+def test_a_per_setting_figure_of_accuracies_keeps_its_axis_within_0_and_1(tmp_path, drawn):
+    """Seeds far apart: intervals that reach 0 and 1 (cut there) give no axis from -0.086 to 2."""
+    sweep = tmp_path / "sweep"
+    for activation, accs in (("relu", [0.2, 0.9, 0.6]), ("tanh", [0.15, 0.95, 0.5])):
+        for seed, acc in enumerate(accs, start=1):
+            fake_run(sweep, [f"model.activation={activation}", f"seed={seed}"], [acc / 2, acc])
+    report.build([sweep])
+    ax = drawn["best_val_acc.png"].axes[0]
+    assert ax.get_xlim()[0] == 0 and ax.get_xlabel() == "best_val_acc"
+    assert all(0 <= t <= 1 for t in ax.get_xticks()) and len(ax.get_xticks()) >= 3
+
+
 def test_summary_csv_and_load_name_a_setting_undecided_as_the_table_does(tmp_path, capsys):
     # 6 settings, 15 pairs: "c" is behind the best on every seed (p 0.012 alone), not after Holm.
     best = {1: 0.90, 2: 0.92, 3: 0.91}
