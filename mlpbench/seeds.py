@@ -155,8 +155,9 @@ class SeedRounds:
         reasons: dict[str, list[str]] = {}
         for s in sweep.settings:
             # n as the table counts it: the runs with a result (not those that diverged or failed).
-            reasons.setdefault(stopped(sweep, s) or "no verdict", []).append(
-                f"{_named(s.values, s.label)} (n = {s.summary(sweep.objective).n})")
+            reason = stopped(sweep, s) or ("one setting, nothing to compare" if len(sweep.settings) == 1
+                                           else "no verdict")
+            reasons.setdefault(reason, []).append(f"{_named(s.values)} (n = {s.summary(sweep.objective).n})")
         minutes = (time.monotonic() - self.started) / 60
         log.info("seed=auto: ended after %d round%s, %.1f minutes: %s", rounds, "" if rounds == 1 else "s", minutes,
                  "; ".join(f"{reason}: {', '.join(labels)}" for reason, labels in reasons.items()))

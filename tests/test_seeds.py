@@ -346,3 +346,17 @@ def test_seed_auto_refused_where_it_cannot_work(tmp_path, args, message):
     out = run_cli(*args, "hydra.sweep.dir=sweep", "hydra.run.dir=run", cwd=tmp_path)
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert not (tmp_path / "sweep").exists() and not (tmp_path / "run").exists()
+
+
+def test_one_setting_over_seed_auto_ends_saying_there_is_nothing_to_compare(tmp_path, caplog):
+    import logging
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir(parents=True)
+    OmegaConf.save({"hydra": {"overrides": {"task": ["model.activation=a", "seed=auto"]}, "sweeper": {"params": None}},
+                    "sweep": {"min_seeds": 3, "max_seeds": MAX_SEEDS, "max_minutes": None}}, sweep / "multirun.yaml")
+    with caplog.at_level(logging.INFO, logger="mlpbench"):
+        SeedRounds(FakeLauncher(sweep), sweep, [["model.activation=a", "seed=auto"]], ROUNDS).run()
+    end = next(r.getMessage() for r in caplog.records if "seed=auto: ended after" in r.getMessage())
+    # Named as the setting it is, not by the sweep's folder (2026-12-08_01-03-46).
+    assert end.endswith(": one setting, nothing to compare: the setting (n = 3)"), end
