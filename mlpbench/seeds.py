@@ -50,6 +50,7 @@ class SeedRounds:
         self.max_minutes: Optional[float] = rounds.max_minutes
         self.next_job = 0
         self.started = time.monotonic()
+        self.continued = False
 
     def _with_seed(self, job: list[str], seed: int) -> list[str]:
         return [f"{REPEAT_KEY}={seed}" if o == AUTO else o for o in job]
@@ -89,6 +90,7 @@ class SeedRounds:
         earlier = self._settings(read_sweep(self.sweep_dir)) if any(self.sweep_dir.glob("*/result.json")) else {}
         first = {i: sorted(set(range(1, self.min_seeds + 1)) | _seeds(earlier.get(key))) for i, key in enumerate(keys)}
         started = sum(len(_seeds(s)) for s in earlier.values())
+        self.continued = started > 0  # its rounds counted from here: the earlier attempt's are not known
         returns = [self._launch(first, f"the first {self.min_seeds} seeds of {len(self.jobs)} settings" + (
             f", with the {started} runs an earlier attempt of this sweep started (finished ones are skipped)"
             if started else ""))]
@@ -159,7 +161,8 @@ class SeedRounds:
                                            else "no verdict")
             reasons.setdefault(reason, []).append(f"{_named(s.values)} (n = {s.summary(sweep.objective).n})")
         minutes = (time.monotonic() - self.started) / 60
-        log.info("seed=auto: ended after %d round%s, %.1f minutes: %s", rounds, "" if rounds == 1 else "s", minutes,
+        log.info("seed=auto: ended after %d round%s%s, %.1f minutes: %s", rounds, "" if rounds == 1 else "s",
+                 " of this attempt, which continued an earlier one" if self.continued else "", minutes,
                  "; ".join(f"{reason}: {', '.join(labels)}" for reason, labels in reasons.items()))
 
 

@@ -196,7 +196,9 @@ def test_seeds_per_round_adds_that_many_seeds_to_each_open_comparison_and_the_be
     assert seeds["a"] == seeds["b"] and len(seeds["b"]) % 2 == 1  # 3, then two a round
 
 
-def test_a_sweep_cut_off_in_the_middle_of_a_round_continues_to_the_same_end(tmp_path):
+def test_a_sweep_cut_off_in_the_middle_of_a_round_continues_to_the_same_end(tmp_path, caplog):
+    import logging
+
     whole = tmp_path / "whole"
     SeedRounds(FakeLauncher(whole), whole, auto_sweep(whole), ROUNDS).run()
     cut = tmp_path / "cut"
@@ -206,8 +208,12 @@ def test_a_sweep_cut_off_in_the_middle_of_a_round_continues_to_the_same_end(tmp_
     (interrupted,) = [r for s in read_sweep(cut).settings for r in s.runs if r.status == "interrupted"]
     assert interrupted.seed == 5 and len(read_sweep(cut).runs) == 9 + 2 + 1
     again = FakeLauncher(cut)
-    SeedRounds(again, cut, jobs, ROUNDS).run()
+    with caplog.at_level(logging.INFO, logger="mlpbench"):
+        SeedRounds(again, cut, jobs, ROUNDS).run()
     assert interrupted.name.split(",") in again.batches[0]  # continued in the first round
+    # Its rounds are this attempt's (not the sweep's: fewer than the whole one's), said as such.
+    assert "round(s) of this attempt" not in caplog.text and " of this attempt, which continued an earlier one" in \
+        caplog.text
     assert seeds_of(cut) == seeds_of(whole)
 
 
