@@ -365,3 +365,9 @@ def test_one_setting_over_seed_auto_ends_saying_there_is_nothing_to_compare(tmp_
     end = next(r.getMessage() for r in caplog.records if "seed=auto: ended after" in r.getMessage())
     # Named as the setting it is, not by the sweep's folder (2026-12-08_01-03-46).
     assert end.endswith(": one setting, nothing to compare: the setting (n = 3)"), end
+
+
+def test_seed_autos_budget_given_to_a_sweep_of_given_seeds_is_said_to_do_nothing(tmp_path):
+    out = run_cli("-m", "seed=1", "sweep.max_seeds=5", "data.limit=100", "trainer.max_epochs=1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "sweep.max_seeds=5: seed=auto's budget, read with seed=auto alone" in out.stdout + out.stderr

@@ -4,6 +4,7 @@ and with `seed=auto` seeds in rounds until every comparison with the best is dec
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -35,6 +36,11 @@ class GridSweeper(Sweeper):
         jobs = _auto_seeds_alone(jobs)
         try:
             if not jobs or f"seed={AUTO_SEED}" not in jobs[0]:
+                unread = [o for o in jobs[0] if o.lstrip("+").startswith("sweep.")] if jobs else []
+                if unread:  # else silently without effect: the seeds are the ones given
+                    logging.getLogger("mlpbench").warning(
+                        "%s: seed=auto's budget, read with seed=auto alone; this sweep trains the seeds it gives",
+                        " ".join(unread))
                 from mlpbench.schema import BASIC_LAUNCHER
                 from mlpbench.sweep import ProgressLauncher
 
