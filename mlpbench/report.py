@@ -1099,6 +1099,12 @@ def plot_against(sweeps: list[Sweep], key: str, path: Path) -> Path:
               "gap": (f"train {score} - val {score}", f"overfitting: train-val gap against {short}"),
               "first_grad_norm": ("first layer gradient norm",
                                   f"first layer's gradient against {short}\n(tiny: the layer barely learns)")}
+    # Settings with no result (every run diverged or failed) have no point: said, not left out unseen.
+    pointless = [f"{short}={float(s.values[key]):g}" + (f" ({_status(s)})" if s.runs else "") for sweep in sweeps
+                 for s in sweep.settings if key in s.values and not s.summary(sweep.objective).n]
+    if pointless:
+        titles["accuracy"] = (titles["accuracy"][0], f"{titles['accuracy'][1]}\nno point, no run ended ok: "
+                                                     f"{', '.join(pointless)}")
     for ax, panel in zip(axes, panels):
         ylabel, title = titles[panel]
         ax.set_xlabel(key)

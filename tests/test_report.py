@@ -142,6 +142,17 @@ def test_a_per_setting_figure_of_accuracies_keeps_its_axis_within_0_and_1(tmp_pa
     assert all(0 <= t <= 1 for t in ax.get_xticks()) and len(ax.get_xticks()) >= 3
 
 
+def test_a_figure_against_a_key_says_which_settings_have_no_point(tmp_path, drawn):
+    """optim.lr=0.01,0.1,1e12: the last diverged on every seed; its absence from against_lr.png is said."""
+    sweep = tmp_path / "sweep"
+    for lr, status in (("0.01", "ok"), ("0.1", "ok"), ("1e12", "diverged")):
+        for seed in (1, 2):
+            fake_run(sweep, [f"optim.lr={lr}", f"seed={seed}"], [0.5, 0.8 + seed / 100], status=status)
+    report.build([sweep])
+    title = drawn["against_lr.png"].axes[0].get_title()
+    assert title.endswith("no point, no run ended ok: lr=1e+12 (2 diverged)"), title  # as its ticks write it
+
+
 def test_summary_csv_and_load_name_a_setting_undecided_as_the_table_does(tmp_path, capsys):
     # 6 settings, 15 pairs: "c" is behind the best on every seed (p 0.012 alone), not after Holm.
     best = {1: 0.90, 2: 0.92, 3: 0.91}
