@@ -19,8 +19,10 @@ from mlpbench.schema import ConfigError, targets, trusted
 
 def quiet_lightning() -> None:
     # Lightning announces every accelerator it did not find; keep its warnings, drop that.
+    # And "[rank: 0] Received SIGTERM: 15" from each worker a stopped sweep ends: its runs say
+    # that they were interrupted, and the sweep what to do.
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
-                 "lightning.pytorch.accelerators.cuda"):
+                 "lightning.pytorch.accelerators.cuda", "lightning.pytorch.trainer.connectors.signal_connector"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # Lightning 2.6 calls a torch 2.13 pytree API that warns on every run; not ours to fix.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
