@@ -399,7 +399,12 @@ UNIT_RULES = ("mean", "geomean")
 
 def _check(errors: list[str], ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
-        errors.append(f"{key}={value}: {allowed}")
+        errors.append(f"{key}={_as_written(value)}: {allowed}")
+
+
+def _as_written(value: Any) -> Any:
+    """A value as the command line writes it: null, true, false (not Python's None, True, False)."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else value
 
 
 def resolved(cfg: DictConfig) -> DictConfig:

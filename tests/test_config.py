@@ -133,3 +133,10 @@ def test_run_folders_leave_out_exactly_the_keys_that_are_no_setting():
     config = OmegaConf.load(REPO / "conf" / "config.yaml")
     excluded = set(config.hydra.job.config.override_dirname.exclude_keys)
     assert excluded == NOT_A_SETTING | {f"sweep.{f.name}" for f in dataclasses.fields(SweepConfig)}
+
+
+def test_a_refused_value_is_written_as_the_command_line_writes_it():
+    from mlpbench.schema import ConfigError, checked
+
+    with pytest.raises(ConfigError, match=r"seed=null: must be an integer"):
+        checked(make_config("seed=null"))

@@ -185,7 +185,7 @@ def test_broken_search_folders_and_report_outputs_are_named(tmp_path, capsys):
     (["~model"], "~model: model cannot be deleted"),
     (["~seed"], "~seed: seed cannot be deleted"),
     (["optim.eps=0"], "optim.eps=0.0: must be > 0"),
-    (["optim=sgd", "optim.nesterov=true"], "optim.nesterov=True: needs optim.momentum > 0"),
+    (["optim=sgd", "optim.nesterov=true"], "optim.nesterov=true: needs optim.momentum > 0"),
     (["trainer.strategy=ddp_spawn"], "trainer.strategy=ddp_spawn: must be auto or ddp"),
     (["model.depth=1000000000000", "model.units=1"], "model.depth=1000000000000: must be an integer in [0, 1000]"),
     (["model.units=[64,32]", "model.depth=1"], "has 2 entries but model.depth=1"),

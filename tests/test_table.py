@@ -727,7 +727,7 @@ def test_the_cli_refuses_a_bad_table_with_exit_2_and_trains_nothing(tmp_path):
                    cwd=tmp_path)
     assert proc.returncode == 2 and "has one class only" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "result.json").exists()
-    with pytest.raises(ConfigError, match="data.path=None: is required with data=table"):
+    with pytest.raises(ConfigError, match="data.path=null: is required with data=table"):
         checked(compose_config(["data=table", "data.target=label"]))
 
 
@@ -891,7 +891,7 @@ def test_the_table_depth_preset_sweeps_depth_over_seeds_until_decided_on_your_fi
     assert dict(cfg.hydra.sweeper.params) == {"model.depth": "1,2,3,4", "seed": "auto"}
     assert cfg.data.source == "table" and str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     checked(cfg)
-    with pytest.raises(ConfigError, match="data.path=None: is required with data=table"):
+    with pytest.raises(ConfigError, match="data.path=null: is required with data=table"):
         checked(compose_config(["experiment=table_depth"]))
 
 
