@@ -101,6 +101,8 @@ def test_a_sweep_killed_mid_run_resumes_with_every_run_once_and_a_continuous_his
     assert "already ok" in output and "continuing after epoch" in output
     rows = run_rows(sweep)
     assert sorted(r["model.depth"] for r in rows) == ["1", "2", "3"] and {r["status"] for r in rows} == {"ok"}
+    again = run_cli(*grid, "resume=true", cwd=tmp_path)  # nothing left: said so (not "0 stacked model(s)")
+    assert again.returncode == 0 and "Launching 3 jobs: none to train" in again.stdout + again.stderr
 
     result = json.loads(next(sweep.glob("*model.depth=2*/result.json")).read_text())
     (resume_point,) = result["resumed"]

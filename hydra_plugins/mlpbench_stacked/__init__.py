@@ -130,8 +130,11 @@ class StackedLauncher(Launcher):
             signal.signal(signal.SIGTERM, previous)
             stacks = sum(len(g) > 1 for g in groups)
             where = f"in {workers} processes of one thread each" if pools else "in this process"
-            log.info("Launching %d jobs: %d stacked model(s) and %d run(s) on their own, %s", len(job_overrides),
-                     stacks, len(groups) - stacks, where)
+            if groups:
+                log.info("Launching %d jobs: %d stacked model(s) and %d run(s) on their own, %s", len(job_overrides),
+                         stacks, len(groups) - stacks, where)
+            else:  # every run finished already (resume=true), or refused before training
+                log.info("Launching %d jobs: none to train", len(job_overrides))
             progress = Progress(sum(len(g) for g in groups))
             if pools:
                 self._train_in_workers(groups, workers, progress)
