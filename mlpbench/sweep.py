@@ -427,6 +427,29 @@ def record_lost_runs(sweep: Path, message: str, run_dirs: Optional[Iterable[Path
     return lost
 
 
+def record_unstarted_runs(jobs: Iterable[Any], message: str) -> list[str]:
+    """Runs of a group whose worker process died before they wrote a record (killed, or out of
+    memory, as the group reached it: loading its rows, building its stack): recorded as failed
+    the same way (WorkerDied: resume=true trains them), not left without a word, and without a
+    row in the report. `jobs`: mlpbench.run.Job's. Returns their names."""
+    from mlpbench.results import RunRecord
+
+    lost = []
+    for job in jobs:
+        if read_result(job.run_dir) is not None:  # started (record_lost_runs), or an earlier attempt's
+            continue
+        try:
+            config = OmegaConf.to_container(job.cfg, resolve=True, enum_to_str=True)
+        except Exception:
+            config = OmegaConf.to_container(job.cfg, resolve=False, enum_to_str=True)
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        record = RunRecord(job.run_dir, list(job.overrides), config)
+        record.update(status=Status.failed, error={"type": WORKER_DIED, "message": message})
+        record.save()
+        lost.append(job.run_dir.name)
+    return lost
+
+
 def clear_run(run_dir: Path) -> None:
     """Remove what an earlier attempt wrote, keeping its log (run_log) and Hydra's config."""
     for path in run_dir.iterdir():

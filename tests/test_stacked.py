@@ -179,6 +179,62 @@ def test_a_worker_killed_fails_its_own_stacks_runs_and_the_other_worker_trains_o
     assert [row["status"] for row in run_rows(sweep)] == ["ok"] * 4
 
 
+def test_a_worker_that_dies_before_its_groups_runs_begin_records_them_as_failed(tmp_path):
+    """A worker killed as its group reaches it (the OOM killer while the group loads its rows),
+    before any of its runs wrote a record: those runs fail (WorkerDied), named, as a group's
+    whose runs had begun; they were left without a record, "Recorded as failed: none", and the
+    report went on without them unsaid. The other worker's group trains."""
+    script = tmp_path / "dies.py"
+    script.write_text(textwrap.dedent(f"""
+        import json
+        import os
+        from pathlib import Path
+        from types import SimpleNamespace
+        from omegaconf import OmegaConf
+        import hydra_plugins.mlpbench_stacked as stacked
+
+        def train(jobs, *rest):
+            if jobs[0].cfg.model.depth == 2:
+                os._exit(9)  # before the group's runs wrote anything
+            for job in jobs:
+                (job.run_dir / "result.json").write_text(json.dumps({{"status": "ok", "overrides": job.overrides}}))
+
+        if __name__ == "__main__":
+            sweep = Path({str(tmp_path / "sweep")!r})
+            launcher = stacked.StackedLauncher()
+            launcher.config = OmegaConf.create({{"hydra": {{"sweep": {{"dir": str(sweep)}}}}}})
+            launcher._stack_args = lambda group: ([ret.return_value for ret in group],)
+            stacked.train_stack = train
+            groups = []
+            for depth in (1, 2):
+                group = []
+                for seed in (1, 2):
+                    run_dir = sweep / f"model.depth={{depth}},seed={{seed}}"
+                    run_dir.mkdir(parents=True)
+                    cfg = OmegaConf.create({{"model": {{"depth": depth}}, "seed": seed,
+                                             "trainer": {{"enable_progress_bar": None}}}})
+                    job = SimpleNamespace(cfg=cfg, run_dir=run_dir, threads=None,
+                                          overrides=[f"model.depth={{depth}}", f"seed={{seed}}"])
+                    group.append(SimpleNamespace(return_value=job))
+                groups.append(group)
+            launcher._kept_pools(2)
+            launcher._train_in_workers(groups, 2, SimpleNamespace(done=lambda group: None))
+            launcher.close()
+            for run_dir in sorted(sweep.iterdir()):
+                result = json.loads((run_dir / "result.json").read_text())
+                print(run_dir.name, result["status"], (result.get("error") or {{}}).get("type"), result["overrides"])
+    """))
+    proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "model.depth=1,seed=1 ok None ['model.depth=1', 'seed=1']",
+        "model.depth=1,seed=2 ok None ['model.depth=1', 'seed=2']",
+        "model.depth=2,seed=1 failed WorkerDied ['model.depth=2', 'seed=1']",
+        "model.depth=2,seed=2 failed WorkerDied ['model.depth=2', 'seed=2']"], proc.stdout
+    assert "Recorded as failed: model.depth=2,seed=1, model.depth=2,seed=2." in proc.stderr, proc.stderr
+
+
 def test_runs_that_cannot_share_a_model_train_alone(tmp_path):
     # Seeds of one setting, which would stack but for the callback; one process
     # (hydra.launcher.workers=1): no worker processes to start for runs this small.

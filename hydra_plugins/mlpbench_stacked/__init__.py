@@ -241,7 +241,7 @@ class StackedLauncher(Launcher):
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        from mlpbench.sweep import record_lost_runs
+        from mlpbench.sweep import record_lost_runs, record_unstarted_runs
 
         for group in groups:
             for ret in group:
@@ -286,10 +286,12 @@ class StackedLauncher(Launcher):
                         if interrupted:  # a worker ended by the SIGTERM sent to stop, as it started
                             unstarted += len(group)
                             continue
-                        reason = " ".join(str(e).split())[:300]
-                        lost = record_lost_runs(Path(str(self.config.hydra.sweep.dir)),
-                                                f"its worker process died: {reason}",
+                        reason = f"its worker process died: {' '.join(str(e).split())[:300]}"
+                        lost = record_lost_runs(Path(str(self.config.hydra.sweep.dir)), reason,
                                                 [ret.return_value.run_dir for ret in group])
+                        # Those that had not begun (their worker died as the group reached it)
+                        # failed with it too: else they were left out of the report unsaid.
+                        lost += record_unstarted_runs([ret.return_value for ret in group], reason)
                         log.error("A worker process died (killed, or out of memory?). Recorded as failed: %s. "
                                   "Rerun the same command with resume=true to run them again (from their last "
                                   "epoch's checkpoints); the other runs go on.", ", ".join(lost) or "none")
