@@ -1167,7 +1167,7 @@ def plot_objective(sweeps: list[Sweep], path: Path) -> Optional[Path]:
     # Room for the notes on the right; on the left no value the objective cannot take (an
     # accuracy's axis from -0.086 where an interval reached 0), nor ticks past it on the right.
     ax.set_xlim(max(low - 0.3 * pad, lowest), high + 1.2 * pad)
-    ax.set_xticks([t for t in ax.get_xticks() if lowest <= t <= highest and ax.get_xlim()[0] <= t])
+    ax.set_xticks([t for t in ax.get_xticks() if lowest <= t <= highest and ax.get_xlim()[0] <= t <= ax.get_xlim()[1]])
     ax.set_ylim(-0.7, len(labels) - 0.3)
     start = ax.get_xlim()[0]
     ax.set_xlabel(objective if start == 0 else f"{objective} (the axis starts at {start:.3f}, not 0)")

@@ -158,7 +158,9 @@ def _effect(best: dict, other: dict, resolution: float = 0.0) -> tuple[float, fl
 def negligible(best: dict, other: dict, min_difference: float, alpha: float = 0.05, resolution: float = 0.0) -> bool:
     """Whether the data show the difference smaller than `min_difference` (report.min_difference):
     its two-sided 1 - alpha t interval (paired over the seeds both ran, else Welch's with the
-    smaller side's degrees of freedom) within +-min_difference, two one-sided tests (TOST). A
+    smaller side's degrees of freedom) within +-min_difference: two one-sided tests, each at
+    alpha / 2 (a textbook TOST at alpha takes the 1 - 2 alpha interval). Checked each round by
+    seed=auto, a fixed test: not anytime-valid as its e-values are. A
     point estimate below it says no such thing: 0.037 at 3 seeds, its interval up to 0.051, is no
     difference under 0.05; a seed=auto sweep stopped adding seeds on it."""
     a, b = _by_seed(best), _by_seed(other)

@@ -157,7 +157,7 @@ def test_a_sweep_under_a_tmpdir_too_long_for_the_workers_socket_trains_in_its_ow
 def test_a_worker_killed_fails_its_own_stacks_runs_and_the_other_worker_trains_on(tmp_path, monkeypatch, request):
     # Two stacks in two workers; one worker killed (the OOM killer): its stack's runs fail
     # (WorkerDied), the other stack trains to its end (one pool of both workers ended both).
-    grid = ["-m", "seed=1,2", "model.depth=1,2", "data.limit=400", "trainer.max_epochs=40", "hydra.launcher.workers=2"]
+    grid = ["-m", "seed=1,2", "model.depth=1,2", "data.limit=400", "trainer.max_epochs=400", "hydra.launcher.workers=2"]
     scratch = Path(tempfile.mkdtemp(prefix="mp", dir="/tmp"))  # a short socket path (see the kill -9 test)
     monkeypatch.setenv("TMPDIR", str(scratch))
     request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
@@ -173,7 +173,7 @@ def test_a_worker_killed_fails_its_own_stacks_runs_and_the_other_worker_trains_o
                 for depth in (1, 2)}
     assert sorted(by_depth.values()) == [["failed", "failed"], ["ok", "ok"]], by_depth
     assert {r["error"]["type"] for r in results.values() if r["status"] == "failed"} == {"WorkerDied"}
-    assert all(len(r["history"]["val_loss"]) == 40 for r in results.values() if r["status"] == "ok")
+    assert all(len(r["history"]["val_loss"]) == 400 for r in results.values() if r["status"] == "ok")
     resumed = run_cli(*grid, "resume=true", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert [row["status"] for row in run_rows(sweep)] == ["ok"] * 4

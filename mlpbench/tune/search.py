@@ -418,7 +418,7 @@ class Search:
             write_report(self.sweep_dir, self.config, quiet=True)
             self._say_interrupted(f"; trial(s) {', '.join(map(str, again))} will be tried again" if again else "")
             raise SystemExit(e.code if isinstance(e, SystemExit) else 130) from None
-        except Exception as e:  # a launcher's worker died: its pool stopped the batch's other trials too
+        except Exception as e:  # a launcher's worker died (joblib's pool stops the batch's other trials too)
             log.error("Trials %s: the launcher failed: %s: %s", [t.number for t in trials], type(e).__name__, e)
             for trial in trials:
                 self._settle(study, trial, "a launcher failure", attempts=MAX_ATTEMPTS)
