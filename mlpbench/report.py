@@ -39,8 +39,8 @@ from mlpbench.files import (figure, format_cell, legend_beside, locked_elsewhere
 from mlpbench.results import (RESULT_FILE, ROUNDS_FILE, SWEEP_LOCK, Status, files_read, flat_keys,
                               load_results, lower_is_better, natural_key, read_result, read_sweep_config, resolution,
                               score_in)
-from mlpbench.schema import (AUTO_SEED, BASIC_SWEEPER, GRID_SWEEPER, ConfigError, Metric, SweepConfig, safe_name,
-                             trusted)
+from mlpbench.schema import (AUTO_SEED, BASIC_SWEEPER, GRID_SWEEPER, ConfigError, Metric, SweepConfig, as_written_value,
+                             safe_name, trusted)
 from mlpbench.stats import MAX_SEEDS, Summary, Verdict, headline, p_cell, sequential_verdicts, summarize, verdicts
 
 REPEAT_KEY = "seed"  # runs that differ only in it are repeats of one setting
@@ -398,11 +398,7 @@ TEST_VALIDATED_NOTE = ("test_{score} left out: these runs validated on the test 
 
 
 def _shown_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value).replace("'", "")
+    return str(as_written_value(value)).replace("'", "")
 
 
 def preset_settings(name: Any, depth: int = 0) -> dict[str, str]:

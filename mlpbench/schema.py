@@ -399,10 +399,10 @@ UNIT_RULES = ("mean", "geomean")
 
 def _check(errors: list[str], ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
-        errors.append(f"{key}={_as_written(value)}: {allowed}")
+        errors.append(f"{key}={as_written_value(value)}: {allowed}")
 
 
-def _as_written(value: Any) -> Any:
+def as_written_value(value: Any) -> Any:
     """A value as the command line writes it: null, true, false (not Python's None, True, False)."""
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else value
 
